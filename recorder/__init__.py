@@ -1,0 +1,33 @@
+"""Record videos of reinforcement-learning environments in the background.
+
+The training loop hands frames over in microseconds; triggers, encoding (PyAV) and file
+writing happen on worker threads; nothing submitted is lost at shutdown.
+"""
+
+from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
+from recorder._recorder import Episode, Recorder
+from recorder._results import (
+    ClipDroppedError,
+    ClipHandle,
+    QueueFullError,
+    RecorderClosedError,
+    RecorderStats,
+    VideoInfo,
+)
+from recorder._schedule import capped_cubic_video_schedule
+
+__all__ = [
+    "ClipDroppedError",
+    "ClipHandle",
+    "Codec",
+    "Encoder",
+    "EncoderFactory",
+    "Episode",
+    "QueueFullError",
+    "Recorder",
+    "RecorderClosedError",
+    "RecorderStats",
+    "VideoInfo",
+    "VideoSpec",
+    "capped_cubic_video_schedule",
+]

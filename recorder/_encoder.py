@@ -1,0 +1,155 @@
+"""Video encoders: the PyAV one, and the interface a test can swap in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Protocol
+
+import av
+from av.video.reformatter import VideoReformatter
+
+from recorder._frames import FrameFormat, Image
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """How videos are encoded.
+
+    Args:
+        name: ``"h264"`` (mp4, default), ``"h265"`` (mp4), ``"vp9"`` (webm) or ``"gif"``.
+        crf: constant rate factor, lower is better quality (h264 default 23, h265 28, vp9 32);
+            ignored for gif.
+        preset: x264/x265 speed preset (``"ultrafast"`` ... ``"veryslow"``), default
+            ``"veryfast"``; for vp9 the ``cpu-used`` level (0-8, default 8).
+        threads: codec threads per video; 1 keeps one video on one core.
+        options: extra codec options passed to FFmpeg as they are.
+    """
+
+    name: str = "h264"
+    crf: int | None = None
+    preset: str | None = None
+    threads: int = 1
+    options: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in _CODECS:
+            raise ValueError(f"codec must be one of {sorted(_CODECS)}, got {self.name!r}")
+        if self.crf is not None and not (0 <= self.crf <= 63):
+            raise ValueError(f"crf must lie in 0..63, got {self.crf}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: FFmpeg decides), got {self.threads}")
+
+    @property
+    def extension(self) -> str:
+        """File extension of the videos, with the dot."""
+        return _CODECS[self.name][1]
+
+    def ffmpeg_settings(self) -> tuple[str, str, str, dict[str, str]]:
+        """(FFmpeg encoder, container format, pixel format, encoder options)."""
+        encoder, _ext, container, pix_fmt, crf, preset = _CODECS[self.name]
+        opts: dict[str, str] = {}
+        if self.name in ("h264", "h265"):
+            opts = {"crf": str(self.crf if self.crf is not None else crf)}
+            opts["preset"] = self.preset or preset
+            if self.name == "h265":
+                opts["x265-params"] = "log-level=error"
+        elif self.name == "vp9":
+            opts = {
+                "crf": str(self.crf if self.crf is not None else crf),
+                "b": "0",
+                "deadline": "realtime",
+                "cpu-used": self.preset or preset,
+                "row-mt": "0" if self.threads == 1 else "1",
+            }
+        opts.update(self.options)
+        return encoder, container, pix_fmt, opts
+
+
+# name: (ffmpeg encoder, extension, container, pixel format, default crf, default preset)
+_CODECS: dict[str, tuple[str, str, str, str, int, str]] = {
+    "h264": ("libx264", ".mp4", "mp4", "yuv420p", 23, "veryfast"),
+    "h265": ("libx265", ".mp4", "mp4", "yuv420p", 28, "veryfast"),
+    "vp9": ("libvpx-vp9", ".webm", "webm", "yuv420p", 32, "8"),
+    "gif": ("gif", ".gif", "gif", "rgb8", 0, ""),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSpec:
+    """What an encoder is asked to write: one video, at a temporary path."""
+
+    path: str
+    fps: float
+    codec: Codec
+    frame_format: FrameFormat
+
+
+class Encoder(Protocol):
+    """One video being written. Calls come from one worker thread at a time, in frame order."""
+
+    def write(self, image: Image) -> None:
+        """Encode one frame (a buffer of ``spec.frame_format.shape``; do not keep it)."""
+
+    def close(self) -> None:
+        """Finish the file: flush the encoder and write the container trailer."""
+
+    def abort(self) -> None:
+        """Release everything without finishing the file (it is deleted afterwards)."""
+
+
+class EncoderFactory(Protocol):
+    """Makes the encoder of one video; an injection point for tests."""
+
+    def __call__(self, spec: VideoSpec) -> Encoder: ...
+
+
+class PyAVEncoder:
+    """Encodes with PyAV: zero-copy frame wrap, one persistent reformatter, libx264 by default."""
+
+    def __init__(self, spec: VideoSpec) -> None:
+        encoder, container_format, pix_fmt, options = spec.codec.ffmpeg_settings()
+        fmt = spec.frame_format
+        height, width = fmt.shape[0], fmt.shape[1]
+        container_options = {"movflags": "+faststart"} if container_format == "mp4" else {}
+        self._container: Any = av.open(
+            spec.path, "w", format=container_format, options=container_options
+        )
+        try:
+            rate = Fraction(spec.fps).limit_denominator(1001)
+            stream: Any = self._container.add_stream(encoder, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            # Before the codec opens: PyAV's default is sliced threading with an auto count.
+            stream.codec_context.thread_count = spec.codec.threads
+            stream.codec_context.time_base = 1 / rate
+            stream.options = options
+        except BaseException:
+            self._container.close()
+            raise
+        self._stream = stream
+        self._reformatter = VideoReformatter()
+        self._src_format = fmt.pix_fmt
+        self._pix_fmt = pix_fmt
+        self._width, self._height = width, height
+        self._pts = 0
+
+    def write(self, image: Image) -> None:
+        """Encode one frame."""
+        frame = av.VideoFrame.from_numpy_buffer(image, format=self._src_format)
+        out = self._reformatter.reformat(
+            frame, format=self._pix_fmt, width=self._width, height=self._height
+        )
+        out.pts = self._pts
+        self._pts += 1
+        self._container.mux(self._stream.encode(out))
+
+    def close(self) -> None:
+        """Flush the encoder and write the trailer (moov atom)."""
+        try:
+            self._container.mux(self._stream.encode(None))
+        finally:
+            self._container.close()
+
+    def abort(self) -> None:
+        """Close the container without flushing the encoder."""
+        self._container.close()

@@ -1,0 +1,97 @@
+"""Frame validation on the caller's thread, so that bad input fails at the call that gave it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Image = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFormat:
+    """The geometry of the frames of one stream, before and after padding to even sizes."""
+
+    height: int
+    width: int
+    gray: bool
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the (padded) buffer that holds one frame for the encoder."""
+        h, w = self.height + self.height % 2, self.width + self.width % 2
+        return (h, w) if self.gray else (h, w, 3)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one padded frame buffer."""
+        return int(np.prod(self.shape))
+
+    @property
+    def pix_fmt(self) -> str:
+        """PyAV pixel format of the buffer."""
+        return "gray" if self.gray else "rgb24"
+
+
+def as_image(frame: Any) -> Image:
+    """Return *frame* as a uint8 HxW (gray) or HxWx3 (RGB) view, without copying when possible.
+
+    Accepts uint8 HxW, HxWx1, HxWx3 and HxWx4 (alpha dropped) arrays, non-contiguous ones,
+    anything with ``__array__`` (a CPU torch tensor) and nested lists of ints in 0..255.
+
+    Raises:
+        TypeError: not array-like, or a dtype other than uint8.
+        ValueError: wrong number of dimensions or channels, or an empty image.
+    """
+    if isinstance(frame, np.ndarray):
+        arr: np.ndarray[Any, Any] = frame
+    else:
+        if frame is None or isinstance(frame, str | bytes | dict):
+            raise TypeError(f"a frame must be an array, got {type(frame).__name__}")
+        try:
+            arr = np.asarray(frame)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"a frame must be an array, got {type(frame).__name__}: {e}") from e
+        # Nested lists carry no dtype of their own: ints that fit are pixel values.
+        if not hasattr(frame, "dtype") and arr.dtype.kind in "iu" and arr.size:
+            if arr.min() < 0 or arr.max() > 255:
+                raise ValueError("frame values must lie in 0..255")
+            arr = arr.astype(np.uint8)
+    if arr.dtype != np.uint8:
+        raise TypeError(
+            f"frames must have dtype uint8, got {arr.dtype}"
+            + (" (scale floats with (x * 255).astype(np.uint8))" if arr.dtype.kind == "f" else "")
+        )
+    if arr.ndim == 3:
+        channels = arr.shape[2]
+        if channels == 1:
+            arr = arr[:, :, 0]
+        elif channels == 4:
+            arr = arr[:, :, :3]
+        elif channels != 3:
+            raise ValueError(
+                f"frames must have 1, 3 or 4 channels (gray, RGB, RGBA), got shape {arr.shape}"
+            )
+    elif arr.ndim != 2:
+        raise ValueError(f"frames must be HxW, HxWx1, HxWx3 or HxWx4 arrays, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"frames must not be empty, got shape {arr.shape}")
+    return arr
+
+
+def format_of(image: Image) -> FrameFormat:
+    """The :class:`FrameFormat` of an image returned by :func:`as_image`."""
+    return FrameFormat(int(image.shape[0]), int(image.shape[1]), image.ndim == 2)
+
+
+def copy_into(dst: Image, src: Image) -> None:
+    """Copy *src* into the (possibly one row/column larger) buffer *dst*, repeating the edge."""
+    h, w = src.shape[0], src.shape[1]
+    dst[:h, :w] = src
+    if dst.shape[1] > w:
+        dst[:h, w] = src[:, w - 1]
+    if dst.shape[0] > h:
+        dst[h] = dst[h - 1]

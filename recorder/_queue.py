@@ -1,0 +1,481 @@
+"""The bounded queue between the training thread and the encoder threads.
+
+One lock and three named conditions, the way CPython's ``queue.Queue`` does it. Frames wait per
+clip (one video is encoded by one worker at a time, in order); clips with work wait in a FIFO
+ready list that workers take from round-robin, so more live clips than workers cannot starve
+one another. Every frame byte counts against one budget, shared by the clips that want the frame.
+
+Invariants, all under ``_lock``:
+
+* ``queued_bytes`` is the size of the distinct frames referenced from any ``clip.items`` or
+  taken by a worker and not yet released; it never exceeds ``max_bytes``, except by a single
+  frame admitted into an empty queue (a frame larger than the whole budget).
+* ``pooled_bytes`` is the size of the recycled buffers in ``_pool``, and
+  ``queued_bytes + pooled_bytes <= max(max_bytes, queued_bytes)``: memory for frames, whether
+  waiting or kept for reuse, stays within the budget.
+* A clip is in ``_ready`` iff ``clip.ready``; a ready clip is owned by no worker; only the
+  owning worker touches a clip's encoder.
+* ``clip.enqueued - clip.processed`` work units are still to be done for a live clip.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from recorder._frames import FrameFormat, Image, copy_into
+from recorder._results import (
+    ClipHandle,
+    ClipKind,
+    QueueFullError,
+    RecorderClosedError,
+    RecorderStats,
+)
+
+if TYPE_CHECKING:
+    from recorder._encoder import Encoder
+
+OnFull = Literal["drop", "block", "raise"]
+
+#: frames a worker encodes from one clip before it lets a waiting clip have its turn.
+QUANTUM = 8
+
+
+class Item:
+    """One copied frame, shared by every clip that wants it."""
+
+    __slots__ = ("buffer", "nbytes", "refs")
+
+    def __init__(self, buffer: Image, nbytes: int) -> None:
+        self.buffer = buffer
+        self.nbytes = nbytes
+        self.refs = 0
+
+
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+END = _Marker("END")  #: in ``clip.items``: the clip is complete, finish the file.
+DROP = _Marker("DROP")  #: handed to a worker for a dropped clip: discard the file.
+Work = Item | _Marker
+
+
+@dataclass(eq=False)
+class Clip:
+    """One video on its way to disk. Fields below ``handle`` belong to the queue's lock."""
+
+    name: str
+    path: Path
+    kind: ClipKind
+    index: int | None
+    fps: float
+    handle: ClipHandle
+    limit: float  # frames this clip takes at most (video_length or inf)
+    items: collections.deque[Work] = field(default_factory=collections.deque)
+    frames: int = 0  # frames enqueued
+    enqueued: int = 0  # work units enqueued (frames and END)
+    processed: int = 0
+    ended: bool = False
+    drop_reason: str | None = None
+    failed: bool = False
+    owned: bool = False
+    ready: bool = False
+    finished: bool = False
+    burst: int = 0
+    # The owning worker's state:
+    frame_format: FrameFormat | None = None
+    encoder: Encoder | None = None
+    tmp_path: str | None = None
+    written: int = 0
+    encode_seconds: float = 0.0
+
+    @property
+    def accepting(self) -> bool:
+        """Whether frames may still be appended."""
+        return not (self.ended or self.drop_reason is not None or self.failed)
+
+    @property
+    def full(self) -> bool:
+        """Whether the clip has reached its video_length."""
+        return self.frames >= self.limit
+
+
+class ClipQueue:
+    """Per-clip frame queues under one byte budget, and the counters of :class:`RecorderStats`."""
+
+    def __init__(
+        self, max_bytes: int, on_full: OnFull, on_drop: Callable[[Clip, str], None]
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.on_full: OnFull = on_full
+        self._on_drop = on_drop
+        self._lock = threading.Lock()
+        # Producers waiting for budget (on_full="block").
+        self._not_full = threading.Condition(self._lock)
+        # Workers waiting for a ready clip.
+        self._work = threading.Condition(self._lock)
+        # flush()/close() waiting for clips to progress.
+        self._progress = threading.Condition(self._lock)
+        self._ready: collections.deque[Clip] = collections.deque()
+        self._live: set[Clip] = set()
+        self._pool: dict[tuple[int, ...], list[Image]] = {}
+        self._pool_cap = max_bytes // 4
+        self._closed = False  # no new clips or frames
+        self._stopping = False  # workers exit once nothing is ready
+        self.broken: BaseException | None = None  # set when no worker is left alive
+        # Counters.
+        self.queued_bytes = 0
+        self.peak_queued_bytes = 0
+        self.queued_frames = 0
+        self.pooled_bytes = 0
+        self.frames_submitted = 0
+        self.frames_encoded = 0
+        self.frames_dropped = 0
+        self.videos_started = 0
+        self.videos_saved = 0
+        self.videos_dropped = 0
+        self.videos_failed = 0
+        self.bytes_written = 0
+        self.encode_seconds = 0.0
+        self.errors: list[BaseException] = []
+        self.unreported: list[BaseException] = []
+
+    # -- producer side -------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise RecorderClosedError("this Recorder is closed")
+        if self.broken is not None:
+            raise RuntimeError("the Recorder's worker threads died") from self.broken
+
+    def open_clip(self, clip: Clip) -> None:
+        """Register a new clip (it gets frames through :meth:`admit`)."""
+        with self._lock:
+            self._check_usable()
+            self._live.add(clip)
+            self.videos_started += 1
+
+    def admit(self, image: Image, fmt: FrameFormat, clips: Iterable[Clip]) -> None:
+        """Copy *image* once into the queue for every accepting clip in *clips*.
+
+        Applies the on_full policy when the budget is exhausted. Ends clips that reach their
+        length.
+        """
+        with self._lock:
+            self._check_usable()
+            targets = [c for c in clips if c.accepting]
+            if not targets:
+                return
+            buffer = self._reserve(fmt, targets)
+            if buffer is None:
+                return
+        try:
+            copy_into(buffer, image)
+        except BaseException:
+            with self._lock:
+                self._release_buffer(buffer, fmt.nbytes)
+                self._not_full.notify_all()
+            raise
+        with self._lock:
+            item = Item(buffer, fmt.nbytes)
+            for clip in targets:
+                if not clip.accepting:  # dropped by another thread while we copied
+                    continue
+                if clip.frame_format is None:
+                    clip.frame_format = fmt
+                clip.items.append(item)
+                item.refs += 1
+                clip.frames += 1
+                clip.enqueued += 1
+                if clip.full:
+                    clip.ended = True
+                    clip.items.append(END)
+                    clip.enqueued += 1
+                self._schedule(clip)
+            if item.refs:
+                self.frames_submitted += 1
+                self.queued_frames += 1
+            else:
+                self._release_buffer(buffer, fmt.nbytes)
+
+    def _reserve(self, fmt: FrameFormat, targets: list[Clip]) -> Image | None:
+        """Charge one frame to the budget and return a buffer for it, or apply on_full."""
+        nbytes = fmt.nbytes
+        while True:
+            shelf = self._pool.get(fmt.shape)
+            if shelf:
+                self.pooled_bytes -= nbytes
+                self._charge(nbytes)
+                return shelf.pop()
+            while self._pool and self.queued_bytes + self.pooled_bytes + nbytes > self.max_bytes:
+                self._evict_one()
+            if self.queued_bytes + nbytes <= self.max_bytes or self.queued_bytes == 0:
+                self._charge(nbytes)
+                return np.empty(fmt.shape, np.uint8)
+            if self.on_full == "block":
+                self._not_full.wait()
+                self._check_usable()
+                targets[:] = [c for c in targets if c.accepting]
+                if not targets:
+                    return None
+                continue
+            reason = (
+                f"max_queue_bytes={self.max_bytes} full "
+                f"({self.queued_bytes} bytes waiting, frame of {nbytes})"
+            )
+            for clip in targets:
+                self._drop(clip, reason)
+                self.frames_dropped += 1  # the frame that did not fit
+            if self.on_full == "raise":
+                names = ", ".join(c.name for c in targets)
+                raise QueueFullError(f"{reason}; dropped {names}")
+            return None
+
+    def _charge(self, nbytes: int) -> None:
+        self.queued_bytes += nbytes
+        self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)
+
+    def _evict_one(self) -> None:
+        shape, shelf = next(iter(self._pool.items()))
+        buffer = shelf.pop()
+        if not shelf:
+            del self._pool[shape]
+        self.pooled_bytes -= buffer.nbytes
+
+    def _release_buffer(self, buffer: Image, nbytes: int) -> None:
+        self.queued_bytes -= nbytes
+        if self.pooled_bytes + nbytes <= self._pool_cap:
+            self._pool.setdefault(buffer.shape, []).append(buffer)
+            self.pooled_bytes += nbytes
+
+    def _unref(self, item: Item) -> None:
+        item.refs -= 1
+        if item.refs == 0:
+            self.queued_frames -= 1
+            self._release_buffer(item.buffer, item.nbytes)
+            self._not_full.notify_all()
+
+    def end(self, clip: Clip) -> None:
+        """No more frames for *clip*: once its frames are encoded, the file is finished."""
+        with self._lock:
+            if clip.accepting:
+                clip.ended = True
+                clip.items.append(END)
+                clip.enqueued += 1
+                self._schedule(clip)
+
+    def drop(self, clip: Clip, reason: str) -> None:
+        """Drop *clip* whole (its file is discarded)."""
+        with self._lock:
+            self._drop(clip, reason)
+
+    def _drop(self, clip: Clip, reason: str) -> None:
+        if clip.finished or clip.drop_reason is not None or clip.failed:
+            return
+        clip.drop_reason = reason
+        self._discard_items(clip)
+        self._schedule(clip)
+        self._on_drop(clip, reason)
+
+    def _discard_items(self, clip: Clip) -> None:
+        for work in clip.items:
+            if isinstance(work, Item):
+                self._unref(work)
+                self.frames_dropped += 1
+        clip.items.clear()
+
+    def _schedule(self, clip: Clip) -> None:
+        if not (clip.owned or clip.ready or clip.finished) and self._has_work(clip):
+            clip.ready = True
+            self._ready.append(clip)
+            self._work.notify()
+
+    # -- worker side ---------------------------------------------------------------------
+
+    def take(self, current: Clip | None, done: Work | None) -> tuple[Clip, Work] | None:
+        """Account for *done* (the unit the worker just finished on *current*) and get the next.
+
+        Returns ``None`` when the worker should exit.
+        """
+        with self._lock:
+            if current is not None:
+                if isinstance(done, Item):
+                    current.processed += 1
+                    current.written += 1
+                    self.frames_encoded += 1
+                    self._unref(done)
+                    self._progress.notify_all()
+                if self._has_work(current) and (current.burst < QUANTUM or not self._ready):
+                    current.burst += 1
+                    return current, self._pop(current)
+                current.owned = False
+                if self._has_work(current):
+                    self._schedule(current)
+            while not self._ready:
+                if self._stopping:
+                    return None
+                self._work.wait()
+            clip = self._ready.popleft()
+            clip.ready = False
+            clip.owned = True
+            clip.burst = 1
+            return clip, self._pop(clip)
+
+    @staticmethod
+    def _has_work(clip: Clip) -> bool:
+        return not clip.finished and (clip.drop_reason is not None or bool(clip.items))
+
+    @staticmethod
+    def _pop(clip: Clip) -> Work:
+        return DROP if clip.drop_reason is not None else clip.items.popleft()
+
+    def finish(
+        self,
+        clip: Clip,
+        outcome: Literal["saved", "dropped", "failed"],
+        *,
+        error: BaseException | None = None,
+        held: Item | None = None,
+        size: int = 0,
+    ) -> None:
+        """The owning worker is done with *clip*: count it (its handle is resolved next)."""
+        with self._lock:
+            if held is not None:
+                self._unref(held)
+                self.frames_dropped += 1
+            if outcome == "failed":
+                clip.failed = True
+                self._discard_items(clip)
+                assert error is not None
+                self.errors.append(error)
+                self.unreported.append(error)
+                self.videos_failed += 1
+                self.frames_dropped += clip.written
+            elif outcome == "dropped":
+                self.videos_dropped += 1
+                self.frames_dropped += clip.written
+            else:
+                clip.processed += 1  # the END unit
+                self.videos_saved += 1
+                self.bytes_written += size
+            self.encode_seconds += clip.encode_seconds
+
+    def report(self, error: BaseException) -> None:
+        """An error of background work that is not a video's own (an on_saved callback)."""
+        with self._lock:
+            self.errors.append(error)
+            self.unreported.append(error)
+
+    def retire(self, clip: Clip) -> None:
+        """After its handle is resolved: *clip* no longer counts as pending for flush()."""
+        with self._lock:
+            clip.finished = True
+            clip.owned = False
+            self._live.discard(clip)
+            self._progress.notify_all()
+
+    def worker_exited(self, clip: Clip | None, error: BaseException, alive: int) -> list[Clip]:
+        """A worker died of *error*; returns the clips the caller must now fail."""
+        with self._lock:
+            orphans = [clip] if clip is not None and not clip.finished else []
+            if alive == 0:
+                self.broken = error
+                orphans += [c for c in self._live if not c.finished and c not in orphans]
+                self._ready.clear()
+                for c in orphans:
+                    c.ready = False
+            for c in orphans:
+                c.owned = True  # nobody else may touch them now
+            self._not_full.notify_all()
+            return orphans
+
+    # -- flush and shutdown ----------------------------------------------------------------
+
+    def live_clips(self) -> list[Clip]:
+        """The clips not yet finished."""
+        with self._lock:
+            return list(self._live)
+
+    def wait(self, deadline: float | None, *, everything: bool = False) -> bool:
+        """Wait until the work enqueued so far is done (or all clips finish); False on timeout."""
+        with self._lock:
+            targets = [(c, c.enqueued) for c in self._live]
+            while True:
+                if everything:
+                    pending = bool(self._live)
+                else:
+                    targets = [(c, n) for c, n in targets if not c.finished and c.processed < n]
+                    pending = bool(targets)
+                if not pending:
+                    return True
+                if self.broken is not None:
+                    return True
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._progress.wait(remaining)
+
+    def take_unreported(self) -> list[BaseException]:
+        """The errors not yet raised from flush()/close(), which are now reported."""
+        with self._lock:
+            errors, self.unreported = self.unreported, []
+            return errors
+
+    def close(self) -> None:
+        """Refuse new clips and frames."""
+        with self._lock:
+            self._closed = True
+            self._not_full.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def drop_all(self, reason: str) -> None:
+        """Drop every live clip (fast close)."""
+        with self._lock:
+            for clip in list(self._live):
+                self._drop(clip, reason)
+            self._not_full.notify_all()
+
+    def stop_workers(self) -> None:
+        """Let workers exit once nothing is ready."""
+        with self._lock:
+            self._stopping = True
+            self._work.notify_all()
+
+    def stats(self) -> RecorderStats:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            return RecorderStats(
+                queued_bytes=self.queued_bytes,
+                peak_queued_bytes=self.peak_queued_bytes,
+                max_queue_bytes=self.max_bytes,
+                queued_frames=self.queued_frames,
+                pooled_bytes=self.pooled_bytes,
+                frames_submitted=self.frames_submitted,
+                frames_encoded=self.frames_encoded,
+                frames_dropped=self.frames_dropped,
+                videos_started=self.videos_started,
+                videos_saved=self.videos_saved,
+                videos_dropped=self.videos_dropped,
+                videos_failed=self.videos_failed,
+                bytes_written=self.bytes_written,
+                encode_seconds=self.encode_seconds,
+                errors=tuple(self.errors),
+            )

@@ -1,0 +1,706 @@
+"""The Recorder: clip planning on the caller's thread, encoding on worker threads."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+
+from recorder._encoder import Codec, EncoderFactory, PyAVEncoder, VideoSpec
+from recorder._frames import FrameFormat, Image, as_image, format_of
+from recorder._queue import DROP, END, Clip, ClipQueue, Item, OnFull
+from recorder._results import (
+    ClipDroppedError,
+    ClipHandle,
+    ClipKind,
+    RecorderClosedError,
+    RecorderStats,
+    VideoInfo,
+)
+from recorder._schedule import capped_cubic_video_schedule
+
+logger = logging.getLogger("recorder")
+
+Trigger = Callable[[int], bool]
+TMP_SUFFIX = ".rec-tmp"
+
+# Recorders not yet closed, closed by the interpreter before it joins non-daemon threads.
+_live: set[Recorder] = set()
+_live_lock = threading.Lock()
+
+
+class Recorder:
+    """Records videos of episodes in the background.
+
+    Frames are validated and copied on the calling thread (microseconds); triggers decide which
+    clips want them, exactly as :func:`gymnasium.utils.save_video.save_video` does; worker
+    threads encode them with PyAV and write each video under a temporary name, renamed when
+    complete. Leaving the ``with`` block (or :meth:`close`) waits until everything is on disk.
+
+    Args:
+        video_folder: where videos go; created if missing.
+        fps: frames per second of the videos.
+        episode_trigger: ``episode_index -> bool``: record this episode. With neither trigger,
+            :func:`capped_cubic_video_schedule`.
+        step_trigger: ``step_index -> bool``: start a clip at this step.
+        video_length: ``None`` records whole episodes; ``n > 0`` clips of at most n frames.
+        name_prefix: file names are ``{name_prefix}-episode-{i}`` / ``-step-{i}``.
+        workers: encoder threads.
+        max_queue_bytes: budget for frames waiting to be encoded (and recycled buffers).
+        on_full: when the budget is full: ``"drop"`` the clips that want the frame (never
+            waits), ``"block"`` until there is room (lossless), or ``"raise"``
+            :class:`QueueFullError` (the clips are dropped too).
+        codec: ``"h264"`` (mp4), ``"h265"``, ``"vp9"`` (webm), ``"gif"`` or a :class:`Codec`.
+        crf: quality, lower is better (codec default when ``None``).
+        preset: encoder speed preset (codec default when ``None``).
+        worker_nice: how much workers lower their own scheduling priority (Linux per-thread
+            nice) so that the training loop wins a contended core; 0 leaves it.
+        encoder_factory: makes the encoder of each video (for tests); PyAV by default.
+        on_saved: called on a worker thread with the :class:`VideoInfo` of each saved video;
+            an exception it raises is reported like an encoding error.
+
+    Raises:
+        TypeError, ValueError: for an invalid argument.
+    """
+
+    def __init__(
+        self,
+        video_folder: str | os.PathLike[str],
+        fps: float = 30,
+        episode_trigger: Trigger | None = None,
+        step_trigger: Trigger | None = None,
+        video_length: int | None = None,
+        name_prefix: str = "rl-video",
+        workers: int = 1,
+        max_queue_bytes: int = 256 * 2**20,
+        on_full: OnFull = "drop",
+        *,
+        codec: str | Codec = "h264",
+        crf: int | None = None,
+        preset: str | None = None,
+        worker_nice: int = 10,
+        encoder_factory: EncoderFactory | None = None,
+        on_saved: Callable[[VideoInfo], object] | None = None,
+    ) -> None:
+        self.fps = check_fps(fps)
+        self.video_length = check_video_length(video_length)
+        self.name_prefix = check_name_prefix(name_prefix)
+        for name, trigger in (("episode_trigger", episode_trigger), ("step_trigger", step_trigger)):
+            if trigger is not None and not callable(trigger):
+                raise TypeError(f"{name} must be callable or None, got {trigger!r}")
+        if episode_trigger is None and step_trigger is None:
+            episode_trigger = capped_cubic_video_schedule
+        self.episode_trigger = episode_trigger
+        self.step_trigger = step_trigger
+        if not _is_int(workers) or workers < 1:
+            raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+        if not _is_int(max_queue_bytes) or max_queue_bytes <= 0:
+            raise ValueError(f"max_queue_bytes must be an int > 0, got {max_queue_bytes!r}")
+        if on_full not in ("drop", "block", "raise"):
+            raise ValueError(f"on_full must be 'drop', 'block' or 'raise', got {on_full!r}")
+        if isinstance(codec, Codec):
+            if crf is not None or preset is not None:
+                raise TypeError("give crf and preset inside the Codec, not beside it")
+            self.codec = codec
+        else:
+            self.codec = Codec(codec, crf=crf, preset=preset)
+        if not _is_int(worker_nice):
+            raise TypeError(f"worker_nice must be an int, got {worker_nice!r}")
+        self.on_saved = on_saved
+        self.video_folder = Path(os.path.abspath(os.fspath(video_folder)))
+        self.video_folder.mkdir(parents=True, exist_ok=True)
+        self.workers = workers
+        self.max_queue_bytes = max_queue_bytes
+        self.on_full: OnFull = on_full
+        self._nice = worker_nice
+        self._encoder_factory: EncoderFactory = encoder_factory or PyAVEncoder
+        self._queue = ClipQueue(max_queue_bytes, on_full, self._log_drop)
+        self._dropped_logged = False
+        self._pid = os.getpid()
+        self._close_lock = threading.Lock()
+        self._closed = False
+        self._alive = workers
+        self._alive_lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"recorder-worker-{i}") for i in range(workers)
+        ]
+        with _live_lock:
+            _live.add(self)
+        for thread in self._threads:
+            thread.start()
+
+    # -- the training thread's API ------------------------------------------------------------
+
+    def episode(
+        self, episode_index: int = 0, step_starting_index: int = 0, *, fps: float | None = None
+    ) -> Episode:
+        """Stream one episode frame by frame (a context manager; see :class:`Episode`).
+
+        Args:
+            episode_index: index of the episode (for episode_trigger and the file name).
+            step_starting_index: step index of the first frame after the reset frame.
+            fps: this episode's videos' fps, if not the recorder's.
+
+        Raises:
+            RecorderClosedError: the recorder is closed.
+            Exception: whatever episode_trigger raises.
+        """
+        self._check_usable()
+        return Episode(self, episode_index, step_starting_index, fps)
+
+    def submit(
+        self,
+        frames: Sequence[Any] | np.ndarray[Any, Any],
+        episode_index: int = 0,
+        step_starting_index: int = 0,
+        *,
+        fps: float | None = None,
+    ) -> list[ClipHandle]:
+        """Record a whole episode's frames; returns at once, one handle per clip.
+
+        Produces the clips :func:`gymnasium.utils.save_video.save_video` would: the episode
+        clip (``frames[:video_length]``) when episode_trigger fires, and a clip from each frame
+        ``k >= 1`` whose step ``step_starting_index + k - 1`` fires step_trigger. Frame 0 is
+        the reset frame.
+
+        Raises:
+            TypeError, ValueError: bad frames or indices, before anything is queued.
+            QueueFullError: ``on_full="raise"`` and the budget is full.
+        """
+        self._check_usable()
+        images = validate_frames(frames)
+        with self.episode(episode_index, step_starting_index, fps=fps) as ep:
+            for image in images:
+                if ep.wants_frame:
+                    ep._append_image(image, format_of(image))
+                else:
+                    ep._skip()
+        return ep.handles
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every video ended so far is on disk, and every frame given so far encoded.
+
+        Raises:
+            TimeoutError: *timeout* seconds passed first.
+            Exception: the error of a video that failed since the last flush()/close(), or an
+                :class:`ExceptionGroup` of them.
+        """
+        if os.getpid() != self._pid:
+            raise RecorderClosedError("a Recorder cannot be used in a forked child process")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._queue.wait(deadline):
+            pending = len(self._queue.live_clips())
+            raise TimeoutError(f"flush() timed out after {timeout} s; {pending} videos pending")
+        self._raise_errors()
+
+    def stats(self) -> RecorderStats:
+        """A snapshot of the counters: queue bytes and peak, frames, videos, errors."""
+        return self._queue.stats()
+
+    def close(self, timeout: float | None = None, *, cancel: bool = False) -> None:
+        """Finish every clip, stop the workers and report errors. Idempotent, any thread.
+
+        Open episodes are ended where they are. Then waits until every video is on disk, or,
+        with ``cancel=True``, drops what is queued (no file is left half-written).
+
+        Args:
+            timeout: after this many seconds, what is left is dropped and TimeoutError raised.
+            cancel: drop queued frames instead of encoding them (fast shutdown).
+
+        Raises:
+            TimeoutError: *timeout* passed (the rest was dropped).
+            Exception: errors of failed videos not yet raised by flush(), one as itself,
+                several as an :class:`ExceptionGroup`.
+        """
+        if threading.current_thread() in self._threads:
+            raise RuntimeError("close() cannot be called from the recorder's own worker thread")
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if os.getpid() != self._pid:
+                return  # the workers live in the parent; nothing here to flush
+            self._shutdown(timeout, cancel)
+        self._raise_errors()
+
+    def _shutdown(self, timeout: float | None, cancel: bool) -> None:
+        queue = self._queue
+        queue.close()
+        try:
+            for clip in queue.live_clips():
+                queue.end(clip)
+            if cancel:
+                queue.drop_all("the recorder was closed with cancel=True")
+            deadline = None if timeout is None else time.monotonic() + timeout
+            if not queue.wait(deadline, everything=True):
+                queue.drop_all(f"close() timed out after {timeout} s")
+                queue.wait(None, everything=True)
+                raise TimeoutError(
+                    f"close() timed out after {timeout} s; the videos left were dropped"
+                )
+        except BaseException:
+            # KeyboardInterrupt (a second Ctrl-C) and friends: drop the rest quickly, no
+            # half-written file stays behind, and the interruption propagates.
+            queue.drop_all("close() was interrupted")
+            queue.wait(None, everything=True)
+            raise
+        finally:
+            queue.stop_workers()
+            for thread in self._threads:
+                thread.join()
+            with _live_lock:
+                _live.discard(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() has begun."""
+        return self._closed
+
+    # -- building blocks shared with the wrappers -----------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed or self._queue.closed:
+            raise RecorderClosedError("this Recorder is closed")
+        if os.getpid() != self._pid:
+            raise RecorderClosedError("a Recorder cannot be used in a forked child process")
+
+    def _new_clip(
+        self,
+        name: str,
+        kind: ClipKind,
+        index: int | None,
+        fps: float | None = None,
+        length: float | None = -1,
+    ) -> Clip:
+        """Open a clip named *name* (no extension); frames go in with ``_queue.admit``."""
+        path = self.video_folder / f"{name}{self.codec.extension}"
+        if length == -1:
+            length = self.video_length
+        clip = Clip(
+            name=name,
+            path=path,
+            kind=kind,
+            index=index,
+            fps=self.fps if fps is None else fps,
+            handle=ClipHandle(name, path, kind, index),
+            limit=math.inf if length is None else length,
+        )
+        self._queue.open_clip(clip)
+        return clip
+
+    def _log_drop(self, clip: Clip, reason: str) -> None:
+        if not self._dropped_logged:
+            self._dropped_logged = True
+            logger.warning(
+                "dropped video %s: %s (further drops are counted in stats(), logged at DEBUG)",
+                clip.name,
+                reason,
+            )
+        else:
+            logger.debug("dropped video %s: %s", clip.name, reason)
+
+    def _raise_errors(self) -> None:
+        errors = self._queue.take_unreported()
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise BaseExceptionGroup(f"{len(errors)} videos failed", errors)
+
+    # -- worker threads --------------------------------------------------------------------
+
+    def _work(self) -> None:
+        lower_thread_priority(self._nice)
+        queue = self._queue
+        current: Clip | None = None
+        done: Item | None = None
+        error: BaseException | None = None
+        try:
+            while (got := queue.take(current, done)) is not None:
+                current, work = got
+                done = None
+                if isinstance(work, Item):
+                    if self._write(current, work):
+                        done = work
+                    else:
+                        current = None
+                elif work is END:
+                    self._finish(current)
+                    current = None
+                else:
+                    assert work is DROP
+                    self._discard(current)
+                    current = None
+        except BaseException as e:  # a bug of ours: never leave flush()/close() hanging
+            error = e
+            logger.critical("recorder worker died", exc_info=True)
+            raise
+        finally:
+            if error is not None:
+                with self._alive_lock:
+                    self._alive -= 1
+                    alive = self._alive
+                for clip in queue.worker_exited(current, error, alive):
+                    self._fail(clip, RuntimeError("a recorder worker thread died"), None)
+
+    def _write(self, clip: Clip, item: Item) -> bool:
+        start = time.perf_counter()
+        try:
+            if clip.encoder is None:
+                assert clip.frame_format is not None
+                clip.tmp_path = self._temp_path(clip.name)
+                clip.encoder = self._encoder_factory(
+                    VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format)
+                )
+            clip.encoder.write(item.buffer)
+        except BaseException as e:
+            self._fail(clip, e, item)
+            return False
+        clip.encode_seconds += time.perf_counter() - start
+        return True
+
+    def _temp_path(self, name: str) -> str:
+        # mkstemp creates the file exclusively (O_EXCL): nothing already there is followed.
+        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=TMP_SUFFIX, dir=self.video_folder)
+        os.close(fd)
+        return path
+
+    def _finish(self, clip: Clip) -> None:
+        if clip.encoder is None:
+            self._discard(clip, "no frames")
+            return
+        start = time.perf_counter()
+        try:
+            clip.encoder.close()
+            clip.encoder = None
+            assert clip.tmp_path is not None
+            assert clip.frame_format is not None
+            size = os.stat(clip.tmp_path).st_size
+            os.replace(clip.tmp_path, clip.path)
+            clip.tmp_path = None
+        except BaseException as e:
+            self._fail(clip, e, None)
+            return
+        clip.encode_seconds += time.perf_counter() - start
+        fmt: FrameFormat = clip.frame_format
+        info = VideoInfo(
+            path=clip.path,
+            name=clip.name,
+            kind=clip.kind,
+            index=clip.index,
+            frames=clip.written,
+            fps=clip.fps,
+            width=fmt.width,
+            height=fmt.height,
+            encoded_width=fmt.shape[1],
+            encoded_height=fmt.shape[0],
+            codec=self.codec.name,
+            size_bytes=size,
+            encode_seconds=clip.encode_seconds,
+        )
+        self._queue.finish(clip, "saved", size=size)
+        callback_error: BaseException | None = None
+        if self.on_saved is not None:
+            try:
+                self.on_saved(info)
+            except Exception as e:
+                e.add_note(f"in on_saved for {clip.path}")
+                logger.error("on_saved failed for %s", clip.path, exc_info=True)
+                callback_error = e
+        clip.handle.set_result(info)
+        if callback_error is not None:
+            self._queue.report(callback_error)
+        self._queue.retire(clip)
+
+    def _discard(self, clip: Clip, reason: str | None = None) -> None:
+        self._cleanup(clip)
+        self._queue.finish(clip, "dropped")
+        clip.handle.set_exception(ClipDroppedError(clip.name, reason or clip.drop_reason or ""))
+        self._queue.retire(clip)
+
+    def _fail(self, clip: Clip, error: BaseException, held: Item | None) -> None:
+        self._cleanup(clip)
+        error.add_note(f"while recording {clip.path}")
+        logger.error("failed to record %s", clip.path, exc_info=error)
+        self._queue.finish(clip, "failed", error=error, held=held)
+        clip.handle.set_exception(error)
+        self._queue.retire(clip)
+
+    @staticmethod
+    def _cleanup(clip: Clip) -> None:
+        if clip.encoder is not None:
+            with contextlib.suppress(Exception):
+                clip.encoder.abort()
+            clip.encoder = None
+        if clip.tmp_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(clip.tmp_path)
+            clip.tmp_path = None
+
+
+class Episode:
+    """One episode streamed frame by frame; get it from :meth:`Recorder.episode`.
+
+    Frame 0 is the reset frame; frame ``k >= 1`` is step ``step_starting_index + k - 1``.
+    Check :attr:`wants_frame` before rendering: when no clip needs the next frame, skip
+    ``env.render()`` and call :meth:`skip` (or :meth:`append` anyway: it is then ignored).
+    Leaving the ``with`` block (or :meth:`close`) ends the episode's clips.
+    """
+
+    def __init__(
+        self, recorder: Recorder, episode_index: int, step_starting_index: int, fps: float | None
+    ) -> None:
+        self.episode_index = check_index("episode_index", episode_index)
+        self.step_starting_index = check_index("step_starting_index", step_starting_index)
+        self._fps = None if fps is None else check_fps(fps)
+        self._rec = recorder
+        trigger = recorder.episode_trigger
+        self._want_episode = trigger is not None and bool(trigger(episode_index))
+        self._k = 0  # frames seen so far (appended or skipped)
+        self._step_wanted: bool | None = None  # step_trigger for frame k, once evaluated
+        self._open: list[Clip] = []
+        self._handles: list[ClipHandle] = []
+        self._format: FrameFormat | None = None
+        self._closed = False
+
+    @property
+    def handles(self) -> list[ClipHandle]:
+        """Handles of the clips this episode has started, in order."""
+        return list(self._handles)
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames appended or skipped so far."""
+        return self._k
+
+    @property
+    def wants_frame(self) -> bool:
+        """Whether a clip needs the next frame (evaluates step_trigger for it, once)."""
+        self._check_open()
+        if self._k == 0:
+            return self._want_episode
+        return any(c.accepting for c in self._open) or self._step_fires()
+
+    def append(self, frame: Any) -> None:
+        """Add the next frame: validated and copied now, encoded in the background.
+
+        Raises:
+            TypeError, ValueError: a bad frame, or one whose shape differs from the first.
+            QueueFullError: ``on_full="raise"`` and the budget is full.
+            RecorderClosedError: the episode or the recorder is closed.
+        """
+        self._check_open()
+        image = as_image(frame)
+        self._append_image(image, format_of(image))
+
+    def skip(self) -> None:
+        """Advance past a frame that was not rendered (when :attr:`wants_frame` is False)."""
+        self._check_open()
+        if self.wants_frame:
+            raise RuntimeError("skip() called for a frame that a clip wants; append it")
+        self._skip()
+
+    def _skip(self) -> None:
+        self._step_wanted = None
+        self._k += 1
+        self._open = [c for c in self._open if c.accepting]
+
+    def _append_image(self, image: Image, fmt: FrameFormat) -> None:
+        if self._format is None:
+            self._format = fmt
+        elif fmt != self._format:
+            raise ValueError(
+                f"frame shape changed within episode {self.episode_index}: "
+                f"{_shape(self._format)} then {_shape(fmt)}"
+            )
+        if self._k == 0:
+            if self._want_episode:
+                self._start("episode", self.episode_index)
+        elif self._step_fires():
+            self._start("step", self.step_starting_index + self._k - 1)
+        targets = [c for c in self._open if c.accepting]
+        self._skip()
+        if targets:
+            self._rec._queue.admit(image, fmt, targets)
+            self._open = [c for c in self._open if c.accepting]
+
+    def _step_fires(self) -> bool:
+        if self._step_wanted is None:
+            trigger = self._rec.step_trigger
+            step = self.step_starting_index + self._k - 1
+            self._step_wanted = trigger is not None and bool(trigger(step))
+        return self._step_wanted
+
+    def _start(self, kind: ClipKind, index: int) -> None:
+        clip = self._rec._new_clip(
+            f"{self._rec.name_prefix}-{kind}-{index}", kind, index, self._fps
+        )
+        self._open.append(clip)
+        self._handles.append(clip.handle)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RecorderClosedError(f"episode {self.episode_index} is closed")
+
+    def close(self) -> None:
+        """End the episode: its clips are finished in the background. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for clip in self._open:
+            self._rec._queue.end(clip)
+        self._open = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _shape(fmt: FrameFormat) -> tuple[int, ...]:
+    return (fmt.height, fmt.width) if fmt.gray else (fmt.height, fmt.width, 3)
+
+
+def check_fps(fps: object) -> float:
+    """Return fps as a float, or raise for a non-number, NaN, inf or fps <= 0."""
+    if isinstance(fps, bool) or not isinstance(fps, int | float | np.integer | np.floating):
+        raise TypeError(f"fps must be a number, got {fps!r}")
+    value = float(fps)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    return value
+
+
+def check_video_length(video_length: object) -> int | None:
+    """``None`` or an int > 0."""
+    if video_length is None:
+        return None
+    if not _is_int(video_length):
+        raise TypeError(f"video_length must be an int or None, got {video_length!r}")
+    assert isinstance(video_length, int | np.integer)
+    if video_length <= 0:
+        raise ValueError(f"video_length must be > 0 (None: whole episodes), got {video_length}")
+    return int(video_length)
+
+
+def check_index(name: str, value: object) -> int:
+    """A non-negative int."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    assert isinstance(value, int | np.integer)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def check_name_prefix(prefix: object) -> str:
+    """A prefix that keeps every file inside video_folder."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"name_prefix must be a str, got {prefix!r}")
+    bad = [s for s in ("/", "\\", os.sep, os.altsep or "/", "\0", "..") if s in prefix]
+    if bad:
+        raise ValueError(
+            f"name_prefix must not contain {bad[0]!r}: files stay inside video_folder "
+            f"(got {prefix!r})"
+        )
+    return prefix
+
+
+def validate_frames(frames: object) -> list[Image]:
+    """Validate a whole episode's frames; they must share one shape."""
+    if isinstance(frames, np.ndarray):
+        if frames.ndim != 4:
+            raise ValueError(
+                "an array of frames must be NxHxWxC; "
+                f"got shape {frames.shape} (pass a list for gray HxW frames)"
+            )
+    elif not isinstance(frames, Sequence) or isinstance(frames, str | bytes):
+        raise TypeError(f"frames must be a list of frames, got {type(frames).__name__}")
+    if len(frames) == 0:
+        raise ValueError("frames is empty: an episode has at least its reset frame")
+    images: list[Image] = []
+    first: FrameFormat | None = None
+    for i, frame in enumerate(frames):
+        try:
+            image = as_image(frame)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"frame {i}: {e}") from None
+        fmt = format_of(image)
+        if first is None:
+            first = fmt
+        elif fmt != first:
+            raise ValueError(f"frame {i} has shape {_shape(fmt)}, frame 0 {_shape(first)}")
+        images.append(image)
+    return images
+
+
+# -- process-wide plumbing ---------------------------------------------------------------------
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Raise this thread's nice value by *nice* (Linux: per thread); a no-op where unsupported."""
+    if nice == 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
+    except OSError:
+        logger.debug("could not lower the worker thread's priority", exc_info=True)
+
+
+def _close_all_at_exit() -> None:
+    with _live_lock:
+        recorders = list(_live)
+    for rec in recorders:
+        try:
+            rec.close()
+        except Exception:
+            logger.exception("closing a Recorder at interpreter exit")
+
+
+def _forget_all_in_child() -> None:
+    # The workers did not survive fork(); the parent's recorders are its business.
+    global _live_lock
+    _live_lock = threading.Lock()
+    _live.clear()
+
+
+# Runs before the interpreter joins non-daemon threads (like concurrent.futures does), so a
+# Recorder that was never closed still flushes instead of hanging the exit.
+threading._register_atexit(_close_all_at_exit)  # type: ignore[attr-defined]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_all_in_child)

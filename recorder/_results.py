@@ -1,0 +1,138 @@
+"""What callers get back: handles, video infos, statistics and the errors of the recorder."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+ClipKind = Literal["episode", "step", "clip"]
+
+
+class RecorderClosedError(RuntimeError):
+    """The recorder was used after ``close()``."""
+
+
+class QueueFullError(RuntimeError):
+    """``on_full="raise"``: a frame did not fit in ``max_queue_bytes``; its clips were dropped."""
+
+
+class ClipDroppedError(Exception):
+    """The result of a clip that was dropped whole (queue full, cancelled close, no frames).
+
+    Not an error of the recorder: ``flush()`` and ``close()`` do not raise it; the clip's
+    handle does, and ``stats().videos_dropped`` counts it.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: dropped ({reason})")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """A saved video.
+
+    Attributes:
+        path: the final file.
+        name: the file name without extension (``rl-video-episode-0``).
+        kind: ``"episode"``, ``"step"`` or ``"clip"`` (a wrapper clip named by the caller).
+        index: the episode or step index in the name.
+        frames: number of frames.
+        fps: frames per second.
+        width, height: size of the frames given (the video is padded to even sizes).
+        encoded_width, encoded_height: size of the video stream.
+        codec: the codec name (``"h264"``...).
+        size_bytes: size of the file.
+        encode_seconds: worker time spent encoding and writing this video.
+    """
+
+    path: Path
+    name: str
+    kind: ClipKind
+    index: int | None
+    frames: int
+    fps: float
+    width: int
+    height: int
+    encoded_width: int
+    encoded_height: int
+    codec: str
+    size_bytes: int
+    encode_seconds: float
+
+    @property
+    def duration(self) -> float:
+        """Duration in seconds (frames / fps)."""
+        return self.frames / self.fps
+
+
+class ClipHandle(concurrent.futures.Future[VideoInfo]):
+    """The future of one clip: ``result()`` is its :class:`VideoInfo`.
+
+    ``result()`` raises :class:`ClipDroppedError` when the clip was dropped and the encoding
+    error when it failed.
+    """
+
+    def __init__(self, name: str, path: Path, kind: ClipKind, index: int | None) -> None:
+        super().__init__()
+        self.name = name
+        self.path = path
+        self.kind: ClipKind = kind
+        self.index = index
+
+    @property
+    def dropped(self) -> bool:
+        """True once the clip is known to have been dropped."""
+        return self.done() and isinstance(self.exception(), ClipDroppedError)
+
+    def __repr__(self) -> str:
+        state = "pending"
+        if self.done():
+            exc = self.exception()
+            state = "saved" if exc is None else ("dropped" if self.dropped else "failed")
+        return f"<ClipHandle {self.name} {state}>"
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderStats:
+    """A snapshot of a recorder's counters (like trio's ``MemoryChannelStatistics``).
+
+    Attributes:
+        queued_bytes: frame bytes waiting for a worker now.
+        peak_queued_bytes: the most that ever waited.
+        max_queue_bytes: the budget.
+        queued_frames: frames waiting now (a frame shared by overlapping clips counts once).
+        pooled_bytes: recycled frame buffers kept for reuse (counted in the budget too).
+        frames_submitted: frames accepted into the queue.
+        frames_encoded: frames written into videos (a shared frame counts once per video).
+        frames_dropped: frames of dropped or failed clips that were never written.
+        videos_started / videos_saved / videos_dropped / videos_failed: clip counts;
+            ``videos_started - saved - dropped - failed`` are still in progress.
+        bytes_written: total size of the saved videos.
+        encode_seconds: worker time spent encoding.
+        errors: the errors of failed videos so far, oldest first.
+    """
+
+    queued_bytes: int
+    peak_queued_bytes: int
+    max_queue_bytes: int
+    queued_frames: int
+    pooled_bytes: int
+    frames_submitted: int
+    frames_encoded: int
+    frames_dropped: int
+    videos_started: int
+    videos_saved: int
+    videos_dropped: int
+    videos_failed: int
+    bytes_written: int
+    encode_seconds: float
+    errors: tuple[BaseException, ...]
+
+    @property
+    def videos_in_progress(self) -> int:
+        """Clips started but not yet saved, dropped or failed."""
+        return self.videos_started - self.videos_saved - self.videos_dropped - self.videos_failed
