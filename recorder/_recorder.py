@@ -309,6 +309,22 @@ class Recorder:
         self._queue.open_clip(clip)
         return clip
 
+    def _append_frame(self, clips: Sequence[Clip], frame: Any) -> None:
+        """Validate *frame* and queue it once for every clip in *clips* still accepting."""
+        image = as_image(frame)
+        fmt = format_of(image)
+        for clip in clips:
+            if clip.frame_format is not None and clip.frame_format != fmt:
+                raise ValueError(
+                    f"frame shape changed within {clip.name}: "
+                    f"{_shape(clip.frame_format)} then {_shape(fmt)}"
+                )
+        self._queue.admit(image, fmt, clips)
+
+    def _end_clip(self, clip: Clip) -> None:
+        """No more frames for *clip*; it is finished in the background."""
+        self._queue.end(clip)
+
     def _log_drop(self, clip: Clip, reason: str) -> None:
         if not self._dropped_logged:
             self._dropped_logged = True
