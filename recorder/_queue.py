@@ -218,9 +218,12 @@ class ClipQueue:
         while True:
             shelf = self._pool.get(fmt.shape)
             if shelf:
+                buffer = shelf.pop()
+                if not shelf:
+                    del self._pool[fmt.shape]
                 self.pooled_bytes -= nbytes
                 self._charge(nbytes)
-                return shelf.pop()
+                return buffer
             while self._pool and self.queued_bytes + self.pooled_bytes + nbytes > self.max_bytes:
                 self._evict_one()
             if self.queued_bytes + nbytes <= self.max_bytes or self.queued_bytes == 0:

@@ -236,28 +236,32 @@ class Recorder:
     def _shutdown(self, timeout: float | None, cancel: bool) -> None:
         queue = self._queue
         queue.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for clip in queue.live_clips():
                 queue.end(clip)
             if cancel:
                 queue.drop_all("the recorder was closed with cancel=True")
-            deadline = None if timeout is None else time.monotonic() + timeout
             if not queue.wait(deadline, everything=True):
                 queue.drop_all(f"close() timed out after {timeout} s")
-                queue.wait(None, everything=True)
                 raise TimeoutError(
                     f"close() timed out after {timeout} s; the videos left were dropped"
                 )
         except BaseException:
-            # KeyboardInterrupt (a second Ctrl-C) and friends: drop the rest quickly, no
-            # half-written file stays behind, and the interruption propagates.
+            # KeyboardInterrupt (a second Ctrl-C), a timeout: drop the rest quickly; workers
+            # delete what they had half-written, and the interruption propagates.
             queue.drop_all("close() was interrupted")
-            queue.wait(None, everything=True)
             raise
         finally:
             queue.stop_workers()
+            # A worker stuck inside one frame's encode gets a short grace after a timeout;
+            # close() must return in bounded time.
+            grace = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
             for thread in self._threads:
-                thread.join()
+                thread.join(grace)
+            stuck = [t.name for t in self._threads if t.is_alive()]
+            if stuck:
+                logger.warning("close(): worker threads still busy: %s", ", ".join(stuck))
             with _live_lock:
                 _live.discard(self)
 
@@ -369,8 +373,7 @@ class Recorder:
                     current = None
         except BaseException as e:  # a bug of ours: never leave flush()/close() hanging
             error = e
-            logger.critical("recorder worker died", exc_info=True)
-            raise
+            logger.critical("a recorder worker thread died", exc_info=True)
         finally:
             if error is not None:
                 with self._alive_lock:
@@ -577,6 +580,8 @@ class Episode:
     def _check_open(self) -> None:
         if self._closed:
             raise RecorderClosedError(f"episode {self.episode_index} is closed")
+        if self._rec._closed:
+            raise RecorderClosedError("this Recorder is closed")
 
     def close(self) -> None:
         """End the episode: its clips are finished in the background. Idempotent."""

@@ -1,0 +1,437 @@
+"""Backpressure, errors, shutdown and fairness, with a fake encoder and Event handshakes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import FakeEncoders, decode, painted
+
+from recorder import (
+    ClipDroppedError,
+    QueueFullError,
+    Recorder,
+    RecorderClosedError,
+)
+
+
+def always(_: int) -> bool:
+    return True
+
+
+def flat(value: int, h: int = 8, w: int = 8) -> np.ndarray:
+    return np.full((h, w, 3), value, np.uint8)
+
+
+FRAME = 8 * 8 * 3
+
+
+def test_drop_never_waits_and_drops_whole_clips(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    with Recorder(
+        tmp_path, episode_trigger=always, max_queue_bytes=4 * FRAME, encoder_factory=fake
+    ) as rec:
+        (small,) = rec.submit([flat(i) for i in range(3)], episode_index=0)
+        assert fake.started.wait(10)  # the worker holds frame 0 of the small clip
+        # 10 frames cannot fit while the worker is stuck: the whole clip is dropped, at once.
+        (big,) = rec.submit([flat(i) for i in range(10)], episode_index=1)
+        assert rec.stats().peak_queued_bytes <= 4 * FRAME
+        fake.gate.set()
+        with pytest.raises(ClipDroppedError, match="max_queue_bytes"):
+            big.result(timeout=10)
+        assert big.dropped
+        rec.flush()
+        stats = rec.stats()
+        assert stats.videos_dropped == 1
+        assert stats.frames_dropped >= 1
+    assert small.result().frames == 3
+    assert not (tmp_path / "rl-video-episode-1.mp4").exists()
+    assert [e for e in fake.made if e.spec.path.endswith(".rec-tmp")]
+    assert "dropped video rl-video-episode-1" in caplog.text
+    assert sorted(os.listdir(tmp_path)) == ["rl-video-episode-0.mp4"]
+
+
+def test_block_waits_for_room_and_loses_nothing(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    done = threading.Event()
+    with Recorder(
+        tmp_path,
+        episode_trigger=always,
+        max_queue_bytes=3 * FRAME,
+        on_full="block",
+        encoder_factory=fake,
+    ) as rec:
+
+        def produce() -> None:
+            rec.submit([flat(i) for i in range(12)])
+            done.set()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        assert fake.started.wait(10)
+        # The producer cannot finish while the encoder is stuck: the budget holds 3 frames.
+        assert not done.wait(0.3)
+        assert rec.stats().queued_bytes <= 3 * FRAME
+        fake.gate.set()
+        producer.join(10)
+        assert done.is_set()
+    (enc,) = fake.made
+    assert enc.frames == list(range(12))
+    assert rec.stats().peak_queued_bytes <= 3 * FRAME
+    assert rec.stats().videos_dropped == 0
+
+
+def test_raise_is_immediate_and_clear(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    with Recorder(
+        tmp_path,
+        episode_trigger=always,
+        max_queue_bytes=2 * FRAME,
+        on_full="raise",
+        encoder_factory=fake,
+    ) as rec:
+        ep = rec.episode(0)
+        ep.append(flat(0))
+        assert fake.started.wait(10)
+        ep.append(flat(1))
+        with pytest.raises(QueueFullError, match="max_queue_bytes"):
+            ep.append(flat(2))
+        (handle,) = ep.handles
+        ep.close()
+        fake.gate.set()
+        with pytest.raises(ClipDroppedError):
+            handle.result(timeout=10)
+    assert rec.stats().videos_dropped == 1
+
+
+def test_frame_larger_than_budget_is_admitted_alone(tmp_path: Path) -> None:
+    with Recorder(tmp_path, episode_trigger=always, max_queue_bytes=100, on_full="block") as rec:
+        (h,) = rec.submit([painted(i) for i in range(5)])
+    assert decode(h.result().path).indices == list(range(5))
+
+
+def test_encoder_error_reaches_handle_stats_log_and_flush(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeEncoders(fail_at=2, fail_when=lambda spec: "episode-1" in spec.path)
+    rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+    h0 = rec.submit([flat(i) for i in range(5)], episode_index=0)[0]
+    h1 = rec.submit([flat(i) for i in range(5)], episode_index=1)[0]
+    h2 = rec.submit([flat(i) for i in range(5)], episode_index=2)[0]
+    with pytest.raises(OSError, match="No space left") as info:
+        rec.flush()
+    assert any("rl-video-episode-1" in note for note in info.value.__notes__)
+    assert h0.result().frames == 5
+    assert h2.result().frames == 5  # other videos continue
+    with pytest.raises(OSError, match="No space left"):
+        h1.result()
+    stats = rec.stats()
+    assert (stats.videos_saved, stats.videos_failed) == (2, 1)
+    assert len(stats.errors) == 1
+    assert "failed to record" in caplog.text
+    rec.flush()  # reported once
+    rec.close()
+    assert sorted(os.listdir(tmp_path)) == ["rl-video-episode-0.mp4", "rl-video-episode-2.mp4"]
+    failed = fake.by_name("rl-video-episode-1")
+    assert failed.aborted
+
+
+def test_several_errors_raise_an_exception_group_from_close(tmp_path: Path) -> None:
+    fake = FakeEncoders(fail_at=0)
+    rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake, workers=2)
+    for e in range(3):
+        rec.submit([flat(1)], episode_index=e)
+    with pytest.raises(ExceptionGroup) as info:
+        rec.close()
+    assert len(info.value.exceptions) == 3
+    assert os.listdir(tmp_path) == []
+
+
+def test_folder_removed_mid_run(tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    rec = Recorder(folder, episode_trigger=always)
+    rec.submit([painted(i) for i in range(3)], episode_index=0)
+    rec.flush()
+    for p in folder.iterdir():
+        p.unlink()
+    folder.rmdir()
+    (h,) = rec.submit([painted(i) for i in range(3)], episode_index=1)
+    with pytest.raises(FileNotFoundError):
+        rec.close()
+    assert isinstance(h.exception(), FileNotFoundError)
+
+
+def test_close_is_idempotent_and_rejects_use(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, episode_trigger=always)
+    rec.close()
+    rec.close()
+    assert rec.closed
+    with pytest.raises(RecorderClosedError):
+        rec.submit([flat(0)])
+    with pytest.raises(RecorderClosedError):
+        rec.episode(0)
+
+
+def test_close_from_two_threads(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+    rec.submit([flat(i) for i in range(4)])
+    assert fake.started.wait(10)
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: (rec.close(), results.append("ok"))) for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    fake.gate.set()
+    for t in threads:
+        t.join(10)
+    assert results == ["ok", "ok"]
+    assert fake.made[0].frames == [0, 1, 2, 3]
+
+
+def record_then_interrupt(folder: Path) -> None:
+    with Recorder(folder, episode_trigger=always) as rec:
+        with rec.episode(0) as ep:
+            for i in range(6):
+                ep.append(painted(i))
+        with rec.episode(1) as ep:
+            ep.append(painted(0))
+            raise KeyboardInterrupt
+
+
+def test_exception_in_block_still_flushes(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        record_then_interrupt(tmp_path)
+    assert decode(tmp_path / "rl-video-episode-0.mp4").indices == list(range(6))
+    assert decode(tmp_path / "rl-video-episode-1.mp4").indices == [0]
+
+
+def test_close_ends_open_episodes(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, episode_trigger=always)
+    ep = rec.episode(0)
+    for i in range(4):
+        ep.append(painted(i))
+    rec.close()
+    assert decode(tmp_path / "rl-video-episode-0.mp4").indices == [0, 1, 2, 3]
+    with pytest.raises(RecorderClosedError):
+        ep.append(painted(4))
+
+
+def test_cancel_drops_queue_fast_and_leaves_no_file(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+    (h,) = rec.submit([flat(i) for i in range(50)])
+    assert fake.started.wait(10)
+    closer = threading.Thread(target=lambda: rec.close(cancel=True))
+    closer.start()
+    fake.gate.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    with pytest.raises(ClipDroppedError, match="cancel"):
+        h.result()
+    assert len(fake.made[0].frames) < 50
+    assert os.listdir(tmp_path) == []
+
+
+def test_close_timeout_drops_and_raises(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+    (h,) = rec.submit([flat(i) for i in range(5)])
+    assert fake.started.wait(10)
+    with pytest.raises(TimeoutError):
+        rec.close(timeout=0.1)
+    fake.gate.set()
+    for t in rec._threads:
+        t.join(10)
+    assert isinstance(h.exception(timeout=10), ClipDroppedError)
+    assert os.listdir(tmp_path) == []
+
+
+def test_flush_timeout(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    with Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
+        rec.submit([flat(i) for i in range(3)])
+        with pytest.raises(TimeoutError):
+            rec.flush(timeout=0.05)
+        fake.gate.set()
+        rec.flush(timeout=10)
+
+
+def test_final_name_appears_only_when_complete(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    with Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
+        (h,) = rec.submit([flat(i) for i in range(3)])
+        assert fake.started.wait(10)
+        names = os.listdir(tmp_path)
+        assert len(names) == 1
+        assert names[0].startswith(".rl-video-episode-0.")
+        assert names[0].endswith(".rec-tmp")
+        fake.gate.set()
+    assert os.listdir(tmp_path) == ["rl-video-episode-0.mp4"]
+    assert h.result().path.read_bytes() == b"fake video"
+
+
+def test_one_worker_serves_many_streams_fairly(tmp_path: Path) -> None:
+    order: list[str] = []
+    fake = FakeEncoders()
+    fake.gate.clear()
+
+    class Logged:
+        def __init__(self, spec):  # type: ignore[no-untyped-def]
+            self.inner = fake(spec)
+            self.name = Path(spec.path).name.split(".")[1]
+
+        def write(self, image):  # type: ignore[no-untyped-def]
+            self.inner.write(image)
+            order.append(self.name)
+
+        def close(self) -> None:
+            self.inner.close()
+
+        def abort(self) -> None:
+            self.inner.abort()
+
+    with Recorder(tmp_path, episode_trigger=always, encoder_factory=Logged) as rec:
+        long = rec.episode(0)
+        for i in range(100):
+            long.append(flat(i))
+        assert fake.started.wait(10)
+        with rec.episode(1) as short:
+            short.append(flat(7))
+        fake.gate.set()
+        (short_handle,) = short.handles
+        short_handle.result(timeout=10)
+        long.close()
+    # the short stream's frame was encoded within one quantum of the long one
+    assert order.index("rl-video-episode-1") <= 10
+    assert rec.stats().videos_saved == 2
+
+
+def test_more_streams_than_workers_real_encode(tmp_path: Path) -> None:
+    with Recorder(tmp_path, episode_trigger=always, workers=2) as rec:
+        eps = [rec.episode(e) for e in range(5)]
+        for i in range(20):
+            for ep in eps:
+                ep.append(painted(i))
+        for ep in eps:
+            ep.close()
+    for e in range(5):
+        assert decode(tmp_path / f"rl-video-episode-{e}.mp4").indices == list(range(20))
+
+
+def test_concurrent_producers(tmp_path: Path) -> None:
+    with Recorder(
+        tmp_path,
+        episode_trigger=always,
+        workers=2,
+        on_full="block",
+        max_queue_bytes=20 * 48 * 112 * 3,
+    ) as rec:
+
+        def produce(e: int) -> None:
+            with rec.episode(e) as ep:
+                for i in range(30):
+                    ep.append(painted(i))
+
+        threads = [threading.Thread(target=produce, args=(e,)) for e in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert rec.stats().videos_saved == 4
+    for e in range(4):
+        assert decode(tmp_path / f"rl-video-episode-{e}.mp4").indices == list(range(30))
+
+
+def test_overlapping_clips_share_one_copy(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    with Recorder(
+        tmp_path, episode_trigger=always, step_trigger=always, encoder_factory=fake, workers=1
+    ) as rec:
+        rec.submit([flat(i) for i in range(4)])
+        assert fake.started.wait(10)
+        stats = rec.stats()
+        # 4 frames wanted by up to 4 clips each, charged once each
+        assert stats.queued_frames == 4
+        assert stats.queued_bytes == 4 * FRAME
+        fake.gate.set()
+    assert rec.stats().videos_saved == 4
+
+
+def test_workers_lower_their_priority(tmp_path: Path) -> None:
+    with Recorder(tmp_path, episode_trigger=always, worker_nice=5) as rec:
+        rec.submit([flat(0)])
+        rec.flush()
+        base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        for t in rec._threads:
+            assert t.native_id is not None
+            assert os.getpriority(os.PRIO_PROCESS, t.native_id) == min(19, base + 5)
+
+
+def test_a_dead_worker_never_hangs_close(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rec = Recorder(tmp_path, episode_trigger=always)
+
+    def explode(clip: object) -> None:
+        raise SystemExit("bug")  # escapes the per-clip error handling
+
+    rec._finish = explode  # type: ignore[method-assign]
+    rec.submit([painted(0)])
+    with pytest.raises(RuntimeError, match="worker thread died"):
+        rec.close(timeout=10)
+    assert "worker thread died" in caplog.text
+    assert os.listdir(tmp_path) == []
+
+
+def test_on_saved_runs_off_thread_and_its_error_is_reported(tmp_path: Path) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def on_saved(info):  # type: ignore[no-untyped-def]
+        seen.append((info.name, threading.current_thread().name))
+        if info.index == 1:
+            raise ValueError("callback bug")
+
+    rec = Recorder(tmp_path, episode_trigger=always, on_saved=on_saved)
+    rec.submit([flat(0)], episode_index=0)
+    rec.submit([flat(0)], episode_index=1)
+    with pytest.raises(ValueError, match="callback bug"):
+        rec.close()
+    assert [name for name, _ in seen] == ["rl-video-episode-0", "rl-video-episode-1"]
+    assert all(thread.startswith("recorder-worker") for _, thread in seen)
+
+
+def test_stats_counts(tmp_path: Path) -> None:
+    with Recorder(tmp_path, step_trigger=lambda s: s in (0, 3), video_length=2) as rec:
+        rec.submit([painted(i) for i in range(6)])
+    s = rec.stats()
+    assert (s.videos_started, s.videos_saved, s.videos_in_progress) == (2, 2, 0)
+    assert s.frames_submitted == 4
+    assert s.frames_encoded == 4
+    assert s.queued_bytes == 0
+    assert s.bytes_written == sum(p.stat().st_size for p in tmp_path.iterdir())
+    assert s.encode_seconds > 0
+
+
+def test_logger_name_is_recorder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="recorder")
+    fake = FakeEncoders(fail_at=0)
+    rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+    rec.submit([flat(0)])
+    with pytest.raises(OSError, match="No space left"):
+        rec.close()
+    assert any(r.name == "recorder" and r.levelno == logging.ERROR for r in caplog.records)

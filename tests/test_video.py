@@ -1,0 +1,179 @@
+"""Videos decode back to exactly what was given: count, order, size, fps, fidelity."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import decode, painted
+
+import recorder
+from recorder import Recorder
+
+
+def always(_: int) -> bool:
+    return True
+
+
+def test_round_trip_count_order_size_fps(tmp_path: Path) -> None:
+    frames = [painted(i) for i in range(45)]
+    with Recorder(tmp_path, fps=15, episode_trigger=always) as rec:
+        (handle,) = rec.submit(frames, episode_index=7)
+    info = handle.result()
+    assert info.path == tmp_path / "rl-video-episode-7.mp4"
+    assert (info.frames, info.width, info.height, info.fps) == (45, 112, 48, 15.0)
+    assert info.size_bytes == info.path.stat().st_size > 0
+    video = decode(info.path)
+    assert video.indices == list(range(45))
+    assert (video.width, video.height) == (112, 48)
+    assert video.fps == pytest.approx(15.0)
+    assert video.duration == pytest.approx(45 / 15, abs=0.1)
+    assert info.duration == pytest.approx(3.0)
+
+
+def test_streamed_episode_round_trip(tmp_path: Path) -> None:
+    with Recorder(tmp_path, episode_trigger=always) as rec, rec.episode(0) as ep:
+        for i in range(30):
+            assert ep.wants_frame
+            ep.append(painted(i))
+    assert decode(tmp_path / "rl-video-episode-0.mp4").indices == list(range(30))
+
+
+@pytest.mark.parametrize(
+    ("make", "expected_shape"),
+    [
+        (lambda i: painted(i, channels=4), (48, 112)),
+        (lambda i: painted(i, channels=1), (48, 112)),
+        (lambda i: painted(i, channels=1)[..., None], (48, 112)),
+        (lambda i: np.ascontiguousarray(painted(i)[::-1, ::-1])[::-1, ::-1], (48, 112)),
+        (lambda i: painted(i).tolist(), (48, 112)),
+    ],
+    ids=["rgba", "gray", "gray-hwx1", "non-contiguous", "nested-lists"],
+)
+def test_accepted_frame_kinds(tmp_path: Path, make, expected_shape) -> None:  # type: ignore[no-untyped-def]
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        (handle,) = rec.submit([make(i) for i in range(12)])
+    video = decode(handle.result().path)
+    assert video.indices == list(range(12))
+    assert (video.height, video.width) == expected_shape
+
+
+def test_array_like_with_dunder_array(tmp_path: Path) -> None:
+    class Tensor:  # what a CPU torch tensor offers numpy
+        def __init__(self, a: np.ndarray) -> None:
+            self.a = a
+            self.dtype = a.dtype
+
+        def __array__(self, dtype=None, copy=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+            return self.a
+
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        (handle,) = rec.submit([Tensor(painted(i)) for i in range(5)])
+    assert decode(handle.result().path).indices == list(range(5))
+
+
+def test_odd_size_is_padded_not_resized(tmp_path: Path) -> None:
+    frames = [painted(i, height=41, width=101) for i in range(6)]
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        (handle,) = rec.submit(frames)
+    info = handle.result()
+    assert (info.width, info.height, info.encoded_width, info.encoded_height) == (101, 41, 102, 42)
+    video = decode(info.path)
+    assert (video.width, video.height) == (102, 42)
+    assert video.indices == list(range(6))
+    # The original pixels are where they were: no resize.
+    diff = np.abs(video.frames[3][:41, :101].astype(int) - frames[3].astype(int))
+    assert diff.mean() < 4
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255**2 / mse) if mse else float("inf")
+
+
+def cartpole_frames(n: int) -> list[np.ndarray]:
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    frames = [env.render()]
+    for _ in range(n - 1):
+        _, _, term, trunc, _ = env.step(env.action_space.sample())
+        frames.append(env.render())
+        if term or trunc:
+            env.reset()
+    env.close()
+    return frames
+
+
+def test_fidelity_psnr_at_default_quality(tmp_path: Path) -> None:
+    frames = cartpole_frames(40)
+    yy, xx = np.mgrid[0:120, 0:160]
+    smooth = [
+        np.stack([(xx + 3 * i) % 256, (yy * 2) % 256, (xx + yy) // 2 % 256], -1).astype(np.uint8)
+        for i in range(20)
+    ]
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        (cart,) = rec.submit(frames, episode_index=0)
+        (grad,) = rec.submit(smooth, episode_index=1)
+    for handle, source in ((cart, frames), (grad, smooth)):
+        video = decode(handle.result().path)
+        assert len(video.frames) == len(source)
+        values = [psnr(d, s) for d, s in zip(video.frames, source, strict=True)]
+        assert min(values) >= 30, values
+
+
+@pytest.mark.parametrize(("codec", "ext"), [("vp9", ".webm"), ("gif", ".gif"), ("h265", ".mp4")])
+def test_other_codecs(tmp_path: Path, codec: str, ext: str) -> None:
+    with Recorder(tmp_path, episode_trigger=always, codec=codec, fps=20) as rec:
+        (handle,) = rec.submit([painted(i) for i in range(15)])
+    info = handle.result()
+    assert info.path.suffix == ext
+    assert info.codec == codec
+    video = decode(info.path)
+    assert video.indices == list(range(15))
+
+
+def test_crf_changes_quality_and_size(tmp_path: Path) -> None:
+    frames = cartpole_frames(20)
+    sizes = {}
+    for crf in (15, 40):
+        with Recorder(tmp_path / str(crf), episode_trigger=always, crf=crf) as rec:
+            (handle,) = rec.submit(frames)
+        sizes[crf] = handle.result().size_bytes
+    assert sizes[15] > sizes[40]
+
+
+def test_non_integer_fps(tmp_path: Path) -> None:
+    with Recorder(tmp_path, episode_trigger=always, fps=12.5) as rec:
+        (handle,) = rec.submit([painted(i) for i in range(25)])
+    video = decode(handle.result().path)
+    assert video.fps == pytest.approx(12.5)
+    assert video.duration == pytest.approx(2.0, abs=0.1)
+
+
+def test_mp4_has_faststart_moov_before_mdat(tmp_path: Path) -> None:
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        (handle,) = rec.submit([painted(i) for i in range(10)])
+    data = handle.result().path.read_bytes()
+    assert 0 <= data.find(b"moov") < data.find(b"mdat")
+
+
+def test_no_temporary_file_remains(tmp_path: Path) -> None:
+    with Recorder(tmp_path, step_trigger=lambda s: s % 3 == 0, video_length=4, workers=2) as rec:
+        for e in range(3):
+            rec.submit([painted(i) for i in range(10)], episode_index=e, step_starting_index=e * 9)
+    names = os.listdir(tmp_path)
+    assert names
+    assert all(n.endswith(".mp4") and not n.startswith(".") for n in names), names
+
+
+def test_public_names() -> None:
+    for name in recorder.__all__:
+        assert hasattr(recorder, name), name
+    public = {n for n in dir(recorder) if not n.startswith("_")}
+    modules = {"wrappers"}
+    assert public - modules <= set(recorder.__all__) | modules
