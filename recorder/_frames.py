@@ -90,6 +90,11 @@ def format_of(image: Image) -> FrameFormat:
 def copy_into(dst: Image, src: Image) -> None:
     """Copy *src* into the (possibly one row/column larger) buffer *dst*, repeating the edge."""
     h, w = src.shape[0], src.shape[1]
+    if dst.shape == src.shape and src.flags.c_contiguous:
+        # A memoryview copy keeps the GIL: numpy would release it for the memcpy, and getting
+        # it back can wait for an encoder thread's Python work.
+        memoryview(dst).cast("B")[:] = memoryview(src).cast("B")
+        return
     dst[:h, :w] = src
     if dst.shape[1] > w:
         dst[:h, w] = src[:, w - 1]

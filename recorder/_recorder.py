@@ -349,6 +349,10 @@ class Recorder:
 
     # -- worker threads --------------------------------------------------------------------
 
+    def _prefault(self) -> None:
+        lower_thread_priority(self._nice)
+        self._queue.prefault()
+
     def _work(self) -> None:
         lower_thread_priority(self._nice)
         queue = self._queue
