@@ -93,7 +93,7 @@ def copy_into(dst: Image, src: Image) -> None:
     if dst.shape == src.shape and src.flags.c_contiguous:
         # A memoryview copy keeps the GIL: numpy would release it for the memcpy, and getting
         # it back can wait for an encoder thread's Python work.
-        memoryview(dst).cast("B")[:] = memoryview(src).cast("B")
+        dst.data.cast("B")[:] = src.data.cast("B")
         return
     dst[:h, :w] = src
     if dst.shape[1] > w:

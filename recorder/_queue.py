@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -92,6 +92,11 @@ class Clip:
     fps: float
     handle: ClipHandle
     limit: float  # frames this clip takes at most (video_length or inf)
+    # The episode's user metadata: shared with the caller until the clip ends, then a copy.
+    metadata: dict[str, Any] | None = None
+    episode_index: int | None = None
+    first_step: int | None = None
+    started: float = field(default_factory=time.time)
     items: collections.deque[Work] = field(default_factory=collections.deque)
     frames: int = 0  # frames enqueued
     enqueued: int = 0  # work units enqueued (frames and END)
@@ -212,9 +217,7 @@ class ClipQueue:
                 clip.frames += 1
                 clip.enqueued += 1
                 if clip.full:
-                    clip.ended = True
-                    clip.items.append(END)
-                    clip.enqueued += 1
+                    self._end(clip)
                 self._schedule(clip)
             if item.refs:
                 self.frames_submitted += 1
@@ -325,10 +328,16 @@ class ClipQueue:
         """No more frames for *clip*: once its frames are encoded, the file is finished."""
         with self._lock:
             if clip.accepting:
-                clip.ended = True
-                clip.items.append(END)
-                clip.enqueued += 1
+                self._end(clip)
                 self._schedule(clip)
+
+    @staticmethod
+    def _end(clip: Clip) -> None:
+        clip.ended = True
+        clip.items.append(END)
+        clip.enqueued += 1
+        if clip.metadata is not None:
+            clip.metadata = dict(clip.metadata)  # what the caller had set when the clip ended
 
     def drop(self, clip: Clip, reason: str) -> None:
         """Drop *clip* whole (its file is discarded)."""

@@ -9,7 +9,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -18,6 +18,7 @@ import numpy as np
 
 from recorder._encoder import Codec, EncoderFactory, PyAVEncoder, VideoSpec
 from recorder._frames import FrameFormat, Image, as_image, format_of
+from recorder._metadata import append_manifest, record_of, write_sidecar
 from recorder._queue import DROP, END, Clip, ClipQueue, Item, OnFull
 from recorder._results import (
     ClipDroppedError,
@@ -68,6 +69,8 @@ class Recorder:
         encoder_factory: makes the encoder of each video (for tests); PyAV by default.
         on_saved: called on a worker thread with the :class:`VideoInfo` of each saved video;
             an exception it raises is reported like an encoding error.
+        sidecars: write ``{name}.json`` beside each video (its :class:`VideoInfo` and the
+            episode's metadata) and append a line to ``manifest.jsonl`` in the folder.
 
     Raises:
         TypeError, ValueError: for an invalid argument.
@@ -91,6 +94,7 @@ class Recorder:
         worker_nice: int = 10,
         encoder_factory: EncoderFactory | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
+        sidecars: bool = True,
     ) -> None:
         self.fps = check_fps(fps)
         self.video_length = check_video_length(video_length)
@@ -117,6 +121,7 @@ class Recorder:
         if not _is_int(worker_nice):
             raise TypeError(f"worker_nice must be an int, got {worker_nice!r}")
         self.on_saved = on_saved
+        self.sidecars = bool(sidecars)
         self.video_folder = Path(os.path.abspath(os.fspath(video_folder)))
         self.video_folder.mkdir(parents=True, exist_ok=True)
         self.workers = workers
@@ -142,7 +147,12 @@ class Recorder:
     # -- the training thread's API ------------------------------------------------------------
 
     def episode(
-        self, episode_index: int = 0, step_starting_index: int = 0, *, fps: float | None = None
+        self,
+        episode_index: int = 0,
+        step_starting_index: int = 0,
+        *,
+        fps: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Episode:
         """Stream one episode frame by frame (a context manager; see :class:`Episode`).
 
@@ -150,13 +160,16 @@ class Recorder:
             episode_index: index of the episode (for episode_trigger and the file name).
             step_starting_index: step index of the first frame after the reset frame.
             fps: this episode's videos' fps, if not the recorder's.
+            metadata: JSON-able facts about the episode (seed, policy checkpoint...) for the
+                sidecars and :class:`VideoInfo`; more can be added to ``ep.metadata`` until the
+                episode ends (its return, say).
 
         Raises:
             RecorderClosedError: the recorder is closed.
             Exception: whatever episode_trigger raises.
         """
         self._check_usable()
-        return Episode(self, episode_index, step_starting_index, fps)
+        return Episode(self, episode_index, step_starting_index, fps, metadata)
 
     def submit(
         self,
@@ -165,6 +178,7 @@ class Recorder:
         step_starting_index: int = 0,
         *,
         fps: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[ClipHandle]:
         """Record a whole episode's frames; returns at once, one handle per clip.
 
@@ -179,7 +193,7 @@ class Recorder:
         """
         self._check_usable()
         images = validate_frames(frames)
-        with self.episode(episode_index, step_starting_index, fps=fps) as ep:
+        with self.episode(episode_index, step_starting_index, fps=fps, metadata=metadata) as ep:
             for image in images:
                 if ep.wants_frame:
                     ep._append_image(image, format_of(image))
@@ -296,6 +310,10 @@ class Recorder:
         index: int | None,
         fps: float | None = None,
         length: float | None = -1,
+        *,
+        episode_index: int | None = None,
+        first_step: int | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Clip:
         """Open a clip named *name* (no extension); frames go in with ``_queue.admit``."""
         path = self.video_folder / f"{name}{self.codec.extension}"
@@ -309,6 +327,9 @@ class Recorder:
             fps=self.fps if fps is None else fps,
             handle=ClipHandle(name, path, kind, index),
             limit=math.inf if length is None else length,
+            metadata=metadata,
+            episode_index=episode_index,
+            first_step=first_step,
         )
         self._queue.open_clip(clip)
         return clip
@@ -426,6 +447,7 @@ class Recorder:
             return
         clip.encode_seconds += time.perf_counter() - start
         fmt: FrameFormat = clip.frame_format
+        now = time.time()
         info = VideoInfo(
             path=clip.path,
             name=clip.name,
@@ -440,19 +462,33 @@ class Recorder:
             codec=self.codec.name,
             size_bytes=size,
             encode_seconds=clip.encode_seconds,
+            episode_index=clip.episode_index,
+            first_step=clip.first_step,
+            metadata=clip.metadata or {},
+            created=now,
+            wall_seconds=now - clip.started,
         )
         self._queue.finish(clip, "saved", size=size)
-        callback_error: BaseException | None = None
+        errors: list[BaseException] = []
+        if self.sidecars:
+            try:
+                record = record_of(info, crf=self.codec.crf, preset=self.codec.preset)
+                write_sidecar(info, record)
+                append_manifest(self.video_folder, record)
+            except Exception as e:
+                e.add_note(f"writing the sidecar or manifest of {clip.path}")
+                logger.error("could not write the metadata of %s", clip.path, exc_info=True)
+                errors.append(e)
         if self.on_saved is not None:
             try:
                 self.on_saved(info)
             except Exception as e:
                 e.add_note(f"in on_saved for {clip.path}")
                 logger.error("on_saved failed for %s", clip.path, exc_info=True)
-                callback_error = e
+                errors.append(e)
         clip.handle.set_result(info)
-        if callback_error is not None:
-            self._queue.report(callback_error)
+        for error in errors:
+            self._queue.report(error)
         self._queue.retire(clip)
 
     def _discard(self, clip: Clip, reason: str | None = None) -> None:
@@ -491,11 +527,20 @@ class Episode:
     """
 
     def __init__(
-        self, recorder: Recorder, episode_index: int, step_starting_index: int, fps: float | None
+        self,
+        recorder: Recorder,
+        episode_index: int,
+        step_starting_index: int,
+        fps: float | None,
+        metadata: Mapping[str, Any] | None,
     ) -> None:
         self.episode_index = check_index("episode_index", episode_index)
         self.step_starting_index = check_index("step_starting_index", step_starting_index)
         self._fps = None if fps is None else check_fps(fps)
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        #: facts about the episode for the sidecars; add to it until the episode ends.
+        self.metadata: dict[str, Any] = dict(metadata or {})
         self._rec = recorder
         trigger = recorder.episode_trigger
         self._want_episode = trigger is not None and bool(trigger(episode_index))
@@ -576,7 +621,13 @@ class Episode:
 
     def _start(self, kind: ClipKind, index: int) -> None:
         clip = self._rec._new_clip(
-            f"{self._rec.name_prefix}-{kind}-{index}", kind, index, self._fps
+            f"{self._rec.name_prefix}-{kind}-{index}",
+            kind,
+            index,
+            self._fps,
+            episode_index=self.episode_index,
+            first_step=self.step_starting_index + self._k - 1 if self._k else None,
+            metadata=self.metadata,
         )
         self._open.append(clip)
         self._handles.append(clip.handle)

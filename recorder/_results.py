@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 ClipKind = Literal["episode", "step", "clip"]
 
@@ -47,6 +48,11 @@ class VideoInfo:
         codec: the codec name (``"h264"``...).
         size_bytes: size of the file.
         encode_seconds: worker time spent encoding and writing this video.
+        episode_index: the episode the clip starts in (None for a wrapper clip named freely).
+        first_step: the step index of the clip's first frame (None for the reset frame).
+        metadata: the user metadata given with the episode, as it was when the clip ended.
+        created: when the file was complete (seconds since the epoch).
+        wall_seconds: from the clip's first frame to the file being complete.
     """
 
     path: Path
@@ -62,6 +68,11 @@ class VideoInfo:
     codec: str
     size_bytes: int
     encode_seconds: float
+    episode_index: int | None = None
+    first_step: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+    wall_seconds: float = 0.0
 
     @property
     def duration(self) -> float:

@@ -55,7 +55,11 @@ def test_drop_never_waits_and_drops_whole_clips(
     assert not (tmp_path / "rl-video-episode-1.mp4").exists()
     assert [e for e in fake.made if e.spec.path.endswith(".rec-tmp")]
     assert "dropped video rl-video-episode-1" in caplog.text
-    assert sorted(os.listdir(tmp_path)) == ["rl-video-episode-0.mp4"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "manifest.jsonl",
+        "rl-video-episode-0.json",
+        "rl-video-episode-0.mp4",
+    ]
 
 
 def test_block_waits_for_room_and_loses_nothing(tmp_path: Path) -> None:
@@ -140,7 +144,11 @@ def test_encoder_error_reaches_handle_stats_log_and_flush(
     assert "failed to record" in caplog.text
     rec.flush()  # reported once
     rec.close()
-    assert sorted(os.listdir(tmp_path)) == ["rl-video-episode-0.mp4", "rl-video-episode-2.mp4"]
+    assert sorted(p.name for p in tmp_path.glob("*.mp4")) == [
+        "rl-video-episode-0.mp4",
+        "rl-video-episode-2.mp4",
+    ]
+    assert not list(tmp_path.glob(".*"))
     failed = fake.by_name("rl-video-episode-1")
     assert failed.aborted
 
@@ -282,7 +290,11 @@ def test_final_name_appears_only_when_complete(tmp_path: Path) -> None:
         assert names[0].startswith(".rl-video-episode-0.")
         assert names[0].endswith(".rec-tmp")
         fake.gate.set()
-    assert os.listdir(tmp_path) == ["rl-video-episode-0.mp4"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "manifest.jsonl",
+        "rl-video-episode-0.json",
+        "rl-video-episode-0.mp4",
+    ]
     assert h.result().path.read_bytes() == b"fake video"
 
 
@@ -423,7 +435,7 @@ def test_stats_counts(tmp_path: Path) -> None:
     assert s.frames_submitted == 4
     assert s.frames_encoded == 4
     assert s.queued_bytes == 0
-    assert s.bytes_written == sum(p.stat().st_size for p in tmp_path.iterdir())
+    assert s.bytes_written == sum(p.stat().st_size for p in tmp_path.glob("*.mp4"))
     assert s.encode_seconds > 0
 
 

@@ -30,7 +30,7 @@ def rec(tmp_path: Path) -> Iterator[Recorder]:
     r.close()
     assert decode(h.result().path).indices == [0, 1]
     for p in (tmp_path / "v").iterdir():
-        assert p.suffix == ".mp4"
+        assert p.suffix in (".mp4", ".json", ".jsonl")
         assert not p.name.startswith(".")
 
 
@@ -179,7 +179,9 @@ def test_files_never_outside_the_folder(tmp_path: Path) -> None:
         Recorder(folder, name_prefix="..rl")
     with Recorder(folder, name_prefix=" odd .name-", episode_trigger=lambda e: True) as r:
         r.submit([GOOD], episode_index=123456789)
-    assert sorted(p.name for p in tmp_path.rglob("*")) == [
-        " odd .name--episode-123456789.mp4",
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "inner",
+        "inner/ odd .name--episode-123456789.json",
+        "inner/ odd .name--episode-123456789.mp4",
+        "inner/manifest.jsonl",
     ]

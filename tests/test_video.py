@@ -168,7 +168,7 @@ def test_no_temporary_file_remains(tmp_path: Path) -> None:
             rec.submit([painted(i) for i in range(10)], episode_index=e, step_starting_index=e * 9)
     names = os.listdir(tmp_path)
     assert names
-    assert all(n.endswith(".mp4") and not n.startswith(".") for n in names), names
+    assert all(n.endswith((".mp4", ".json", ".jsonl")) and not n.startswith(".") for n in names)
 
 
 def test_public_names() -> None:

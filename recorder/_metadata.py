@@ -1,0 +1,77 @@
+"""JSON sidecars next to each video and a manifest.jsonl per folder."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Any
+
+from recorder._results import VideoInfo
+
+MANIFEST = "manifest.jsonl"
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def record_of(info: VideoInfo, **extra: Any) -> dict[str, Any]:
+    """The JSON-ready description of a saved video."""
+    record = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
+    record["path"] = info.path.name  # relative: the folder may move
+    record["duration"] = info.duration
+    record.update(extra)
+    return record
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One line of JSON; values JSON cannot hold are written as their repr()."""
+    return json.dumps(record, default=repr, ensure_ascii=False)
+
+
+def write_sidecar(info: VideoInfo, record: dict[str, Any]) -> str:
+    """Write ``{name}.json`` beside the video, atomically; returns its path."""
+    path = info.path.with_suffix(".json")
+    text = json.dumps(record, default=repr, ensure_ascii=False, indent=2)
+    fd, tmp = tempfile.mkstemp(prefix=f".{info.name}.", suffix=".json.rec-tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return str(path)
+
+
+def append_manifest(folder: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Append one line to ``folder/manifest.jsonl`` in a single locked O_APPEND write.
+
+    Several recorders and processes may share the folder: a line is never torn or interleaved.
+    """
+    line = (dumps(record) + "\n").encode("utf-8")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(os.path.join(folder, MANIFEST), flags, 0o644)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(f"short write to {MANIFEST}: {written} of {len(line)} bytes")
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a folder's manifest, oldest first (missing file: none)."""
+    path = os.path.join(folder, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
