@@ -15,6 +15,7 @@ from recorder._results import (
     VideoInfo,
 )
 from recorder._schedule import capped_cubic_video_schedule
+from recorder._signals import handle_sigterm
 
 __all__ = [
     "ClipDroppedError",
@@ -30,4 +31,5 @@ __all__ = [
     "VideoInfo",
     "VideoSpec",
     "capped_cubic_video_schedule",
+    "handle_sigterm",
 ]

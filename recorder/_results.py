@@ -119,7 +119,9 @@ class RecorderStats:
         pooled_bytes: recycled frame buffers kept for reuse (counted in the budget too).
         frames_submitted: frames accepted into the queue.
         frames_encoded: frames written into videos (a shared frame counts once per video).
-        frames_dropped: frames of dropped or failed clips that were never written.
+        frames_dropped: frames that will not be in a saved video: the frame that did not fit
+            the budget and the frames, queued or already encoded, of dropped or failed clips
+            (per clip: a frame shared by two dropped clips counts twice).
         videos_started / videos_saved / videos_dropped / videos_failed: clip counts;
             ``videos_started - saved - dropped - failed`` are still in progress.
         bytes_written: total size of the saved videos.
