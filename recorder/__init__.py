@@ -4,6 +4,7 @@ The training loop hands frames over in microseconds; triggers, encoding (PyAV) a
 writing happen on worker threads; nothing submitted is lost at shutdown.
 """
 
+from recorder._default import flush, save_video
 from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
 from recorder._recorder import Episode, Recorder
 from recorder._results import (
@@ -31,5 +32,7 @@ __all__ = [
     "VideoInfo",
     "VideoSpec",
     "capped_cubic_video_schedule",
+    "flush",
     "handle_sigterm",
+    "save_video",
 ]

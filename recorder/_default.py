@@ -8,11 +8,9 @@ Recorder, and forgotten in a forked child, which makes its own.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -21,10 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from recorder._frames import Image
-from recorder._queue import Clip, Item
 from recorder._recorder import (
-    TMP_SUFFIX,
+    ClipPlan,
     Recorder,
     check_fps,
     check_index,
@@ -32,7 +28,7 @@ from recorder._recorder import (
     check_video_length,
     validate_frames,
 )
-from recorder._results import ClipHandle, ClipKind, RecorderClosedError, VideoInfo
+from recorder._results import ClipHandle, RecorderClosedError, VideoInfo
 from recorder._schedule import capped_cubic_video_schedule
 
 logger = logging.getLogger("recorder")
@@ -44,102 +40,18 @@ Trigger = Callable[[int], bool]
 SUPPORTED_KWARGS = ("fps", "durations")
 
 # How the default recorder is made. gymnasium saves every clip, so nothing is dropped: a full
-# budget makes save_video wait instead. Tests swap in a fake encoder here.
-_options: dict[str, Any] = {"workers": 1, "max_queue_bytes": 256 * 2**20, "on_full": "block"}
+# budget makes save_video wait instead. No sidecar files: the same files as gymnasium. Tests
+# swap in a fake encoder here.
+_options: dict[str, Any] = {
+    "workers": 1,
+    "max_queue_bytes": 256 * 2**20,
+    "on_full": "block",
+    "sidecars": False,
+}
 
-_default: _SharedRecorder | None = None
+_default: Recorder | None = None
 _default_lock = threading.Lock()
 _exiting = False  # interpreter shutdown began: the default recorder is closed or closing
-
-
-class _SharedRecorder(Recorder):
-    """A Recorder whose clips may each go to their own folder, planned by the caller.
-
-    The core names clips relative to one ``video_folder``; save_video's folder changes per
-    call. Until the core takes a per-clip folder, the clip is built here with its own path,
-    and its temporary file is put next to it (``os.replace`` must not cross file systems).
-    """
-
-    def __init__(self, **options: Any) -> None:
-        # The folder given to the core is never written to: every clip names its own.
-        super().__init__(tempfile.gettempdir(), **options)
-        self._writing = threading.local()
-
-    def record(
-        self,
-        images: list[Image],
-        folder: Path,
-        name_prefix: str,
-        episode: int | None,
-        steps: list[tuple[int, int]],
-        video_length: int | None,
-        fps: float,
-    ) -> list[ClipHandle]:
-        """Queue the clips of one save_video call; triggers were already evaluated.
-
-        Args:
-            images: the validated frames of the episode.
-            folder: where the videos go (absolute, existing).
-            name_prefix: file name prefix.
-            episode: the episode index when the episode clip is wanted.
-            steps: ``(frame index, step index)`` of every step clip, in frame order.
-            video_length: frames per clip at most, ``None`` for all.
-            fps: the videos' frame rate.
-        """
-        starts: dict[int, list[tuple[ClipKind, int]]] = {}
-        if episode is not None:
-            starts[0] = [("episode", episode)]
-        for k, step in steps:
-            starts.setdefault(k, []).append(("step", step))
-        last_start = max(starts, default=-1)
-        clips: list[Clip] = []
-        open_clips: list[Clip] = []
-        try:
-            for k, image in enumerate(images):
-                for kind, index in starts.get(k, ()):
-                    clip = self._new_clip_in(folder, f"{name_prefix}-{kind}-{index}", kind, index)
-                    clip.fps = fps
-                    clip.limit = math.inf if video_length is None else video_length
-                    clips.append(clip)
-                    open_clips.append(clip)
-                open_clips = [c for c in open_clips if c.accepting]
-                if open_clips:
-                    self._append_frame(open_clips, image)
-                elif k >= last_start:
-                    break  # no clip wants this frame or any later one
-        except BaseException:
-            # Never a truncated video: the clips of a call are queued whole or not at all.
-            for clip in clips:
-                self._queue.drop(clip, "save_video() was interrupted")
-            raise
-        for clip in clips:
-            self._end_clip(clip)
-        return [clip.handle for clip in clips]
-
-    def _new_clip_in(self, folder: Path, name: str, kind: ClipKind, index: int) -> Clip:
-        path = folder / f"{name}{self.codec.extension}"
-        clip = Clip(
-            name=name,
-            path=path,
-            kind=kind,
-            index=index,
-            fps=self.fps,
-            handle=ClipHandle(name, path, kind, index),
-            limit=math.inf,
-        )
-        self._queue.open_clip(clip)
-        return clip
-
-    def _write(self, clip: Clip, item: Item) -> bool:
-        if clip.encoder is None:  # the core is about to make the temporary file
-            self._writing.folder = clip.path.parent
-        return super()._write(clip, item)
-
-    def _temp_path(self, name: str) -> str:
-        folder: Path = self._writing.folder
-        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=TMP_SUFFIX, dir=folder)
-        os.close(fd)
-        return path
 
 
 def save_video(
@@ -181,7 +93,7 @@ def save_video(
             per-frame durations in seconds; they must all be equal: a video has one frame rate).
 
     Returns:
-        One handle per video, in file-name order of creation; gymnasium returns ``None``.
+        One handle per video, in the order the clips start (gymnasium returns ``None``).
 
     Raises:
         TypeError: an unsupported keyword, frames that are not a list of uint8 images, or an
@@ -207,29 +119,15 @@ def save_video(
 
     folder = Path(os.path.abspath(os.fspath(video_folder)))
     folder.mkdir(parents=True, exist_ok=True)
-
-    # Triggers first, in gymnasium's order, and once each: a trigger that raises leaves
-    # nothing queued, and a retry below does not call them again.
     if episode_trigger is None and step_trigger is None:
         episode_trigger = capped_cubic_video_schedule
-    episode = None
-    if episode_trigger is not None and episode_trigger(episode_index):
-        episode = episode_index
-    steps: list[tuple[int, int]] = []
-    if step_trigger is not None:
-        for k in range(1, len(images)):
-            step = step_starting_index + k - 1
-            if step_trigger(step):
-                steps.append((k, step))
-    if episode is None and not steps:
-        return []
-
-    args = (images, folder, name_prefix, episode, steps, video_length, fps)
+    plan = ClipPlan(folder, name_prefix, episode_trigger, step_trigger, video_length, fps)
+    args = (images, plan, episode_index, step_starting_index)
     handles: list[ClipHandle] | None = None
-    rec = _get_default()
+    rec = _get_default(folder)
     if rec is not None:
         try:
-            handles = rec.record(*args)
+            handles = rec._submit(*args)
         except RecorderClosedError:
             if not _exiting:
                 raise
@@ -237,8 +135,8 @@ def save_video(
     if handles is None:
         # Interpreter shutdown began (a non-daemon thread still saving videos): a recorder
         # started now would never be closed, so encode here and return once saved.
-        with _SharedRecorder(**_options) as one_shot:
-            handles = one_shot.record(*args)
+        with Recorder(folder, **_options) as one_shot:
+            handles = one_shot._submit(*args)
     if save_logger is not None:
         for handle in handles:
             handle.add_done_callback(_log_outcome)
@@ -270,7 +168,10 @@ def _fps_of(fps: object, durations: object, frames: int) -> float:
         raise ValueError("save_video() needs fps= (or durations=), as moviepy does")
     if not isinstance(durations, Sequence | np.ndarray) or isinstance(durations, str | bytes):
         raise TypeError(f"durations must be a list of seconds per frame, got {durations!r}")
-    values = [check_fps(d) for d in durations]  # each a finite number > 0
+    try:
+        values = [check_fps(d) for d in durations]  # each a finite number > 0
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"durations must be seconds per frame, each > 0 ({e})") from None
     if len(values) != frames:
         raise ValueError(f"durations has {len(values)} entries for {frames} frames")
     if any(not math.isclose(v, values[0], rel_tol=1e-9) for v in values):
@@ -280,18 +181,19 @@ def _fps_of(fps: object, durations: object, frames: int) -> float:
     return check_fps(1 / values[0])
 
 
-def _usable(rec: _SharedRecorder | None) -> bool:
+def _usable(rec: Recorder | None) -> bool:
     return rec is not None and not rec.closed and rec._pid == os.getpid()
 
 
-def _get_default() -> _SharedRecorder | None:
+def _get_default(folder: Path) -> Recorder | None:
     """The process's default recorder, made on first use; ``None`` once exit began."""
     global _default
     with _default_lock:
         if _exiting:
             return None
         if not _usable(_default):
-            _default = _SharedRecorder(**_options)
+            # Its own folder is only a default: every call's clips name their folder.
+            _default = Recorder(folder, **_options)
         return _default
 
 
@@ -336,6 +238,3 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_in_child)
 
 __all__ = ["flush", "save_video"]
-
-with contextlib.suppress(NameError):
-    del Image  # only needed for annotations

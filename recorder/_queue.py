@@ -147,6 +147,7 @@ class ClipQueue:
         self._stock_shape: tuple[int, ...] | None = None
         self._ready: collections.deque[Clip] = collections.deque()
         self._live: set[Clip] = set()
+        self._by_path: dict[Path, Clip] = {}  # the live clip that will own each final path
         self._pool: dict[tuple[int, ...], list[Image]] = {}
         self._pool_cap = max_bytes // 4
         self._closed = False  # no new clips or frames
@@ -178,11 +179,27 @@ class ClipQueue:
             raise RuntimeError("the Recorder's worker threads died") from self.broken
 
     def open_clip(self, clip: Clip) -> None:
-        """Register a new clip (it gets frames through :meth:`admit`)."""
+        """Register a new clip (it gets frames through :meth:`admit`).
+
+        A live clip with the same path is dropped: the last one wins, as when a file is
+        overwritten, instead of whichever finishes last.
+        """
         with self._lock:
             self._check_usable()
+            earlier = self._by_path.get(clip.path)
+            if earlier is not None:
+                self._drop(earlier, "replaced by a later clip of the same name")
+            self._by_path[clip.path] = clip
             self._live.add(clip)
             self.videos_started += 1
+
+    def publish(self, clip: Clip, rename: Callable[[], None]) -> bool:
+        """Run *rename* (temporary name to final) unless *clip* was dropped meanwhile."""
+        with self._lock:
+            if clip.drop_reason is not None:
+                return False
+            rename()
+            return True
 
     def admit(self, image: Image, fmt: FrameFormat, clips: Iterable[Clip]) -> None:
         """Copy *image* once into the queue for every accepting clip in *clips*.
@@ -447,6 +464,8 @@ class ClipQueue:
             clip.finished = True
             clip.owned = False
             self._live.discard(clip)
+            if self._by_path.get(clip.path) is clip:
+                del self._by_path[clip.path]
             self._progress.notify_all()
 
     def worker_exited(self, clip: Clip | None, error: BaseException, alive: int) -> list[Clip]:

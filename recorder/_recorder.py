@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -34,6 +35,18 @@ logger = logging.getLogger("recorder")
 
 Trigger = Callable[[int], bool]
 TMP_SUFFIX = ".rec-tmp"
+
+
+@dataclass(frozen=True, slots=True)
+class ClipPlan:
+    """Which clips an episode makes, and where: gymnasium.utils.save_video's rules."""
+
+    folder: Path
+    name_prefix: str
+    episode_trigger: Trigger | None
+    step_trigger: Trigger | None
+    video_length: int | None
+    fps: float
 
 # Recorders not yet closed, closed by the interpreter before it joins non-daemon threads.
 _live: set[Recorder] = set()
@@ -124,6 +137,14 @@ class Recorder:
         self.sidecars = bool(sidecars)
         self.video_folder = Path(os.path.abspath(os.fspath(video_folder)))
         self.video_folder.mkdir(parents=True, exist_ok=True)
+        self._plan = ClipPlan(
+            self.video_folder,
+            self.name_prefix,
+            self.episode_trigger,
+            self.step_trigger,
+            self.video_length,
+            self.fps,
+        )
         self.workers = workers
         self.max_queue_bytes = max_queue_bytes
         self.on_full: OnFull = on_full
@@ -169,7 +190,8 @@ class Recorder:
             Exception: whatever episode_trigger raises.
         """
         self._check_usable()
-        return Episode(self, episode_index, step_starting_index, fps, metadata)
+        plan = self._plan if fps is None else replace(self._plan, fps=check_fps(fps))
+        return Episode(self, plan, episode_index, step_starting_index, metadata)
 
     def submit(
         self,
@@ -193,12 +215,30 @@ class Recorder:
         """
         self._check_usable()
         images = validate_frames(frames)
-        with self.episode(episode_index, step_starting_index, fps=fps, metadata=metadata) as ep:
+        plan = self._plan if fps is None else replace(self._plan, fps=check_fps(fps))
+        return self._submit(images, plan, episode_index, step_starting_index, metadata)
+
+    def _submit(
+        self,
+        images: list[Image],
+        plan: ClipPlan,
+        episode_index: int,
+        step_starting_index: int,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[ClipHandle]:
+        ep = Episode(self, plan, episode_index, step_starting_index, metadata)
+        try:
             for image in images:
                 if ep.wants_frame:
                     ep._append_image(image, format_of(image))
                 else:
                     ep._skip()
+        except BaseException:
+            # The frames were all there: a clip cut short by a raising trigger, a full
+            # budget (on_full="raise") or Ctrl-C would be a truncated video. Drop it whole.
+            ep._abort("submit() was interrupted")
+            raise
+        ep.close()
         return ep.handles
 
     def flush(self, timeout: float | None = None) -> None:
@@ -309,16 +349,20 @@ class Recorder:
         kind: ClipKind,
         index: int | None,
         fps: float | None = None,
-        length: float | None = -1,
         *,
+        folder: Path | None = None,
+        length: int | None = None,
         episode_index: int | None = None,
         first_step: int | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Clip:
-        """Open a clip named *name* (no extension); frames go in with ``_queue.admit``."""
-        path = self.video_folder / f"{name}{self.codec.extension}"
-        if length == -1:
-            length = self.video_length
+        """Open a clip named *name* (no extension) in *folder* (default: video_folder).
+
+        Frames go in with :meth:`_append_frame`, at most *length* of them (None: no limit).
+        A live clip of the same path is dropped: the last one wins, as when gymnasium
+        overwrites a file.
+        """
+        path = (folder or self.video_folder) / f"{name}{self.codec.extension}"
         clip = Clip(
             name=name,
             path=path,
@@ -412,7 +456,7 @@ class Recorder:
         try:
             if clip.encoder is None:
                 assert clip.frame_format is not None
-                clip.tmp_path = self._temp_path(clip.name)
+                clip.tmp_path = self._temp_path(clip.path)
                 clip.encoder = self._encoder_factory(
                     VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format)
                 )
@@ -423,9 +467,11 @@ class Recorder:
         clip.encode_seconds += time.perf_counter() - start
         return True
 
-    def _temp_path(self, name: str) -> str:
-        # mkstemp creates the file exclusively (O_EXCL): nothing already there is followed.
-        fd, path = tempfile.mkstemp(prefix=f".{name}.", suffix=TMP_SUFFIX, dir=self.video_folder)
+    @staticmethod
+    def _temp_path(final: Path) -> str:
+        # Beside the final file (os.replace cannot cross file systems). mkstemp creates it
+        # exclusively (O_EXCL): nothing already there is followed or overwritten.
+        fd, path = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=TMP_SUFFIX, dir=final.parent)
         os.close(fd)
         return path
 
@@ -439,8 +485,11 @@ class Recorder:
             clip.encoder = None
             assert clip.tmp_path is not None
             assert clip.frame_format is not None
-            size = os.stat(clip.tmp_path).st_size
-            os.replace(clip.tmp_path, clip.path)
+            tmp = clip.tmp_path
+            size = os.stat(tmp).st_size
+            if not self._queue.publish(clip, lambda: os.replace(tmp, clip.path)):
+                self._discard(clip)
+                return
             clip.tmp_path = None
         except BaseException as e:
             self._fail(clip, e, None)
@@ -474,7 +523,7 @@ class Recorder:
             try:
                 record = record_of(info, crf=self.codec.crf, preset=self.codec.preset)
                 write_sidecar(info, record)
-                append_manifest(self.video_folder, record)
+                append_manifest(clip.path.parent, record)
             except Exception as e:
                 e.add_note(f"writing the sidecar or manifest of {clip.path}")
                 logger.error("could not write the metadata of %s", clip.path, exc_info=True)
@@ -529,32 +578,32 @@ class Episode:
     def __init__(
         self,
         recorder: Recorder,
+        plan: ClipPlan,
         episode_index: int,
         step_starting_index: int,
-        fps: float | None,
-        metadata: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         self.episode_index = check_index("episode_index", episode_index)
         self.step_starting_index = check_index("step_starting_index", step_starting_index)
-        self._fps = None if fps is None else check_fps(fps)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
         #: facts about the episode for the sidecars; add to it until the episode ends.
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._rec = recorder
-        trigger = recorder.episode_trigger
+        self._plan = plan
+        trigger = plan.episode_trigger
         self._want_episode = trigger is not None and bool(trigger(episode_index))
         self._k = 0  # frames seen so far (appended or skipped)
         self._step_wanted: bool | None = None  # step_trigger for frame k, once evaluated
-        self._open: list[Clip] = []
-        self._handles: list[ClipHandle] = []
+        self._open: list[Clip] = []  # clips that may still want frames
+        self._clips: list[Clip] = []  # every clip started
         self._format: FrameFormat | None = None
         self._closed = False
 
     @property
     def handles(self) -> list[ClipHandle]:
         """Handles of the clips this episode has started, in order."""
-        return list(self._handles)
+        return [clip.handle for clip in self._clips]
 
     @property
     def frames_seen(self) -> int:
@@ -614,23 +663,33 @@ class Episode:
 
     def _step_fires(self) -> bool:
         if self._step_wanted is None:
-            trigger = self._rec.step_trigger
+            trigger = self._plan.step_trigger
             step = self.step_starting_index + self._k - 1
             self._step_wanted = trigger is not None and bool(trigger(step))
         return self._step_wanted
 
     def _start(self, kind: ClipKind, index: int) -> None:
+        plan = self._plan
         clip = self._rec._new_clip(
-            f"{self._rec.name_prefix}-{kind}-{index}",
+            f"{plan.name_prefix}-{kind}-{index}",
             kind,
             index,
-            self._fps,
+            folder=plan.folder,
+            fps=plan.fps,
+            length=plan.video_length,
             episode_index=self.episode_index,
             first_step=self.step_starting_index + self._k - 1 if self._k else None,
             metadata=self.metadata,
         )
         self._open.append(clip)
-        self._handles.append(clip.handle)
+        self._clips.append(clip)
+
+    def _abort(self, reason: str) -> None:
+        """Drop every clip this episode started (the files are discarded)."""
+        self._closed = True
+        for clip in self._clips:
+            self._rec._queue.drop(clip, reason)
+        self._open = []
 
     def _check_open(self) -> None:
         if self._closed:
