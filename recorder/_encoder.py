@@ -131,13 +131,19 @@ class PyAVEncoder:
         self._src_format = fmt.pix_fmt
         self._pix_fmt = pix_fmt
         self._width, self._height = width, height
+        # swscale's default (0) is one thread per CPU: keep the conversion on the codec's.
+        self._threads = spec.codec.threads
         self._pts = 0
 
     def write(self, image: Image) -> None:
         """Encode one frame."""
         frame = av.VideoFrame.from_numpy_buffer(image, format=self._src_format)
         out = self._reformatter.reformat(
-            frame, format=self._pix_fmt, width=self._width, height=self._height
+            frame,
+            format=self._pix_fmt,
+            width=self._width,
+            height=self._height,
+            threads=self._threads,
         )
         out.pts = self._pts
         self._pts += 1
