@@ -1,0 +1,272 @@
+"""``recorder.wrappers.RecordVideo``: gymnasium's RecordVideo, encoding in the background."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import logger as gym_logger
+from gymnasium.core import ActType, ObsType, RenderFrame
+
+from recorder._recorder import Recorder, check_name_prefix
+from recorder._schedule import capped_cubic_video_schedule
+from recorder.wrappers._common import (
+    ClipSink,
+    Track,
+    check_render_mode,
+    resolve_fps,
+    resolve_video_length,
+)
+
+
+class RecordVideo(
+    gym.Wrapper[ObsType, ActType, ObsType, ActType],
+    Generic[ObsType, ActType],
+    gym.utils.RecordConstructorArgs,
+):
+    """Records videos of episodes, like :class:`gymnasium.wrappers.RecordVideo`, without blocking.
+
+    A drop-in replacement: the same arguments, attributes, clips and file names
+    (``{name_prefix}-episode-{i}.mp4``, ``{name_prefix}-step-{i}.mp4``). ``episode_trigger``
+    starts a clip at a reset, ``step_trigger`` after a step (step indices count over all
+    episodes); with neither, :func:`recorder.capped_cubic_video_schedule`. With
+    ``video_length=0`` a clip ends at the next reset; with ``n > 0`` it ends once it holds
+    ``n + 1`` frames (gymnasium's rule), spanning episodes if need be. A new trigger ends the
+    current clip.
+
+    The difference: ``step()`` and ``reset()`` only render the frame a clip needs (never when
+    no clip is recording) and hand it to a :class:`recorder.Recorder`, which copies it and
+    encodes it on a worker thread. ``close()`` returns once this wrapper's videos are on disk
+    and raises the error of one that failed. moviepy is not needed.
+
+    By default the wrapper has a private Recorder with ``on_full="block"``: when its
+    ``max_queue_bytes`` are full, ``step()`` waits for the encoder rather than dropping a clip,
+    so every triggered clip is saved, as with gymnasium. Pass ``recorder=`` to share one
+    Recorder (one memory budget, one set of workers) between many wrapped environments; its
+    own ``on_full`` then applies (its default ``"drop"`` may drop clips when the budget is
+    full; pass ``on_full="block"`` to it to keep every clip).
+
+    Differences from gymnasium, by design:
+
+    * ``recorded_frames`` is the number of frames captured into the current clip (an int):
+      the frames are in the Recorder's queue or already encoded, not in a list.
+    * ``gc_trigger`` defaults to None: no frames are held, so there is nothing for
+      ``gc.collect()`` to free. A trigger given is honoured as gymnasium does (after a clip).
+    * ``disable_logger`` is kept as an attribute; there is no moviepy logger.
+    * gymnasium's files lose their last frame for many clip lengths (moviepy writes
+      ``int(n * (1 / fps) * fps)`` frames, rounding the float sum down); ours have every
+      frame captured.
+
+    Args:
+        env: the environment; its render mode must give images (``rgb_array``...).
+        video_folder: where the videos go.
+        episode_trigger: ``episode_id -> bool``: record from this episode's reset.
+        step_trigger: ``step_id -> bool``: record from this step.
+        video_length: 0: clips end at the next reset; n > 0: clips of n + 1 frames.
+        name_prefix: file names are ``{name_prefix}-episode-{i}`` / ``-step-{i}``.
+        fps: frames per second; default ``env.metadata["render_fps"]``, else 30.
+        disable_logger: kept for compatibility (no moviepy logger).
+        gc_trigger: ``episode_id -> bool``: ``gc.collect()`` after a clip ends if True.
+        recorder: a shared :class:`recorder.Recorder`; the videos still go to *video_folder*;
+            ``close()`` then waits for this wrapper's clips only and leaves the Recorder open.
+        recorder_kwargs: settings of the private Recorder (``workers``, ``max_queue_bytes``,
+            ``on_full``, ``codec``, ``crf``, ``preset``, ``on_saved``, ``sidecars``...);
+            defaults ``on_full="block"`` and ``sidecars=False`` (gymnasium's files only).
+
+    Raises:
+        ValueError: the render mode gives no image (None, ``"human"``, ``"ansi"``), or a bad
+            argument.
+        TypeError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env[ObsType, ActType],
+        video_folder: str,
+        episode_trigger: Callable[[int], bool] | None = None,
+        step_trigger: Callable[[int], bool] | None = None,
+        video_length: int = 0,
+        name_prefix: str = "rl-video",
+        fps: float | None = None,
+        disable_logger: bool = True,
+        gc_trigger: Callable[[int], bool] | None = None,
+        *,
+        recorder: Recorder | None = None,
+        recorder_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        # A shared Recorder is saved by reference (it holds locks and threads); the rest is
+        # deep-copied, as gymnasium does.
+        saved = copy.deepcopy(
+            {
+                "video_folder": video_folder,
+                "episode_trigger": episode_trigger,
+                "step_trigger": step_trigger,
+                "video_length": video_length,
+                "name_prefix": name_prefix,
+                "fps": fps,
+                "disable_logger": disable_logger,
+                "gc_trigger": gc_trigger,
+                "recorder_kwargs": recorder_kwargs,
+            }
+        )
+        gym.utils.RecordConstructorArgs.__init__(
+            self, _disable_deepcopy=True, **saved, recorder=recorder
+        )
+        gym.Wrapper.__init__(self, env)
+        check_render_mode(env.render_mode)
+        if episode_trigger is None and step_trigger is None:
+            episode_trigger = capped_cubic_video_schedule
+        self.episode_trigger = episode_trigger
+        self.step_trigger = step_trigger
+        self.disable_logger = disable_logger
+        self.gc_trigger = gc_trigger
+        self.video_folder = os.path.abspath(video_folder)
+        self.frames_per_sec: float = resolve_fps(fps, self.metadata)
+        self.name_prefix: str = check_name_prefix(name_prefix)
+        self.video_length: float = resolve_video_length(video_length)
+        self.render_history: list[RenderFrame] = []
+        self.step_id = -1
+        self.episode_id = -1
+        # Last, so that a wrapper that failed to build leaves no worker thread behind.
+        self._sink = ClipSink(self.video_folder, self.frames_per_sec, recorder, recorder_kwargs)
+        self._track = Track(self._sink)
+
+    @property
+    def recorder(self) -> Recorder:
+        """The Recorder that encodes this wrapper's videos."""
+        return self._sink.recorder
+
+    @property
+    def recording(self) -> bool:
+        """Whether a clip is being recorded."""
+        return self._track.recording
+
+    @property
+    def recorded_frames(self) -> int:
+        """Frames captured into the current clip so far (0 when not recording)."""
+        return self._track.frames
+
+    def _capture_frame(self) -> None:
+        assert self.recording, "Cannot capture a frame, recording wasn't started."
+        track = self._track
+        if not track.wants_frame:
+            track.skip()  # the Recorder dropped this clip: do not render for it
+            return
+        frame = self.env.render()
+        if isinstance(frame, list):
+            if len(frame) == 0:
+                gym_logger.warn(
+                    "Trying to capture render frame but 'env.render()' has just been called. "
+                    "The frame cannot be captured."
+                )
+                return
+            self.render_history += frame
+            frame = frame[-1]
+        if isinstance(frame, np.ndarray):
+            track.add(frame)
+        else:
+            self.stop_recording()
+            gym_logger.warn(
+                "Recording stopped: expected type of frame returned by render to be a numpy "
+                "array, got instead %s.",
+                type(frame),
+            )
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsType, dict[str, Any]]:
+        """Reset the environment; start a clip if episode_trigger says so."""
+        obs, info = super().reset(seed=seed, options=options)
+        self.episode_id += 1
+        if self.recording and self.video_length == math.inf:
+            self.stop_recording()
+        if self.episode_trigger and self.episode_trigger(self.episode_id):
+            self._track.start(
+                f"{self.name_prefix}-episode-{self.episode_id}",
+                "episode",
+                self.episode_id,
+                episode=self.episode_id,
+            )
+        if self.recording:
+            self._capture_frame()
+            if self.recorded_frames > self.video_length:
+                self.stop_recording()
+        return obs, info
+
+    def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Step the environment; capture a frame if a clip is recording."""
+        obs, rew, terminated, truncated, info = self.env.step(action)
+        self.step_id += 1
+        if self.step_trigger and self.step_trigger(self.step_id):
+            self._track.start(
+                f"{self.name_prefix}-step-{self.step_id}",
+                "step",
+                self.step_id,
+                episode=max(self.episode_id, 0),
+                first_step=self.step_id,
+            )
+        if self.recording:
+            self._capture_frame()
+            if self.recorded_frames > self.video_length:
+                self.stop_recording()
+        return obs, rew, terminated, truncated, info
+
+    def render(self) -> RenderFrame | list[RenderFrame] | None:
+        """Render the environment; frames collected since the last call come first.
+
+        As in gymnasium: when the environment renders lists (``RenderCollection`` below this
+        wrapper), the frames this wrapper took for its clips are returned too, and a list
+        rendered while recording is added to the clip.
+        """
+        render_out = super().render()
+        if self.recording and isinstance(render_out, list):
+            for frame in render_out:
+                self._track.add(frame)
+        if len(self.render_history) > 0:
+            tmp_history = self.render_history
+            self.render_history = []
+            if isinstance(render_out, list):
+                return tmp_history + render_out
+            return tmp_history if render_out is None else [*tmp_history, render_out]
+        return render_out
+
+    def close(self) -> None:
+        """Close the environment, then wait until this wrapper's videos are on disk.
+
+        Raises:
+            Exception: the error of a video that failed (an ExceptionGroup for several).
+        """
+        try:
+            super().close()
+        finally:
+            if self.recording:
+                self.stop_recording()
+            self._sink.close()
+
+    def start_recording(self, video_name: str) -> None:
+        """Start recording the clip *video_name* (no extension), ending the current one."""
+        self._track.start(video_name)
+
+    def stop_recording(self) -> None:
+        """End the current clip: it is finished in the background."""
+        self._track.stop()
+        if self.gc_trigger and self.gc_trigger(self.episode_id):
+            gc.collect()
+
+    def __del__(self) -> None:
+        """Warn when the wrapper goes away with a clip open (close() was not called)."""
+        # Runs on half-built wrappers too (when __init__ raised): read attributes defensively.
+        # No lock is taken here: __del__ may run on any thread, inside any critical section.
+        track = getattr(self, "_track", None)
+        if track is not None and track.open:
+            gym_logger.warn(
+                "RecordVideo was not closed: its last video %s is finished only when its "
+                "Recorder closes (at the latest at interpreter exit). Did you call close()?",
+                track.name,
+            )

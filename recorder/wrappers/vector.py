@@ -1,0 +1,507 @@
+"""``recorder.wrappers.vector.RecordVideo``: gymnasium's vector RecordVideo, in the background."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import logger as gym_logger
+from gymnasium.core import ActType, ObsType, RenderFrame
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+
+from recorder._recorder import Recorder, check_name_prefix
+from recorder._schedule import capped_cubic_video_schedule
+from recorder.wrappers._common import (
+    ClipSink,
+    Track,
+    check_render_mode,
+    resolve_fps,
+    resolve_video_length,
+)
+
+__all__ = ["RecordVideo", "grid_shape"]
+
+Array = np.ndarray[Any, Any]
+
+
+class RecordVideo(
+    VectorWrapper[ObsType, ActType, ObsType, ActType, Array],
+    gym.utils.RecordConstructorArgs,
+):
+    """Records videos of a vector environment like gymnasium's vector RecordVideo, without blocking.
+
+    A drop-in replacement for :class:`gymnasium.wrappers.vector.RecordVideo`: the frames of
+    the sub-environments are tiled into one video frame whose aspect ratio is as close as
+    possible to ``video_aspect_ratio`` (or only sub-environment 0 with
+    ``record_first_only``); episodes are those of sub-environment 0, counted under each
+    :class:`gymnasium.vector.AutoresetMode`; names, triggers, ``video_length`` and fps are
+    as in :class:`recorder.wrappers.RecordVideo`. With same-step autoreset, the last frame
+    of an episode is not in its video (the sub-environment has already reset).
+
+    Beyond gymnasium:
+
+    * ``per_env=True`` records each sub-environment's episodes as separate videos,
+      ``{name_prefix}-env-{j}-episode-{i}.mp4`` where ``i`` counts sub-environment ``j``'s own
+      episodes (right under next-step, same-step and disabled autoreset, and partial resets
+      with ``options={"reset_mask": ...}``); a step trigger starts
+      ``{name_prefix}-env-{j}-step-{s}.mp4`` for each. ``per_env=[0, 3]`` records only those
+      sub-environments.
+    * Tiling works for any number of sub-environments: where gymnasium can only make a
+      1xN strip (N prime), the grid is padded with black tiles (e.g. 5 CartPoles at 1:1 make
+      2x3 tiles). For other N the layout is gymnasium's.
+
+    Tiling (a copy of each sub-frame into one reused buffer) runs on the caller's thread,
+    when a clip needs the frame; encoding runs on the Recorder's workers. See
+    :class:`recorder.wrappers.RecordVideo` for ``recorder``, ``recorder_kwargs``,
+    ``recorded_frames``, ``gc_trigger`` and the private Recorder's lossless default.
+
+    Args:
+        env: the vector environment; its render mode must give images.
+        video_folder: where the videos go.
+        video_aspect_ratio: the desired (width, height) ratio of tiled frames.
+        record_first_only: record sub-environment 0 only (no tiling).
+        episode_trigger: ``episode_id -> bool``: record from this episode's reset.
+        step_trigger: ``step_id -> bool``: record from this vector step.
+        video_length: 0: clips end at the next reset; n > 0: clips of n + 1 frames.
+        name_prefix: prefix of the file names.
+        fps: frames per second; default ``env.metadata["render_fps"]``, else 30.
+        disable_logger: kept for compatibility (no moviepy logger).
+        gc_trigger: ``episode_id -> bool``: ``gc.collect()`` after a clip ends if True.
+        per_env: False: tiled videos (gymnasium's); True: one video per sub-environment;
+            indices: only those sub-environments, separately.
+        recorder: a shared :class:`recorder.Recorder` (see :class:`recorder.wrappers.RecordVideo`).
+        recorder_kwargs: settings of the private Recorder (defaults ``on_full="block"``,
+            ``sidecars=False``).
+
+    Raises:
+        ValueError: the render mode gives no image, bad indices, ``per_env`` with
+            ``record_first_only``, or another bad argument.
+        TypeError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        env: VectorEnv[ObsType, ActType, Array],
+        video_folder: str,
+        video_aspect_ratio: tuple[float, float] = (1, 1),
+        record_first_only: bool = False,
+        episode_trigger: Callable[[int], bool] | None = None,
+        step_trigger: Callable[[int], bool] | None = None,
+        video_length: int = 0,
+        name_prefix: str = "rl-video",
+        fps: float | None = None,
+        disable_logger: bool = True,
+        gc_trigger: Callable[[int], bool] | None = None,
+        *,
+        per_env: bool | Iterable[int] = False,
+        recorder: Recorder | None = None,
+        recorder_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        VectorWrapper.__init__(self, env)
+        if isinstance(per_env, Iterable) and not isinstance(per_env, str | bytes):
+            per_env = tuple(per_env)  # a generator is read once, and saved below as a tuple
+        # A shared Recorder is saved by reference (it holds locks and threads); the rest is
+        # deep-copied, as gymnasium does.
+        saved = copy.deepcopy(
+            {
+                "video_folder": video_folder,
+                "video_aspect_ratio": video_aspect_ratio,
+                "record_first_only": record_first_only,
+                "episode_trigger": episode_trigger,
+                "step_trigger": step_trigger,
+                "video_length": video_length,
+                "name_prefix": name_prefix,
+                "fps": fps,
+                "disable_logger": disable_logger,
+                "gc_trigger": gc_trigger,
+                "per_env": per_env,
+                "recorder_kwargs": recorder_kwargs,
+            }
+        )
+        gym.utils.RecordConstructorArgs.__init__(
+            self, _disable_deepcopy=True, **saved, recorder=recorder
+        )
+        check_render_mode(env.render_mode)
+        if episode_trigger is None and step_trigger is None:
+            episode_trigger = capped_cubic_video_schedule
+
+        autoreset_mode = env.metadata.get("autoreset_mode", None)
+        if autoreset_mode is not None:
+            self.autoreset_mode = AutoresetMode(autoreset_mode)
+        else:
+            gym_logger.warn(
+                "%s metadata doesn't specify its autoreset mode (%r), therefore, defaulting "
+                "to next step.",
+                env,
+                env.metadata,
+            )
+            self.autoreset_mode = AutoresetMode.NEXT_STEP
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            gym_logger.warn(
+                "Vector environment's autoreset mode is same-step "
+                "(https://farama.org/Vector-Autoreset-Mode). Recorded episodes will not "
+                "contain the last frame of the episode."
+            )
+        self.has_autoreset = False
+
+        self.episode_trigger = episode_trigger
+        self.step_trigger = step_trigger
+        self.disable_logger = disable_logger
+        self.gc_trigger = gc_trigger
+
+        self.record_first_only = record_first_only
+        self.video_aspect_ratio = video_aspect_ratio
+        self._target_aspect = _aspect(video_aspect_ratio)
+        self.frame_cols = -1
+        self.frame_rows = -1
+        self.per_env: tuple[int, ...] | None = _env_indices(per_env, self.num_envs)
+        if self.per_env is not None and record_first_only:
+            raise ValueError("per_env and record_first_only exclude each other")
+
+        self.video_folder = os.path.abspath(video_folder)
+        self.frames_per_sec: float = resolve_fps(fps, self.metadata)
+        self.name_prefix: str = check_name_prefix(name_prefix)
+        self.video_length: float = resolve_video_length(video_length)
+        self.render_history: list[RenderFrame] = []
+        self.step_id = -1
+        self.episode_id = -1
+        self._grid: np.ndarray[Any, Any] | None = None
+
+        # Last, so that a wrapper that failed to build leaves no worker thread behind.
+        self._sink = ClipSink(self.video_folder, self.frames_per_sec, recorder, recorder_kwargs)
+        self._track = Track(self._sink)  # the tiled video (gymnasium's)
+        self._tracks: dict[int, Track] = {j: Track(self._sink) for j in self.per_env or ()}
+        # per_env: each sub-environment's episode index, and which ones reset at the next step.
+        self._episodes = np.full(self.num_envs, -1, dtype=np.int64)
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+
+    # -- attributes ---------------------------------------------------------------------------
+
+    @property
+    def recorder(self) -> Recorder:
+        """The Recorder that encodes this wrapper's videos."""
+        return self._sink.recorder
+
+    @property
+    def recording(self) -> bool:
+        """Whether a clip is being recorded (with per_env: any sub-environment's)."""
+        if self.per_env is None:
+            return self._track.recording
+        return any(t.recording for t in self._tracks.values())
+
+    @property
+    def recorded_frames(self) -> int:
+        """Frames captured into the current clip(s) so far (with per_env: summed)."""
+        if self.per_env is None:
+            return self._track.frames
+        return sum(t.frames for t in self._tracks.values())
+
+    @property
+    def env_episode_ids(self) -> tuple[int, ...]:
+        """With per_env: each sub-environment's current episode index (-1 before reset)."""
+        return tuple(int(e) for e in self._episodes)
+
+    # -- the environment API --------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsType, dict[str, Any]]:
+        """Reset the environments; start clips if episode_trigger says so."""
+        # Read the mask now: SyncVectorEnv pops it from options.
+        mask = None
+        if options is not None and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"], dtype=bool)
+        if mask is None or mask[0]:
+            self.episode_id += 1
+            if self.per_env is None:
+                if self.recording and self.video_length == math.inf:
+                    self.stop_recording()
+                if self.episode_trigger and self.episode_trigger(self.episode_id):
+                    self._track.start(
+                        f"{self.name_prefix}-episode-{self.episode_id}",
+                        "episode",
+                        self.episode_id,
+                        episode=self.episode_id,
+                    )
+        reset_envs: list[int] = []
+        if self.per_env is not None:
+            reset = np.ones(self.num_envs, dtype=bool) if mask is None else mask
+            self._episodes[reset] += 1
+            self._autoreset[reset] = False
+            reset_envs = [j for j in self._tracks if reset[j]]
+            for j in reset_envs:
+                self._new_episode(j)
+
+        obs, info = super().reset(seed=seed, options=options)
+
+        if self.per_env is None:
+            if self.recording:
+                self._capture_tiled()
+        else:
+            # A sub-environment left out of a partial reset did not move: no frame for it.
+            self._capture_envs(reset_envs)
+        self.has_autoreset = False
+        return obs, info
+
+    def step(self, actions: ActType) -> tuple[ObsType, Array, Array, Array, dict[str, Any]]:
+        """Step the environments; capture frames for the clips recording."""
+        obs, rewards, terminations, truncations, info = self.env.step(actions)
+        self.step_id += 1
+
+        # gymnasium's episode_id follows sub-environment 0.
+        started0 = False
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            started0 = self.has_autoreset
+            self.has_autoreset = bool(terminations[0] or truncations[0])
+        elif self.autoreset_mode == AutoresetMode.SAME_STEP:
+            started0 = bool(terminations[0] or truncations[0])
+        if started0:
+            self.episode_id += 1
+
+        step_fires = bool(self.step_trigger and self.step_trigger(self.step_id))
+        if self.per_env is None:
+            if started0:
+                if self.recording and self.video_length == math.inf:
+                    self.stop_recording()
+                if self.episode_trigger and self.episode_trigger(self.episode_id):
+                    self._track.start(
+                        f"{self.name_prefix}-episode-{self.episode_id}",
+                        "episode",
+                        self.episode_id,
+                        episode=self.episode_id,
+                    )
+            if step_fires:
+                self._track.start(
+                    f"{self.name_prefix}-step-{self.step_id}",
+                    "step",
+                    self.step_id,
+                    episode=max(self.episode_id, 0),
+                    first_step=self.step_id,
+                )
+            if self.recording:
+                self._capture_tiled()
+        else:
+            self._count_episodes(terminations, truncations)
+            if step_fires:
+                for j, track in self._tracks.items():
+                    track.start(
+                        f"{self.name_prefix}-env-{j}-step-{self.step_id}",
+                        "step",
+                        self.step_id,
+                        episode=max(int(self._episodes[j]), 0),
+                        first_step=self.step_id,
+                    )
+            self._capture_envs(self._tracks)
+        return obs, rewards, terminations, truncations, info
+
+    def render(self) -> tuple[RenderFrame, ...] | None:
+        """Render the sub-environments (the wrapped environment's frames, unchanged)."""
+        # gymnasium's vector wrapper never fills render_history; the attribute is kept empty.
+        return super().render()
+
+    def close(self, **kwargs: Any) -> None:
+        """Close the environments, then wait until this wrapper's videos are on disk.
+
+        Raises:
+            Exception: the error of a video that failed (an ExceptionGroup for several).
+        """
+        try:
+            super().close(**kwargs)
+        finally:
+            if self.per_env is None:
+                if self._track.recording:
+                    self.stop_recording()
+            else:
+                for j, track in self._tracks.items():
+                    if track.recording:
+                        self.stop_recording(env_index=j)
+            self._sink.close()
+
+    def start_recording(self, video_name: str, env_index: int | None = None) -> None:
+        """Start recording *video_name* (no extension), ending the current clip.
+
+        Args:
+            video_name: the file name without extension.
+            env_index: with per_env, the sub-environment to record (required then).
+        """
+        self._track_of(env_index).start(video_name)
+
+    def stop_recording(self, env_index: int | None = None) -> None:
+        """End the current clip (with per_env: *env_index*'s, or every one when None)."""
+        if self.per_env is not None and env_index is None:
+            for track in self._tracks.values():
+                if track.recording:
+                    track.stop()
+        else:
+            self._track_of(env_index).stop()
+        if self.gc_trigger and self.gc_trigger(self.episode_id):
+            gc.collect()
+
+    def __del__(self) -> None:
+        """Warn when the wrapper goes away with a clip open (close() was not called)."""
+        # Runs on half-built wrappers too: read attributes defensively, take no lock.
+        tracks = [getattr(self, "_track", None), *getattr(self, "_tracks", {}).values()]
+        names = [t.name for t in tracks if t is not None and t.open]
+        if names:
+            gym_logger.warn(
+                "RecordVideo was not closed: its last videos %s are finished only when its "
+                "Recorder closes (at the latest at interpreter exit). Did you call close()?",
+                names,
+            )
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _track_of(self, env_index: int | None) -> Track:
+        if self.per_env is None:
+            if env_index is not None:
+                raise ValueError("env_index is for per_env recording")
+            return self._track
+        if env_index not in self._tracks:
+            raise ValueError(f"env_index must be one of the recorded {self.per_env}")
+        return self._tracks[env_index]
+
+    def _count_episodes(self, terminations: Any, truncations: Any) -> None:
+        """Advance each sub-environment's episode index at the step where it resets."""
+        if self.autoreset_mode == AutoresetMode.DISABLED:
+            return  # episodes start in reset() only
+        done = np.logical_or(np.asarray(terminations), np.asarray(truncations))
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            started, self._autoreset = self._autoreset, done
+        else:
+            started = done
+        if started.any():
+            self._episodes[started] += 1
+            for j in np.flatnonzero(started).tolist():
+                if j in self._tracks:
+                    self._new_episode(j)
+
+    def _new_episode(self, j: int) -> None:
+        track = self._tracks[j]
+        if track.recording and self.video_length == math.inf:
+            self.stop_recording(env_index=j)
+        episode = int(self._episodes[j])
+        if self.episode_trigger and self.episode_trigger(episode):
+            track.start(
+                f"{self.name_prefix}-env-{j}-episode-{episode}", "episode", episode, episode=episode
+            )
+
+    def _render_all(self) -> Sequence[Any]:
+        envs_frame = self.env.render()
+        assert isinstance(envs_frame, Sequence), type(envs_frame)
+        assert len(envs_frame) == self.num_envs
+        return envs_frame
+
+    def _capture_tiled(self) -> None:
+        track = self._track
+        assert track.recording, "Cannot capture a frame, recording wasn't started."
+        if track.wants_frame:
+            envs_frame = self._render_all()
+            if self.record_first_only:
+                self.frame_rows = self.frame_cols = 1
+                track.add(envs_frame[0])
+            else:
+                track.add(self._tile(envs_frame))
+        else:
+            track.skip()  # the Recorder dropped this clip: do not render for it
+        if track.frames > self.video_length:
+            self.stop_recording()
+
+    def _capture_envs(self, envs: Iterable[int]) -> None:
+        recording = [(j, self._tracks[j]) for j in envs if self._tracks[j].recording]
+        if not recording:
+            return
+        envs_frame = None
+        for j, track in recording:
+            if track.wants_frame:
+                if envs_frame is None:
+                    envs_frame = self._render_all()
+                track.add(envs_frame[j])
+            else:
+                track.skip()
+            if track.frames > self.video_length:
+                self.stop_recording(env_index=j)
+
+    def _tile(self, frames: Sequence[Any]) -> np.ndarray[Any, Any]:
+        """Tile *frames* into one reused buffer (the Recorder copies it before returning)."""
+        first = np.asarray(frames[0])
+        h, w = first.shape[:2]
+        if self.frame_rows == -1 or self.frame_cols == -1:
+            self.frame_rows, self.frame_cols = grid_shape(len(frames), h, w, self._target_aspect)
+        rows, cols = self.frame_rows, self.frame_cols
+        shape = (rows * h, cols * w, *first.shape[2:])
+        grid = self._grid
+        if grid is None or grid.shape != shape or grid.dtype != first.dtype:
+            grid = self._grid = np.zeros(shape, dtype=first.dtype)  # blank tiles stay black
+        for idx, frame in enumerate(frames):
+            r, c = divmod(idx, cols)
+            grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = frame
+        return grid
+
+
+def grid_shape(n: int, h: int, w: int, aspect: float) -> tuple[int, int]:
+    """(rows, cols) of the tiling of *n* frames of h x w closest to the *aspect* ratio (w/h).
+
+    gymnasium's rule: the best of the exact grids with rows <= sqrt(n). When that leaves only
+    the 1xn strip (n prime), grids whose last row is incomplete are considered too, still with
+    rows <= cols and no empty row; ties go to fewer blank tiles.
+    """
+    best_rows, best_cols = 1, n
+    min_diff = math.inf
+    for rows in range(1, int(n**0.5) + 1):
+        if n % rows == 0:
+            cols = n // rows
+            diff = abs(cols * w / (rows * h) - aspect)
+            if diff < min_diff:
+                min_diff = diff
+                best_rows, best_cols = rows, cols
+    if best_rows > 1 or n < 3 or any(n % r == 0 for r in range(2, int(n**0.5) + 1)):
+        return best_rows, best_cols
+    best_blank = 0
+    for rows in range(2, n + 1):
+        cols = -(-n // rows)
+        if rows > cols:
+            break
+        if -(-n // cols) != rows:
+            continue  # a whole row would be blank
+        diff = abs(cols * w / (rows * h) - aspect)
+        blank = rows * cols - n
+        if diff < min_diff or (diff == min_diff and blank < best_blank):
+            min_diff, best_blank = diff, blank
+            best_rows, best_cols = rows, cols
+    return best_rows, best_cols
+
+
+def _aspect(ratio: tuple[float, float]) -> float:
+    try:
+        width, height = ratio
+        value = float(width) / float(height)
+    except (TypeError, ValueError, ZeroDivisionError) as e:
+        raise ValueError(f"video_aspect_ratio must be (width, height) > 0, got {ratio!r}") from e
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"video_aspect_ratio must be (width, height) > 0, got {ratio!r}")
+    return value
+
+
+def _env_indices(per_env: bool | Iterable[int], num_envs: int) -> tuple[int, ...] | None:
+    if per_env is True:
+        return tuple(range(num_envs))
+    if per_env is False or per_env is None:
+        return None
+    if isinstance(per_env, str | bytes) or not isinstance(per_env, Iterable):
+        raise TypeError(f"per_env must be a bool or sub-environment indices, got {per_env!r}")
+    indices = []
+    for j in per_env:
+        if isinstance(j, bool) or not isinstance(j, int | np.integer):
+            raise TypeError(f"per_env indices must be ints, got {j!r}")
+        if not 0 <= j < num_envs:
+            raise ValueError(f"per_env index {j} is not a sub-environment (num_envs={num_envs})")
+        indices.append(int(j))
+    if not indices:
+        raise ValueError("per_env is empty: give True or at least one index")
+    return tuple(sorted(set(indices)))

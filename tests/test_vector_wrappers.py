@@ -1,0 +1,360 @@
+"""recorder.wrappers.vector.RecordVideo against gymnasium's vector RecordVideo as the oracle."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode, VectorWrapper
+
+import recorder
+from recorder.wrappers.vector import RecordVideo, grid_shape
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+SAME_STEP_WARNING = "autoreset mode is same-step"
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left() -> Any:
+    yield
+    left = [t.name for t in threading.enumerate() if t.name.startswith("recorder-worker")]
+    assert not left, f"recorder threads left running: {left}"
+
+
+def moviepy_frames(n: int, fps: float) -> int:
+    """Frames moviepy 2 writes for n images: int(duration * fps), the float sum rounded down."""
+    return int(sum([1.0 / fps] * n) * fps)
+
+
+def decode(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """File name -> (decoded frames, width, height), for every video in *folder*."""
+    out = {}
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".mp4")):
+        with av.open(str(folder / name)) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(video=0))
+            out[name] = (frames, stream.width, stream.height)
+    return out
+
+
+class Oracle(gym.wrappers.vector.RecordVideo):  # type: ignore[type-arg]
+    """gymnasium's wrapper, noting each clip's frame count and frame size before moviepy."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clips: dict[str, tuple[int, int, int]] = {}
+
+    def stop_recording(self) -> None:
+        if self.recorded_frames:
+            h, w = self.recorded_frames[0].shape[:2]
+            self.clips[f"{self._video_name}.mp4"] = (len(self.recorded_frames), w, h)
+        super().stop_recording()
+
+
+def make_vec(n: int, mode: AutoresetMode) -> Any:
+    return gym.make_vec(
+        "CartPole-v1",
+        num_envs=n,
+        vectorization_mode="sync",
+        render_mode="rgb_array",
+        vector_kwargs={"autoreset_mode": mode},
+    )
+
+
+def wrap(cls: Callable[..., Any], env: Any, folder: Path, **kwargs: Any) -> Any:
+    if env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
+        with pytest.warns(UserWarning, match=SAME_STEP_WARNING):
+            return cls(env, str(folder), **kwargs)
+    return cls(env, str(folder), **kwargs)
+
+
+def run(env: Any, steps: int, seed: int = 5, on_step: Callable[..., None] | None = None) -> Any:
+    """Step with seeded random actions; under DISABLED autoreset, reset the finished envs."""
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        done = np.logical_or(terminated, truncated)
+        if on_step is not None:
+            on_step(done)
+        if env.autoreset_mode == AutoresetMode.DISABLED and done.any():
+            env.reset(options={"reset_mask": done})
+            if on_step is not None:
+                on_step(None, reset_mask=done)
+    env.close()
+    return env
+
+
+def compare(
+    tmp_path: Path, mode: AutoresetMode, n: int, steps: int, **kwargs: Any
+) -> dict[str, tuple[int, int, int]]:
+    """Same seeded loop under gymnasium's wrapper and ours: the same videos, frames and sizes."""
+    oracle = run(wrap(Oracle, make_vec(n, mode), tmp_path / "gymnasium", **kwargs), steps)
+    ours = run(wrap(RecordVideo, make_vec(n, mode), tmp_path / "ours", **kwargs), steps)
+    theirs, mine = decode(tmp_path / "gymnasium"), decode(tmp_path / "ours")
+    assert set(mine) == set(theirs) == set(oracle.clips)
+    for name, (frames, width, height) in oracle.clips.items():
+        assert mine[name] == (frames, width, height), name
+        assert theirs[name] == (moviepy_frames(frames, oracle.frames_per_sec), width, height)
+    assert (ours.episode_id, ours.step_id) == (oracle.episode_id, oracle.step_id)
+    assert (ours.frame_rows, ours.frame_cols) == (oracle.frame_rows, oracle.frame_cols)
+    return mine
+
+
+# -- gymnasium's behaviour ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+def test_tiled_videos_match_gymnasium(tmp_path: Path, mode: AutoresetMode) -> None:
+    videos = compare(
+        tmp_path,
+        mode,
+        n=4,
+        steps=45,
+        episode_trigger=lambda e: e in (0, 2),
+        step_trigger=lambda s: s == 30,
+        name_prefix="tiles",
+    )
+    assert {"tiles-episode-0.mp4", "tiles-step-30.mp4"} <= set(videos)
+    assert {v[1:] for v in videos.values()} == {(1200, 800)}  # 2x2 tiles of 600x400
+
+
+def test_record_first_only_and_video_length_match_gymnasium(tmp_path: Path) -> None:
+    videos = compare(
+        tmp_path,
+        AutoresetMode.NEXT_STEP,
+        n=3,
+        steps=56,
+        record_first_only=True,
+        step_trigger=lambda s: s % 20 == 0,
+        video_length=15,
+    )
+    assert videos == {f"rl-video-step-{s}.mp4": (16, 600, 400) for s in (0, 20, 40)}
+
+
+@pytest.mark.parametrize("ratio", [(4, 1), (1, 4)])
+def test_aspect_ratio_matches_gymnasium(tmp_path: Path, ratio: tuple[int, int]) -> None:
+    videos = compare(
+        tmp_path,
+        AutoresetMode.NEXT_STEP,
+        n=4,
+        steps=6,
+        video_aspect_ratio=ratio,
+        step_trigger=lambda s: s == 0,
+        video_length=3,
+    )
+    size = (2400, 400) if ratio == (4, 1) else (1200, 800)  # gymnasium keeps rows <= cols
+    assert videos == {"rl-video-step-0.mp4": (4, *size)}
+
+
+def test_grid_shape_is_gymnasiums_except_for_prime_counts() -> None:
+    class Shape:
+        def __init__(self, ratio: tuple[int, int]) -> None:
+            self.video_aspect_ratio = ratio
+
+    def is_prime(n: int) -> bool:
+        return n > 1 and all(n % d for d in range(2, int(n**0.5) + 1))
+
+    for ratio in [(1, 1), (16, 9), (4, 1), (1, 3)]:
+        for h, w in [(400, 600), (64, 64), (480, 270)]:
+            for n in range(1, 40):
+                reference = Shape(ratio)
+                gym.wrappers.vector.RecordVideo._get_concat_frame_shape(reference, n, h, w)
+                theirs = (reference.frame_rows, reference.frame_cols)
+                rows, cols = grid_shape(n, h, w, ratio[0] / ratio[1])
+                if not is_prime(n) or n == 2:
+                    assert (rows, cols) == theirs, (n, h, w, ratio)
+                    continue
+                assert rows * cols >= n
+                assert (rows - 1) * cols < n  # no blank row
+                assert rows <= cols
+                target = ratio[0] / ratio[1]
+                ours_diff = abs(cols * w / (rows * h) - target)
+                assert ours_diff <= abs(theirs[1] * w / (theirs[0] * h) - target)
+    assert grid_shape(5, 400, 600, 1.0) == (2, 3)
+    assert grid_shape(7, 400, 600, 1.0) == (3, 3)
+    assert grid_shape(13, 64, 64, 1.0) == (4, 4)
+
+
+def test_prime_count_is_padded_with_blank_tiles(tmp_path: Path) -> None:
+    env = RecordVideo(
+        make_vec(5, AutoresetMode.NEXT_STEP), str(tmp_path / "v"), step_trigger=lambda s: s == 0
+    )
+    env.reset(seed=1)
+    for _ in range(3):
+        env.step(env.action_space.sample())
+    assert (env.frame_rows, env.frame_cols) == (2, 3)  # gymnasium: a 1x5 strip
+    env.close()
+    with av.open(str(tmp_path / "v" / "rl-video-step-0.mp4")) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert frame.shape == (800, 1800, 3)
+    assert frame[400:, 1200:].mean() < 8  # the sixth tile is blank (black)
+    assert frame[:400, :600].mean() > 200  # a CartPole tile is mostly white
+
+
+@pytest.mark.parametrize("mode", [None, "human"])
+def test_incompatible_render_modes(tmp_path: Path, mode: str | None) -> None:
+    envs = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync", render_mode=mode)
+    with pytest.raises(ValueError, match="incompatible with RecordVideo") as ours:
+        RecordVideo(envs, str(tmp_path / "ours"))
+    with pytest.raises(ValueError, match="incompatible with RecordVideo") as theirs:
+        gym.wrappers.vector.RecordVideo(envs, str(tmp_path / "gym"))
+    assert str(ours.value) == str(theirs.value)
+    envs.close()
+
+
+def test_half_built_wrapper_del_does_not_raise(tmp_path: Path) -> None:
+    unraisable: list[Any] = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        envs = make_vec(2, AutoresetMode.NEXT_STEP)
+        with pytest.raises(ValueError, match="exclude each other"):
+            RecordVideo(envs, str(tmp_path), record_first_only=True, per_env=True)
+        with pytest.raises(ValueError, match="not a sub-environment"):
+            RecordVideo(envs, str(tmp_path), per_env=[2])
+        gc.collect()
+        envs.close()
+    finally:
+        sys.unraisablehook = old_hook
+    assert unraisable == []
+
+
+def test_missing_autoreset_mode_warns_like_gymnasium(tmp_path: Path) -> None:
+    envs = VectorWrapper(make_vec(2, AutoresetMode.NEXT_STEP))
+    envs.metadata = {k: v for k, v in envs.env.metadata.items() if k != "autoreset_mode"}
+    with pytest.warns(UserWarning, match="doesn't specify its autoreset mode"):
+        env = RecordVideo(envs, str(tmp_path / "v"))
+    assert env.autoreset_mode == AutoresetMode.NEXT_STEP
+    env.close()
+
+
+# -- one video per sub-environment ----------------------------------------------------------------
+
+
+class EpisodeModel:
+    """Independent model of per-env videos: an episode is its reset frame plus one frame per step
+    (without the last one under same-step autoreset, where the env has already reset)."""
+
+    def __init__(self, n: int, mode: AutoresetMode, trigger: Callable[[int], bool]) -> None:
+        self.mode, self.trigger = mode, trigger
+        self.episode = [0] * n
+        self.frames = [1] * n  # the first reset's frame
+        self.pending = [False] * n
+        self.videos: dict[str, int] = {}
+
+    def _new_episode(self, j: int) -> None:
+        self.finish(j)
+        self.episode[j] += 1
+        self.frames[j] = 1
+
+    def finish(self, j: int) -> None:
+        if self.trigger(self.episode[j]):
+            self.videos[f"rl-video-env-{j}-episode-{self.episode[j]}.mp4"] = self.frames[j]
+
+    def __call__(self, done: Any, reset_mask: Any = None) -> None:
+        if reset_mask is not None:
+            for j in np.flatnonzero(reset_mask):
+                self._new_episode(j)
+            return
+        for j, d in enumerate(done):
+            if (self.mode == AutoresetMode.NEXT_STEP and self.pending[j]) or (
+                self.mode == AutoresetMode.SAME_STEP and d
+            ):
+                self._new_episode(j)
+            else:
+                self.frames[j] += 1
+            self.pending[j] = bool(d)
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+def test_per_env_videos(tmp_path: Path, mode: AutoresetMode) -> None:
+    def trigger(e: int) -> bool:
+        return e % 2 == 0
+
+    n = 3
+    model = EpisodeModel(n, mode, trigger)
+    env = wrap(
+        RecordVideo, make_vec(n, mode), tmp_path / "per-env", episode_trigger=trigger, per_env=True
+    )
+    run(env, 70, on_step=model)
+    for j in range(n):
+        model.finish(j)
+    videos = {name: v[0] for name, v in decode(tmp_path / "per-env").items()}
+    assert videos == model.videos
+    assert {f"rl-video-env-{j}-episode-0.mp4" for j in range(n)} <= set(videos)
+    assert len(videos) > n  # later episodes too
+    assert env.env_episode_ids == tuple(model.episode)
+    assert env.episode_id == model.episode[0]  # gymnasium's counter follows env 0
+
+    if mode != AutoresetMode.DISABLED:
+        # env 0's videos are gymnasium's record_first_only videos, named with the env index.
+        oracle = run(
+            wrap(
+                Oracle,
+                make_vec(n, mode),
+                tmp_path / "gymnasium",
+                episode_trigger=trigger,
+                record_first_only=True,
+            ),
+            70,
+        )
+        env0 = {
+            name.replace("-env-0", ""): frames
+            for name, frames in videos.items()
+            if "-env-0-" in name
+        }
+        assert env0 == {name: v[0] for name, v in oracle.clips.items()}
+
+
+def test_per_env_subset_step_clips_render_only_when_needed(tmp_path: Path) -> None:
+    class CountRender(VectorWrapper):  # type: ignore[type-arg]
+        renders = 0
+
+        def render(self) -> Any:
+            self.renders += 1
+            return super().render()
+
+    counted = CountRender(make_vec(4, AutoresetMode.NEXT_STEP))
+    env = RecordVideo(
+        counted,
+        str(tmp_path / "v"),
+        step_trigger=lambda s: s in (3, 40),
+        video_length=5,
+        per_env=(j for j in (3, 1)),
+    )
+    assert env.per_env == (1, 3)
+    run(env, 50)
+    assert decode(tmp_path / "v") == {
+        f"rl-video-env-{j}-step-{s}.mp4": (6, 600, 400) for j in (1, 3) for s in (3, 40)
+    }
+    assert counted.renders == 12  # one render per captured step, shared by both envs
+
+
+def test_shared_recorder_keeps_one_budget(tmp_path: Path) -> None:
+    budget = 4 * 1200 * 800 * 3
+    with recorder.Recorder(tmp_path, max_queue_bytes=budget, on_full="block") as rec:
+        envs = [
+            RecordVideo(
+                make_vec(4, AutoresetMode.NEXT_STEP),
+                str(tmp_path),
+                episode_trigger=lambda e: e == 0,
+                name_prefix=f"vec{i}",
+                recorder=rec,
+            )
+            for i in range(3)
+        ]
+        for env in envs:
+            run(env, 8)
+        assert rec.stats().peak_queued_bytes <= budget
+    assert decode(tmp_path) == {f"vec{i}-episode-0.mp4": (9, 1200, 800) for i in range(3)}

@@ -1,0 +1,463 @@
+"""recorder.wrappers.RecordVideo against gymnasium.wrappers.RecordVideo as the oracle."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import av
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.wrappers import RenderCollection
+
+import recorder
+from recorder._encoder import PyAVEncoder, VideoSpec
+from recorder.wrappers import RecordVideo
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+# gymnasium's wrapper warns when its folder exists; ours too. Each run gets a fresh folder, so
+# any such warning is a real failure, except where a test expects it.
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left() -> Any:
+    yield
+    left = [t.name for t in threading.enumerate() if t.name.startswith("recorder-worker")]
+    assert not left, f"recorder threads left running: {left}"
+
+
+def moviepy_frames(n: int, fps: float) -> int:
+    """Frames moviepy 2 writes for n images: int(duration * fps), the float sum rounded down."""
+    return int(sum([1.0 / fps] * n) * fps)
+
+
+def decode(folder: Path) -> dict[str, int]:
+    """File name -> decoded frame count, for every video in *folder*."""
+    counts = {}
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".mp4")):
+        with av.open(str(folder / name)) as container:
+            counts[name] = sum(1 for _ in container.decode(video=0))
+    return counts
+
+
+class Oracle(gym.wrappers.RecordVideo):  # type: ignore[type-arg]
+    """gymnasium's wrapper, noting how many frames (and which) each clip had before moviepy."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clip_frames: dict[str, int] = {}
+        self.clip_images: dict[str, list[np.ndarray]] = {}
+
+    def stop_recording(self) -> None:
+        if self.recorded_frames:
+            self.clip_frames[f"{self._video_name}.mp4"] = len(self.recorded_frames)
+            self.clip_images[f"{self._video_name}.mp4"] = [f.copy() for f in self.recorded_frames]
+        super().stop_recording()
+
+
+def cartpole(**kwargs: Any) -> gym.Env[Any, Any]:
+    return gym.make("CartPole-v1", render_mode="rgb_array", **kwargs)
+
+
+def run(env: Any, steps: int, seed: int = 7) -> Any:
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    return env
+
+
+def compare(
+    tmp_path: Path, steps: int, wrap: Any = None, seed: int = 7, **kwargs: Any
+) -> tuple[Oracle, RecordVideo[Any, Any], dict[str, int]]:
+    """Run gymnasium's wrapper and ours on the same seeded CartPole; assert the same videos."""
+    wrap = wrap or (lambda make, env: make(env))
+    gym_dir, our_dir = tmp_path / "gymnasium", tmp_path / "ours"
+    oracle = run(wrap(lambda e: Oracle(e, str(gym_dir), **kwargs), cartpole()), steps, seed)
+    ours = run(wrap(lambda e: RecordVideo(e, str(our_dir), **kwargs), cartpole()), steps, seed)
+    oracle, ours = _innermost(oracle, Oracle), _innermost(ours, RecordVideo)
+    gym_counts, our_counts = decode(gym_dir), decode(our_dir)
+    assert set(our_counts) == set(gym_counts)
+    fps = oracle.frames_per_sec
+    for name, frames in oracle.clip_frames.items():
+        assert our_counts[name] == frames, name  # every frame gymnasium captured
+        assert gym_counts[name] == moviepy_frames(frames, fps), name  # minus moviepy's rounding
+    assert (ours.episode_id, ours.step_id) == (oracle.episode_id, oracle.step_id)
+    return oracle, ours, our_counts
+
+
+def _innermost(env: Any, cls: type) -> Any:
+    while not isinstance(env, cls):
+        env = env.env
+    return env
+
+
+# -- the same clips as gymnasium ------------------------------------------------------------------
+
+
+def test_episode_trigger_same_videos_and_frames(tmp_path: Path) -> None:
+    oracle, _, counts = compare(tmp_path, 90, episode_trigger=lambda e: e in (0, 2))
+    assert set(counts) == {"rl-video-episode-0.mp4", "rl-video-episode-2.mp4"}
+    # The frames are the ones gymnasium captured, in order (decoded back, lossy).
+    name = "rl-video-episode-2.mp4"
+    raw = np.stack(oracle.clip_images[name]).astype(np.int16)
+    with av.open(str(tmp_path / "ours" / name)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    for i, frame in enumerate(decoded):
+        errors = np.abs(raw - frame.astype(np.int16)).mean(axis=(1, 2, 3))
+        assert errors[i] < 2.0
+        assert errors[i] == errors.min()  # no other captured frame fits better
+
+
+def test_step_trigger_with_video_length_spans_episodes(tmp_path: Path) -> None:
+    _, ours, counts = compare(
+        tmp_path, 120, step_trigger=lambda s: s % 40 == 3, video_length=30, name_prefix="clip"
+    )
+    assert set(counts) == {"clip-step-3.mp4", "clip-step-43.mp4", "clip-step-83.mp4"}
+    # video_length=30: gymnasium stops once a clip holds more than 30 frames, across resets.
+    assert set(counts.values()) == {31}
+    assert ours.video_length == 30
+
+
+def test_both_triggers_new_clip_ends_current(tmp_path: Path) -> None:
+    _, _, counts = compare(
+        tmp_path, 100, episode_trigger=lambda e: e in (0, 3), step_trigger=lambda s: s == 10
+    )
+    assert "rl-video-step-10.mp4" in counts
+    assert "rl-video-episode-0.mp4" in counts
+
+
+def test_default_schedule(tmp_path: Path) -> None:
+    _, ours, counts = compare(tmp_path, 60)
+    assert ours.episode_trigger is recorder.capped_cubic_video_schedule
+    assert set(counts) == {
+        f"rl-video-episode-{i}.mp4"
+        for i in range(ours.episode_id + 1)
+        if recorder.capped_cubic_video_schedule(i)
+    }
+
+
+def test_video_length_recording_attribute(tmp_path: Path) -> None:
+    # gymnasium's own test: still recording after video_length steps, stopped one step later.
+    env = RecordVideo(
+        cartpole(), str(tmp_path / "v"), step_trigger=lambda s: s == 0, video_length=10
+    )
+    env.reset(seed=123)
+    env.action_space.seed(123)
+    for _ in range(10):
+        env.step(env.action_space.sample())
+    assert env.recording
+    assert env.recorded_frames == 10
+    env.step(env.action_space.sample())
+    assert not env.recording
+    assert env.recorded_frames == 0
+    env.close()
+    assert decode(tmp_path / "v") == {"rl-video-step-0.mp4": 11}
+
+
+def test_long_clip_spans_episodes(tmp_path: Path) -> None:
+    _, _, counts = compare(tmp_path, 80, episode_trigger=lambda e: e == 0, video_length=60)
+    assert counts == {"rl-video-episode-0.mp4": 61}
+
+
+@pytest.mark.parametrize("order", ["collection_below", "collection_above"])
+def test_render_collection_both_orders(tmp_path: Path, order: str) -> None:
+    def wrap(make: Any, env: Any) -> Any:
+        if order == "collection_below":
+            return make(RenderCollection(env))
+        return RenderCollection(make(env))
+
+    compare(tmp_path, 50, wrap=wrap, episode_trigger=lambda e: e in (0, 1))
+
+    # gymnasium's own test: render() returns every frame since the last call, either way.
+    n_steps = 10
+    env = wrap(lambda e: RecordVideo(e, str(tmp_path / "render")), cartpole())
+    env.reset(seed=123)
+    env.action_space.seed(123)
+    for _ in range(n_steps):
+        env.step(env.action_space.sample())
+    render_out = env.render()
+    assert isinstance(render_out, list)
+    assert len(render_out) == n_steps + 1
+    assert all(isinstance(r, np.ndarray) and r.ndim == 3 for r in render_out)
+    assert env.render() == []
+    env.close()
+    assert decode(tmp_path / "render") == {"rl-video-episode-0.mp4": n_steps + 1}
+
+
+def test_render_collection_without_pop_matches_gymnasium(tmp_path: Path) -> None:
+    # gymnasium adds to the clip what render() returns while recording: replicated.
+    def loop(env: Any) -> None:
+        env.reset(seed=3)
+        env.action_space.seed(3)
+        for i in range(12):
+            env.step(env.action_space.sample())
+            if i == 5:
+                env.render()
+        env.close()
+
+    oracle = Oracle(RenderCollection(cartpole(), pop_frames=False), str(tmp_path / "gymnasium"))
+    ours = RecordVideo(RenderCollection(cartpole(), pop_frames=False), str(tmp_path / "ours"))
+    loop(oracle)
+    loop(ours)
+    # The reset frame, 12 step frames, and the 7 frames render() returned after step 5.
+    assert oracle.clip_frames == {"rl-video-episode-0.mp4": 1 + 12 + 7}
+    assert decode(tmp_path / "ours") == oracle.clip_frames
+
+
+# -- construction ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [None, "human", "ansi"])
+def test_incompatible_render_modes(tmp_path: Path, mode: str | None) -> None:
+    env = gym.make("CartPole-v1", render_mode=mode) if mode != "ansi" else _AnsiEnv()
+    with pytest.raises(ValueError, match="incompatible with RecordVideo") as ours:
+        RecordVideo(env, str(tmp_path / "ours"))
+    with pytest.raises(ValueError, match="incompatible with RecordVideo") as theirs:
+        gym.wrappers.RecordVideo(env, str(tmp_path / "gym"))
+    assert str(ours.value) == str(theirs.value)
+    assert not (tmp_path / "ours").exists()  # nothing created, no worker started
+    env.close()
+
+
+class _AnsiEnv(gym.Env[int, int]):
+    metadata = {"render_modes": ["ansi"]}  # noqa: RUF012
+    render_mode = "ansi"
+
+
+class _TinyEnv(gym.Env[int, int]):
+    """Renders 16x24 frames; no render_fps in its metadata."""
+
+    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012
+    render_mode = "rgb_array"
+    action_space = gym.spaces.Discrete(2)
+    observation_space = gym.spaces.Discrete(100)
+
+    def __init__(self) -> None:
+        self.t = 0
+        self.renders = 0
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        self.t = 0
+        return 0, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        self.t += 1
+        return self.t, 0.0, self.t >= 5, False, {}
+
+    def render(self) -> np.ndarray:
+        self.renders += 1
+        return np.full((16, 24, 3), 10 * self.t, dtype=np.uint8)
+
+
+def test_half_built_wrapper_del_does_not_raise(tmp_path: Path) -> None:
+    unraisable: list[Any] = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        env = gym.make("CartPole-v1")
+        with pytest.raises(ValueError, match="incompatible"):
+            RecordVideo(env, str(tmp_path))
+        with pytest.raises(TypeError, match="recorder_kwargs must not set fps"):
+            RecordVideo(cartpole(), str(tmp_path / "x"), recorder_kwargs={"fps": 3})
+        gc.collect()
+    finally:
+        sys.unraisablehook = old_hook
+    assert unraisable == []
+
+
+def test_fps_rule(tmp_path: Path) -> None:
+    def rate(env: Any, folder: str, **kwargs: Any) -> float:
+        wrapped = RecordVideo(env, str(tmp_path / folder), **kwargs)
+        run(wrapped, 3)
+        (video,) = (tmp_path / folder).iterdir()
+        with av.open(str(video)) as container:
+            return float(container.streams.video[0].average_rate)
+
+    assert rate(cartpole(), "metadata") == 50  # CartPole's render_fps
+    assert rate(cartpole(), "given", fps=12) == 12
+    assert rate(_TinyEnv(), "default") == 30  # no render_fps: 30
+
+
+def test_existing_folder_warns_like_gymnasium(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="Overwriting existing videos"):
+        env = RecordVideo(cartpole(), str(tmp_path))
+    env.close()
+
+
+def test_argument_errors(tmp_path: Path) -> None:
+    folder = str(tmp_path / "v")
+    with pytest.raises(ValueError, match="video_length"):
+        RecordVideo(cartpole(), folder, video_length=-1)
+    with pytest.raises(ValueError, match="name_prefix"):
+        RecordVideo(cartpole(), folder, name_prefix="../up")
+    with (
+        recorder.Recorder(tmp_path / "shared") as rec,
+        pytest.raises(TypeError, match="not both"),
+    ):
+        RecordVideo(cartpole(), str(tmp_path / "shared"), recorder=rec, recorder_kwargs={"crf": 30})
+
+
+# -- what the drop-in changes ------------------------------------------------------------------
+
+
+def test_renders_only_frames_a_clip_needs_and_encodes_off_thread(tmp_path: Path) -> None:
+    threads: set[str] = set()
+
+    def factory(spec: VideoSpec) -> Any:
+        threads.add(threading.current_thread().name)
+        encoder = PyAVEncoder(spec)
+        write = encoder.write
+
+        def tracked(image: Any) -> None:
+            threads.add(threading.current_thread().name)
+            write(image)
+
+        encoder.write = tracked  # type: ignore[method-assign]
+        return encoder
+
+    base = _TinyEnv()  # episodes of 5 steps
+    env = RecordVideo(
+        base,
+        str(tmp_path / "v"),
+        episode_trigger=lambda e: e == 1,
+        recorder_kwargs={"encoder_factory": factory},
+    )
+    env.reset()
+    for _ in range(4):  # episodes 0..3
+        for _ in range(5):
+            env.step(0)
+        env.reset()
+    env.close()
+    assert base.renders == 6  # the reset frame and 5 steps of episode 1, nothing else
+    assert decode(tmp_path / "v") == {"rl-video-episode-1.mp4": 6}
+    assert threads
+    assert threading.main_thread().name not in threads
+
+
+def test_recorded_frames_is_a_count(tmp_path: Path) -> None:
+    env = RecordVideo(_TinyEnv(), str(tmp_path / "v"), episode_trigger=lambda e: True)
+    assert env.recorded_frames == 0
+    env.reset()
+    env.step(0)
+    env.step(0)
+    assert env.recorded_frames == 3
+    assert env.recording
+    env.close()
+    assert not env.recording
+
+
+def test_gc_trigger_is_honoured(tmp_path: Path) -> None:
+    calls: list[int] = []
+    env = RecordVideo(
+        _TinyEnv(),
+        str(tmp_path / "v"),
+        episode_trigger=lambda e: True,
+        gc_trigger=lambda e: calls.append(e) is None,
+    )
+    run(env, 12)
+    assert calls == [1, 2, 2]  # episode_id after each clip ended: two resets, then close()
+
+
+def test_close_raises_when_a_video_failed(tmp_path: Path) -> None:
+    class Boom(RuntimeError):
+        pass
+
+    def factory(spec: VideoSpec) -> Any:
+        raise Boom("encoder broke")
+
+    env = RecordVideo(
+        _TinyEnv(),
+        str(tmp_path / "v"),
+        episode_trigger=lambda e: e == 0,
+        recorder_kwargs={"encoder_factory": factory},
+    )
+    env.reset()
+    env.step(0)
+    with pytest.raises(Boom):
+        env.close()
+
+    with recorder.Recorder(tmp_path / "shared", encoder_factory=factory) as rec:
+        env = RecordVideo(
+            _TinyEnv(), str(tmp_path / "shared"), episode_trigger=lambda e: True, recorder=rec
+        )
+        env.reset()
+        with pytest.raises(Boom):
+            env.close()
+        with pytest.raises(Boom):  # the shared recorder reports it too
+            rec.flush()
+
+
+def test_many_envs_share_one_recorder_budget(tmp_path: Path) -> None:
+    frame_bytes = 400 * 600 * 3
+    budget = 3 * frame_bytes
+    with recorder.Recorder(tmp_path / "shared", max_queue_bytes=budget, on_full="block") as rec:
+        # Each its own folder (the usual layout), or the Recorder's with its own prefix.
+        folders = [tmp_path / f"env{i}" for i in range(4)] + [tmp_path / "shared"] * 4
+        envs = [
+            RecordVideo(
+                cartpole(),
+                str(folder),
+                episode_trigger=lambda e: e == 0,
+                name_prefix=f"env{i}",
+                recorder=rec,
+            )
+            for i, folder in enumerate(folders)
+        ]
+        for i, env in enumerate(envs):
+            env.reset(seed=i)
+        for k in range(12):  # interleaved like 8 envs stepped in one loop
+            for env in envs:
+                _, _, terminated, truncated, _ = env.step(k % 2)
+                assert not terminated
+                assert not truncated
+        for env, folder in zip(envs, folders, strict=True):
+            env.close()
+            assert (folder / f"{env.name_prefix}-episode-0.mp4").exists()  # on disk at close()
+        assert not rec.closed  # a shared recorder stays open
+        stats = rec.stats()
+    assert stats.peak_queued_bytes <= budget
+    assert stats.videos_saved == 8
+    assert stats.videos_dropped == 0
+    for i in range(4):
+        assert decode(tmp_path / f"env{i}") == {f"env{i}-episode-0.mp4": 13}
+    assert decode(tmp_path / "shared") == {f"env{i}-episode-0.mp4": 13 for i in range(4, 8)}
+
+
+def test_unclosed_wrapper_warns_and_its_recorder_still_saves_the_clip(tmp_path: Path) -> None:
+    with recorder.Recorder(tmp_path) as rec:
+        env = RecordVideo(_TinyEnv(), str(tmp_path), episode_trigger=lambda e: True, recorder=rec)
+        env.reset()
+        env.step(0)
+        with pytest.warns(UserWarning, match="was not closed"):
+            del env  # the last reference: CPython runs __del__ here
+    assert decode(tmp_path) == {"rl-video-episode-0.mp4": 2}
+
+
+def test_folder_holds_gymnasiums_files_only_and_infos_say_where_clips_start(
+    tmp_path: Path,
+) -> None:
+    infos: list[recorder.VideoInfo] = []
+    env = RecordVideo(
+        _TinyEnv(),  # episodes of 5 steps: steps 0-4, 5-9, ...
+        str(tmp_path / "v"),
+        episode_trigger=lambda e: e == 0,
+        step_trigger=lambda s: s == 7,
+        recorder_kwargs={"on_saved": infos.append},
+    )
+    run(env, 12)
+    assert sorted(os.listdir(tmp_path / "v")) == ["rl-video-episode-0.mp4", "rl-video-step-7.mp4"]
+    starts = {info.name: (info.kind, info.episode_index, info.first_step) for info in infos}
+    assert starts == {
+        "rl-video-episode-0": ("episode", 0, None),
+        "rl-video-step-7": ("step", 1, 7),
+    }
