@@ -4,6 +4,8 @@ The training loop hands frames over in microseconds; triggers, encoding (PyAV) a
 writing happen on worker threads; nothing submitted is lost at shutdown.
 """
 
+import importlib
+
 from recorder._default import flush, save_video
 from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
 from recorder._recorder import Episode, Recorder
@@ -36,3 +38,10 @@ __all__ = [
     "handle_sigterm",
     "save_video",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ``recorder.wrappers`` imports gymnasium's wrappers: load it on first use only.
+    if name == "wrappers":
+        return importlib.import_module("recorder.wrappers")
+    raise AttributeError(f"module 'recorder' has no attribute {name!r}")

@@ -4,6 +4,14 @@
 ``recorder.wrappers.vector.RecordVideo`` replaces ``gymnasium.wrappers.vector.RecordVideo``.
 """
 
+import importlib
+
 from recorder.wrappers._record_video import RecordVideo
 
 __all__ = ["RecordVideo"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "vector":
+        return importlib.import_module("recorder.wrappers.vector")
+    raise AttributeError(f"module 'recorder.wrappers' has no attribute {name!r}")
