@@ -4,7 +4,7 @@ The training loop hands frames over in microseconds; triggers, encoding (PyAV) a
 writing happen on worker threads; nothing submitted is lost at shutdown.
 """
 
-import importlib
+import importlib as _importlib
 
 from recorder._default import flush, save_video
 from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
@@ -43,5 +43,5 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # ``recorder.wrappers`` imports gymnasium's wrappers: load it on first use only.
     if name == "wrappers":
-        return importlib.import_module("recorder.wrappers")
+        return _importlib.import_module("recorder.wrappers")
     raise AttributeError(f"module 'recorder' has no attribute {name!r}")

@@ -4,7 +4,7 @@
 ``recorder.wrappers.vector.RecordVideo`` replaces ``gymnasium.wrappers.vector.RecordVideo``.
 """
 
-import importlib
+import importlib as _importlib
 
 from recorder.wrappers._record_video import RecordVideo
 
@@ -13,5 +13,5 @@ __all__ = ["RecordVideo"]
 
 def __getattr__(name: str) -> object:
     if name == "vector":
-        return importlib.import_module("recorder.wrappers.vector")
+        return _importlib.import_module("recorder.wrappers.vector")
     raise AttributeError(f"module 'recorder.wrappers' has no attribute {name!r}")
