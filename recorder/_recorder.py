@@ -48,6 +48,7 @@ class ClipPlan:
     video_length: int | None
     fps: float
 
+
 # Recorders not yet closed, closed by the interpreter before it joins non-daemon threads.
 _live: set[Recorder] = set()
 _live_lock = threading.Lock()
