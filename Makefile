@@ -5,13 +5,21 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 
-.PHONY: test lint typecheck pytest demo bench clean
+.PHONY: test lint typecheck pytest demo bench browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test,bench,cli]'
 	touch $(STAMP)
+
+# Debian's Chromium for the gallery test; installed when missing and we may (root).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium not installed and not root: the browser test will be skipped"; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recorder tests scripts
@@ -20,17 +28,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy recorder
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(PY) -m pytest
 
 test: lint typecheck pytest
 
 demo: $(STAMP)
-	$(PY) scripts/demo.py --out videos
+	$(PY) -m recorder record CartPole-v1 --episodes 30 --every 5 --out videos --gallery
+	@echo "open videos/index.html in a browser, or serve it: $(PY) -m recorder gallery videos --serve"
 
 bench: $(STAMP)
-	$(PY) scripts/bench_core.py
-	$(PY) scripts/bench_cartpole.py
+	$(PY) scripts/bench_core.py --out docs/bench_core.md
+	$(PY) scripts/bench_cartpole.py --out docs/bench_cartpole.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,444 @@
+"""The command line: ``recorder record`` on CartPole, its summary, and its one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from helpers import FakeEncoders, decode, painted
+
+import recorder._cli
+from recorder import Recorder
+from recorder.__main__ import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def summary(stdout: str) -> dict[str, str]:
+    """The summary table as {row name: value}."""
+    rows = {}
+    for line in stdout.splitlines():
+        key, _, value = line.strip().partition("  ")
+        rows[key] = value.strip()
+    return rows
+
+
+def assert_one_line_error(code: int, stderr: str, *expected: str) -> None:
+    assert code != 0
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("recorder: error: "), stderr
+    for text in expected:
+        assert text in lines[0]
+
+
+def test_record_cartpole_writes_videos_sidecars_and_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "videos"
+    code, stdout, stderr = run(
+        capsys, "record", "CartPole-v1", "--episodes", "3", "--every", "2", "--seed", "5",
+        "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.glob("*.mp4")) == [
+        "rl-video-episode-0.mp4",
+        "rl-video-episode-2.mp4",
+    ]
+    total_frames = 0
+    for episode in (0, 2):
+        side = json.loads((out / f"rl-video-episode-{episode}.json").read_text())
+        meta = side["metadata"]
+        assert meta["env_id"] == "CartPole-v1"
+        assert meta["seed"] == 5 + episode
+        assert meta["policy"] == "random"
+        assert side["fps"] == 50.0  # CartPole's render_fps
+        assert side["frames"] == meta["length"] + 1  # the reset frame, then one per step
+        assert meta["return"] == float(meta["length"])  # CartPole pays 1 per step
+        assert meta["terminated"] or meta["truncated"]
+        assert len(decode(out / side["path"]).frames) == side["frames"]
+        total_frames += side["frames"]
+        # The seed in the sidecar replays the episode.
+        env = gym.make("CartPole-v1")
+        env.reset(seed=meta["seed"])
+        env.action_space.seed(meta["seed"])
+        steps, done = 0, False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            steps, done = steps + 1, terminated or truncated
+        env.close()
+        assert steps == meta["length"]
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 2
+    rows = summary(stdout)
+    assert rows["environment"] == "CartPole-v1"
+    assert rows["episodes / steps"].startswith("3 / ")
+    assert (rows["videos saved"], rows["videos dropped"], rows["videos failed"]) == ("2", "0", "0")
+    assert rows["frames encoded"] == str(total_frames)
+    assert re.fullmatch(r"\d+ frames/s per busy worker", rows["encode speed"])
+    assert re.fullmatch(r"[\d.]+ ms \([\d.]+%\)", rows["in recorder calls"])
+    assert rows["folder"] == str(out.resolve())
+    # tqdm bars on stderr: the loop, then the flush.
+    assert "CartPole-v1" in stderr
+    assert "encoding" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_record_steps_with_step_trigger_and_video_length(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, stdout, stderr = run(
+        capsys, "record", "CartPole-v1", "--steps", "40", "--at-steps", "0,39",
+        "--video-length", "5", "--fps", "12.5", "--codec", "vp9", "--no-progress",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert stderr == ""  # no bar, no warning
+    assert summary(stdout)["episodes / steps"].endswith("/ 40")
+    first = json.loads((tmp_path / "rl-video-step-0.json").read_text())
+    last = json.loads((tmp_path / "rl-video-step-39.json").read_text())
+    assert (first["frames"], first["first_step"], first["fps"]) == (5, 0, 12.5)
+    # Step 39 is the last one run: its clip has one frame however long episodes are.
+    assert (last["frames"], last["first_step"], last["codec"]) == (1, 39, "vp9")
+    assert len(decode(tmp_path / "rl-video-step-0.webm").frames) == 5
+    assert len(decode(tmp_path / "rl-video-step-39.webm").frames) == 1
+
+
+def test_record_then_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(
+        capsys, "record", "CartPole-v1", "--episodes", "2", "--every", "1", "--no-progress",
+        "--gallery", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<video ") == 2
+    assert f"gallery: {tmp_path / 'index.html'}" in stdout
+    code, stdout, _ = run(capsys, "gallery", str(tmp_path), "--title", "runs <1>")
+    assert code == 0
+    assert "(2 videos)" in stdout
+    assert "<title>runs &lt;1&gt;</title>" in (tmp_path / "index.html").read_text()
+
+
+def test_dropped_videos_are_counted_and_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A CartPole frame (720 kB) is bigger than the whole budget: every video is dropped.
+    code, stdout, stderr = run(
+        capsys, "record", "CartPole-v1", "--episodes", "3", "--every", "1", "--on-full", "drop",
+        "--max-queue-mb", "0.5", "--no-progress", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0  # dropping was asked for
+    rows = summary(stdout)
+    assert (rows["videos saved"], rows["videos dropped"]) == ("0", "3")
+    assert not list(tmp_path.glob("*.mp4"))
+    assert "3 videos dropped" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_on_full_raise_stops_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, stdout, stderr = run(
+        capsys, "record", "CartPole-v1", "--episodes", "3", "--every", "1", "--on-full", "raise",
+        "--max-queue-mb", "0.5", "--no-progress", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 1
+    assert stdout == ""
+    assert "Traceback" not in stderr
+    *warned, last = stderr.strip().splitlines()
+    assert last.startswith("recorder: error: max_queue_bytes=524288 full")
+    assert last.endswith("(--on-full raise)")
+    assert [w.split(":")[:2] for w in warned] == [["recorder", " warning"]]  # the core's log
+
+
+def test_failed_videos_exit_non_zero_with_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = FakeEncoders(fail_at=0)
+    monkeypatch.setattr(
+        recorder._cli,
+        "Recorder",
+        functools.partial(recorder._cli.Recorder, encoder_factory=failing),
+    )
+    code, stdout, stderr = run(
+        capsys, "record", "CartPole-v1", "--episodes", "2", "--every", "1", "--no-progress",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 1
+    assert summary(stdout)["videos failed"] == "2"
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 3, stderr
+    assert all(line.startswith("recorder: error: ") for line in lines)
+    assert sum("No space left on device" in line for line in lines) == 2
+    assert lines[-1] == "recorder: error: 2 videos failed (see above)"
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+class _Tiny(gym.Env[int, int]):
+    observation_space = spaces.Discrete(2)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        super().reset(seed=seed)
+        return 0, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        return 0, 0.0, True, False, {}
+
+
+class AnsiOnly(_Tiny):
+    metadata = {"render_modes": ["ansi"]}  # noqa: RUF012 - gymnasium's convention
+
+    def render(self) -> str:
+        return "x"
+
+
+class RendersNothing(_Tiny):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
+
+    def render(self) -> None:
+        return None
+
+
+class RendersFloats(_Tiny):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
+
+    def render(self) -> np.ndarray:
+        return np.zeros((8, 8, 3), np.float32)
+
+
+class GrowingFrames(_Tiny):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        super().__init__(render_mode)
+        self.renders = 0
+
+    def render(self) -> np.ndarray:
+        self.renders += 1
+        return np.zeros((8 + 2 * self.renders, 8, 3), np.uint8)
+
+
+def needs_fake_physics(**kwargs: Any) -> gym.Env[int, int]:
+    raise gym.error.DependencyNotInstalled(
+        'fakephysics is not installed, run `pip install "gymnasium[fakephysics]"`'
+    )
+
+
+FAKE_ENVS = {
+    "RecorderTestAnsiOnly-v0": AnsiOnly,
+    "RecorderTestRendersNothing-v0": RendersNothing,
+    "RecorderTestRendersFloats-v0": RendersFloats,
+    "RecorderTestNeedsFakePhysics-v0": needs_fake_physics,
+    "RecorderTestGrowingFrames-v0": GrowingFrames,
+}
+
+
+@pytest.fixture(scope="module")
+def fake_envs() -> Iterator[None]:
+    for env_id, entry_point in FAKE_ENVS.items():
+        gym.register(env_id, entry_point=entry_point)
+    yield
+    for env_id in FAKE_ENVS:
+        del gym.registry[env_id]
+
+
+@pytest.mark.usefixtures("fake_envs")
+@pytest.mark.parametrize(
+    ("env_id", "expected"),
+    [
+        ("NoSuchEnv-v0", ["unknown environment 'NoSuchEnv-v0'", "doesn't exist"]),
+        ("cartpole-v1", ["unknown environment", "Did you mean: `CartPole`?"]),
+        ("NoNamespace/Thing-v0", ["unknown environment", "PACKAGE:ENV_ID"]),
+        ("no_such_package_xyz:Thing-v0", ["missing dependency", "no_such_package_xyz"]),
+        ("RecorderTestAnsiOnly-v0", ["does not render images", "['ansi']"]),
+        ("RecorderTestRendersNothing-v0", ["does not render images", "returned NoneType"]),
+        ("RecorderTestRendersFloats-v0", ["does not render images", "float32"]),
+        (
+            "RecorderTestNeedsFakePhysics-v0",
+            ["missing dependency", 'pip install "gymnasium[fakephysics]"'],
+        ),
+    ],
+)
+def test_environment_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], env_id: str, expected: list[str]
+) -> None:
+    out = tmp_path / "videos"
+    code, stdout, stderr = run(capsys, "record", env_id, "--no-progress", "--out", str(out))
+    assert code == 1
+    assert stdout == ""
+    assert_one_line_error(code, stderr, *expected)
+    assert not out.exists()  # nothing created for a run that could not start
+
+
+@pytest.mark.usefixtures("fake_envs")
+def test_a_frame_the_recorder_rejects_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, stderr = run(
+        capsys, "record", "RecorderTestGrowingFrames-v0", "--no-progress", "--out", str(tmp_path)
+    )
+    assert_one_line_error(code, stderr, "bad frame", "shape changed")
+
+
+def test_unwritable_folder_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Tests run as root, so permissions cannot make a folder unwritable; a file in the path can.
+    (tmp_path / "a_file").write_text("not a folder")
+    out = tmp_path / "a_file" / "videos"
+    code, _, stderr = run(capsys, "record", "CartPole-v1", "--no-progress", "--out", str(out))
+    assert_one_line_error(code, stderr, "cannot write videos to", "Not a directory")
+
+
+def test_missing_tqdm_gives_the_install_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    code, _, stderr = run(capsys, "record", "CartPole-v1", "--out", str(tmp_path))
+    assert_one_line_error(code, stderr, 'pip install "recorder[cli]"', "--no-progress")
+    assert not list(tmp_path.iterdir())
+    # ... and without the bar, tqdm is not needed.
+    code, _, stderr = run(
+        capsys, "record", "CartPole-v1", "--episodes", "1", "--no-progress", "--out",
+        str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--preset", "fastest"], "not an x264/x265 preset"),
+        (["--codec", "vp9", "--preset", "fast"], "cpu-used"),
+        (["--crf", "99"], "--crf must lie in 0..63"),
+    ],
+)
+def test_bad_codec_options_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    code, _, stderr = run(capsys, "record", "CartPole-v1", *argv, "--out", str(tmp_path))
+    assert_one_line_error(code, stderr, expected)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["record", "CartPole-v1", "--episodes", "0"],
+        ["record", "CartPole-v1", "--episodes", "2", "--steps", "5"],
+        ["record", "CartPole-v1", "--at-steps", "1,x"],
+        ["record", "CartPole-v1", "--fps", "nan"],
+        ["record"],
+        [],
+    ],
+)
+def test_bad_command_lines_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, _, stderr = run(capsys, *argv)
+    assert code == 2
+    assert "error:" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_gallery_of_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, stderr = run(capsys, "gallery", str(tmp_path / "nope"))
+    assert_one_line_error(code, stderr, "is not a folder")
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(capsys, "record", "--help")
+    assert code == 0
+    for option in ("--episodes", "--steps", "--every", "--at-steps", "--video-length", "--fps"):
+        assert option in stdout
+    for option in ("--codec", "--crf", "--preset", "--workers", "--out", "--seed"):
+        assert option in stdout
+
+
+# -- as a program -----------------------------------------------------------------------------
+
+
+def python_m_recorder(*argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    return subprocess.run(
+        [sys.executable, "-m", "recorder", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_python_m_recorder(tmp_path: Path) -> None:
+    done = python_m_recorder(
+        "record", "CartPole-v1", "--episodes", "2", "--every", "1", "--out", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert summary(done.stdout)["videos saved"] == "2"
+    assert "encoding" in done.stderr  # the flush bar
+    assert len(list(tmp_path.glob("*.mp4"))) == 2
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+    done = python_m_recorder("record", "NoSuchEnv-v0", "--out", str(tmp_path / "x"))
+    assert_one_line_error(done.returncode, done.stderr, "unknown environment")
+
+
+def test_gallery_serve_until_ctrl_c(tmp_path: Path) -> None:
+    with Recorder(tmp_path, episode_trigger=lambda e: True) as rec:
+        rec.submit([painted(k) for k in range(5)])
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    argv = [sys.executable, "-m", "recorder", "gallery", str(tmp_path), "--serve", "--port", "0"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            assert proc.stdout is not None
+            lines = [proc.stdout.readline(), proc.stdout.readline()]
+            assert lines[0].startswith(f"wrote {tmp_path / 'index.html'} (1 videos)")
+            match = re.fullmatch(
+                r"serving (http://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)\n", lines[1]
+            )
+            assert match, lines
+            with urllib.request.urlopen(match.group(1) + "index.html", timeout=10) as response:
+                assert "rl-video-episode-0.mp4" in response.read().decode()
+            request = urllib.request.Request(
+                match.group(1) + "rl-video-episode-0.mp4", headers={"Range": "bytes=0-9"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 206
+                assert len(response.read()) == 10
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            proc.kill()
+
+
+def test_console_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("recorder")
+    if not script.exists():
+        pytest.skip(f"the package is not installed with its console script ({script})")
+    done = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"recorder \S+\n", done.stdout)
