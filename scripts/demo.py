@@ -11,9 +11,9 @@ import time
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-import gymnasium as gym  # noqa: E402
+import gymnasium as gym
 
-import recorder  # noqa: E402
+import recorder
 
 
 def main() -> None:
