@@ -6,6 +6,7 @@ writing happen on worker threads; nothing submitted is lost at shutdown.
 
 import importlib as _importlib
 
+from recorder._async import AsyncClipHandle, AsyncEpisode, AsyncRecorder
 from recorder._default import flush, save_video
 from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
 from recorder._recorder import Episode, Recorder
@@ -21,6 +22,9 @@ from recorder._schedule import capped_cubic_video_schedule
 from recorder._signals import handle_sigterm
 
 __all__ = [
+    "AsyncClipHandle",
+    "AsyncEpisode",
+    "AsyncRecorder",
     "ClipDroppedError",
     "ClipHandle",
     "Codec",

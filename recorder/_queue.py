@@ -107,6 +107,7 @@ class Clip:
     owned: bool = False
     ready: bool = False
     finished: bool = False
+    published: bool = False  # renamed to its final name: too late to drop
     burst: int = 0
     # The owning worker's state:
     frame_format: FrameFormat | None = None
@@ -199,6 +200,7 @@ class ClipQueue:
             if clip.drop_reason is not None:
                 return False
             rename()
+            clip.published = True
             return True
 
     def admit(self, image: Image, fmt: FrameFormat, clips: Iterable[Clip]) -> None:
@@ -362,7 +364,7 @@ class ClipQueue:
             self._drop(clip, reason)
 
     def _drop(self, clip: Clip, reason: str) -> None:
-        if clip.finished or clip.drop_reason is not None or clip.failed:
+        if clip.finished or clip.published or clip.drop_reason is not None or clip.failed:
             return
         clip.drop_reason = reason
         self._discard_items(clip)
@@ -490,24 +492,63 @@ class ClipQueue:
         with self._lock:
             return list(self._live)
 
-    def wait(self, deadline: float | None, *, everything: bool = False) -> bool:
-        """Wait until the work enqueued so far is done (or all clips finish); False on timeout."""
+    def snapshot(self) -> list[tuple[Clip, int]]:
+        """What "everything so far" means for :meth:`wait`: each live clip's work enqueued."""
         with self._lock:
-            targets = [(c, c.enqueued) for c in self._live]
+            return [(c, c.enqueued) for c in self._live]
+
+    def wait(
+        self,
+        deadline: float | None,
+        *,
+        targets: list[tuple[Clip, int]] | None = None,
+        everything: bool = False,
+        stop: threading.Event | None = None,
+    ) -> bool:
+        """Wait until *targets* (default: the work enqueued so far) is done.
+
+        With ``everything``, until no clip is live. Returns False on timeout, or when *stop*
+        is set (then :meth:`wake` makes it notice at once).
+        """
+        with self._lock:
+            if targets is None:
+                targets = [(c, c.enqueued) for c in self._live]
             while True:
                 if everything:
                     pending = bool(self._live)
                 else:
                     targets = [(c, n) for c, n in targets if not c.finished and c.processed < n]
                     pending = bool(targets)
-                if not pending:
+                if not pending or self.broken is not None:
                     return True
-                if self.broken is not None:
-                    return True
+                if stop is not None and stop.is_set():
+                    return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
                 self._progress.wait(remaining)
+
+    def fits(self, nbytes: int) -> bool:
+        """Whether a frame of *nbytes* would be admitted now without waiting or dropping."""
+        queued = self.queued_bytes  # a read of one int: no lock needed for a hint
+        return queued == 0 or queued + nbytes <= self.max_bytes
+
+    def wait_for_room(self, nbytes: int, stop: threading.Event | None = None) -> None:
+        """Wait until a frame of *nbytes* fits, the queue closes or breaks, or *stop* is set."""
+        with self._lock:
+            while not (
+                (stop is not None and stop.is_set())
+                or self._closed
+                or self.broken is not None
+                or self.fits(nbytes)
+            ):
+                self._not_full.wait()
+
+    def wake(self) -> None:
+        """Wake every thread in :meth:`wait` or :meth:`wait_for_room` to look at its *stop*."""
+        with self._lock:
+            self._not_full.notify_all()
+            self._progress.notify_all()
 
     def take_unreported(self) -> list[BaseException]:
         """The errors not yet raised from flush()/close(), which are now reported."""

@@ -1,0 +1,621 @@
+"""An anyio facade over :class:`Recorder`, for training loops and env servers on asyncio or trio.
+
+The sync core stays the one implementation (one queue, one pool of encoder threads). This layer
+only decides where each call runs:
+
+* Work that takes at most the copy of one frame (validating, copying a frame into the queue,
+  ending a clip, reading stats) runs on the event loop thread.
+* Waiting (for queue space under ``on_full="block"``, for :meth:`AsyncRecorder.flush`, for the
+  shutdown) happens on a worker thread through :func:`anyio.to_thread.run_sync` with a
+  :class:`anyio.CapacityLimiter`. Those waits are stoppable: cancelling the task wakes the thread
+  and the call returns only once the thread has let go, so no thread is left blocked behind.
+* Handles resolve through :meth:`concurrent.futures.Future.add_done_callback`, which schedules an
+  :class:`anyio.Event` on the loop without blocking the encoder thread: awaiting a clip costs no
+  thread at all.
+
+Under ``on_full="block"`` every frame is admitted on the loop thread, and only once it is known to
+fit: the loop thread is then the only producer, so the check cannot be overtaken and the core's
+admit never waits there. While a task waits for room, later frames queue behind it (first come,
+first served) rather than slipping into the space it waits for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from collections.abc import Callable, Generator, Mapping, Sequence
+from concurrent.futures import Future
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.lowlevel
+import numpy as np
+
+from recorder._encoder import Codec, EncoderFactory
+from recorder._frames import as_image, format_of
+from recorder._queue import Clip, ClipQueue, OnFull
+from recorder._recorder import Episode, Recorder, Trigger, validate_frames
+from recorder._results import (
+    ClipHandle,
+    ClipKind,
+    QueueFullError,
+    RecorderStats,
+    VideoInfo,
+)
+
+#: frame lists longer than this are validated on a worker thread (it is O(frames) work).
+_VALIDATE_INLINE = 32
+#: frames submit() may skip (no clip wants them) between two checkpoints.
+_SKIPS_PER_CHECKPOINT = 64
+
+
+class AsyncClipHandle:
+    """The future of one clip, awaitable on asyncio and trio: ``info = await handle``.
+
+    Awaiting gives the clip's :class:`VideoInfo`, or raises :class:`ClipDroppedError` when it
+    was dropped and the encoding error when it failed. The sync future is :attr:`future`.
+    """
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: ClipHandle) -> None:
+        self.future = future
+
+    @property
+    def name(self) -> str:
+        """File name without extension (``rl-video-episode-0``)."""
+        return self.future.name
+
+    @property
+    def path(self) -> Path:
+        """Where the video goes."""
+        return self.future.path
+
+    @property
+    def kind(self) -> ClipKind:
+        """``"episode"`` or ``"step"``."""
+        return self.future.kind
+
+    @property
+    def index(self) -> int | None:
+        """The episode or step index in the name."""
+        return self.future.index
+
+    @property
+    def dropped(self) -> bool:
+        """True once the clip is known to have been dropped."""
+        return self.future.dropped
+
+    def done(self) -> bool:
+        """Whether the clip is saved, dropped or failed."""
+        return self.future.done()
+
+    async def result(self) -> VideoInfo:
+        """Wait for the clip (without occupying a thread) and return its :class:`VideoInfo`.
+
+        Raises:
+            ClipDroppedError: the clip was dropped.
+            Exception: the error that made the clip fail.
+        """
+        await _wait_future(self.future)
+        return self.future.result()
+
+    async def exception(self) -> BaseException | None:
+        """Wait for the clip; its error, or ``None`` when it was saved."""
+        await _wait_future(self.future)
+        return self.future.exception()
+
+    def __await__(self) -> Generator[Any, None, VideoInfo]:
+        return self.result().__await__()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncClipHandle) and other.future is self.future
+
+    def __hash__(self) -> int:
+        return hash(self.future)
+
+    def __repr__(self) -> str:
+        return f"<Async{repr(self.future)[1:]}"
+
+
+class AsyncEpisode:
+    """One episode streamed frame by frame; get it from :meth:`AsyncRecorder.episode`.
+
+    ``async with rec.episode(i) as ep: await ep.append(frame)``. As with the sync
+    :class:`Episode`, check :attr:`wants_frame` before rendering, and leaving the block (or
+    :meth:`close`) ends the episode's clips where they are: the frames given are saved, in
+    order, and none is missing in between. One task appends to an episode at a time.
+    """
+
+    def __init__(self, owner: AsyncRecorder, episode: Episode) -> None:
+        self._owner = owner
+        self._ep = episode
+        self._appending = False
+
+    @property
+    def episode_index(self) -> int:
+        """Index of the episode."""
+        return self._ep.episode_index
+
+    @property
+    def step_starting_index(self) -> int:
+        """Step index of the first frame after the reset frame."""
+        return self._ep.step_starting_index
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Facts about the episode for the sidecars; add to it until the episode ends."""
+        return self._ep.metadata
+
+    @property
+    def wants_frame(self) -> bool:
+        """Whether a clip needs the next frame (evaluates step_trigger for it, once)."""
+        return self._ep.wants_frame
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames appended or skipped so far."""
+        return self._ep.frames_seen
+
+    @property
+    def handles(self) -> list[AsyncClipHandle]:
+        """Handles of the clips this episode has started, in order."""
+        return [AsyncClipHandle(h) for h in self._ep.handles]
+
+    async def append(self, frame: Any) -> None:
+        """Add the next frame: validated and copied now, encoded in the background.
+
+        With ``on_full="block"`` and the budget full, the task (never the event loop) waits for
+        room. If it is cancelled while waiting, the frame was not taken: the episode is as it was.
+
+        Raises:
+            TypeError, ValueError: a bad frame, or one whose shape differs from the first.
+            QueueFullError: ``on_full="raise"`` and the budget is full (the clips are dropped).
+            RecorderClosedError: the episode or the recorder is closed.
+            anyio.BusyResourceError: another task is appending to this episode.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        self._check_idle()
+        image = as_image(frame)
+        ep = self._ep
+        if ep.wants_frame:
+            self._appending = True
+            try:
+                await self._owner._admit(format_of(image).nbytes, partial(ep.append, image))
+            finally:
+                self._appending = False
+        else:
+            ep.append(image)  # no clip wants it: checked, then ignored, as the sync Episode does
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    def append_nowait(self, frame: Any) -> None:
+        """Add the next frame without waiting: copied at once, or refused.
+
+        With ``on_full="drop"`` or ``"raise"`` this is :meth:`append` minus the checkpoint (the
+        policy applies as usual). With ``on_full="block"`` and no room, nothing happens and
+        :class:`QueueFullError` is raised: the frame was not taken, no clip was dropped, and
+        ``await append(frame)`` would wait for room.
+
+        Raises:
+            QueueFullError: see above.
+            TypeError, ValueError, RecorderClosedError, anyio.BusyResourceError: as
+                :meth:`append`.
+        """
+        self._check_idle()
+        image = as_image(frame)
+        ep = self._ep
+        if ep.wants_frame:
+            nbytes = format_of(image).nbytes
+            if self._owner._would_wait(nbytes):
+                queue = self._owner._rec._queue
+                raise QueueFullError(
+                    f"max_queue_bytes={queue.max_bytes} full ({queue.queued_bytes} bytes waiting, "
+                    f"frame of {nbytes}): the frame was not taken and nothing was dropped; "
+                    "await append() to wait for room"
+                )
+        ep.append(image)
+
+    def skip(self) -> None:
+        """Advance past a frame that was not rendered (when :attr:`wants_frame` is False)."""
+        self._check_idle()
+        self._ep.skip()
+
+    def close(self) -> None:
+        """End the episode: its clips are finished in the background. Idempotent; never waits."""
+        self._ep.close()
+
+    def _check_idle(self) -> None:
+        if self._appending:
+            raise anyio.BusyResourceError("appending to")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncRecorder:
+    """:class:`Recorder` for async code, on asyncio or trio (through anyio).
+
+    Takes the same arguments as :class:`Recorder` and drives one; no call blocks the event loop
+    for longer than the copy of one frame::
+
+        async with recorder.AsyncRecorder("videos", episode_trigger=lambda i: True) as rec:
+            handles = await rec.submit(frames, episode_index=0)
+            async with rec.episode(1) as ep:
+                await ep.append(frame)
+            info = await handles[0]
+            await rec.flush()
+
+    Leaving the ``async with`` block (or :meth:`aclose`) waits until every video is on disk,
+    shielded from cancellation: a cancelled task, or a timeout around the block, still gets
+    everything it queued saved (the cancellation is delivered afterwards). An exception raised
+    inside the block propagates once the videos are saved. To cut the wait short:
+    ``aclose(cancel=True)`` (from any task, also while another task is closing),
+    ``aclose(timeout=...)``, a KeyboardInterrupt (Ctrl-C under trio; the second Ctrl-C under
+    ``asyncio.run``, whose first one is a cancellation), or on asyncio a second
+    ``Task.cancel()``: what is still queued is then dropped (no file is left half-written).
+
+    The wrapped recorder is driven from the event loop thread only; use one AsyncRecorder from
+    one event loop.
+    """
+
+    def __init__(
+        self,
+        video_folder: str | os.PathLike[str],
+        fps: float = 30,
+        episode_trigger: Trigger | None = None,
+        step_trigger: Trigger | None = None,
+        video_length: int | None = None,
+        name_prefix: str = "rl-video",
+        workers: int = 1,
+        max_queue_bytes: int = 256 * 2**20,
+        on_full: OnFull = "drop",
+        *,
+        codec: str | Codec = "h264",
+        crf: int | None = None,
+        preset: str | None = None,
+        worker_nice: int = 10,
+        encoder_factory: EncoderFactory | None = None,
+        on_saved: Callable[[VideoInfo], object] | None = None,
+        sidecars: bool = True,
+    ) -> None:
+        self._rec = Recorder(
+            video_folder,
+            fps,
+            episode_trigger,
+            step_trigger,
+            video_length,
+            name_prefix,
+            workers,
+            max_queue_bytes,
+            on_full,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            worker_nice=worker_nice,
+            encoder_factory=encoder_factory,
+            on_saved=on_saved,
+            sidecars=sidecars,
+        )
+        # Tasks waiting for room take turns (anyio locks are fair); one thread waits for them.
+        self._room_lock = anyio.Lock()
+        self._room_limiter = anyio.CapacityLimiter(1)
+        # Threads waiting in flush() and aclose().
+        self._wait_limiter = anyio.CapacityLimiter(2)
+        self._waiting = 0  # tasks between "no room" and "frame admitted"
+        self._closing: anyio.Event | None = None
+
+    # -- the sync recorder's read-only face ---------------------------------------------------
+
+    @property
+    def video_folder(self) -> Path:
+        """Where videos go."""
+        return self._rec.video_folder
+
+    @property
+    def on_full(self) -> OnFull:
+        """The backpressure policy."""
+        return self._rec.on_full
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` has begun."""
+        return self._closing is not None or self._rec.closed
+
+    def stats(self) -> RecorderStats:
+        """A snapshot of the counters (see :meth:`Recorder.stats`)."""
+        return self._rec.stats()
+
+    # -- producing -----------------------------------------------------------------------------
+
+    def episode(
+        self,
+        episode_index: int = 0,
+        step_starting_index: int = 0,
+        *,
+        fps: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AsyncEpisode:
+        """Stream one episode frame by frame (an async context manager; see :class:`AsyncEpisode`).
+
+        Arguments as :meth:`Recorder.episode`.
+
+        Raises:
+            RecorderClosedError: the recorder is closed.
+            Exception: whatever episode_trigger raises.
+        """
+        episode = self._rec.episode(episode_index, step_starting_index, fps=fps, metadata=metadata)
+        return AsyncEpisode(self, episode)
+
+    async def submit(
+        self,
+        frames: Sequence[Any] | np.ndarray[Any, Any],
+        episode_index: int = 0,
+        step_starting_index: int = 0,
+        *,
+        fps: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[AsyncClipHandle]:
+        """Record a whole episode's frames; returns once they are queued, one handle per clip.
+
+        The clips are those :meth:`Recorder.submit` makes (same arguments). The frames are
+        copied one at a time, with a checkpoint in between; with ``on_full="block"`` the task
+        waits for room as needed. If the task is cancelled on the way, the episode's clips are
+        dropped whole, as :meth:`Recorder.submit` does when interrupted: a cut clip would pass
+        for a shorter episode.
+
+        Raises:
+            TypeError, ValueError: bad frames or indices, before anything is queued.
+            QueueFullError: ``on_full="raise"`` and the budget is full.
+            RecorderClosedError: the recorder is closed.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        self._rec._check_usable()
+        if isinstance(frames, Sequence | np.ndarray) and len(frames) > _VALIDATE_INLINE:
+            images = await anyio.to_thread.run_sync(validate_frames, frames)
+        else:
+            images = validate_frames(frames)
+        ep = self._rec.episode(episode_index, step_starting_index, fps=fps, metadata=metadata)
+        try:
+            skipped = 0
+            for image in images:
+                if ep.wants_frame:
+                    await self._admit(format_of(image).nbytes, partial(ep.append, image))
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    ep.skip()
+                    skipped += 1
+                    if skipped % _SKIPS_PER_CHECKPOINT == 0:
+                        await anyio.lowlevel.checkpoint()
+        except BaseException:
+            ep._abort("submit() was interrupted")
+            raise
+        ep.close()
+        return [AsyncClipHandle(h) for h in ep.handles]
+
+    def _would_wait(self, nbytes: int) -> bool:
+        queue = self._rec._queue
+        if self._rec.on_full != "block" or queue.closed or queue.broken is not None:
+            return False
+        return bool(self._waiting) or not queue.fits(nbytes)
+
+    async def _admit(self, nbytes: int, put: Callable[[], None]) -> None:
+        """Run *put* (which queues one frame of *nbytes*) once it cannot block the loop."""
+        if not self._would_wait(nbytes):
+            put()
+            return
+        queue = self._rec._queue
+        self._waiting += 1
+        try:
+            async with self._room_lock:
+                while self._would_wait_alone(nbytes):
+                    await _run_stoppable(
+                        queue, partial(queue.wait_for_room, nbytes), self._room_limiter
+                    )
+                # Still on the loop thread since the check: nobody else produced in between.
+                put()
+        finally:
+            self._waiting -= 1
+
+    def _would_wait_alone(self, nbytes: int) -> bool:
+        queue = self._rec._queue
+        return not (queue.closed or queue.broken is not None or queue.fits(nbytes))
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Wait until every video ended so far is on disk and every frame given so far encoded.
+
+        Cancelling it stops the wait only: nothing queued is lost.
+
+        Raises:
+            Exception: the error of a video that failed since the last flush()/aclose(), or an
+                :class:`ExceptionGroup` of them.
+        """
+        queue = self._rec._queue
+        targets = queue.snapshot()
+        if targets:
+            await _run_stoppable(
+                queue, partial(_wait_stoppable, queue, targets), self._wait_limiter
+            )
+        else:
+            await anyio.lowlevel.checkpoint()
+        self._rec._raise_errors()
+
+    async def aclose(self, timeout: float | None = None, *, cancel: bool = False) -> None:
+        """Finish every clip, stop the workers and report errors. Idempotent.
+
+        Open episodes are ended where they are; then waits, shielded from cancellation, until
+        every video is on disk. With ``cancel=True`` what is queued is dropped instead (also when
+        another task is already closing: that close then finishes quickly).
+
+        Args:
+            timeout: after this many seconds, what is left is dropped and TimeoutError raised.
+            cancel: drop queued frames instead of encoding them (fast shutdown).
+
+        Raises:
+            TimeoutError: *timeout* passed (the rest was dropped).
+            Exception: errors of failed videos not yet raised by flush(), one as itself,
+                several as an :class:`ExceptionGroup`.
+        """
+        await self._aclose(timeout, cancel, cancelled=False)
+        # A cancellation held off by the shield is delivered here.
+        await anyio.lowlevel.checkpoint()
+
+    async def _aclose(self, timeout: float | None, cancel: bool, *, cancelled: bool) -> None:
+        queue = self._rec._queue
+        if cancel:
+            queue.close()
+            queue.drop_all("the recorder was closed with cancel=True")
+        if self._closing is not None:
+            # Another task closes (and reports the errors); wait for it, like Recorder.close().
+            await self._closing.wait()
+            return
+        self._closing = anyio.Event()
+        try:
+            await self._shutdown(timeout, cancelled)
+        finally:
+            self._closing.set()
+
+    async def _shutdown(self, timeout: float | None, cancelled: bool) -> None:
+        queue = self._rec._queue
+        queue.close()
+        for clip in queue.live_clips():
+            queue.end(clip)
+        interruption: BaseException | None = None
+        # Only asyncio's Task.cancel() (not anyio's scopes) and KeyboardInterrupt get through
+        # the shield. The first cancellation of a task that left the block normally is held
+        # until everything is saved; a second one, or a KeyboardInterrupt (as in
+        # Recorder.close()), drops the rest.
+        defer_cancel = not cancelled
+        deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        timed_out = False
+        with anyio.CancelScope(shield=True):
+            while True:
+                try:
+                    with anyio.CancelScope(deadline=deadline) as timer:
+                        await _run_stoppable(
+                            queue, partial(_wait_stoppable, queue, None), self._wait_limiter
+                        )
+                    if not timer.cancelled_caught:
+                        break
+                    timed_out, deadline = True, math.inf
+                    queue.drop_all(f"aclose() timed out after {timeout} s")
+                except BaseException as e:
+                    interruption = e
+                    if defer_cancel and isinstance(e, anyio.get_cancelled_exc_class()):
+                        defer_cancel = False
+                        continue
+                    defer_cancel = False
+                    queue.drop_all("aclose() was interrupted")
+            # Every clip is finished: joining the idle workers takes a moment, off the loop.
+            error: Exception | None = None
+            try:
+                await anyio.to_thread.run_sync(self._rec.close, limiter=self._wait_limiter)
+            except Exception as e:
+                error = e
+        if interruption is not None:
+            raise interruption
+        if timed_out:
+            raise TimeoutError(
+                f"aclose() timed out after {timeout} s; the videos left were dropped"
+            ) from error
+        if error is not None:
+            raise error
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self._aclose(
+                None, False, cancelled=isinstance(exc, anyio.get_cancelled_exc_class())
+            )
+        except Exception as e:
+            if exc is None:
+                raise
+            # The block's own exception goes first; the recorder's errors stay in stats().
+            if isinstance(exc, Exception):
+                exc.add_note(f"while closing the recorder: {e!r}")
+            return
+        if exc is None:
+            # A cancellation held off by the shield is delivered here.
+            await anyio.lowlevel.checkpoint()
+
+
+def _wait_stoppable(
+    queue: ClipQueue, targets: list[tuple[Clip, int]] | None, stop: threading.Event
+) -> None:
+    """Wait until *targets* are done (``None``: until no clip is live), or *stop* is set."""
+    queue.wait(None, targets=targets, everything=targets is None, stop=stop)
+
+
+async def _run_stoppable(
+    queue: ClipQueue, wait: Callable[[threading.Event], None], limiter: anyio.CapacityLimiter
+) -> None:
+    """Run the blocking *wait* on a worker thread; cancelling the task stops the thread.
+
+    The task is interrupted at once (cancellation, asyncio's ``Task.cancel()``, trio's
+    KeyboardInterrupt), wakes the thread, and re-raises once the thread has let go: no thread
+    stays blocked behind, and the loop never waits for one.
+    """
+    stop = threading.Event()
+    started = threading.Event()
+    exited = anyio.Event()
+    token = anyio.lowlevel.current_token()
+
+    def run() -> None:
+        started.set()
+        try:
+            if not stop.is_set():
+                wait(stop)
+        finally:
+            _call_soon(token, exited.set)
+
+    try:
+        await anyio.to_thread.run_sync(run, abandon_on_cancel=True, limiter=limiter)
+    except BaseException:
+        # Set `stop` before looking at `started`: a thread that starts later returns at once.
+        stop.set()
+        queue.wake()
+        if started.is_set():
+            with anyio.CancelScope(shield=True):
+                await exited.wait()
+        raise
+
+
+def _call_soon(token: anyio.lowlevel.EventLoopToken, func: Callable[[], object]) -> None:
+    """Schedule *func* on the event loop of *token* from any thread, without waiting for it."""
+    # RunFinishedError: the event loop is gone, and nobody waits any more.
+    with contextlib.suppress(anyio.RunFinishedError):
+        token.backend_class.run_sync_soon(func, (), token.native_token)
+
+
+async def _wait_future(future: Future[Any]) -> None:
+    """Wait until *future* is done without occupying a thread (asyncio and trio)."""
+    if future.done():
+        await anyio.lowlevel.checkpoint()
+        return
+    event = anyio.Event()
+    token = anyio.lowlevel.current_token()
+
+    # Runs on the thread that resolves the future: it schedules, never waits for the loop.
+    future.add_done_callback(lambda _: _call_soon(token, event.set))
+    await event.wait()
