@@ -1,0 +1,702 @@
+"""Core benchmark (issue 2): append latency, encode throughput vs the ffmpeg CLI, peak RSS.
+
+Usage::
+
+    python scripts/bench_core.py [--quick] [--out docs/bench_core.md]
+
+Prints a markdown report to stdout (progress on stderr) and writes it to ``--out``. A benchmark
+never fails: it prints what it measured, with each target and whether this run met it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import logging
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
+import numpy as np
+
+import recorder
+
+FRAME = (400, 600)  # CartPole-v1 rgb_array
+LATENCY_SIZES = [(64, 64), (256, 256), FRAME, (720, 1280)]
+ENCODE_SIZES = [FRAME, (256, 256)]
+RSS_CYCLE = 32  # distinct CartPole frames the RSS child cycles through
+QUIET_CORES = 0.25  # a round is "quiet" when other processes used less CPU than this
+
+
+@dataclass(frozen=True)
+class Config:
+    """How much to measure."""
+
+    append_n: int  # appends per size and mode
+    burst_block_bytes: int  # frames kept alive at once in the burst mode
+    encode_frames: int  # frames per size in the encode benchmark
+    encode_videos: int  # ... split into this many videos
+    rounds: int
+    rss_runs: tuple[tuple[int, int], ...]  # (max_queue_bytes, frames)
+
+
+FULL = Config(
+    append_n=3000,
+    burst_block_bytes=512 * bu.MiB,
+    encode_frames=600,
+    encode_videos=4,
+    rounds=7,
+    rss_runs=(
+        (64 * bu.MiB, 10_000),
+        (128 * bu.MiB, 10_000),
+        (256 * bu.MiB, 10_000),
+        (64 * bu.MiB, 2_000),
+        (256 * bu.MiB, 2_000),
+    ),
+)
+QUICK = Config(
+    append_n=150,
+    burst_block_bytes=64 * bu.MiB,
+    encode_frames=48,
+    encode_videos=2,
+    rounds=1,
+    rss_runs=((64 * bu.MiB, 300), (256 * bu.MiB, 300)),
+)
+
+
+@dataclass(frozen=True)
+class H264:
+    """The h264 settings both the recorder and the ffmpeg CLI get in the encode benchmark."""
+
+    crf: int
+    preset: str
+    threads: int
+
+    @classmethod
+    def recorder_default(cls, preset: str | None = None) -> H264:
+        """The recorder's defaults (read from it, not assumed), *preset* overriding."""
+        codec = recorder.Codec("h264")
+        opts = codec.ffmpeg_settings()[3]
+        return cls(int(opts["crf"]), preset or opts["preset"], codec.threads)
+
+    def codec(self) -> recorder.Codec:
+        return recorder.Codec("h264", crf=self.crf, preset=self.preset, threads=self.threads)
+
+
+def always(_: int) -> bool:
+    return True
+
+
+def size_name(size: tuple[int, int]) -> str:
+    return f"{size[1]}x{size[0]}"
+
+
+# -- 1. append latency -----------------------------------------------------------------------
+
+
+def append_paced(
+    frames: Sequence[np.ndarray], n: int, folder: Path
+) -> tuple[bu.Latency, recorder.RecorderStats]:
+    """Appends from a loop slower than the encoder: buffers are recycled, nothing drops.
+
+    Before each (timed) append the loop waits, untimed, until at most 2 frames are queued.
+    """
+    lat = np.empty(n, np.int64)
+    with recorder.Recorder(folder, episode_trigger=always) as rec:
+        with rec.episode(0) as ep:
+            for i in range(n):
+                while rec.stats().queued_frames > 2:
+                    time.sleep(0.0002)
+                frame = frames[i % len(frames)]
+                t0 = time.perf_counter_ns()
+                ep.append(frame)
+                lat[i] = time.perf_counter_ns() - t0
+        rec.flush()
+        stats = rec.stats()
+    return bu.latency_us(lat), stats
+
+
+def append_burst(
+    frames: Sequence[np.ndarray], n: int, block_bytes: int, folder: Path
+) -> tuple[bu.Latency, int]:
+    """Back-to-back appends into a budget that holds them all: most need a fresh buffer.
+
+    Runs in blocks of at most *block_bytes* of frames (a new Recorder each, closed with
+    cancel=True), so that the machine is not asked for gigabytes. Returns frames dropped.
+    """
+    lat = np.empty(n, np.int64)
+    nbytes = frames[0].nbytes
+    done = dropped = 0
+    while done < n:
+        k = min(n - done, max(1, block_bytes // nbytes))
+        rec = recorder.Recorder(
+            folder, episode_trigger=always, max_queue_bytes=(k + 1) * nbytes, on_full="drop"
+        )
+        try:
+            with rec.episode(done) as ep:
+                for i in range(done, done + k):
+                    frame = frames[i % len(frames)]
+                    t0 = time.perf_counter_ns()
+                    ep.append(frame)
+                    lat[i] = time.perf_counter_ns() - t0
+            dropped += rec.stats().frames_dropped
+        finally:
+            rec.close(cancel=True)
+        done += k
+    return bu.latency_us(lat), dropped
+
+
+def numpy_references(
+    frames: Sequence[np.ndarray], n: int, block_bytes: int
+) -> tuple[bu.Latency, bu.Latency]:
+    """What the machine charges for the copy alone: into a reused buffer, into fresh memory."""
+    dst = np.empty_like(frames[0])
+    lat = np.empty(n, np.int64)
+    for i in range(n):
+        src = frames[i % len(frames)]
+        t0 = time.perf_counter_ns()
+        np.copyto(dst, src)
+        lat[i] = time.perf_counter_ns() - t0
+    reused = bu.latency_us(lat)
+    keep: list[np.ndarray] = []
+    per_block = max(1, block_bytes // frames[0].nbytes)
+    for i in range(n):
+        if len(keep) >= per_block:
+            keep.clear()
+        src = frames[i % len(frames)]
+        t0 = time.perf_counter_ns()
+        buf = np.empty_like(src)
+        np.copyto(buf, src)
+        lat[i] = time.perf_counter_ns() - t0
+        keep.append(buf)
+    keep.clear()
+    return reused, bu.latency_us(lat)
+
+
+def bench_latency(
+    by_size: dict[tuple[int, int], list[np.ndarray]], cfg: Config, tmp: Path
+) -> list[list[object]]:
+    rows: list[list[object]] = []
+    n = cfg.append_n
+    for size in LATENCY_SIZES:
+        frames = by_size[size]
+        name = size_name(size)
+        bu.log(f"latency {name}: paced")
+        with bu.measure() as paced_use:
+            paced, stats = append_paced(frames, n, tmp / f"paced-{name}")
+        bu.log(f"latency {name}: burst")
+        with bu.measure() as burst_use:
+            burst, burst_drops = append_burst(
+                frames, n, cfg.burst_block_bytes, tmp / f"burst-{name}"
+            )
+        targeted = size == FRAME
+        for mode, lat, drops, use in (
+            ("paced (recycled buffers)", paced, stats.frames_dropped, paced_use),
+            ("burst (fresh buffers)", burst, burst_drops, burst_use),
+        ):
+            rows.append(
+                [
+                    name,
+                    f"`Episode.append`, {mode}",
+                    lat.n,
+                    _verdict(lat.median, 30, targeted),
+                    _verdict(lat.p99, 100, targeted),
+                    f"{lat.max:.0f}",
+                    drops,
+                    f"{use.others_cores:.2f}",
+                ]
+            )
+        if targeted:
+            bu.log("latency: numpy references")
+            with bu.measure() as ref_use:
+                reused, fresh = numpy_references(frames, n, cfg.burst_block_bytes)
+            for label, lat in (
+                ("numpy copy into a reused buffer (reference)", reused),
+                ("numpy `empty` + copy, fresh memory (reference)", fresh),
+            ):
+                rows.append(
+                    [
+                        name,
+                        label,
+                        lat.n,
+                        f"{lat.median:.1f}",
+                        f"{lat.p99:.1f}",
+                        f"{lat.max:.0f}",
+                        "-",
+                        f"{ref_use.others_cores:.2f}",
+                    ]
+                )
+    return rows
+
+
+def _verdict(value: float, limit: float, targeted: bool) -> str:
+    if not targeted:
+        return f"{value:.1f}"
+    return f"{value:.1f} " + ("✅" if value <= limit else "❌")
+
+
+# -- 2. encode throughput ----------------------------------------------------------------------
+
+
+@dataclass
+class EncodeRun:
+    """One way of encoding the video set, and what each of its runs used."""
+
+    label: str
+    run: Callable[[], bu.Usage]
+    usages: list[bu.Usage]
+
+
+def split(frames: Sequence[np.ndarray], parts: int) -> list[list[np.ndarray]]:
+    size = len(frames) // parts
+    return [list(frames[i * size : (i + 1) * size]) for i in range(parts)]
+
+
+class RecorderRuns:
+    """Encodes the video set with Recorders; keeps one warm recorder per worker count."""
+
+    def __init__(self, folder: Path, videos: list[list[np.ndarray]], h264: H264) -> None:
+        self.folder = folder
+        self.videos = videos
+        self.codec = h264.codec()
+        self.budget = 2 * sum(sum(f.nbytes for f in v) for v in videos) + 64 * bu.MiB
+        self.counter = 0
+        self.warm: dict[int, recorder.Recorder] = {}
+        self.last_path: Path | None = None
+
+    def _encode(self, rec: recorder.Recorder) -> bu.Usage:
+        expected = sum(len(v) for v in self.videos)
+        before = rec.stats()
+        handles = []
+        with bu.measure() as usage:
+            for video in self.videos:
+                self.counter += 1
+                handles += rec.submit(video, episode_index=self.counter)
+            rec.flush()
+        after = rec.stats()
+        infos = [h.result() for h in handles]
+        encoded = after.frames_encoded - before.frames_encoded
+        if encoded != expected or sum(i.frames for i in infos) != expected:
+            raise RuntimeError(f"encoded {encoded} frames, expected {expected}")
+        self.last_path = infos[-1].path
+        return usage
+
+    def start_warm(self, workers: int) -> None:
+        # The pool keeps up to a quarter of the budget: sized so every buffer is recycled.
+        rec = recorder.Recorder(
+            self.folder, episode_trigger=always, workers=workers, max_queue_bytes=self.budget,
+            on_full="block", codec=self.codec,
+        )  # fmt: skip
+        self.warm[workers] = rec
+        self._encode(rec)  # warm-up: threads, buffer pool, codec tables
+
+    def warm_run(self, workers: int) -> bu.Usage:
+        return self._encode(self.warm[workers])
+
+    def pinned_run(self) -> bu.Usage:
+        # Created while pinned: the worker threads inherit the single-CPU affinity.
+        with bu.pinned_to_one_cpu():
+            return self.cold_run(1)
+
+    def cold_run(self, workers: int) -> bu.Usage:
+        rec = recorder.Recorder(
+            self.folder, episode_trigger=always, workers=workers, max_queue_bytes=self.budget,
+            on_full="block", codec=self.codec,
+        )  # fmt: skip
+        try:
+            return self._encode(rec)
+        finally:
+            rec.close()
+
+    def close(self) -> None:
+        for rec in self.warm.values():
+            rec.close()
+
+
+class FfmpegRuns:
+    """Encodes the video set with the ffmpeg CLI, one process per video."""
+
+    def __init__(self, folder: Path, videos: list[list[np.ndarray]], h264: H264) -> None:
+        self.exe = bu.ffmpeg_exe()
+        self.h264 = h264
+        self.folder = folder
+        self.videos = videos
+        self.last_path = folder / "ffmpeg-0.mp4"
+
+    def _encode(self, video: list[np.ndarray], i: int) -> None:
+        h = self.h264
+        path = self.folder / f"ffmpeg-{i}.mp4"
+        bu.ffmpeg_encode(self.exe, video, path, crf=h.crf, preset=h.preset, threads=h.threads)
+
+    def _timed(self, body: Callable[[], None]) -> bu.Usage:
+        with bu.measure() as usage:
+            body()
+        return usage
+
+    def sequential(self) -> bu.Usage:
+        def body() -> None:
+            for i, video in enumerate(self.videos):
+                self._encode(video, i)
+
+        return self._timed(body)
+
+    def parallel2(self) -> bu.Usage:
+        def half(start: int) -> None:
+            for i in range(start, len(self.videos), 2):
+                self._encode(self.videos[i], i)
+
+        return self._timed(lambda: bu.run_parallel([lambda: half(0), lambda: half(1)]))
+
+    def pinned(self) -> bu.Usage:
+        with bu.pinned_to_one_cpu():  # ffmpeg inherits the single-CPU affinity
+            return self.sequential()
+
+
+def bench_encode(
+    by_size: dict[tuple[int, int], list[np.ndarray]], cfg: Config, h264: H264, tmp: Path
+) -> tuple[list[list[object]], list[list[object]], list[str]]:
+    rows: list[list[object]] = []
+    ratio_rows: list[list[object]] = []
+    notes: list[str] = []
+    for size in ENCODE_SIZES:
+        r, q, n = encode_one_size(size, by_size[size][: cfg.encode_frames], cfg, h264, tmp)
+        rows += r
+        ratio_rows += q
+        notes.append(n)
+    return rows, ratio_rows, notes
+
+
+def encode_one_size(
+    size: tuple[int, int], frames: list[np.ndarray], cfg: Config, h264: H264, tmp: Path
+) -> tuple[list[list[object]], list[list[object]], str]:
+    name = size_name(size)
+    videos = split(frames, cfg.encode_videos)
+    total = sum(len(v) for v in videos)
+    folder = tmp / f"encode-{name}"
+    folder.mkdir()
+    recs = RecorderRuns(folder, videos, h264)
+    ff = FfmpegRuns(folder, videos, h264)
+    runs = [
+        EncodeRun("recorder, 1 worker (warm)", lambda: recs.warm_run(1), []),
+        EncodeRun("recorder, 2 workers (warm)", lambda: recs.warm_run(2), []),
+        EncodeRun("recorder, 1 worker (new Recorder)", lambda: recs.cold_run(1), []),
+        EncodeRun("recorder, 2 workers (new Recorder)", lambda: recs.cold_run(2), []),
+        EncodeRun("ffmpeg CLI, videos in sequence", ff.sequential, []),
+        EncodeRun("ffmpeg CLI, 2 processes in parallel", ff.parallel2, []),
+        EncodeRun("recorder, 1 worker, pinned to 1 CPU", recs.pinned_run, []),
+        EncodeRun("ffmpeg CLI, in sequence, pinned to 1 CPU", ff.pinned, []),
+    ]
+
+    def fps_of(run: EncodeRun) -> Callable[[], float]:
+        def measure() -> float:
+            usage = run.run()
+            run.usages.append(usage)
+            return total / usage.wall
+
+        return measure
+
+    try:
+        bu.log(f"encode {name}: warming up")
+        recs.start_warm(1)
+        recs.start_warm(2)
+        bu.log(f"encode {name}: {cfg.rounds} interleaved rounds")
+        fps = bu.interleave(cfg.rounds, {r.label: fps_of(r) for r in runs})
+    finally:
+        recs.close()
+    rows: list[list[object]] = []
+    by_label = {r.label: r for r in runs}
+    for r in runs:
+        cpu_ms = bu.spread(u.cpu / total * 1e3 for u in r.usages)
+        others = bu.spread(u.others_cores for u in r.usages)
+        rows.append(
+            [name, r.label, f"{len(videos)} x {len(videos[0])}",
+             bu.spread(fps[r.label]).fmt(0), f"{cpu_ms.median:.2f}", others.fmt(2)]
+        )  # fmt: skip
+    labels = [r.label for r in runs]
+    ratio_rows: list[list[object]] = []
+    for num, den, target in (
+        (labels[0], labels[4], 1.0),
+        (labels[2], labels[4], 1.0),
+        (labels[6], labels[7], 1.0),
+        (labels[1], labels[0], 1.6),
+        (labels[3], labels[2], 1.6),
+        (labels[5], labels[4], None),
+    ):
+        ratio = bu.paired_ratios(fps[num], fps[den])
+        quiet = [
+            (a, b)
+            for a, b, ua, ub in zip(
+                fps[num], fps[den], by_label[num].usages, by_label[den].usages, strict=True
+            )
+            if max(ua.others_cores, ub.others_cores) < QUIET_CORES
+        ]
+        quiet_text = (
+            bu.paired_ratios([a for a, _ in quiet], [b for _, b in quiet]).fmt(2)
+            + f", {len(quiet)} of {len(fps[num])}"
+            if quiet
+            else f"none of {len(fps[num])}"
+        )
+        verdict = "-" if target is None else ("✅" if ratio.median >= target else "❌")
+        goal = "-" if target is None else f">= {target}"
+        ratio_rows.append([name, f"{num} / {den}", ratio.fmt(2), quiet_text, goal, verdict])
+    assert recs.last_path is not None
+    ours, theirs = bu.x264_options(recs.last_path), bu.x264_options(ff.last_path)
+    if ours is not None and ours == theirs:
+        note = f"{name}: the x264 options in both streams are identical (`{_short_x264(ours)}`)."
+    else:
+        note = f"{name}: x264 options DIFFER: recorder `{ours}`, ffmpeg `{theirs}`."
+    return rows, ratio_rows, note
+
+
+def _short_x264(options: str) -> str:
+    keep = ("threads", "lookahead_threads", "crf", "bframes", "ref", "subme", "me", "rc")
+    pairs = [kv for kv in options.split() if kv.split("=")[0] in keep]
+    return " ".join(pairs)
+
+
+# -- 3. peak RSS --------------------------------------------------------------------------------
+
+
+def rss_child(budget: int, count: int) -> None:
+    """In a fresh process: stream *count* 600x400 frames with on_full="block"; print JSON."""
+    frames = bu.cartpole_frames(RSS_CYCLE)
+    gc.collect()
+    baseline = bu.rss_mb()
+    baseline_max = bu.maxrss_mb()
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        with recorder.Recorder(
+            folder, episode_trigger=always, max_queue_bytes=budget, on_full="block"
+        ) as rec:
+            with rec.episode(0) as ep:
+                for i in range(count):
+                    ep.append(frames[i % RSS_CYCLE])
+            handle = ep.handles[0]
+        wall = time.perf_counter() - start
+        info = handle.result()
+        stats = rec.stats()
+    print(
+        json.dumps(
+            {
+                "baseline_mb": baseline,
+                "baseline_maxrss_mb": baseline_max,
+                "maxrss_mb": bu.maxrss_mb(),
+                "hwm_mb": bu.hwm_mb(),
+                "peak_queued_mb": stats.peak_queued_bytes / bu.MiB,
+                "frames": info.frames,
+                "dropped": stats.frames_dropped,
+                "fps": count / wall,
+                "wall_s": wall,
+            }
+        )
+    )
+
+
+def bench_rss(cfg: Config) -> list[dict[str, Any]]:
+    results = []
+    for budget, count in cfg.rss_runs:
+        bu.log(f"rss: {count} frames, max_queue_bytes={budget // bu.MiB} MiB")
+        args = [sys.executable, __file__, "--rss-child", str(budget), str(count)]
+        result = bu.run_json(args, timeout=600)
+        result.update(budget_mib=budget // bu.MiB, count=count)
+        results.append(result)
+    return results
+
+
+def rss_rows(results: list[dict[str, Any]]) -> list[list[object]]:
+    h, w = FRAME
+    rows: list[list[object]] = []
+    for r in results:
+        raw_gb = r["count"] * h * w * 3 / 1e9
+        peak = r["maxrss_mb"]
+        rows.append(
+            [
+                f"{r['count']:,}",
+                f"{raw_gb:.1f}",
+                r["budget_mib"],
+                f"{r['baseline_mb']:.0f}",
+                f"{peak:.0f}" + (" ✅" if peak < 300 else " ❌"),
+                f"{r['hwm_mb']:.0f}",
+                f"{peak - r['baseline_mb']:.0f}",
+                f"{r['peak_queued_mb']:.0f}",
+                f"{r['frames']:,}",
+                r["dropped"],
+                f"{r['fps']:.0f}",
+            ]
+        )
+    return rows
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def revision() -> str:
+    """The commit the recorder was measured at, and whether recorder/ had local changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "recorder"], cwd=root, capture_output=True,
+            text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown revision"
+    return f"commit {head}" + (" with uncommitted changes in recorder/" if dirty else "")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts)")
+    parser.add_argument("--out", type=Path, help="also write the markdown report here")
+    parser.add_argument(
+        "--preset", help="x264 preset for the encode benchmark (default: the recorder's)"
+    )
+    parser.add_argument("--rss-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    # Drops are reported from stats(); the recorder's own warning would only clutter stderr.
+    logging.getLogger("recorder").setLevel(logging.ERROR)
+    if args.rss_child:
+        rss_child(*args.rss_child)
+        return 0
+    cfg = QUICK if args.quick else FULL
+    h264 = H264.recorder_default(args.preset)
+    started = time.perf_counter()
+    load_before = bu.load_average()
+    command = "python scripts/bench_core.py" + (" --quick" if args.quick else "")
+    if args.preset:
+        command += f" --preset {shlex.quote(args.preset)}"
+    if args.out is not None:
+        command += f" --out {shlex.quote(str(args.out))}"
+
+    # Peak RSS first, while this process is small: ru_maxrss survives exec, so a child would
+    # otherwise report at least the parent's size at spawn time.
+    rss = bench_rss(cfg)
+
+    bu.log("collecting CartPole frames")
+    base = bu.cartpole_frames(max(cfg.encode_frames, 300 if not args.quick else 60))
+    by_size = {size: bu.resized(base, *size) for size in {*LATENCY_SIZES, *ENCODE_SIZES}}
+    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmpdir:
+        tmp = Path(tmpdir)
+        latency = bench_latency(by_size, cfg, tmp)
+        encode_rows, ratio_rows, x264_notes = bench_encode(by_size, cfg, h264, tmp)
+
+    report = bu.Report("Core benchmark (issue 2)")
+    report.add(
+        f"Generated by `{command}` on {datetime.date.today().isoformat()}"
+        f"{' (QUICK smoke run: counts too small to mean much)' if args.quick else ''}.\n\n"
+        f"Recorder at {revision()}. Machine: {bu.machine_info()}. "
+        f"Load average before / after: {load_before} → "
+        f"{bu.load_average()} (a shared machine: compare rows of one run, not across runs)."
+    )
+    report.add(
+        "## 1. Append latency\n\n"
+        f"Time of one `Episode.append(frame)` call (validation, the copy, queueing) on "
+        f"CartPole-v1 `rgb_array` frames ({len(base)} renders cycled; other sizes resized from "
+        "them with numpy), one worker encoding meanwhile on the other core. *Paced*: before each "
+        "append the loop waits (untimed) until at most 2 frames are queued, as a training loop "
+        "slower than the encoder does; frame buffers then come from the recorder's pool. "
+        "*Burst*: back-to-back appends into a budget that holds them all "
+        f"(blocks of ≤ {cfg.burst_block_bytes // bu.MiB} MiB, a new Recorder per block, "
+        '`on_full="drop"`): most appends need a fresh buffer, whose pages the kernel must '
+        "fault in. Targets (600x400): median ≤ 30 µs, p99 ≤ 100 µs.\n\n"
+        + bu.markdown_table(
+            [
+                "frame",
+                "what",
+                "n",
+                "median µs",
+                "p99 µs",
+                "max µs",
+                "frames dropped",
+                "other processes' CPU load (cores)",
+            ],
+            latency,
+        )
+    )
+    report.add(
+        "## 2. Encode throughput\n\n"
+        f"The same {cfg.encode_frames} frames per size, as {cfg.encode_videos} videos, "
+        f"h264 (libx264) preset {h264.preset}, crf {h264.crf}, {h264.threads} codec "
+        "thread(s) per video (the recorder's defaults unless `--preset` says otherwise), "
+        "yuv420p, +faststart, for every row. Recorder: wall time from the first `submit` until "
+        '`flush()` returns (`on_full="block"`, a budget holding every frame); *warm* reuses '
+        "one Recorder across rounds (threads and frame buffers exist, as in a training run), "
+        "*new Recorder* creates one per run (every frame buffer is fresh memory). ffmpeg CLI: "
+        "the imageio-ffmpeg binary, raw rgb24 piped on stdin, "
+        f"`-c:v libx264 -preset {h264.preset} -crf {h264.crf} -threads {h264.threads} "
+        "-pix_fmt yuv420p -movflags +faststart`, one process per video (wall time includes "
+        "process start); "
+        "`-threads` limits the codec only, the CLI still runs reading, conversion to yuv420p "
+        "and encoding on threads of their own. *Pinned to 1 CPU*: every thread of the run "
+        "(this process's and ffmpeg's) confined to one CPU with sched_setaffinity, equal "
+        "compute for both. "
+        f"{cfg.rounds} rounds, variants interleaved with the order rotated each round; "
+        "median (min-max). CPU ms/frame: CPU time of this process (and of the ffmpeg "
+        "children) per frame, median. Other processes' CPU load: CPUs kept busy by the rest of "
+        "the machine during the runs (from /proc/stat), median (min-max): the noise of a shared "
+        "machine, measured.\n\n"
+        + bu.markdown_table(
+            [
+                "frame",
+                "encoder",
+                "videos x frames",
+                "frames/s",
+                "CPU ms/frame",
+                "other processes' CPU load (cores)",
+            ],
+            encode_rows,
+        )
+        + "\n\nRatios of frames/s, per round (pairs measured close together), median (min-max); "
+        f"*quiet rounds*: only the pairs during which other processes kept < {QUIET_CORES} CPU "
+        "busy:\n\n"
+        + bu.markdown_table(
+            ["frame", "ratio", "all rounds", "quiet rounds", "target", "met (all rounds)"],
+            ratio_rows,
+        )
+        + "\n\n"
+        + "\n".join(f"- {note}" for note in x264_notes)
+    )
+    report.add(
+        "## 3. Peak RSS of one streamed episode\n\n"
+        "A fresh subprocess per row streams one 600x400 episode through `rec.episode()` with "
+        f'`on_full="block"` (lossless), 1 worker, cycling {RSS_CYCLE} CartPole frames. '
+        "*Baseline*: its RSS after imports and frame preparation, before recording. *Peak*: "
+        "`getrusage(RUSAGE_SELF).ru_maxrss` at the end (VmHWM from /proc alongside as a "
+        "cross-check: ru_maxrss survives exec, so these children are spawned while the parent "
+        "is still small). Target: peak < 300 MB.\n\n"
+        + bu.markdown_table(
+            [
+                "frames",
+                "raw GB",
+                "max_queue_bytes MiB",
+                "baseline MB",
+                "peak RSS MB",
+                "VmHWM MB",
+                "peak - baseline MB",
+                "peak queued MiB",
+                "frames in video",
+                "dropped",
+                "frames/s",
+            ],
+            rss_rows(rss),
+        )
+    )
+    report.add(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
+    report.write(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

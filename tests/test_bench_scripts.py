@@ -1,0 +1,145 @@
+"""Smoke runs (``--quick``) of the issue-7 benchmark scripts: they exit 0 and write their tables.
+
+A benchmark never fails on its figures; these tests check that each script runs end to end,
+writes the tables it promises, and that what it recorded is whole (no dropped frame, every
+video on disk), not how fast anything was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+pytest.importorskip("imageio_ffmpeg", reason="the bench extra provides the ffmpeg CLI")
+pytest.importorskip("moviepy", reason="the peers (gymnasium's RecordVideo, moviepy) are measured")
+
+
+def run_script(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    # Temporary files of the script (and its children) go under tmp_path too.
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "TMPDIR": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), "--quick", *args],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """Data rows (not headers) of every markdown table in *text*, split into cells."""
+    lines = text.splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        is_rule = line.startswith(("| ---", "| :--"))
+        is_header = i + 1 < len(lines) and lines[i + 1].startswith(("| ---", "| :--"))
+        if line.startswith("| ") and not is_rule and not is_header:
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows
+
+
+def left_behind(tmp_path: Path) -> list[Path]:
+    """Videos or temporary folders a script did not clean up."""
+    return [p for p in tmp_path.rglob("*") if p.suffix == ".mp4" or p.name.startswith("bench-")]
+
+
+@pytest.mark.timeout(120)
+def test_bench_cartpole_quick(tmp_path: Path) -> None:
+    out, js = tmp_path / "cartpole.md", tmp_path / "cartpole.json"
+    proc = run_script(tmp_path, "bench_cartpole.py", "--out", str(out), "--json", str(js))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    assert text.startswith("# CartPole benchmark")
+    for heading in ("## Scenarios 1 and 2", "## Scenario 4", "## Scenario 5"):
+        assert heading in text
+    assert "## Scenario 4" in proc.stdout  # the report is printed too
+    rows = table_rows(text)
+    labels = [r[0] for r in rows]
+    for label in (
+        "render only (env.render() every step, discarded)",
+        "recorder.wrappers.RecordVideo (defaults: 1 worker, 256 MiB)",
+        "gymnasium.wrappers.RecordVideo",
+        "gymnasium.utils.save_video at episode end",
+        "recorder.wrappers.RecordVideo, default schedule",
+        "gymnasium.wrappers.RecordVideo, **extrapolated on paper**",
+        "recorder, 2 workers, switch 1 ms",
+    ):
+        assert label in labels
+    assert "Scenario 1, recorder.wrappers.RecordVideo with its defaults" in text
+
+    data = json.loads(js.read_text())
+    loop_rows = data["loop"]["rows"]
+    assert len(loop_rows) == 13
+    for row in loop_rows:
+        assert row["complete"], row  # every video the trigger asked for is on disk
+        if row["kind"] == "recorder":
+            assert row["frames_dropped"] in (None, 0)
+            assert row["videos_dropped"] == 0
+    every = next(r for r in loop_rows if r["label"].startswith("recorder.wrappers.RecordVideo ("))
+    assert every["expected"][0] > 1  # several episodes, each its own video
+    for run in data["rss"]["runs"]:
+        if run["kind"] == "gymnasium":
+            # moviepy loses the last frame of some clips; gymnasium's files are what they are.
+            assert run["frames"] - 1 <= run["frames_in_video"] <= run["frames"]
+        else:
+            assert run["frames_in_video"] == run["frames"]
+            assert run["dropped"] == 0
+            assert run["peak_queued_mib"] <= run["budget_mib"]
+    assert data["rss"]["peer_mb_per_frame"] > 0
+    for row in data["python"]["rows"]:
+        assert row["complete"]
+        assert row["frames_dropped"] == 0
+    assert not left_behind(tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_bench_encode_quick(tmp_path: Path) -> None:
+    out, js = tmp_path / "encode.md", tmp_path / "encode.json"
+    proc = run_script(tmp_path, "bench_encode.py", "--out", str(out), "--json", str(js))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    assert text.startswith("# Encode throughput")
+    assert "## Scenario 3: encode throughput" in text
+    rows = table_rows(text)
+    sizes = {r[0] for r in rows if len(r) == 8}
+    assert {"64x64", "256x256", "600x400", "1280x720"} <= sizes
+    tools = {r[2] for r in rows if len(r) == 8}
+    assert len(tools) == 7
+    assert any(r[:2] == ["600x400", "veryfast"] for r in rows)
+    data = json.loads(js.read_text())
+    for case in data["encode"]:
+        for tool, check in case["checks"].items():
+            # The same x264 settings in every tool's stream: an equal comparison.
+            assert check["same_x264"], (case["size"], tool, check["x264"])
+            if tool != "moviepy":  # moviepy may lose the last frame
+                assert check["packets"] == case["frames_per_video"], (case["size"], tool)
+    assert not left_behind(tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_bench_all_quick_writes_the_report_and_the_plot(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    proc = run_script(tmp_path, "bench_all.py", "--only", "bench_encode", "--out-dir", str(docs))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (docs / "benchmarks.md").read_text()
+    assert text.startswith("# Benchmarks")
+    assert "![benchmarks](benchmarks.png)" in text
+    assert "## Summary" in text
+    assert "## Encode throughput" in text  # the script's report, one heading level down
+    assert "### Scenario 3: encode throughput" in text
+    rows = table_rows(text)
+    assert any(r[0] == "3" and "recorder 1 worker / ffmpeg CLI" in r[1] for r in rows)
+    assert next(r[:2] for r in rows if r[0] == "bench_encode") == ["bench_encode", "0"]
+    png = (docs / "benchmarks.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 20_000
+    assert not left_behind(tmp_path)

@@ -1,0 +1,439 @@
+"""Overload and soak (issue 6).
+
+Overload: a producer much faster than the encoder (large frames, a budget of a few frames).
+``"drop"`` never waits, keeps the queue within the budget, counts what it drops and saves only
+whole videos; ``"block"`` loses nothing; ``"raise"`` fails at once and clearly.
+
+Soak (slow): thousands of short episodes through one Recorder with 2 workers: RSS, open file
+descriptors and threads are the same at the end as after warm-up, and every clip is accounted
+for (started = saved + dropped + failed). ``scripts/soak.py`` runs the full 10,000.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import FakeEncoders, decode, painted
+
+from recorder import ClipDroppedError, QueueFullError, Recorder, VideoSpec
+from recorder._encoder import PyAVEncoder
+
+
+def always(_: int) -> bool:
+    return True
+
+
+def flat(value: int, h: int = 16, w: int = 16) -> np.ndarray:
+    return np.full((h, w, 3), value, np.uint8)
+
+
+def large(index: int) -> np.ndarray:
+    """A 480x640 frame that carries its index (read back with helpers.read_index)."""
+    return painted(index, 480, 640)
+
+
+LARGE = 480 * 640 * 3
+
+
+def within_budget(rec: Recorder) -> bool:
+    s = rec.stats()
+    return s.queued_bytes + s.pooled_bytes <= s.max_queue_bytes
+
+
+def assert_accounted(rec: Recorder, handles: list[Any]) -> dict[str, int]:
+    """started = saved + dropped + failed, and the handles agree with stats()."""
+    s = rec.stats()
+    outcome = {"saved": 0, "dropped": 0, "failed": 0}
+    for h in handles:
+        exc = h.exception(timeout=0)
+        key = (
+            "saved" if exc is None else "dropped" if isinstance(exc, ClipDroppedError) else "failed"
+        )
+        outcome[key] += 1
+    assert s.videos_started == len(handles)
+    assert s.videos_started == s.videos_saved + s.videos_dropped + s.videos_failed
+    assert (s.videos_saved, s.videos_dropped, s.videos_failed) == (
+        outcome["saved"],
+        outcome["dropped"],
+        outcome["failed"],
+    )
+    return outcome
+
+
+# -- overload -------------------------------------------------------------------------------
+
+
+def test_drop_never_waits_even_with_the_encoder_stuck(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()  # the encoder makes no progress at all until the producer is done
+    budget = 10 * 16 * 16 * 3
+    rec = Recorder(tmp_path, episode_trigger=always, max_queue_bytes=budget, encoder_factory=fake)
+    handles: list[Any] = []
+    overflow: list[bool] = []
+
+    def produce() -> None:
+        for e in range(20):
+            with rec.episode(e) as ep:
+                for i in range(30):
+                    if ep.wants_frame:
+                        ep.append(flat(i))
+                    else:
+                        ep.skip()
+                    overflow.append(not within_budget(rec))
+            handles.extend(ep.handles)
+
+    producer = threading.Thread(target=produce)
+    try:
+        producer.start()
+        producer.join(30)
+        # Had any append waited for room, it would still be waiting: the gate is shut.
+        assert not producer.is_alive()
+        assert not any(overflow)
+        assert rec.stats().peak_queued_bytes <= budget
+    finally:
+        fake.gate.set()
+        producer.join(30)
+        rec.close(timeout=30)
+    outcome = assert_accounted(rec, handles)
+    assert outcome["dropped"] >= 19  # only the first clip can be under way
+    assert rec.stats().frames_dropped > 0
+    for h in handles:
+        if not h.dropped:  # saved videos have every frame, in order: no holes
+            assert fake.by_name(h.name).frames == list(range(30))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_drop_real_encoder_saves_only_whole_videos(tmp_path: Path, workers: int) -> None:
+    budget = 6 * LARGE
+    rec = Recorder(
+        tmp_path, episode_trigger=always, workers=workers, max_queue_bytes=budget, sidecars=False
+    )
+    handles: list[Any] = []
+    latencies: list[int] = []
+    with rec:
+        for burst in range(4):
+            # Three 5-frame episodes at once into a 6-frame budget: the first always fits
+            # (the queue was flushed), the next cannot wait for the encoder and is dropped.
+            for e in range(3 * burst, 3 * burst + 3):
+                with rec.episode(e) as ep:
+                    for i in range(5):
+                        if not ep.wants_frame:
+                            ep.skip()
+                            continue
+                        t0 = time.perf_counter_ns()
+                        ep.append(large(i))
+                        latencies.append(time.perf_counter_ns() - t0)
+                        assert within_budget(rec)
+                handles += ep.handles
+            rec.flush()
+    stats = rec.stats()
+    outcome = assert_accounted(rec, handles)
+    assert outcome["saved"] >= 4
+    assert outcome["dropped"] > 0  # the producer really was faster
+    assert outcome["failed"] == 0
+    assert stats.peak_queued_bytes <= budget
+    for h in handles:
+        if h.dropped:
+            assert not h.path.exists()
+        else:
+            assert decode(h.path).indices == list(range(5))
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".rec-tmp")]
+    # Not a benchmark (see scripts/bench_overload.py), but a producer that waited for the
+    # encoder would take milliseconds per append.
+    assert float(np.median(latencies)) < 5e6
+
+
+def test_block_real_encoder_drops_nothing(tmp_path: Path) -> None:
+    budget = 6 * LARGE
+    rec = Recorder(
+        tmp_path, episode_trigger=always, max_queue_bytes=budget, on_full="block", sidecars=False
+    )
+    handles: list[Any] = []
+    with rec:
+        for e in range(4):
+            handles += rec.submit([large(i) for i in range(20)], episode_index=e)
+            assert within_budget(rec)
+    stats = rec.stats()
+    assert (stats.videos_saved, stats.videos_dropped, stats.frames_dropped) == (4, 0, 0)
+    assert stats.peak_queued_bytes <= budget
+    for h in handles:
+        assert decode(h.result().path).indices == list(range(20))
+
+
+def test_raise_is_immediate_and_clear_and_recording_resumes(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    fake.gate.clear()
+    frame = 16 * 16 * 3
+    rec = Recorder(
+        tmp_path,
+        episode_trigger=always,
+        max_queue_bytes=3 * frame,
+        on_full="raise",
+        encoder_factory=fake,
+    )
+    try:
+        ep = rec.episode(0)
+        for i in range(3):
+            ep.append(flat(i))
+        assert fake.started.wait(10)
+        start = time.monotonic()
+        outcome: list[BaseException] = []
+
+        def overflow() -> None:
+            try:
+                ep.append(flat(3))
+            except BaseException as e:
+                outcome.append(e)
+
+        caller = threading.Thread(target=overflow)
+        caller.start()
+        caller.join(10)  # the encoder is stuck: waiting would mean never returning
+        assert not caller.is_alive()
+        assert time.monotonic() - start < 5
+        (error,) = outcome
+        assert isinstance(error, QueueFullError)
+        assert "max_queue_bytes" in str(error)
+        assert "rl-video-episode-0" in str(error)
+        assert not ep.wants_frame  # its clip was dropped whole; the loop can skip render()
+        ep.close()
+    finally:
+        fake.gate.set()
+    (dropped,) = ep.handles
+    with pytest.raises(ClipDroppedError):
+        dropped.result(timeout=10)
+    rec.flush(timeout=10)  # a dropped clip is not an error of the recorder
+    (later,) = rec.submit([flat(i) for i in range(3)], episode_index=1)
+    rec.close(timeout=10)
+    assert later.result().frames == 3
+    assert fake.by_name("rl-video-episode-1").frames == [0, 1, 2]
+    assert rec.stats().videos_dropped == 1
+
+
+class OpenCounter:
+    """Real PyAV encoders; remembers the most that were open (made, not closed) at once."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+        self.open = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, spec: VideoSpec) -> Any:
+        counter = self
+        inner = PyAVEncoder(spec)
+        with self.lock:
+            self.open += 1
+            self.most = max(self.most, self.open)
+
+        class Counted:
+            def write(self, image: np.ndarray) -> None:
+                if not counter.gate.wait(10):
+                    raise TimeoutError("test gate never opened")
+                inner.write(image)
+
+            def close(self) -> None:
+                try:
+                    inner.close()
+                finally:
+                    counter.closed()
+
+            def abort(self) -> None:
+                inner.abort()
+                counter.closed()
+
+        return Counted()
+
+    def closed(self) -> None:
+        with self.lock:
+            self.open -= 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs core fix: ClipQueue.take must not preempt a clip that has ended (all its "
+    "frames queued); today every queued clip of >= QUANTUM frames gets an open encoder",
+)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_open_encoders_stay_bounded_by_workers(tmp_path: Path, workers: int) -> None:
+    # Encoders are memory the budget does not count (x264 holds ~1.5 MB for a 96x64 stream
+    # and far more for large frames): 2,000 queued 8-frame episodes took RSS to 3.2 GB here.
+    gate = threading.Event()
+    encoders = OpenCounter(gate)
+    with Recorder(
+        tmp_path, episode_trigger=always, workers=workers, encoder_factory=encoders, sidecars=False
+    ) as rec:
+        for e in range(30):
+            rec.submit([flat(i) for i in range(10)], episode_index=e)  # all ended, all queued
+        gate.set()
+    assert rec.stats().videos_saved == 30
+    assert encoders.most <= workers
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs core fix: ClipQueue.finish counts a saved clip's END unit before its sidecar, "
+    "on_saved and handle are done, so flush() returns early",
+)
+def test_flush_returns_once_every_handle_is_resolved(tmp_path: Path) -> None:
+    # Found by the soak: after flush(), a saved clip's handle was sometimes still pending and
+    # its manifest line not yet written.
+    in_callback = threading.Event()
+    release = threading.Event()
+
+    def on_saved(info: Any) -> None:
+        in_callback.set()
+        release.wait(10)
+
+    rec = Recorder(tmp_path, episode_trigger=always, on_saved=on_saved)
+    try:
+        (h,) = rec.submit([flat(i) for i in range(3)])
+        assert in_callback.wait(10)  # the file is renamed; sidecar written; handle pending
+        with pytest.raises(TimeoutError):
+            rec.flush(timeout=0.2)
+        release.set()
+        rec.flush(timeout=10)
+        assert h.done()
+        assert len((tmp_path / "manifest.jsonl").read_text().splitlines()) == 1
+    finally:
+        release.set()
+        rec.close(timeout=10)
+
+
+# -- soak --------------------------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+class SometimesFailing:
+    """PyAV encoders; every *every*-th video fails at its frame 2 (a disk-full error)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.made = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, spec: VideoSpec) -> Any:
+        with self.lock:
+            self.made += 1
+            faulty = self.made % self.every == 0
+        inner = PyAVEncoder(spec)
+        if not faulty:
+            return inner
+
+        class Failing:
+            n = 0
+
+            def write(self, image: np.ndarray) -> None:
+                if self.n == 2:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                inner.write(image)
+                self.n += 1
+
+            def close(self) -> None:
+                inner.close()
+
+            def abort(self) -> None:
+                inner.abort()
+
+        return Failing()
+
+
+def errors_of(action: Any) -> int:
+    """Run *action*; the number of background errors it raised (0 when none)."""
+    try:
+        action()
+    except ExceptionGroup as group:
+        return len(group.exceptions)
+    except OSError:
+        return 1
+    return 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_soak_resources_are_flat_and_nothing_is_lost(tmp_path: Path) -> None:
+    episodes, warmup, length, burst = 2000, 320, 8, 40
+    frames = [painted(i) for i in range(length)]  # 48x112
+    outcome = {"saved": 0, "dropped": 0, "failed": 0}
+    pending: list[Any] = []
+    started = errors = 0
+
+    def settle() -> None:
+        # Checked per burst and let go: holding every handle would grow the RSS measured.
+        nonlocal started
+        for h in pending:
+            exc = h.exception(timeout=30)
+            kind = "saved" if exc is None else "dropped" if h.dropped else "failed"
+            outcome[kind] += 1
+            assert h.path.exists() == (kind == "saved"), h
+        started += len(pending)
+        pending.clear()
+
+    rec = Recorder(
+        tmp_path,
+        episode_trigger=always,
+        workers=2,
+        # Bursts of `burst` episodes (a flush after each, as at a checkpoint) overflow this
+        # budget: some clips are dropped, most are saved, and every 97th encoder fails.
+        max_queue_bytes=200 * frames[0].nbytes,
+        encoder_factory=SometimesFailing(97),
+    )
+    with rec:
+        for e in range(episodes):
+            with rec.episode(e) as ep:
+                for frame in frames:
+                    if ep.wants_frame:
+                        ep.append(frame)
+                    else:
+                        ep.skip()
+            pending += ep.handles
+            if (e + 1) % burst == 0:
+                errors += errors_of(rec.flush)
+                settle()
+            if e + 1 == warmup:  # a multiple of burst: just flushed
+                gc.collect()
+                warm = (rss_mb(), open_fds(), threading.active_count())
+        gc.collect()
+        end = (rss_mb(), open_fds(), threading.active_count())
+        # For the record (pytest -s); scripts/soak.py reports the full 10,000-episode run.
+        print(
+            f"\nsoak {episodes}: after warm-up RSS {warm[0]:.0f} MB, fds {warm[1]}, threads "
+            f"{warm[2]}; at the end RSS {end[0]:.0f} MB, fds {end[1]}, threads {end[2]}; "
+            f"{outcome}"
+        )
+    stats = rec.stats()
+    assert end[1:] == warm[1:], (warm, end)
+    assert end[0] - warm[0] < 48, (warm, end)
+    assert stats.videos_started == started == episodes
+    assert stats.videos_started == stats.videos_saved + stats.videos_dropped + stats.videos_failed
+    assert (stats.videos_saved, stats.videos_dropped, stats.videos_failed) == (
+        outcome["saved"],
+        outcome["dropped"],
+        outcome["failed"],
+    )
+    assert outcome["failed"] == errors == len(stats.errors) > 0
+    assert outcome["saved"] > outcome["dropped"] > 0
+    names = os.listdir(tmp_path)
+    assert not [n for n in names if n.endswith(".rec-tmp")]
+    saved = sorted(n for n in names if n.endswith(".mp4"))
+    assert len(saved) == outcome["saved"]
+    for name in saved[:: max(1, len(saved) // 40)]:  # a sample decoded back in full
+        assert decode(tmp_path / name).indices == list(range(length))

@@ -1,0 +1,315 @@
+"""Process death and signals (issue 6), in subprocesses with real PyAV.
+
+SIGKILL mid-recording leaves every final name a whole video and only hidden temporary names
+besides, which a new Recorder ignores (documented in the README). SIGINT, and SIGTERM after
+``recorder.handle_sigterm()``, flush what was queued before the process exits; a second SIGINT
+during that flush drops the rest quickly and leaves no half-written file.
+
+The child reports progress on stdout, one line per event; the parent acts on those lines, never
+on time. Its encoder waits at a chosen frame until the parent writes "go" on its stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from helpers import decode, painted
+
+from recorder import Recorder
+
+TESTS = Path(__file__).resolve().parent
+
+CHILD = textwrap.dedent(
+    r"""
+    import logging, signal, sys, threading
+    mode, folder, tests = sys.argv[1], sys.argv[2], sys.argv[3]
+    # Python leaves SIGINT ignored when it starts ignored (a background job of a shell, some
+    # CI runners): restore Ctrl-C as a terminal delivers it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.path.insert(0, tests)
+    from helpers import painted
+    import recorder
+    from recorder._encoder import PyAVEncoder
+    from recorder._queue import ClipQueue
+
+    said = threading.Lock()
+
+    def say(*words):
+        with said:  # one whole line per event, whichever thread says it
+            sys.stdout.write(" ".join(map(str, words)) + "\n")
+            sys.stdout.flush()
+
+    # The "dropped video ..." warning tells the parent that a second SIGINT was handled.
+    logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="log %(message)s")
+
+    gate = threading.Event()
+
+    def wait_for_go():
+        for line in sys.stdin:
+            if line.strip() == "go":
+                gate.set()
+                return
+
+    threading.Thread(target=wait_for_go, daemon=True).start()
+
+    # Which video pauses, and at which frame, until the parent says "go".
+    PAUSE = {"kill": ("rl-video-episode-4.", 30)}.get(mode, ("", 0))
+
+    class Gated:
+        def __init__(self, spec):
+            self.inner = PyAVEncoder(spec)
+            self.watched = PAUSE[0] in spec.path
+            self.n = 0
+
+        def write(self, image):
+            if self.watched and self.n == PAUSE[1]:
+                say("paused")
+                gate.wait()
+            self.inner.write(image)
+            self.n += 1
+
+        def close(self):
+            self.inner.close()
+
+        def abort(self):
+            self.inner.abort()
+
+    original_wait = ClipQueue.wait
+
+    def wait(self, *args, **kwargs):
+        if kwargs.get("everything"):
+            say("waiting")  # close() is flushing
+        return original_wait(self, *args, **kwargs)
+
+    ClipQueue.wait = wait
+
+    def saved(info):
+        say("saved", info.name)
+
+    def record(rec):
+        if mode == "kill":
+            for e in range(4):
+                rec.submit([painted(i) for i in range(10)], episode_index=e)
+            rec.submit([painted(i) for i in range(40)], episode_index=4)
+        else:
+            for e in range(3):
+                rec.submit([painted(i) for i in range(20)], episode_index=e)
+            ep = rec.episode(3)  # left open: close() ends it where it is
+            for i in range(5):
+                ep.append(painted(i))
+        say("queued", rec.stats().frames_encoded)
+        threading.Event().wait()  # until a signal
+
+    if mode.startswith("sigterm"):
+        recorder.handle_sigterm()
+    workers = 2 if mode == "kill" else 1
+    options = dict(episode_trigger=lambda e: True, workers=workers, encoder_factory=Gated,
+                   on_saved=saved)
+    if mode == "sigterm-bare":
+        record(recorder.Recorder(folder, **options))  # never closed: the at-exit close flushes
+    else:
+        with recorder.Recorder(folder, **options) as rec:
+            record(rec)
+    """
+)
+
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[^.]+(\.json)?\.rec-tmp$")
+
+
+class Child:
+    """The child process, its stdout as a queue of lines, its stdin for "go"."""
+
+    def __init__(self, tmp_path: Path, mode: str) -> None:
+        script = tmp_path / "child.py"
+        script.write_text(CHILD)
+        self.folder = tmp_path / "videos"
+        self.stderr_path = tmp_path / "stderr.txt"
+        with self.stderr_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(script), mode, str(self.folder), str(TESTS)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self.claimed: set[int] = set()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, prefix: str, timeout: float = 60) -> str:
+        """The first line starting with *prefix* not returned before, waiting for it if need be.
+
+        Lines from different threads of the child may come in any order.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, line in enumerate(self.seen):
+                if i not in self.claimed and line.startswith(prefix):
+                    self.claimed.add(i)
+                    return line
+            # A child that died says nothing more: give up at once, not at the deadline.
+            exited = self.proc.poll() is not None
+            try:
+                line = self.lines.get(timeout=0.1 if exited else 1.0)
+            except queue.Empty:
+                if not exited and time.monotonic() < deadline:
+                    continue
+                raise AssertionError(
+                    f"no line {prefix!r} from the child; saw {self.seen}; "
+                    f"stderr: {self.stderr_path.read_text()}"
+                ) from None
+            self.seen.append(line)
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def wait(self, timeout: float = 60) -> int:
+        """Wait for the child to exit; every line it printed is then in seen."""
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return code
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+
+@contextmanager
+def child_process(tmp_path: Path, mode: str) -> Iterator[Child]:
+    child = Child(tmp_path, mode)
+    try:
+        yield child
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
+        child.proc.wait(30)
+        for pipe in (child.proc.stdin, child.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def final_names(folder: Path) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if not n.startswith("."))
+
+
+def hidden_names(folder: Path) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n.startswith("."))
+
+
+def assert_all_final_files_whole(folder: Path, frames: dict[str, int]) -> None:
+    """Exactly the videos *frames* (name: frame count) are there, each whole, with sidecars."""
+    expected = sorted([f"{n}.mp4" for n in frames] + [f"{n}.json" for n in frames])
+    assert final_names(folder) == sorted([*expected, "manifest.jsonl"])
+    for name, count in frames.items():
+        assert decode(folder / f"{name}.mp4").indices == list(range(count)), name
+        assert json.loads((folder / f"{name}.json").read_text())["frames"] == count
+    records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["name"] for r in records) == sorted(frames)
+
+
+# -- SIGKILL ----------------------------------------------------------------------------------
+
+
+def test_sigkill_mid_recording_leaves_whole_files_and_hidden_temporaries(tmp_path: Path) -> None:
+    with child_process(tmp_path, "kill") as child:
+        child.expect("queued")
+        saved = {child.expect("saved").split()[1] for _ in range(4)}
+        child.expect("paused")  # episode 4 is half-written: 30 of its 40 frames encoded
+        child.proc.send_signal(signal.SIGKILL)
+        assert child.wait() == -signal.SIGKILL
+    folder = child.folder
+    assert saved == {f"rl-video-episode-{e}" for e in range(4)}
+    assert_all_final_files_whole(folder, dict.fromkeys(saved, 10))
+    leftovers = hidden_names(folder)
+    assert leftovers, "the half-written video should have left its temporary file"
+    for name in leftovers:
+        match = TEMPORARY.match(name)
+        assert match, f"unexpected leftover {name}"
+        assert match["name"].startswith("rl-video-episode-")
+    assert any(n.startswith(".rl-video-episode-4.") for n in leftovers)
+
+    # A new Recorder on the same folder works; it ignores the stale temporary files (README).
+    with Recorder(folder, episode_trigger=lambda e: True) as rec:
+        redo = rec.submit([painted(i) for i in range(12)], episode_index=4)[0]
+        more = rec.submit([painted(i) for i in range(7)], episode_index=5)[0]
+    assert (redo.result().frames, more.result().frames) == (12, 7)
+    assert hidden_names(folder) == leftovers
+    assert_all_final_files_whole(
+        folder, {**dict.fromkeys(saved, 10), "rl-video-episode-4": 12, "rl-video-episode-5": 7}
+    )
+
+
+# -- SIGINT and SIGTERM: what was queued is flushed ----------------------------------------------
+
+QUEUED = {"rl-video-episode-0": 20, "rl-video-episode-1": 20, "rl-video-episode-2": 20}
+QUEUED_AND_OPEN = {**QUEUED, "rl-video-episode-3": 5}
+
+
+@pytest.mark.parametrize(
+    ("mode", "sig", "returncode"),
+    [
+        ("sigint", signal.SIGINT, -signal.SIGINT),
+        ("sigterm-with", signal.SIGTERM, 128 + signal.SIGTERM),
+        ("sigterm-bare", signal.SIGTERM, 128 + signal.SIGTERM),
+    ],
+)
+def test_signal_flushes_what_was_queued(
+    tmp_path: Path, mode: str, sig: signal.Signals, returncode: int
+) -> None:
+    with child_process(tmp_path, mode) as child:
+        # Nothing is encoded yet: every frame is still in the queue when the signal comes.
+        assert child.expect("queued") == "queued 0"
+        child.proc.send_signal(sig)
+        child.expect("waiting")  # the process is exiting, flushing in close()
+        child.go()
+        assert child.wait() == returncode, child.stderr
+    assert {line.split()[1] for line in child.seen if line.startswith("saved")} == set(
+        QUEUED_AND_OPEN
+    )
+    assert_all_final_files_whole(child.folder, QUEUED_AND_OPEN)
+    assert hidden_names(child.folder) == []
+    if sig == signal.SIGINT:
+        assert "KeyboardInterrupt" in child.stderr
+
+
+def test_second_sigint_aborts_the_flush_quickly(tmp_path: Path) -> None:
+    with child_process(tmp_path, "sigint") as child:
+        child.expect("queued")
+        child.proc.send_signal(signal.SIGINT)
+        child.expect("waiting")
+        start = time.monotonic()
+        child.proc.send_signal(signal.SIGINT)
+        child.expect("log dropped video")  # the flush was abandoned: the rest is dropped
+        child.go()  # lets the worker leave the frame it is in
+        assert child.wait() == -signal.SIGINT, child.stderr
+        elapsed = time.monotonic() - start
+    assert elapsed < 10
+    assert not [line for line in child.seen if line.startswith("saved")]
+    # Nothing half-written under a final name, no temporary file left behind.
+    assert [n for n in os.listdir(child.folder) if n.endswith(".mp4")] == []
+    assert hidden_names(child.folder) == []
+    assert "KeyboardInterrupt" in child.stderr
