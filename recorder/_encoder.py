@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
@@ -85,6 +86,16 @@ class VideoSpec:
     fps: float
     codec: Codec
     frame_format: FrameFormat
+    #: the recorder's open descriptor of the file at *path*: write through it (see
+    #: :func:`writable_path`), so that a name swapped for a symlink meanwhile is not followed.
+    fd: int | None = None
+
+
+def writable_path(spec: VideoSpec) -> str:
+    """A name that opens *spec*'s own file: ``/proc/self/fd/N`` where Linux has it."""
+    if spec.fd is not None and os.path.isdir("/proc/self/fd"):
+        return f"/proc/self/fd/{spec.fd}"
+    return spec.path
 
 
 class Encoder(Protocol):
@@ -114,8 +125,9 @@ class PyAVEncoder:
         fmt = spec.frame_format
         height, width = fmt.shape[0], fmt.shape[1]
         container_options = {"movflags": "+faststart"} if container_format == "mp4" else {}
+        # faststart reopens the file by name to move the moov atom: that name is the fd's too.
         self._container: Any = av.open(
-            spec.path, "w", format=container_format, options=container_options
+            writable_path(spec), "w", format=container_format, options=container_options
         )
         try:
             rate = Fraction(spec.fps).limit_denominator(1001)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
+import stat
 import tempfile
 from typing import Any
 
@@ -28,19 +30,27 @@ def record_of(info: VideoInfo, **extra: Any) -> dict[str, Any]:
     return record
 
 
-def dumps(record: dict[str, Any]) -> str:
-    """One line of JSON; values JSON cannot hold are written as their repr()."""
-    return json.dumps(record, default=repr, ensure_ascii=False)
+def dumps(record: dict[str, Any], indent: int | None = None) -> bytes:
+    """JSON as UTF-8; values JSON cannot hold are written as their repr().
+
+    Non-ASCII text stays readable, except where it cannot be UTF-8 (a lone surrogate from
+    ``os.fsdecode`` of a non-UTF-8 path): then everything is escaped, and still round-trips.
+    """
+    text = json.dumps(record, default=repr, ensure_ascii=False, indent=indent)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record, default=repr, indent=indent).encode("ascii")
 
 
 def write_sidecar(info: VideoInfo, record: dict[str, Any]) -> str:
     """Write ``{name}.json`` beside the video, atomically; returns its path."""
     path = info.path.with_suffix(".json")
-    text = json.dumps(record, default=repr, ensure_ascii=False, indent=2)
+    data = dumps(record, indent=2) + b"\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{info.name}.", suffix=".json.rec-tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -54,10 +64,15 @@ def append_manifest(folder: str | os.PathLike[str], record: dict[str, Any]) -> N
 
     Several recorders and processes may share the folder: a line is never torn or interleaved.
     """
-    line = (dumps(record) + "\n").encode("utf-8")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(os.path.join(folder, MANIFEST), flags, 0o644)
+    line = dumps(record) + b"\n"
+    # O_NONBLOCK: a FIFO planted under the name fails (ENXIO) or is refused below, instead of
+    # blocking the worker in open() or write() for good.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    path = os.path.join(folder, MANIFEST)
+    fd = os.open(path, flags, 0o644)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{MANIFEST} is not a regular file", path)
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         written = os.write(fd, line)

@@ -113,6 +113,7 @@ class Clip:
     frame_format: FrameFormat | None = None
     encoder: Encoder | None = None
     tmp_path: str | None = None
+    tmp_fd: int | None = None  # held open from creation to rename: it names our own file
     written: int = 0
     encode_seconds: float = 0.0
 
@@ -399,7 +400,11 @@ class ClipQueue:
                     self.frames_encoded += 1
                     self._unref(done)
                     self._progress.notify_all()
-                if self._has_work(current) and (current.burst < QUANTUM or not self._ready):
+                # An ended clip is finished without a break: a preempted one would keep its
+                # encoder (megabytes of x264 state the budget does not count) open meanwhile.
+                if self._has_work(current) and (
+                    current.ended or current.burst < QUANTUM or not self._ready
+                ):
                     current.burst += 1
                     return current, self._pop(current)
                 current.owned = False
@@ -449,7 +454,6 @@ class ClipQueue:
                 self.videos_dropped += 1
                 self.frames_dropped += clip.written
             else:
-                clip.processed += 1  # the END unit
                 self.videos_saved += 1
                 self.bytes_written += size
             self.encode_seconds += clip.encode_seconds
@@ -463,6 +467,7 @@ class ClipQueue:
     def retire(self, clip: Clip) -> None:
         """After its handle is resolved: *clip* no longer counts as pending for flush()."""
         with self._lock:
+            clip.processed = clip.enqueued  # the END unit, or what a drop discarded
             clip.finished = True
             clip.owned = False
             self._live.discard(clip)

@@ -9,6 +9,7 @@ import os
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -457,9 +458,13 @@ class Recorder:
         try:
             if clip.encoder is None:
                 assert clip.frame_format is not None
-                clip.tmp_path = self._temp_path(clip.path)
+                # Beside the final file (os.replace cannot cross file systems). mkstemp
+                # creates it exclusively (O_EXCL): nothing already there is followed.
+                clip.tmp_fd, clip.tmp_path = tempfile.mkstemp(
+                    prefix=f".{clip.path.stem}.", suffix=TMP_SUFFIX, dir=clip.path.parent
+                )
                 clip.encoder = self._encoder_factory(
-                    VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format)
+                    VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format, clip.tmp_fd)
                 )
             clip.encoder.write(item.buffer)
         except BaseException as e:
@@ -467,14 +472,6 @@ class Recorder:
             return False
         clip.encode_seconds += time.perf_counter() - start
         return True
-
-    @staticmethod
-    def _temp_path(final: Path) -> str:
-        # Beside the final file (os.replace cannot cross file systems). mkstemp creates it
-        # exclusively (O_EXCL): nothing already there is followed or overwritten.
-        fd, path = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=TMP_SUFFIX, dir=final.parent)
-        os.close(fd)
-        return path
 
     def _finish(self, clip: Clip) -> None:
         if clip.encoder is None:
@@ -485,13 +482,24 @@ class Recorder:
             clip.encoder.close()
             clip.encoder = None
             assert clip.tmp_path is not None
+            assert clip.tmp_fd is not None
             assert clip.frame_format is not None
-            tmp = clip.tmp_path
-            size = os.stat(tmp).st_size
-            if not self._queue.publish(clip, lambda: os.replace(tmp, clip.path)):
+            tmp, fd = clip.tmp_path, clip.tmp_fd
+            size = os.fstat(fd).st_size
+
+            def rename() -> None:
+                if not os.path.samestat(os.lstat(tmp), os.fstat(fd)):
+                    raise FileExistsError(
+                        f"{tmp} was replaced by another file while the video was written"
+                    )
+                os.replace(tmp, clip.path)
+
+            if not self._queue.publish(clip, rename):
                 self._discard(clip)
                 return
             clip.tmp_path = None
+            clip.tmp_fd = None
+            os.close(fd)
         except BaseException as e:
             self._fail(clip, e, None)
             return
@@ -525,14 +533,14 @@ class Recorder:
                 record = record_of(info, crf=self.codec.crf, preset=self.codec.preset)
                 write_sidecar(info, record)
                 append_manifest(clip.path.parent, record)
-            except Exception as e:
+            except BaseException as e:  # even SystemExit: the video is saved, count it once
                 e.add_note(f"writing the sidecar or manifest of {clip.path}")
                 logger.error("could not write the metadata of %s", clip.path, exc_info=True)
                 errors.append(e)
         if self.on_saved is not None:
             try:
                 self.on_saved(info)
-            except Exception as e:
+            except BaseException as e:  # sys.exit() in a callback must not kill the worker
                 e.add_note(f"in on_saved for {clip.path}")
                 logger.error("on_saved failed for %s", clip.path, exc_info=True)
                 errors.append(e)
@@ -551,6 +559,9 @@ class Recorder:
         self._cleanup(clip)
         error.add_note(f"while recording {clip.path}")
         logger.error("failed to record %s", clip.path, exc_info=error)
+        # The error is kept (stats(), flush()); its frames' locals must not keep the failed
+        # video's encoder alive with it.
+        traceback.clear_frames(error.__traceback__)
         self._queue.finish(clip, "failed", error=error, held=held)
         clip.handle.set_exception(error)
         self._queue.retire(clip)
@@ -565,6 +576,10 @@ class Recorder:
             with contextlib.suppress(OSError):
                 os.unlink(clip.tmp_path)
             clip.tmp_path = None
+        if clip.tmp_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(clip.tmp_fd)
+            clip.tmp_fd = None
 
 
 class Episode:

@@ -424,11 +424,6 @@ def test_the_last_worker_dying_fails_everything_pending_and_never_hangs(
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core fix: Recorder._finish must catch BaseException from on_saved and the "
-    "sidecar writer; a SystemExit there kills the worker and the saved video is counted twice",
-)
 def test_on_saved_raising_system_exit_counts_the_video_once(tmp_path: Path) -> None:
     def on_saved(info: Any) -> None:
         if info.index == 1:
@@ -445,11 +440,6 @@ def test_on_saved_raising_system_exit_counts_the_video_once(tmp_path: Path) -> N
     assert_complete(tmp_path, [f"rl-video-episode-{e}" for e in range(4)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core fix: Recorder._fail must traceback.clear_frames(error.__traceback__); "
-    "the error kept in stats() pins the failed video's encoder (~1.5 MB of x264 each)",
-)
 def test_a_failed_video_releases_its_encoder(tmp_path: Path) -> None:
     # Found by scripts/soak.py: RSS grew by ~1.5 MB per failed 48x112 video, for good.
     encoders: list[weakref.ref[PyAVEncoder]] = []

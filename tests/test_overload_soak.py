@@ -256,11 +256,6 @@ class OpenCounter:
             self.open -= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core fix: ClipQueue.take must not preempt a clip that has ended (all its "
-    "frames queued); today every queued clip of >= QUANTUM frames gets an open encoder",
-)
 @pytest.mark.parametrize("workers", [1, 2])
 def test_open_encoders_stay_bounded_by_workers(tmp_path: Path, workers: int) -> None:
     # Encoders are memory the budget does not count (x264 holds ~1.5 MB for a 96x64 stream
@@ -277,11 +272,6 @@ def test_open_encoders_stay_bounded_by_workers(tmp_path: Path, workers: int) -> 
     assert encoders.most <= workers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core fix: ClipQueue.finish counts a saved clip's END unit before its sidecar, "
-    "on_saved and handle are done, so flush() returns early",
-)
 def test_flush_returns_once_every_handle_is_resolved(tmp_path: Path) -> None:
     # Found by the soak: after flush(), a saved clip's handle was sometimes still pending and
     # its manifest line not yet written.

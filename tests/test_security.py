@@ -300,12 +300,6 @@ def test_temporary_files_are_created_exclusively(
     assert all(os.path.islink(folder / name) for name in planted)  # left alone
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core fix: PyAVEncoder reopens the temporary file by name (av.open(path), at "
-    "the first packet) after mkstemp closed it; open /proc/self/fd/N of mkstemp's descriptor "
-    "and check it is still the file at the temporary name before os.replace",
-)
 def test_a_temporary_file_swapped_for_a_symlink_is_not_written_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -355,11 +349,6 @@ def test_manifest_symlink_is_not_followed(tmp_path: Path) -> None:
         assert json.loads(h.result().path.with_suffix(".json").read_text())["frames"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core fix: append_manifest must open with O_NONBLOCK and refuse a file that "
-    "is not regular (fstat); a FIFO named manifest.jsonl blocks the worker forever",
-)
 def test_manifest_fifo_does_not_hang_the_recorder(tmp_path: Path) -> None:
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -468,11 +457,6 @@ def test_any_json_metadata_round_trips(tmp_path: Path, metadata: dict[str, Any])
     assert json.loads(line)["metadata"] == metadata
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core fix: _metadata writes json.dumps(ensure_ascii=False) as UTF-8; a lone "
-    "surrogate (os.fsdecode of a non-UTF-8 path) raises UnicodeEncodeError, losing the sidecar",
-)
 def test_metadata_with_a_lone_surrogate_round_trips(tmp_path: Path) -> None:
     checkpoint = os.fsdecode(b"/runs/ckpt-\xff.pt")  # '\udcff' in it
     with Recorder(tmp_path, episode_trigger=lambda e: True) as rec:
