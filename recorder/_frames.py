@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,17 +19,17 @@ class FrameFormat:
     height: int
     width: int
     gray: bool
+    #: shape of the (padded) buffer that holds one frame for the encoder.
+    shape: tuple[int, ...] = field(init=False, compare=False)
+    #: bytes of one padded frame buffer.
+    nbytes: int = field(init=False, compare=False)
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Shape of the (padded) buffer that holds one frame for the encoder."""
+    def __post_init__(self) -> None:
+        # Derived once: the training thread reads them for every frame.
         h, w = self.height + self.height % 2, self.width + self.width % 2
-        return (h, w) if self.gray else (h, w, 3)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of one padded frame buffer."""
-        return int(np.prod(self.shape))
+        shape = (h, w) if self.gray else (h, w, 3)
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "nbytes", math.prod(shape))
 
     @property
     def pix_fmt(self) -> str:
@@ -84,7 +85,16 @@ def as_image(frame: Any) -> Image:
 
 def format_of(image: Image) -> FrameFormat:
     """The :class:`FrameFormat` of an image returned by :func:`as_image`."""
-    return FrameFormat(int(image.shape[0]), int(image.shape[1]), image.ndim == 2)
+    fmt = _formats.get(image.shape)
+    if fmt is None:
+        fmt = FrameFormat(int(image.shape[0]), int(image.shape[1]), image.ndim == 2)
+        if len(_formats) < 256:
+            _formats[image.shape] = fmt
+    return fmt
+
+
+# One FrameFormat per shape seen: the hot path compares them by identity first.
+_formats: dict[tuple[int, ...], FrameFormat] = {}
 
 
 def copy_into(dst: Image, src: Image) -> None:

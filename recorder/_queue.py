@@ -26,9 +26,10 @@ training thread takes buffers from the pool, and a low-priority prefault thread 
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
 OnFull = Literal["drop", "block", "raise"]
 
-#: frames a worker encodes from one clip before it lets a waiting clip have its turn.
+#: frames a worker takes from a clip at once, and encodes before a waiting clip has its turn.
 QUANTUM = 8
 #: spare buffers of the current frame shape the prefault thread keeps ready.
 STOCK = 16
@@ -101,6 +102,7 @@ class Clip:
     frames: int = 0  # frames enqueued
     enqueued: int = 0  # work units enqueued (frames and END)
     processed: int = 0
+    wake_at: float = math.inf  # a flush() waits for processed >= wake_at: notify it then
     ended: bool = False
     drop_reason: str | None = None
     failed: bool = False
@@ -108,7 +110,6 @@ class Clip:
     ready: bool = False
     finished: bool = False
     published: bool = False  # renamed to its final name: too late to drop
-    burst: int = 0
     # The owning worker's state:
     frame_format: FrameFormat | None = None
     encoder: Encoder | None = None
@@ -204,46 +205,44 @@ class ClipQueue:
             clip.published = True
             return True
 
-    def admit(self, image: Image, fmt: FrameFormat, clips: Iterable[Clip]) -> None:
+    def admit(self, image: Image, fmt: FrameFormat, clips: Iterable[Clip]) -> list[Clip]:
         """Copy *image* once into the queue for every accepting clip in *clips*.
 
         Applies the on_full policy when the budget is exhausted. Ends clips that reach their
-        length.
+        length. Returns the clips of *clips* still accepting frames afterwards.
         """
         with self._lock:
             self._check_usable()
             targets = [c for c in clips if c.accepting]
             if not targets:
-                return
+                return targets
             buffer = self._reserve(fmt, targets)
             if buffer is None:
-                return
-        try:
-            copy_into(buffer, image)
-        except BaseException:
-            with self._lock:
-                self._release_buffer(buffer, fmt.nbytes)
+                return [c for c in targets if c.accepting]
+            nbytes = fmt.nbytes
+            try:
+                # Under the lock: the copy holds the GIL anyway (see copy_into), so no worker
+                # could use the lock meanwhile; one acquisition instead of two.
+                copy_into(buffer, image)
+            except BaseException:
+                self._release_buffer(buffer, nbytes)
                 self._not_full.notify_all()
-            raise
-        with self._lock:
-            item = Item(buffer, fmt.nbytes)
+                raise
+            item = Item(buffer, nbytes)
+            item.refs = len(targets)
             for clip in targets:
-                if not clip.accepting:  # dropped by another thread while we copied
-                    continue
                 if clip.frame_format is None:
                     clip.frame_format = fmt
                 clip.items.append(item)
-                item.refs += 1
                 clip.frames += 1
                 clip.enqueued += 1
-                if clip.full:
+                if clip.frames >= clip.limit:
                     self._end(clip)
-                self._schedule(clip)
-            if item.refs:
-                self.frames_submitted += 1
-                self.queued_frames += 1
-            else:
-                self._release_buffer(buffer, fmt.nbytes)
+                if not (clip.owned or clip.ready):
+                    self._schedule(clip)
+            self.frames_submitted += 1
+            self.queued_frames += 1
+            return [c for c in targets if not c.ended]
 
     def _reserve(self, fmt: FrameFormat, targets: list[Clip]) -> Image | None:
         """Charge one frame to the budget and return a buffer for it, or apply on_full."""
@@ -289,7 +288,7 @@ class ClipQueue:
         shape = self._stock_shape
         if shape is None or self._stopping:
             return 0
-        nbytes = int(np.prod(shape))
+        nbytes = math.prod(shape)
         if (
             len(self._pool.get(shape, ())) < STOCK
             and self.pooled_bytes + nbytes <= self._pool_cap
@@ -387,25 +386,32 @@ class ClipQueue:
 
     # -- worker side ---------------------------------------------------------------------
 
-    def take(self, current: Clip | None, done: Work | None) -> tuple[Clip, Work] | None:
-        """Account for *done* (the unit the worker just finished on *current*) and get the next.
+    def take(
+        self, current: Clip | None, done: Sequence[Item] = (), written: int = 0
+    ) -> tuple[Clip, list[Work]] | None:
+        """Account for *done*, the frames of *current* the worker is through with, of which
+        the first *written* were encoded (the rest were left out: the clip was dropped).
 
+        The next work is up to :data:`QUANTUM` frames of one clip, or its END or DROP alone:
+        batches keep the per-frame Python work (and so the GIL) off the workers' path.
         Returns ``None`` when the worker should exit.
         """
         with self._lock:
             if current is not None:
-                if isinstance(done, Item):
-                    current.processed += 1
-                    current.written += 1
-                    self.frames_encoded += 1
-                    self._unref(done)
-                    self._progress.notify_all()
+                if done:
+                    current.processed += len(done)
+                    current.written += written
+                    self.frames_encoded += written
+                    self.frames_dropped += len(done) - written
+                    for item in done:
+                        self._unref(item)
+                    if current.processed >= current.wake_at:
+                        # Not every frame: each wake-up would take the GIL from the encoder.
+                        current.wake_at = math.inf
+                        self._progress.notify_all()
                 # An ended clip is finished without a break: a preempted one would keep its
                 # encoder (megabytes of x264 state the budget does not count) open meanwhile.
-                if self._has_work(current) and (
-                    current.ended or current.burst < QUANTUM or not self._ready
-                ):
-                    current.burst += 1
+                if self._has_work(current) and (current.ended or not self._ready):
                     return current, self._pop(current)
                 current.owned = False
                 if self._has_work(current):
@@ -417,7 +423,6 @@ class ClipQueue:
             clip = self._ready.popleft()
             clip.ready = False
             clip.owned = True
-            clip.burst = 1
             return clip, self._pop(clip)
 
     @staticmethod
@@ -425,8 +430,16 @@ class ClipQueue:
         return not clip.finished and (clip.drop_reason is not None or bool(clip.items))
 
     @staticmethod
-    def _pop(clip: Clip) -> Work:
-        return DROP if clip.drop_reason is not None else clip.items.popleft()
+    def _pop(clip: Clip) -> list[Work]:
+        if clip.drop_reason is not None:
+            return [DROP]
+        items = clip.items
+        if items[0] is END:
+            return [items.popleft()]
+        batch: list[Work] = []
+        while items and len(batch) < QUANTUM and items[0] is not END:
+            batch.append(items.popleft())
+        return batch
 
     def finish(
         self,
@@ -434,14 +447,15 @@ class ClipQueue:
         outcome: Literal["saved", "dropped", "failed"],
         *,
         error: BaseException | None = None,
-        held: Item | None = None,
+        held: Sequence[Work] = (),
         size: int = 0,
     ) -> None:
         """The owning worker is done with *clip*: count it (its handle is resolved next)."""
         with self._lock:
-            if held is not None:
-                self._unref(held)
-                self.frames_dropped += 1
+            for item in held:
+                if isinstance(item, Item):
+                    self._unref(item)
+                    self.frames_dropped += 1
             if outcome == "failed":
                 clip.failed = True
                 self._discard_items(clip)
@@ -524,6 +538,8 @@ class ClipQueue:
                 else:
                     targets = [(c, n) for c, n in targets if not c.finished and c.processed < n]
                     pending = bool(targets)
+                    for c, n in targets:
+                        c.wake_at = min(c.wake_at, n)
                 if not pending or self.broken is not None:
                     return True
                 if stop is not None and stop.is_set():

@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import numpy as np
 
 from recorder._encoder import Codec, EncoderFactory, PyAVEncoder, VideoSpec
 from recorder._frames import FrameFormat, Image, as_image, format_of
 from recorder._metadata import append_manifest, record_of, write_sidecar
-from recorder._queue import DROP, END, Clip, ClipQueue, Item, OnFull
+from recorder._queue import DROP, END, Clip, ClipQueue, Item, OnFull, Work
 from recorder._results import (
     ClipDroppedError,
     ClipHandle,
@@ -424,24 +424,30 @@ class Recorder:
         lower_thread_priority(self._nice)
         queue = self._queue
         current: Clip | None = None
-        done: Item | None = None
+        done: list[Item] = []
+        written = 0
+        batch: list[Work] = []  # taken from the queue, not yet accounted for
         error: BaseException | None = None
         try:
-            while (got := queue.take(current, done)) is not None:
-                current, work = got
-                done = None
-                if isinstance(work, Item):
-                    if self._write(current, work):
-                        done = work
-                    else:
-                        current = None
-                elif work is END:
+            while (got := queue.take(current, done, written)) is not None:
+                current, batch = got
+                done, written = [], 0
+                first = batch[0]
+                if first is END:
                     self._finish(current)
                     current = None
-                else:
-                    assert work is DROP
+                elif first is DROP:
                     self._discard(current)
                     current = None
+                else:
+                    try:
+                        written = self._write(current, cast(list[Item], batch))
+                    except BaseException as e:
+                        self._fail(current, e, batch)
+                        current = None
+                    else:
+                        done = cast(list[Item], batch)
+                batch = []
         except BaseException as e:  # a bug of ours: never leave flush()/close() hanging
             error = e
             logger.critical("a recorder worker thread died", exc_info=True)
@@ -451,27 +457,34 @@ class Recorder:
                     self._alive -= 1
                     alive = self._alive
                 for clip in queue.worker_exited(current, error, alive):
-                    self._fail(clip, RuntimeError("a recorder worker thread died"), None)
+                    held = batch if clip is current else ()
+                    self._fail(clip, RuntimeError("a recorder worker thread died"), held)
 
-    def _write(self, clip: Clip, item: Item) -> bool:
+    def _write(self, clip: Clip, frames: list[Item]) -> int:
+        """Encode *frames* (a batch of one clip's), opening its encoder at the first.
+
+        Returns how many were encoded: fewer when the clip is dropped meanwhile.
+        """
         start = time.perf_counter()
-        try:
-            if clip.encoder is None:
-                assert clip.frame_format is not None
-                # Beside the final file (os.replace cannot cross file systems). mkstemp
-                # creates it exclusively (O_EXCL): nothing already there is followed.
-                clip.tmp_fd, clip.tmp_path = tempfile.mkstemp(
-                    prefix=f".{clip.path.stem}.", suffix=TMP_SUFFIX, dir=clip.path.parent
-                )
-                clip.encoder = self._encoder_factory(
-                    VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format, clip.tmp_fd)
-                )
-            clip.encoder.write(item.buffer)
-        except BaseException as e:
-            self._fail(clip, e, item)
-            return False
+        if clip.encoder is None:
+            assert clip.frame_format is not None
+            # Beside the final file (os.replace cannot cross file systems). mkstemp creates
+            # it exclusively (O_EXCL): nothing already there is followed.
+            clip.tmp_fd, clip.tmp_path = tempfile.mkstemp(
+                prefix=f".{clip.path.stem}.", suffix=TMP_SUFFIX, dir=clip.path.parent
+            )
+            clip.encoder = self._encoder_factory(
+                VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format, clip.tmp_fd)
+            )
+        write = clip.encoder.write
+        written = 0
+        for item in frames:
+            if clip.drop_reason is not None:  # a read without the lock: a hint, checked again
+                break
+            write(item.buffer)
+            written += 1
         clip.encode_seconds += time.perf_counter() - start
-        return True
+        return written
 
     def _finish(self, clip: Clip) -> None:
         if clip.encoder is None:
@@ -501,7 +514,7 @@ class Recorder:
             clip.tmp_fd = None
             os.close(fd)
         except BaseException as e:
-            self._fail(clip, e, None)
+            self._fail(clip, e)
             return
         clip.encode_seconds += time.perf_counter() - start
         fmt: FrameFormat = clip.frame_format
@@ -555,7 +568,7 @@ class Recorder:
         clip.handle.set_exception(ClipDroppedError(clip.name, reason or clip.drop_reason or ""))
         self._queue.retire(clip)
 
-    def _fail(self, clip: Clip, error: BaseException, held: Item | None) -> None:
+    def _fail(self, clip: Clip, error: BaseException, held: Sequence[Work] = ()) -> None:
         self._cleanup(clip)
         error.add_note(f"while recording {clip.path}")
         logger.error("failed to record %s", clip.path, exc_info=error)
@@ -659,23 +672,25 @@ class Episode:
         self._open = [c for c in self._open if c.accepting]
 
     def _append_image(self, image: Image, fmt: FrameFormat) -> None:
-        if self._format is None:
-            self._format = fmt
-        elif fmt != self._format:
-            raise ValueError(
-                f"frame shape changed within episode {self.episode_index}: "
-                f"{_shape(self._format)} then {_shape(fmt)}"
-            )
-        if self._k == 0:
+        # The training thread's hot path: every line here costs each recorded frame.
+        if fmt is not self._format:
+            if self._format is None:
+                self._format = fmt
+            elif fmt != self._format:
+                raise ValueError(
+                    f"frame shape changed within episode {self.episode_index}: "
+                    f"{_shape(self._format)} then {_shape(fmt)}"
+                )
+        k = self._k
+        if k == 0:
             if self._want_episode:
                 self._start("episode", self.episode_index)
         elif self._step_fires():
-            self._start("step", self.step_starting_index + self._k - 1)
-        targets = [c for c in self._open if c.accepting]
-        self._skip()
-        if targets:
-            self._rec._queue.admit(image, fmt, targets)
-            self._open = [c for c in self._open if c.accepting]
+            self._start("step", self.step_starting_index + k - 1)
+        self._k = k + 1
+        self._step_wanted = None
+        if self._open:
+            self._open = self._rec._queue.admit(image, fmt, self._open)
 
     def _step_fires(self) -> bool:
         if self._step_wanted is None:
