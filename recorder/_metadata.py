@@ -11,6 +11,7 @@ import stat
 import tempfile
 from typing import Any
 
+from recorder._encoder import Codec
 from recorder._results import VideoInfo
 
 MANIFEST = "manifest.jsonl"
@@ -21,12 +22,22 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 
-def record_of(info: VideoInfo, **extra: Any) -> dict[str, Any]:
-    """The JSON-ready description of a saved video."""
+def record_of(info: VideoInfo, codec: Codec | None = None) -> dict[str, Any]:
+    """The JSON-ready description of a saved video, with the settings *codec* encoded it at."""
     record = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
     record["path"] = info.path.name  # relative: the folder may move
     record["duration"] = info.duration
-    record.update(extra)
+    # Clips are dropped whole, so a saved video misses none of its frames; said explicitly
+    # for readers that compare it with the episode's length.
+    record["dropped_frames"] = 0
+    if codec is not None:
+        encoder, _container, pix_fmt, options = codec.ffmpeg_settings()
+        record["encoder"] = encoder
+        record["pix_fmt"] = pix_fmt
+        # What was used, defaults included (crf/preset do not apply to gif: absent then).
+        record["crf"] = int(options["crf"]) if "crf" in options else None
+        record["preset"] = options.get("preset", options.get("cpu-used"))
+        record["interpolation"] = codec.interpolation
     return record
 
 

@@ -543,7 +543,7 @@ class Recorder:
         errors: list[BaseException] = []
         if self.sidecars:
             try:
-                record = record_of(info, crf=self.codec.crf, preset=self.codec.preset)
+                record = record_of(info, self.codec)
                 write_sidecar(info, record)
                 append_manifest(clip.path.parent, record)
             except BaseException as e:  # even SystemExit: the video is saved, count it once
@@ -709,7 +709,7 @@ class Episode:
             fps=plan.fps,
             length=plan.video_length,
             episode_index=self.episode_index,
-            first_step=self.step_starting_index + self._k - 1 if self._k else None,
+            first_step=self.step_starting_index + max(self._k - 1, 0),
             metadata=self.metadata,
         )
         self._open.append(clip)

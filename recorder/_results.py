@@ -49,7 +49,8 @@ class VideoInfo:
         size_bytes: size of the file.
         encode_seconds: worker time spent encoding and writing this video.
         episode_index: the episode the clip starts in (None for a wrapper clip named freely).
-        first_step: the step index of the clip's first frame (None for the reset frame).
+        first_step: the step index of the clip's first frame; for a clip that starts with
+            the reset frame, of the step after it (None for a wrapper clip named freely).
         metadata: the user metadata given with the episode, as it was when the clip ended.
         created: when the file was complete (seconds since the epoch).
         wall_seconds: from the clip's first frame to the file being complete.

@@ -49,6 +49,22 @@ def test_metadata_set_before_the_episode_ends_is_recorded(tmp_path: Path) -> Non
     assert side["metadata"] == {"checkpoint": "ckpt-3", "return": 1.0, "odd": "{1, 2}"}
 
 
+def test_sidecar_records_the_settings_used_and_where_the_episode_starts(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, episode_trigger=lambda e: True)  # codec defaults
+    with rec:
+        rec.submit([painted(i) for i in range(3)], episode_index=2, step_starting_index=40)
+    side = json.loads((tmp_path / "rl-video-episode-2.json").read_text())
+    # The reset frame is followed by step 40: the clip is placed in the run's step count.
+    assert (side["episode_index"], side["first_step"]) == (2, 40)
+    assert (side["crf"], side["preset"], side["encoder"]) == (23, "ultrafast", "libx264")
+    assert side["pix_fmt"] == "yuv420p"
+    assert side["dropped_frames"] == 0
+    with Recorder(tmp_path / "gif", episode_trigger=lambda e: True, codec="gif") as rec:
+        rec.submit([painted(0)])
+    side = json.loads((tmp_path / "gif" / "rl-video-episode-0.json").read_text())
+    assert (side["crf"], side["preset"]) == (None, None)  # nothing of the kind applies
+
+
 def test_manifest_one_line_per_video_from_many_writers(tmp_path: Path) -> None:
     script = (
         "import sys, numpy as np, recorder\n"
