@@ -24,7 +24,7 @@ class Codec:
         preset: x264/x265 speed preset (``"ultrafast"`` ... ``"veryslow"``), default
             ``"ultrafast"``: on CartPole frames at crf 23 it encodes 2.5x faster than
             ``"veryfast"``, at a higher PSNR, for files 3x larger (110 kB for 10 s); for vp9
-            the ``cpu-used`` level (0-8, default 8).
+            the ``cpu-used`` level (-8..8, default 8).
         threads: codec threads per video; 1 keeps one video on one core.
         options: extra codec options passed to FFmpeg as they are.
         interpolation: swscale's filter for the RGB to YUV 4:2:0 conversion (the frame is

@@ -52,6 +52,8 @@ OnFull = Literal["drop", "block", "raise"]
 
 #: frames a worker takes from a clip at once, and encodes before a waiting clip has its turn.
 QUANTUM = 8
+#: errors kept for stats() and for the next flush()/close() to raise (the newest / the first).
+MAX_ERRORS = 100
 #: spare buffers of the current frame shape the prefault thread keeps ready.
 STOCK = 16
 
@@ -170,8 +172,11 @@ class ClipQueue:
         self.videos_failed = 0
         self.bytes_written = 0
         self.encode_seconds = 0.0
-        self.errors: list[BaseException] = []
+        # The newest MAX_ERRORS of each (a failing disk fails every video for hours; each
+        # error holds its traceback): the count of the rest is kept instead.
+        self.errors: collections.deque[BaseException] = collections.deque(maxlen=MAX_ERRORS)
         self.unreported: list[BaseException] = []
+        self.unreported_more = 0
 
     # -- producer side -------------------------------------------------------------------
 
@@ -460,8 +465,7 @@ class ClipQueue:
                 clip.failed = True
                 self._discard_items(clip)
                 assert error is not None
-                self.errors.append(error)
-                self.unreported.append(error)
+                self._keep(error)
                 self.videos_failed += 1
                 self.frames_dropped += clip.written
             elif outcome == "dropped":
@@ -475,8 +479,14 @@ class ClipQueue:
     def report(self, error: BaseException) -> None:
         """An error of background work that is not a video's own (an on_saved callback)."""
         with self._lock:
-            self.errors.append(error)
+            self._keep(error)
+
+    def _keep(self, error: BaseException) -> None:
+        self.errors.append(error)
+        if len(self.unreported) < MAX_ERRORS:
             self.unreported.append(error)
+        else:
+            self.unreported_more += 1
 
     def retire(self, clip: Clip) -> None:
         """After its handle is resolved: *clip* no longer counts as pending for flush()."""
@@ -571,11 +581,13 @@ class ClipQueue:
             self._not_full.notify_all()
             self._progress.notify_all()
 
-    def take_unreported(self) -> list[BaseException]:
-        """The errors not yet raised from flush()/close(), which are now reported."""
+    def take_unreported(self) -> tuple[list[BaseException], int]:
+        """The errors not yet raised from flush()/close(), now reported, and how many more
+        there were beyond the :data:`MAX_ERRORS` kept."""
         with self._lock:
             errors, self.unreported = self.unreported, []
-            return errors
+            more, self.unreported_more = self.unreported_more, 0
+            return errors, more
 
     def close(self) -> None:
         """Refuse new clips and frames."""

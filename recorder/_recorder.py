@@ -408,11 +408,17 @@ class Recorder:
             logger.debug("dropped video %s: %s", clip.name, reason)
 
     def _raise_errors(self) -> None:
-        errors = self._queue.take_unreported()
+        errors, more = self._queue.take_unreported()
         if len(errors) == 1:
             raise errors[0]
         if errors:
-            raise BaseExceptionGroup(f"{len(errors)} videos failed", errors)
+            group = BaseExceptionGroup(f"{len(errors) + more} videos failed", errors)
+            if more:
+                group.add_note(
+                    f"the first {len(errors)} errors are attached; {more} more are "
+                    "counted in stats().videos_failed"
+                )
+            raise group
 
     # -- worker threads --------------------------------------------------------------------
 

@@ -127,7 +127,7 @@ class RecorderStats:
             ``videos_started - saved - dropped - failed`` are still in progress.
         bytes_written: total size of the saved videos.
         encode_seconds: worker time spent encoding.
-        errors: the errors of failed videos so far, oldest first.
+        errors: the errors of the newest 100 failed videos (or callbacks), oldest first.
     """
 
     queued_bytes: int

@@ -28,6 +28,7 @@ from helpers import decode, painted
 
 from recorder import Recorder, VideoSpec
 from recorder._encoder import PyAVEncoder
+from recorder._queue import MAX_ERRORS
 
 TESTS = Path(__file__).resolve().parent
 FRAMES = 10
@@ -457,3 +458,41 @@ def test_a_failed_video_releases_its_encoder(tmp_path: Path) -> None:
     gc.collect()
     assert len(rec.stats().errors) == 1  # the error is kept for the caller...
     assert [ref() for ref in encoders] == [None]  # ...not the encoder it came from
+
+
+class FailsAtOnce:
+    def __init__(self, spec: VideoSpec) -> None:
+        self.name = os.path.basename(spec.path)
+
+    def write(self, image: Any) -> None:
+        raise OSError(errno.ENOSPC, f"No space left on device ({self.name})")
+
+    def close(self) -> None:  # pragma: no cover - never reached
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def test_errors_kept_are_bounded_and_the_rest_counted(tmp_path: Path) -> None:
+    # A disk that stays full fails every video: the errors (each with its traceback) must
+    # not pile up without bound, yet flush() says how many there were.
+    rec = Recorder(tmp_path, episode_trigger=lambda e: True, encoder_factory=FailsAtOnce)
+    try:
+        for e in range(MAX_ERRORS + 5):
+            rec.submit([painted(0)], episode_index=e)
+        with pytest.raises(ExceptionGroup) as info:
+            rec.flush(timeout=30)
+        group = info.value
+        assert len(group.exceptions) == MAX_ERRORS
+        assert str(group).startswith(f"{MAX_ERRORS + 5} videos failed")
+        assert any("5 more" in note for note in group.__notes__)
+        # The first ones are raised; stats() keeps the newest.
+        assert "episode-0." in str(group.exceptions[0])
+        stats = rec.stats()
+        assert stats.videos_failed == MAX_ERRORS + 5
+        assert len(stats.errors) == MAX_ERRORS
+        assert f"episode-{MAX_ERRORS + 4}." in str(stats.errors[-1])
+        rec.flush(timeout=30)  # all reported: nothing raised twice
+    finally:
+        rec.close(timeout=30)

@@ -25,6 +25,7 @@ from helpers import FakeEncoders, decode, painted
 
 from recorder import ClipDroppedError, QueueFullError, Recorder, VideoSpec
 from recorder._encoder import PyAVEncoder
+from recorder._queue import MAX_ERRORS
 
 
 def always(_: int) -> bool:
@@ -325,25 +326,27 @@ class SometimesFailing:
             self.made += 1
             faulty = self.made % self.every == 0
         inner = PyAVEncoder(spec)
-        if not faulty:
-            return inner
+        return DiskFullAtFrame2(inner) if faulty else inner
 
-        class Failing:
-            n = 0
 
-            def write(self, image: np.ndarray) -> None:
-                if self.n == 2:
-                    raise OSError(errno.ENOSPC, "No space left on device")
-                inner.write(image)
-                self.n += 1
+class DiskFullAtFrame2:
+    # A module-level class, not one made per call: a closure's cell would keep the encoder
+    # alive from the error's traceback (its frames keep their function), ~1.3 MB each.
+    def __init__(self, inner: PyAVEncoder) -> None:
+        self.inner = inner
+        self.n = 0
 
-            def close(self) -> None:
-                inner.close()
+    def write(self, image: np.ndarray) -> None:
+        if self.n == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.inner.write(image)
+        self.n += 1
 
-            def abort(self) -> None:
-                inner.abort()
+    def close(self) -> None:
+        self.inner.close()
 
-        return Failing()
+    def abort(self) -> None:
+        self.inner.abort()
 
 
 def errors_of(action: Any) -> int:
@@ -359,8 +362,10 @@ def errors_of(action: Any) -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
-def test_soak_resources_are_flat_and_nothing_is_lost(tmp_path: Path) -> None:
-    episodes, warmup, length, burst = 2000, 320, 8, 40
+def test_soak_resources_are_flat_and_nothing_is_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    episodes, warmup, length, burst = 10_000, 520, 8, 40
     frames = [painted(i) for i in range(length)]  # 48x112
     outcome = {"saved": 0, "dropped": 0, "failed": 0}
     pending: list[Any] = []
@@ -370,7 +375,8 @@ def test_soak_resources_are_flat_and_nothing_is_lost(tmp_path: Path) -> None:
         # Checked per burst and let go: holding every handle would grow the RSS measured.
         nonlocal started
         for h in pending:
-            exc = h.exception(timeout=30)
+            assert h.done(), h  # flush() returned: every handle it covered is resolved
+            exc = h.exception()
             kind = "saved" if exc is None else "dropped" if h.dropped else "failed"
             outcome[kind] += 1
             assert h.path.exists() == (kind == "saved"), h
@@ -403,12 +409,12 @@ def test_soak_resources_are_flat_and_nothing_is_lost(tmp_path: Path) -> None:
                 warm = (rss_mb(), open_fds(), threading.active_count())
         gc.collect()
         end = (rss_mb(), open_fds(), threading.active_count())
-        # For the record (pytest -s); scripts/soak.py reports the full 10,000-episode run.
-        print(
-            f"\nsoak {episodes}: after warm-up RSS {warm[0]:.0f} MB, fds {warm[1]}, threads "
-            f"{warm[2]}; at the end RSS {end[0]:.0f} MB, fds {end[1]}, threads {end[2]}; "
-            f"{outcome}"
-        )
+        with capsys.disabled():  # the figures issue 6 asks for, in CI's log too
+            print(
+                f"\nsoak {episodes}: after warm-up RSS {warm[0]:.0f} MB, fds {warm[1]}, "
+                f"threads {warm[2]}; at the end RSS {end[0]:.0f} MB, fds {end[1]}, "
+                f"threads {end[2]}; {outcome}"
+            )
     stats = rec.stats()
     assert end[1:] == warm[1:], (warm, end)
     assert end[0] - warm[0] < 48, (warm, end)
@@ -419,7 +425,8 @@ def test_soak_resources_are_flat_and_nothing_is_lost(tmp_path: Path) -> None:
         outcome["dropped"],
         outcome["failed"],
     )
-    assert outcome["failed"] == errors == len(stats.errors) > 0
+    assert outcome["failed"] == errors == stats.videos_failed > 0
+    assert len(stats.errors) == min(stats.videos_failed, MAX_ERRORS)
     assert outcome["saved"] > outcome["dropped"] > 0
     names = os.listdir(tmp_path)
     assert not [n for n in names if n.endswith(".rec-tmp")]
