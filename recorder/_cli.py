@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import importlib.metadata
 import logging
 import re
+import shlex
 import signal
 import sys
 import tempfile
@@ -27,7 +29,10 @@ from recorder._recorder import Recorder
 from recorder._results import QueueFullError, RecorderStats
 from recorder._schedule import capped_cubic_video_schedule
 
+# The cli extra: tqdm for the progress bar, and gymnasium[classic-control] (pygame) for
+# the embedded default env CartPole-v1 and its neighbours to render rgb_array.
 INSTALL_HINT = 'pip install "recorder[cli]"'
+CLI_EXTRA_ENVS = "gymnasium.envs.classic_control"
 
 # Exit statuses: argparse uses 2 for a bad command line.
 EXIT_ERROR = 1
@@ -44,9 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: the arguments after the program name; ``sys.argv[1:]`` when None.
     """
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(argv)
     except SystemExit as e:  # --help, or a bad command line (argparse printed why)
         return e.code if isinstance(e.code, int) else EXIT_ERROR
     command: Callable[[argparse.Namespace], int] = args.command
@@ -58,6 +62,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recorder: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and check a command line.
+
+    Raises:
+        SystemExit: ``--help``, or a bad command line (argparse printed why; status 2).
+    """
+    args = build_parser().parse_args(argv)
+    check: Callable[[argparse.Namespace], None] | None = getattr(args, "check", None)
+    if check is not None:
+        check(args)
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
             "and record videos of it in the background; print a summary at the end."
         ),
     )
-    rec.set_defaults(command=cmd_record)
+    # Options that depend on each other are checked after parsing, as usage errors too.
+    rec.set_defaults(command=cmd_record, check=functools.partial(_check_codec_options, rec))
     rec.add_argument("env_id", metavar="ENV_ID", help="a registered id, e.g. CartPole-v1")
     length = rec.add_mutually_exclusive_group()
     length.add_argument(
@@ -121,9 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--codec", default="h264", choices=("h264", "h265", "vp9", "gif"), help="default: h264"
     )
     enc.add_argument(
-        "--crf", type=int, help="quality, lower is better (default: h264 23, h265 28, vp9 32)"
+        "--crf",
+        type=int,
+        help="quality, lower is better: h264/h265 0..51 (default 23, 28), vp9 0..63 "
+        "(default 32); not for gif",
     )
-    enc.add_argument("--preset", help="encoder speed preset (default: ultrafast; vp9: 8)")
+    enc.add_argument(
+        "--preset",
+        help="encoder speed: h264/h265 an x264 preset (default: ultrafast); vp9 its cpu-used "
+        "level -8..8 (default: 8, the fastest); not for gif",
+    )
     enc.add_argument("--workers", type=_positive_int, default=1, help="encoder threads")
     enc.add_argument(
         "--max-queue-mb",
@@ -141,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = rec.add_argument_group("run")
     run.add_argument(
-        "--seed", type=int, default=0, help="episode i is reset with seed+i (default: 0)"
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="episode i is reset with seed+i (default: 0)",
     )
     run.add_argument(
         "--no-progress", action="store_true", help="no progress bar (tqdm is then not needed)"
@@ -165,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gal.add_argument("--host", default="127.0.0.1", help="with --serve (default: 127.0.0.1)")
     gal.add_argument(
-        "--port", type=int, default=8000, help="with --serve; 0 picks a free port (default: 8000)"
+        "--port", type=_port, default=8000, help="with --serve; 0 picks a free port (default: 8000)"
     )
     return parser
 
@@ -190,7 +218,6 @@ class RunResult:
 def cmd_record(args: argparse.Namespace) -> int:
     """``recorder record``: see :func:`build_parser`."""
     console = Console(progress=not args.no_progress)
-    _check_codec_options(args)
     with console.capture(), _sigterm_unwinds():
         env = make_env(args.env_id)  # first: a typo in the id leaves no empty folder behind
         try:
@@ -214,7 +241,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             page = build_gallery(folder)
         except OSError as e:
             raise CLIError(f"cannot write the gallery in {args.out!r}: {e.strerror or e}") from None
-        print(f"gallery: {page} (python -m recorder gallery {folder} --serve)")
+        print(f"gallery: {page.resolve().as_uri()} (or serve it: {_serve_command(folder)})")
     if result.interrupted:
         print("recorder: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -247,7 +274,7 @@ def make_env(env_id: str) -> Any:
     except ImportError as e:
         raise CLIError(_missing_dependency(env_id, e)) from None
     except gym.error.DependencyNotInstalled as e:
-        raise CLIError(f"{env_id}: missing dependency: {e}") from None
+        raise _dependency_error(env_id, e, spec.entry_point) from None
     modes = getattr(creator, "metadata", {}).get("render_modes")
     if modes is not None and "rgb_array" not in modes:
         raise CLIError(
@@ -256,13 +283,13 @@ def make_env(env_id: str) -> Any:
     try:
         env = gym.make(spec, render_mode="rgb_array")
     except gym.error.DependencyNotInstalled as e:
-        raise CLIError(f"{env_id}: missing dependency: {e}") from None
+        raise _dependency_error(env_id, e, spec.entry_point) from None
     except ImportError as e:
         raise CLIError(_missing_dependency(env_id, e)) from None
     except Exception as e:
         raise CLIError(f"cannot make {env_id}: {type(e).__name__}: {e}") from None
     try:
-        _check_renders_images(env, env_id)
+        _check_renders_images(env, env_id, spec.entry_point)
     except BaseException:
         env.close()
         raise
@@ -273,9 +300,21 @@ def _import_for(env_id: str, module: str) -> None:
     try:
         importlib.import_module(module)
     except gym.error.DependencyNotInstalled as e:
-        raise CLIError(f"{env_id}: missing dependency: {e}") from None
+        raise _dependency_error(env_id, e) from None
     except ImportError as e:
         raise CLIError(_missing_dependency(env_id, e)) from None
+
+
+def _dependency_error(env_id: str, error: Exception, entry_point: object = None) -> CLIError:
+    hint = ""
+    if isinstance(entry_point, str) and entry_point.startswith(CLI_EXTRA_ENVS):
+        hint = f" (or: {INSTALL_HINT}, which includes it)"
+    return CLIError(f"{env_id}: missing dependency: {error}{hint}")
+
+
+def _env_failed(env_id: str, call: str, error: Exception) -> CLIError:
+    # The env's own bug or refusal: the user needs its message, not the recorder's frames.
+    return CLIError(f"{env_id}: {call} raised {type(error).__name__}: {error}")
 
 
 def _missing_dependency(env_id: str, error: ImportError) -> str:
@@ -283,15 +322,19 @@ def _missing_dependency(env_id: str, error: ImportError) -> str:
     return f"{env_id}: missing dependency: {error}{package}"
 
 
-def _check_renders_images(env: Any, env_id: str) -> None:
+def _check_renders_images(env: Any, env_id: str, entry_point: object = None) -> None:
     # gymnasium's checker warns about a bad render() too: our error says it better.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        call = "env.reset(seed=0)"
         try:
             env.reset(seed=0)
+            call = "env.render()"
             frame = env.render()
         except gym.error.DependencyNotInstalled as e:
-            raise CLIError(f"{env_id}: missing dependency: {e}") from None
+            raise _dependency_error(env_id, e, entry_point) from None
+        except Exception as e:
+            raise _env_failed(env_id, call, e) from None
     shape = getattr(frame, "shape", None)
     dtype = str(getattr(frame, "dtype", ""))
     if shape is None or len(shape) not in (2, 3) or dtype != "uint8":
@@ -326,6 +369,7 @@ def _writable_folder(out: str) -> Path:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # gymnasium colours its warnings
+# x265 takes the same names.
 X264_PRESETS = (
     "ultrafast",
     "superfast",
@@ -340,22 +384,32 @@ X264_PRESETS = (
 )
 
 
-def _check_codec_options(args: argparse.Namespace) -> None:
-    # FFmpeg would only say so when the first video opens, once per video.
-    h26x = args.codec in ("h264", "h265")
-    if h26x and args.preset is not None and args.preset not in X264_PRESETS:
-        raise CLIError(
-            f"--preset {args.preset!r} is not an x264/x265 preset: {', '.join(X264_PRESETS)}"
+def _check_codec_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    # FFmpeg would only say so when the first video opens, once per video; and gif would
+    # silently ignore both options (see Codec.ffmpeg_settings).
+    codec: str = args.codec
+    preset: str | None = args.preset
+    if codec == "gif":
+        for option in ("crf", "preset"):
+            if getattr(args, option) is not None:
+                parser.error(f"--{option} does not apply to --codec gif (it has no such setting)")
+    if preset is not None and codec in ("h264", "h265") and preset not in X264_PRESETS:
+        parser.error(
+            f"--preset {preset!r} is not an x264/x265 preset (--codec {codec}): "
+            + ", ".join(X264_PRESETS)
         )
-    if args.preset is not None and args.codec == "vp9":
+    if preset is not None and codec == "vp9":
         try:
-            ok = -16 <= int(args.preset) <= 16
+            ok = -8 <= int(preset) <= 8  # libvpx-vp9 refuses the rest of FFmpeg's -16..16
         except ValueError:
             ok = False
         if not ok:
-            raise CLIError(f"--preset for vp9 is its cpu-used level, -16..16; got {args.preset!r}")
-    if args.crf is not None and not 0 <= args.crf <= 63:
-        raise CLIError(f"--crf must lie in 0..63, got {args.crf}")
+            parser.error(
+                f"--preset for --codec vp9 is its cpu-used level, an integer -8..8; got {preset!r}"
+            )
+    top = 63 if codec == "vp9" else 51  # x265 refuses more than 51; x264 clamps it to 51
+    if args.crf is not None and not 0 <= args.crf <= top:
+        parser.error(f"--crf for --codec {codec} must lie in 0..{top}, got {args.crf}")
 
 
 def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Recorder:
@@ -411,8 +465,11 @@ def _run(
             max_steps is None or result.steps < max_steps
         ):
             seed = args.seed + episode
-            env.reset(seed=seed)
-            env.action_space.seed(seed)
+            try:
+                env.reset(seed=seed)
+                env.action_space.seed(seed)
+            except Exception as e:
+                raise _env_failed(result.env_id, f"env.reset(seed={seed})", e) from None
             meta: dict[str, Any] = {"env_id": result.env_id, "seed": seed, "policy": "random"}
             t = clock()
             ep = rec.episode(episode, result.steps, metadata=meta)
@@ -425,7 +482,10 @@ def _run(
                     in_rec += clock() - t
                     if wanted:
                         t = clock()
-                        frame = env.render()
+                        try:
+                            frame = env.render()
+                        except Exception as e:
+                            raise _env_failed(result.env_id, "env.render()", e) from None
                         t2 = clock()
                         render += t2 - t
                         try:
@@ -443,7 +503,11 @@ def _run(
                         break
                     if max_steps is not None and result.steps >= max_steps:
                         break
-                    _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                    try:
+                        step = env.step(env.action_space.sample())
+                    except Exception as e:
+                        raise _env_failed(result.env_id, "env.step()", e) from None
+                    _, reward, terminated, truncated, _ = step
                     ret += float(reward)
                     length += 1
                     result.steps += 1
@@ -567,7 +631,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     print(f"wrote {page} ({len(entries)} videos)")
     if not args.serve:
         print(f"open {page.resolve().as_uri()}")
-        print(f"or serve it: python -m recorder gallery {folder} --serve")
+        print(f"or serve it: {_serve_command(folder)}")
         return 0
     try:
         server = serve(folder, args.host, args.port, quiet=False)
@@ -718,6 +782,10 @@ def _version() -> str:
         return "(not installed)"
 
 
+def _serve_command(folder: Path) -> str:
+    return f"python -m recorder gallery {shlex.quote(str(folder))} --serve"
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -729,6 +797,26 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port lies in 0..65535, got {value}")
     return value
 
 

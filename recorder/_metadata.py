@@ -94,10 +94,23 @@ def append_manifest(folder: str | os.PathLike[str], record: dict[str, Any]) -> N
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a folder's manifest, oldest first (missing file: none)."""
+    """The records of a folder's manifest, oldest first (missing file: none).
+
+    A line that is not a JSON object (torn by a crash or a full disk, edited by hand) is
+    skipped: one bad line does not hide the others.
+    """
     path = os.path.join(folder, MANIFEST)
+    records: list[dict[str, Any]] = []
     try:
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        # Bytes: a torn line may end inside a UTF-8 sequence, which would fail the whole file.
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    record = json.loads(line.decode("utf-8"))
+                except ValueError:  # UnicodeDecodeError, JSONDecodeError (a blank line too)
+                    continue
+                if isinstance(record, dict):
+                    records.append(record)
     except FileNotFoundError:
         return []
+    return records

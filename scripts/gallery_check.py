@@ -69,6 +69,7 @@ def main() -> int:
     thread = threading.Thread(target=server.serve_forever, name="gallery-check-server")
     thread.start()
     failures = 0
+    seen: set[str] = set()
     try:
         with sync_playwright() as p:
             try:
@@ -80,6 +81,7 @@ def main() -> int:
             page.goto(f"http://127.0.0.1:{server.server_port}/{INDEX}")
             for handle in page.query_selector_all("video"):
                 got = handle.evaluate(CHECK)
+                seen.add(got["src"])
                 info = expected.get(got["src"], {})
                 frames, fps = info.get("frames"), info.get("fps")
                 want = frames / fps if frames and fps else None
@@ -95,6 +97,9 @@ def main() -> int:
                 failures += bool(problems)
                 status = "FAIL " + "; ".join(problems) if problems else "ok"
                 print(f"{got['src']:<40} {got['duration']:7.2f} s  {status}")
+            for src in sorted(expected.keys() - seen):  # else "N of N play" would be a lie
+                failures += 1
+                print(f"{src:<40} {'':>9}  FAIL not on the page")
             if args.screenshot:
                 page.screenshot(path=str(args.screenshot), full_page=True)
                 print(f"screenshot: {args.screenshot}")

@@ -129,10 +129,12 @@ def test_record_then_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 0
     page = (tmp_path / "index.html").read_text()
     assert page.count("<video ") == 2
-    assert f"gallery: {tmp_path / 'index.html'}" in stdout
+    address = (tmp_path / "index.html").resolve().as_uri()
+    assert f"gallery: {address} " in stdout
     code, stdout, _ = run(capsys, "gallery", str(tmp_path), "--title", "runs <1>")
     assert code == 0
     assert "(2 videos)" in stdout
+    assert f"open {address}\n" in stdout  # the same address from both commands
     assert "<title>runs &lt;1&gt;</title>" in (tmp_path / "index.html").read_text()
 
 
@@ -242,6 +244,45 @@ class GrowingFrames(_Tiny):
         return np.zeros((8 + 2 * self.renders, 8, 3), np.uint8)
 
 
+class ResetFailsFromSeed1(_Tiny):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        if seed:
+            raise gym.error.Error(f"Seed must be even, actual value: {seed}")
+        return super().reset(seed=seed)
+
+    def render(self) -> np.ndarray:
+        return np.zeros((8, 8, 3), np.uint8)
+
+
+class StepFails(ResetFailsFromSeed1):
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        raise RuntimeError("physics\nexploded")  # two lines: still reported as one
+
+
+class RenderFailsLater(ResetFailsFromSeed1):
+    def __init__(self, render_mode: str | None = None) -> None:
+        super().__init__(render_mode)
+        self.renders = 0
+
+    def render(self) -> np.ndarray:
+        self.renders += 1
+        if self.renders > 2:  # the check's render and the reset frame work
+            raise OSError("display lost")
+        return super().render()
+
+
+class ResetFailsAlways(ResetFailsFromSeed1):
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        raise ValueError("no such level")
+
+
+class CtrlCInStep(ResetFailsFromSeed1):
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        raise KeyboardInterrupt
+
+
 def needs_fake_physics(**kwargs: Any) -> gym.Env[int, int]:
     raise gym.error.DependencyNotInstalled(
         'fakephysics is not installed, run `pip install "gymnasium[fakephysics]"`'
@@ -254,6 +295,11 @@ FAKE_ENVS = {
     "RecorderTestRendersFloats-v0": RendersFloats,
     "RecorderTestNeedsFakePhysics-v0": needs_fake_physics,
     "RecorderTestGrowingFrames-v0": GrowingFrames,
+    "RecorderTestResetFailsFromSeed1-v0": ResetFailsFromSeed1,
+    "RecorderTestStepFails-v0": StepFails,
+    "RecorderTestRenderFailsLater-v0": RenderFailsLater,
+    "RecorderTestResetFailsAlways-v0": ResetFailsAlways,
+    "RecorderTestCtrlCInStep-v0": CtrlCInStep,
 }
 
 
@@ -281,6 +327,10 @@ def fake_envs() -> Iterator[None]:
             "RecorderTestNeedsFakePhysics-v0",
             ["missing dependency", 'pip install "gymnasium[fakephysics]"'],
         ),
+        (
+            "RecorderTestResetFailsAlways-v0",
+            ["RecorderTestResetFailsAlways-v0: env.reset(seed=0) raised ValueError: no such level"],
+        ),
     ],
 )
 def test_environment_errors_are_one_line(
@@ -302,6 +352,49 @@ def test_a_frame_the_recorder_rejects_is_one_line_error(
         capsys, "record", "RecorderTestGrowingFrames-v0", "--no-progress", "--out", str(tmp_path)
     )
     assert_one_line_error(code, stderr, "bad frame", "shape changed")
+
+
+@pytest.mark.usefixtures("fake_envs")
+@pytest.mark.parametrize(
+    ("env_id", "argv", "expected"),
+    [
+        (
+            "RecorderTestResetFailsFromSeed1-v0",
+            ["--seed", "1"],
+            "env.reset(seed=1) raised Error: Seed must be even, actual value: 1",
+        ),
+        ("RecorderTestStepFails-v0", [], "env.step() raised RuntimeError: physics exploded"),
+        ("RecorderTestRenderFailsLater-v0", [], "env.render() raised OSError: display lost"),
+    ],
+)
+def test_env_errors_in_the_loop_are_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    env_id: str,
+    argv: list[str],
+    expected: str,
+) -> None:
+    code, stdout, stderr = run(
+        capsys, "record", env_id, *argv, "--no-progress", "--out", str(tmp_path)
+    )
+    assert code == 1
+    assert stdout == ""
+    assert_one_line_error(code, stderr)
+    assert stderr == f"recorder: error: {env_id}: {expected}\n"
+    assert not list(tmp_path.glob(".*rec-tmp"))  # the recorder was closed on the way out
+
+
+@pytest.mark.usefixtures("fake_envs")
+def test_ctrl_c_in_the_env_still_flushes_and_exits_130(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, stdout, stderr = run(
+        capsys, "record", "RecorderTestCtrlCInStep-v0", "--no-progress", "--out", str(tmp_path)
+    )
+    assert code == 130
+    assert stderr == "recorder: interrupted\n"
+    assert summary(stdout)["videos saved"] == "1"  # the reset frame, saved before exiting
+    assert len(decode(tmp_path / "rl-video-episode-0.mp4").frames) == 1
 
 
 def test_unwritable_folder_is_one_line_error(
@@ -329,19 +422,88 @@ def test_missing_tqdm_gives_the_install_hint(
     assert code == 0, stderr
 
 
+def test_missing_pygame_gives_the_install_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pygame", None)  # CartPole's render() imports it
+    out = tmp_path / "videos"
+    code, _, stderr = run(capsys, "record", "CartPole-v1", "--no-progress", "--out", str(out))
+    assert_one_line_error(
+        code, stderr, "missing dependency: pygame", 'or: pip install "recorder[cli]"'
+    )
+    assert not out.exists()
+
+
+def assert_usage_error(code: int, stderr: str, command: str, message: str) -> None:
+    """argparse's way: exit 2, the usage, then one line saying what is wrong."""
+    assert code == 2
+    assert "Traceback" not in stderr
+    assert stderr.startswith(f"usage: recorder {command} ")
+    last = stderr.splitlines()[-1]
+    assert last.startswith(f"recorder {command}: error: "), stderr
+    assert message in last
+    assert stderr.count("error:") == 1
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--preset", "fastest"], "not an x264/x265 preset"),
-        (["--codec", "vp9", "--preset", "fast"], "cpu-used"),
-        (["--crf", "99"], "--crf must lie in 0..63"),
+        (["--codec", "gif", "--crf", "5"], "--crf does not apply to --codec gif"),
+        (["--codec", "gif", "--preset", "5"], "--preset does not apply to --codec gif"),
+        (["--preset", "fastest"], "--preset 'fastest' is not an x264/x265 preset (--codec h264)"),
+        (["--codec", "h265", "--preset", "8"], "--preset '8' is not an x264/x265 preset"),
+        (["--codec", "vp9", "--preset", "fast"], "--preset for --codec vp9 is its cpu-used"),
+        (["--codec", "vp9", "--preset", "9"], "cpu-used level, an integer -8..8; got '9'"),
+        (["--crf", "52"], "--crf for --codec h264 must lie in 0..51, got 52"),
+        (["--codec", "h265", "--crf", "-1"], "--crf for --codec h265 must lie in 0..51"),
+        (["--codec", "vp9", "--crf", "64"], "--crf for --codec vp9 must lie in 0..63, got 64"),
     ],
 )
-def test_bad_codec_options_are_one_line_errors(
+def test_codec_options_that_do_not_apply_are_usage_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:
-    code, _, stderr = run(capsys, "record", "CartPole-v1", *argv, "--out", str(tmp_path))
-    assert_one_line_error(code, stderr, expected)
+    out = tmp_path / "videos"
+    code, stdout, stderr = run(capsys, "record", "CartPole-v1", *argv, "--out", str(out))
+    assert stdout == ""
+    assert_usage_error(code, stderr, "record", expected)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "crf", "preset"),
+    [
+        (["--codec", "vp9", "--preset", "-8", "--crf", "63"], 63, "-8"),
+        (["--codec", "vp9", "--preset", "0"], None, "0"),
+        (["--codec", "h265", "--preset", "veryslow", "--crf", "51"], 51, "veryslow"),
+        (["--codec", "h264", "--crf", "0"], 0, None),
+        (["--codec", "gif"], None, None),
+    ],
+)
+def test_codec_options_that_apply_pass(
+    argv: list[str], crf: int | None, preset: str | None
+) -> None:
+    args = recorder._cli.parse_args(["record", "CartPole-v1", *argv])
+    assert (args.crf, args.preset) == (crf, preset)
+
+
+PORT_RANGE = "argument --port: a port lies in 0..65535, got"
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "message"),
+    [
+        (["record", "CartPole-v1", "--seed", "-1"], "record", "argument --seed: must be >= 0"),
+        (["gallery", ".", "--serve", "--port", "99999"], "gallery", f"{PORT_RANGE} 99999"),
+        (["gallery", ".", "--port", "-1"], "gallery", f"{PORT_RANGE} -1"),
+        (["gallery", ".", "--port", "http"], "gallery", "argument --port: not a port number"),
+    ],
+)
+def test_out_of_range_values_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], command: str, message: str
+) -> None:
+    code, stdout, stderr = run(capsys, *argv)
+    assert stdout == ""
+    assert_usage_error(code, stderr, command, message)
 
 
 @pytest.mark.parametrize(

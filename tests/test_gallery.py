@@ -209,6 +209,26 @@ def test_unreadable_video_and_empty_folder(tmp_path: Path) -> None:
     assert "No videos in this folder yet" in build_gallery(empty).read_text()
 
 
+def test_a_torn_manifest_line_loses_only_its_own_video(tmp_path: Path) -> None:
+    with Recorder(tmp_path, fps=10, episode_trigger=lambda e: True) as rec:
+        rec.submit([painted(0)] * 3, episode_index=0, metadata={"policy": "ckpt-good-0042"})
+        rec.submit([painted(1)] * 3, episode_index=1, metadata={"policy": "ckpt-torn-0043 é"})
+    for sidecar in tmp_path.glob("*.json"):
+        sidecar.unlink()  # only the manifest knows the metadata now
+    manifest = tmp_path / "manifest.jsonl"
+    lines = manifest.read_bytes().splitlines()
+    good, torn = (next(line for line in lines if word in line) for word in (b"good", b"torn"))
+    cut = torn.index("é".encode()) + 1  # inside the UTF-8 sequence: the line does not decode
+    manifest.write_bytes(good + b"\n" + torn[:cut] + b'\n[1, 2]\n\n"text"\n')
+    entries = {e.file: e for e in scan(tmp_path)}
+    kept = entries["rl-video-episode-0.mp4"]
+    assert (kept.source, kept.metadata) == ("manifest", {"policy": "ckpt-good-0042"})
+    assert entries["rl-video-episode-1.mp4"].source == "probe"
+    page = build_gallery(tmp_path).read_text()
+    assert "<dt>policy</dt><dd>ckpt-good-0042</dd>" in page
+    assert page.count("no sidecar: probed") == 1
+
+
 def test_build_gallery_needs_a_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         build_gallery(tmp_path / "missing")
