@@ -37,9 +37,9 @@ demo: $(STAMP)
 	$(PY) -m recorder record CartPole-v1 --episodes 30 --every 5 --out videos --gallery
 	@echo "open videos/index.html in a browser, or serve it: $(PY) -m recorder gallery videos --serve"
 
+# Every scripts/bench_*.py, one report: docs/benchmarks.md (tables) and docs/benchmarks.png.
 bench: $(STAMP)
-	$(PY) scripts/bench_core.py --out docs/bench_core.md
-	$(PY) scripts/bench_cartpole.py --out docs/bench_cartpole.md
+	$(PY) scripts/bench_all.py --out-dir docs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -103,6 +103,40 @@ def size_name(size: tuple[int, int]) -> str:
 # -- 1. append latency -----------------------------------------------------------------------
 
 
+def append_after_render(
+    size: tuple[int, int], n: int, folder: Path
+) -> tuple[bu.Latency, recorder.RecorderStats]:
+    """Appends as a training loop makes them: each frame just rendered by CartPole-v1.
+
+    ``env.step`` + ``env.render`` (and, for other sizes, a numpy resize of the render) are
+    untimed; the frame is fresh in the CPU caches, as the one a wrapper appends is.
+    """
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    rng = np.random.default_rng(0)
+    lat = np.empty(n, np.int64)
+    try:
+        env.reset(seed=0)
+        with recorder.Recorder(folder, episode_trigger=always) as rec:
+            with rec.episode(0) as ep:
+                for i in range(n):
+                    _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
+                    if terminated or truncated:
+                        env.reset()
+                    frame = env.render()
+                    if frame.shape[:2] != size:
+                        frame = bu.resize_nearest(frame, *size)
+                    t0 = time.perf_counter_ns()
+                    ep.append(frame)
+                    lat[i] = time.perf_counter_ns() - t0
+            rec.flush()
+            stats = rec.stats()
+    finally:
+        env.close()
+    return bu.latency_us(lat), stats
+
+
 def append_paced(
     frames: Sequence[np.ndarray], n: int, folder: Path
 ) -> tuple[bu.Latency, recorder.RecorderStats]:
@@ -190,6 +224,9 @@ def bench_latency(
     for size in LATENCY_SIZES:
         frames = by_size[size]
         name = size_name(size)
+        bu.log(f"latency {name}: after render")
+        with bu.measure() as render_use:
+            rendered, render_stats = append_after_render(size, n, tmp / f"render-{name}")
         bu.log(f"latency {name}: paced")
         with bu.measure() as paced_use:
             paced, stats = append_paced(frames, n, tmp / f"paced-{name}")
@@ -200,7 +237,8 @@ def bench_latency(
             )
         targeted = size == FRAME
         for mode, lat, drops, use in (
-            ("paced (recycled buffers)", paced, stats.frames_dropped, paced_use),
+            ("after render (a training loop)", rendered, render_stats.frames_dropped, render_use),
+            ("paced, frames from RAM (recycled buffers)", paced, stats.frames_dropped, paced_use),
             ("burst (fresh buffers)", burst, burst_drops, burst_use),
         ):
             rows.append(
@@ -602,11 +640,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     report.add(
         "## 1. Append latency\n\n"
-        f"Time of one `Episode.append(frame)` call (validation, the copy, queueing) on "
-        f"CartPole-v1 `rgb_array` frames ({len(base)} renders cycled; other sizes resized from "
-        "them with numpy), one worker encoding meanwhile on the other core. *Paced*: before each "
-        "append the loop waits (untimed) until at most 2 frames are queued, as a training loop "
-        "slower than the encoder does; frame buffers then come from the recorder's pool. "
+        "Time of one `Episode.append(frame)` call (validation, the copy, queueing) of "
+        "CartPole-v1 `rgb_array` frames (other sizes resized from them with numpy), one worker "
+        "encoding meanwhile on the other core. *After render*: the training loop's case: each "
+        "frame is rendered by a live env just before its append (untimed), so it is still in "
+        "the CPU caches; the loop is paced by the env. *Paced, frames from RAM*: "
+        f"{len(base)} renders prepared beforehand and cycled (each read from DRAM, the copy's "
+        "worst case); before each append the loop waits (untimed) until at most 2 frames are "
+        "queued; frame buffers then come from the recorder's pool. "
         "*Burst*: back-to-back appends into a budget that holds them all "
         f"(blocks of ≤ {cfg.burst_block_bytes // bu.MiB} MiB, a new Recorder per block, "
         '`on_full="drop"`): most appends need a fresh buffer, whose pages the kernel must '

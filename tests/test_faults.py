@@ -442,7 +442,7 @@ def test_on_saved_raising_system_exit_counts_the_video_once(tmp_path: Path) -> N
 
 
 def test_a_failed_video_releases_its_encoder(tmp_path: Path) -> None:
-    # Found by scripts/soak.py: RSS grew by ~1.5 MB per failed 48x112 video, for good.
+    # Found by scripts/bench_soak.py: RSS grew by ~1.5 MB per failed 48x112 video, for good.
     encoders: list[weakref.ref[PyAVEncoder]] = []
 
     def factory(spec: VideoSpec) -> _RealEncoder:

@@ -6,7 +6,7 @@ whole videos; ``"block"`` loses nothing; ``"raise"`` fails at once and clearly.
 
 Soak (slow): thousands of short episodes through one Recorder with 2 workers: RSS, open file
 descriptors and threads are the same at the end as after warm-up, and every clip is accounted
-for (started = saved + dropped + failed). ``scripts/soak.py`` runs the full 10,000.
+for (started = saved + dropped + failed). ``scripts/bench_soak.py`` runs the full 10,000.
 """
 
 from __future__ import annotations

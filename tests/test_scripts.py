@@ -39,6 +39,7 @@ def browser_unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_bench_core_quick_writes_its_tables(tmp_path: Path) -> None:
     pytest.importorskip("imageio_ffmpeg", reason="the bench extra provides the ffmpeg CLI")
@@ -62,6 +63,7 @@ def test_bench_core_quick_writes_its_tables(tmp_path: Path) -> None:
     # The three tables plus the ratios, each with a header, an alignment row and data rows.
     assert sum(line.startswith(("| ---", "| :--")) for line in rows) == 4
     assert any(line.startswith("| 600x400 | `Episode.append`, paced") for line in rows)
+    assert any(line.startswith("| 600x400 | `Episode.append`, after render") for line in rows)
     assert any("ffmpeg CLI, videos in sequence" in line for line in rows)
     assert any("identical" in line for line in text.splitlines())  # same x264 settings
     # The RSS rows: every frame of the streamed episode reached the video, none dropped.

@@ -12,7 +12,8 @@ occur many times.
 
 Usage::
 
-    python scripts/soak.py [--episodes 10000] [--warmup 500] [--folder DIR]
+    python scripts/bench_soak.py [--quick] [--episodes 10000] [--warmup 500] [--folder DIR]
+                                 [--out FILE]
 
 Exit status 1 when something was lost or a resource count differs at the end.
 """
@@ -236,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-every", type=int, default=97, help="0: no injected failure")
     parser.add_argument("--budget-frames", type=int, default=200)
     parser.add_argument("--folder", default=None, help="default: a temporary folder, removed")
+    parser.add_argument("--quick", action="store_true", help="1,000 episodes (a smoke run)")
+    parser.add_argument("--out", type=Path, help="also write the markdown report here")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.episodes = min(args.episodes, 1000)
     warmup = args.warmup or max(args.burst, args.episodes // 20 // args.burst * args.burst)
     # Failures and drops are expected here by design: keep stderr for progress.
     logging.getLogger("recorder").setLevel(logging.CRITICAL)
@@ -287,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     checks: dict[str, bool] = r["checks"]
     report.add("\n".join(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in checks.items()))
+    report.write(args.out)
     return 0 if all(checks.values()) else 1
 
 
