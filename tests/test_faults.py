@@ -5,6 +5,7 @@ other video is complete (decoded back with PyAV)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import json
@@ -248,7 +249,80 @@ def test_file_too_large_with_real_pyav(tmp_path: Path) -> None:
 
 
 # -- permission denied -----------------------------------------------------------------------
-# Tests may run as root, for whom chmod denies nothing: the PermissionError is injected.
+# A real one first: the folder made read-only mid-run. Root ignores modes, so as root the
+# recording runs in a child that drops to an unprivileged user; the rest inject the error.
+
+EACCES_CHILD = textwrap.dedent(
+    """
+    import json, os, sys, threading
+    folder, tests = sys.argv[1], sys.argv[2]
+    sys.path.insert(0, tests)
+    from helpers import painted
+    import recorder
+    # Imported first: the interpreter's own files may not be readable by the user below.
+    rec = recorder.Recorder(folder, episode_trigger=lambda e: True)
+    if os.geteuid() == 0:
+        os.setgid(65534)
+        os.setuid(65534)  # nobody (the workers too: one process): file modes apply now
+    (first,) = rec.submit([painted(i) for i in range(6)], episode_index=0)
+    first.result(timeout=60)
+    print("saved", flush=True)
+    assert sys.stdin.readline().strip() == "go"  # the parent has made the folder read-only
+    (second,) = rec.submit([painted(i) for i in range(6)], episode_index=1)
+    raised = None
+    try:
+        rec.close(timeout=60)
+    except OSError as e:
+        raised = e
+    print(json.dumps({
+        "raised": None if raised is None else [type(raised).__name__, raised.errno],
+        "second": repr(second.exception()),
+        "same": second.exception() is raised,
+        "threads": [t.name for t in threading.enumerate() if t is not threading.main_thread()],
+    }), flush=True)
+    """
+)
+
+
+def test_permission_denied_for_real_when_the_folder_turns_read_only(tmp_path: Path) -> None:
+    # Under a world-traversable root: pytest's own tmp folder is private to root.
+    base = Path(tempfile.mkdtemp(prefix="recorder-eacces-"))
+    try:
+        base.chmod(0o755)
+        folder = base / "videos"
+        folder.mkdir()
+        folder.chmod(0o777)
+        script = base / "child.py"
+        script.write_text(EACCES_CHILD)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(folder), str(TESTS)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert proc.stdin is not None
+        assert proc.stdout.readline().strip() == "saved"
+        folder.chmod(0o555)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        report = json.loads(out.splitlines()[-1])
+        assert report["raised"] == ["PermissionError", errno.EACCES]
+        assert report["same"], report  # the handle holds the very error close() raised
+        assert report["threads"] == []
+        assert "failed to record" in err
+        assert temporaries(folder) == []
+        assert_complete(folder, ["rl-video-episode-0"], frames=6)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (base / "videos").chmod(0o755)
+        shutil.rmtree(base)
+
+
+# Tests may run as root, for whom chmod denies nothing: below, the PermissionError is injected.
 
 
 def deny_mkstemp(monkeypatch: pytest.MonkeyPatch, when: Callable[[str, str], bool]) -> None:

@@ -313,3 +313,14 @@ def test_second_sigint_aborts_the_flush_quickly(tmp_path: Path) -> None:
     assert [n for n in os.listdir(child.folder) if n.endswith(".mp4")] == []
     assert hidden_names(child.folder) == []
     assert "KeyboardInterrupt" in child.stderr
+
+
+def test_sigterm_is_not_taken_over_without_opting_in(tmp_path: Path) -> None:
+    # handle_sigterm() is opt-in: without it SIGTERM keeps its default action (the process
+    # ends at once, no flush), as a library must not take a signal over behind its user.
+    with child_process(tmp_path, "plain") as child:
+        child.expect("queued")
+        child.proc.send_signal(signal.SIGTERM)
+        assert child.wait() == -signal.SIGTERM, child.stderr
+    assert not [line for line in child.seen if line.startswith(("waiting", "saved"))]
+    assert [n for n in os.listdir(child.folder) if n.endswith(".mp4")] == []
