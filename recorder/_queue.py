@@ -156,6 +156,9 @@ class ClipQueue:
         self._pool: dict[tuple[int, ...], list[Image]] = {}
         self._pool_cap = max_bytes // 4
         self._closed = False  # no new clips or frames
+        # Set in a forked child (with _closed): the lock may have been held by a parent's
+        # thread at fork time, so producer calls check _closed before taking it.
+        self.forked = False
         self._stopping = False  # workers exit once nothing is ready
         self.broken: BaseException | None = None  # set when no worker is left alive
         # Counters.
@@ -182,6 +185,8 @@ class ClipQueue:
 
     def _check_usable(self) -> None:
         if self._closed:
+            if self.forked:
+                raise RecorderClosedError("a Recorder cannot be used in a forked child process")
             raise RecorderClosedError("this Recorder is closed")
         if self.broken is not None:
             raise RuntimeError("the Recorder's worker threads died") from self.broken
@@ -192,6 +197,8 @@ class ClipQueue:
         A live clip with the same path is dropped: the last one wins, as when a file is
         overwritten, instead of whichever finishes last.
         """
+        if self._closed:
+            self._check_usable()
         with self._lock:
             self._check_usable()
             earlier = self._by_path.get(clip.path)
@@ -216,6 +223,8 @@ class ClipQueue:
         Applies the on_full policy when the budget is exhausted. Ends clips that reach their
         length. Returns the clips of *clips* still accepting frames afterwards.
         """
+        if self._closed:
+            self._check_usable()
         with self._lock:
             self._check_usable()
             targets = [c for c in clips if c.accepting]
@@ -350,6 +359,8 @@ class ClipQueue:
 
     def end(self, clip: Clip) -> None:
         """No more frames for *clip*: once its frames are encoded, the file is finished."""
+        if self.forked:
+            return  # the parent finishes its clips
         with self._lock:
             if clip.accepting:
                 self._end(clip)
@@ -546,7 +557,13 @@ class ClipQueue:
                 if everything:
                     pending = bool(self._live)
                 else:
-                    targets = [(c, n) for c, n in targets if not c.finished and c.processed < n]
+                    # A dropped clip counts until its handle is resolved, even when the
+                    # worker has been through all its frames.
+                    targets = [
+                        (c, n)
+                        for c, n in targets
+                        if not c.finished and (c.processed < n or c.drop_reason is not None)
+                    ]
                     pending = bool(targets)
                     for c, n in targets:
                         c.wake_at = min(c.wake_at, n)

@@ -340,10 +340,10 @@ class Recorder:
     # -- building blocks shared with the wrappers -----------------------------------------------
 
     def _check_usable(self) -> None:
+        if self._queue.forked or os.getpid() != self._pid:
+            raise RecorderClosedError("a Recorder cannot be used in a forked child process")
         if self._closed or self._queue.closed:
             raise RecorderClosedError("this Recorder is closed")
-        if os.getpid() != self._pid:
-            raise RecorderClosedError("a Recorder cannot be used in a forked child process")
 
     def _new_clip(
         self,
@@ -385,10 +385,10 @@ class Recorder:
         image = as_image(frame)
         fmt = format_of(image)
         for clip in clips:
-            if clip.frame_format is not None and clip.frame_format != fmt:
+            known = clip.frame_format
+            if known is not None and known is not fmt and known != fmt:
                 raise ValueError(
-                    f"frame shape changed within {clip.name}: "
-                    f"{_shape(clip.frame_format)} then {_shape(fmt)}"
+                    f"frame shape changed within {clip.name}: {_shape(known)} then {_shape(fmt)}"
                 )
         self._queue.admit(image, fmt, clips)
 
@@ -865,9 +865,13 @@ def _close_all_at_exit() -> None:
 
 
 def _forget_all_in_child() -> None:
-    # The workers did not survive fork(); the parent's recorders are its business.
+    # The workers did not survive fork(); the parent's recorders are its business. Using one
+    # here must fail clearly rather than queue frames no worker will ever take.
     global _live_lock
     _live_lock = threading.Lock()
+    for rec in _live:
+        rec._queue.forked = True
+        rec._queue._closed = True
     _live.clear()
 
 

@@ -447,3 +447,42 @@ def test_logger_name_is_recorder(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     with pytest.raises(OSError, match="No space left"):
         rec.close()
     assert any(r.name == "recorder" and r.levelno == logging.ERROR for r in caplog.records)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_recorder_from_before_fork_fails_clearly_in_the_child(tmp_path: Path) -> None:
+    # Its workers are the parent's: queueing there would wait forever (on_full="block").
+    fake = FakeEncoders()
+    fake.gate.clear()  # the parent's worker is busy inside a frame when we fork
+    rec = Recorder(tmp_path, episode_trigger=always, on_full="block", encoder_factory=fake)
+    ep = rec.episode(0)
+    ep.append(flat(0))
+    assert fake.started.wait(timeout=30)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for call in (lambda: ep.append(flat(1)), lambda: rec.submit([flat(0)]), rec.flush):
+                try:
+                    call()
+                except RecorderClosedError as e:
+                    assert "forked child" in str(e)  # noqa: PT017 - no pytest in the child
+                else:
+                    raise AssertionError("no error")
+            ep.close()  # ending the parent's clips is the parent's business: a no-op here
+            rec.close()  # idempotent, returns at once in a child
+            code = 0
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    fake.gate.set()
+    ep.append(flat(1))
+    ep.close()
+    rec.close(timeout=30)
+    assert fake.made[0].frames == [0, 1]  # the parent's recorder is untouched

@@ -434,3 +434,54 @@ def test_soak_resources_are_flat_and_nothing_is_lost(
     assert len(saved) == outcome["saved"]
     for name in saved[:: max(1, len(saved) // 40)]:  # a sample decoded back in full
         assert decode(tmp_path / name).indices == list(range(length))
+
+
+class HeldEncoder:
+    """Blocks in its first write until *write_gate*, and in abort() until *abort_gate*."""
+
+    def __init__(self, writing: threading.Event, write_gate: threading.Event,
+                 aborting: threading.Event, abort_gate: threading.Event) -> None:  # fmt: skip
+        self.events = (writing, write_gate, aborting, abort_gate)
+
+    def __call__(self, spec: VideoSpec) -> HeldEncoder:
+        return self
+
+    def write(self, image: np.ndarray) -> None:
+        self.events[0].set()
+        assert self.events[1].wait(10)
+
+    def close(self) -> None:  # pragma: no cover - the clip is dropped
+        pass
+
+    def abort(self) -> None:
+        self.events[2].set()
+        assert self.events[3].wait(10)
+
+
+def test_flush_waits_for_a_dropped_clip_whose_frames_were_all_taken(tmp_path: Path) -> None:
+    # Found by the soak: the worker held every frame of the clip when the budget dropped it;
+    # once through them, flush() saw nothing left to do and returned before the handle said
+    # "dropped".
+    writing, write_gate, aborting, abort_gate = (threading.Event() for _ in range(4))
+    fake = HeldEncoder(writing, write_gate, aborting, abort_gate)
+    frame = flat(0)
+    rec = Recorder(tmp_path, episode_trigger=always, max_queue_bytes=frame.nbytes,
+                   encoder_factory=fake)  # fmt: skip
+    try:
+        with rec.episode(0) as ep:
+            ep.append(frame)
+            assert writing.wait(10)  # the worker holds the clip's only frame
+            ep.append(flat(1))  # does not fit: the clip is dropped
+        (handle,) = ep.handles
+        write_gate.set()
+        assert aborting.wait(10)  # the worker is discarding the clip; its handle is pending
+        with pytest.raises(TimeoutError):
+            rec.flush(timeout=0.2)
+        assert not handle.done()
+        abort_gate.set()
+        rec.flush(timeout=10)
+        assert handle.dropped
+    finally:
+        write_gate.set()
+        abort_gate.set()
+        rec.close(timeout=10)

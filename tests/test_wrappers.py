@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -461,3 +463,48 @@ def test_folder_holds_gymnasiums_files_only_and_infos_say_where_clips_start(
         "rl-video-episode-0": ("episode", 0, None),
         "rl-video-step-7": ("step", 1, 7),
     }
+
+
+def test_env_used_again_after_close_records_like_gymnasium(tmp_path: Path) -> None:
+    # gymnasium's wrapper keeps working after close(); its private Recorder is made anew.
+    env = RecordVideo(cartpole(), str(tmp_path / "v"), episode_trigger=lambda e: True)
+    env.reset(seed=1)
+    for _ in range(3):
+        env.step(0)
+    env.close()
+    env.reset(seed=2)
+    for _ in range(4):
+        env.step(1)
+    env.close()
+    assert decode(tmp_path / "v") == {"rl-video-episode-0.mp4": 4, "rl-video-episode-1.mp4": 5}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_wrapper_built_before_fork_records_in_the_child(tmp_path: Path) -> None:
+    # The parent's workers do not exist in a child: the clip open at fork() is the parent's
+    # (the child skips its frames), and the child's next clips go to a Recorder of its own.
+    env = RecordVideo(cartpole(), str(tmp_path / "v"), episode_trigger=lambda e: True)
+    env.reset(seed=1)
+    for _ in range(3):
+        env.step(0)
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 1
+        try:
+            signal.alarm(60)  # a hang would otherwise block the parent's waitpid
+            for _ in range(2):
+                env.step(0)  # episode 0 goes on: frames of the parent's clip, skipped
+            env.reset(seed=2)
+            for _ in range(5):
+                env.step(1)
+            env.close()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    env.close()  # the parent's clip: the 4 frames before fork()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert decode(tmp_path / "v") == {"rl-video-episode-0.mp4": 4, "rl-video-episode-1.mp4": 6}

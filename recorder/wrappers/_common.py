@@ -108,8 +108,15 @@ class ClipSink:
                     )
                 kwargs.update(recorder_kwargs)
             _warn_existing(video_folder)
+            self._video_folder = video_folder
+            self._kwargs = kwargs
             self.recorder = Recorder(video_folder, **kwargs)
             self.owned = True
+
+    @property
+    def stale(self) -> bool:
+        """Whether the Recorder is closed, or the parent's in a forked child."""
+        return self.recorder._queue.closed
 
     def open(
         self,
@@ -120,6 +127,11 @@ class ClipSink:
         first_step: int | None,
     ) -> Clip:
         """Start a clip of unlimited length (the wrapper ends it)."""
+        if self.owned and self.stale:
+            # Used again after env.close(), as gymnasium allows, or in a forked child (whose
+            # parent's workers are gone): a private Recorder of the same settings takes over.
+            self.recorder = Recorder(self._video_folder, **self._kwargs)
+            self._handles = []
         # Passed only when needed: ``folder=`` is the newer hook of the core.
         where: dict[str, Any] = {} if self._folder is None else {"folder": self._folder}
         clip = self.recorder._new_clip(
@@ -144,7 +156,8 @@ class ClipSink:
         A private Recorder is closed; a shared one is left open (its other users go on).
         """
         if self.owned:
-            self.recorder.close()
+            if not self.recorder._queue.forked:  # the parent's to close
+                self.recorder.close()
             return
         handles, self._handles = self._handles, []
         concurrent.futures.wait(handles)
@@ -242,8 +255,12 @@ class Track:
 
     @property
     def wants_frame(self) -> bool:
-        """Whether the clip needs a rendered frame (False once the Recorder dropped it)."""
-        return self.recording and (self._clip is None or self._clip.accepting)
+        """Whether the clip needs a rendered frame (False once the Recorder dropped it).
+
+        A clip open when the process forked is the parent's: a child skips its frames.
+        """
+        clip = self._clip
+        return self.recording and (clip is None or (clip.accepting and not self.sink.stale))
 
     @property
     def open(self) -> bool:
@@ -253,6 +270,9 @@ class Track:
     def add(self, frame: Any) -> None:
         """Capture *frame* into the current clip (validated and copied now)."""
         assert self.recording, "Cannot capture a frame, recording wasn't started."
+        if self._clip is not None and self.sink.stale:
+            self.frames += 1  # the parent's clip (see wants_frame)
+            return
         if self._clip is None:
             assert self.name is not None
             self._clip = self.sink.open(
