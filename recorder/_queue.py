@@ -18,6 +18,9 @@ Invariants, all under ``_lock``:
 Fresh memory costs ~250 us per 600x400 frame in page faults here, 25x the copy itself, so the
 training thread takes buffers from the pool, and a low-priority prefault thread keeps
 ``STOCK`` spare buffers of the latest frame shape ready while the budget allows.
+* A clip with work and no owner is made ready once the work is worth a wake-up: its first
+  frames, QUANTUM frames, its END or DROP, a half-full budget, or a thread waiting (flush,
+  close, "block").
 * A clip is in ``_ready`` iff ``clip.ready``; a ready clip is owned by no worker; only the
   owning worker touches a clip's encoder.
 * ``clip.enqueued - clip.processed`` work units are still to be done for a live clip.
@@ -156,6 +159,7 @@ class ClipQueue:
         self._pool: dict[tuple[int, ...], list[Image]] = {}
         self._pool_cap = max_bytes // 4
         self._closed = False  # no new clips or frames
+        self._waiters = 0  # threads in _wait_for: frames go to the workers at once meanwhile
         # Set in a forked child (with _closed): the lock may have been held by a parent's
         # thread at fork time, so producer calls check _closed before taking it.
         self.forked = False
@@ -252,7 +256,15 @@ class ClipQueue:
                 clip.enqueued += 1
                 if clip.frames >= clip.limit:
                     self._end(clip)
-                if not (clip.owned or clip.ready):
+                if not (clip.owned or clip.ready) and (
+                    clip.ended
+                    or len(clip.items) >= QUANTUM
+                    or clip.processed == 0  # its first frames: open the file, fail early
+                    or self._waiters
+                    or 2 * self.queued_bytes >= self.max_bytes
+                ):
+                    # A worker is woken for a batch, not for every frame: each wake-up is a
+                    # GIL hand-over that the training thread pays for.
                     self._schedule(clip)
             self.frames_submitted += 1
             self.queued_frames += 1
@@ -279,7 +291,7 @@ class ClipQueue:
                 self._restock()
                 return np.empty(fmt.shape, np.uint8)
             if self.on_full == "block":
-                self._not_full.wait()
+                self._wait_for(self._not_full, None)
                 self._check_usable()
                 targets[:] = [c for c in targets if c.accepting]
                 if not targets:
@@ -393,6 +405,18 @@ class ClipQueue:
                 self._unref(work)
                 self.frames_dropped += 1
         clip.items.clear()
+
+    def _wait_for(self, condition: threading.Condition, timeout: float | None) -> None:
+        """Wait on *condition* (of ``_lock``) with every clip's frames handed to the workers:
+        someone is waiting for them now, so no clip may sit waiting for a full batch."""
+        self._waiters += 1
+        try:
+            for clip in self._live:
+                if not (clip.owned or clip.ready):
+                    self._schedule(clip)
+            condition.wait(timeout)
+        finally:
+            self._waiters -= 1
 
     def _schedule(self, clip: Clip) -> None:
         if not (clip.owned or clip.ready or clip.finished) and self._has_work(clip):
@@ -574,7 +598,7 @@ class ClipQueue:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._progress.wait(remaining)
+                self._wait_for(self._progress, remaining)
 
     def fits(self, nbytes: int) -> bool:
         """Whether a frame of *nbytes* would be admitted now without waiting or dropping."""
@@ -590,7 +614,7 @@ class ClipQueue:
                 or self.broken is not None
                 or self.fits(nbytes)
             ):
-                self._not_full.wait()
+                self._wait_for(self._not_full, None)
 
     def wake(self) -> None:
         """Wake every thread in :meth:`wait` or :meth:`wait_for_room` to look at its *stop*."""

@@ -29,6 +29,7 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
+from recorder._queue import QUANTUM
 
 FRAME = (400, 600)  # CartPole-v1 rgb_array
 LATENCY_SIZES = [(64, 64), (256, 256), FRAME, (720, 1280)]
@@ -142,13 +143,14 @@ def append_paced(
 ) -> tuple[bu.Latency, recorder.RecorderStats]:
     """Appends from a loop slower than the encoder: buffers are recycled, nothing drops.
 
-    Before each (timed) append the loop waits, untimed, until at most 2 frames are queued.
+    Before each (timed) append the loop waits, untimed, until fewer than QUANTUM are queued.
     """
     lat = np.empty(n, np.int64)
     with recorder.Recorder(folder, episode_trigger=always) as rec:
         with rec.episode(0) as ep:
             for i in range(n):
-                while rec.stats().queued_frames > 2:
+                # Workers take frames in batches of QUANTUM: fewer than that may wait.
+                while rec.stats().queued_frames >= QUANTUM:
                     time.sleep(0.0002)
                 frame = frames[i % len(frames)]
                 t0 = time.perf_counter_ns()
@@ -646,8 +648,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "frame is rendered by a live env just before its append (untimed), so it is still in "
         "the CPU caches; the loop is paced by the env. *Paced, frames from RAM*: "
         f"{len(base)} renders prepared beforehand and cycled (each read from DRAM, the copy's "
-        "worst case); before each append the loop waits (untimed) until at most 2 frames are "
-        "queued; frame buffers then come from the recorder's pool. "
+        "worst case); before each append the loop waits (untimed) until fewer than a "
+        f"worker's batch ({QUANTUM} frames) are queued; frame buffers then come from the "
+        "recorder's pool. "
         "*Burst*: back-to-back appends into a budget that holds them all "
         f"(blocks of ≤ {cfg.burst_block_bytes // bu.MiB} MiB, a new Recorder per block, "
         '`on_full="drop"`): most appends need a fresh buffer, whose pages the kernel must '
