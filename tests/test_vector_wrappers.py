@@ -358,3 +358,14 @@ def test_shared_recorder_keeps_one_budget(tmp_path: Path) -> None:
             run(env, 8)
         assert rec.stats().peak_queued_bytes <= budget
     assert decode(tmp_path) == {f"vec{i}-episode-0.mp4": (9, 1200, 800) for i in range(3)}
+
+
+def test_on_saved_reports_every_per_env_video(tmp_path: Path) -> None:
+    seen: list[tuple[str, int]] = []
+    env = RecordVideo(make_vec(2, AutoresetMode.NEXT_STEP), str(tmp_path / "v"),
+                      episode_trigger=lambda e: e == 0, per_env=True,
+                      on_saved=lambda info: seen.append((info.path.name, info.frames)))  # fmt: skip
+    run(env, 60)
+    videos = {name: v[0] for name, v in decode(tmp_path / "v").items()}
+    assert dict(seen) == videos
+    assert set(videos) == {"rl-video-env-0-episode-0.mp4", "rl-video-env-1-episode-0.mp4"}

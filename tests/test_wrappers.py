@@ -508,3 +508,36 @@ def test_wrapper_built_before_fork_records_in_the_child(tmp_path: Path) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert decode(tmp_path / "v") == {"rl-video-episode-0.mp4": 4, "rl-video-episode-1.mp4": 6}
+
+
+def test_on_saved_is_called_off_the_training_thread_for_each_video(tmp_path: Path) -> None:
+    seen: list[tuple[str, int, bool]] = []
+    main = threading.get_ident()
+
+    def on_saved(info: Any) -> None:
+        seen.append((info.path.name, info.frames, threading.get_ident() != main))
+
+    env = RecordVideo(cartpole(), str(tmp_path / "v"), episode_trigger=lambda e: e < 2,
+                      on_saved=on_saved)  # fmt: skip
+    run(env, 30)
+    assert sorted(seen) == sorted((n, f, True) for n, f in decode(tmp_path / "v").items())
+    assert len(seen) == 2
+
+
+def test_on_saved_errors_reach_close_and_shared_recorders_refuse_it(tmp_path: Path) -> None:
+    def on_saved(info: Any) -> None:
+        raise RuntimeError(f"logging {info.name} failed")
+
+    env = RecordVideo(cartpole(), str(tmp_path / "v"), episode_trigger=lambda e: True,
+                      on_saved=on_saved)  # fmt: skip
+    env.reset(seed=0)
+    env.step(0)
+    with pytest.raises(RuntimeError, match="logging rl-video-episode-0 failed"):
+        env.close()
+    assert decode(tmp_path / "v") == {"rl-video-episode-0.mp4": 2}  # the video is saved
+    with recorder.Recorder(tmp_path / "shared") as rec:
+        with pytest.raises(TypeError, match="shared Recorder"):
+            RecordVideo(cartpole(), str(tmp_path / "shared"), recorder=rec, on_saved=print)
+        with pytest.raises(TypeError, match="once"):
+            RecordVideo(cartpole(), str(tmp_path / "x"), on_saved=print,
+                        recorder_kwargs={"on_saved": print})  # fmt: skip

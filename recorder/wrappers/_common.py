@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from gymnasium import logger as gym_logger
 
 from recorder._queue import Clip
 from recorder._recorder import Recorder, check_fps, check_name_prefix
-from recorder._results import ClipDroppedError, ClipHandle, ClipKind
+from recorder._results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
 
 #: Recorder arguments that the wrapper decides itself (clips are named and cut by the wrapper).
 WRAPPER_OWNED = (
@@ -72,6 +72,7 @@ class ClipSink:
         recorder: a shared Recorder, not closed by :meth:`close`; clips still go to
             *video_folder*.
         recorder_kwargs: settings of the private Recorder (when *recorder* is None).
+        on_saved: the private Recorder's ``on_saved`` (a shared one has its own).
     """
 
     def __init__(
@@ -80,14 +81,21 @@ class ClipSink:
         fps: float,
         recorder: Recorder | None,
         recorder_kwargs: Mapping[str, Any] | None,
+        on_saved: Callable[[VideoInfo], object] | None = None,
     ) -> None:
         self.fps = fps
         self._handles: list[ClipHandle] = []
         # Where clips go when that is not the Recorder's own folder (a shared Recorder).
         self._folder: Path | None = None
+        if on_saved is not None and not callable(on_saved):
+            raise TypeError(f"on_saved must be callable or None, got {on_saved!r}")
         if recorder is not None:
             if recorder_kwargs:
                 raise TypeError("give either recorder or recorder_kwargs, not both")
+            if on_saved is not None:
+                raise TypeError(
+                    "on_saved belongs to the shared Recorder: Recorder(..., on_saved=...)"
+                )
             if not isinstance(recorder, Recorder):
                 raise TypeError(f"recorder must be a recorder.Recorder, got {recorder!r}")
             recorder._check_usable()
@@ -107,6 +115,10 @@ class ClipSink:
                         "arguments decide them"
                     )
                 kwargs.update(recorder_kwargs)
+            if on_saved is not None:
+                if recorder_kwargs and "on_saved" in recorder_kwargs:
+                    raise TypeError("give on_saved once, not in recorder_kwargs too")
+                kwargs["on_saved"] = on_saved
             _warn_existing(video_folder)
             self._video_folder = video_folder
             self._kwargs = kwargs

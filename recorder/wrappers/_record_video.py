@@ -15,6 +15,7 @@ from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 
 from recorder._recorder import Recorder, check_name_prefix
+from recorder._results import VideoInfo
 from recorder._schedule import capped_cubic_video_schedule
 from recorder.wrappers._common import (
     ClipSink,
@@ -78,6 +79,10 @@ class RecordVideo(
         recorder_kwargs: settings of the private Recorder (``workers``, ``max_queue_bytes``,
             ``on_full``, ``codec``, ``crf``, ``preset``, ``on_saved``, ``sidecars``...);
             defaults ``on_full="block"`` and ``sidecars=False`` (gymnasium's files only).
+        on_saved: called on a worker thread with the :class:`recorder.VideoInfo` of each
+            video this wrapper saves (to log it to TensorBoard or W&B, say); an exception it
+            raises is reported like an encoding error, by ``close()``. With a shared
+            ``recorder``, give it to that Recorder instead.
 
     Raises:
         ValueError: the render mode gives no image (None, ``"human"``, ``"ansi"``), or a bad
@@ -99,6 +104,7 @@ class RecordVideo(
         *,
         recorder: Recorder | None = None,
         recorder_kwargs: Mapping[str, Any] | None = None,
+        on_saved: Callable[[VideoInfo], object] | None = None,
     ) -> None:
         # A shared Recorder is saved by reference (it holds locks and threads); the rest is
         # deep-copied, as gymnasium does.
@@ -113,6 +119,7 @@ class RecordVideo(
                 "disable_logger": disable_logger,
                 "gc_trigger": gc_trigger,
                 "recorder_kwargs": recorder_kwargs,
+                "on_saved": on_saved,
             }
         )
         gym.utils.RecordConstructorArgs.__init__(
@@ -134,7 +141,9 @@ class RecordVideo(
         self.step_id = -1
         self.episode_id = -1
         # Last, so that a wrapper that failed to build leaves no worker thread behind.
-        self._sink = ClipSink(self.video_folder, self.frames_per_sec, recorder, recorder_kwargs)
+        self._sink = ClipSink(
+            self.video_folder, self.frames_per_sec, recorder, recorder_kwargs, on_saved
+        )
         self._track = Track(self._sink)
 
     @property

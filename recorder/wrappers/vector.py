@@ -16,6 +16,7 @@ from gymnasium.core import ActType, ObsType, RenderFrame
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
 from recorder._recorder import Recorder, check_name_prefix
+from recorder._results import VideoInfo
 from recorder._schedule import capped_cubic_video_schedule
 from recorder.wrappers._common import (
     ClipSink,
@@ -58,7 +59,7 @@ class RecordVideo(
 
     Tiling (a copy of each sub-frame into one reused buffer) runs on the caller's thread,
     when a clip needs the frame; encoding runs on the Recorder's workers. See
-    :class:`recorder.wrappers.RecordVideo` for ``recorder``, ``recorder_kwargs``,
+    :class:`recorder.wrappers.RecordVideo` for ``recorder``, ``recorder_kwargs``, ``on_saved``,
     ``recorded_frames``, ``gc_trigger`` and the private Recorder's lossless default.
 
     Args:
@@ -102,6 +103,7 @@ class RecordVideo(
         per_env: bool | Iterable[int] = False,
         recorder: Recorder | None = None,
         recorder_kwargs: Mapping[str, Any] | None = None,
+        on_saved: Callable[[VideoInfo], object] | None = None,
     ) -> None:
         VectorWrapper.__init__(self, env)
         if isinstance(per_env, Iterable) and not isinstance(per_env, str | bytes):
@@ -122,6 +124,7 @@ class RecordVideo(
                 "gc_trigger": gc_trigger,
                 "per_env": per_env,
                 "recorder_kwargs": recorder_kwargs,
+                "on_saved": on_saved,
             }
         )
         gym.utils.RecordConstructorArgs.__init__(
@@ -174,7 +177,9 @@ class RecordVideo(
         self._grid: np.ndarray[Any, Any] | None = None
 
         # Last, so that a wrapper that failed to build leaves no worker thread behind.
-        self._sink = ClipSink(self.video_folder, self.frames_per_sec, recorder, recorder_kwargs)
+        self._sink = ClipSink(
+            self.video_folder, self.frames_per_sec, recorder, recorder_kwargs, on_saved
+        )
         self._track = Track(self._sink)  # the tiled video (gymnasium's)
         self._tracks: dict[int, Track] = {j: Track(self._sink) for j in self.per_env or ()}
         # per_env: each sub-environment's episode index, and which ones reset at the next step.
