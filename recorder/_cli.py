@@ -8,6 +8,7 @@ import functools
 import importlib
 import importlib.metadata
 import logging
+import math
 import re
 import shlex
 import signal
@@ -790,34 +791,25 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+def _int_in(low: int, high: float = math.inf) -> Callable[[str], int]:
+    """An argparse type: an int in low..high."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            bounds = f">= {low}" if high == math.inf else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port lies in 0..65535, got {value}")
-    return value
+_positive_int = _int_in(1)
+_non_negative_int = _int_in(0)
+_port = _int_in(0, 65535)
 
 
 def _positive_float(text: str) -> float:

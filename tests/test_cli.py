@@ -486,7 +486,7 @@ def test_codec_options_that_apply_pass(
     assert (args.crf, args.preset) == (crf, preset)
 
 
-PORT_RANGE = "argument --port: a port lies in 0..65535, got"
+PORT_RANGE = "argument --port: must be in 0..65535, got"
 
 
 @pytest.mark.parametrize(
@@ -495,7 +495,7 @@ PORT_RANGE = "argument --port: a port lies in 0..65535, got"
         (["record", "CartPole-v1", "--seed", "-1"], "record", "argument --seed: must be >= 0"),
         (["gallery", ".", "--serve", "--port", "99999"], "gallery", f"{PORT_RANGE} 99999"),
         (["gallery", ".", "--port", "-1"], "gallery", f"{PORT_RANGE} -1"),
-        (["gallery", ".", "--port", "http"], "gallery", "argument --port: not a port number"),
+        (["gallery", ".", "--port", "http"], "gallery", "argument --port: not an integer"),
     ],
 )
 def test_out_of_range_values_are_usage_errors(
