@@ -157,7 +157,7 @@ class ClipQueue:
         self._live: set[Clip] = set()
         self._by_path: dict[Path, Clip] = {}  # the live clip that will own each final path
         self._pool: dict[tuple[int, ...], list[Image]] = {}
-        self._pool_cap = max_bytes // 4
+        self._pool_cap = max_bytes // 4  # see _pool_room
         self._closed = False  # no new clips or frames
         self._waiters = 0  # threads in _wait_for: frames go to the workers at once meanwhile
         # Set in a forked child (with _closed): the lock may have been held by a parent's
@@ -317,7 +317,7 @@ class ClipQueue:
         nbytes = math.prod(shape)
         if (
             len(self._pool.get(shape, ())) < STOCK
-            and self.pooled_bytes + nbytes <= self._pool_cap
+            and self._pool_room(nbytes)
             and self.queued_bytes + self.pooled_bytes + nbytes <= self.max_bytes
         ):
             return nbytes
@@ -343,6 +343,13 @@ class ClipQueue:
             with self._lock:
                 self._pool.setdefault(shape, []).append(buffer)
 
+    def _pool_room(self, nbytes: int) -> bool:
+        """Whether one more spare buffer of *nbytes* may be kept: up to a quarter of the
+        budget, or STOCK frames where that is more (a budget of a few large frames would
+        otherwise free and page-fault a buffer for every frame), within the budget."""
+        cap = max(self._pool_cap, min(self.max_bytes, STOCK * nbytes))
+        return self.pooled_bytes + nbytes <= cap
+
     def _charge(self, nbytes: int) -> None:
         self.queued_bytes += nbytes
         self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)
@@ -358,7 +365,7 @@ class ClipQueue:
 
     def _release_buffer(self, buffer: Image, nbytes: int) -> None:
         self.queued_bytes -= nbytes
-        if self.pooled_bytes + nbytes <= self._pool_cap:
+        if self._pool_room(nbytes):
             self._pool.setdefault(buffer.shape, []).append(buffer)
             self.pooled_bytes += nbytes
 

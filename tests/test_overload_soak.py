@@ -485,3 +485,22 @@ def test_flush_waits_for_a_dropped_clip_whose_frames_were_all_taken(tmp_path: Pa
         write_gate.set()
         abort_gate.set()
         rec.close(timeout=10)
+
+
+def test_a_small_budget_keeps_its_buffers_for_the_next_frames(tmp_path: Path) -> None:
+    # A budget of a few large frames: freeing each buffer after its frame is encoded would
+    # page-fault a new one for each next frame (~1.5 ms per 720p frame on the training
+    # thread). Spare buffers are kept up to STOCK frames, within the budget.
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    budget = 8 * frame.nbytes
+    fake = FakeEncoders()
+    with Recorder(tmp_path, episode_trigger=always, max_queue_bytes=budget, on_full="block",
+                  encoder_factory=fake) as rec:  # fmt: skip
+        rec.submit([frame] * 8)
+        rec.flush(timeout=30)
+        stats = rec.stats()
+        assert stats.queued_bytes == 0
+        assert stats.pooled_bytes == budget  # every buffer kept (a quarter would be 2)
+        rec.submit([frame] * 8, episode_index=1)
+        rec.flush(timeout=30)
+        assert within_budget(rec)
