@@ -128,11 +128,6 @@ class Clip:
         """Whether frames may still be appended."""
         return not (self.ended or self.drop_reason is not None or self.failed)
 
-    @property
-    def full(self) -> bool:
-        """Whether the clip has reached its video_length."""
-        return self.frames >= self.limit
-
 
 class ClipQueue:
     """Per-clip frame queues under one byte budget, and the counters of :class:`RecorderStats`."""
