@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     nbytes = frames[0].nbytes
     report = bu.Report("Overload: producer much faster than the encoder")
     report.add(
-        f"`{shlex.join([Path(sys.executable).name, *sys.argv])}`\n\n"
+        f"`{shlex.join(['python', 'scripts/' + Path(sys.argv[0]).name, *sys.argv[1:]])}`\n\n"
         f"{bu.machine_info()}; load {bu.load_average()}.\n\n"
         f"Frames {height}x{width} RGB ({nbytes / bu.MiB:.1f} MiB), budget "
         f"{args.budget_frames} frames ({args.budget_frames * nbytes / bu.MiB:.1f} MiB), "

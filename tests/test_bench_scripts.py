@@ -171,3 +171,20 @@ def test_bench_overload_quick_drops_never_block(tmp_path: Path) -> None:
     assert int(rows["block"][9]) == 0  # nothing dropped with on_full="block"
     assert "- met: drop: every saved video complete" in text
     assert not left_behind(tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_bench_gil_quick_times_every_encoder_call(tmp_path: Path) -> None:
+    out = tmp_path / "gil.md"
+    proc = run_script(tmp_path, "bench_gil.py", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = table_rows(out.read_text())
+    # --quick: 3 videos of 5 frames per size: one create, first write and close per video.
+    calls = {(r[0], r[1].split(" (")[0]): int(r[2]) for r in rows}
+    for size in ("600x400", "64x64"):
+        assert calls[(size, "create")] == 3
+        assert calls[(size, "1st write")] == 3
+        assert calls[(size, "other writes")] == 3 * 4
+        assert calls[(size, "close")] == 3
+    assert all(float(r[5]) >= 0 for r in rows)
+    assert not left_behind(tmp_path)
