@@ -152,7 +152,6 @@ class ClipQueue:
         self._live: set[Clip] = set()
         self._by_path: dict[Path, Clip] = {}  # the live clip that will own each final path
         self._pool: dict[tuple[int, ...], list[Image]] = {}
-        self._pool_cap = max_bytes // 4  # see _pool_room
         self._closed = False  # no new clips or frames
         self._waiters = 0  # threads in _wait_for: frames go to the workers at once meanwhile
         # Set in a forked child (with _closed): the lock may have been held by a parent's
@@ -342,7 +341,7 @@ class ClipQueue:
         """Whether one more spare buffer of *nbytes* may be kept: up to a quarter of the
         budget, or STOCK frames where that is more (a budget of a few large frames would
         otherwise free and page-fault a buffer for every frame), within the budget."""
-        cap = max(self._pool_cap, min(self.max_bytes, STOCK * nbytes))
+        cap = max(self.max_bytes // 4, min(self.max_bytes, STOCK * nbytes))
         return self.pooled_bytes + nbytes <= cap
 
     def _charge(self, nbytes: int) -> None:
