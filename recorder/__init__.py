@@ -5,8 +5,8 @@ writing happen on worker threads; nothing submitted is lost at shutdown.
 """
 
 import importlib as _importlib
+import typing as _typing
 
-from recorder._async import AsyncClipHandle, AsyncEpisode, AsyncRecorder
 from recorder._default import flush, save_video
 from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
 from recorder._recorder import Episode, Recorder
@@ -20,6 +20,9 @@ from recorder._results import (
 )
 from recorder._schedule import capped_cubic_video_schedule
 from recorder._signals import handle_sigterm
+
+if _typing.TYPE_CHECKING:
+    from recorder._async import AsyncClipHandle, AsyncEpisode, AsyncRecorder
 
 __all__ = [
     "AsyncClipHandle",
@@ -44,8 +47,16 @@ __all__ = [
 ]
 
 
+_ASYNC = frozenset({"AsyncClipHandle", "AsyncEpisode", "AsyncRecorder"})
+
+
 def __getattr__(name: str) -> object:
-    # ``recorder.wrappers`` imports gymnasium's wrappers: load it on first use only.
+    # Loaded on first use only: ``recorder.wrappers`` imports gymnasium's wrappers, the async
+    # facade anyio (and every encoder process imports this package).
     if name == "wrappers":
         return _importlib.import_module("recorder.wrappers")
+    if name in _ASYNC:
+        value = getattr(_importlib.import_module("recorder._async"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'recorder' has no attribute {name!r}")

@@ -38,6 +38,7 @@ import numpy as np
 
 from recorder._encoder import Codec, EncoderFactory
 from recorder._frames import as_image, format_of
+from recorder._process import EncodeIn
 from recorder._queue import Clip, ClipQueue, OnFull
 from recorder._recorder import Episode, Recorder, Trigger, validate_frames
 from recorder._results import (
@@ -287,6 +288,7 @@ class AsyncRecorder:
         crf: int | None = None,
         preset: str | None = None,
         worker_nice: int = 10,
+        encode_in: EncodeIn = "process",
         encoder_factory: EncoderFactory | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
         sidecars: bool = True,
@@ -305,6 +307,7 @@ class AsyncRecorder:
             crf=crf,
             preset=preset,
             worker_nice=worker_nice,
+            encode_in=encode_in,
             encoder_factory=encoder_factory,
             on_saved=on_saved,
             sidecars=sidecars,

@@ -21,6 +21,8 @@ import numpy as np
 from recorder._encoder import Codec, EncoderFactory, PyAVEncoder, VideoSpec
 from recorder._frames import FrameFormat, Image, as_image, format_of
 from recorder._metadata import append_manifest, record_of, write_sidecar
+from recorder._process import EncodeIn, EncoderProcesses
+from recorder._process import available as processes_available
 from recorder._queue import DROP, END, Clip, ClipQueue, Item, OnFull, Work
 from recorder._results import (
     ClipDroppedError,
@@ -71,7 +73,7 @@ class Recorder:
         step_trigger: ``step_index -> bool``: start a clip at this step.
         video_length: ``None`` records whole episodes; ``n > 0`` clips of at most n frames.
         name_prefix: file names are ``{name_prefix}-episode-{i}`` / ``-step-{i}``.
-        workers: encoder threads.
+        workers: encoder threads (each feeding its own encoder process, see *encode_in*).
         max_queue_bytes: budget for frames waiting to be encoded (and recycled buffers).
         on_full: when the budget is full: ``"drop"`` the clips that want the frame (never
             waits), ``"block"`` until there is room (lossless), or ``"raise"``
@@ -81,6 +83,12 @@ class Recorder:
         preset: encoder speed preset (codec default when ``None``).
         worker_nice: how much workers lower their own scheduling priority (Linux per-thread
             nice) so that the training loop wins a contended core; 0 leaves it.
+        encode_in: ``"process"`` (default where the OS allows it: Linux) runs PyAV in up to
+            *workers* child processes, started at the first video: PyAV holds the GIL while
+            x264 opens (~3 ms per video) and between its per-frame calls, and in a thread of
+            the training process each of those moments stops the training loop. The
+            workers copy each frame into a small shared-memory ring (4 frames per video
+            being written). ``"thread"`` encodes in the worker threads themselves.
         encoder_factory: makes the encoder of each video (for tests); PyAV by default.
         on_saved: called on a worker thread with the :class:`VideoInfo` of each saved video;
             an exception it raises is reported like an encoding error.
@@ -107,6 +115,7 @@ class Recorder:
         crf: int | None = None,
         preset: str | None = None,
         worker_nice: int = 10,
+        encode_in: EncodeIn = "process",
         encoder_factory: EncoderFactory | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
         sidecars: bool = True,
@@ -135,6 +144,8 @@ class Recorder:
             self.codec = Codec(codec, crf=crf, preset=preset)
         if not _is_int(worker_nice):
             raise TypeError(f"worker_nice must be an int, got {worker_nice!r}")
+        if encode_in not in ("process", "thread"):
+            raise ValueError(f"encode_in must be 'process' or 'thread', got {encode_in!r}")
         self.on_saved = on_saved
         self.sidecars = bool(sidecars)
         self.video_folder = Path(os.path.abspath(os.fspath(video_folder)))
@@ -151,7 +162,11 @@ class Recorder:
         self.max_queue_bytes = max_queue_bytes
         self.on_full: OnFull = on_full
         self._nice = worker_nice
-        self._encoder_factory: EncoderFactory = encoder_factory or PyAVEncoder
+        self._processes: EncoderProcesses | None = None
+        if encoder_factory is None and encode_in == "process" and processes_available():
+            self._processes = EncoderProcesses(workers, worker_nice)
+        self.encode_in: EncodeIn = "process" if self._processes is not None else "thread"
+        self._encoder_factory: EncoderFactory = encoder_factory or self._processes or PyAVEncoder
         self._queue = ClipQueue(max_queue_bytes, on_full, self._log_drop)
         self._dropped_logged = False
         self._pid = os.getpid()
@@ -315,6 +330,12 @@ class Recorder:
             grace = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
             for thread in self._threads:
                 thread.join(grace)
+            if self._processes is not None:
+                # A worker still waiting for its encoder process is released when it is killed.
+                hung = any(t.is_alive() for t in self._threads)
+                self._processes.close(timeout=1.0 if hung else 10.0)
+                for thread in self._threads:
+                    thread.join(1.0 if hung else None)
             stuck = [t.name for t in self._threads if t.is_alive()]
             if stuck:
                 logger.warning("close(): worker threads still busy: %s", ", ".join(stuck))

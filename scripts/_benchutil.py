@@ -134,10 +134,38 @@ def paired_ratios(a: Sequence[float], b: Sequence[float]) -> Spread:
 
 
 def cpu_seconds() -> tuple[float, float]:
-    """(CPU seconds of this process, CPU seconds of its waited-for children), user + system."""
+    """(CPU seconds of this process, of its children), user + system.
+
+    The children are those waited for and the recorder's encoder processes still running
+    (kept idle between recorders, they are waited for only at exit).
+    """
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime + encoder_processes_cpu()
+
+
+def encoder_processes_cpu() -> float:
+    """CPU seconds used so far by the recorder's encoder processes not yet waited for."""
+    from recorder import _process
+
+    total = 0
+    for child in list(_process._every_child):
+        if child.proc.returncode is not None:
+            continue  # waited for: counted in RUSAGE_CHILDREN
+        try:
+            with open(f"/proc/{child.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def stop_idle_encoder_processes() -> None:
+    """Stop (and wait for) the encoder processes closed recorders kept for the next one."""
+    from recorder import _process
+
+    _process._stop_idle()
 
 
 def machine_busy_seconds() -> float:

@@ -399,6 +399,7 @@ class Variant:
 RECORDER_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("recorder.wrappers.RecordVideo (defaults: 1 worker, 256 MiB)", {}),
     ("recorder RecordVideo, workers=2", {"workers": 2}),
+    ('recorder RecordVideo, encode_in="thread"', {"encode_in": "thread"}),
     ("recorder RecordVideo, worker_nice=0", {"worker_nice": 0}),
     ("recorder RecordVideo, max_queue_bytes=2 GiB", {"max_queue_bytes": 2 * 2**30}),
     ("recorder RecordVideo, preset=veryfast", {"preset": "veryfast"}),
@@ -817,6 +818,7 @@ def rss_child(kind: str, frames: int, budget: int) -> None:
         with av.open(str(videos[0])) as container:
             in_video = sum(1 for _ in container.demux(video=0) if _.size)
         env.close()
+    bu.stop_idle_encoder_processes()  # waited for: their peak is in RUSAGE_CHILDREN now
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         json.dumps(
@@ -918,7 +920,7 @@ def rss_table(res: dict[str, Any]) -> str:
             "ru_maxrss MB",
             "peak - baseline MB",
             "peak queued MiB",
-            "ffmpeg child peak MB",
+            "child process peak MB (encoder / ffmpeg)",
             "frames in video",
             "dropped",
             "wall s",

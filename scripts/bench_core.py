@@ -15,6 +15,7 @@ import datetime
 import gc
 import json
 import logging
+import resource
 import shlex
 import subprocess
 import sys
@@ -343,9 +344,14 @@ class RecorderRuns:
         return self._encode(self.warm[workers])
 
     def pinned_run(self) -> bu.Usage:
-        # Created while pinned: the worker threads inherit the single-CPU affinity.
-        with bu.pinned_to_one_cpu():
-            return self.cold_run(1)
+        # Created while pinned: the worker threads and a new encoder process inherit the
+        # single-CPU affinity (so no idle one, unpinned, is reused; nor this one later).
+        bu.stop_idle_encoder_processes()
+        try:
+            with bu.pinned_to_one_cpu():
+                return self.cold_run(1)
+        finally:
+            bu.stop_idle_encoder_processes()
 
     def cold_run(self, workers: int) -> bu.Usage:
         rec = recorder.Recorder(
@@ -524,9 +530,11 @@ def rss_child(budget: int, count: int) -> None:
         wall = time.perf_counter() - start
         info = handle.result()
         stats = rec.stats()
+    bu.stop_idle_encoder_processes()  # waited for: their peak is in RUSAGE_CHILDREN now
     print(
         json.dumps(
             {
+                "encoder_process_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
                 "baseline_mb": baseline,
                 "baseline_maxrss_mb": baseline_max,
                 "maxrss_mb": bu.maxrss_mb(),
@@ -567,6 +575,7 @@ def rss_rows(results: list[dict[str, Any]]) -> list[list[object]]:
                 f"{peak:.0f}" + (" ✅" if peak < 300 else " ❌"),
                 f"{r['hwm_mb']:.0f}",
                 f"{peak - r['baseline_mb']:.0f}",
+                f"{r['encoder_process_mb']:.0f}",
                 f"{r['peak_queued_mb']:.0f}",
                 f"{r['frames']:,}",
                 r["dropped"],
@@ -719,7 +728,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "*Baseline*: its RSS after imports and frame preparation, before recording. *Peak*: "
         "`getrusage(RUSAGE_SELF).ru_maxrss` at the end (VmHWM from /proc alongside as a "
         "cross-check: ru_maxrss survives exec, so these children are spawned while the parent "
-        "is still small). Target: peak < 300 MB.\n\n"
+        "is still small). *Encoder process peak*: the peak RSS of the encoder process "
+        '(`encode_in="process"`, the default), a separate process with its own memory; '
+        "peak RSS counts the training process only. Target: peak < 300 MB.\n\n"
         + bu.markdown_table(
             [
                 "frames",
@@ -729,6 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "peak RSS MB",
                 "VmHWM MB",
                 "peak - baseline MB",
+                "encoder process peak MB",
                 "peak queued MiB",
                 "frames in video",
                 "dropped",

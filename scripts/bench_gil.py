@@ -8,7 +8,9 @@ PyAV-Org/PyAV#1053 for ``container.close()``). While they run, a training thread
 the GIL cannot run at all. This script measures those stretches: the main thread spins on
 ``time.perf_counter()`` (as a Python-bound loop would hold the GIL) while a second thread
 writes short videos with the recorder's own encoder, and every gap of more than 0.5 ms in the
-main thread's progress is attributed to the encoder call that overlapped it.
+main thread's progress is attributed to the encoder call that overlapped it. Both ways the
+recorder can encode are measured: PyAV in the worker thread (``encode_in="thread"``), and the
+worker thread feeding an encoder process (``encode_in="process"``, the default on Linux).
 
 Usage::
 
@@ -31,14 +33,16 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
-from recorder._encoder import PyAVEncoder, VideoSpec
+from recorder._encoder import EncoderFactory, PyAVEncoder, VideoSpec
 from recorder._frames import format_of
+from recorder._process import EncoderProcesses
 
 GAP_S = 0.0005
 PHASES = ("create (av.open, add_stream)", "1st write (x264 opens)", "other writes", "close")
 
 
 def encode_videos(
+    factory: EncoderFactory,
     folder: str,
     image: np.ndarray,
     videos: int,
@@ -50,7 +54,7 @@ def encode_videos(
     for v in range(videos):
         path = os.path.join(folder, f"{v}.mp4")
         t0 = time.perf_counter()
-        enc = PyAVEncoder(VideoSpec(path, 30, recorder.Codec(), fmt))
+        enc = factory(VideoSpec(path, 30, recorder.Codec(), fmt))
         spans[PHASES[0]].append((t0, time.perf_counter()))
         for i in range(frames):
             t0 = time.perf_counter()
@@ -62,8 +66,10 @@ def encode_videos(
         os.unlink(path)
 
 
-def measure(size: tuple[int, int], videos: int, frames: int) -> list[list[object]]:
-    """Rows of (phase, calls, median call ms, main-thread gaps, longest gap ms, gaps' total ms)."""
+def measure(
+    mode: str, factory: EncoderFactory, size: tuple[int, int], videos: int, frames: int
+) -> list[list[object]]:
+    """Rows of (mode, frame, phase, calls, median call ms, gaps, longest gap ms, gap ms/video)."""
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
     spans: dict[str, list[tuple[float, float]]] = {p: [] for p in PHASES}
@@ -73,7 +79,7 @@ def measure(size: tuple[int, int], videos: int, frames: int) -> list[list[object
 
         def work() -> None:
             try:
-                encode_videos(folder, image, videos, frames, spans)
+                encode_videos(factory, folder, image, videos, frames, spans)
             finally:
                 done.set()
 
@@ -92,6 +98,7 @@ def measure(size: tuple[int, int], videos: int, frames: int) -> list[list[object
         hit = [g for g in gaps if any(a <= g[1] and b >= g[0] for a, b in calls)]
         rows.append(
             [
+                mode,
                 f"{size[1]}x{size[0]}",
                 phase,
                 len(calls),
@@ -115,23 +122,34 @@ def main(argv: list[str] | None = None) -> int:
     report.add(
         f"`{shlex.join(['python', 'scripts/' + Path(sys.argv[0]).name, *sys.argv[1:]])}`\n\n"
         f"{bu.machine_info()}; load {bu.load_average()}.\n\n"
-        f"{videos} videos x {frames} frames per size, the recorder's `PyAVEncoder` with the "
-        "default codec (h264, ultrafast, 1 thread) on a second thread; the main thread spins "
+        f"{videos} videos x {frames} frames per size, with the default codec (h264, "
+        "ultrafast, 1 thread), written from a second thread: by the recorder's `PyAVEncoder` "
+        "(`thread`) or its `ProcessEncoder` (`process`: the thread copies each frame to an "
+        "encoder process, started before the measurement); the main thread spins "
         f"on `time.perf_counter()` and logs every gap over {GAP_S * 1e3:.1f} ms in its progress "
         "(time it could not run: the GIL was held by the encoder thread, or the OS ran "
         "something else). *Gap ms per video*: the gaps' total divided by the videos. The "
         "*other writes* gaps are mostly the GIL hand-over at the switch interval; the *1st "
-        "write* gaps are x264's initialisation under the GIL, once per video."
+        "write* gaps (thread) are x264's initialisation under the GIL, once per video. In "
+        "the process mode the encoder's own calls hold the encoder process's GIL, not this "
+        "one's: what is left is the worker thread's own Python (the copy and the messages)."
     )
-    bu.log("warm-up ...")
-    measure((64, 64), 1, 2)
+    processes = EncoderProcesses(1, 0)
+    modes: list[tuple[str, EncoderFactory]] = [("thread", PyAVEncoder), ("process", processes)]
     rows: list[list[object]] = []
-    for size in ((400, 600), (64, 64)):
-        bu.log(f"{size[1]}x{size[0]} ...")
-        rows += measure(size, videos, frames)
+    try:
+        for mode, factory in modes:
+            bu.log(f"{mode}: warm-up ...")
+            measure(mode, factory, (64, 64), 1, 2)
+            for size in ((400, 600), (64, 64)):
+                bu.log(f"{mode}: {size[1]}x{size[0]} ...")
+                rows += measure(mode, factory, size, videos, frames)
+    finally:
+        processes.close()
     report.add(
         bu.markdown_table(
             [
+                "encode in",
                 "frame",
                 "encoder call",
                 "calls",

@@ -79,7 +79,7 @@ def test_bench_cartpole_quick(tmp_path: Path) -> None:
 
     data = json.loads(js.read_text())
     loop_rows = data["loop"]["rows"]
-    assert len(loop_rows) == 13
+    assert len(loop_rows) == 14
     for row in loop_rows:
         assert row["complete"], row  # every video the trigger asked for is on disk
         if row["kind"] == "recorder":
@@ -180,11 +180,13 @@ def test_bench_gil_quick_times_every_encoder_call(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = table_rows(out.read_text())
     # --quick: 3 videos of 5 frames per size: one create, first write and close per video.
-    calls = {(r[0], r[1].split(" (")[0]): int(r[2]) for r in rows}
-    for size in ("600x400", "64x64"):
-        assert calls[(size, "create")] == 3
-        assert calls[(size, "1st write")] == 3
-        assert calls[(size, "other writes")] == 3 * 4
-        assert calls[(size, "close")] == 3
-    assert all(float(r[5]) >= 0 for r in rows)
+    calls = {(r[0], r[1], r[2].split(" (")[0]): int(r[3]) for r in rows}
+    assert len(calls) == 2 * 2 * 4
+    for mode in ("thread", "process"):
+        for size in ("600x400", "64x64"):
+            assert calls[(mode, size, "create")] == 3
+            assert calls[(mode, size, "1st write")] == 3
+            assert calls[(mode, size, "other writes")] == 3 * 4
+            assert calls[(mode, size, "close")] == 3
+    assert all(float(r[6]) >= 0 for r in rows)
     assert not left_behind(tmp_path)

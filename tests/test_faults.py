@@ -261,11 +261,11 @@ EACCES_CHILD = textwrap.dedent(
     import recorder
     # Imported first: the interpreter's own files may not be readable by the user below.
     rec = recorder.Recorder(folder, episode_trigger=lambda e: True)
+    (first,) = rec.submit([painted(i) for i in range(6)], episode_index=0)
+    first.result(timeout=60)  # the encoder process runs now, started by this user
     if os.geteuid() == 0:
         os.setgid(65534)
-        os.setuid(65534)  # nobody (the workers too: one process): file modes apply now
-    (first,) = rec.submit([painted(i) for i in range(6)], episode_index=0)
-    first.result(timeout=60)
+        os.setuid(65534)  # nobody (the workers too): file modes apply now
     print("saved", flush=True)
     assert sys.stdin.readline().strip() == "go"  # the parent has made the folder read-only
     (second,) = rec.submit([painted(i) for i in range(6)], episode_index=1)

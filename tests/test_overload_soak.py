@@ -494,9 +494,12 @@ def test_a_small_budget_keeps_its_buffers_for_the_next_frames(tmp_path: Path) ->
     frame = np.zeros((720, 1280, 3), np.uint8)
     budget = 8 * frame.nbytes
     fake = FakeEncoders()
+    fake.gate.clear()  # all 8 frames queued at once: 8 buffers (none reused meanwhile)
     with Recorder(tmp_path, episode_trigger=always, max_queue_bytes=budget, on_full="block",
                   encoder_factory=fake) as rec:  # fmt: skip
         rec.submit([frame] * 8)
+        assert rec.stats().queued_bytes == budget
+        fake.gate.set()
         rec.flush(timeout=30)
         stats = rec.stats()
         assert stats.queued_bytes == 0

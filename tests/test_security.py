@@ -375,40 +375,88 @@ def test_manifest_fifo_does_not_hang_the_recorder(tmp_path: Path) -> None:
             rec.close(timeout=10)
 
 
-# -- no shell, no subprocess ------------------------------------------------------------------
+# -- no shell; the one process started is the encoder ------------------------------------------
 
 
-def test_no_process_is_ever_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def record_with_hostile_metadata(folder: Path, **kwargs: Any) -> None:
+    for codec in ["h264", "gif"]:
+        with Recorder(
+            folder / codec,
+            episode_trigger=lambda e: True,
+            codec=codec,
+            workers=2,
+            on_saved=lambda info: None,
+            **kwargs,
+        ) as rec:
+            for e in range(2):
+                with rec.episode(e, metadata={"cmd": "$(reboot)"}) as ep:
+                    for i in range(3):
+                        ep.append(painted(i))
+    assert len(list((folder / "h264").glob("*.mp4"))) == 2
+    assert len(list((folder / "gif").glob("*.gif"))) == 2
+
+
+def refuse_processes(monkeypatch: pytest.MonkeyPatch, allow: Any = None) -> None:
+    popen = subprocess.Popen
+
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"a process was started: {args!r}")
 
+    def only_allowed(*args: Any, **kwargs: Any) -> Any:
+        if allow is None or not allow(*args, **kwargs):
+            refuse(*args, **kwargs)
+        return popen(*args, **kwargs)
+
     for module, name in [
-        (subprocess, "Popen"),
         (os, "system"),
         (os, "popen"),
-        (os, "posix_spawn"),
         (os, "posix_spawnp"),
         (os, "fork"),
         (os, "execv"),
         (os, "execve"),
     ]:
         monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(subprocess, "Popen", only_allowed)
+
+
+def test_no_process_is_started_when_encoding_in_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refuse_processes(monkeypatch)
+    monkeypatch.setattr(os, "posix_spawn", lambda *a, **k: pytest.fail(f"spawned {a!r}"))
     with watching() as events:
-        for codec in ["h264", "gif"]:
-            with Recorder(
-                tmp_path / codec,
-                episode_trigger=lambda e: True,
-                codec=codec,
-                workers=2,
-                on_saved=lambda info: None,
-            ) as rec:
-                for e in range(2):
-                    with rec.episode(e, metadata={"cmd": "$(reboot)"}) as ep:
-                        for i in range(3):
-                            ep.append(painted(i))
+        record_with_hostile_metadata(tmp_path, encode_in="thread")
     assert not [e for e, _ in events if e in PROCESS_EVENTS]
-    assert len(list((tmp_path / "h264").glob("*.mp4"))) == 2
-    assert len(list((tmp_path / "gif").glob("*.gif"))) == 2
+
+
+def test_the_only_process_started_is_the_encoder_without_a_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recorder import _process
+
+    _process._stop_idle()  # the idle encoder processes of earlier tests would be reused
+    seen: list[tuple[Any, dict[str, Any]]] = []
+
+    def allow(args: Any, **kwargs: Any) -> bool:
+        seen.append((args, kwargs))
+        # Our interpreter running our fixed code, given only the socket, the nice level and
+        # sys.path: nothing from the metadata, names or folder reaches a command line.
+        return (
+            isinstance(args, list)
+            and args[:3] == [sys.executable, "-c", _process._CHILD_CODE]
+            and args[3].isdigit()
+            and args[4] == str(_process.target_nice(10))
+            and args[5:] == [p for p in sys.path if p]
+            and not kwargs.get("shell", False)
+        )
+
+    refuse_processes(monkeypatch, allow)
+    with watching() as events:
+        record_with_hostile_metadata(tmp_path)
+    assert 1 <= len(seen) <= 2  # workers=2: at most two encoder processes, reused by the gif one
+    started = [a for e, a in events if e in PROCESS_EVENTS]
+    assert len(started) == len(seen)
+    assert all(str(a[0]) == sys.executable for a in started)
 
 
 # -- JSON written by the json module ------------------------------------------------------------

@@ -1,0 +1,131 @@
+"""The encoder process: runs :class:`PyAVEncoder` for the videos a recorder sends it.
+
+Started by :mod:`recorder._process` as ``python -c ...``; see there for the protocol. It
+ignores SIGINT (a Ctrl-C in the terminal reaches the whole process group; the recorder decides
+what happens to its videos) and exits when asked or when the recorder's end of the socket
+closes (the training process exited), aborting any video still open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import pickle
+import socket
+import traceback
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from recorder._encoder import PyAVEncoder, VideoSpec
+
+_MAX_MESSAGE = 1 << 16
+
+
+class _Video:
+    def __init__(self, spec: VideoSpec, ring_fd: int, file_fd: int | None) -> None:
+        self.file_fd = file_fd
+        fmt = spec.frame_format
+        self.map = mmap.mmap(ring_fd, os.fstat(ring_fd).st_size)
+        slots = self.map.size() // fmt.nbytes
+        self.ring = np.frombuffer(self.map, np.uint8).reshape((slots, *fmt.shape))
+        spec = replace(spec, fd=file_fd) if file_fd is not None else replace(spec, fd=None)
+        self.encoder: PyAVEncoder | None = PyAVEncoder(spec)
+
+    def release(self, finish: bool) -> None:
+        try:
+            if self.encoder is not None:
+                encoder, self.encoder = self.encoder, None
+                if finish:
+                    encoder.close()
+                else:
+                    encoder.abort()
+        finally:
+            self.ring = np.empty(0, np.uint8)
+            with contextlib.suppress(BufferError):
+                self.map.close()
+            if self.file_fd is not None:
+                os.close(self.file_fd)
+                self.file_fd = None
+
+
+def _error_reply(vid: int, error: BaseException) -> tuple[str, int, bytes]:
+    error.add_note(
+        f"in the encoder process (pid {os.getpid()}):\n"
+        + "".join(traceback.format_exception(error)).rstrip()
+    )
+    error.__traceback__ = None
+    try:
+        data = pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(data)
+    except Exception:
+        plain = RuntimeError(f"{type(error).__qualname__}: {error}")
+        for note in getattr(error, "__notes__", ()):
+            plain.add_note(note)
+        data = pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL)
+    return ("err", vid, data)
+
+
+def main(fd: int, nice: int) -> None:
+    """Serve the recorder at the other end of socket *fd* until told to exit, at *nice*."""
+    with contextlib.suppress(OSError, AttributeError):
+        if os.getpriority(os.PRIO_PROCESS, 0) < nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    sock = socket.socket(fileno=fd)
+    videos: dict[int, _Video] = {}
+    sock.send(pickle.dumps(("ready", 0, None)))  # PyAV is imported: videos can come
+    try:
+        while True:
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, 2)
+            except ConnectionError:
+                return
+            if not data:
+                return
+            message: tuple[Any, ...] = pickle.loads(data)
+            kind = message[0]
+            if kind == "exit":
+                return
+            vid = message[1]
+            reply: tuple[str, int, Any] = ("ok", vid, None)
+            try:
+                if kind == "open":
+                    spec, _slots = message[2], message[3]
+                    try:
+                        videos[vid] = _Video(spec, fds[0], fds[1] if len(fds) > 1 else None)
+                    except BaseException:
+                        if len(fds) > 1:
+                            os.close(fds[1])
+                        raise
+                    finally:
+                        os.close(fds[0])
+                elif kind == "write":
+                    video = videos.get(vid)
+                    if video is None or video.encoder is None:
+                        reply = ("skip", vid, None)
+                    else:
+                        first, count = message[2], message[3]
+                        slots = len(video.ring)
+                        for k in range(count):
+                            video.encoder.write(video.ring[(first + k) % slots])
+                elif kind in ("close", "abort"):
+                    video = videos.pop(vid, None)
+                    if video is not None:
+                        video.release(finish=kind == "close")
+            except Exception as e:
+                broken = videos.pop(vid, None)
+                if broken is not None:
+                    with contextlib.suppress(Exception):
+                        broken.release(finish=False)
+                reply = _error_reply(vid, e)
+            try:
+                sock.send(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+            except OSError:
+                return  # the recorder is gone
+    finally:
+        for video in videos.values():
+            with contextlib.suppress(Exception):
+                video.release(finish=False)
+        sock.close()

@@ -1,0 +1,419 @@
+"""Encoding in child processes, so that the training process never waits for PyAV's GIL.
+
+PyAV holds the GIL while x264 opens (about 3 ms per video), while the container header and
+trailer are written, and between its per-frame calls; in a thread of the training process
+every one of those moments stops the training loop. Here each worker thread feeds a child
+process instead: the worker copies a frame into a ring of shared-memory slots (a memfd
+mapped by both processes) and sends the slot's number over a Unix socket; the child wraps the
+slot with ``from_numpy_buffer``, encodes and writes the file the recorder opened (its
+descriptor travels with ``SCM_RIGHTS``). The recorder's own logic (the queue, triggers, tmp
+files and renames, errors) does not change: this is one more :class:`Encoder`.
+
+Protocol (``SOCK_SEQPACKET``, one pickled tuple per message, each answered by exactly one
+reply, in order; at most ``_IN_FLIGHT`` unanswered per child, so neither side can fill the
+other's socket buffer and block):
+
+    parent -> child                          child -> parent
+    ("open", vid, spec, slots) + [file, ring]  ("ok", vid, None) | ("err", vid, exc)
+    ("write", vid, first_slot, n)            ("ok", vid, None) | ("err", vid, exc) | ("skip", ...)
+    ("close", vid) / ("abort", vid)          ("ok", vid, None) | ("err", vid, exc)
+    ("exit",)                                (none: the child exits)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import mmap
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+import weakref
+from typing import Any, Literal
+
+import numpy as np
+
+from recorder._encoder import Encoder, PyAVEncoder, VideoSpec
+from recorder._frames import Image
+
+logger = logging.getLogger("recorder")
+
+EncodeIn = Literal["process", "thread"]
+
+#: frames of one video that can be in the ring at once, written but not yet encoded.
+SLOTS = 8
+#: frames announced to the child in one message: fewer messages, so fewer GIL hand-overs
+#: between the worker thread and the training thread.
+BATCH = 4
+_IN_FLIGHT = 64  # unanswered messages per child
+_START_TIMEOUT = 120.0  # seconds for a new encoder process to import PyAV (a loaded machine)
+_MAX_MESSAGE = 1 << 20  # a reply carrying a pickled exception and its traceback note
+
+_CHILD_CODE = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "sys.path[:0] = sys.argv[3:]; "
+    "from recorder._child import main; main(int(sys.argv[1]), int(sys.argv[2]))"
+)
+
+
+def available() -> bool:
+    """Whether this platform can encode in child processes (memfd and fd passing: Linux)."""
+    return (
+        hasattr(os, "memfd_create")
+        and hasattr(socket, "send_fds")
+        and hasattr(socket, "SOCK_SEQPACKET")
+        and bool(sys.executable)
+        and not getattr(sys, "frozen", False)
+    )
+
+
+def target_nice(nice: int) -> int:
+    """The nice value of an encoder process: the training process's plus *nice* (max 19).
+
+    Absolute, because the process is started from a worker thread whose own (per-thread) nice
+    value it inherits.
+    """
+    base = os.getpriority(os.PRIO_PROCESS, os.getpid()) if hasattr(os, "getpriority") else 0
+    return min(19, base + max(0, nice))
+
+
+class EncoderProcessError(RuntimeError):
+    """An encoder process exited while it had videos open."""
+
+
+class _Child:
+    """One encoder process, its socket, and the videos it has open."""
+
+    def __init__(self, nice: int) -> None:
+        self.nice = nice
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            fd, level = str(child.fileno()), str(target_nice(nice))
+            paths = [p for p in sys.path if p]
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD_CODE, fd, level, *paths],
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self.sock = parent
+        # The child says "ready" once PyAV is imported: one that cannot start (an interpreter
+        # that cannot import this package, say) fails here, where the recorder can fall back.
+        try:
+            parent.settimeout(_START_TIMEOUT)
+            ready = parent.recv(_MAX_MESSAGE)
+            parent.settimeout(None)
+        except OSError as e:
+            ready = b""
+            cause: BaseException | None = e
+        else:
+            cause = None
+        if not ready or pickle.loads(ready)[0] != "ready":
+            self.proc.kill()
+            code = self.proc.wait()
+            parent.close()
+            raise EncoderProcessError(
+                f"the encoder process (pid {self.proc.pid}) did not start (exit code {code})"
+            ) from cause
+        # Held for a whole request and its reply: one thread talks to the child at a time.
+        self.lock = threading.Lock()
+        self.videos: dict[int, ProcessEncoder] = {}
+        self.next_id = 0
+        # (encoder, frames announced) per message sent, oldest first
+        self.unanswered: list[tuple[ProcessEncoder, int]] = []
+        self.dead: EncoderProcessError | None = None
+        _every_child.add(self)
+
+    def request(
+        self, encoder: ProcessEncoder, message: tuple[Any, ...], fds: list[int], frames: int = 0
+    ) -> None:
+        """Send *message* for *encoder* (lock held); its reply is read later, in order."""
+        while len(self.unanswered) >= _IN_FLIGHT and self.dead is None:
+            self.read_reply()
+        if self.dead is not None:
+            raise self.dead
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            if fds:
+                socket.send_fds(self.sock, [data], fds)
+            else:
+                self.sock.send(data)
+        except OSError as e:
+            self._died(e)
+            raise self.dead from e  # type: ignore[misc]
+        self.unanswered.append((encoder, frames))
+
+    def read_reply(self) -> None:
+        """Read the oldest reply (lock held) and hand it to its encoder."""
+        try:
+            data = self.sock.recv(_MAX_MESSAGE)
+        except OSError as e:
+            self._died(e)
+            return
+        if not data or not self.unanswered:
+            self._died(None)
+            return
+        kind, _vid, value = pickle.loads(data)
+        encoder, frames = self.unanswered.pop(0)
+        encoder.answered += 1
+        encoder.frames_done += frames
+        if kind == "err" and encoder.error is None:
+            encoder.error = _unpickle_error(value)
+
+    def _died(self, cause: BaseException | None) -> None:
+        if self.dead is not None:
+            return
+        try:
+            code: int | None = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.dead = EncoderProcessError(
+            f"the encoder process (pid {self.proc.pid}) "
+            + ("stopped answering" if code is None else f"exited with code {code}")
+        )
+        if cause is not None:
+            self.dead.__cause__ = cause
+        for encoder, frames in self.unanswered:
+            encoder.answered += 1
+            encoder.frames_done += frames
+        self.unanswered.clear()
+        self.sock.close()  # nothing reads it again: every loop that would checks self.dead
+        for encoder in self.videos.values():
+            if encoder.error is None:
+                encoder.error = self.dead
+
+    def stop(self, timeout: float | None) -> None:
+        """Ask the child to exit; kill it after *timeout* seconds."""
+        with contextlib.suppress(OSError):
+            self.sock.send(pickle.dumps(("exit",)))
+        self.sock.close()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("killing encoder process %d: it did not exit", self.proc.pid)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _unpickle_error(data: bytes) -> BaseException:
+    try:
+        error = pickle.loads(data)
+    except Exception as e:  # the child checked it, but a class may differ here
+        return RuntimeError(f"an encoder error that could not be unpickled: {e!r}")
+    return error if isinstance(error, BaseException) else RuntimeError(repr(error))
+
+
+class ProcessEncoder:
+    """The :class:`Encoder` of one video, encoded by an encoder process."""
+
+    def __init__(self, child: _Child, spec: VideoSpec) -> None:
+        self._child = child
+        fmt = spec.frame_format
+        self.sent = 0  # messages sent for this video
+        self.answered = 0  # ... and answered (or lost with the child)
+        self.frames_done = 0  # frames whose slot the child has finished with
+        self._pending = 0  # frames in the ring not yet announced to the child
+        self.error: BaseException | None = None
+        self._frames = 0
+        ring_fd = os.memfd_create("recorder-frames", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(ring_fd, SLOTS * fmt.nbytes)
+            self._map = mmap.mmap(ring_fd, SLOTS * fmt.nbytes)
+            self._ring = np.frombuffer(self._map, np.uint8).reshape((SLOTS, *fmt.shape))
+            # The child opens by path when there is no descriptor to share.
+            fds = [ring_fd] if spec.fd is None else [ring_fd, spec.fd]
+            with child.lock:
+                self._id = child.next_id
+                child.next_id += 1
+                child.videos[self._id] = self
+                try:
+                    self._send(("open", self._id, spec, SLOTS), fds)
+                except BaseException:
+                    del child.videos[self._id]
+                    self._release_ring()
+                    raise
+        finally:
+            os.close(ring_fd)
+
+    def _send(
+        self, message: tuple[Any, ...], fds: list[int] | None = None, frames: int = 0
+    ) -> None:
+        self._child.request(self, message, fds or [], frames)
+        self.sent += 1
+
+    def _announce(self) -> None:
+        first = (self._frames - self._pending) % SLOTS
+        self._send(("write", self._id, first, self._pending), frames=self._pending)
+        self._pending = 0
+
+    def write(self, image: Image) -> None:
+        """Copy *image* into a free slot of the ring and have the child encode it."""
+        child = self._child
+        with child.lock:
+            # Frame n's slot is free once the child is done with frame n - SLOTS.
+            while self.error is None and self._frames - self.frames_done >= SLOTS:
+                if self._pending:
+                    self._announce()  # the child cannot finish frames it was not told of
+                else:
+                    child.read_reply()
+            if self.error is not None:
+                raise self.error
+            np.copyto(self._ring[self._frames % SLOTS], image)
+            self._frames += 1
+            self._pending += 1
+            if self._pending >= BATCH:
+                self._announce()
+
+    def close(self) -> None:
+        """Have the child finish the file; returns once it is complete (or raises its error)."""
+        self._finish("close")
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        """Have the child drop the video without finishing it."""
+        self._finish("abort")
+
+    def _finish(self, kind: str) -> None:
+        child = self._child
+        with child.lock:
+            try:
+                if child.dead is None:
+                    with contextlib.suppress(EncoderProcessError):
+                        if kind == "close" and self._pending and self.error is None:
+                            self._announce()
+                        self._send((kind, self._id))
+                while self.answered < self.sent and child.dead is None:
+                    child.read_reply()
+            finally:
+                child.videos.pop(self._id, None)
+        self._release_ring()
+
+    def _release_ring(self) -> None:
+        self._ring = np.empty(0, np.uint8)  # the map cannot close while a view uses it
+        with contextlib.suppress(BufferError):
+            self._map.close()
+
+
+class EncoderProcesses:
+    """The encoder factory of one Recorder: up to *size* encoder processes, started lazily.
+
+    A new video goes to the process with the fewest open videos, a new process while fewer
+    than *size* run and all have one. A process that died is replaced at the next video. When
+    no encoder process can be started at all, the videos are encoded in the worker threads
+    (``PyAVEncoder``), with one warning: they are saved either way.
+    """
+
+    def __init__(self, size: int, nice: int) -> None:
+        self._size = size
+        self._nice = nice
+        self._lock = threading.Lock()
+        self._children: list[_Child] = []
+        self._closed = False
+        self.fallback: BaseException | None = None  # why videos are encoded in threads
+
+    def __call__(self, spec: VideoSpec) -> Encoder:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the recorder's encoder processes were stopped")
+            if self.fallback is not None:
+                return PyAVEncoder(spec)
+            self._children = [c for c in self._children if c.dead is None or c.videos]
+            live = [c for c in self._children if c.dead is None and c.proc.poll() is None]
+            child = min(live, key=lambda c: len(c.videos), default=None)
+            if child is None or (child.videos and len(self._children) < self._size):
+                try:
+                    child = _take_idle(self._nice) or _Child(self._nice)
+                except (OSError, subprocess.SubprocessError, EncoderProcessError) as e:
+                    if child is None:
+                        self.fallback = e
+                        logger.warning(
+                            "could not start an encoder process (%s); encoding in the "
+                            "worker threads instead",
+                            e,
+                        )
+                        return PyAVEncoder(spec)
+                    # else: share a running one rather than give up on it
+                else:
+                    self._children.append(child)
+        return ProcessEncoder(child, spec)
+
+    def pids(self) -> list[int]:
+        """Process ids of this recorder's encoder processes running now (for tests)."""
+        with self._lock:
+            return [c.proc.pid for c in self._children if c.dead is None]
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Give idle processes back for the next recorder; stop the others.
+
+        A process still busy (its worker stuck, or killed by a timeout) is asked to exit and
+        killed after *timeout* seconds.
+        """
+        with self._lock:
+            self._closed = True
+            children, self._children = self._children, []
+        for child in children:
+            if child.dead is None and not child.videos and not child.unanswered:
+                _give_back(child)
+            else:
+                child.stop(timeout)
+
+
+# Encoder processes of closed recorders, kept for the next one: starting one (an interpreter
+# importing PyAV) takes ~0.2 s, and programs make recorders one after another (a RecordVideo
+# per evaluation run, a test suite). Stopped at interpreter exit; they also exit by themselves
+# when this process does (their socket closes).
+_IDLE_MAX = 2
+_idle: list[_Child] = []
+_idle_lock = threading.Lock()
+_every_child: weakref.WeakSet[_Child] = weakref.WeakSet()
+
+
+def _take_idle(nice: int) -> _Child | None:
+    with _idle_lock:
+        for i, child in enumerate(_idle):
+            if child.nice == nice and child.proc.poll() is None:
+                return _idle.pop(i)
+    return None
+
+
+def _give_back(child: _Child) -> None:
+    with _idle_lock:
+        if len(_idle) < _IDLE_MAX and child.proc.poll() is None:
+            _idle.append(child)
+            return
+    child.stop(10.0)
+
+
+def _stop_idle() -> None:
+    with _idle_lock:
+        children = list(_idle)
+        _idle.clear()
+    for child in children:
+        child.stop(5.0)
+
+
+def _forget_all_in_child() -> None:
+    # A forked copy of this process must not talk to the parent's encoder processes, nor keep
+    # their sockets open (they exit when the parent's end closes).
+    global _idle_lock
+    _idle_lock = threading.Lock()
+    _idle.clear()
+    for child in list(_every_child):
+        child.lock = threading.Lock()
+        child.dead = EncoderProcessError("encoder processes do not survive fork()")
+        with contextlib.suppress(OSError):
+            child.sock.close()
+
+
+atexit.register(_stop_idle)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_all_in_child)

@@ -1,0 +1,324 @@
+"""Encoding in child processes (``encode_in="process"``, the default on Linux), real PyAV.
+
+The recorder's logic is the same in both modes (the rest of the suite runs in this one); these
+tests cover what the process adds: the same files as in-thread encoding, errors and tracebacks
+brought back from the child, a child that dies or hangs, Ctrl-C, the parent's death, fork, and
+the reuse of idle encoder processes. Handshakes are events and process exits (pidfd), never
+sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import decode, painted
+
+import recorder
+from recorder import Recorder, _child, _process
+from recorder._encoder import VideoSpec
+from recorder._frames import format_of
+from recorder._process import EncoderProcessError, ProcessEncoder
+
+pytestmark = pytest.mark.skipif(not _process.available(), reason="needs Linux (memfd)")
+
+TESTS = Path(__file__).resolve().parent
+
+
+def always(_: int) -> bool:
+    return True
+
+
+def wait_exit(pid: int, timeout: float = 30.0) -> bool:
+    """Wait until process *pid* (not necessarily our child) has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def fresh() -> Iterator[None]:
+    """No idle encoder process of an earlier test is reused (its pid would be known)."""
+    _process._stop_idle()
+    yield
+    _process._stop_idle()
+
+
+def test_files_are_the_same_as_when_encoding_in_threads(tmp_path: Path) -> None:
+    frames = [painted(i, height=49, width=113) for i in range(25)]  # odd: padded
+    for mode in ("process", "thread"):
+        with Recorder(tmp_path / mode, episode_trigger=always, encode_in=mode) as rec:
+            assert rec.encode_in == mode
+            (h,) = rec.submit(frames)
+        assert h.result().frames == 25
+    a = decode(tmp_path / "process" / "rl-video-episode-0.mp4")
+    b = decode(tmp_path / "thread" / "rl-video-episode-0.mp4")
+    assert a.indices == list(range(25))
+    assert len(a.frames) == len(b.frames)
+    for x, y in zip(a.frames, b.frames, strict=True):
+        np.testing.assert_array_equal(x, y)  # x264 with one thread is deterministic
+
+
+def test_encode_in_is_checked() -> None:
+    with pytest.raises(ValueError, match="encode_in"):
+        Recorder("unused", encode_in="fork")  # type: ignore[arg-type]
+
+
+def test_an_encoder_error_in_the_child_reaches_flush_with_its_type_and_traceback(
+    tmp_path: Path,
+) -> None:
+    import av
+
+    bad = recorder.Codec("h264", preset="no-such-preset")
+    rec = Recorder(tmp_path, episode_trigger=always, codec=bad)
+    try:
+        (h,) = rec.submit([painted(i) for i in range(10)])
+        with pytest.raises(av.error.ArgumentError) as raised:
+            rec.flush()
+        assert h.exception() is raised.value
+        notes = "\n".join(raised.value.__notes__)
+        assert "in the encoder process (pid" in notes
+        assert "_child.py" in notes  # the child's own traceback
+        # The process goes on serving: the next video gets the same error, from close().
+        (again,) = rec.submit([painted(i) for i in range(3)], episode_index=1)
+        with pytest.raises(av.error.ArgumentError) as second:
+            rec.close()
+        assert again.exception() is second.value
+    finally:
+        rec.close()
+    assert not list(tmp_path.glob("*.mp4"))
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+def test_when_no_encoder_process_can_start_videos_are_encoded_in_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fresh: None
+) -> None:
+    starts = []
+    popen = subprocess.Popen
+
+    def failing(args: Any, **kwargs: Any) -> Any:
+        starts.append(args)
+        # The interpreter starts but cannot import the package (as for a user who cannot
+        # read it): it exits before saying "ready".
+        return popen([sys.executable, "-c", "raise SystemExit(3)"], **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", failing)
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        handles = [rec.submit([painted(i) for i in range(3)], episode_index=e)[0] for e in (0, 1)]
+    assert [h.result().frames for h in handles] == [3, 3]
+    assert decode(tmp_path / "rl-video-episode-1.mp4").indices == [0, 1, 2]
+    assert len(starts) == 1  # tried once, not per video
+    assert rec._processes is not None
+    assert isinstance(rec._processes.fallback, EncoderProcessError)
+    assert "exit code 3" in str(rec._processes.fallback)
+    warnings = [r for r in caplog.records if "could not start an encoder process" in r.message]
+    assert len(warnings) == 1
+
+
+def test_an_unpicklable_child_error_comes_back_as_runtime_error() -> None:
+    class Local(Exception):  # pickle cannot find a local class by name
+        pass
+
+    kind, vid, data = _child._error_reply(7, Local("bad thing"))
+    assert (kind, vid) == ("err", 7)
+    error = pickle.loads(data)
+    assert type(error) is RuntimeError
+    assert "Local: bad thing" in str(error)
+    assert "in the encoder process" in "\n".join(error.__notes__)
+
+
+class Gate:
+    """Stops the n-th ProcessEncoder.write until the test says go."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, at: int) -> None:
+        self.reached, self.go = threading.Event(), threading.Event()
+        self.calls = 0
+        original = ProcessEncoder.write
+
+        def write(encoder: ProcessEncoder, image: Any) -> None:
+            self.calls += 1
+            if self.calls == at:
+                self.reached.set()
+                assert self.go.wait(30)
+            original(encoder, image)
+
+        monkeypatch.setattr(ProcessEncoder, "write", write)
+
+
+def test_a_child_killed_mid_video_fails_that_video_and_the_next_gets_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None
+) -> None:
+    gate = Gate(monkeypatch, at=5)
+    with Recorder(tmp_path, episode_trigger=always, on_full="block") as rec:
+        assert rec._processes is not None
+        (h,) = rec.submit([painted(i) for i in range(12)])
+        assert gate.reached.wait(30)
+        (pid,) = rec._processes.pids()
+        os.kill(pid, signal.SIGKILL)
+        assert wait_exit(pid)
+        gate.go.set()
+        with pytest.raises(EncoderProcessError, match=f"pid {pid}.*exited with code -9"):
+            rec.flush()
+        assert h.exception() is not None
+        (ok,) = rec.submit([painted(i) for i in range(4)], episode_index=1)
+        assert ok.result(timeout=60).frames == 4
+        assert rec._processes.pids() != [pid]
+    assert decode(tmp_path / "rl-video-episode-1.mp4").indices == [0, 1, 2, 3]
+    assert not (tmp_path / "rl-video-episode-0.mp4").exists()
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_a_child_that_stops_answering_is_killed_by_close_with_a_timeout(
+    tmp_path: Path, fresh: None
+) -> None:
+    rec = Recorder(tmp_path, episode_trigger=always, on_full="block")
+    pid = None
+    try:
+        rec.submit([painted(i) for i in range(2)])
+        rec.flush()
+        assert rec._processes is not None
+        (pid,) = rec._processes.pids()
+        os.kill(pid, signal.SIGSTOP)  # hung: alive, never answering
+        (h,) = rec.submit([painted(i) for i in range(20)], episode_index=1)
+        with pytest.raises(TimeoutError):
+            rec.close(timeout=1.0)
+        assert wait_exit(pid, 0)  # close() has returned: the hung process was killed
+        assert all(not t.is_alive() for t in rec._threads)
+        assert isinstance(h.exception(), Exception)
+    finally:
+        if pid is not None and not wait_exit(pid, 0):
+            os.kill(pid, signal.SIGKILL)
+        rec.close()
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_the_child_ignores_ctrl_c_and_lowers_its_priority(tmp_path: Path, fresh: None) -> None:
+    with Recorder(tmp_path, episode_trigger=always, worker_nice=7) as rec:
+        rec.submit([painted(i) for i in range(2)])
+        rec.flush()
+        assert rec._processes is not None
+        (pid,) = rec._processes.pids()
+        status = Path(f"/proc/{pid}/status").read_text()
+        ignored = int(
+            next(ln for ln in status.splitlines() if ln.startswith("SigIgn:")).split()[1], 16
+        )
+        assert ignored & (1 << (signal.SIGINT - 1))
+        nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        assert nice == min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + 7)
+        os.kill(pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the process group
+        (h,) = rec.submit([painted(i) for i in range(3)], episode_index=1)
+        assert h.result(timeout=60).frames == 3
+        assert rec._processes.pids() == [pid]
+
+
+def test_idle_encoder_processes_are_reused_and_bounded(tmp_path: Path, fresh: None) -> None:
+    pids: list[list[int]] = []
+    for i in range(3):
+        with Recorder(tmp_path / str(i), episode_trigger=always) as rec:
+            rec.submit([painted(0)])
+            rec.flush()
+            assert rec._processes is not None
+            pids.append(rec._processes.pids())
+        assert rec._processes.pids() == []
+    assert pids[0] == pids[1] == pids[2]  # one process, passed from recorder to recorder
+    # Three videos open at once with room for three processes: three processes.
+    pool = _process.EncoderProcesses(3, 10)
+    fmt = format_of(painted(0))
+    specs = [VideoSpec(str(tmp_path / f"v{i}.mp4"), 30, recorder.Codec(), fmt) for i in range(3)]
+    encoders = [pool(spec) for spec in specs]
+    assert len(set(pool.pids())) == 3
+    for i, encoder in enumerate(encoders):
+        for k in range(i + 1):
+            encoder.write(painted(k))
+    for encoder in encoders:
+        encoder.close()
+    running = pool.pids()
+    pool.close()
+    assert [decode(tmp_path / f"v{i}.mp4").indices for i in range(3)] == [[0], [0, 1], [0, 1, 2]]
+    idle = [c.proc.pid for c in _process._idle]
+    assert len(idle) == _process._IDLE_MAX  # one was already idle; the rest were stopped
+    assert all(wait_exit(pid) for pid in set(running) - set(idle))
+    _process._stop_idle()
+    assert all(wait_exit(pid, 0) for pid in idle)
+
+
+CHILD_OF_TEST = textwrap.dedent(
+    """
+    import os, sys
+    sys.path.insert(0, sys.argv[2])
+    from helpers import painted
+    import recorder
+    rec = recorder.Recorder(sys.argv[1], episode_trigger=lambda e: True)
+    (h,) = rec.submit([painted(i) for i in range(3)])
+    h.result(timeout=60)
+    ep = rec.episode(1).__enter__()
+    ep.append(painted(0))
+    print(rec._processes.pids()[0], flush=True)
+    sys.stdin.readline()
+    os._exit(0)  # no close(), no atexit
+    """
+)
+
+
+def test_the_child_exits_when_the_training_process_dies(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD_OF_TEST, str(tmp_path), str(TESTS)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        encoder_pid = int(proc.stdout.readline())
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(60) == 0
+    assert wait_exit(encoder_pid)
+    assert decode(tmp_path / "rl-video-episode-0.mp4").indices == [0, 1, 2]
+    assert not (tmp_path / "rl-video-episode-1.mp4").exists()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_never_talks_to_the_parents_encoder_processes(
+    tmp_path: Path, fresh: None
+) -> None:
+    with Recorder(tmp_path / "a", episode_trigger=always) as rec:
+        rec.submit([painted(0)])
+    assert len(_process._idle) == 1
+    parent_pid = _process._idle[0].proc.pid
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            assert _process._idle == []
+            with Recorder(tmp_path / "b", episode_trigger=always) as child_rec:
+                child_rec.submit([painted(i) for i in range(2)])
+                assert child_rec._processes is not None
+                code = 3 if parent_pid in child_rec._processes.pids() else 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert decode(tmp_path / "b" / "rl-video-episode-0.mp4").indices == [0, 1]
+    # The parent's idle process still serves the parent.
+    with Recorder(tmp_path / "c", episode_trigger=always) as rec:
+        rec.submit([painted(0)])
+        rec.flush()
+        assert rec._processes is not None
+        assert rec._processes.pids() == [parent_pid]
