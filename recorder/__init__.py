@@ -1,7 +1,8 @@
 """Record videos of reinforcement-learning environments in the background.
 
-The training loop hands frames over in microseconds; triggers, encoding (PyAV) and file
-writing happen on worker threads; nothing submitted is lost at shutdown.
+The training loop hands frames over in microseconds; triggers and file writing happen on
+worker threads, encoding (PyAV) in encoder processes they feed; nothing submitted is lost at
+shutdown.
 """
 
 import importlib as _importlib

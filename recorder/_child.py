@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from recorder._encoder import PyAVEncoder, VideoSpec
-
-_MAX_MESSAGE = 1 << 16
+from recorder._process import MAX_MESSAGE
 
 
 class _Video:
@@ -52,18 +51,20 @@ class _Video:
 
 
 def _error_reply(vid: int, error: BaseException) -> tuple[str, int, bytes]:
-    error.add_note(
-        f"in the encoder process (pid {os.getpid()}):\n"
-        + "".join(traceback.format_exception(error)).rstrip()
-    )
+    """The reply carrying *error*: itself if it pickles, else a RuntimeError naming it."""
+    where = f"in the encoder process (pid {os.getpid()}):\n"
+    trace = "".join(traceback.format_exception(error)).rstrip()
+    error.add_note(where + trace)
     error.__traceback__ = None
     try:
         data = pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.loads(data)
     except Exception:
-        plain = RuntimeError(f"{type(error).__qualname__}: {error}")
-        for note in getattr(error, "__notes__", ()):
-            plain.add_note(note)
+        data = b""
+    if not data or len(data) > MAX_MESSAGE // 2:  # the rest of the reply fits around it
+        limit = MAX_MESSAGE // 8
+        plain = RuntimeError(f"{type(error).__qualname__}: {str(error)[:limit]}")
+        plain.add_note(where + trace[-limit:])
         data = pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL)
     return ("err", vid, data)
 
@@ -79,7 +80,7 @@ def main(fd: int, nice: int) -> None:
     try:
         while True:
             try:
-                data, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, 2)
+                data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 2)
             except ConnectionError:
                 return
             if not data:

@@ -51,7 +51,8 @@ SLOTS = 8
 BATCH = 4
 _IN_FLIGHT = 64  # unanswered messages per child
 _START_TIMEOUT = 120.0  # seconds for a new encoder process to import PyAV (a loaded machine)
-_MAX_MESSAGE = 1 << 20  # a reply carrying a pickled exception and its traceback note
+#: the largest message either way (the child keeps error replies below it).
+MAX_MESSAGE = 1 << 16
 
 _CHILD_CODE = (
     "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
@@ -109,7 +110,7 @@ class _Child:
         # that cannot import this package, say) fails here, where the recorder can fall back.
         try:
             parent.settimeout(_START_TIMEOUT)
-            ready = parent.recv(_MAX_MESSAGE)
+            ready = parent.recv(MAX_MESSAGE)
             parent.settimeout(None)
         except OSError as e:
             ready = b""
@@ -154,7 +155,7 @@ class _Child:
     def read_reply(self) -> None:
         """Read the oldest reply (lock held) and hand it to its encoder."""
         try:
-            data = self.sock.recv(_MAX_MESSAGE)
+            data = self.sock.recv(MAX_MESSAGE)
         except OSError as e:
             self._died(e)
             return

@@ -1,4 +1,4 @@
-"""The Recorder: clip planning on the caller's thread, encoding on worker threads."""
+"""The Recorder: clip planning on the caller's thread, encoding driven by worker threads."""
 
 from __future__ import annotations
 
@@ -62,8 +62,9 @@ class Recorder:
 
     Frames are validated and copied on the calling thread (microseconds); triggers decide which
     clips want them, exactly as :func:`gymnasium.utils.save_video.save_video` does; worker
-    threads encode them with PyAV and write each video under a temporary name, renamed when
-    complete. Leaving the ``with`` block (or :meth:`close`) waits until everything is on disk.
+    threads have them encoded with PyAV (in encoder processes by default, see *encode_in*) into
+    a temporary file per video, renamed when complete. Leaving the ``with`` block (or
+    :meth:`close`) waits until everything is on disk.
 
     Args:
         video_folder: where videos go; created if missing.
@@ -73,7 +74,8 @@ class Recorder:
         step_trigger: ``step_index -> bool``: start a clip at this step.
         video_length: ``None`` records whole episodes; ``n > 0`` clips of at most n frames.
         name_prefix: file names are ``{name_prefix}-episode-{i}`` / ``-step-{i}``.
-        workers: encoder threads (each feeding its own encoder process, see *encode_in*).
+        workers: encoder threads (with *encode_in* ``"process"``, up to as many encoder
+            processes).
         max_queue_bytes: budget for frames waiting to be encoded (and recycled buffers).
         on_full: when the budget is full: ``"drop"`` the clips that want the frame (never
             waits), ``"block"`` until there is room (lossless), or ``"raise"``
@@ -87,8 +89,12 @@ class Recorder:
             *workers* child processes, started at the first video: PyAV holds the GIL while
             x264 opens (~3 ms per video) and between its per-frame calls, and in a thread of
             the training process each of those moments stops the training loop. The
-            workers copy each frame into a small shared-memory ring (4 frames per video
-            being written). ``"thread"`` encodes in the worker threads themselves.
+            workers copy each frame into a shared-memory ring (8 frames per video being
+            written, outside *max_queue_bytes*). Idle encoder processes are kept for the next
+            Recorder (up to 2). Where none can be started, videos are encoded in the worker
+            threads, with a warning; ``"thread"`` does that by choice. With encoder
+            processes, ``encode_seconds`` (stats, :class:`VideoInfo`) is the workers' time
+            feeding them, waits for the encoder included.
         encoder_factory: makes the encoder of each video (for tests); PyAV by default.
         on_saved: called on a worker thread with the :class:`VideoInfo` of each saved video;
             an exception it raises is reported like an encoding error.

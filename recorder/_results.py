@@ -47,7 +47,8 @@ class VideoInfo:
         encoded_width, encoded_height: size of the video stream.
         codec: the codec name (``"h264"``...).
         size_bytes: size of the file.
-        encode_seconds: worker time spent encoding and writing this video.
+        encode_seconds: worker time spent encoding and writing this video (or feeding its
+            encoder process, waits included).
         episode_index: the episode the clip starts in (None for a wrapper clip named freely).
         first_step: the step index of the clip's first frame; for a clip that starts with
             the reset frame, of the step after it (None for a wrapper clip named freely).
@@ -126,7 +127,7 @@ class RecorderStats:
         videos_started / videos_saved / videos_dropped / videos_failed: clip counts;
             ``videos_started - saved - dropped - failed`` are still in progress.
         bytes_written: total size of the saved videos.
-        encode_seconds: worker time spent encoding.
+        encode_seconds: worker time spent encoding (or feeding encoder processes).
         errors: the errors of the newest 100 failed videos (or callbacks), oldest first.
     """
 

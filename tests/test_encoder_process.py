@@ -131,6 +131,15 @@ def test_when_no_encoder_process_can_start_videos_are_encoded_in_threads(
     assert len(warnings) == 1
 
 
+def test_a_huge_child_error_comes_back_shortened_within_one_message() -> None:
+    kind, _, data = _child._error_reply(1, ValueError("x" * 10 * _process.MAX_MESSAGE))
+    assert kind == "err"
+    assert len(pickle.dumps((kind, 1, data))) < _process.MAX_MESSAGE
+    error = pickle.loads(data)
+    assert type(error) is RuntimeError
+    assert str(error).startswith("ValueError: xxx")
+
+
 def test_an_unpicklable_child_error_comes_back_as_runtime_error() -> None:
     class Local(Exception):  # pickle cannot find a local class by name
         pass
