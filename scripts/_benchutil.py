@@ -161,6 +161,26 @@ def encoder_processes_cpu() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def encoder_processes_hwm_mb() -> float:
+    """The largest peak RSS (VmHWM) among the recorder's encoder processes still running.
+
+    Not ``RUSAGE_CHILDREN``: its ru_maxrss survives exec, so a child forked while this process
+    was large would report this process's size.
+    """
+    from recorder import _process
+
+    peak = 0
+    for child in list(_process._every_child):
+        try:
+            with open(f"/proc/{child.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak / 1024
+
+
 def stop_idle_encoder_processes() -> None:
     """Stop (and wait for) the encoder processes closed recorders kept for the next one."""
     from recorder import _process

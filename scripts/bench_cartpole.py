@@ -818,8 +818,10 @@ def rss_child(kind: str, frames: int, budget: int) -> None:
         with av.open(str(videos[0])) as container:
             in_video = sum(1 for _ in container.demux(video=0) if _.size)
         env.close()
-    bu.stop_idle_encoder_processes()  # waited for: their peak is in RUSAGE_CHILDREN now
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # The recorder's encoder process (idle now, kept for a next recorder): its VmHWM, as
+    # ru_maxrss survives exec. gymnasium's ffmpeg children were waited for: ru_maxrss.
+    encoder_mb = bu.encoder_processes_hwm_mb()
+    children = encoder_mb or resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         json.dumps(
             {
@@ -1004,8 +1006,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sets its length), rendered and recorded every step, in a fresh subprocess per row. "
         "*Baseline*: RSS after imports, env creation and a first render. *Peak*: VmHWM "
         "(per process image) at the end; ru_maxrss alongside. The recorder's encoder runs "
-        "in-process; gymnasium's (moviepy) runs an ffmpeg subprocess whose own peak is in "
-        "its column. gymnasium's RecordVideo keeps every frame of a clip in a list until the "
+        "in its encoder process (VmHWM in the child column, not in the peak), gymnasium's "
+        "(moviepy) in an ffmpeg subprocess (ru_maxrss in the child column). gymnasium's RecordVideo keeps every frame of a clip in a list until the "
         f"clip ends, so it runs at {cfg.rss_peer_frames[0]:,} and {cfg.rss_peer_frames[1]:,} "
         f"frames; its {cfg.rss_frames:,}-frame peak is **extrapolated linearly on paper** "
         "from those two (not measured), from the slope between them "

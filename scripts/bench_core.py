@@ -15,7 +15,6 @@ import datetime
 import gc
 import json
 import logging
-import resource
 import shlex
 import subprocess
 import sys
@@ -530,11 +529,11 @@ def rss_child(budget: int, count: int) -> None:
         wall = time.perf_counter() - start
         info = handle.result()
         stats = rec.stats()
-    bu.stop_idle_encoder_processes()  # waited for: their peak is in RUSAGE_CHILDREN now
+    encoder_mb = bu.encoder_processes_hwm_mb()  # idle now, kept for a next recorder
     print(
         json.dumps(
             {
-                "encoder_process_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                "encoder_process_mb": encoder_mb,
                 "baseline_mb": baseline,
                 "baseline_maxrss_mb": baseline_max,
                 "maxrss_mb": bu.maxrss_mb(),
@@ -728,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "*Baseline*: its RSS after imports and frame preparation, before recording. *Peak*: "
         "`getrusage(RUSAGE_SELF).ru_maxrss` at the end (VmHWM from /proc alongside as a "
         "cross-check: ru_maxrss survives exec, so these children are spawned while the parent "
-        "is still small). *Encoder process peak*: the peak RSS of the encoder process "
+        "is still small). *Encoder process peak*: VmHWM of the encoder process "
         '(`encode_in="process"`, the default), a separate process with its own memory; '
         "peak RSS counts the training process only. Target: peak < 300 MB.\n\n"
         + bu.markdown_table(
