@@ -96,6 +96,7 @@ def run(
     length: int,
     budget_frames: int,
     step_s: float,
+    encode_in: str = "process",
 ) -> Result:
     """Stream *episodes* episodes of *length* frames as fast as possible into one Recorder."""
     nbytes = frames[0].nbytes
@@ -110,6 +111,7 @@ def run(
             max_queue_bytes=budget_frames * nbytes,
             on_full=mode,  # type: ignore[arg-type]
             sidecars=False,
+            encode_in=encode_in,  # type: ignore[arg-type]
         )
         waits = count_waits(rec)
         handles: list[recorder.ClipHandle] = []
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Frames {height}x{width} RGB ({nbytes / bu.MiB:.1f} MiB), budget "
         f"{args.budget_frames} frames ({args.budget_frames * nbytes / bu.MiB:.1f} MiB), "
         f"{episodes} episodes x {args.length} frames, a {args.step_us:.0f} µs step before each "
-        f"frame, 1 encoder thread (default codec settings), every episode triggered. "
+        f"frame, 1 worker (default codec settings, encoding in its encoder process; the last "
+        'row with `encode_in="thread"` for comparison), every episode triggered. '
         "Latencies (median, p99, max) are of the appends after the first episode; the first "
         "episode's are shown apart: a new Recorder's first frames go into fresh memory whose "
         "pages the kernel faults in (~1.5 ms per 2.6 MiB frame here), a one-time cost of "
@@ -188,12 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         bu.log(f"{mode} ...")
         run(mode, frames, 1, args.length, args.budget_frames, step_s)  # warm-up: imports
         results.append(run(mode, frames, episodes, args.length, args.budget_frames, step_s))
+    bu.log("drop, encode_in=thread ...")
+    run("drop", frames, 1, args.length, args.budget_frames, step_s, "thread")
+    threads = run("drop", frames, episodes, args.length, args.budget_frames, step_s, "thread")
     rows: list[list[Any]] = []
-    for r in results:
+    for r in [*results, threads]:
         s = r.stats
         rows.append(
             [
-                r.mode,
+                r.mode if r is not threads else 'drop, encode_in="thread"',
                 f"{r.latency.n} / {r.frames_offered}",
                 f"{r.latency.median:.0f}",
                 f"{r.latency.p99:.0f}",

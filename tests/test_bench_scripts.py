@@ -166,7 +166,7 @@ def test_bench_overload_quick_drops_never_block(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
     rows = {r[0]: r for r in table_rows(text)}
-    assert set(rows) == {"drop", "block"}, rows
+    assert set(rows) == {"drop", "block", 'drop, encode_in="thread"'}, rows
     assert rows["drop"][6] == "0"  # waits: the producer never waited with on_full="drop"
     assert int(rows["block"][9]) == 0  # nothing dropped with on_full="block"
     assert "- met: drop: every saved video complete" in text
