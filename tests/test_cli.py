@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from gymnasium import spaces
 from helpers import FakeEncoders, decode, painted
 
 import recorder._cli
+import recorder._queue
 from recorder import Recorder
 from recorder.__main__ import main
 
@@ -138,10 +140,37 @@ def test_record_then_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "<title>runs &lt;1&gt;</title>" in (tmp_path / "index.html").read_text()
 
 
+@pytest.fixture
+def encoder_held_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hold the encoder inside its first frame until the recorder closes.
+
+    A CartPole frame (720 kB) bigger than the whole budget enters the queue only when it is
+    empty; an encoder that keeps up could empty it between frames and save a video. Held, it
+    never does: every video overflows the budget.
+    """
+    from recorder import _process
+
+    gate = threading.Event()
+    write = _process.ProcessEncoder.write
+
+    def held(encoder: _process.ProcessEncoder, image: Any) -> None:
+        assert gate.wait(60)
+        write(encoder, image)
+
+    close = recorder._queue.ClipQueue.close
+
+    def opening(queue: recorder._queue.ClipQueue) -> None:
+        gate.set()  # the recorder is closing: nothing more is submitted
+        close(queue)
+
+    monkeypatch.setattr(_process.ProcessEncoder, "write", held)
+    monkeypatch.setattr(recorder._queue.ClipQueue, "close", opening)
+
+
+@pytest.mark.usefixtures("encoder_held_until_close")
 def test_dropped_videos_are_counted_and_explained(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A CartPole frame (720 kB) is bigger than the whole budget: every video is dropped.
     code, stdout, stderr = run(
         capsys, "record", "CartPole-v1", "--episodes", "3", "--every", "1", "--on-full", "drop",
         "--max-queue-mb", "0.5", "--no-progress", "--out", str(tmp_path),
