@@ -22,7 +22,6 @@ from gymnasium import spaces
 from helpers import FakeEncoders, decode, painted
 
 import recorder._cli
-import recorder._queue
 from recorder import Recorder
 from recorder.__main__ import main
 
@@ -142,7 +141,7 @@ def test_record_then_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 @pytest.fixture
 def encoder_held_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hold the encoder inside its first frame until the recorder closes.
+    """Hold the encoder inside its first frame until the recorder is flushed (at the end).
 
     A CartPole frame (720 kB) bigger than the whole budget enters the queue only when it is
     empty; an encoder that keeps up could empty it between frames and save a video. Held, it
@@ -157,14 +156,14 @@ def encoder_held_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
         assert gate.wait(60)
         write(encoder, image)
 
-    close = recorder._queue.ClipQueue.close
+    flush = Recorder.flush
 
-    def opening(queue: recorder._queue.ClipQueue) -> None:
-        gate.set()  # the recorder is closing: nothing more is submitted
-        close(queue)
+    def opening(rec: Recorder, timeout: float | None = None) -> None:
+        gate.set()  # the run is over (the CLI flushes once, at the end)
+        flush(rec, timeout)
 
     monkeypatch.setattr(_process.ProcessEncoder, "write", held)
-    monkeypatch.setattr(recorder._queue.ClipQueue, "close", opening)
+    monkeypatch.setattr(Recorder, "flush", opening)
 
 
 @pytest.mark.usefixtures("encoder_held_until_close")
