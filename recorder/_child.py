@@ -93,7 +93,7 @@ def main(fd: int, nice: int) -> None:
             reply: tuple[str, int, Any] = ("ok", vid, None)
             try:
                 if kind == "open":
-                    spec, _slots = message[2], message[3]
+                    spec = message[2]
                     try:
                         videos[vid] = _Video(spec, fds[0], fds[1] if len(fds) > 1 else None)
                     except BaseException:

@@ -14,7 +14,8 @@ reply, in order; at most ``_IN_FLIGHT`` unanswered per child, so neither side ca
 other's socket buffer and block):
 
     parent -> child                          child -> parent
-    ("open", vid, spec, slots) + [file, ring]  ("ok", vid, None) | ("err", vid, exc)
+    (the child has started)                  ("ready", 0, None)
+    ("open", vid, spec) + [ring, file]       ("ok", vid, None) | ("err", vid, exc)
     ("write", vid, first_slot, n)            ("ok", vid, None) | ("err", vid, exc) | ("skip", ...)
     ("close", vid) / ("abort", vid)          ("ok", vid, None) | ("err", vid, exc)
     ("exit",)                                (none: the child exits)
@@ -236,7 +237,7 @@ class ProcessEncoder:
                 child.next_id += 1
                 child.videos[self._id] = self
                 try:
-                    self._send(("open", self._id, spec, SLOTS), fds)
+                    self._send(("open", self._id, spec), fds)
                 except BaseException:
                     del child.videos[self._id]
                     self._release_ring()
