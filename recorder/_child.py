@@ -30,8 +30,8 @@ class _Video:
         self.map = mmap.mmap(ring_fd, os.fstat(ring_fd).st_size)
         slots = self.map.size() // fmt.nbytes
         self.ring = np.frombuffer(self.map, np.uint8).reshape((slots, *fmt.shape))
-        spec = replace(spec, fd=file_fd) if file_fd is not None else replace(spec, fd=None)
-        self.encoder: PyAVEncoder | None = PyAVEncoder(spec)
+        # The parent's descriptor number means nothing here: this process's own copy, or none.
+        self.encoder: PyAVEncoder | None = PyAVEncoder(replace(spec, fd=file_fd))
 
     def release(self, finish: bool) -> None:
         try:
