@@ -24,12 +24,10 @@ from recorder._process import MAX_MESSAGE
 
 
 class _Video:
-    def __init__(self, spec: VideoSpec, ring_fd: int, file_fd: int | None) -> None:
+    def __init__(self, spec: VideoSpec, file_fd: int | None) -> None:
         self.file_fd = file_fd
-        fmt = spec.frame_format
-        self.map = mmap.mmap(ring_fd, os.fstat(ring_fd).st_size)
-        slots = self.map.size() // fmt.nbytes
-        self.ring = np.frombuffer(self.map, np.uint8).reshape((slots, *fmt.shape))
+        self.shape = spec.frame_format.shape
+        self.nbytes = spec.frame_format.nbytes
         # The parent's descriptor number means nothing here: this process's own copy, or none.
         self.encoder: PyAVEncoder | None = PyAVEncoder(replace(spec, fd=file_fd))
 
@@ -42,12 +40,25 @@ class _Video:
                 else:
                     encoder.abort()
         finally:
-            self.ring = np.empty(0, np.uint8)
-            with contextlib.suppress(BufferError):
-                self.map.close()
             if self.file_fd is not None:
                 os.close(self.file_fd)
                 self.file_fd = None
+
+
+class _Arena:
+    """The parent's frame memory, mapped here."""
+
+    def __init__(self, fd: int) -> None:
+        try:
+            self.map = mmap.mmap(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        self.memory: np.ndarray[Any, np.dtype[np.uint8]] = np.frombuffer(self.map, np.uint8)
+
+    def close(self) -> None:
+        self.memory = np.empty(0, np.uint8)
+        with contextlib.suppress(BufferError):
+            self.map.close()
 
 
 def _error_reply(vid: int, error: BaseException) -> tuple[str, int, bytes]:
@@ -76,6 +87,7 @@ def main(fd: int, nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
     sock = socket.socket(fileno=fd)
     videos: dict[int, _Video] = {}
+    arenas: dict[int, _Arena] = {}
     sock.send(pickle.dumps(("ready", 0, None)))  # PyAV is imported: videos can come
     try:
         while True:
@@ -92,31 +104,37 @@ def main(fd: int, nice: int) -> None:
             vid = message[1]
             reply: tuple[str, int, Any] = ("ok", vid, None)
             try:
-                if kind == "open":
-                    spec = message[2]
-                    try:
-                        videos[vid] = _Video(spec, fds[0], fds[1] if len(fds) > 1 else None)
-                    except BaseException:
-                        if len(fds) > 1:
-                            os.close(fds[1])
-                        raise
-                    finally:
-                        os.close(fds[0])
-                elif kind == "write":
+                if kind == "write":
                     video = videos.get(vid)
                     if video is None or video.encoder is None:
                         reply = ("skip", vid, None)
                     else:
-                        first, count = message[2], message[3]
-                        slots = len(video.ring)
-                        for k in range(count):
-                            video.encoder.write(video.ring[(first + k) % slots])
+                        memory = arenas[message[2]].memory
+                        shape, nbytes, write = video.shape, video.nbytes, video.encoder.write
+                        for offset in message[3]:
+                            write(memory[offset : offset + nbytes].reshape(shape))
+                elif kind == "arena":
+                    arenas[vid] = _Arena(fds[0])
+                    reply = ("ok", 0, None)
+                elif kind == "forget":
+                    arena = arenas.pop(vid, None)
+                    if arena is not None:
+                        arena.close()
+                    reply = ("ok", 0, None)
+                elif kind == "open":
+                    spec = message[2]
+                    try:
+                        videos[vid] = _Video(spec, fds[0] if fds else None)
+                    except BaseException:
+                        if fds:
+                            os.close(fds[0])
+                        raise
                 elif kind in ("close", "abort"):
                     video = videos.pop(vid, None)
                     if video is not None:
                         video.release(finish=kind == "close")
             except Exception as e:
-                broken = videos.pop(vid, None)
+                broken = videos.pop(vid, None) if kind not in ("arena", "forget") else None
                 if broken is not None:
                     with contextlib.suppress(Exception):
                         broken.release(finish=False)

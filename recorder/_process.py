@@ -3,11 +3,13 @@
 PyAV holds the GIL while x264 opens (about 3 ms per video), while the container header and
 trailer are written, and between its per-frame calls; in a thread of the training process
 every one of those moments stops the training loop. Here each worker thread feeds a child
-process instead: the worker copies a frame into a ring of shared-memory slots (a memfd
-mapped by both processes) and sends the slot's number over a Unix socket; the child wraps the
-slot with ``from_numpy_buffer``, encodes and writes the file the recorder opened (its
-descriptor travels with ``SCM_RIGHTS``). The recorder's own logic (the queue, triggers, tmp
-files and renames, errors) does not change: this is one more :class:`Encoder`.
+process instead. The frames already lie in shared memory: the queue's arena
+(:mod:`recorder._arena`), a memfd the child maps once. The worker sends only the offsets of
+a video's frames over a Unix socket; the child wraps each with ``from_numpy_buffer``,
+encodes and writes the file the recorder opened (its descriptor travels with
+``SCM_RIGHTS``). A frame stays the queue's until the child has answered for it
+(:meth:`ProcessEncoder.released`). The recorder's own logic (the queue, triggers, tmp files
+and renames, errors) does not change: this is one more :class:`Encoder`.
 
 Protocol (``SOCK_SEQPACKET``, one pickled tuple per message, each answered by exactly one
 reply, in order; at most ``_IN_FLIGHT`` unanswered per child, so neither side can fill the
@@ -15,8 +17,10 @@ other's socket buffer and block):
 
     parent -> child                          child -> parent
     (the child has started)                  ("ready", 0, None)
-    ("open", vid, spec) + [ring, file]       ("ok", vid, None) | ("err", vid, exc)
-    ("write", vid, first_slot, n)            ("ok", vid, None) | ("err", vid, exc) | ("skip", ...)
+    ("arena", aid) + [memfd]                 ("ok", 0, None): map it (once per arena)
+    ("forget", aid)                          ("ok", 0, None): unmap it
+    ("open", vid, spec) + [file]             ("ok", vid, None) | ("err", vid, exc)
+    ("write", vid, aid, offsets)             ("ok", vid, None) | ("err", vid, exc) | ("skip", ...)
     ("close", vid) / ("abort", vid)          ("ok", vid, None) | ("err", vid, exc)
     ("exit",)                                (none: the child exits)
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import logging
 import mmap
 import os
@@ -38,6 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from recorder._arena import Arena
 from recorder._encoder import Encoder, PyAVEncoder, VideoSpec
 from recorder._frames import Image
 
@@ -45,8 +51,9 @@ logger = logging.getLogger("recorder")
 
 EncodeIn = Literal["process", "thread"]
 
-#: frames of one video that can be in the ring at once, written but not yet encoded.
-SLOTS = 8
+#: frames of one video passed to the child and not yet encoded, at most: the worker stays
+#: this far ahead (a GIL wait of the worker's does not starve the child), and holds them.
+AHEAD = 16
 #: frames announced to the child in one message: fewer messages, so fewer GIL hand-overs
 #: between the worker thread and the training thread.
 BATCH = 4
@@ -126,16 +133,26 @@ class _Child:
                 f"the encoder process (pid {self.proc.pid}) did not start (exit code {code})"
             ) from cause
         # Held for a whole request and its reply: one thread talks to the child at a time.
+        # Nothing waits for the process itself under it (see settle() and stop()).
         self.lock = threading.Lock()
         self.videos: dict[int, ProcessEncoder] = {}
         self.next_id = 0
+        self.arenas: set[int] = set()  # arenas the child has mapped
         # (encoder, frames announced) per message sent, oldest first
-        self.unanswered: list[tuple[ProcessEncoder, int]] = []
+        self.unanswered: list[tuple[ProcessEncoder | None, int]] = []
+        # The lifecycle: running (dead is None) -> dead (the error every user gets) ->
+        # settled (the exit code is in that error). Only the first step happens under lock.
         self.dead: EncoderProcessError | None = None
+        self._settled = False
+        self._settle_lock = threading.Lock()
         _every_child.add(self)
 
     def request(
-        self, encoder: ProcessEncoder, message: tuple[Any, ...], fds: list[int], frames: int = 0
+        self,
+        encoder: ProcessEncoder | None,
+        message: tuple[Any, ...],
+        fds: list[int] | None = None,
+        frames: int = 0,
     ) -> None:
         """Send *message* for *encoder* (lock held); its reply is read later, in order."""
         while len(self.unanswered) >= _IN_FLIGHT and self.dead is None:
@@ -152,57 +169,110 @@ class _Child:
             self._died(e)
             raise self.dead from e  # type: ignore[misc]
         self.unanswered.append((encoder, frames))
+        if encoder is not None:
+            encoder.sent += 1
 
-    def read_reply(self) -> None:
-        """Read the oldest reply (lock held) and hand it to its encoder."""
+    def read_reply(self, block: bool = True) -> bool:
+        """Read the oldest reply (lock held) and hand it to its encoder.
+
+        Returns False when *block* is False and no reply has arrived yet.
+        """
         try:
-            data = self.sock.recv(MAX_MESSAGE)
+            data = self.sock.recv(MAX_MESSAGE, 0 if block else socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
         except OSError as e:
             self._died(e)
-            return
+            return True
         if not data or not self.unanswered:
             self._died(None)
-            return
+            return True
         kind, _vid, value = pickle.loads(data)
         encoder, frames = self.unanswered.pop(0)
-        encoder.answered += 1
-        encoder.frames_done += frames
-        if kind == "err" and encoder.error is None:
-            encoder.error = _unpickle_error(value)
+        if encoder is not None:
+            encoder.answered += 1
+            encoder.frames_done += frames
+            if kind == "err" and encoder.error is None:
+                encoder.error = _unpickle_error(value)
+        return True
+
+    def share(self, arena: Arena, encoder: ProcessEncoder) -> None:
+        """Have the child map *arena* unless it has already (lock held)."""
+        if arena.id not in self.arenas and arena.fd is not None:
+            self.request(encoder, ("arena", arena.id), [arena.fd])
+            self.arenas.add(arena.id)
+
+    def forget(self, arena: Arena) -> None:
+        """Have the child unmap *arena* (an idle child kept for another recorder)."""
+        with self.lock:
+            if arena.id in self.arenas and self.dead is None:
+                self.arenas.discard(arena.id)
+                with contextlib.suppress(EncoderProcessError):
+                    self.request(None, ("forget", arena.id))
+                while self.unanswered and self.dead is None:
+                    self.read_reply()
 
     def _died(self, cause: BaseException | None) -> None:
+        # Lock held: mark the child dead and release everything waiting on it; the exit code
+        # is read later, outside the lock (settle()), so no other worker waits for it here.
         if self.dead is not None:
             return
-        try:
-            code: int | None = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            code = None
-        self.dead = EncoderProcessError(
-            f"the encoder process (pid {self.proc.pid}) "
-            + ("stopped answering" if code is None else f"exited with code {code}")
-        )
+        self.dead = EncoderProcessError(f"the encoder process (pid {self.proc.pid}) exited")
         if cause is not None:
             self.dead.__cause__ = cause
         for encoder, frames in self.unanswered:
-            encoder.answered += 1
-            encoder.frames_done += frames
+            if encoder is not None:
+                encoder.answered += 1
+                encoder.frames_done += frames
         self.unanswered.clear()
         self.sock.close()  # nothing reads it again: every loop that would checks self.dead
         for encoder in self.videos.values():
             if encoder.error is None:
                 encoder.error = self.dead
 
+    def settle(self) -> None:
+        """Once dead: wait (up to 5 s, lock not held) for the exit code and put it in the error."""
+        dead = self.dead
+        if dead is None or self._settled:
+            return
+        with self._settle_lock:
+            if self._settled:
+                return
+            try:
+                code: int | None = self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+            how = "stopped answering" if code is None else f"exited with code {code}"
+            dead.args = (f"the encoder process (pid {self.proc.pid}) {how}",)
+            self._settled = True
+
     def stop(self, timeout: float | None) -> None:
-        """Ask the child to exit; kill it after *timeout* seconds."""
-        with contextlib.suppress(OSError):
-            self.sock.send(pickle.dumps(("exit",)))
-        self.sock.close()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("killing encoder process %d: it did not exit", self.proc.pid)
-            self.proc.kill()
-            self.proc.wait()
+        """Ask the child to exit; kill it after *timeout* seconds.
+
+        A worker stuck waiting for a hung child holds the lock: then the child is killed
+        first, which ends that wait (the worker sees the socket close).
+        """
+        if self.lock.acquire(timeout=1.0):
+            try:
+                if self.dead is None:
+                    with contextlib.suppress(OSError):
+                        self.sock.send(pickle.dumps(("exit",)))
+                    self.dead = EncoderProcessError(
+                        f"the encoder process (pid {self.proc.pid}) was stopped"
+                    )
+                    self._settled = True
+                    self.sock.close()
+            finally:
+                self.lock.release()
+            try:
+                self.proc.wait(timeout)
+                return
+            except subprocess.TimeoutExpired:
+                logger.warning("killing encoder process %d: it did not exit", self.proc.pid)
+        else:
+            logger.warning("killing encoder process %d: it is not answering", self.proc.pid)
+        self.proc.kill()
+        self.proc.wait()
 
 
 def _unpickle_error(data: bytes) -> BaseException:
@@ -213,71 +283,122 @@ def _unpickle_error(data: bytes) -> BaseException:
     return error if isinstance(error, BaseException) else RuntimeError(repr(error))
 
 
-class ProcessEncoder:
-    """The :class:`Encoder` of one video, encoded by an encoder process."""
+_private_ids = itertools.count(-1, -1)  # arenas of one frame (not in the queue's arena)
 
-    def __init__(self, child: _Child, spec: VideoSpec) -> None:
+
+class ProcessEncoder:
+    """The :class:`Encoder` of one video, encoded by an encoder process.
+
+    Frames must stay unchanged until :meth:`released` counts them: the child reads them
+    from the arena after :meth:`write` returns.
+    """
+
+    def __init__(self, child: _Child, spec: VideoSpec, arena: Arena) -> None:
         self._child = child
-        fmt = spec.frame_format
+        self._arena = arena
+        self._nbytes = spec.frame_format.nbytes
         self.sent = 0  # messages sent for this video
         self.answered = 0  # ... and answered (or lost with the child)
-        self.frames_done = 0  # frames whose slot the child has finished with
-        self._pending = 0  # frames in the ring not yet announced to the child
+        self.frames_done = 0  # frames the child has finished with
+        self._pending: list[int] = []  # offsets of frames not yet announced to the child
         self.error: BaseException | None = None
         self._frames = 0
-        ring_fd = os.memfd_create("recorder-frames", os.MFD_CLOEXEC)
-        try:
-            os.ftruncate(ring_fd, SLOTS * fmt.nbytes)
-            self._map = mmap.mmap(ring_fd, SLOTS * fmt.nbytes)
-            self._ring = np.frombuffer(self._map, np.uint8).reshape((SLOTS, *fmt.shape))
-            # The child opens by path when there is no descriptor to share.
-            fds = [ring_fd] if spec.fd is None else [ring_fd, spec.fd]
-            with child.lock:
-                self._id = child.next_id
-                child.next_id += 1
-                child.videos[self._id] = self
-                try:
-                    self._send(("open", self._id, spec), fds)
-                except BaseException:
-                    del child.videos[self._id]
-                    self._release_ring()
-                    raise
-        finally:
-            os.close(ring_fd)
-
-    def _send(
-        self, message: tuple[Any, ...], fds: list[int] | None = None, frames: int = 0
-    ) -> None:
-        self._child.request(self, message, fds or [], frames)
-        self.sent += 1
+        # The child opens by path when there is no descriptor to share.
+        fds = [] if spec.fd is None else [spec.fd]
+        with child.lock:
+            self._id = child.next_id
+            child.next_id += 1
+            child.videos[self._id] = self
+            try:
+                child.share(arena, self)
+                child.request(self, ("open", self._id, spec), fds)
+            except BaseException:
+                del child.videos[self._id]
+                error: BaseException | None = sys.exc_info()[1]
+            else:
+                error = None
+        if error is not None:
+            child.settle()
+            raise error
 
     def _announce(self) -> None:
-        first = (self._frames - self._pending) % SLOTS
-        self._send(("write", self._id, first, self._pending), frames=self._pending)
-        self._pending = 0
+        pending, self._pending = self._pending, []
+        message = ("write", self._id, self._arena.id, tuple(pending))
+        self._child.request(self, message, frames=len(pending))
+
+    def _send_private(self, image: Image) -> None:
+        # A frame outside the arena (larger than the whole budget): its own memfd, once.
+        if self._pending:
+            self._announce()
+        fd = os.memfd_create("recorder-frame", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, image.nbytes)
+            with mmap.mmap(fd, image.nbytes) as memory:
+                view = np.frombuffer(memory, np.uint8).reshape(image.shape)
+                np.copyto(view, image)
+                del view
+            aid = next(_private_ids)
+            child = self._child
+            child.request(self, ("arena", aid), [fd])
+            child.request(self, ("write", self._id, aid, (0,)), frames=1)
+            child.request(self, ("forget", aid))
+        finally:
+            os.close(fd)
 
     def write(self, image: Image) -> None:
-        """Copy *image* into a free slot of the ring and have the child encode it."""
+        """Have the child encode *image*, a frame in the arena (where it reads it)."""
         child = self._child
         with child.lock:
-            # Frame n's slot is free once the child is done with frame n - SLOTS.
-            while self.error is None and self._frames - self.frames_done >= SLOTS:
+            while self.error is None and self._frames - self.frames_done >= AHEAD:
                 if self._pending:
                     self._announce()  # the child cannot finish frames it was not told of
                 else:
                     child.read_reply()
-            if self.error is not None:
-                raise self.error
-            np.copyto(self._ring[self._frames % SLOTS], image)
-            self._frames += 1
-            self._pending += 1
-            if self._pending >= BATCH:
-                self._announce()
+            error = self.error
+            if error is None:
+                offset = self._arena.offset(image) if self._arena.fd is not None else None
+                try:
+                    if offset is None or image.nbytes != self._nbytes:
+                        self._send_private(image)
+                    else:
+                        self._pending.append(offset)
+                        if len(self._pending) >= BATCH:
+                            self._announce()
+                except EncoderProcessError as e:
+                    error = e
+                else:
+                    self._frames += 1
+        if error is not None:
+            child.settle()
+            raise error
+
+    def released(self) -> int:
+        """How many of the frames written the child is done with (frames in order)."""
+        child = self._child
+        if self._frames > self.frames_done:
+            with child.lock:
+                if self._pending and self.error is None:
+                    with contextlib.suppress(EncoderProcessError):
+                        self._announce()  # the batch is over: let the child go on meanwhile
+                while child.unanswered and child.read_reply(block=False):
+                    pass
+        return self.frames_done
+
+    def drain(self) -> None:
+        """Wait until the child no longer reads any frame written (errors are kept)."""
+        child = self._child
+        with child.lock:
+            if self._pending and self.error is None:
+                with contextlib.suppress(EncoderProcessError):
+                    self._announce()
+            while self.answered < self.sent and child.dead is None:
+                child.read_reply()
 
     def close(self) -> None:
         """Have the child finish the file; returns once it is complete (or raises its error)."""
         self._finish("close")
         if self.error is not None:
+            self._child.settle()
             raise self.error
 
     def abort(self) -> None:
@@ -292,17 +413,11 @@ class ProcessEncoder:
                     with contextlib.suppress(EncoderProcessError):
                         if kind == "close" and self._pending and self.error is None:
                             self._announce()
-                        self._send((kind, self._id))
+                        child.request(self, (kind, self._id))
                 while self.answered < self.sent and child.dead is None:
                     child.read_reply()
             finally:
                 child.videos.pop(self._id, None)
-        self._release_ring()
-
-    def _release_ring(self) -> None:
-        self._ring = np.empty(0, np.uint8)  # the map cannot close while a view uses it
-        with contextlib.suppress(BufferError):
-            self._map.close()
 
 
 class EncoderProcesses:
@@ -314,9 +429,10 @@ class EncoderProcesses:
     (``PyAVEncoder``), with one warning: they are saved either way.
     """
 
-    def __init__(self, size: int, nice: int) -> None:
+    def __init__(self, size: int, nice: int, arena: Arena) -> None:
         self._size = size
         self._nice = nice
+        self._arena = arena
         self._lock = threading.Lock()
         self._children: list[_Child] = []
         self._closed = False
@@ -346,7 +462,7 @@ class EncoderProcesses:
                     # else: share a running one rather than give up on it
                 else:
                     self._children.append(child)
-        return ProcessEncoder(child, spec)
+        return ProcessEncoder(child, spec, self._arena)
 
     def pids(self) -> list[int]:
         """Process ids of this recorder's encoder processes running now (for tests)."""
@@ -364,6 +480,7 @@ class EncoderProcesses:
             children, self._children = self._children, []
         for child in children:
             if child.dead is None and not child.videos and not child.unanswered:
+                child.forget(self._arena)
                 _give_back(child)
             else:
                 child.stop(timeout)

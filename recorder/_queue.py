@@ -10,14 +10,13 @@ Invariants, all under ``_lock``:
 * ``queued_bytes`` is the size of the distinct frames referenced from any ``clip.items`` or
   taken by a worker and not yet released; it never exceeds ``max_bytes``, except by a single
   frame admitted into an empty queue (a frame larger than the whole budget).
-* ``pooled_bytes`` is the size of the spare buffers in ``_pool`` (recycled, or pre-faulted by
-  the prefault thread, counted from the moment it starts allocating one), and
-  ``queued_bytes + pooled_bytes <= max(max_bytes, queued_bytes)``: memory for frames, whether
-  waiting or kept for reuse, stays within the budget.
-
-Fresh memory costs ~250 us per 600x400 frame in page faults here, 25x the copy itself, so the
-training thread takes buffers from the pool, and a low-priority prefault thread keeps
-``STOCK`` spare buffers of the latest frame shape ready while the budget allows.
+* Every frame buffer is a block of ``arena`` (shared memory the encoder processes map), but
+  for a frame larger than the whole budget admitted into an empty queue (its own buffer).
+  ``arena`` is only used under ``_lock``.
+* A frame is released (its block freed, ``processed`` counted) only once the encoder no
+  longer reads it: an encoder process may still be encoding frames its worker has passed on.
+* ``[0, prefaulted)`` of the arena is faulted in; the prefault thread moves it ahead of
+  ``arena.high_water`` (outside the lock: the contents of the pages never change).
 * A clip with work and no owner is made ready once the work is worth a wake-up: its first
   frames, QUANTUM frames, its END or DROP, a half-full budget, or a thread waiting (flush,
   close, "block").
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from recorder._arena import Arena, arena_size
 from recorder._frames import FrameFormat, Image, copy_into
 from recorder._results import (
     ClipHandle,
@@ -57,8 +57,10 @@ OnFull = Literal["drop", "block", "raise"]
 QUANTUM = 8
 #: errors kept for stats() and for the next flush()/close() to raise (the newest / the first).
 MAX_ERRORS = 100
-#: spare buffers of the current frame shape the prefault thread keeps ready.
-STOCK = 16
+#: arena memory the prefault thread keeps faulted in beyond the highest block used, in frames.
+AHEAD_FRAMES = 16
+#: whether recorders start the prefault thread (a switch for the benchmark that measures it).
+PREFAULT = True
 
 
 class Item:
@@ -84,6 +86,9 @@ class _Marker:
 
 END = _Marker("END")  #: in ``clip.items``: the clip is complete, finish the file.
 DROP = _Marker("DROP")  #: handed to a worker for a dropped clip: discard the file.
+#: handed to a worker that holds frames of its clip and should move on: let the encoder
+#: finish with them, release them, then take work again (see :meth:`ClipQueue.take`).
+YIELD = _Marker("YIELD")
 Work = Item | _Marker
 
 
@@ -120,6 +125,11 @@ class Clip:
     encoder: Encoder | None = None
     tmp_path: str | None = None
     tmp_fd: int | None = None  # held open from creation to rename: it names our own file
+    # Frames passed to an encoder that reads them later (an encoder process), not yet
+    # released; the encoder's count of frames it is done with, and how many were released.
+    held: collections.deque[Item] = field(default_factory=collections.deque)
+    released: Callable[[], int] | None = None
+    freed: int = 0
     written: int = 0
     encode_seconds: float = 0.0
 
@@ -145,13 +155,15 @@ class ClipQueue:
         self._work = threading.Condition(self._lock)
         # flush()/close() waiting for clips to progress.
         self._progress = threading.Condition(self._lock)
-        # The prefault thread waiting for the pool to run low.
+        self.arena = Arena(arena_size(max_bytes))
+        # The prefault thread waiting for the queue to near the arena memory faulted in.
         self._low_stock = threading.Condition(self._lock)
-        self._stock_shape: tuple[int, ...] | None = None
+        self.prefaulted = 0  # arena bytes [0, prefaulted) are faulted in
+        self._ahead = 0  # bytes to keep faulted in beyond arena.high_water
+        self.prefaulting = PREFAULT
         self._ready: collections.deque[Clip] = collections.deque()
         self._live: set[Clip] = set()
         self._by_path: dict[Path, Clip] = {}  # the live clip that will own each final path
-        self._pool: dict[tuple[int, ...], list[Image]] = {}
         self._closed = False  # no new clips or frames
         self._waiters = 0  # threads in _wait_for: frames go to the workers at once meanwhile
         # Set in a forked child (with _closed): the lock may have been held by a parent's
@@ -163,7 +175,6 @@ class ClipQueue:
         self.queued_bytes = 0
         self.peak_queued_bytes = 0
         self.queued_frames = 0
-        self.pooled_bytes = 0
         self.frames_submitted = 0
         self.frames_encoded = 0
         self.frames_dropped = 0
@@ -207,13 +218,17 @@ class ClipQueue:
             self.videos_started += 1
 
     def publish(self, clip: Clip, rename: Callable[[], None]) -> bool:
-        """Run *rename* (temporary name to final) unless *clip* was dropped meanwhile."""
+        """Run *rename* (temporary name to final) unless *clip* was dropped meanwhile.
+
+        The rename runs outside the lock (on a slow file system it would stall every
+        ``append``); from here on the clip can no longer be dropped.
+        """
         with self._lock:
             if clip.drop_reason is not None:
                 return False
-            rename()
             clip.published = True
-            return True
+        rename()
+        return True
 
     def admit(self, image: Image, fmt: FrameFormat, clips: Iterable[Clip]) -> list[Clip]:
         """Copy *image* once into the queue for every accepting clip in *clips*.
@@ -267,22 +282,17 @@ class ClipQueue:
     def _reserve(self, fmt: FrameFormat, targets: list[Clip]) -> Image | None:
         """Charge one frame to the budget and return a buffer for it, or apply on_full."""
         nbytes = fmt.nbytes
-        self._stock_shape = fmt.shape
         while True:
-            shelf = self._pool.get(fmt.shape)
-            if shelf:
-                buffer = shelf.pop()
-                if not shelf:
-                    del self._pool[fmt.shape]
-                self.pooled_bytes -= nbytes
+            if self.queued_bytes + nbytes <= self.max_bytes:
+                buffer = self.arena.alloc(fmt.shape)
+                if buffer is not None:
+                    self._charge(nbytes)
+                    if self.prefaulting and self.arena.high_water + self._ahead > self.prefaulted:
+                        self._ahead = max(self._ahead, AHEAD_FRAMES * nbytes)
+                        self._low_stock.notify()
+                    return buffer
+            if self.queued_bytes == 0:  # larger than the arena (or the whole budget)
                 self._charge(nbytes)
-                self._restock()
-                return buffer
-            while self._pool and self.queued_bytes + self.pooled_bytes + nbytes > self.max_bytes:
-                self._evict_one()
-            if self.queued_bytes + nbytes <= self.max_bytes or self.queued_bytes == 0:
-                self._charge(nbytes)
-                self._restock()
                 return np.empty(fmt.shape, np.uint8)
             if self.on_full == "block":
                 self._wait_for(self._not_full, None)
@@ -303,65 +313,39 @@ class ClipQueue:
                 raise QueueFullError(f"{reason}; dropped {names}")
             return None
 
-    def _stock_wanted(self) -> int:
-        """Bytes of one more spare buffer to prefault now, or 0."""
-        shape = self._stock_shape
-        if shape is None or self._stopping:
-            return 0
-        nbytes = math.prod(shape)
-        if (
-            len(self._pool.get(shape, ())) < STOCK
-            and self._pool_room(nbytes)
-            and self.queued_bytes + self.pooled_bytes + nbytes <= self.max_bytes
-        ):
-            return nbytes
-        return 0
-
-    def _restock(self) -> None:
-        if self._stock_wanted():
-            self._low_stock.notify()
-
     def prefault(self) -> None:
-        """The prefault thread's loop: keep spare buffers ready, off the training thread."""
+        """The prefault thread's loop: fault arena pages in before the training thread's copy
+        reaches them, AHEAD_FRAMES frames ahead of the highest block used. A fresh page of
+        shared memory costs the copy ~10x (zeroed and mapped by the kernel, page by page).
+
+        Pages stay faulted in: the memory follows the peak of the frames waiting (plus the
+        frames ahead), within the arena.
+        """
+        arena = self.arena
         while True:
             with self._lock:
-                while not (nbytes := self._stock_wanted()):
-                    if self._stopping:
+                while True:
+                    if self._stopping or not self.prefaulting:
                         return
+                    target = min(arena.size, arena.high_water + self._ahead)
+                    if target > self.prefaulted:
+                        break
                     self._low_stock.wait()
-                shape = self._stock_shape
-                assert shape is not None
-                self.pooled_bytes += nbytes  # reserved before the pages exist
-            buffer = np.empty(shape, np.uint8)
-            buffer.fill(0)  # the page faults happen here, not on the training thread
+                start = self.prefaulted
+            done = arena.populate(start, target)  # without the lock, and without the GIL
             with self._lock:
-                self._pool.setdefault(shape, []).append(buffer)
-
-    def _pool_room(self, nbytes: int) -> bool:
-        """Whether one more spare buffer of *nbytes* may be kept: up to a quarter of the
-        budget, or STOCK frames where that is more (a budget of a few large frames would
-        otherwise free and page-fault a buffer for every frame), within the budget."""
-        cap = max(self.max_bytes // 4, min(self.max_bytes, STOCK * nbytes))
-        return self.pooled_bytes + nbytes <= cap
+                if not done:
+                    self.prefaulting = False  # an old kernel: the copy faults its pages
+                self.prefaulted = max(self.prefaulted, target)
 
     def _charge(self, nbytes: int) -> None:
         self.queued_bytes += nbytes
         self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)
 
-    def _evict_one(self) -> None:
-        # Other shapes first: the current one is what the training thread needs next.
-        shape = next((k for k in self._pool if k != self._stock_shape), next(iter(self._pool)))
-        shelf = self._pool[shape]
-        buffer = shelf.pop()
-        if not shelf:
-            del self._pool[shape]
-        self.pooled_bytes -= buffer.nbytes
-
     def _release_buffer(self, buffer: Image, nbytes: int) -> None:
         self.queued_bytes -= nbytes
-        if self._pool_room(nbytes):
-            self._pool.setdefault(buffer.shape, []).append(buffer)
-            self.pooled_bytes += nbytes
+        if self.arena.offset(buffer) is not None:
+            self.arena.free(buffer)
 
     def _unref(self, item: Item) -> None:
         item.refs -= 1
@@ -428,32 +412,33 @@ class ClipQueue:
     # -- worker side ---------------------------------------------------------------------
 
     def take(
-        self, current: Clip | None, done: Sequence[Item] = (), written: int = 0
+        self,
+        current: Clip | None,
+        done: Sequence[Item] = (),
+        written: int = 0,
+        *,
+        holding: bool = False,
     ) -> tuple[Clip, list[Work]] | None:
-        """Account for *done*, the frames of *current* the worker is through with, of which
-        the first *written* were encoded (the rest were left out: the clip was dropped).
+        """Release *done*, the frames of *current* the worker is through with, of which the
+        first *written* were encoded (the rest were left out: the clip was dropped).
 
         The next work is up to :data:`QUANTUM` frames of one clip, or its END or DROP alone:
-        batches keep the per-frame Python work (and so the GIL) off the workers' path.
+        batches keep the per-frame Python work (and so the GIL) off the workers' path. A
+        worker *holding* frames of *current* that its encoder still reads keeps the clip and
+        gets :data:`YIELD` where it would move on: another worker could take the clip, and
+        its frames must not wait for a worker that does not come back to them.
         Returns ``None`` when the worker should exit.
         """
         with self._lock:
             if current is not None:
                 if done:
-                    current.processed += len(done)
-                    current.written += written
-                    self.frames_encoded += written
-                    self.frames_dropped += len(done) - written
-                    for item in done:
-                        self._unref(item)
-                    if current.processed >= current.wake_at:
-                        # Not every frame: each wake-up would take the GIL from the encoder.
-                        current.wake_at = math.inf
-                        self._progress.notify_all()
+                    self._account(current, done, written)
                 # An ended clip is finished without a break: a preempted one would keep its
                 # encoder (megabytes of x264 state the budget does not count) open meanwhile.
                 if self._has_work(current) and (current.ended or not self._ready):
                     return current, self._pop(current)
+                if holding:
+                    return current, [YIELD]
                 current.owned = False
                 if self._has_work(current):
                     self._schedule(current)
@@ -465,6 +450,24 @@ class ClipQueue:
             clip.ready = False
             clip.owned = True
             return clip, self._pop(clip)
+
+    def release(self, clip: Clip, done: Sequence[Item], written: int) -> None:
+        """Release frames of *clip* as :meth:`take` does, without taking more work."""
+        if done:
+            with self._lock:
+                self._account(clip, done, written)
+
+    def _account(self, clip: Clip, done: Sequence[Item], written: int) -> None:
+        clip.processed += len(done)
+        clip.written += written
+        self.frames_encoded += written
+        self.frames_dropped += len(done) - written
+        for item in done:
+            self._unref(item)
+        if clip.processed >= clip.wake_at:
+            # Not every frame: each wake-up would take the GIL from the encoder.
+            clip.wake_at = math.inf
+            self._progress.notify_all()
 
     @staticmethod
     def _has_work(clip: Clip) -> bool:
@@ -489,10 +492,16 @@ class ClipQueue:
         *,
         error: BaseException | None = None,
         held: Sequence[Work] = (),
+        encoded: Sequence[Item] = (),
         size: int = 0,
     ) -> None:
-        """The owning worker is done with *clip*: count it (its handle is resolved next)."""
+        """The owning worker is done with *clip*: count it (its handle is resolved next).
+
+        *held*: frames taken but not encoded; *encoded*: frames encoded, not yet released.
+        """
         with self._lock:
+            if encoded:
+                self._account(clip, encoded, len(encoded))
             for item in held:
                 if isinstance(item, Item):
                     self._unref(item)
@@ -656,6 +665,18 @@ class ClipQueue:
             self._work.notify_all()
             self._low_stock.notify_all()
 
+    def _touched_free_bytes(self) -> int:
+        # Arena pages once written stay resident until the arena is closed: memory kept
+        # for the next frames, within the budget (blocks are rounded to ALIGN: clipped).
+        arena = self.arena
+        in_use = arena.size - arena.free_bytes
+        return min(max(0, arena.high_water - in_use), max(0, self.max_bytes - self.queued_bytes))
+
+    def close_arena(self) -> None:
+        """Release the frame memory (after the workers exited)."""
+        with self._lock:
+            self.arena.close()
+
     def stats(self) -> RecorderStats:
         """A consistent snapshot of the counters."""
         with self._lock:
@@ -664,7 +685,7 @@ class ClipQueue:
                 peak_queued_bytes=self.peak_queued_bytes,
                 max_queue_bytes=self.max_bytes,
                 queued_frames=self.queued_frames,
-                pooled_bytes=self.pooled_bytes,
+                pooled_bytes=self._touched_free_bytes(),
                 frames_submitted=self.frames_submitted,
                 frames_encoded=self.frames_encoded,
                 frames_dropped=self.frames_dropped,

@@ -23,7 +23,7 @@ from recorder._frames import FrameFormat, Image, as_image, format_of
 from recorder._metadata import append_manifest, record_of, write_sidecar
 from recorder._process import EncodeIn, EncoderProcesses
 from recorder._process import available as processes_available
-from recorder._queue import DROP, END, Clip, ClipQueue, Item, OnFull, Work
+from recorder._queue import DROP, END, YIELD, Clip, ClipQueue, Item, OnFull, Work
 from recorder._results import (
     ClipDroppedError,
     ClipHandle,
@@ -168,12 +168,12 @@ class Recorder:
         self.max_queue_bytes = max_queue_bytes
         self.on_full: OnFull = on_full
         self._nice = worker_nice
+        self._queue = ClipQueue(max_queue_bytes, on_full, self._log_drop)
         self._processes: EncoderProcesses | None = None
         if encoder_factory is None and encode_in == "process" and processes_available():
-            self._processes = EncoderProcesses(workers, worker_nice)
+            self._processes = EncoderProcesses(workers, worker_nice, self._queue.arena)
         self.encode_in: EncodeIn = "process" if self._processes is not None else "thread"
         self._encoder_factory: EncoderFactory = encoder_factory or self._processes or PyAVEncoder
-        self._queue = ClipQueue(max_queue_bytes, on_full, self._log_drop)
         self._dropped_logged = False
         self._pid = os.getpid()
         self._close_lock = threading.Lock()
@@ -183,6 +183,8 @@ class Recorder:
         self._threads = [
             threading.Thread(target=self._work, name=f"recorder-worker-{i}") for i in range(workers)
         ]
+        if self._queue.prefaulting:
+            self._threads.append(threading.Thread(target=self._prefault, name="recorder-prefault"))
         with _live_lock:
             _live.add(self)
         for thread in self._threads:
@@ -345,6 +347,8 @@ class Recorder:
             stuck = [t.name for t in self._threads if t.is_alive()]
             if stuck:
                 logger.warning("close(): worker threads still busy: %s", ", ".join(stuck))
+            else:
+                self._queue.close_arena()
             with _live_lock:
                 _live.discard(self)
 
@@ -457,16 +461,23 @@ class Recorder:
         lower_thread_priority(self._nice)
         queue = self._queue
         current: Clip | None = None
-        done: list[Item] = []
-        written = 0
+        done: list[Item] = []  # frames of current to release: encoded, or left out
+        written = 0  # ... of which encoded
         batch: list[Work] = []  # taken from the queue, not yet accounted for
         error: BaseException | None = None
         try:
-            while (got := queue.take(current, done, written)) is not None:
+            while (
+                got := queue.take(
+                    current, done, written, holding=current is not None and bool(current.held)
+                )
+            ) is not None:
                 current, batch = got
                 done, written = [], 0
                 first = batch[0]
-                if first is END:
+                if first is YIELD:
+                    done = self._drain(current)
+                    written = len(done)
+                elif first is END:
                     self._finish(current)
                     current = None
                 elif first is DROP:
@@ -474,12 +485,10 @@ class Recorder:
                     current = None
                 else:
                     try:
-                        written = self._write(current, cast(list[Item], batch))
+                        done, written = self._write(current, cast(list[Item], batch))
                     except BaseException as e:
                         self._fail(current, e, batch)
                         current = None
-                    else:
-                        done = cast(list[Item], batch)
                 batch = []
         except BaseException as e:  # a bug of ours: never leave flush()/close() hanging
             error = e
@@ -491,12 +500,16 @@ class Recorder:
                     alive = self._alive
                 for clip in queue.worker_exited(current, error, alive):
                     held = batch if clip is current else ()
-                    self._fail(clip, RuntimeError("a recorder worker thread died"), held)
+                    died = RuntimeError("a recorder worker thread died")
+                    died.__cause__ = error  # the handle shows the real bug
+                    self._fail(clip, died, held)
 
-    def _write(self, clip: Clip, frames: list[Item]) -> int:
+    def _write(self, clip: Clip, frames: list[Item]) -> tuple[list[Item], int]:
         """Encode *frames* (a batch of one clip's), opening its encoder at the first.
 
-        Returns how many were encoded: fewer when the clip is dropped meanwhile.
+        Returns the frames to release now, and how many of them were encoded: an encoder
+        process may still read frames passed to it (they wait in ``clip.held``), and frames
+        are left out when the clip is dropped meanwhile.
         """
         start = time.perf_counter()
         if clip.encoder is None:
@@ -509,15 +522,42 @@ class Recorder:
             clip.encoder = self._encoder_factory(
                 VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format, clip.tmp_fd)
             )
+            clip.released = getattr(clip.encoder, "released", None)
         write = clip.encoder.write
-        written = 0
-        for item in frames:
-            if clip.drop_reason is not None:  # a read without the lock: a hint, checked again
-                break
-            write(item.buffer)
-            written += 1
+        released = clip.released
+        n = 0
+        try:
+            for item in frames:
+                if clip.drop_reason is not None:  # a read without the lock: a hint, checked again
+                    break
+                write(item.buffer)
+                n += 1
+        finally:
+            if released is not None:
+                clip.held.extend(frames[:n])
+        if released is None:  # encoded on this thread: done with every frame
+            done, written = frames, n
+        else:
+            held = clip.held
+            freed = released() - clip.freed
+            clip.freed += freed
+            done = [held.popleft() for _ in range(freed)]
+            written = freed
+            done += frames[n:]
         clip.encode_seconds += time.perf_counter() - start
-        return written
+        return done, written
+
+    @staticmethod
+    def _drain(clip: Clip) -> list[Item]:
+        """Wait until *clip*'s encoder no longer reads any frame; return them (all encoded)."""
+        assert clip.encoder is not None
+        drain = getattr(clip.encoder, "drain", None)
+        if drain is not None:
+            drain()
+        held = list(clip.held)
+        clip.held.clear()
+        clip.freed += len(held)
+        return held
 
     def _finish(self, clip: Clip) -> None:
         if clip.encoder is None:
@@ -527,6 +567,9 @@ class Recorder:
         try:
             clip.encoder.close()
             clip.encoder = None
+            held = list(clip.held)
+            clip.held.clear()
+            self._queue.release(clip, held, len(held))  # counted in clip.written below
             assert clip.tmp_path is not None
             assert clip.tmp_fd is not None
             assert clip.frame_format is not None
@@ -596,28 +639,35 @@ class Recorder:
         self._queue.retire(clip)
 
     def _discard(self, clip: Clip, reason: str | None = None) -> None:
-        self._cleanup(clip)
-        self._queue.finish(clip, "dropped")
+        encoded = self._cleanup(clip)
+        self._queue.finish(clip, "dropped", encoded=encoded)
         clip.handle.set_exception(ClipDroppedError(clip.name, reason or clip.drop_reason or ""))
         self._queue.retire(clip)
 
     def _fail(self, clip: Clip, error: BaseException, held: Sequence[Work] = ()) -> None:
-        self._cleanup(clip)
+        """Fail *clip*; *held* is the batch the worker had taken (some of it maybe passed
+        to the encoder already, then in ``clip.held``)."""
+        passed = {id(item) for item in clip.held}
+        held = [work for work in held if id(work) not in passed]
+        encoded = self._cleanup(clip)
         error.add_note(f"while recording {clip.path}")
         logger.error("failed to record %s", clip.path, exc_info=error)
         # The error is kept (stats(), flush()); its frames' locals must not keep the failed
         # video's encoder alive with it.
         traceback.clear_frames(error.__traceback__)
-        self._queue.finish(clip, "failed", error=error, held=held)
+        self._queue.finish(clip, "failed", error=error, held=held, encoded=encoded)
         clip.handle.set_exception(error)
         self._queue.retire(clip)
 
     @staticmethod
-    def _cleanup(clip: Clip) -> None:
+    def _cleanup(clip: Clip) -> list[Item]:
+        """Abort *clip*'s encoder and file; returns the frames the encoder had (now free)."""
         if clip.encoder is not None:
             with contextlib.suppress(Exception):
-                clip.encoder.abort()
+                clip.encoder.abort()  # returns once it no longer reads any frame
             clip.encoder = None
+        encoded = list(clip.held)
+        clip.held.clear()
         if clip.tmp_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(clip.tmp_path)
@@ -626,6 +676,7 @@ class Recorder:
             with contextlib.suppress(OSError):
                 os.close(clip.tmp_fd)
             clip.tmp_fd = None
+        return encoded
 
 
 class Episode:

@@ -118,7 +118,8 @@ class RecorderStats:
         peak_queued_bytes: the most that ever waited.
         max_queue_bytes: the budget.
         queued_frames: frames waiting now (a frame shared by overlapping clips counts once).
-        pooled_bytes: recycled frame buffers kept for reuse (counted in the budget too).
+        pooled_bytes: frame memory written before and free now: the shared-memory arena's
+            pages stay resident for the next frames (counted in the budget too).
         frames_submitted: frames accepted into the queue.
         frames_encoded: frames written into videos (a shared frame counts once per video).
         frames_dropped: frames that will not be in a saved video: the frame that did not fit

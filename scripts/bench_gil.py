@@ -33,11 +33,13 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
+from recorder._arena import Arena
 from recorder._encoder import EncoderFactory, PyAVEncoder, VideoSpec
 from recorder._frames import format_of
 from recorder._process import EncoderProcesses
 
 GAP_S = 0.0005
+ARENA = Arena(1 << 24)
 PHASES = ("create (av.open, add_stream)", "1st write (x264 opens)", "other writes", "close")
 
 
@@ -71,7 +73,9 @@ def measure(
 ) -> list[list[object]]:
     """Rows of (mode, frame, phase, calls, median call ms, gaps, longest gap ms, gap ms/video)."""
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    image = ARENA.alloc((*size, 3))  # where the recorder's frames lie: its shared arena
+    assert image is not None
+    image[:] = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
     spans: dict[str, list[tuple[float, float]]] = {p: [] for p in PHASES}
     gaps: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -124,17 +128,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{bu.machine_info()}; load {bu.load_average()}.\n\n"
         f"{videos} videos x {frames} frames per size, with the default codec (h264, "
         "ultrafast, 1 thread), written from a second thread: by the recorder's `PyAVEncoder` "
-        "(`thread`) or its `ProcessEncoder` (`process`: the thread copies each frame to an "
-        "encoder process, started before the measurement); the main thread spins "
+        "(`thread`) or its `ProcessEncoder` (`process`: the thread passes each frame's place "
+        "in the shared-memory arena to an encoder process, started before the measurement); "
+        "the main thread spins "
         f"on `time.perf_counter()` and logs every gap over {GAP_S * 1e3:.1f} ms in its progress "
         "(time it could not run: the GIL was held by the encoder thread, or the OS ran "
         "something else). *Gap ms per video*: the gaps' total divided by the videos. The "
         "*other writes* gaps are mostly the GIL hand-over at the switch interval; the *1st "
         "write* gaps (thread) are x264's initialisation under the GIL, once per video. In "
         "the process mode the encoder's own calls hold the encoder process's GIL, not this "
-        "one's: what is left is the worker thread's own Python (the copy and the messages)."
+        "one's: what is left is the worker thread's own Python (the messages)."
     )
-    processes = EncoderProcesses(1, 0)
+    processes = EncoderProcesses(1, 0, ARENA)
     modes: list[tuple[str, EncoderFactory]] = [("thread", PyAVEncoder), ("process", processes)]
     rows: list[list[object]] = []
     try:

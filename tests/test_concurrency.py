@@ -386,14 +386,66 @@ def test_overlapping_clips_share_one_copy(tmp_path: Path) -> None:
     assert rec.stats().videos_saved == 4
 
 
-def test_workers_lower_their_priority(tmp_path: Path) -> None:
-    with Recorder(tmp_path, episode_trigger=always, worker_nice=5) as rec:
+@pytest.mark.parametrize("workers", [1, 3])
+def test_workers_lower_their_priority(tmp_path: Path, workers: int) -> None:
+    before = {t for t in threading.enumerate() if t.name.startswith("recorder-")}
+    with Recorder(tmp_path, episode_trigger=always, worker_nice=5, workers=workers) as rec:
         rec.submit([flat(0)])
         rec.flush()
         base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        for t in rec._threads[:-1]:  # the workers; the last is the prefault thread
+        # Every thread the recorder started: its workers and the prefault thread.
+        started = [
+            t for t in threading.enumerate() if t.name.startswith("recorder-") and t not in before
+        ]
+        assert sorted(t.name for t in started) == [
+            "recorder-prefault",
+            *(f"recorder-worker-{i}" for i in range(workers)),
+        ]
+        for t in started:
             assert t.native_id is not None
             assert os.getpriority(os.PRIO_PROCESS, t.native_id) == min(19, base + 5)
+
+
+def test_a_slow_rename_does_not_stall_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rename to the final name is file-system I/O (slow on a network file system): it
+    # runs outside the lock that every append takes.
+    renaming, go = threading.Event(), threading.Event()
+    replace = os.replace
+
+    def slow_replace(src: str, dst: str | os.PathLike[str]) -> None:
+        if str(dst).endswith("rl-video-episode-0.mp4"):
+            renaming.set()
+            go.wait(30)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", slow_replace)
+    appended = threading.Event()
+    with Recorder(tmp_path, episode_trigger=always, encoder_factory=FakeEncoders()) as rec:
+        rec.submit([flat(0)], episode_index=0)
+        assert renaming.wait(30)
+
+        def stream() -> None:
+            with rec.episode(1) as ep:
+                for i in range(20):
+                    ep.append(flat(i))
+            appended.set()
+
+        streamer = threading.Thread(target=stream)
+        streamer.start()
+        try:
+            assert appended.wait(30), "append waited for the rename"
+        finally:
+            go.set()
+            streamer.join()
+    assert sorted(os.listdir(tmp_path)) == [
+        "manifest.jsonl",
+        "rl-video-episode-0.json",
+        "rl-video-episode-0.mp4",
+        "rl-video-episode-1.json",
+        "rl-video-episode-1.mp4",
+    ]
 
 
 def test_a_dead_worker_never_hangs_close(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -27,6 +27,7 @@ from helpers import decode, painted
 
 import recorder
 from recorder import Recorder, _child, _process
+from recorder._arena import Arena
 from recorder._encoder import VideoSpec
 from recorder._frames import format_of
 from recorder._process import EncoderProcessError, ProcessEncoder
@@ -193,6 +194,51 @@ def test_a_child_killed_mid_video_fails_that_video_and_the_next_gets_a_new_one(
     assert not list(tmp_path.glob(".*"))
 
 
+def test_no_worker_waits_for_a_dead_childs_exit_under_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None
+) -> None:
+    # Several workers share a child: the one that finds it dead must not hold the child's
+    # lock while it waits for the exit code, or every other worker stalls behind it.
+    pool = _process.EncoderProcesses(1, 10, Arena(1 << 20))
+    spec = VideoSpec(str(tmp_path / "v.mp4"), 30, recorder.Codec(), format_of(painted(0)))
+    encoder = pool(spec)
+    assert isinstance(encoder, ProcessEncoder)
+    child = encoder._child
+    waiting, go = threading.Event(), threading.Event()
+    real_wait = child.proc.wait
+
+    def slow_wait(timeout: float | None = None) -> int:
+        waiting.set()
+        go.wait(30)
+        return real_wait(timeout)
+
+    monkeypatch.setattr(child.proc, "wait", slow_wait)
+    os.kill(child.proc.pid, signal.SIGKILL)
+    assert wait_exit(child.proc.pid)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for i in range(100):
+                encoder.write(painted(i))  # outside the arena: sent at once
+        except EncoderProcessError as e:
+            errors.append(e)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert waiting.wait(30)  # the writer is waiting for the exit code ...
+        assert child.lock.acquire(timeout=5)  # ... and the lock is free meanwhile
+        child.lock.release()
+    finally:
+        go.set()
+        writer.join()
+    assert len(errors) == 1
+    assert "exited with code -9" in str(errors[0])
+    encoder.abort()
+    pool.close()
+
+
 def test_a_child_that_stops_answering_is_killed_by_close_with_a_timeout(
     tmp_path: Path, fresh: None
 ) -> None:
@@ -247,7 +293,8 @@ def test_idle_encoder_processes_are_reused_and_bounded(tmp_path: Path, fresh: No
         assert rec._processes.pids() == []
     assert pids[0] == pids[1] == pids[2]  # one process, passed from recorder to recorder
     # Three videos open at once with room for three processes: three processes.
-    pool = _process.EncoderProcesses(3, 10)
+    # Frames outside the arena (these) go in a memfd of their own.
+    pool = _process.EncoderProcesses(3, 10, Arena(1 << 20))
     fmt = format_of(painted(0))
     specs = [VideoSpec(str(tmp_path / f"v{i}.mp4"), 30, recorder.Codec(), fmt) for i in range(3)]
     encoders = [pool(spec) for spec in specs]

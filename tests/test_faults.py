@@ -460,7 +460,11 @@ def test_a_dying_worker_fails_its_video_only(
     rec = Recorder(tmp_path, episode_trigger=always, workers=2)
     break_finish(rec, "rl-video-episode-1")
     handles = submit_episodes(rec, 4)
-    assert isinstance(handles[1].exception(timeout=30), RuntimeError)
+    error = handles[1].exception(timeout=30)
+    assert isinstance(error, RuntimeError)
+    # The handle leads to the real bug.
+    assert isinstance(error.__cause__, SystemExit)
+    assert error.__cause__.args == ("a bug in the worker",)
     # The surviving worker takes new work.
     (later,) = rec.submit([painted(i) for i in range(FRAMES)], episode_index=4)
     start = time.monotonic()
