@@ -1140,8 +1140,7 @@ def _forget_all_in_child() -> None:
     global _live_lock
     _live_lock = threading.Lock()
     for rec in _live:
-        rec._queue.forked = True
-        rec._queue._closed = True
+        rec._queue.mark_forked()
     _live.clear()
 
 

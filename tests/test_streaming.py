@@ -209,19 +209,28 @@ PACKAGE = Path(recorder.__file__).parent
 OWNERS = {"_recorder.py", "_queue.py"}
 
 
+def _reaches(node: ast.AST, owner: bool) -> str | None:
+    """What *node* reaches into that is not its module's own, or None."""
+    if not isinstance(node, ast.Attribute):
+        return None
+    value = node.value
+    if node.attr.startswith("_") and isinstance(value, ast.Attribute) and value.attr == "_queue":
+        return f"._queue.{node.attr}"  # the queue's private state: not even for the Recorder
+    if owner:
+        return None
+    if node.attr == "_queue":
+        return "._queue"
+    if node.attr == "_closed" and not (isinstance(value, ast.Name) and value.id == "self"):
+        return "._closed"  # another object's _closed is its own state
+    return None
+
+
 def test_only_the_recorder_touches_its_queue() -> None:
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name in OWNERS and path.parent == PACKAGE:
-            continue
+        owner = path.name in OWNERS and path.parent == PACKAGE
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Attribute) and node.attr == "_queue":
-                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
-            # Another object's _closed is its own state (self._closed is fine).
-            if (
-                isinstance(node, ast.Attribute)
-                and node.attr == "_closed"
-                and not (isinstance(node.value, ast.Name) and node.value.id == "self")
-            ):
-                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} (._closed)")
+            what = _reaches(node, owner)
+            if what is not None:
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} ({what})")
     assert not offenders, f"reach into the Recorder's queue or state: {offenders}"
