@@ -22,6 +22,7 @@ first served) rather than slipping into the space it waits for.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import threading
@@ -39,7 +40,7 @@ import numpy as np
 from recorder._encoder import Codec, EncoderFactory
 from recorder._frames import as_image, format_of
 from recorder._process import EncodeIn
-from recorder._queue import Clip, ClipQueue, OnFull
+from recorder._queue import Clip, OnFull
 from recorder._recorder import Episode, Recorder, Trigger, validate_frames
 from recorder._results import (
     ClipHandle,
@@ -127,10 +128,12 @@ class AsyncClipHandle:
 class AsyncEpisode:
     """One episode streamed frame by frame; get it from :meth:`AsyncRecorder.episode`.
 
-    ``async with rec.episode(i) as ep: await ep.append(frame)``. As with the sync
-    :class:`Episode`, check :attr:`wants_frame` before rendering, and leaving the block (or
-    :meth:`close`) ends the episode's clips where they are: the frames given are saved, in
-    order, and none is missing in between. One task appends to an episode at a time.
+    ``async with rec.episode(i) as ep: await ep.offer(env.render)``, or check
+    :attr:`wants_frame` before rendering and ``await ep.append(frame)``: the same rules as the
+    sync :class:`Episode` (one :attr:`wants_frame` answer per frame; reading it again after a
+    False answer means that frame went by). Leaving the block (or :meth:`close`) ends the
+    episode's clips where they are: the frames given are saved, in order, and none is missing
+    in between. One task appends to an episode at a time.
     """
 
     def __init__(self, owner: AsyncRecorder, episode: Episode) -> None:
@@ -155,7 +158,7 @@ class AsyncEpisode:
 
     @property
     def wants_frame(self) -> bool:
-        """Whether a clip needs the next frame (evaluates step_trigger for it, once)."""
+        """Whether a clip needs the next frame; read it once per frame (see :class:`Episode`)."""
         return self._ep.wants_frame
 
     @property
@@ -184,7 +187,7 @@ class AsyncEpisode:
         self._check_idle()
         image = as_image(frame)
         ep = self._ep
-        if ep.wants_frame:
+        if ep._peek():
             self._appending = True
             try:
                 await self._owner._admit(format_of(image).nbytes, partial(ep.append, image))
@@ -193,6 +196,40 @@ class AsyncEpisode:
         else:
             ep.append(image)  # no clip wants it: checked, then ignored, as the sync Episode does
         await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    async def offer(self, render: Callable[[], Any]) -> bool:
+        """Call ``render()`` and append its frame if a clip wants this frame; always advance.
+
+        One call per frame, e.g. ``await ep.offer(env.render)``. *render* runs on the event
+        loop thread; it may return an awaitable, which is awaited (a slow sync render can be
+        moved off the loop: ``ep.offer(lambda: anyio.to_thread.run_sync(env.render))``).
+        Appending waits as :meth:`append` does.
+
+        Returns:
+            Whether *render* was called (and its frame appended).
+
+        Raises:
+            TypeError: *render* is not callable, or the frame is not an image.
+            Exception: whatever *render* raises (the episode then stays at this frame); as
+                :meth:`append` otherwise.
+        """
+        if not callable(render):
+            raise TypeError(f"offer() takes a callable that renders a frame, got {render!r}")
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        self._check_idle()
+        if not self._ep._peek():
+            self._ep.skip()
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            return False
+        self._appending = True  # until appended: render() may await, another task must wait
+        try:
+            frame = render()
+            if inspect.isawaitable(frame):
+                frame = await frame
+        finally:
+            self._appending = False
+        await self.append(frame)
+        return True
 
     def append_nowait(self, frame: Any) -> None:
         """Add the next frame without waiting: copied at once, or refused.
@@ -210,12 +247,13 @@ class AsyncEpisode:
         self._check_idle()
         image = as_image(frame)
         ep = self._ep
-        if ep.wants_frame:
+        if ep._peek():
             nbytes = format_of(image).nbytes
             if self._owner._would_wait(nbytes):
-                queue = self._owner._rec._queue
+                rec = self._owner._rec
                 raise QueueFullError(
-                    f"max_queue_bytes={queue.max_bytes} full ({queue.queued_bytes} bytes waiting, "
+                    f"max_queue_bytes={rec.max_queue_bytes} full "
+                    f"({rec.stats().queued_bytes} bytes waiting, "
                     f"frame of {nbytes}): the frame was not taken and nothing was dropped; "
                     "await append() to wait for room"
                 )
@@ -394,7 +432,7 @@ class AsyncRecorder:
         try:
             skipped = 0
             for image in images:
-                if ep.wants_frame:
+                if ep._peek():
                     await self._admit(format_of(image).nbytes, partial(ep.append, image))
                     await anyio.lowlevel.checkpoint()
                 else:
@@ -409,23 +447,21 @@ class AsyncRecorder:
         return [AsyncClipHandle(h) for h in ep.handles]
 
     def _would_wait(self, nbytes: int) -> bool:
-        queue = self._rec._queue
-        if self._rec.on_full != "block" or queue.closed or queue.broken is not None:
-            return False
-        return bool(self._waiting) or not queue.fits(nbytes)
+        rec = self._rec
+        return rec._may_block and (bool(self._waiting) or not rec._fits(nbytes))
 
     async def _admit(self, nbytes: int, put: Callable[[], None]) -> None:
         """Run *put* (which queues one frame of *nbytes*) once it cannot block the loop."""
         if not self._would_wait(nbytes):
             put()
             return
-        queue = self._rec._queue
+        rec = self._rec
         self._waiting += 1
         try:
             async with self._room_lock:
                 while self._would_wait_alone(nbytes):
                     await _run_stoppable(
-                        queue, partial(queue.wait_for_room, nbytes), self._room_limiter
+                        rec, partial(rec._wait_for_room, nbytes), self._room_limiter
                     )
                 # Still on the loop thread since the check: nobody else produced in between.
                 put()
@@ -433,8 +469,7 @@ class AsyncRecorder:
             self._waiting -= 1
 
     def _would_wait_alone(self, nbytes: int) -> bool:
-        queue = self._rec._queue
-        return not (queue.closed or queue.broken is not None or queue.fits(nbytes))
+        return self._rec._may_block and not self._rec._fits(nbytes)
 
     # -- waiting -------------------------------------------------------------------------------
 
@@ -447,12 +482,10 @@ class AsyncRecorder:
             Exception: the error of a video that failed since the last flush()/aclose(), or an
                 :class:`ExceptionGroup` of them.
         """
-        queue = self._rec._queue
-        targets = queue.snapshot()
+        rec = self._rec
+        targets = rec._pending()
         if targets:
-            await _run_stoppable(
-                queue, partial(_wait_stoppable, queue, targets), self._wait_limiter
-            )
+            await _run_stoppable(rec, partial(_wait_stoppable, rec, targets), self._wait_limiter)
         else:
             await anyio.lowlevel.checkpoint()
         self._rec._raise_errors()
@@ -478,10 +511,8 @@ class AsyncRecorder:
         await anyio.lowlevel.checkpoint()
 
     async def _aclose(self, timeout: float | None, cancel: bool, *, cancelled: bool) -> None:
-        queue = self._rec._queue
         if cancel:
-            queue.close()
-            queue.drop_all("the recorder was closed with cancel=True")
+            self._rec._drop_all("the recorder was closed with cancel=True")
         if self._closing is not None:
             # Another task closes (and reports the errors); wait for it, like Recorder.close().
             await self._closing.wait()
@@ -493,10 +524,8 @@ class AsyncRecorder:
             self._closing.set()
 
     async def _shutdown(self, timeout: float | None, cancelled: bool) -> None:
-        queue = self._rec._queue
-        queue.close()
-        for clip in queue.live_clips():
-            queue.end(clip)
+        rec = self._rec
+        rec._end_all()
         interruption: BaseException | None = None
         # Only asyncio's Task.cancel() (not anyio's scopes) and KeyboardInterrupt get through
         # the shield. The first cancellation of a task that left the block normally is held
@@ -510,19 +539,19 @@ class AsyncRecorder:
                 try:
                     with anyio.CancelScope(deadline=deadline) as timer:
                         await _run_stoppable(
-                            queue, partial(_wait_stoppable, queue, None), self._wait_limiter
+                            rec, partial(_wait_stoppable, rec, None), self._wait_limiter
                         )
                     if not timer.cancelled_caught:
                         break
                     timed_out, deadline = True, math.inf
-                    queue.drop_all(f"aclose() timed out after {timeout} s")
+                    rec._drop_all(f"aclose() timed out after {timeout} s")
                 except BaseException as e:
                     interruption = e
                     if defer_cancel and isinstance(e, anyio.get_cancelled_exc_class()):
                         defer_cancel = False
                         continue
                     defer_cancel = False
-                    queue.drop_all("aclose() was interrupted")
+                    rec._drop_all("aclose() was interrupted")
             # Every clip is finished: joining the idle workers takes a moment, off the loop.
             error: Exception | None = None
             try:
@@ -564,14 +593,14 @@ class AsyncRecorder:
 
 
 def _wait_stoppable(
-    queue: ClipQueue, targets: list[tuple[Clip, int]] | None, stop: threading.Event
+    rec: Recorder, targets: list[tuple[Clip, int]] | None, stop: threading.Event
 ) -> None:
     """Wait until *targets* are done (``None``: until no clip is live), or *stop* is set."""
-    queue.wait(None, targets=targets, everything=targets is None, stop=stop)
+    rec._wait_until(targets, stop)
 
 
 async def _run_stoppable(
-    queue: ClipQueue, wait: Callable[[threading.Event], None], limiter: anyio.CapacityLimiter
+    rec: Recorder, wait: Callable[[threading.Event], None], limiter: anyio.CapacityLimiter
 ) -> None:
     """Run the blocking *wait* on a worker thread; cancelling the task stops the thread.
 
@@ -597,7 +626,7 @@ async def _run_stoppable(
     except BaseException:
         # Set `stop` before looking at `started`: a thread that starts later returns at once.
         stop.set()
-        queue.wake()
+        rec._wake()
         if started.is_set():
             with anyio.CancelScope(shield=True):
                 await exited.wait()

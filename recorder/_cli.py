@@ -460,6 +460,18 @@ def _run(
     start = clock()
     unit = "episode" if max_steps is None else "step"
     bar = console.bar(total=episodes or max_steps, desc=result.env_id, unit=unit)
+
+    def render_frame() -> Any:
+        # Called by ep.offer() only for a frame a video wants; timed apart from the recorder.
+        nonlocal render
+        t = clock()
+        try:
+            frame = env.render()
+        except Exception as e:
+            raise _env_failed(result.env_id, "env.render()", e) from None
+        render += clock() - t
+        return frame
+
     try:
         episode = 0
         while (episodes is None or episode < episodes) and (
@@ -479,27 +491,14 @@ def _run(
             try:
                 while True:
                     t = clock()
-                    wanted = ep.wants_frame
-                    in_rec += clock() - t
-                    if wanted:
-                        t = clock()
-                        try:
-                            frame = env.render()
-                        except Exception as e:
-                            raise _env_failed(result.env_id, "env.render()", e) from None
-                        t2 = clock()
-                        render += t2 - t
-                        try:
-                            ep.append(frame)
-                        except QueueFullError as e:  # --on-full raise: stop here
-                            raise CLIError(f"{e} (--on-full raise)") from None
-                        except (TypeError, ValueError) as e:  # not an image, a new size...
-                            raise CLIError(f"{result.env_id}: bad frame: {e}") from None
-                        in_rec += clock() - t2
-                    else:
-                        t = clock()
-                        ep.skip()
-                        in_rec += clock() - t
+                    rendering = render
+                    try:
+                        ep.offer(render_frame)
+                    except QueueFullError as e:  # --on-full raise: stop here
+                        raise CLIError(f"{e} (--on-full raise)") from None
+                    except (TypeError, ValueError) as e:  # not an image, a new size...
+                        raise CLIError(f"{result.env_id}: bad frame: {e}") from None
+                    in_rec += clock() - t - (render - rendering)
                     if terminated or truncated:
                         break
                     if max_steps is not None and result.steps >= max_steps:

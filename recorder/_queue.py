@@ -640,6 +640,12 @@ class ClipQueue:
             more, self.unreported_more = self.unreported_more, 0
             return errors, more
 
+    def mark_forked(self) -> None:
+        """In a forked child: refuse everything, without the lock (a parent's thread may have
+        held it at fork time)."""
+        self.forked = True
+        self._closed = True
+
     def close(self) -> None:
         """Refuse new clips and frames."""
         with self._lock:

@@ -175,6 +175,10 @@ class Recorder:
         self.encode_in: EncodeIn = "process" if self._processes is not None else "thread"
         self._encoder_factory: EncoderFactory = encoder_factory or self._processes or PyAVEncoder
         self._dropped_logged = False
+        # Episodes closed before they could start a clip (see Episode); any thread closes one.
+        self._stall_lock = threading.Lock()
+        self._episodes_stalled = 0
+        self._stalled_logged = False
         self._pid = os.getpid()
         self._close_lock = threading.Lock()
         self._closed = False
@@ -254,7 +258,7 @@ class Recorder:
         ep = Episode(self, plan, episode_index, step_starting_index, metadata)
         try:
             for image in images:
-                if ep.wants_frame:
+                if ep._wants():
                     ep._append_image(image, format_of(image))
                 else:
                     ep._skip()
@@ -284,7 +288,7 @@ class Recorder:
 
     def stats(self) -> RecorderStats:
         """A snapshot of the counters: queue bytes and peak, frames, videos, errors."""
-        return self._queue.stats()
+        return replace(self._queue.stats(), episodes_stalled=self._episodes_stalled)
 
     def close(self, timeout: float | None = None, *, cancel: bool = False) -> None:
         """Finish every clip, stop the workers and report errors. Idempotent, any thread.
@@ -368,13 +372,29 @@ class Recorder:
         """Whether close() has begun."""
         return self._closed
 
-    # -- building blocks shared with the wrappers -----------------------------------------------
+    # -- the internal interface -------------------------------------------------------------
+    # What Episode, the wrappers (recorder.wrappers) and the async facade (recorder._async)
+    # call: they never touch the queue or the recorder's own state, so each can change alone.
 
     def _check_usable(self) -> None:
+        """Raise :class:`RecorderClosedError` when the recorder is closed or forked."""
         if self._queue.forked or os.getpid() != self._pid:
             raise RecorderClosedError("a Recorder cannot be used in a forked child process")
         if self._closed or self._queue.closed:
             raise RecorderClosedError("this Recorder is closed")
+
+    @property
+    def _usable(self) -> bool:
+        """Whether clips and frames are still taken: not closed, not the parent's after fork.
+
+        Cheap (no system call): read for every frame by the wrappers.
+        """
+        return not (self._closed or self._queue.closed)
+
+    @property
+    def _forked(self) -> bool:
+        """Whether this is the parent's recorder seen in a forked child (the parent closes it)."""
+        return self._queue.forked
 
     def _new_clip(
         self,
@@ -391,9 +411,9 @@ class Recorder:
     ) -> Clip:
         """Open a clip named *name* (no extension) in *folder* (default: video_folder).
 
-        Frames go in with :meth:`_append_frame`, at most *length* of them (None: no limit).
-        A live clip of the same path is dropped: the last one wins, as when gymnasium
-        overwrites a file.
+        Frames go in with :meth:`_admit` or :meth:`_append_frame`, at most *length* of them
+        (None: no limit). A live clip of the same path is dropped: the last one wins, as when
+        gymnasium overwrites a file.
         """
         path = (folder or self.video_folder) / f"{name}{self.codec.extension}"
         clip = Clip(
@@ -411,6 +431,13 @@ class Recorder:
         self._queue.open_clip(clip)
         return clip
 
+    def _admit(self, image: Image, fmt: FrameFormat, clips: Sequence[Clip]) -> list[Clip]:
+        """Queue the validated *image* once for every clip of *clips* still accepting.
+
+        Applies the on_full policy; returns the clips of *clips* still accepting afterwards.
+        """
+        return self._queue.admit(image, fmt, clips)
+
     def _append_frame(self, clips: Sequence[Clip], frame: Any) -> None:
         """Validate *frame* and queue it once for every clip in *clips* still accepting."""
         image = as_image(frame)
@@ -426,6 +453,67 @@ class Recorder:
     def _end_clip(self, clip: Clip) -> None:
         """No more frames for *clip*; it is finished in the background."""
         self._queue.end(clip)
+
+    def _drop_clip(self, clip: Clip, reason: str) -> None:
+        """Drop *clip* whole: its file is discarded, its handle raises ClipDroppedError."""
+        self._queue.drop(clip, reason)
+
+    def _stalled(self, episode_index: int, why: str) -> None:
+        """Count (and log, the first time as a warning) an episode that recorded nothing."""
+        with self._stall_lock:
+            self._episodes_stalled += 1
+            first = not self._stalled_logged
+            self._stalled_logged = True
+        if first:
+            logger.warning(
+                "episode %d recorded nothing: %s (further stalled episodes are counted in "
+                "stats().episodes_stalled, logged at DEBUG)",
+                episode_index,
+                why,
+            )
+        else:
+            logger.debug("episode %d recorded nothing: %s", episode_index, why)
+
+    # For the async facade: it admits frames on the event loop only once they cannot wait,
+    # and waits (stoppably) on its own threads.
+
+    @property
+    def _may_block(self) -> bool:
+        """Whether admitting a frame can wait now: ``on_full="block"``, open and not broken."""
+        queue = self._queue
+        return self.on_full == "block" and not queue.closed and queue.broken is None
+
+    def _fits(self, nbytes: int) -> bool:
+        """Whether a frame of *nbytes* would be admitted now without waiting or dropping."""
+        return self._queue.fits(nbytes)
+
+    def _wait_for_room(self, nbytes: int, stop: threading.Event) -> None:
+        """Wait until a frame of *nbytes* fits, the recorder closes or breaks, or *stop* is set."""
+        self._queue.wait_for_room(nbytes, stop)
+
+    def _pending(self) -> list[tuple[Clip, int]]:
+        """What "everything so far" is for :meth:`_wait_until`: each live clip's work."""
+        return self._queue.snapshot()
+
+    def _wait_until(self, targets: list[tuple[Clip, int]] | None, stop: threading.Event) -> None:
+        """Wait until *targets* (from :meth:`_pending`; None: every clip) are done, or *stop*."""
+        self._queue.wait(None, targets=targets, everything=targets is None, stop=stop)
+
+    def _wake(self) -> None:
+        """Make the threads in :meth:`_wait_for_room` / :meth:`_wait_until` look at *stop*."""
+        self._queue.wake()
+
+    def _end_all(self) -> None:
+        """Refuse new clips and frames, and end every live clip where it is."""
+        queue = self._queue
+        queue.close()
+        for clip in queue.live_clips():
+            queue.end(clip)
+
+    def _drop_all(self, reason: str) -> None:
+        """Refuse new clips and frames, and drop every live clip (fast close)."""
+        self._queue.close()
+        self._queue.drop_all(reason)
 
     def _log_drop(self, clip: Clip, reason: str) -> None:
         if not self._dropped_logged:
@@ -683,9 +771,42 @@ class Episode:
     """One episode streamed frame by frame; get it from :meth:`Recorder.episode`.
 
     Frame 0 is the reset frame; frame ``k >= 1`` is step ``step_starting_index + k - 1``.
-    Check :attr:`wants_frame` before rendering: when no clip needs the next frame, skip
-    ``env.render()`` and call :meth:`skip` (or :meth:`append` anyway: it is then ignored).
-    Leaving the ``with`` block (or :meth:`close`) ends the episode's clips.
+    Three ways to stream, all recording exactly the clips, frames and names
+    :func:`gymnasium.utils.save_video.save_video` makes of the same frames::
+
+        ep.offer(env.render)            # renders only when a clip wants the frame
+
+        if ep.wants_frame:              # no else branch needed
+            ep.append(env.render())
+
+        if ep.wants_frame:              # an explicit skip works as well
+            ep.append(env.render())
+        else:
+            ep.skip()
+
+    The rule that makes the second form work: **one** :attr:`wants_frame` answer per frame.
+    Reading it again after it said False, with no :meth:`append`/:meth:`skip` in between,
+    means that frame went by: the episode first advances past it (as :meth:`skip` does),
+    then answers for the next frame. After a True answer it stays on the same frame until
+    :meth:`append` (reading it again says True again, unless the clips that wanted the frame
+    were dropped meanwhile), so "check before rendering, check again before appending" holds.
+    A False answer does not let that pattern be repeated: the second read would be taken as
+    the next frame. Keep the answer in a variable, or use :meth:`offer`. Why this way: the
+    loop without an else branch is the one users write first (it is the one the design
+    shows), and a loop that reads the answer once per frame, with or without ``skip()``,
+    cannot tell a second read from the next frame any other way.
+
+    :meth:`append` after a False answer advances too (the frame is ignored), and so does
+    :meth:`skip`. Leaving the ``with`` block (or :meth:`close`) ends the episode's clips.
+
+    An episode closed without having advanced at all (nothing appended, skipped or passed
+    by), while a clip could have started (episode_trigger fired, or a step_trigger is set), is
+    *stalled*: it is logged (a warning the first time per Recorder, on the ``recorder``
+    logger, then at DEBUG) and counted in ``stats().episodes_stalled``. That is an episode
+    whose episode_trigger fired but which got no frame, or one whose :attr:`wants_frame` was
+    read once and which was then closed (its step clips could never start). Not when the
+    ``with`` block is left by an exception. An episode of its reset frame alone, streamed
+    without ``skip()``, looks the same, and is counted too.
     """
 
     def __init__(
@@ -706,8 +827,10 @@ class Episode:
         self._plan = plan
         trigger = plan.episode_trigger
         self._want_episode = trigger is not None and bool(trigger(episode_index))
-        self._k = 0  # frames seen so far (appended or skipped)
+        self._k = 0  # frames seen so far (appended, skipped or passed by)
         self._step_wanted: bool | None = None  # step_trigger for frame k, once evaluated
+        # wants_frame's last answer for frame k (None: not asked since the last advance).
+        self._answer: bool | None = None
         self._open: list[Clip] = []  # clips that may still want frames
         self._clips: list[Clip] = []  # every clip started
         self._format: FrameFormat | None = None
@@ -720,16 +843,48 @@ class Episode:
 
     @property
     def frames_seen(self) -> int:
-        """Frames appended or skipped so far."""
+        """Frames appended, skipped or passed by (see the class docstring) so far."""
         return self._k
 
     @property
     def wants_frame(self) -> bool:
-        """Whether a clip needs the next frame (evaluates step_trigger for it, once)."""
+        """Whether a clip needs the next frame; read it once per frame (see the class doc).
+
+        After a False answer, reading it again advances past that frame first.
+        """
         self._check_open()
-        if self._k == 0:
-            return self._want_episode
-        return any(c.accepting for c in self._open) or self._step_fires()
+        if self._answer is False:
+            self._skip()  # the frame no clip wanted went by
+        answer = self._wants()
+        self._answer = answer
+        return answer
+
+    def offer(self, render: Callable[[], Any]) -> bool:
+        """Call ``render()`` and append its frame if a clip wants this frame; always advance.
+
+        One call per frame, e.g. ``ep.offer(env.render)``: nothing to get wrong. A False
+        :attr:`wants_frame` answer just before counts for this frame.
+
+        Args:
+            render: a callable of no arguments returning the frame (called at most once).
+
+        Returns:
+            Whether *render* was called (and its frame appended).
+
+        Raises:
+            TypeError: *render* is not callable, or the frame is not an image.
+            ValueError, QueueFullError, RecorderClosedError: as :meth:`append`.
+            Exception: whatever *render* raises; the episode then stays at this frame.
+        """
+        if not callable(render):
+            raise TypeError(f"offer() takes a callable that renders a frame, got {render!r}")
+        self._check_open()
+        if not self._wants():
+            self._skip()
+            return False
+        image = as_image(render())
+        self._append_image(image, format_of(image))
+        return True
 
     def append(self, frame: Any) -> None:
         """Add the next frame: validated and copied now, encoded in the background.
@@ -746,11 +901,26 @@ class Episode:
     def skip(self) -> None:
         """Advance past a frame that was not rendered (when :attr:`wants_frame` is False)."""
         self._check_open()
-        if self.wants_frame:
+        if self._wants():
             raise RuntimeError("skip() called for a frame that a clip wants; append it")
         self._skip()
 
+    # -- the internal interface of the async facade (recorder._async) -------------------------
+
+    def _peek(self) -> bool:
+        """Whether a clip wants the frame :meth:`append` would add now (never advances)."""
+        self._check_open()
+        return self._wants()
+
+    # -- the episode's own state ---------------------------------------------------------------
+
+    def _wants(self) -> bool:
+        if self._k == 0:
+            return self._want_episode
+        return any(c.accepting for c in self._open) or self._step_fires()
+
     def _skip(self) -> None:
+        self._answer = None
         self._step_wanted = None
         self._k += 1
         self._open = [c for c in self._open if c.accepting]
@@ -773,8 +943,9 @@ class Episode:
             self._start("step", self.step_starting_index + k - 1)
         self._k = k + 1
         self._step_wanted = None
+        self._answer = None
         if self._open:
-            self._open = self._rec._queue.admit(image, fmt, self._open)
+            self._open = self._rec._admit(image, fmt, self._open)
 
     def _step_fires(self) -> bool:
         if self._step_wanted is None:
@@ -803,23 +974,43 @@ class Episode:
         """Drop every clip this episode started (the files are discarded)."""
         self._closed = True
         for clip in self._clips:
-            self._rec._queue.drop(clip, reason)
+            self._rec._drop_clip(clip, reason)
         self._open = []
 
     def _check_open(self) -> None:
         if self._closed:
             raise RecorderClosedError(f"episode {self.episode_index} is closed")
-        if self._rec._closed:
+        if self._rec.closed:
             raise RecorderClosedError("this Recorder is closed")
 
     def close(self) -> None:
-        """End the episode: its clips are finished in the background. Idempotent."""
+        """End the episode: its clips are finished in the background. Idempotent.
+
+        A stalled episode (see the class docstring) is logged and counted.
+        """
+        self._close(check_stalled=True)
+
+    def _close(self, *, check_stalled: bool) -> None:
         if self._closed:
             return
         self._closed = True
         for clip in self._open:
-            self._rec._queue.end(clip)
+            self._rec._end_clip(clip)
         self._open = []
+        if (
+            check_stalled
+            and self._k == 0
+            and (self._want_episode or self._plan.step_trigger is not None)
+        ):
+            if self._want_episode:
+                why = "episode_trigger fired, but no frame was appended"
+            else:
+                why = (
+                    "it never advanced past its reset frame, so no step clip could start "
+                    "(read wants_frame once per frame, call skip() or append() for each "
+                    "frame, or use offer())"
+                )
+            self._rec._stalled(self.episode_index, why)
 
     def __enter__(self) -> Self:
         return self
@@ -830,7 +1021,8 @@ class Episode:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        # An exception ends the episode early on purpose: that is not a stall to report.
+        self._close(check_stalled=exc_type is None)
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -948,8 +1140,7 @@ def _forget_all_in_child() -> None:
     global _live_lock
     _live_lock = threading.Lock()
     for rec in _live:
-        rec._queue.forked = True
-        rec._queue._closed = True
+        rec._queue.mark_forked()
     _live.clear()
 
 

@@ -130,6 +130,9 @@ class RecorderStats:
         bytes_written: total size of the saved videos.
         encode_seconds: worker time spent encoding (or feeding encoder processes).
         errors: the errors of the newest 100 failed videos (or callbacks), oldest first.
+        episodes_stalled: streamed episodes closed before they advanced at all while a clip
+            could have started (see :class:`recorder.Episode`): nothing was recorded of
+            them; the first is logged as a warning.
     """
 
     queued_bytes: int
@@ -147,6 +150,8 @@ class RecorderStats:
     bytes_written: int
     encode_seconds: float
     errors: tuple[BaseException, ...]
+    # With a default: the queue's snapshot leaves it to the Recorder, which keeps the count.
+    episodes_stalled: int = 0
 
     @property
     def videos_in_progress(self) -> int:

@@ -679,3 +679,68 @@ async def test_asyncio_second_cancel_drops_the_rest(
         with pytest.raises(ClipDroppedError, match="interrupted"):
             await handle
         assert len(fake.made[0].frames) <= 1
+
+
+# -- streaming: the sync rules, offer() ----------------------------------------------------------
+
+
+async def test_offer_renders_only_wanted_frames_and_awaits_an_awaitable_render(
+    tmp_path: Path,
+) -> None:
+    fake = FakeEncoders()
+    calls: list[int] = []
+    results: list[bool] = []
+    async with (
+        AsyncRecorder(
+            tmp_path, step_trigger=lambda s: s in (3, 10), video_length=4, encoder_factory=fake
+        ) as rec,
+        rec.episode(0) as ep,
+    ):
+        with pytest.raises(TypeError, match="callable"):
+            await ep.offer(flat(0))  # type: ignore[arg-type]
+        for k in range(20):
+
+            def render(k: int = k) -> np.ndarray:
+                calls.append(k)
+                return flat(k)
+
+            async def render_async(k: int = k) -> np.ndarray:
+                await anyio.lowlevel.checkpoint()
+                return render(k)
+
+            results.append(await ep.offer(render_async if k % 2 else render))
+        assert ep.frames_seen == 20
+    wanted = [*range(4, 8), *range(11, 15)]  # step s is frame s + 1
+    assert calls == wanted
+    assert results == [k in wanted for k in range(20)]
+    assert fake.by_name("rl-video-step-3").frames == [4, 5, 6, 7]
+    assert fake.by_name("rl-video-step-10").frames == [11, 12, 13, 14]
+
+
+async def test_loop_without_else_and_append_after_a_false_answer(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    async with AsyncRecorder(
+        tmp_path, step_trigger=lambda s: s % 10 == 0, encoder_factory=fake
+    ) as rec:
+        async with rec.episode(5, step_starting_index=33) as ep:
+            for k in range(25):
+                if ep.wants_frame:
+                    await ep.append(flat(k))
+        async with rec.episode(6, step_starting_index=60) as ep:
+            assert not ep.wants_frame  # frame 0
+            await ep.append(flat(0))  # the same frame: ignored, as in the sync Episode
+            assert ep.frames_seen == 1
+            assert ep.wants_frame  # frame 1 is step 60
+            ep.append_nowait(flat(1))
+        assert rec.stats().episodes_stalled == 0
+    assert fake.by_name("rl-video-step-40").frames == list(range(8, 25))
+    assert fake.by_name("rl-video-step-50").frames == list(range(18, 25))
+    assert fake.by_name("rl-video-step-60").frames == [1]
+
+
+async def test_stalled_episode_is_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with AsyncRecorder(tmp_path, step_trigger=always, encoder_factory=FakeEncoders()) as rec:
+        async with rec.episode(0) as ep:
+            assert not ep.wants_frame
+        assert rec.stats().episodes_stalled == 1
+    assert "episode 0 recorded nothing" in caplog.text

@@ -128,7 +128,7 @@ class ClipSink:
     @property
     def stale(self) -> bool:
         """Whether the Recorder is closed, or the parent's in a forked child."""
-        return self.recorder._queue.closed
+        return not self.recorder._usable
 
     def open(
         self,
@@ -168,7 +168,7 @@ class ClipSink:
         A private Recorder is closed; a shared one is left open (its other users go on).
         """
         if self.owned:
-            if not self.recorder._queue.forked:  # the parent's to close
+            if not self.recorder._forked:  # the parent's to close
                 self.recorder.close()
             return
         handles, self._handles = self._handles, []
@@ -296,3 +296,11 @@ class Track:
     def skip(self) -> None:
         """Count a frame the clip no longer wants (it was dropped): the clip cut stays put."""
         self.frames += 1
+
+    def offer(self, render: Callable[[], Any]) -> bool:
+        """Capture ``render()`` if the clip wants a frame, else :meth:`skip`; True if rendered."""
+        if not self.wants_frame:
+            self.skip()  # the Recorder dropped this clip: do not render for it
+            return False
+        self.add(render())
+        return True

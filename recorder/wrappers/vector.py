@@ -405,17 +405,16 @@ class RecordVideo(
     def _capture_tiled(self) -> None:
         track = self._track
         assert track.recording, "Cannot capture a frame, recording wasn't started."
-        if track.wants_frame:
-            envs_frame = self._render_all()
-            if self.record_first_only:
-                self.frame_rows = self.frame_cols = 1
-                track.add(envs_frame[0])
-            else:
-                track.add(self._tile(envs_frame))
-        else:
-            track.skip()  # the Recorder dropped this clip: do not render for it
+        track.offer(self._render_tiled)
         if track.frames > self.video_length:
             self.stop_recording()
+
+    def _render_tiled(self) -> Any:
+        envs_frame = self._render_all()
+        if self.record_first_only:
+            self.frame_rows = self.frame_cols = 1
+            return envs_frame[0]
+        return self._tile(envs_frame)
 
     def _capture_envs(self, envs: Iterable[int]) -> None:
         recording = [(j, self._tracks[j]) for j in envs if self._tracks[j].recording]
