@@ -118,10 +118,17 @@ def writable_path(spec: VideoSpec) -> str:
 
 
 class Encoder(Protocol):
-    """One video being written. Calls come from one worker thread at a time, in frame order."""
+    """One video being written. Calls come from one worker thread at a time, in frame order.
+
+    An encoder that reads frames after :meth:`write` returns (an encoder process reads them
+    from the shared arena) also has ``released() -> int``, how many of the frames written it
+    is done with, in order, and ``drain()``, which returns once it is done with all of them;
+    the worker keeps such frames in the budget until then. Without them, a frame is free
+    again as soon as ``write`` returns.
+    """
 
     def write(self, image: Image) -> None:
-        """Encode one frame (a buffer of ``spec.frame_format.shape``; do not keep it)."""
+        """Encode one frame (a buffer of ``spec.frame_format.shape``; see above for keeping it)."""
 
     def close(self) -> None:
         """Finish the file: flush the encoder and write the container trailer."""
