@@ -6,7 +6,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import av
 from av.video.reformatter import Interpolation, VideoReformatter
@@ -175,8 +175,18 @@ def lock_file(fd: int, *, block: bool = True) -> bool:
     return True
 
 
+class Readable(Protocol):
+    """A binary file object PyAV can read from and seek in."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+
 def remux(
-    source: str | IO[bytes],
+    source: str | Readable,
     target: str,
     options: dict[str, str] | None = None,
     format: str = "mp4",
@@ -313,7 +323,7 @@ class PyAVEncoder:
                 self._container.mux(self._stream.encode(None))
             finally:
                 self._container.close()
-            if self._fragment_fd is not None:
+            if self._fragment_fd is not None and self._fragment is not None:
                 # faststart reopens the target by name to move the moov atom: the fd's name.
                 remux(_fd_path(self._fragment_fd, self._fragment), self._target)
         finally:
