@@ -23,7 +23,7 @@ TMP_SUFFIX = ".rec-tmp"
 #: the fragmented mp4 an encoder writes first: ``.{stem}.{random}.mp4.rec-frag``.
 FRAGMENT_SUFFIX = ".rec-frag"
 #: seconds of video between keyframes, so between fragments: what a crash can lose at most.
-KEYFRAME_SECONDS = 1.0
+KEYFRAME_SECONDS = 2.0
 #: the muxer options of a fragment file: a playable prefix after every fragment (one per
 #: keyframe), written out at once (flush_packets) rather than kept in PyAV's 32 KiB buffer.
 FRAGMENT_OPTIONS = {

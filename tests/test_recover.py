@@ -31,7 +31,7 @@ from recorder._encoder import PyAVEncoder
 from recorder._frames import format_of
 
 TESTS = Path(__file__).resolve().parent
-FPS = 10  # a keyframe, so a fragment, every 10 frames
+FPS = 10  # a keyframe, so a fragment, every 20 frames (KEYFRAME_SECONDS)
 
 CRASH = textwrap.dedent(
     r"""
@@ -157,7 +157,7 @@ def test_sigkill_mid_clip_then_recover(tmp_path: Path, mode: str) -> None:
     (fragment,) = [n for n in os.listdir(folder) if n.endswith(".rec-frag")]
     assert fragment.startswith(".rl-video-episode-1.")
     survived = complete_fragment_frames(folder / fragment)
-    # Frames 0-39 are 4 whole fragments once keyframe 40 is muxed. The encoder process that
+    # Frames 0-39 are 2 whole fragments once keyframe 40 is muxed. The encoder process that
     # outlived the training process also flushed the frames after it that it had been given
     # (a worker announces them in batches: the last may not have left the ring).
     assert survived >= 40
