@@ -39,6 +39,8 @@ class Codec:
 
     Args:
         name: ``"h264"`` (mp4, default), ``"h265"`` (mp4), ``"vp9"`` (webm) or ``"gif"``.
+            An mp4 survives a crash up to its last 2 s fragment (see :class:`PyAVEncoder` and
+            :func:`recorder.recover`); webm and gif are written as they are and do not.
         crf: constant rate factor, lower is better quality (h264 default 23, h265 28, vp9 32);
             ignored for gif.
         preset: x264/x265 speed preset (``"ultrafast"`` ... ``"veryslow"``), default
