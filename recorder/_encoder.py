@@ -139,6 +139,11 @@ def writable_path(spec: VideoSpec) -> str:
     return spec.path
 
 
+def keyframe_interval(fps: float) -> int:
+    """Frames between the keyframes (so the fragments) of an mp4 at *fps*: x264's ``keyint``."""
+    return max(1, round(fps * KEYFRAME_SECONDS))
+
+
 def _fd_path(fd: int, path: str) -> str:
     """A name that opens the file of *fd*: ``/proc/self/fd/N`` where Linux has it."""
     return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
@@ -287,7 +292,7 @@ class PyAVEncoder:
             stream.codec_context.thread_count = spec.codec.threads
             stream.codec_context.time_base = 1 / rate
             if self._fragment is not None:
-                stream.codec_context.gop_size = max(1, round(spec.fps * KEYFRAME_SECONDS))
+                stream.codec_context.gop_size = keyframe_interval(spec.fps)
             stream.options = options
         except BaseException:
             self._container.close()
