@@ -11,6 +11,7 @@ import typing as _typing
 from recorder._default import flush, save_video
 from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
 from recorder._recorder import Episode, Recorder
+from recorder._recover import Leftover, RecoveredVideo, RecoveryReport, recover
 from recorder._results import (
     ClipDroppedError,
     ClipHandle,
@@ -35,15 +36,19 @@ __all__ = [
     "Encoder",
     "EncoderFactory",
     "Episode",
+    "Leftover",
     "QueueFullError",
     "Recorder",
     "RecorderClosedError",
     "RecorderStats",
+    "RecoveredVideo",
+    "RecoveryReport",
     "VideoInfo",
     "VideoSpec",
     "capped_cubic_video_schedule",
     "flush",
     "handle_sigterm",
+    "recover",
     "save_video",
 ]
 

@@ -2,8 +2,9 @@
 
 Started by :mod:`recorder._process` as ``python -c ...``; see there for the protocol. It
 ignores SIGINT (a Ctrl-C in the terminal reaches the whole process group; the recorder decides
-what happens to its videos) and exits when asked or when the recorder's end of the socket
-closes (the training process exited), aborting any video still open.
+what happens to its videos) and exits when asked, aborting any video still open, or when the
+recorder's end of the socket closes (the training process died): then it finishes the fragment
+file of each open video and leaves it for ``recorder recover``.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ class _Video:
         # The parent's descriptor number means nothing here: this process's own copy, or none.
         self.encoder: PyAVEncoder | None = PyAVEncoder(replace(spec, fd=file_fd))
 
-    def release(self, finish: bool) -> None:
+    def release(self, finish: bool, salvage: bool = False) -> None:
         try:
             if self.encoder is not None:
                 encoder, self.encoder = self.encoder, None
                 if finish:
                     encoder.close()
+                elif salvage:
+                    encoder.salvage()
                 else:
                     encoder.abort()
         finally:
@@ -88,6 +91,7 @@ def main(fd: int, nice: int) -> None:
     sock = socket.socket(fileno=fd)
     videos: dict[int, _Video] = {}
     arenas: dict[int, _Arena] = {}
+    orphaned = True  # until told to exit: the recorder died, its videos are left to recover
     sock.send(pickle.dumps(("ready", 0, None)))  # PyAV is imported: videos can come
     try:
         while True:
@@ -100,6 +104,7 @@ def main(fd: int, nice: int) -> None:
             message: tuple[Any, ...] = pickle.loads(data)
             kind = message[0]
             if kind == "exit":
+                orphaned = False
                 return
             vid = message[1]
             reply: tuple[str, int, Any] = ("ok", vid, None)
@@ -146,5 +151,5 @@ def main(fd: int, nice: int) -> None:
     finally:
         for video in videos.values():
             with contextlib.suppress(Exception):
-                video.release(finish=False)
+                video.release(finish=False, salvage=orphaned)
         sock.close()

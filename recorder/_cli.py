@@ -1,4 +1,4 @@
-"""The command line: ``recorder record ENV_ID`` and ``recorder gallery FOLDER``."""
+"""The command line: ``recorder record``, ``recorder gallery`` and ``recorder recover``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from gymnasium.envs.registration import load_env_creator
 
 from recorder._gallery import build_gallery, scan, serve, write_gallery
 from recorder._recorder import Recorder
+from recorder._recover import recover
 from recorder._results import QueueFullError, RecorderStats
 from recorder._schedule import capped_cubic_video_schedule
 
@@ -196,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     gal.add_argument(
         "--port", type=_port, default=8000, help="with --serve; 0 picks a free port (default: 8000)"
     )
+
+    rcv = sub.add_parser(
+        "recover",
+        help="turn videos half-written by a crashed process into FOLDER/{name}-partial.mp4",
+        description="Turn the temporary files that processes which died mid-clip left in "
+        "FOLDER into {name}-partial.mp4 (every complete fragment, +faststart) with a "
+        "{name}-partial.json sidecar; delete leftovers without a frame. Files whose writer is "
+        "alive are left alone. Prints one line per file and a summary.",
+    )
+    rcv.set_defaults(command=cmd_recover)
+    rcv.add_argument("folder", metavar="FOLDER")
     return parser
 
 
@@ -640,6 +652,20 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     print(f"serving http://{args.host}:{server.server_port}/ (Ctrl-C to stop)", flush=True)
     with server, contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """``recorder recover``: see :func:`build_parser`."""
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CLIError(f"{args.folder!r} is not a folder")
+    try:
+        report = recover(folder)
+    except OSError as e:
+        raise CLIError(f"cannot recover in {args.folder!r}: {e.strerror or e}") from None
+    for line in report.lines():
+        print(line)
     return 0
 
 

@@ -18,7 +18,15 @@ from typing import Any, Self, cast
 
 import numpy as np
 
-from recorder._encoder import Codec, EncoderFactory, PyAVEncoder, VideoSpec
+from recorder._encoder import (
+    TMP_SUFFIX,
+    Codec,
+    EncoderFactory,
+    PyAVEncoder,
+    VideoSpec,
+    fragment_path,
+    lock_file,
+)
 from recorder._frames import FrameFormat, Image, as_image, format_of
 from recorder._metadata import append_manifest, record_of, write_sidecar
 from recorder._process import EncodeIn, EncoderProcesses
@@ -37,7 +45,6 @@ from recorder._schedule import capped_cubic_video_schedule
 logger = logging.getLogger("recorder")
 
 Trigger = Callable[[int], bool]
-TMP_SUFFIX = ".rec-tmp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,11 +609,7 @@ class Recorder:
         start = time.perf_counter()
         if clip.encoder is None:
             assert clip.frame_format is not None
-            # Beside the final file (os.replace cannot cross file systems). mkstemp creates
-            # it exclusively (O_EXCL): nothing already there is followed.
-            clip.tmp_fd, clip.tmp_path = tempfile.mkstemp(
-                prefix=f".{clip.path.stem}.", suffix=TMP_SUFFIX, dir=clip.path.parent
-            )
+            clip.tmp_fd, clip.tmp_path = _locked_tmp(clip.path)
             clip.encoder = self._encoder_factory(
                 VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format, clip.tmp_fd)
             )
@@ -747,8 +750,7 @@ class Recorder:
         clip.handle.set_exception(error)
         self._queue.retire(clip)
 
-    @staticmethod
-    def _cleanup(clip: Clip) -> list[Item]:
+    def _cleanup(self, clip: Clip) -> list[Item]:
         """Abort *clip*'s encoder and file; returns the frames the encoder had (now free)."""
         if clip.encoder is not None:
             with contextlib.suppress(Exception):
@@ -757,6 +759,10 @@ class Recorder:
         encoded = list(clip.held)
         clip.held.clear()
         if clip.tmp_path is not None:
+            # The fragment file an encoder process that died could not delete (its name is
+            # ours alone while our temporary file exists).
+            with contextlib.suppress(OSError):
+                os.unlink(fragment_path(clip.tmp_path, self.codec.extension))
             with contextlib.suppress(OSError):
                 os.unlink(clip.tmp_path)
             clip.tmp_path = None
@@ -1023,6 +1029,30 @@ class Episode:
     ) -> None:
         # An exception ends the episode early on purpose: that is not a stall to report.
         self._close(check_stalled=exc_type is None)
+
+
+def _locked_tmp(path: Path) -> tuple[int, str]:
+    """Create the temporary file of the video *path*, under ``flock`` (its writer is alive).
+
+    Beside the final file (os.replace cannot cross file systems). mkstemp creates it
+    exclusively (O_EXCL): nothing already there is followed. ``recorder recover`` may take
+    the lock of a file just created and delete it as a dead writer's: then a new one.
+    """
+    for attempt in range(3):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TMP_SUFFIX, dir=path.parent)
+        try:
+            lock_file(fd)
+            os.lstat(tmp)
+        except FileNotFoundError:
+            if attempt < 2:
+                os.close(fd)
+                continue
+        except BaseException:
+            os.close(fd)
+            raise
+        # Replaced by another file meanwhile: the rename's samestat check reports it.
+        return fd, tmp
+    raise AssertionError("unreachable")
 
 
 # -- validation ----------------------------------------------------------------------------------

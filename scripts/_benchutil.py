@@ -297,13 +297,19 @@ def ffmpeg_encode(
     preset: str = "veryfast",
     threads: int = 1,
 ) -> None:
-    """Encode RGB frames with the ffmpeg CLI: raw rgb24 on stdin, libx264, yuv420p, faststart."""
+    """Encode RGB frames with the ffmpeg CLI: raw rgb24 on stdin, libx264, yuv420p, faststart.
+
+    With the recorder's keyframe interval (``-g``), so that both encode the same stream.
+    """
+    from recorder._encoder import keyframe_interval
+
     height, width = frames[0].shape[:2]
     cmd = [
         exe, "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
         "-i", "-",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-threads", str(threads),
+        "-g", str(keyframe_interval(fps)),
         "-pix_fmt", "yuv420p", "-movflags", "+faststart", os.fspath(path),
     ]  # fmt: skip
     # stderr goes to a file: a pipe nobody reads while we write could fill up and deadlock.

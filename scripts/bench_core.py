@@ -30,6 +30,7 @@ import numpy as np
 
 import recorder
 from recorder import _queue
+from recorder._encoder import keyframe_interval
 from recorder._queue import QUANTUM
 
 FRAME = (400, 600)  # CartPole-v1 rgb_array
@@ -767,8 +768,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "*new Recorder* creates one per run (every frame buffer is fresh memory). ffmpeg CLI: "
         "the imageio-ffmpeg binary, raw rgb24 piped on stdin, "
         f"`-c:v libx264 -preset {h264.preset} -crf {h264.crf} -threads {h264.threads} "
-        "-pix_fmt yuv420p -movflags +faststart`, one process per video (wall time includes "
-        "process start); "
+        f"-g {keyframe_interval(30)} -pix_fmt yuv420p -movflags +faststart`, one process per "
+        "video (wall time includes process start); "
         "`-threads` limits the codec only, the CLI still runs reading, conversion to yuv420p "
         "and encoding on threads of their own. *Pinned to 1 CPU*: every thread of the run "
         "(this process's and ffmpeg's) confined to one CPU with sched_setaffinity, equal "

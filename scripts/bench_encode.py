@@ -33,10 +33,13 @@ import av
 import numpy as np
 
 import recorder
+from recorder._encoder import keyframe_interval
 
 FPS = 30
 CRF = 23
 THREADS = 1
+#: the recorder's keyframe interval (its mp4 fragments), given to every tool: the same stream.
+GOP = keyframe_interval(FPS)
 REC1_VS_FFMPEG = 1.0  # target: recorder 1 worker frames/s / ffmpeg CLI's
 REC2_VS_REC1 = 1.6  # target: recorder 2 workers / 1 worker
 
@@ -157,6 +160,7 @@ class Tools:
                 stream: Any = c.add_stream("libx264", rate=FPS)
                 stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
                 stream.codec_context.thread_count = THREADS
+                stream.codec_context.gop_size = GOP
                 stream.options = {"crf": str(CRF), "preset": self.preset}
                 for frame in video:
                     c.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
@@ -177,7 +181,7 @@ class Tools:
                 str(self.path("imageio", i)), (self.width, self.height), fps=FPS,
                 codec="libx264", quality=None, macro_block_size=1, ffmpeg_log_level="error",
                 output_params=["-preset", self.preset, "-crf", str(CRF), "-threads",
-                               str(THREADS), "-movflags", "+faststart"],
+                               str(THREADS), "-g", str(GOP), "-movflags", "+faststart"],
             )  # fmt: skip
             writer.send(None)
             for frame in video:
@@ -193,7 +197,7 @@ class Tools:
                 clip.write_videofile(
                     str(self.path("moviepy", i)), codec="libx264", preset=self.preset,
                     threads=THREADS, audio=False, logger=None,
-                    ffmpeg_params=["-crf", str(CRF), "-movflags", "+faststart"],
+                    ffmpeg_params=["-crf", str(CRF), "-g", str(GOP), "-movflags", "+faststart"],
                 )  # fmt: skip
             finally:
                 clip.close()

@@ -409,7 +409,10 @@ def test_video_folder_removed_mid_run(
     (cut,) = rec.submit([painted(i) for i in range(40)], episode_index=1)
     assert encoders.writing.wait(10)
     (tmp,) = temporaries(folder)
-    assert (folder / tmp).stat().st_size > 0  # half-written
+    # Half-written: an mp4 goes into its fragment file first (the temporary file at close).
+    (fragment,) = [n for n in os.listdir(folder) if n.endswith(".rec-frag")]
+    assert fragment.startswith(tmp.removesuffix(".rec-tmp"))
+    assert (folder / fragment).stat().st_size > 0
     shutil.rmtree(folder)
     if recreate:
         folder.mkdir()

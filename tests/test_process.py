@@ -126,7 +126,8 @@ CHILD = textwrap.dedent(
     """
 )
 
-TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[^.]+(\.json)?\.rec-tmp$")
+# The recorder's temporary file, a sidecar's, and an mp4's fragment file (written by the encoder).
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[^.]+(\.json\.rec-tmp|\.rec-tmp|\.mp4\.rec-frag)$")
 
 
 class Child:

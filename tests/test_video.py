@@ -177,3 +177,4 @@ def test_public_names() -> None:
     public = {n for n in dir(recorder) if not n.startswith("_")}
     modules = {"wrappers"}
     assert public - modules <= set(recorder.__all__) | modules
+    assert {"recover", "RecoveryReport", "RecoveredVideo", "Leftover"} <= set(recorder.__all__)
