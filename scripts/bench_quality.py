@@ -283,11 +283,12 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         g = r["rows"]["gymnasium"]
         if r["moviepy_shifted"]:
             lines.append(
-                f"{r['input']}: moviepy fed ffmpeg the frame before instead of the right one "
-                f"for {r['moviepy_shifted']} of {g['frames_in_file']} frames (a repeated frame "
-                "each time, and a skipped one); gymnasium's PSNR above is against what it was "
-                "fed, its coding quality. Against the source frame of the same index, what a "
-                f"user of its file sees, its min PSNR is {g['psnr_min_vs_source']:.2f} dB."
+                f"{r['input']}: moviepy fed ffmpeg another source frame than the one of the "
+                f"index for {r['moviepy_shifted']} of {g['frames_in_file']} frames (its "
+                "float-time frame lookup: a frame repeated, another skipped); gymnasium's PSNR "
+                "above is against what it was fed, its coding quality. Against the source "
+                "frame of the same index, what a user of its file sees, its min PSNR is "
+                f"{g['psnr_min_vs_source']:.2f} dB."
             )
         d = r["rows"]["defaults"]
         lines.append(
