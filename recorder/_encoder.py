@@ -44,17 +44,21 @@ class Codec:
         crf: constant rate factor, lower is better quality (h264 default 23, h265 28, vp9 32);
             ignored for gif.
         preset: x264/x265 speed preset (``"ultrafast"`` ... ``"veryslow"``), default
-            ``"ultrafast"``: on CartPole frames at crf 23 it encodes 2.5x faster than
-            ``"veryfast"``, at a higher PSNR, for files 3x larger (110 kB for 10 s); for vp9
-            the ``cpu-used`` level (-8..8, default 8).
+            ``"ultrafast"``: the encoder shares the machine with the training loop. At crf 23
+            it encodes faster than ``"veryfast"`` and than gymnasium's writer (preset
+            ``"medium"``) at a PSNR at least theirs minus 1 dB (higher on CartPole frames), for
+            files several times larger; for vp9 the ``cpu-used`` level (-8..8, default 8).
         threads: codec threads per video; 1 keeps one video on one core.
         options: extra codec options passed to FFmpeg as they are.
         interpolation: swscale's filter for the RGB to YUV 4:2:0 conversion (the frame is
-            never resized, only its chroma subsampled): ``"point"`` (default) takes each
-            2x2 block's colour from one pixel; at 600x400 it converts in 366 us instead of
-            615 us for ``"bilinear"`` (the conversion costs as much as x264 ultrafast),
-            for 0.4 dB less PSNR on CartPole frames. ``"bilinear"``, ``"bicubic"`` and
-            ``"area"`` average the block.
+            never resized, only its chroma subsampled): ``"area"`` (default), ``"bilinear"``
+            and ``"bicubic"`` average each 2x2 block's colour, at the same cost; ``"point"``
+            takes it from one pixel: a faster conversion (which at 600x400 costs about as much
+            as x264 ultrafast itself), but on images with colour noise a PSNR about 1 dB
+            below gymnasium's writer.
+
+    Figures (PSNR, kB per second of video, encode frames/s, against gymnasium's writer):
+    ``docs/benchmarks.md``, from ``scripts/bench_quality.py`` and ``scripts/bench_encode.py``.
     """
 
     name: str = "h264"
@@ -62,7 +66,7 @@ class Codec:
     preset: str | None = None
     threads: int = 1
     options: dict[str, str] = field(default_factory=dict)
-    interpolation: str = "point"
+    interpolation: str = "area"
 
     def __post_init__(self) -> None:
         if self.name not in _CODECS:

@@ -32,7 +32,7 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 SCRIPTS = Path(__file__).resolve().parent
 # Run first: the heaviest and most noise-sensitive; then the rest alphabetically.
 ORDER = ("bench_cartpole", "bench_encode", "bench_core", "bench_overload")
-WITH_JSON = ("bench_cartpole", "bench_encode")
+WITH_JSON = ("bench_cartpole", "bench_encode", "bench_quality")
 TIMEOUT_S = 1800
 
 
@@ -221,6 +221,20 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
                  "≤ 30 / ≤ 100 / -" if targeted else "-",
                  f"{r['median']:.1f} / {r['p99']:.1f} / {r['max']:.0f}",
                  verdict(r["median"] <= 30 and r["p99"] <= 100) if targeted else "-"]
+            )  # fmt: skip
+    quality = results.get("bench_quality")
+    if quality and quality.data:
+        for case in quality.data["quality"]:
+            d, g = case["rows"]["defaults"], case["rows"]["gymnasium"]
+            rows.append(
+                ["quality", f"{case['input']}: min PSNR, recorder defaults / gymnasium save_video",
+                 "≥ gymnasium - 1 dB", f"{d['psnr_min']:.2f} / {g['psnr_min']:.2f} dB",
+                 verdict(case["met"])]
+            )  # fmt: skip
+            rows.append(
+                ["quality", f"{case['input']}: kB per s of video, recorder defaults / gymnasium",
+                 "-", f"{d['kb_per_s']:.1f} / {g['kb_per_s']:.1f} ({d['size_vs_gymnasium']:.1f}x)",
+                 "-"]
             )  # fmt: skip
     return rows
 

@@ -190,3 +190,44 @@ def test_bench_gil_quick_times_every_encoder_call(tmp_path: Path) -> None:
             assert calls[(mode, size, "close")] == 3
     assert all(float(r[6]) >= 0 for r in rows)
     assert not left_behind(tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_bench_quality_quick_compares_with_gymnasium(tmp_path: Path) -> None:
+    out, js = tmp_path / "quality.md", tmp_path / "quality.json"
+    proc = run_script(tmp_path, "bench_quality.py", "--out", str(out), "--json", str(js))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    assert text.startswith("# Quality at the default settings")
+    assert "The trade:" in text
+    rows = table_rows(text)
+    assert [r[0] for r in rows] == ["CartPole 600x400"] * 4 + ["noisy ramp 128x96"] * 4
+    assert [r[1] for r in rows[:4]] == [
+        "recorder, defaults",
+        'recorder, `interpolation="point"` (the default before)',
+        'recorder, `preset="veryfast"`',
+        "gymnasium `save_video` (moviepy, preset medium)",
+    ]
+    data = json.loads(js.read_text())
+    for case in data["quality"]:
+        # Compared frame by frame, by index: nothing shifted, nothing lost but moviepy's last.
+        assert case["frames"] - 1 <= case["frames_compared"] <= case["frames"]
+        for key, row in case["rows"].items():
+            assert row["misaligned"] == 0, (case["input"], key)
+            assert row["kb_per_s"] > 0
+            if key != "gymnasium":
+                assert row["frames_in_file"] == case["frames"]
+    assert not left_behind(tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_bench_all_summarises_quality(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    proc = run_script(tmp_path, "bench_all.py", "--only", "bench_quality", "--out-dir", str(docs))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (docs / "benchmarks.md").read_text()
+    assert "## Quality at the default settings" in text
+    summary = [r for r in table_rows(text) if r[0] == "quality"]
+    assert len(summary) == 4  # min PSNR and size, per input
+    assert all(r[2] == "≥ gymnasium - 1 dB" for r in summary[::2])
+    assert not left_behind(tmp_path)

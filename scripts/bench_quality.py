@@ -1,0 +1,392 @@
+"""Quality at the default settings: recorder's files against gymnasium's own writer.
+
+The same frames written by ``recorder.Recorder`` (default codec settings: h264, crf 23, preset
+ultrafast, the default RGB to YUV 4:2:0 filter, one codec thread) and by
+``gymnasium.utils.save_video.save_video`` (moviepy ``ImageSequenceClip.write_videofile`` with
+its defaults: libx264, preset medium, ffmpeg's default crf 23, yuv420p), decoded back with PyAV
+and compared with the source frames: PSNR on RGB per frame (min and mean over the frames both
+files have, matched by index), kB per second of video, and encode speed. Two inputs:
+
+- CartPole-v1 ``rgb_array`` renders (600x400) of a seeded random policy;
+- a noisy ramp: one 96x128 RGB image, grey 128 plus Gaussian noise (sigma 16, independent per
+  pixel and channel, ``numpy.random.default_rng(0)``), brightened by an offset rising linearly
+  from -80 to +80 over 30 frames (1 s), rounded and clipped to 0..255.
+
+Target: recorder's default files' min PSNR >= gymnasium's - 1 dB on both inputs
+(``tests/test_quality.py`` checks the same on fewer frames).
+
+Usage::
+
+    python scripts/bench_quality.py [--quick] [--out PATH] [--json PATH]
+
+Prints a markdown report on stdout (progress on stderr). A missed target is printed, never an
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import shlex
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
+import av
+import numpy as np
+
+import recorder
+from recorder._encoder import PyAVEncoder, VideoSpec
+from recorder._frames import format_of
+
+FPS = 30
+MARGIN_DB = 1.0  # target: recorder defaults' min PSNR >= gymnasium's - MARGIN_DB
+RAMP_FRAMES = 30  # ~5.5 brightness levels per frame: a shifted frame cannot pass as aligned
+
+
+@dataclass(frozen=True)
+class Config:
+    """How much to measure."""
+
+    cartpole_frames: int
+    rounds: int  # timed encodes per writer, interleaved
+
+
+FULL = Config(cartpole_frames=300, rounds=5)
+QUICK = Config(cartpole_frames=30, rounds=1)
+
+
+def noisy_ramp_frames(count: int, seed: int = 0) -> list[np.ndarray]:
+    """The noisy ramp (module docstring); the same definition as in tests/test_quality.py."""
+    image = 128 + np.random.default_rng(seed).normal(0, 16, (96, 128, 3))
+    offsets = np.linspace(-80, 80, count)
+    return [np.clip(np.rint(image + o), 0, 255).astype(np.uint8) for o in offsets]
+
+
+# -- the writers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A way to write a video; ``codec`` None: gymnasium's save_video."""
+
+    key: str
+    label: str
+    codec: recorder.Codec | None
+
+
+WRITERS = (
+    Writer("defaults", "recorder, defaults", recorder.Codec()),
+    Writer(
+        "point",
+        'recorder, `interpolation="point"` (the default before)',
+        recorder.Codec(interpolation="point"),
+    ),
+    Writer("veryfast", 'recorder, `preset="veryfast"`', recorder.Codec(preset="veryfast")),
+    Writer("gymnasium", "gymnasium `save_video` (moviepy, preset medium)", None),
+)
+
+
+def always(_: int) -> bool:
+    return True
+
+
+def write_file(writer: Writer, frames: Sequence[np.ndarray], folder: Path) -> Path:
+    """The video a user gets: ``Recorder`` + ``flush()``, or gymnasium's ``save_video``."""
+    if writer.codec is None:
+        from gymnasium.utils.save_video import save_video
+
+        save_video(list(frames), str(folder), fps=FPS, episode_trigger=always)
+        return folder / "rl-video-episode-0.mp4"
+    with recorder.Recorder(
+        folder, fps=FPS, episode_trigger=always, codec=writer.codec, sidecars=False
+    ) as rec:
+        (handle,) = rec.submit(list(frames), episode_index=0)
+        rec.flush()
+    return handle.result().path
+
+
+def encoder_run(writer: Writer, frames: Sequence[np.ndarray], path: Path) -> Callable[[], object]:
+    """One timed encode: the recorder's encoder alone on this thread (what a worker spends on a
+    video), or the whole ``save_video`` call (moviepy feeding an ffmpeg process)."""
+    if writer.codec is None:
+        folder = path.parent / "gymnasium-timed"
+        return lambda: write_file(writer, frames, folder)
+    codec = writer.codec
+    fmt = format_of(frames[0])
+    images = [np.ascontiguousarray(f) for f in frames]
+
+    def run() -> None:
+        encoder = PyAVEncoder(VideoSpec(str(path), FPS, codec, fmt))
+        try:
+            for image in images:
+                encoder.write(image)
+        finally:
+            encoder.close()
+
+    return run
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+def decode(path: Path, height: int, width: int) -> list[np.ndarray]:
+    """Every frame as RGB, padding cropped."""
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24")[:height, :width] for f in container.decode(video=0)]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else float(10 * np.log10(255**2 / mse))
+
+
+def misaligned(source: Sequence[np.ndarray], decoded: Sequence[np.ndarray]) -> int:
+    """Decoded frames closer (PSNR) to the source frame before or after than to their own."""
+    bad = 0
+    for i, frame in enumerate(decoded):
+        own = psnr(source[i], frame)
+        bad += any(psnr(source[j], frame) > own for j in (i - 1, i + 1) if 0 <= j < len(source))
+    return bad
+
+
+def moviepy_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The frames moviepy's ``write_videofile`` feeds ffmpeg for *frames* (its own loop).
+
+    moviepy looks each frame up by a float time and sometimes gets the one before: the file
+    then repeats a frame and skips another.
+    """
+    from moviepy import ImageSequenceClip
+
+    clip = ImageSequenceClip(list(frames), fps=FPS)
+    try:
+        return list(clip.iter_frames(fps=FPS, dtype="uint8"))
+    finally:
+        clip.close()
+
+
+def measure_input(name: str, frames: list[np.ndarray], cfg: Config, tmp: Path) -> dict[str, Any]:
+    height, width = frames[0].shape[:2]
+    bu.log(f"quality {name}: {len(frames)} frames {width}x{height}, {len(WRITERS)} writers")
+    decoded: dict[str, list[np.ndarray]] = {}
+    sizes: dict[str, int] = {}
+    for w in WRITERS:
+        path = write_file(w, frames, tmp / name / w.key)
+        decoded[w.key] = decode(path, height, width)
+        sizes[w.key] = path.stat().st_size
+    common = min(len(d) for d in decoded.values())  # moviepy may lose the last frame
+    # Coding quality: each file against the frames its encoder was given.
+    fed = moviepy_frames(frames)
+    shifted = sum(not np.array_equal(fed[i], frames[i]) for i in range(len(fed)))
+    rows: dict[str, dict[str, Any]] = {}
+    for w in WRITERS:
+        dec = decoded[w.key]
+        given = fed if w.codec is None else frames
+        values = [psnr(given[i], dec[i]) for i in range(common)]
+        seconds = len(dec) / FPS
+        rows[w.key] = {
+            "label": w.label,
+            "frames_in_file": len(dec),
+            "misaligned": misaligned(given, dec),
+            "psnr_min": min(values),
+            "psnr_mean": float(np.mean(values)),
+            # Against the source frame of the same index (what the user sees).
+            "psnr_min_vs_source": min(psnr(frames[i], dec[i]) for i in range(common)),
+            "bytes": sizes[w.key],
+            "kb_per_s": sizes[w.key] / 1000 / seconds,
+        }
+
+    runs = {w.key: encoder_run(w, frames, tmp / name / f"timed-{w.key}.mp4") for w in WRITERS}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+
+    def timed(key: str) -> Callable[[], float]:
+        def run() -> float:
+            c0 = sum(bu.cpu_seconds())
+            wall = bu.elapsed(runs[key])
+            cpu[key].append(sum(bu.cpu_seconds()) - c0)
+            return len(frames) / wall
+
+        return run
+
+    for run in runs.values():  # warm-up
+        run()
+    fps = bu.interleave(cfg.rounds, {k: timed(k) for k in runs})
+    ref = rows["gymnasium"]
+    for key, row in rows.items():
+        row["fps"] = asdict(bu.spread(fps[key]))
+        row["cpu_ms_per_frame"] = 1e3 * float(np.median(cpu[key])) / len(frames)
+        row["vs_gymnasium_db"] = row["psnr_min"] - ref["psnr_min"]
+        # Per second of video, not per file: moviepy may lose the last frame.
+        row["size_vs_gymnasium"] = row["kb_per_s"] / ref["kb_per_s"]
+        row["fps_vs_gymnasium"] = asdict(bu.paired_ratios(fps[key], fps["gymnasium"]))
+    return {
+        "input": name,
+        "size": f"{width}x{height}",
+        "frames": len(frames),
+        "frames_compared": common,
+        "moviepy_shifted": shifted,
+        "met": rows["defaults"]["vs_gymnasium_db"] >= -MARGIN_DB,
+        "rows": rows,
+    }
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    rows: list[list[object]] = []
+    for r in results:
+        for w in WRITERS:
+            row = r["rows"][w.key]
+            rows.append(
+                [
+                    f"{r['input']} {r['size']}",
+                    row["label"],
+                    f"{r['frames_compared']} of {row['frames_in_file']}"
+                    + (f" ({row['misaligned']} misaligned)" if row["misaligned"] else ""),
+                    f"{row['psnr_min']:.2f}",
+                    f"{row['psnr_mean']:.2f}",
+                    "-" if w.key == "gymnasium" else f"{row['vs_gymnasium_db']:+.2f}",
+                    f"{row['kb_per_s']:.1f}",
+                    f"{row['size_vs_gymnasium']:.2f}x",
+                    bu.Spread(**row["fps"]).fmt(0),
+                    f"{row['cpu_ms_per_frame']:.2f}",
+                ]
+            )
+    return bu.markdown_table(
+        [
+            "input",
+            "writer",
+            "frames compared of file",
+            "PSNR min dB",
+            "PSNR mean dB",
+            "min vs gymnasium dB",
+            "kB per s of video",
+            "size vs gymnasium",
+            "encode frames/s",
+            "CPU ms/frame",
+        ],
+        rows,
+    )
+
+
+def verdicts(results: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for r in results:
+        g = r["rows"]["gymnasium"]
+        if r["moviepy_shifted"]:
+            lines.append(
+                f"{r['input']}: moviepy fed ffmpeg another source frame than the one of the "
+                f"index for {r['moviepy_shifted']} of {g['frames_in_file']} frames (its "
+                "float-time frame lookup: a frame repeated, another skipped); gymnasium's PSNR "
+                "above is against what it was fed, its coding quality. Against the source "
+                "frame of the same index, what a user of its file sees, its min PSNR is "
+                f"{g['psnr_min_vs_source']:.2f} dB."
+            )
+        d = r["rows"]["defaults"]
+        lines.append(
+            f"{'met' if r['met'] else '**NOT met**'}: {r['input']}: recorder's defaults "
+            f"min PSNR {d['psnr_min']:.2f} dB ≥ gymnasium's {g['psnr_min']:.2f} - "
+            f"{MARGIN_DB:.0f} dB (margin {d['vs_gymnasium_db'] + MARGIN_DB:.2f} dB)"
+        )
+    return lines
+
+
+def trade(results: list[dict[str, Any]]) -> str:
+    """What the defaults trade against gymnasium's writer, in this run's figures."""
+    parts = []
+    for r in results:
+        d, v = r["rows"]["defaults"], r["rows"]["veryfast"]
+        g = r["rows"]["gymnasium"]
+        fps = bu.Spread(**d["fps_vs_gymnasium"]).median
+        parts.append(
+            f"{r['input']}: files {d['size_vs_gymnasium']:.1f}x gymnasium's "
+            f"({d['kb_per_s']:.1f} against {g['kb_per_s']:.1f} kB per s of video), "
+            f"{d['vs_gymnasium_db']:+.2f} dB min PSNR, {fps:.1f}x its frames/s "
+            f"(CPU {d['cpu_ms_per_frame']:.2f} against {g['cpu_ms_per_frame']:.2f} ms/frame); "
+            f'`preset="veryfast"`: {v["size_vs_gymnasium"]:.1f}x the size, '
+            f"{v['vs_gymnasium_db']:+.2f} dB, "
+            f"{bu.Spread(**v['fps']).median / bu.Spread(**d['fps']).median:.2f}x the "
+            "defaults' frames/s"
+        )
+    return (
+        "The trade: the defaults spend disk to keep the encoder cheap, so that a worker keeps "
+        "up with the training loop on a shared core. " + "; ".join(parts) + "."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts)")
+    parser.add_argument("--out", type=Path, help="also write the markdown report here")
+    parser.add_argument("--json", type=Path, help="write the key figures here (for bench_all)")
+    args = parser.parse_args(argv)
+    logging.getLogger("recorder").setLevel(logging.ERROR)
+    cfg = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    load_before = bu.load_average()
+    command = "python scripts/bench_quality.py" + (" --quick" if args.quick else "")
+    if args.out is not None:
+        command += f" --out {shlex.quote(str(args.out))}"
+    bu.log("collecting CartPole frames")
+    inputs = {
+        "CartPole": bu.cartpole_frames(cfg.cartpole_frames),
+        "noisy ramp": noisy_ramp_frames(RAMP_FRAMES),
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmpdir:
+        results = [measure_input(n, f, cfg, Path(tmpdir)) for n, f in inputs.items()]
+        bu.stop_idle_encoder_processes()
+    report = bu.Report("Quality at the default settings: recorder vs gymnasium's writer")
+    report.add(
+        f"Generated by `{command}` on {datetime.date.today().isoformat()}"
+        f"{' (QUICK smoke run: counts too small to mean much)' if args.quick else ''}.\n\n"
+        f"Machine: {bu.machine_info()}. Load average before / after: {load_before} → "
+        f"{bu.load_average()} (a shared machine: compare rows of one run, not across runs)."
+    )
+    defaults = recorder.Codec()
+    _, _, pix_fmt, options = defaults.ffmpeg_settings()
+    report.add(
+        "## Quality, size and speed against gymnasium's writer\n\n"
+        f"Inputs: {cfg.cartpole_frames} CartPole-v1 renders (600x400, seeded random policy); "
+        f"the noisy ramp, {RAMP_FRAMES} frames: one 96x128 RGB image, grey 128 plus Gaussian "
+        "noise (sigma 16, independent per pixel and channel, `numpy.random.default_rng(0)`), "
+        "brightened by an offset rising linearly from -80 to +80, rounded and clipped to "
+        f"0..255. {FPS} fps. Recorder's defaults: {defaults.name}, crf {options['crf']}, "
+        f"preset {options['preset']}, `interpolation={defaults.interpolation!r}`, "
+        f"{defaults.threads} codec thread, {pix_fmt}. Files from `Recorder(...)` + `flush()` "
+        "(other rows: the one setting named changed) and from gymnasium's `save_video` "
+        "(moviepy's defaults: libx264, preset medium, crf 23, yuv420p; ffmpeg's own bicubic "
+        "RGB to YUV conversion), decoded with PyAV (`to_ndarray(format='rgb24')`). PSNR on RGB "
+        "of each decoded frame against the frame of the same index its encoder was given (for "
+        "recorder the source frame; for gymnasium the frame moviepy handed ffmpeg, see below), "
+        "over the frames both files have (moviepy may lose the last); a decoded frame closer to "
+        "the given frame before or after than to its own is counted misaligned. Encode "
+        "frames/s: recorder, its encoder alone (`PyAVEncoder`, what a worker spends per "
+        "video); gymnasium, the whole `save_video` call (moviepy feeding an "
+        "ffmpeg process, whose x264 may use several threads). CPU ms/frame: CPU time of this "
+        f"process and its children per frame. One warm-up, then {cfg.rounds} interleaved "
+        "rounds; median (min-max).\n\n"
+        + table(results)
+        + "\n\n"
+        + "\n".join(f"- {line}" for line in verdicts(results))
+        + "\n\n"
+        + trade(results)
+    )
+    report.add(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
+    report.write(args.out)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"quality": results, "quick": args.quick}))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    raise SystemExit(main())
