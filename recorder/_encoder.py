@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -12,6 +13,7 @@ import av
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from recorder._frames import FrameFormat, Image
+from recorder._mp4 import scan_fragments
 
 try:
     import fcntl
@@ -342,10 +344,29 @@ class PyAVEncoder:
             finally:
                 self._container.close()
             if self._fragment_fd is not None and self._fragment is not None:
+                self._check_fragments(self._fragment_fd, self._fragment)
                 # faststart reopens the target by name to move the moov atom: the fd's name.
                 remux(_fd_path(self._fragment_fd, self._fragment), self._target)
         finally:
             self._drop_fragment()
+
+    def _check_fragments(self, fd: int, path: str) -> None:
+        # FFmpeg's fragmenting muxer drops write errors (a full disk, a file-size limit): the
+        # file must hold every frame in whole boxes, or the video is not saved.
+        size = os.fstat(fd).st_size
+        end, frames = scan_fragments(fd)
+        if end == size and frames == self._pts:
+            return
+        message = (
+            f"{path} was cut short: {frames} of {self._pts} frames in whole fragments, "
+            f"{size} bytes on disk"
+        )
+        try:  # the reason the write failed, as the system gives it now
+            os.pwrite(fd, b"\0", size)
+        except OSError as e:
+            raise OSError(e.errno, f"{message}: {e.strerror}") from e
+        os.ftruncate(fd, size)
+        raise OSError(errno.EIO, f"{message}: a write was lost")
 
     def abort(self) -> None:
         """Close the container without flushing the encoder; delete the fragment file."""

@@ -191,12 +191,14 @@ EFBIG_CHILD = textwrap.dedent(
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     limit = int(sys.argv[2])
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
     rec = Recorder(sys.argv[1], episode_trigger=lambda e: True, workers=2)
     handles = []
     for e in range(4):
         if e == 1:  # incompressible frames: this video grows past the limit
-            frames = [np.roll(noise, 7 * i, axis=1) for i in range(30)]
+            # (fresh noise each frame: x264 finds a rolled copy of one image and compresses it)
+            frames = [rng.integers(0, 256, noise.shape, dtype=np.uint8) for i in range(30)]
         else:
             frames = [painted(i) for i in range(10)]
         handles += rec.submit(frames, episode_index=e)
