@@ -69,7 +69,10 @@ def test_bench_core_quick_writes_its_tables(tmp_path: Path) -> None:
     # The RSS rows: every frame of the streamed episode reached the video, none dropped.
     rss = [line.split(" | ") for line in rows if line.startswith("| 300 |")]
     assert len(rss) == 2
-    assert all(cells[9] == "300" and cells[10] == "0" for cells in rss)
+    assert all(cells[10] == "300" and cells[11] == "0" for cells in rss)
+    assert all(cells[7].endswith(("✅", "❌")) for cells in rss)  # peak vs baseline + budget
+    # Issue 13's ratio: append / a copy into the same arena, from the same run.
+    assert any(line.startswith("| 600x400 | **append / copy into the next of") for line in rows)
     assert not list(tmp_path.glob("*.mp4"))  # nothing left behind in the working directory
 
 
