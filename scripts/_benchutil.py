@@ -51,6 +51,18 @@ def cartpole_frames(count: int, seed: int = 0) -> list[np.ndarray]:
     return frames
 
 
+def noisy_ramp_frames(count: int, seed: int = 0) -> list[np.ndarray]:
+    """96x128 RGB: one fixed image, grey 128 plus Gaussian noise (sigma 16, independent per
+    pixel and channel, ``numpy.random.default_rng(seed)``), brightened by an offset that rises
+    linearly from -80 to +80 over the frames; rounded and clipped to 0..255.
+
+    For ``bench_quality`` and ``tests/test_quality.py``.
+    """
+    image = 128 + np.random.default_rng(seed).normal(0, 16, (96, 128, 3))
+    offsets = np.linspace(-80, 80, count)
+    return [np.clip(np.rint(image + o), 0, 255).astype(np.uint8) for o in offsets]
+
+
 def resize_nearest(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize (or tiling-like upscale) to height x width, C-contiguous."""
     rows = np.arange(height) * frame.shape[0] // height

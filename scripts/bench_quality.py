@@ -63,13 +63,6 @@ FULL = Config(cartpole_frames=300, rounds=5)
 QUICK = Config(cartpole_frames=30, rounds=1)
 
 
-def noisy_ramp_frames(count: int, seed: int = 0) -> list[np.ndarray]:
-    """The noisy ramp (module docstring); the same definition as in tests/test_quality.py."""
-    image = 128 + np.random.default_rng(seed).normal(0, 16, (96, 128, 3))
-    offsets = np.linspace(-80, 80, count)
-    return [np.clip(np.rint(image + o), 0, 255).astype(np.uint8) for o in offsets]
-
-
 # -- the writers --------------------------------------------------------------------------------
 
 
@@ -338,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bu.log("collecting CartPole frames")
     inputs = {
         "CartPole": bu.cartpole_frames(cfg.cartpole_frames),
-        "noisy ramp": noisy_ramp_frames(RAMP_FRAMES),
+        "noisy ramp": bu.noisy_ramp_frames(RAMP_FRAMES),
     }
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmpdir:
         results = [measure_input(n, f, cfg, Path(tmpdir)) for n, f in inputs.items()]

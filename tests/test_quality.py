@@ -13,6 +13,7 @@ sizes and speeds.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,42 +23,15 @@ import pytest
 
 import recorder
 
+# The benchmarks' frame makers, so that the test and bench_quality measure the same frames.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from _benchutil import cartpole_frames, noisy_ramp_frames
+
 pytest.importorskip("moviepy", reason="gymnasium's save_video writes with moviepy")
 
 FPS = 30
 FRAMES = 30
 MARGIN_DB = 1.0
-
-
-def cartpole_frames(count: int, seed: int = 0) -> list[np.ndarray]:
-    """CartPole-v1 ``rgb_array`` renders (600x400) of a seeded random policy."""
-    import gymnasium as gym
-
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
-    rng = np.random.default_rng(seed)
-    frames: list[np.ndarray] = []
-    try:
-        env.reset(seed=seed)
-        while len(frames) < count:
-            frames.append(np.asarray(env.render()))
-            _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
-            if terminated or truncated:
-                env.reset()
-    finally:
-        env.close()
-    return frames
-
-
-def noisy_ramp_frames(count: int, seed: int = 0) -> list[np.ndarray]:
-    """96x128 RGB: one fixed image, grey 128 plus Gaussian noise (sigma 16, independent per
-    pixel and channel, ``numpy.random.default_rng(seed)``), brightened by an offset that rises
-    linearly from -80 to +80 over the frames; rounded and clipped to 0..255.
-
-    The same definition as ``scripts/bench_quality.py``'s.
-    """
-    image = 128 + np.random.default_rng(seed).normal(0, 16, (96, 128, 3))
-    offsets = np.linspace(-80, 80, count)
-    return [np.clip(np.rint(image + o), 0, 255).astype(np.uint8) for o in offsets]
 
 
 def decode(path: Path, height: int, width: int) -> list[np.ndarray]:
