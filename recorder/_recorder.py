@@ -83,7 +83,8 @@ class Recorder:
         name_prefix: file names are ``{name_prefix}-episode-{i}`` / ``-step-{i}``.
         workers: encoder threads (with *encode_in* ``"process"``, up to as many encoder
             processes).
-        max_queue_bytes: budget for frames waiting to be encoded (and recycled buffers).
+        max_queue_bytes: budget for frames waiting to be encoded: the size of the shared
+            memory (the arena, ~3% more for alignment) that the frames are copied into once.
         on_full: when the budget is full: ``"drop"`` the clips that want the frame (never
             waits), ``"block"`` until there is room (lossless), or ``"raise"``
             :class:`QueueFullError` (the clips are dropped too).
@@ -95,9 +96,9 @@ class Recorder:
         encode_in: ``"process"`` (default where the OS allows it: Linux) runs PyAV in up to
             *workers* child processes, started at the first video: PyAV holds the GIL while
             x264 opens (~3 ms per video) and between its per-frame calls, and in a thread of
-            the training process each of those moments stops the training loop. The
-            workers copy each frame into a shared-memory ring (8 frames per video being
-            written, outside *max_queue_bytes*). Idle encoder processes are kept for the next
+            the training process each of those moments stops the training loop. They map
+            the arena and encode each frame where it lies; the workers pass offsets only.
+            Idle encoder processes are kept for the next
             Recorder (up to 2). Where none can be started, videos are encoded in the worker
             threads, with a warning; ``"thread"`` does that by choice. With encoder
             processes, ``encode_seconds`` (stats, :class:`VideoInfo`) is the workers' time
