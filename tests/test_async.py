@@ -638,10 +638,14 @@ async def test_asyncio_second_cancel_drops_the_rest(
     fake = gated()
     waits = 0
     wait_stoppable = recorder._async._wait_stoppable
+    # Set when the flush's first / second blocking wait runs in its thread: a cancellation
+    # sent before the thread started would stop a wait that never began (a loaded machine).
+    waiting = [threading.Event(), threading.Event()]
 
     def counted(*args: Any) -> None:
         nonlocal waits
         waits += 1
+        waiting[min(waits, 2) - 1].set()
         wait_stoppable(*args)
 
     monkeypatch.setattr(recorder._async, "_wait_stoppable", counted)
@@ -663,12 +667,14 @@ async def test_asyncio_second_cancel_drops_the_rest(
         task.cancel()
     await leaving.wait()  # the task now waits inside __aexit__
     await wait_thread_event(fake.started)
+    await wait_thread_event(waiting[0])
     task.cancel()
     if cancels == 2:
         await until(lambda: "aclose() was interrupted" in caplog.text, "the rest is dropped")
     else:
         # The cancellation stopped the first wait; the flush goes on in a second one.
-        await until(lambda: waits == 2, "the cancellation is deferred")
+        await wait_thread_event(waiting[1])
+        assert waits == 2
     fake.gate.set()
     with pytest.raises(asyncio.CancelledError):
         await task
