@@ -59,8 +59,8 @@ _ASYNC = frozenset({"AsyncClipHandle", "AsyncEpisode", "AsyncRecorder"})
 def __getattr__(name: str) -> object:
     # Loaded on first use only: ``recorder.wrappers`` imports gymnasium's wrappers, the async
     # facade anyio (and every encoder process imports this package).
-    if name == "wrappers":
-        return _importlib.import_module("recorder.wrappers")
+    if name in ("wrappers", "ray"):
+        return _importlib.import_module(f"recorder.{name}")
     if name in _ASYNC:
         value = getattr(_importlib.import_module("recorder._async"), name)
         globals()[name] = value

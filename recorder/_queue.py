@@ -338,6 +338,17 @@ class ClipQueue:
                     self.prefaulting = False  # an old kernel: the copy faults its pages
                 self.prefaulted = max(self.prefaulted, target)
 
+    def hold(self, nbytes: int) -> None:
+        """Count *nbytes* held outside the arena (a video on its way to a sink)."""
+        with self._lock:
+            self._charge(nbytes)
+
+    def unhold(self, nbytes: int) -> None:
+        """Those bytes are gone: room for frames again."""
+        with self._lock:
+            self.queued_bytes -= nbytes
+            self._not_full.notify_all()
+
     def _charge(self, nbytes: int) -> None:
         self.queued_bytes += nbytes
         self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)

@@ -41,6 +41,7 @@ from recorder._results import (
     VideoInfo,
 )
 from recorder._schedule import capped_cubic_video_schedule
+from recorder._sink import Deliveries, Delivery, Sink, read_all
 
 logger = logging.getLogger("recorder")
 
@@ -108,6 +109,11 @@ class Recorder:
             an exception it raises is reported like an encoding error.
         sidecars: write ``{name}.json`` beside each video (its :class:`VideoInfo` and the
             episode's metadata) and append a line to ``manifest.jsonl`` in the folder.
+        sink: deliver each finished video to this sink (e.g. :func:`recorder.ray.start_sink`)
+            instead of renaming it into *video_folder*, which then holds only the temporary
+            files being written. A handle resolves once the video is on the sink's disk
+            (``VideoInfo.path`` is the sink's path); the sink writes sidecar and manifest.
+            Videos waiting for the sink's answer count against *max_queue_bytes*.
 
     Raises:
         TypeError, ValueError: for an invalid argument.
@@ -133,6 +139,7 @@ class Recorder:
         encoder_factory: EncoderFactory | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
         sidecars: bool = True,
+        sink: Sink | None = None,
     ) -> None:
         self.fps = check_fps(fps)
         self.video_length = check_video_length(video_length)
@@ -162,6 +169,8 @@ class Recorder:
             raise ValueError(f"encode_in must be 'process' or 'thread', got {encode_in!r}")
         self.on_saved = on_saved
         self.sidecars = bool(sidecars)
+        if sink is not None and not isinstance(sink, Sink):
+            raise TypeError(f"sink must have an open() method (a recorder.ray sink), got {sink!r}")
         self.video_folder = Path(os.path.abspath(os.fspath(video_folder)))
         self.video_folder.mkdir(parents=True, exist_ok=True)
         self._plan = ClipPlan(
@@ -183,6 +192,7 @@ class Recorder:
         self.encode_in: EncodeIn = "process" if self._processes is not None else "thread"
         self._encoder_factory: EncoderFactory = encoder_factory or self._processes or PyAVEncoder
         self._dropped_logged = False
+        self._deliveries = None if sink is None else Deliveries(sink.open())
         # Episodes closed before they could start a clip (see Episode); any thread closes one.
         self._stall_lock = threading.Lock()
         self._episodes_stalled = 0
@@ -313,7 +323,9 @@ class Recorder:
             Exception: errors of failed videos not yet raised by flush(), one as itself,
                 several as an :class:`ExceptionGroup`.
         """
-        if threading.current_thread() in self._threads:
+        if threading.current_thread() in self._threads or (
+            self._deliveries is not None and threading.current_thread() is self._deliveries.thread
+        ):
             raise RuntimeError("close() cannot be called from the recorder's own worker thread")
         with self._close_lock:
             if self._closed:
@@ -333,6 +345,7 @@ class Recorder:
                 queue.end(clip)
             if cancel:
                 queue.drop_all("the recorder was closed with cancel=True")
+                self._stop_deliveries("the recorder was closed with cancel=True")
             if not queue.wait(deadline, everything=True):
                 queue.drop_all(f"close() timed out after {timeout} s")
                 raise TimeoutError(
@@ -350,6 +363,7 @@ class Recorder:
             grace = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
             for thread in self._threads:
                 thread.join(grace)
+            self._stop_deliveries("the recorder closed before the sink acknowledged the video")
             if self._processes is not None:
                 # A worker still waiting for its encoder process is released when it is killed.
                 hung = any(t.is_alive() for t in self._threads)
@@ -664,8 +678,10 @@ class Recorder:
             self._queue.release(clip, held, len(held))  # counted in clip.written below
             assert clip.tmp_path is not None
             assert clip.tmp_fd is not None
-            assert clip.frame_format is not None
             tmp, fd = clip.tmp_path, clip.tmp_fd
+            if self._deliveries is not None:
+                self._deliver(clip, start)
+                return
             size = os.fstat(fd).st_size
 
             def rename() -> None:
@@ -685,9 +701,13 @@ class Recorder:
             self._fail(clip, e)
             return
         clip.encode_seconds += time.perf_counter() - start
-        fmt: FrameFormat = clip.frame_format
+        self._saved(clip, self._info(clip, size), sidecars=self.sidecars)
+
+    def _info(self, clip: Clip, size: int) -> VideoInfo:
+        fmt = clip.frame_format
+        assert fmt is not None
         now = time.time()
-        info = VideoInfo(
+        return VideoInfo(
             path=clip.path,
             name=clip.name,
             kind=clip.kind,
@@ -707,9 +727,12 @@ class Recorder:
             created=now,
             wall_seconds=now - clip.started,
         )
-        self._queue.finish(clip, "saved", size=size)
+
+    def _saved(self, clip: Clip, info: VideoInfo, *, sidecars: bool) -> None:
+        """*clip* is saved as *info*: count it, write its metadata, resolve its handle."""
+        self._queue.finish(clip, "saved", size=info.size_bytes)
         errors: list[BaseException] = []
-        if self.sidecars:
+        if sidecars:
             try:
                 record = record_of(info, self.codec)
                 write_sidecar(info, record)
@@ -722,13 +745,54 @@ class Recorder:
             try:
                 self.on_saved(info)
             except BaseException as e:  # sys.exit() in a callback must not kill the worker
-                e.add_note(f"in on_saved for {clip.path}")
-                logger.error("on_saved failed for %s", clip.path, exc_info=True)
+                e.add_note(f"in on_saved for {info.path}")
+                logger.error("on_saved failed for %s", info.path, exc_info=True)
                 errors.append(e)
         clip.handle.set_result(info)
         for error in errors:
             self._queue.report(error)
         self._queue.retire(clip)
+
+    def _deliver(self, clip: Clip, start: float) -> None:
+        """Hand *clip*'s finished file to the sink; its handle resolves on the sink's answer.
+
+        The bytes count against the budget until then, so a slow sink slows admission, not
+        the caller (with on_full="drop", clips are dropped whole as when encoding lags).
+        """
+        assert self._deliveries is not None
+        assert clip.tmp_path is not None
+        assert clip.tmp_fd is not None
+        data = read_all(clip.tmp_fd)
+        if not self._queue.publish(clip, lambda: None):
+            self._discard(clip)
+            return
+        self._cleanup(clip)  # the temporary file: the bytes are in *data*
+        clip.encode_seconds += time.perf_counter() - start
+        info = self._info(clip, len(data))
+        record = record_of(info, self.codec)
+        self._queue.hold(len(data))
+        delivery = Delivery(clip, info, len(data), self._delivered)
+        try:
+            self._deliveries.send(delivery, clip.path.name, data, record)
+        except BaseException as e:
+            self._delivered(delivery, None, e)
+
+    def _delivered(self, delivery: Delivery, path: str | None, error: BaseException | None) -> None:
+        """The sink's answer for *delivery* (on the delivery thread)."""
+        clip: Clip = delivery.clip
+        self._queue.unhold(delivery.size)
+        if error is not None or path is None:
+            error = error or RuntimeError("the sink gave no path")
+            error.add_note(f"delivering {clip.path.name} to the recorder's sink")
+            self._fail(clip, error)
+            return
+        now = time.time()
+        info = replace(delivery.info, path=Path(path), created=now, wall_seconds=now - clip.started)
+        self._saved(clip, info, sidecars=False)  # the sink writes them, with its paths
+
+    def _stop_deliveries(self, reason: str) -> None:
+        if self._deliveries is not None:
+            self._deliveries.stop(reason)
 
     def _discard(self, clip: Clip, reason: str | None = None) -> None:
         encoded = self._cleanup(clip)

@@ -1,0 +1,372 @@
+"""recorder.ray on a local Ray cluster started here: producers in actors, one sink actor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helpers
+import numpy as np
+import pytest
+import ray
+from helpers import decode, painted
+
+import recorder
+from recorder.ray import SinkServer, VideoSink, start_sink
+
+pytestmark = pytest.mark.timeout(240)
+
+FRAMES = [painted(i) for i in range(12)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> Iterator[None]:
+    # The test module and its helpers travel to the workers by value (they are not installed).
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(helpers)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@ray.remote(num_cpus=0)
+class Producer:
+    """A Ray actor recording with its own Recorder into *sink*."""
+
+    def __init__(self, sink: VideoSink, spool: str, **kwargs: Any) -> None:
+        self.rec = recorder.Recorder(spool, sink=sink, episode_trigger=lambda e: True, **kwargs)
+        self.handles: list[recorder.ClipHandle] = []
+        self.ep: recorder.Episode | None = None
+
+    def submit(self, episodes: int, frames: int = len(FRAMES)) -> int:
+        for i in range(episodes):
+            self.handles += self.rec.submit(FRAMES[:frames], episode_index=i)
+        return len(self.handles)
+
+    def open_episode(self, index: int, frames: int) -> None:
+        """Stream *frames* frames of an episode and leave it open."""
+        self.ep = self.rec.episode(index)
+        for f in FRAMES[:frames]:
+            self.ep.offer(lambda f=f: f)
+
+    def results(self, timeout: float) -> list[str]:
+        """Each handle's outcome: the sink path, or the error's type and message."""
+        out = []
+        for h in self.handles:
+            try:
+                out.append(str(h.result(timeout=timeout).path))
+            except Exception as e:
+                out.append(f"{type(e).__name__}: {e}")
+        return out
+
+    def close(self, timeout: float | None = None) -> tuple[float, str]:
+        start = time.monotonic()
+        try:
+            self.rec.close(timeout=timeout)
+            error = ""
+        except BaseException as e:
+            error = f"{type(e).__name__}: {e}"
+        return time.monotonic() - start, error
+
+    def stats(self) -> recorder.RecorderStats:
+        return self.rec.stats()
+
+
+@ray.remote(num_cpus=0)
+class Gate:
+    """An event between Ray actors: deliveries wait on it; the test opens it."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+        self.waiting = 0
+        self.changed = asyncio.Condition()
+
+    async def wait(self) -> None:
+        async with self.changed:
+            self.waiting += 1
+            self.changed.notify_all()
+        await self.opened.wait()
+
+    async def until_waiting(self, n: int) -> int:
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.waiting >= n)
+        return self.waiting
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+class GatedServer(SinkServer):
+    """A sink that is slow: each delivery waits for the test's gate."""
+
+    def __init__(self, folder: str, gate: Any) -> None:
+        super().__init__(folder)
+        self.gate = gate
+
+    def deliver(self, *args: Any) -> str:
+        ray.get(self.gate.wait.remote())
+        return super().deliver(*args)
+
+
+def final_videos(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix == ".mp4" and not p.name.startswith("."))
+
+
+def check_folder(folder: Path) -> list[dict[str, Any]]:
+    """Every final file decodes whole; the manifest has one line per video; returns it."""
+    lines = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    videos = final_videos(folder)
+    assert sorted(r["path"] for r in lines) == [p.name for p in videos]
+    for record in lines:
+        decoded = decode(folder / record["path"])
+        assert len(decoded.frames) == record["frames"]
+        sidecar = json.loads((folder / record["path"]).with_suffix(".json").read_text())
+        assert sidecar["producer"] == record["producer"]
+    assert not [p for p in folder.iterdir() if p.name.endswith(".sink-tmp")]
+    return lines
+
+
+def test_wrappers_in_two_actors_deliver_every_video_once(tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+    sink = start_sink(out)
+
+    @ray.remote(num_cpus=0)
+    def run(sink: VideoSink, env_id: str, spool: str, episodes: int) -> list[str]:
+        import gymnasium as gym
+
+        from recorder.wrappers import RecordVideo
+
+        env = gym.make(env_id, render_mode="rgb_array", max_episode_steps=30)
+        env = RecordVideo(
+            env, spool, episode_trigger=lambda e: e % 2 == 0, recorder_kwargs={"sink": sink}
+        )
+        for seed in range(episodes):
+            env.reset(seed=seed)
+            done = False
+            while not done:
+                _, _, term, trunc, _ = env.step(env.action_space.sample())
+                done = term or trunc
+        env.close()
+        return sorted(p.name for p in Path(spool).iterdir())
+
+    runners = [
+        run.remote(sink.producer("runner-1"), "CartPole-v1", str(tmp_path / "a"), 5),
+        run.remote(sink.producer("runner-2"), "Acrobot-v1", str(tmp_path / "b"), 5),
+    ]
+    assert ray.get(runners, timeout=200) == [[], []]  # the spools keep nothing
+    lines = check_folder(out)
+    assert sorted(r["path"] for r in lines) == [
+        f"runner-{i}-rl-video-episode-{e}.mp4" for i in (1, 2) for e in (0, 2, 4)
+    ]
+    assert {r["producer"] for r in lines} == {"runner-1", "runner-2"}
+    stats = sink.stats()
+    assert stats.videos == 6
+    assert {k: v.videos for k, v in stats.producers.items()} == {"runner-1": 3, "runner-2": 3}
+    assert stats.bytes == sum((out / r["path"]).stat().st_size for r in lines)
+    assert stats.failures == stats.renamed == 0
+    # The gallery and the CLI see the sink's folder as any folder.
+    subprocess.run([sys.executable, "-m", "recorder", "gallery", str(out)], check=True)
+    page = (out / "index.html").read_text()
+    assert all(r["path"] in page for r in lines)
+    sink.shutdown()
+
+
+def test_same_producer_name_twice_is_disambiguated_never_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+    sink = start_sink(out).producer("twin")
+    producers = [Producer.remote(sink, str(tmp_path / f"spool{i}")) for i in range(2)]
+    ray.get([p.submit.remote(2, 6 + 3 * i) for i, p in enumerate(producers)])
+    results = ray.get([p.results.remote(60) for p in producers])
+    ray.get([p.close.remote() for p in producers])
+    paths = [Path(r) for rs in results for r in rs]
+    assert len(set(paths)) == 4
+    assert all(p.parent == out for p in paths)
+    lines = check_folder(out)
+    assert sorted(r["frames"] for r in lines) == [6, 6, 9, 9]  # none overwritten
+    assert {p.name for p in paths} == {
+        "twin-rl-video-episode-0.mp4",
+        "twin-rl-video-episode-0-2.mp4",
+        "twin-rl-video-episode-1.mp4",
+        "twin-rl-video-episode-1-2.mp4",
+    }
+    assert sink.stats().renamed == 2
+    sink.shutdown()
+
+
+def test_driver_recorder_handles_resolve_to_the_sinks_path(tmp_path: Path) -> None:
+    sink = start_sink(tmp_path / "videos")
+    saved: list[recorder.VideoInfo] = []
+    with recorder.Recorder(tmp_path / "spool", sink=sink, on_saved=saved.append) as rec:
+        (handle,) = rec.submit(FRAMES, episode_index=0)
+        info = handle.result(timeout=60)
+    assert info.path.parent == tmp_path / "videos"
+    assert info.path.name.endswith("-rl-video-episode-0.mp4")
+    assert decode(info.path).indices == list(range(len(FRAMES)))
+    assert saved == [info]
+    assert rec.stats().videos_saved == 1
+    assert rec.stats().queued_bytes == 0
+    assert list((tmp_path / "spool").iterdir()) == []
+    sink.shutdown()
+
+
+def test_a_second_sink_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    sink = start_sink(tmp_path)
+    with pytest.raises(RuntimeError, match="another recorder sink"):
+        start_sink(tmp_path)
+    sink.shutdown()
+
+
+def test_bad_producer_name_and_sink_are_refused_at_the_call(tmp_path: Path) -> None:
+    sink = start_sink(tmp_path / "v")
+    with pytest.raises(ValueError, match="producer name"):
+        sink.producer("../up")
+    with pytest.raises(TypeError, match="sink"):
+        recorder.Recorder(tmp_path, sink="videos")  # type: ignore[arg-type]
+    sink.shutdown()
+
+
+def test_producer_killed_mid_episode_loses_only_its_open_clip(tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+    sink = start_sink(out)
+    doomed = Producer.remote(sink.producer("doomed"), str(tmp_path / "s1"))
+    other = Producer.remote(sink.producer("other"), str(tmp_path / "s2"))
+    ray.get(doomed.submit.remote(2))
+    ray.get(doomed.results.remote(60))  # both delivered
+    ray.get(doomed.open_episode.remote(7, 8))
+    ray.kill(doomed)
+    ray.get(other.submit.remote(2))
+    assert ray.get(other.close.remote(60))[1] == ""
+    lines = check_folder(out)
+    assert sorted(r["path"] for r in lines) == [
+        f"{p}-rl-video-episode-{e}.mp4" for p in ("doomed", "other") for e in (0, 1)
+    ]
+    sink.shutdown()
+
+
+def test_sink_killed_fails_the_handles_clearly_and_close_does_not_hang(tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+    gate = Gate.remote()
+    sink = start_sink(out, server=GatedServer, server_args=(gate,))
+    producer = Producer.remote(sink.producer("p"), str(tmp_path / "spool"))
+    ray.get(producer.submit.remote(3))
+    ray.get(gate.until_waiting.remote(1))  # the sink holds the first video
+    sink.shutdown()
+    seconds, error = ray.get(producer.close.remote(30))
+    assert seconds < 30
+    assert error == "ExceptionGroup: 3 videos failed (3 sub-exceptions)"
+    results = ray.get(producer.results.remote(0))
+    assert len(results) == 3
+    assert all("ActorDiedError" in r and "died" in r for r in results)
+    stats = ray.get(producer.stats.remote())
+    assert stats.videos_failed == 3
+    assert stats.videos_saved == 0
+    assert final_videos(out) == []  # nothing under a final name
+
+
+def test_sink_with_restarts_retries_what_it_was_writing(tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+    gate = Gate.remote()
+    sink = start_sink(out, max_restarts=1, server=GatedServer, server_args=(gate,))
+    producer = Producer.remote(sink.producer("p"), str(tmp_path / "spool"))
+    ray.get(producer.submit.remote(2))
+    ray.get(gate.until_waiting.remote(1))
+    ray.kill(sink.actor, no_restart=False)  # dies holding the first delivery; restarts
+    ray.get(gate.open.remote())
+    assert all(r.startswith(str(out)) for r in ray.get(producer.results.remote(60)))
+    assert ray.get(producer.close.remote(60))[1] == ""
+    lines = check_folder(out)
+    assert sorted(r["path"] for r in lines) == [f"p-rl-video-episode-{e}.mp4" for e in (0, 1)]
+    sink.shutdown()
+
+
+def test_slow_sink_never_blocks_the_producer_with_drop(tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+    gate = Gate.remote()
+    sink = start_sink(out, server=GatedServer, server_args=(gate,))
+    frame_bytes = FRAMES[0].nbytes
+    # Room for a few frames: the videos waiting for the sink soon fill it.
+    producer = Producer.remote(
+        sink.producer("p"), str(tmp_path / "spool"), max_queue_bytes=6 * frame_bytes
+    )
+    # Returns while the sink holds the first video: submitting never waited for the sink.
+    assert ray.get(producer.submit.remote(40, 4), timeout=120) == 40
+    ray.get(gate.open.remote())
+    ray.get(producer.close.remote(60))
+    stats = ray.get(producer.stats.remote())
+    results = ray.get(producer.results.remote(0))
+    saved = [r for r in results if r.startswith(str(out))]
+    dropped = [r for r in results if r.startswith("ClipDroppedError")]
+    assert len(saved) + len(dropped) == 40
+    assert dropped
+    assert saved
+    assert stats.videos_dropped == len(dropped)
+    assert stats.videos_saved == len(saved)
+    assert stats.peak_queued_bytes <= 6 * frame_bytes + max(Path(p).stat().st_size for p in saved)
+    lines = check_folder(out)
+    assert len(lines) == len(saved)
+    assert all(r["frames"] == 4 for r in lines)  # whole videos, or none
+    sink.shutdown()
+
+
+def test_slow_sink_with_block_loses_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+    gate = Gate.remote()
+    sink = start_sink(out, server=GatedServer, server_args=(gate,))
+    producer = Producer.remote(
+        sink.producer("p"),
+        str(tmp_path / "spool"),
+        max_queue_bytes=6 * FRAMES[0].nbytes,
+        on_full="block",
+    )
+    submitted = producer.submit.remote(20, 4)
+    ray.get(gate.until_waiting.remote(1))
+    ray.get(gate.open.remote())
+    assert ray.get(submitted, timeout=120) == 20
+    assert ray.get(producer.close.remote(60))[1] == ""
+    stats = ray.get(producer.stats.remote())
+    assert stats.videos_saved == 20
+    assert stats.videos_dropped == 0
+    assert len(check_folder(out)) == 20
+    sink.shutdown()
+
+
+def test_sink_stats_reach_the_driver(tmp_path: Path) -> None:
+    sink = start_sink(tmp_path / "videos")
+    producer = Producer.remote(sink.producer("p"), str(tmp_path / "spool"))
+    ray.get(producer.submit.remote(2))
+    ray.get(producer.close.remote(60))
+    stats = sink.stats()
+    assert stats.videos == 2
+    assert stats.producers["p"].videos == 2
+    assert stats.bytes == stats.producers["p"].bytes > 0
+    assert np.isclose(stats.bytes, sum(p.stat().st_size for p in final_videos(tmp_path / "videos")))
+    sink.shutdown()
+
+
+def test_unreachable_sink_close_honours_its_timeout(tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+    gate = Gate.remote()
+    sink = start_sink(out, server=GatedServer, server_args=(gate,))
+    producer = Producer.remote(sink.producer("p"), str(tmp_path / "spool"))
+    ray.get(producer.submit.remote(2))
+    ray.get(gate.until_waiting.remote(1))  # the sink never answers while the gate is shut
+    seconds, error = ray.get(producer.close.remote(3))
+    assert 3 <= seconds < 10
+    assert error.startswith("TimeoutError: close() timed out after 3 s")
+    results = ray.get(producer.results.remote(0))
+    assert (
+        results == ["TimeoutError: the recorder closed before the sink acknowledged the video"] * 2
+    )
+    assert ray.get(producer.stats.remote()).videos_failed == 2
+    # The sink still writes what it had been sent (at least once, never a partial file):
+    # stats() answers after the deliveries queued before it.
+    ray.get(gate.open.remote())
+    assert sink.stats().videos == 2
+    assert len(check_folder(out)) == 2
+    sink.shutdown()
