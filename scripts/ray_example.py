@@ -6,6 +6,7 @@ the finished files travel to the sink actor, which writes them, their sidecars a
 ``manifest.jsonl`` into one folder on the driver's node.
 
 Usage: python scripts/ray_example.py [--out videos/ray-example] [--episodes 4] [--every 2]
+       [--address RAY_ADDRESS]
 """
 
 from __future__ import annotations
@@ -62,8 +63,12 @@ def main() -> None:
     parser.add_argument("--out", default="videos/ray-example")
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--every", type=int, default=2)
+    parser.add_argument("--address", help="a running Ray cluster (default: start a local one)")
     args = parser.parse_args()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     try:
         sink = recorder.ray.start_sink(args.out)
         start = time.perf_counter()

@@ -370,3 +370,34 @@ def test_unreachable_sink_close_honours_its_timeout(tmp_path: Path) -> None:
     assert sink.stats().videos == 2
     assert len(check_folder(out)) == 2
     sink.shutdown()
+
+
+def test_the_example_script_fills_one_folder_and_its_gallery(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parent.parent / "scripts" / "ray_example.py"
+    address = ray.get_runtime_context().gcs_address
+    out = tmp_path / "videos"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--out",
+            str(out),
+            "--episodes",
+            "2",
+            "--every",
+            "1",
+            "--address",
+            address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = check_folder(out)
+    assert sorted(r["path"] for r in lines) == [
+        f"runner-{i}-rl-video-episode-{e}.mp4" for i in range(4) for e in range(2)
+    ]
+    assert "the sink wrote 8 videos" in result.stdout
+    assert all(r["path"] in (out / "index.html").read_text() for r in lines)
