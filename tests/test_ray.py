@@ -401,3 +401,30 @@ def test_the_example_script_fills_one_folder_and_its_gallery(tmp_path: Path) -> 
     ]
     assert "the sink wrote 8 videos" in result.stdout
     assert all(r["path"] in (out / "index.html").read_text() for r in lines)
+
+
+def test_producers_without_a_name_are_named_after_their_actor(tmp_path: Path) -> None:
+    out = tmp_path / "videos"
+    sink = start_sink(out)
+    producers = [Producer.remote(sink, str(tmp_path / f"s{i}")) for i in range(2)]
+    ray.get([p.submit.remote(1) for p in producers])
+    ray.get([p.close.remote(60) for p in producers])
+    names = {r["producer"] for r in check_folder(out)}
+    assert len(names) == 2
+    assert all(n.startswith("actor-") for n in names)
+    sink.shutdown()
+
+
+def test_a_sink_used_where_ray_is_not_initialized_fails_at_the_recorder(tmp_path: Path) -> None:
+    code = (
+        "import recorder, recorder.ray\n"
+        "sink = recorder.ray.VideoSink(actor=None, folder='x')\n"
+        f"recorder.Recorder({str(tmp_path)!r}, sink=sink)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "RuntimeError: a recorder.ray sink is used from a process where Ray is not" in (
+        result.stderr
+    )
