@@ -10,6 +10,7 @@ import typing as _typing
 
 from recorder._default import flush, save_video
 from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
+from recorder._keep import Keep
 from recorder._recorder import Episode, Recorder
 from recorder._recover import Leftover, RecoveredVideo, RecoveryReport, recover
 from recorder._results import (
@@ -36,6 +37,7 @@ __all__ = [
     "Encoder",
     "EncoderFactory",
     "Episode",
+    "Keep",
     "Leftover",
     "QueueFullError",
     "Recorder",

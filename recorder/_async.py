@@ -39,6 +39,7 @@ import numpy as np
 
 from recorder._encoder import Codec, EncoderFactory
 from recorder._frames import as_image, format_of
+from recorder._keep import Keep
 from recorder._process import EncodeIn
 from recorder._queue import Clip, OnFull
 from recorder._recorder import Episode, Recorder, Trigger, validate_frames
@@ -49,6 +50,7 @@ from recorder._results import (
     RecorderStats,
     VideoInfo,
 )
+from recorder._sink import Sink
 
 #: frame lists longer than this are validated on a worker thread (it is O(frames) work).
 _VALIDATE_INLINE = 32
@@ -330,6 +332,8 @@ class AsyncRecorder:
         encoder_factory: EncoderFactory | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
         sidecars: bool = True,
+        sink: Sink | None = None,
+        keep: Keep | Mapping[str, Any] | None = None,
     ) -> None:
         self._rec = Recorder(
             video_folder,
@@ -349,6 +353,8 @@ class AsyncRecorder:
             encoder_factory=encoder_factory,
             on_saved=on_saved,
             sidecars=sidecars,
+            sink=sink,
+            keep=keep,
         )
         # Tasks waiting for room take turns (anyio locks are fair); one thread waits for them.
         self._room_lock = anyio.Lock()

@@ -28,6 +28,7 @@ from recorder._encoder import (
     lock_file,
 )
 from recorder._frames import FrameFormat, Image, as_image, format_of
+from recorder._keep import Keep, Keeper
 from recorder._metadata import append_manifest, record_of, write_sidecar
 from recorder._process import EncodeIn, EncoderProcesses
 from recorder._process import available as processes_available
@@ -46,6 +47,10 @@ from recorder._sink import Deliveries, Delivery, Sink, read_all
 logger = logging.getLogger("recorder")
 
 Trigger = Callable[[int], bool]
+
+
+def _always(_episode: int) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,11 @@ class Recorder:
             files being written. A handle resolves once the video is on the sink's disk
             (``VideoInfo.path`` is the sink's path); the sink writes sidecar and manifest.
             Videos waiting for the sink's answer count against *max_queue_bytes*.
+        keep: keep only the videos of the best and worst episodes, e.g.
+            ``{"best": 5, "worst": 2, "by": "return"}`` (a :class:`Keep`): every episode is
+            recorded (unless a trigger says otherwise) and, when it ends, scored by
+            ``ep.metadata[by]``; the videos of episodes out of both rankings are deleted, and
+            the manifest says which were kept and why.
 
     Raises:
         TypeError, ValueError: for an invalid argument.
@@ -140,6 +150,7 @@ class Recorder:
         on_saved: Callable[[VideoInfo], object] | None = None,
         sidecars: bool = True,
         sink: Sink | None = None,
+        keep: Keep | Mapping[str, Any] | None = None,
     ) -> None:
         self.fps = check_fps(fps)
         self.video_length = check_video_length(video_length)
@@ -147,8 +158,10 @@ class Recorder:
         for name, trigger in (("episode_trigger", episode_trigger), ("step_trigger", step_trigger)):
             if trigger is not None and not callable(trigger):
                 raise TypeError(f"{name} must be callable or None, got {trigger!r}")
+        keep = None if keep is None else Keep.of(keep)
         if episode_trigger is None and step_trigger is None:
-            episode_trigger = capped_cubic_video_schedule
+            # With keep, every episode is a candidate; else gymnasium's default schedule.
+            episode_trigger = capped_cubic_video_schedule if keep is None else _always
         self.episode_trigger = episode_trigger
         self.step_trigger = step_trigger
         if not _is_int(workers) or workers < 1:
@@ -192,6 +205,13 @@ class Recorder:
         self.encode_in: EncodeIn = "process" if self._processes is not None else "thread"
         self._encoder_factory: EncoderFactory = encoder_factory or self._processes or PyAVEncoder
         self._dropped_logged = False
+        if keep is not None and sink is not None:
+            raise ValueError("keep cannot be combined with a sink yet: the sink's folder is remote")
+        self._keeper = (
+            None
+            if keep is None
+            else Keeper(keep, lambda record: append_manifest(self.video_folder, record))
+        )
         self._deliveries = None if sink is None else Deliveries(sink.open())
         # Episodes closed before they could start a clip (see Episode); any thread closes one.
         self._stall_lock = threading.Lock()
@@ -476,6 +496,16 @@ class Recorder:
         """No more frames for *clip*; it is finished in the background."""
         self._queue.end(clip)
 
+    def _episode_ended(self, episode_index: int, metadata: Mapping[str, Any]) -> None:
+        """An episode that made clips ended: the keep policy scores it (may delete videos)."""
+        if self._keeper is not None:
+            try:
+                self._keeper.episode_ended(episode_index, metadata)
+            except OSError as e:
+                e.add_note(f"deleting the videos of episode {episode_index} (keep)")
+                logger.error("keep: %s", e)
+                self._queue.report(e)
+
     def _drop_clip(self, clip: Clip, reason: str) -> None:
         """Drop *clip* whole: its file is discarded, its handle raises ClipDroppedError."""
         self._queue.drop(clip, reason)
@@ -741,7 +771,14 @@ class Recorder:
                 e.add_note(f"writing the sidecar or manifest of {clip.path}")
                 logger.error("could not write the metadata of %s", clip.path, exc_info=True)
                 errors.append(e)
-        if self.on_saved is not None:
+        kept = True
+        if self._keeper is not None:
+            try:
+                kept = self._keeper.saved(info)
+            except OSError as e:
+                e.add_note(f"deleting {clip.path} (keep)")
+                errors.append(e)
+        if self.on_saved is not None and kept:
             try:
                 self.on_saved(info)
             except BaseException as e:  # sys.exit() in a callback must not kill the worker
@@ -1068,6 +1105,8 @@ class Episode:
         for clip in self._open:
             self._rec._end_clip(clip)
         self._open = []
+        if self._clips:
+            self._rec._episode_ended(self.episode_index, self.metadata)
         if (
             check_stalled
             and self._k == 0
