@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -95,6 +96,22 @@ def frame_sizes(folder: Path, ext: str = ".mp4") -> dict[str, tuple[int, int, in
 def frame_counts(folder: Path, ext: str = ".mp4") -> dict[str, int]:
     """{file name: decoded frame count} of the videos in *folder*."""
     return {name: size[0] for name, size in frame_sizes(folder, ext).items()}
+
+
+def hidden_names(folder: Path) -> list[str]:
+    """The hidden files in *folder* (temporaries: final names never start with a dot)."""
+    return sorted(n for n in os.listdir(folder) if n.startswith("."))
+
+
+def assert_saved_whole(folder: Path, frames: dict[str, int]) -> None:
+    """The videos *frames* ({name: frame count}) decode whole, as their sidecars say, and only
+    they are in *folder* and its manifest."""
+    for name, count in frames.items():
+        assert decode(folder / f"{name}.mp4").indices == list(range(count)), name
+        assert json.loads((folder / f"{name}.json").read_text())["frames"] == count
+    assert sorted(p.stem for p in folder.glob("*.mp4")) == sorted(frames)
+    lines = (folder / "manifest.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["name"] for line in lines) == sorted(frames)
 
 
 def moviepy_frames(frames: int, fps: float) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from helpers import always, psnr
 
 import recorder
 
@@ -37,11 +38,6 @@ MARGIN_DB = 1.0
 def decode(path: Path, height: int, width: int) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24")[:height, :width] for f in container.decode(video=0)]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def misaligned(source: list[np.ndarray], decoded: list[np.ndarray]) -> list[int]:
@@ -68,10 +64,6 @@ def moviepy_frames(frames: list[np.ndarray]) -> list[np.ndarray]:
         return list(clip.iter_frames(fps=FPS, dtype="uint8"))
     finally:
         clip.close()
-
-
-def always(_: int) -> bool:
-    return True
 
 
 @pytest.mark.parametrize("make_frames", [cartpole_frames, noisy_ramp_frames])
