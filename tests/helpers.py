@@ -124,6 +124,34 @@ def moviepy_frames(frames: int, fps: float) -> int:
     return int(sum([1.0 / fps] * frames) * fps)
 
 
+def gymnasium_clips(
+    monkeypatch: Any, frames: list[Any], folder: Path, fps: float, **kwargs: Any
+) -> dict[str, list[int]]:
+    """{file name: frame indices} gymnasium's save_video asks moviepy to write (not written).
+
+    *frames* must be distinct objects: gymnasium only slices the list, so they are told apart
+    by identity.
+    """
+    import gymnasium.utils.save_video as gym_save_video
+
+    index_of = {id(f): i for i, f in enumerate(frames)}
+    clips: dict[str, list[int]] = {}
+
+    class Clip:
+        def __init__(self, sequence: list[Any], **clip_kwargs: Any) -> None:
+            assert clip_kwargs == {"fps": fps}
+            self.indices = [index_of[id(f)] for f in sequence]
+
+        def write_videofile(self, path: str, **write_kwargs: Any) -> None:
+            assert Path(path).parent == Path(folder)
+            clips[Path(path).name] = self.indices
+
+    with monkeypatch.context() as m:
+        m.setattr(gym_save_video, "ImageSequenceClip", Clip)
+        gym_save_video.save_video(frames, str(folder), fps=fps, **kwargs)
+    return clips
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio of two uint8 images, in dB (inf when equal)."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))

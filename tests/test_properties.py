@@ -17,11 +17,10 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, examples, flat
+from helpers import FakeEncoders, decode, examples, flat, gymnasium_clips
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -77,32 +76,19 @@ def gymnasium_plan(
     step_start: int,
 ) -> Plan:
     """What gymnasium's own save_video writes, with moviepy replaced by a frame recorder."""
-    from gymnasium.utils import save_video as gym_save_video
-
     episode_set, step_set, video_length = rules
-
-    written: Plan = {}
-
-    class Clip:
-        def __init__(self, frames: list[int], **kwargs: Any) -> None:
-            self.frames = list(frames)
-
-        def write_videofile(self, path: str, **kwargs: Any) -> None:
-            written[Path(path).stem] = self.frames
-
-    with monkeypatch.context() as m:
-        m.setattr(gym_save_video, "ImageSequenceClip", Clip)
-        gym_save_video.save_video(
-            list(range(length)),  # gymnasium only slices the list: indices stand for frames
-            str(folder),
-            episode_trigger=trigger(episode_set),
-            step_trigger=trigger(step_set),
-            video_length=video_length,
-            episode_index=episode_index,
-            step_starting_index=step_start,
-            fps=10,
-        )
-    return written
+    clips = gymnasium_clips(
+        monkeypatch,
+        list(range(length)),  # frame k stands for itself
+        folder,
+        10,
+        episode_trigger=trigger(episode_set),
+        step_trigger=trigger(step_set),
+        video_length=video_length,
+        episode_index=episode_index,
+        step_starting_index=step_start,
+    )
+    return {Path(name).stem: frames for name, frames in clips.items()}
 
 
 # -- strategies ------------------------------------------------------------------------------

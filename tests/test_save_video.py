@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, always, decode, moviepy_frames, painted, run_forked
+from helpers import (
+    FakeEncoders,
+    always,
+    decode,
+    gymnasium_clips,
+    moviepy_frames,
+    painted,
+    run_forked,
+)
 
 from recorder import _default
 from recorder._default import flush, save_video
@@ -78,30 +86,6 @@ def logged(triggers: tuple[Trigger, Trigger], calls: tuple[list[int], list[int]]
     }
 
 
-def gymnasium_clips(
-    monkeypatch: pytest.MonkeyPatch, frames: list[np.ndarray], folder: Path, **kwargs: Any
-) -> dict[str, list[int]]:
-    """{file name: frame indices} gymnasium's save_video asks moviepy to write (not written)."""
-    import gymnasium.utils.save_video as gym_sv
-
-    index_of = {id(f): i for i, f in enumerate(frames)}
-    clips: dict[str, list[int]] = {}
-
-    class Clip:
-        def __init__(self, sequence: list[np.ndarray], **clip_kwargs: Any) -> None:
-            assert clip_kwargs == {"fps": FPS}
-            self.indices = [index_of[id(f)] for f in sequence]
-
-        def write_videofile(self, path: str, logger: Any = None) -> None:
-            assert Path(path).parent == folder
-            clips[Path(path).name] = self.indices
-
-    with monkeypatch.context() as m:
-        m.setattr(gym_sv, "ImageSequenceClip", Clip)
-        gym_sv.save_video(frames, str(folder), fps=FPS, **kwargs)
-    return clips
-
-
 def decoded_clips(folder: Path) -> dict[str, list[int]]:
     """{file name: painted indices of the decoded frames} of every file in *folder*."""
     if not folder.exists():
@@ -130,6 +114,7 @@ def test_same_clips_as_gymnasium(
             monkeypatch,
             frames,
             tmp_path / "gym" / case,
+            FPS,
             **logged(TRIGGERS[trigger], gym_calls),
             **shared,
         )
