@@ -1,4 +1,5 @@
-"""Test helpers: triggers, frames that carry their index, decode-back, fake encoders, fork."""
+"""What the tests share: triggers, frames that carry their index, decode-back, gymnasium's
+files as the oracle, a fake env, fake encoders, running a function in a forked child."""
 
 from __future__ import annotations
 
@@ -252,6 +253,7 @@ class FakeEncoder:
 
     spec: VideoSpec
     owner: FakeEncoders
+    faulty: bool = True  # fails as the owner says (fail_at, error)
     frames: list[int] = field(default_factory=list)
     closed: bool = False
     aborted: bool = False
@@ -260,7 +262,7 @@ class FakeEncoder:
         self.owner.started.set()
         if not self.owner.gate.wait(timeout=5):
             raise TimeoutError("test gate never opened")
-        if self.owner.fail_at is not None and len(self.frames) == self.owner.fail_at:
+        if self.faulty and len(self.frames) == self.owner.fail_at:
             raise self.owner.error
         self.frames.append(int(image[0, 0, 0]) if image.ndim == 3 else int(image[0, 0]))
 
@@ -287,9 +289,7 @@ class FakeEncoders:
         self.gate.set()
 
     def __call__(self, spec: VideoSpec) -> Any:
-        enc = FakeEncoder(spec, self)
-        if not self.fail_when(spec):
-            enc.owner = FakeEncoders(gate=self.gate, started=self.started)
+        enc = FakeEncoder(spec, self, faulty=self.fail_when(spec))
         self.made.append(enc)
         return enc
 
