@@ -1,4 +1,5 @@
-"""The README's runnable snippets, run as written (in a subprocess, in a temporary folder)."""
+"""The README and docs pages: runnable snippets run as written (in a subprocess, in a temporary
+folder), links lead somewhere, every public name and CLI flag is documented."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import pytest
 from helpers import decode
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+GYMNASIUM_PAGE = README.parent / "docs" / "gymnasium.md"
 
 
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+def python_blocks(page: Path = README) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
 
 
 def run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -52,7 +54,7 @@ def test_the_main_example_records_every_tenth_episode_whole(tmp_path: Path) -> N
 
 
 def test_the_drop_in_imports_are_real(tmp_path: Path) -> None:
-    block = next(b for b in python_blocks() if "was: from gymnasium" in b)
+    block = next(b for b in python_blocks(GYMNASIUM_PAGE) if "was: from gymnasium" in b)
     proc = run(block, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -127,6 +129,6 @@ def test_every_cli_flag_is_documented(command: str) -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_python_snippets_are_valid_python(page: Path) -> None:
-    for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL):
+    for block in python_blocks(page):
         # The async examples await at top level, as they would inside an async function.
         compile(block, page.name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
