@@ -22,3 +22,11 @@ def no_thread_left() -> Iterator[None]:
     yield
     left = [t for t in _recorder_threads() if t not in before]
     assert not left, f"threads left running: {[t.name for t in left]}"
+
+
+@pytest.fixture
+def no_worker_left() -> Iterator[None]:
+    """Fail a test after which any recorder worker thread runs (the wrappers' own ones too)."""
+    yield
+    left = [t.name for t in threading.enumerate() if t.name.startswith("recorder-worker")]
+    assert not left, f"recorder threads left running: {left}"

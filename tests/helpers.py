@@ -1,20 +1,39 @@
-"""Test helpers: frames that carry their index, decode-back, a controllable fake encoder."""
+"""What the tests share: triggers, frames that carry their index, decode-back, gymnasium's
+files as the oracle, a fake env, fake encoders, running a function in a forked child."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sys
 import threading
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import av
+import gymnasium as gym
 import numpy as np
 
 from recorder import VideoSpec
 
 BITS = 12
 CELL = 8
+FRAME = 8 * 8 * 3  # bytes of a flat() frame of the default size
+
+
+def always(_: int) -> bool:
+    """A trigger that fires for every episode (or step)."""
+    return True
+
+
+def flat(value: int, height: int = 8, width: int = 8) -> np.ndarray:
+    """A frame of one colour: :class:`FakeEncoder` notes *value* for it."""
+    return np.full((height, width, 3), value, np.uint8)
 
 
 def painted(index: int, height: int = 48, width: int = 112, channels: int = 3) -> np.ndarray:
@@ -64,9 +83,168 @@ def decode(path: Path | str) -> Decoded:
         )
 
 
+def frame_sizes(folder: Path, ext: str = ".mp4") -> dict[str, tuple[int, int, int]]:
+    """{file name: (decoded frames, width, height)} of the videos in *folder*."""
+    sizes = {}
+    for path in sorted(p for p in folder.iterdir() if p.suffix == ext):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(stream))
+            sizes[path.name] = (frames, stream.width, stream.height)
+    return sizes
+
+
 def frame_counts(folder: Path, ext: str = ".mp4") -> dict[str, int]:
     """{file name: decoded frame count} of the videos in *folder*."""
-    return {p.name: len(decode(p).frames) for p in sorted(folder.iterdir()) if p.suffix == ext}
+    return {name: size[0] for name, size in frame_sizes(folder, ext).items()}
+
+
+def hidden_names(folder: Path) -> list[str]:
+    """The hidden files in *folder* (temporaries: final names never start with a dot)."""
+    return sorted(n for n in os.listdir(folder) if n.startswith("."))
+
+
+def assert_saved_whole(folder: Path, frames: dict[str, int]) -> None:
+    """The videos *frames* ({name: frame count}) decode whole, as their sidecars say, and only
+    they are in *folder* and its manifest."""
+    for name, count in frames.items():
+        assert decode(folder / f"{name}.mp4").indices == list(range(count)), name
+        assert json.loads((folder / f"{name}.json").read_text())["frames"] == count
+    assert sorted(p.stem for p in folder.glob("*.mp4")) == sorted(frames)
+    lines = (folder / "manifest.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["name"] for line in lines) == sorted(frames)
+
+
+def moviepy_frames(frames: int, fps: float) -> int:
+    """Frames moviepy 2 writes for an ImageSequenceClip of *frames* images at *fps*.
+
+    moviepy iterates ``range(int(clip.duration * fps))`` with ``duration = sum([1 / fps] *
+    frames)``: float rounding truncates to ``frames - 1`` for many lengths (at 15 or 30 fps:
+    6, 7, 12-15, 24-31, ...), so gymnasium's videos lose their last frame. recorder keeps it.
+    """
+    return int(sum([1.0 / fps] * frames) * fps)
+
+
+def gymnasium_clips(
+    monkeypatch: Any, frames: list[Any], folder: Path, fps: float, **kwargs: Any
+) -> dict[str, list[int]]:
+    """{file name: frame indices} gymnasium's save_video asks moviepy to write (not written).
+
+    *frames* must be distinct objects: gymnasium only slices the list, so they are told apart
+    by identity.
+    """
+    import gymnasium.utils.save_video as gym_save_video
+
+    index_of = {id(f): i for i, f in enumerate(frames)}
+    clips: dict[str, list[int]] = {}
+
+    class Clip:
+        def __init__(self, sequence: list[Any], **clip_kwargs: Any) -> None:
+            assert clip_kwargs == {"fps": fps}
+            self.indices = [index_of[id(f)] for f in sequence]
+
+        def write_videofile(self, path: str, **write_kwargs: Any) -> None:
+            assert Path(path).parent == Path(folder)
+            clips[Path(path).name] = self.indices
+
+    with monkeypatch.context() as m:
+        m.setattr(gym_save_video, "ImageSequenceClip", Clip)
+        gym_save_video.save_video(frames, str(folder), fps=fps, **kwargs)
+    return clips
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images, in dB (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255**2 / mse) if mse else float("inf")
+
+
+def examples(count: int) -> Any:
+    """Hypothesis settings for *count* examples, each of which makes its own folder under
+    tmp_path (so the function-scoped fixture is fine)."""
+    from hypothesis import HealthCheck, settings  # here: child scripts import this module
+
+    return settings(
+        max_examples=count,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+@contextmanager
+def unraisable() -> Iterator[list[Any]]:
+    """Collect what the interpreter could not raise (errors in ``__del__``) inside the block."""
+    seen: list[Any] = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    try:
+        yield seen
+    finally:
+        sys.unraisablehook = old_hook
+
+
+def run_forked(child: Callable[[], object], meanwhile: Callable[[], object] = lambda: None) -> None:
+    """Run *child* in a forked process (*meanwhile* in this one); assert that it did not raise.
+
+    The child reports through its exit code only (no pytest there); an alarm ends it if it
+    hangs, so that waiting for it cannot block the test.
+    """
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(60)
+            child()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    meanwhile()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+class TinyEnv(gym.Env[int, int]):
+    """Episodes of *length* steps; renders 16x24 frames of value 10 * step, counting renders.
+
+    No render_fps in its metadata (the wrappers' default fps applies).
+    """
+
+    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012 - gymnasium's convention
+    action_space = gym.spaces.Discrete(2)
+    observation_space = gym.spaces.Discrete(100)
+    length = 5
+
+    def __init__(self, render_mode: str | None = "rgb_array") -> None:
+        self.render_mode = render_mode
+        self.t = 0
+        self.renders = 0
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.t = 0
+        return 0, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        self.t += 1
+        return self.t, 0.0, self.t >= self.length, False, {}
+
+    def render(self) -> Any:
+        self.renders += 1
+        return np.full((16, 24, 3), 10 * self.t, dtype=np.uint8)
+
+
+class AnsiOnly(TinyEnv):
+    """Renders text only: no recorder or RecordVideo can take it."""
+
+    metadata = {"render_modes": ["ansi"]}  # noqa: RUF012
+
+    def __init__(self, render_mode: str | None = "ansi") -> None:
+        super().__init__(render_mode)
+
+    def render(self) -> str:
+        return "x"
 
 
 @dataclass
@@ -75,6 +253,7 @@ class FakeEncoder:
 
     spec: VideoSpec
     owner: FakeEncoders
+    faulty: bool = True  # fails as the owner says (fail_at, error)
     frames: list[int] = field(default_factory=list)
     closed: bool = False
     aborted: bool = False
@@ -83,7 +262,7 @@ class FakeEncoder:
         self.owner.started.set()
         if not self.owner.gate.wait(timeout=5):
             raise TimeoutError("test gate never opened")
-        if self.owner.fail_at is not None and len(self.frames) == self.owner.fail_at:
+        if self.faulty and len(self.frames) == self.owner.fail_at:
             raise self.owner.error
         self.frames.append(int(image[0, 0, 0]) if image.ndim == 3 else int(image[0, 0]))
 
@@ -110,11 +289,31 @@ class FakeEncoders:
         self.gate.set()
 
     def __call__(self, spec: VideoSpec) -> Any:
-        enc = FakeEncoder(spec, self)
-        if not self.fail_when(spec):
-            enc.owner = FakeEncoders(gate=self.gate, started=self.started)
+        enc = FakeEncoder(spec, self, faulty=self.fail_when(spec))
         self.made.append(enc)
         return enc
 
     def by_name(self, name: str) -> FakeEncoder:
         return next(e for e in self.made if Path(e.spec.path).name.startswith(f".{name}."))
+
+    def plan(self) -> dict[str, list[int]]:
+        """{clip name: the frames its encoder got}."""
+        # A temporary file is named .{clip name}.{random}.rec-tmp
+        return {Path(e.spec.path).name[1:].rsplit(".", 2)[0]: e.frames for e in self.made}
+
+
+def gated(**kwargs: Any) -> FakeEncoders:
+    """Fake encoders whose writes wait until the test sets ``gate``."""
+    fake = FakeEncoders(**kwargs)
+    fake.gate.clear()
+    return fake
+
+
+def budget(frames: int, fake: FakeEncoders, on_full: str = "block") -> dict[str, Any]:
+    """Recorder keywords: record every episode with *fake*, room for *frames* flat() frames."""
+    return {
+        "episode_trigger": always,
+        "max_queue_bytes": frames * FRAME,
+        "on_full": on_full,
+        "encoder_factory": fake,
+    }

@@ -13,17 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import decode, painted
+from helpers import always, decode, painted
 
 from recorder import Recorder, _process
 from recorder._arena import ALIGN, Arena, arena_size
 from recorder._process import ProcessEncoder
 
 needs_processes = pytest.mark.skipif(not _process.available(), reason="needs Linux (memfd)")
-
-
-def always(_: int) -> bool:
-    return True
 
 
 def test_blocks_are_first_fit_aligned_and_merged_when_freed() -> None:

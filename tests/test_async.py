@@ -16,7 +16,7 @@ import anyio
 import anyio.lowlevel
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, painted
+from helpers import FRAME, FakeEncoders, always, budget, decode, flat, gated, painted
 
 import recorder
 import recorder._async
@@ -51,17 +51,6 @@ def no_thread_in_recorder_code() -> Iterator[None]:
     assert not busy, f"threads still inside recorder code: {busy}"
 
 
-def always(_: int) -> bool:
-    return True
-
-
-def flat(value: int, h: int = 8, w: int = 8) -> np.ndarray:
-    return np.full((h, w, 3), value, np.uint8)
-
-
-FRAME = 8 * 8 * 3
-
-
 async def until(condition: Callable[[], bool], what: str) -> None:
     """Let the other tasks of this event loop run until *condition* holds (no wall-clock wait)."""
     for _ in range(10_000):
@@ -74,12 +63,6 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 async def wait_thread_event(event: threading.Event) -> None:
     """Wait for an Event set by a recorder thread, without blocking the loop."""
     assert await anyio.to_thread.run_sync(event.wait, 10)
-
-
-def gated(**kwargs: Any) -> FakeEncoders:
-    fake = FakeEncoders(**kwargs)
-    fake.gate.clear()
-    return fake
 
 
 # -- API surface -------------------------------------------------------------------------------
@@ -183,13 +166,7 @@ async def test_block_suspends_the_task_not_the_loop(tmp_path: Path) -> None:
     fake = gated()
     appended = 0
     finished = anyio.Event()
-    async with AsyncRecorder(
-        tmp_path,
-        episode_trigger=always,
-        max_queue_bytes=2 * FRAME,
-        on_full="block",
-        encoder_factory=fake,
-    ) as rec:
+    async with AsyncRecorder(tmp_path, **budget(2, fake)) as rec:
 
         async def produce() -> None:
             nonlocal appended
@@ -228,13 +205,7 @@ async def test_block_suspends_the_task_not_the_loop(tmp_path: Path) -> None:
 
 async def test_waiting_tasks_take_turns(tmp_path: Path) -> None:
     fake = gated()
-    async with AsyncRecorder(
-        tmp_path,
-        episode_trigger=always,
-        max_queue_bytes=2 * FRAME,
-        on_full="block",
-        encoder_factory=fake,
-    ) as rec:
+    async with AsyncRecorder(tmp_path, **budget(2, fake)) as rec:
         order: list[int] = []
 
         async def produce(i: int) -> None:
@@ -257,13 +228,7 @@ async def test_waiting_tasks_take_turns(tmp_path: Path) -> None:
 
 async def test_a_waiting_task_is_not_overtaken(tmp_path: Path) -> None:
     fake = gated()
-    async with AsyncRecorder(
-        tmp_path,
-        episode_trigger=always,
-        max_queue_bytes=2 * FRAME,
-        on_full="block",
-        encoder_factory=fake,
-    ) as rec:
+    async with AsyncRecorder(tmp_path, **budget(2, fake)) as rec:
         async with rec.episode(0) as first, rec.episode(1) as second:
             await first.append(flat(0))
             await first.append(flat(1))
@@ -286,13 +251,7 @@ async def test_a_waiting_task_is_not_overtaken(tmp_path: Path) -> None:
 @pytest.mark.parametrize("policy", ["drop", "raise"])
 async def test_append_nowait_applies_the_policy(tmp_path: Path, policy: str) -> None:
     fake = gated()
-    async with AsyncRecorder(
-        tmp_path,
-        episode_trigger=always,
-        max_queue_bytes=FRAME,
-        on_full=policy,  # type: ignore[arg-type]
-        encoder_factory=fake,
-    ) as rec:
+    async with AsyncRecorder(tmp_path, **budget(1, fake, on_full=policy)) as rec:
         async with rec.episode(0) as ep:
             ep.append_nowait(flat(0))
             await wait_thread_event(fake.started)
@@ -311,13 +270,7 @@ async def test_append_nowait_applies_the_policy(tmp_path: Path, policy: str) -> 
 
 async def test_one_task_appends_to_an_episode_at_a_time(tmp_path: Path) -> None:
     fake = gated()
-    async with AsyncRecorder(
-        tmp_path,
-        episode_trigger=always,
-        max_queue_bytes=FRAME,
-        on_full="block",
-        encoder_factory=fake,
-    ) as rec:
+    async with AsyncRecorder(tmp_path, **budget(1, fake)) as rec:
         async with rec.episode(0) as ep, anyio.create_task_group() as tg:
             await ep.append(flat(0))
             tg.start_soon(ep.append, flat(1))  # waits for room
@@ -578,13 +531,7 @@ async def test_cancelled_flush_stops_waiting_and_loses_nothing(tmp_path: Path) -
 
 async def test_cancelled_submit_drops_its_clips(tmp_path: Path) -> None:
     fake = gated()
-    async with AsyncRecorder(
-        tmp_path,
-        episode_trigger=always,
-        max_queue_bytes=2 * FRAME,
-        on_full="block",
-        encoder_factory=fake,
-    ) as rec:
+    async with AsyncRecorder(tmp_path, **budget(2, fake)) as rec:
         with anyio.CancelScope() as scope:
 
             async def cancel_when_waiting() -> None:
@@ -610,13 +557,7 @@ async def test_cancelled_submit_drops_its_clips(tmp_path: Path) -> None:
 async def test_cancelled_append_leaves_the_episode_as_it_was(tmp_path: Path) -> None:
     fake = gated()
     async with (
-        AsyncRecorder(
-            tmp_path,
-            episode_trigger=always,
-            max_queue_bytes=2 * FRAME,
-            on_full="block",
-            encoder_factory=fake,
-        ) as rec,
+        AsyncRecorder(tmp_path, **budget(2, fake)) as rec,
         rec.episode(0) as ep,
     ):
         await ep.append(flat(0))

@@ -18,8 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium import spaces
-from helpers import FakeEncoders, decode, painted
+from helpers import AnsiOnly, FakeEncoders, TinyEnv, decode, painted
 
 import recorder._cli
 from recorder import Recorder
@@ -30,6 +29,19 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def record(
+    capsys: pytest.CaptureFixture[str], out: Path, options: str = "", env_id: str = "CartPole-v1"
+) -> tuple[int, str, str]:
+    """``recorder record ENV_ID OPTIONS --out OUT``: its exit code, stdout and stderr."""
+    return run(capsys, "record", env_id, *options.split(), "--out", str(out))
+
+
+def overflow(capsys: pytest.CaptureFixture[str], out: Path, on_full: str) -> tuple[int, str, str]:
+    """Three episodes recorded with a budget smaller than one CartPole frame (720 kB)."""
+    options = f"--episodes 3 --every 1 --on-full {on_full} --max-queue-mb 0.5 --no-progress"
+    return record(capsys, out, options)
 
 
 def summary(stdout: str) -> dict[str, str]:
@@ -55,10 +67,7 @@ def test_record_cartpole_writes_videos_sidecars_and_a_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "videos"
-    code, stdout, stderr = run(
-        capsys, "record", "CartPole-v1", "--episodes", "3", "--every", "2", "--seed", "5",
-        "--out", str(out),
-    )  # fmt: skip
+    code, stdout, stderr = record(capsys, out, "--episodes 3 --every 2 --seed 5")
     assert code == 0, stderr
     assert sorted(p.name for p in out.glob("*.mp4")) == [
         "rl-video-episode-0.mp4",
@@ -105,11 +114,8 @@ def test_record_cartpole_writes_videos_sidecars_and_a_summary(
 def test_record_steps_with_step_trigger_and_video_length(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, stdout, stderr = run(
-        capsys, "record", "CartPole-v1", "--steps", "40", "--at-steps", "0,39",
-        "--video-length", "5", "--fps", "12.5", "--codec", "vp9", "--no-progress",
-        "--out", str(tmp_path),
-    )  # fmt: skip
+    options = "--steps 40 --at-steps 0,39 --video-length 5 --fps 12.5 --codec vp9 --no-progress"
+    code, stdout, stderr = record(capsys, tmp_path, options)
     assert code == 0, stderr
     assert stderr == ""  # no bar, no warning
     assert summary(stdout)["episodes / steps"].endswith("/ 40")
@@ -123,10 +129,7 @@ def test_record_steps_with_step_trigger_and_video_length(
 
 
 def test_record_then_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, stdout, _ = run(
-        capsys, "record", "CartPole-v1", "--episodes", "2", "--every", "1", "--no-progress",
-        "--gallery", "--out", str(tmp_path),
-    )  # fmt: skip
+    code, stdout, _ = record(capsys, tmp_path, "--episodes 2 --every 1 --no-progress --gallery")
     assert code == 0
     page = (tmp_path / "index.html").read_text()
     assert page.count("<video ") == 2
@@ -170,10 +173,7 @@ def encoder_held_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dropped_videos_are_counted_and_explained(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, stdout, stderr = run(
-        capsys, "record", "CartPole-v1", "--episodes", "3", "--every", "1", "--on-full", "drop",
-        "--max-queue-mb", "0.5", "--no-progress", "--out", str(tmp_path),
-    )  # fmt: skip
+    code, stdout, stderr = overflow(capsys, tmp_path, "drop")
     assert code == 0  # dropping was asked for
     rows = summary(stdout)
     assert (rows["videos saved"], rows["videos dropped"]) == ("0", "3")
@@ -185,10 +185,7 @@ def test_dropped_videos_are_counted_and_explained(
 def test_on_full_raise_stops_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, stdout, stderr = run(
-        capsys, "record", "CartPole-v1", "--episodes", "3", "--every", "1", "--on-full", "raise",
-        "--max-queue-mb", "0.5", "--no-progress", "--out", str(tmp_path),
-    )  # fmt: skip
+    code, stdout, stderr = overflow(capsys, tmp_path, "raise")
     assert code == 1
     assert stdout == ""
     assert "Traceback" not in stderr
@@ -207,10 +204,7 @@ def test_failed_videos_exit_non_zero_with_one_line_each(
         "Recorder",
         functools.partial(recorder._cli.Recorder, encoder_factory=failing),
     )
-    code, stdout, stderr = run(
-        capsys, "record", "CartPole-v1", "--episodes", "2", "--every", "1", "--no-progress",
-        "--out", str(tmp_path),
-    )  # fmt: skip
+    code, stdout, stderr = record(capsys, tmp_path, "--episodes 2 --every 1 --no-progress")
     assert code == 1
     assert summary(stdout)["videos failed"] == "2"
     assert "Traceback" not in stderr
@@ -224,26 +218,8 @@ def test_failed_videos_exit_non_zero_with_one_line_each(
 # -- errors -----------------------------------------------------------------------------------
 
 
-class _Tiny(gym.Env[int, int]):
-    observation_space = spaces.Discrete(2)
-    action_space = spaces.Discrete(2)
-
-    def __init__(self, render_mode: str | None = None) -> None:
-        self.render_mode = render_mode
-
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
-        super().reset(seed=seed)
-        return 0, {}
-
-    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
-        return 0, 0.0, True, False, {}
-
-
-class AnsiOnly(_Tiny):
-    metadata = {"render_modes": ["ansi"]}  # noqa: RUF012 - gymnasium's convention
-
-    def render(self) -> str:
-        return "x"
+class _Tiny(TinyEnv):
+    length = 1  # every step ends the episode
 
 
 class RendersNothing(_Tiny):
@@ -365,7 +341,7 @@ def test_environment_errors_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], env_id: str, expected: list[str]
 ) -> None:
     out = tmp_path / "videos"
-    code, stdout, stderr = run(capsys, "record", env_id, "--no-progress", "--out", str(out))
+    code, stdout, stderr = record(capsys, out, "--no-progress", env_id=env_id)
     assert code == 1
     assert stdout == ""
     assert_one_line_error(code, stderr, *expected)
@@ -376,35 +352,31 @@ def test_environment_errors_are_one_line(
 def test_a_frame_the_recorder_rejects_is_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, stderr = run(
-        capsys, "record", "RecorderTestGrowingFrames-v0", "--no-progress", "--out", str(tmp_path)
-    )
+    code, _, stderr = record(capsys, tmp_path, "--no-progress", "RecorderTestGrowingFrames-v0")
     assert_one_line_error(code, stderr, "bad frame", "shape changed")
 
 
 @pytest.mark.usefixtures("fake_envs")
 @pytest.mark.parametrize(
-    ("env_id", "argv", "expected"),
+    ("env_id", "options", "expected"),
     [
         (
             "RecorderTestResetFailsFromSeed1-v0",
-            ["--seed", "1"],
+            "--seed 1",
             "env.reset(seed=1) raised Error: Seed must be even, actual value: 1",
         ),
-        ("RecorderTestStepFails-v0", [], "env.step() raised RuntimeError: physics exploded"),
-        ("RecorderTestRenderFailsLater-v0", [], "env.render() raised OSError: display lost"),
+        ("RecorderTestStepFails-v0", "", "env.step() raised RuntimeError: physics exploded"),
+        ("RecorderTestRenderFailsLater-v0", "", "env.render() raised OSError: display lost"),
     ],
 )
 def test_env_errors_in_the_loop_are_one_line(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     env_id: str,
-    argv: list[str],
+    options: str,
     expected: str,
 ) -> None:
-    code, stdout, stderr = run(
-        capsys, "record", env_id, *argv, "--no-progress", "--out", str(tmp_path)
-    )
+    code, stdout, stderr = record(capsys, tmp_path, f"{options} --no-progress", env_id)
     assert code == 1
     assert stdout == ""
     assert_one_line_error(code, stderr)
@@ -416,9 +388,7 @@ def test_env_errors_in_the_loop_are_one_line(
 def test_ctrl_c_in_the_env_still_flushes_and_exits_130(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, stdout, stderr = run(
-        capsys, "record", "RecorderTestCtrlCInStep-v0", "--no-progress", "--out", str(tmp_path)
-    )
+    code, stdout, stderr = record(capsys, tmp_path, "--no-progress", "RecorderTestCtrlCInStep-v0")
     assert code == 130
     assert stderr == "recorder: interrupted\n"
     assert summary(stdout)["videos saved"] == "1"  # the reset frame, saved before exiting
@@ -431,7 +401,7 @@ def test_unwritable_folder_is_one_line_error(
     # Tests run as root, so permissions cannot make a folder unwritable; a file in the path can.
     (tmp_path / "a_file").write_text("not a folder")
     out = tmp_path / "a_file" / "videos"
-    code, _, stderr = run(capsys, "record", "CartPole-v1", "--no-progress", "--out", str(out))
+    code, _, stderr = record(capsys, out, "--no-progress")
     assert_one_line_error(code, stderr, "cannot write videos to", "Not a directory")
 
 
@@ -439,14 +409,11 @@ def test_missing_tqdm_gives_the_install_hint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
-    code, _, stderr = run(capsys, "record", "CartPole-v1", "--out", str(tmp_path))
+    code, _, stderr = record(capsys, tmp_path)
     assert_one_line_error(code, stderr, 'pip install "recorder[cli]"', "--no-progress")
     assert not list(tmp_path.iterdir())
     # ... and without the bar, tqdm is not needed.
-    code, _, stderr = run(
-        capsys, "record", "CartPole-v1", "--episodes", "1", "--no-progress", "--out",
-        str(tmp_path),
-    )  # fmt: skip
+    code, _, stderr = record(capsys, tmp_path, "--episodes 1 --no-progress")
     assert code == 0, stderr
 
 
@@ -455,7 +422,7 @@ def test_missing_pygame_gives_the_install_hint(
 ) -> None:
     monkeypatch.setitem(sys.modules, "pygame", None)  # CartPole's render() imports it
     out = tmp_path / "videos"
-    code, _, stderr = run(capsys, "record", "CartPole-v1", "--no-progress", "--out", str(out))
+    code, _, stderr = record(capsys, out, "--no-progress")
     assert_one_line_error(
         code, stderr, "missing dependency: pygame", 'or: pip install "recorder[cli]"'
     )
@@ -491,7 +458,7 @@ def test_codec_options_that_do_not_apply_are_usage_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:
     out = tmp_path / "videos"
-    code, stdout, stderr = run(capsys, "record", "CartPole-v1", *argv, "--out", str(out))
+    code, stdout, stderr = record(capsys, out, " ".join(argv))
     assert stdout == ""
     assert_usage_error(code, stderr, "record", expected)
     assert not out.exists()

@@ -7,9 +7,8 @@ import os
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, painted
+from helpers import FRAME, FakeEncoders, always, budget, decode, flat, gated, painted, run_forked
 
 from recorder import (
     ClipDroppedError,
@@ -19,25 +18,11 @@ from recorder import (
 )
 
 
-def always(_: int) -> bool:
-    return True
-
-
-def flat(value: int, h: int = 8, w: int = 8) -> np.ndarray:
-    return np.full((h, w, 3), value, np.uint8)
-
-
-FRAME = 8 * 8 * 3
-
-
 def test_drop_never_waits_and_drops_whole_clips(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
-    with Recorder(
-        tmp_path, episode_trigger=always, max_queue_bytes=4 * FRAME, encoder_factory=fake
-    ) as rec:
+    fake = gated()
+    with Recorder(tmp_path, **budget(4, fake, on_full="drop")) as rec:
         (small,) = rec.submit([flat(i) for i in range(3)], episode_index=0)
         assert fake.started.wait(10)  # the worker holds frame 0 of the small clip
         # 10 frames cannot fit while the worker is stuck: the whole clip is dropped, at once.
@@ -63,16 +48,9 @@ def test_drop_never_waits_and_drops_whole_clips(
 
 
 def test_block_waits_for_room_and_loses_nothing(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
+    fake = gated()
     done = threading.Event()
-    with Recorder(
-        tmp_path,
-        episode_trigger=always,
-        max_queue_bytes=3 * FRAME,
-        on_full="block",
-        encoder_factory=fake,
-    ) as rec:
+    with Recorder(tmp_path, **budget(3, fake)) as rec:
 
         def produce() -> None:
             rec.submit([flat(i) for i in range(12)])
@@ -94,15 +72,8 @@ def test_block_waits_for_room_and_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_raise_is_immediate_and_clear(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
-    with Recorder(
-        tmp_path,
-        episode_trigger=always,
-        max_queue_bytes=2 * FRAME,
-        on_full="raise",
-        encoder_factory=fake,
-    ) as rec:
+    fake = gated()
+    with Recorder(tmp_path, **budget(2, fake, on_full="raise")) as rec:
         ep = rec.episode(0)
         ep.append(flat(0))
         assert fake.started.wait(10)
@@ -190,8 +161,7 @@ def test_close_is_idempotent_and_rejects_use(tmp_path: Path) -> None:
 
 
 def test_close_from_two_threads(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
+    fake = gated()
     rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
     rec.submit([flat(i) for i in range(4)])
     assert fake.started.wait(10)
@@ -237,8 +207,7 @@ def test_close_ends_open_episodes(tmp_path: Path) -> None:
 
 
 def test_cancel_drops_queue_fast_and_leaves_no_file(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
+    fake = gated()
     rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
     (h,) = rec.submit([flat(i) for i in range(50)])
     assert fake.started.wait(10)
@@ -254,8 +223,7 @@ def test_cancel_drops_queue_fast_and_leaves_no_file(tmp_path: Path) -> None:
 
 
 def test_close_timeout_drops_and_raises(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
+    fake = gated()
     rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
     (h,) = rec.submit([flat(i) for i in range(5)])
     assert fake.started.wait(10)
@@ -269,8 +237,7 @@ def test_close_timeout_drops_and_raises(tmp_path: Path) -> None:
 
 
 def test_flush_timeout(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
+    fake = gated()
     with Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
         rec.submit([flat(i) for i in range(3)])
         with pytest.raises(TimeoutError):
@@ -280,8 +247,7 @@ def test_flush_timeout(tmp_path: Path) -> None:
 
 
 def test_final_name_appears_only_when_complete(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
+    fake = gated()
     with Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
         (h,) = rec.submit([flat(i) for i in range(3)])
         assert fake.started.wait(10)
@@ -300,8 +266,7 @@ def test_final_name_appears_only_when_complete(tmp_path: Path) -> None:
 
 def test_one_worker_serves_many_streams_fairly(tmp_path: Path) -> None:
     order: list[str] = []
-    fake = FakeEncoders()
-    fake.gate.clear()
+    fake = gated()
 
     class Logged:
         def __init__(self, spec):  # type: ignore[no-untyped-def]
@@ -371,8 +336,7 @@ def test_concurrent_producers(tmp_path: Path) -> None:
 
 
 def test_overlapping_clips_share_one_copy(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
+    fake = gated()
     with Recorder(
         tmp_path, episode_trigger=always, step_trigger=always, encoder_factory=fake, workers=1
     ) as rec:
@@ -505,34 +469,24 @@ def test_logger_name_is_recorder(tmp_path: Path, caplog: pytest.LogCaptureFixtur
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_recorder_from_before_fork_fails_clearly_in_the_child(tmp_path: Path) -> None:
     # Its workers are the parent's: queueing there would wait forever (on_full="block").
-    fake = FakeEncoders()
-    fake.gate.clear()  # the parent's worker is busy inside a frame when we fork
+    fake = gated()  # the parent's worker is busy inside a frame when we fork
     rec = Recorder(tmp_path, episode_trigger=always, on_full="block", encoder_factory=fake)
     ep = rec.episode(0)
     ep.append(flat(0))
     assert fake.started.wait(timeout=30)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            for call in (lambda: ep.append(flat(1)), lambda: rec.submit([flat(0)]), rec.flush):
-                try:
-                    call()
-                except RecorderClosedError as e:
-                    assert "forked child" in str(e)  # noqa: PT017 - no pytest in the child
-                else:
-                    raise AssertionError("no error")
-            ep.close()  # ending the parent's clips is the parent's business: a no-op here
-            rec.close()  # idempotent, returns at once in a child
-            code = 0
-        except BaseException:
-            import traceback
 
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    def child() -> None:
+        for call in (lambda: ep.append(flat(1)), lambda: rec.submit([flat(0)]), rec.flush):
+            try:
+                call()
+            except RecorderClosedError as e:
+                assert "forked child" in str(e)  # noqa: PT017 - no pytest in the child
+            else:
+                raise AssertionError("no error")
+        ep.close()  # ending the parent's clips is the parent's business: a no-op here
+        rec.close()  # idempotent, returns at once in a child
+
+    run_forked(child)
     fake.gate.set()
     ep.append(flat(1))
     ep.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import decode, painted
+from helpers import always, decode, painted, run_forked
 
 import recorder
 from recorder import Recorder, _child, _process
@@ -35,10 +35,6 @@ from recorder._process import EncoderProcessError, ProcessEncoder
 pytestmark = pytest.mark.skipif(not _process.available(), reason="needs Linux (memfd)")
 
 TESTS = Path(__file__).resolve().parent
-
-
-def always(_: int) -> bool:
-    return True
 
 
 def wait_exit(pid: int, timeout: float = 30.0) -> bool:
@@ -358,19 +354,15 @@ def test_a_forked_child_never_talks_to_the_parents_encoder_processes(
         rec.submit([painted(0)])
     assert len(_process._idle) == 1
     parent_pid = _process._idle[0].proc.pid
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            assert _process._idle == []
-            with Recorder(tmp_path / "b", episode_trigger=always) as child_rec:
-                child_rec.submit([painted(i) for i in range(2)])
-                assert child_rec._processes is not None
-                code = 3 if parent_pid in child_rec._processes.pids() else 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> None:
+        assert _process._idle == []
+        with Recorder(tmp_path / "b", episode_trigger=always) as child_rec:
+            child_rec.submit([painted(i) for i in range(2)])
+            assert child_rec._processes is not None
+            assert parent_pid not in child_rec._processes.pids()
+
+    run_forked(child)
     assert decode(tmp_path / "b" / "rl-video-episode-0.mp4").indices == [0, 1]
     # The parent's idle process still serves the parent.
     with Recorder(tmp_path / "c", episode_trigger=always) as rec:

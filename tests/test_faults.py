@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import decode, painted
+from helpers import always, assert_saved_whole, decode, painted
 
 from recorder import Recorder, VideoSpec
 from recorder._encoder import PyAVEncoder
@@ -33,10 +33,6 @@ from recorder._queue import MAX_ERRORS
 
 TESTS = Path(__file__).resolve().parent
 FRAMES = 10
-
-
-def always(_: int) -> bool:
-    return True
 
 
 def episode(name: str) -> Callable[[VideoSpec], bool]:
@@ -124,12 +120,7 @@ def submit_episodes(rec: Recorder, count: int, frames: int = FRAMES) -> list[Any
 
 def assert_complete(folder: Path, names: list[str], frames: int = FRAMES) -> None:
     """The videos *names* decode whole, and only they (with their sidecars) are in *folder*."""
-    for name in names:
-        assert decode(folder / f"{name}.mp4").indices == list(range(frames)), name
-        assert json.loads((folder / f"{name}.json").read_text())["frames"] == frames
-    assert sorted(p.stem for p in folder.glob("*.mp4")) == sorted(names)
-    lines = (folder / "manifest.jsonl").read_text().splitlines()
-    assert sorted(json.loads(line)["name"] for line in lines) == sorted(names)
+    assert_saved_whole(folder, dict.fromkeys(names, frames))
 
 
 # -- an encoder failing at frame k of one video --------------------------------------------------

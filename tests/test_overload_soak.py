@@ -21,19 +21,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, painted
+from helpers import always, decode, flat, gated, painted
 
 from recorder import ClipDroppedError, QueueFullError, Recorder, VideoSpec
 from recorder._encoder import PyAVEncoder
 from recorder._queue import MAX_ERRORS
-
-
-def always(_: int) -> bool:
-    return True
-
-
-def flat(value: int, h: int = 16, w: int = 16) -> np.ndarray:
-    return np.full((h, w, 3), value, np.uint8)
 
 
 def large(index: int) -> np.ndarray:
@@ -73,8 +65,7 @@ def assert_accounted(rec: Recorder, handles: list[Any]) -> dict[str, int]:
 
 
 def test_drop_never_waits_even_with_the_encoder_stuck(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()  # the encoder makes no progress at all until the producer is done
+    fake = gated()  # the encoder makes no progress at all until the producer is done
     budget = 10 * 16 * 16 * 3
     rec = Recorder(tmp_path, episode_trigger=always, max_queue_bytes=budget, encoder_factory=fake)
     handles: list[Any] = []
@@ -85,7 +76,7 @@ def test_drop_never_waits_even_with_the_encoder_stuck(tmp_path: Path) -> None:
             with rec.episode(e) as ep:
                 for i in range(30):
                     if ep.wants_frame:
-                        ep.append(flat(i))
+                        ep.append(flat(i, 16, 16))
                     else:
                         ep.skip()
                     overflow.append(not within_budget(rec))
@@ -170,8 +161,7 @@ def test_block_real_encoder_drops_nothing(tmp_path: Path) -> None:
 
 
 def test_raise_is_immediate_and_clear_and_recording_resumes(tmp_path: Path) -> None:
-    fake = FakeEncoders()
-    fake.gate.clear()
+    fake = gated()
     frame = 16 * 16 * 3
     rec = Recorder(
         tmp_path,
@@ -183,14 +173,14 @@ def test_raise_is_immediate_and_clear_and_recording_resumes(tmp_path: Path) -> N
     try:
         ep = rec.episode(0)
         for i in range(3):
-            ep.append(flat(i))
+            ep.append(flat(i, 16, 16))
         assert fake.started.wait(10)
         start = time.monotonic()
         outcome: list[BaseException] = []
 
         def overflow() -> None:
             try:
-                ep.append(flat(3))
+                ep.append(flat(3, 16, 16))
             except BaseException as e:
                 outcome.append(e)
 
@@ -211,7 +201,7 @@ def test_raise_is_immediate_and_clear_and_recording_resumes(tmp_path: Path) -> N
     with pytest.raises(ClipDroppedError):
         dropped.result(timeout=10)
     rec.flush(timeout=10)  # a dropped clip is not an error of the recorder
-    (later,) = rec.submit([flat(i) for i in range(3)], episode_index=1)
+    (later,) = rec.submit([flat(i, 16, 16) for i in range(3)], episode_index=1)
     rec.close(timeout=10)
     assert later.result().frames == 3
     assert fake.by_name("rl-video-episode-1").frames == [0, 1, 2]
@@ -266,8 +256,8 @@ def test_open_encoders_stay_bounded_by_workers(tmp_path: Path, workers: int) -> 
     with Recorder(
         tmp_path, episode_trigger=always, workers=workers, encoder_factory=encoders, sidecars=False
     ) as rec:
-        for e in range(30):
-            rec.submit([flat(i) for i in range(10)], episode_index=e)  # all ended, all queued
+        for e in range(30):  # all ended, all queued
+            rec.submit([flat(i, 16, 16) for i in range(10)], episode_index=e)
         gate.set()
     assert rec.stats().videos_saved == 30
     assert encoders.most <= workers
@@ -285,7 +275,7 @@ def test_flush_returns_once_every_handle_is_resolved(tmp_path: Path) -> None:
 
     rec = Recorder(tmp_path, episode_trigger=always, on_saved=on_saved)
     try:
-        (h,) = rec.submit([flat(i) for i in range(3)])
+        (h,) = rec.submit([flat(i, 16, 16) for i in range(3)])
         assert in_callback.wait(10)  # the file is renamed; sidecar written; handle pending
         with pytest.raises(TimeoutError):
             rec.flush(timeout=0.2)
@@ -464,14 +454,14 @@ def test_flush_waits_for_a_dropped_clip_whose_frames_were_all_taken(tmp_path: Pa
     # "dropped".
     writing, write_gate, aborting, abort_gate = (threading.Event() for _ in range(4))
     fake = HeldEncoder(writing, write_gate, aborting, abort_gate)
-    frame = flat(0)
+    frame = flat(0, 16, 16)
     rec = Recorder(tmp_path, episode_trigger=always, max_queue_bytes=frame.nbytes,
                    encoder_factory=fake)  # fmt: skip
     try:
         with rec.episode(0) as ep:
             ep.append(frame)
             assert writing.wait(10)  # the worker holds the clip's only frame
-            ep.append(flat(1))  # does not fit: the clip is dropped
+            ep.append(flat(1, 16, 16))  # does not fit: the clip is dropped
         (handle,) = ep.handles
         write_gate.set()
         assert aborting.wait(10)  # the worker is discarding the clip; its handle is pending
@@ -493,8 +483,7 @@ def test_a_small_budget_keeps_its_buffers_for_the_next_frames(tmp_path: Path) ->
     # thread). Spare buffers are kept up to STOCK frames, within the budget.
     frame = np.zeros((720, 1280, 3), np.uint8)
     budget = 8 * frame.nbytes
-    fake = FakeEncoders()
-    fake.gate.clear()  # all 8 frames queued at once: 8 buffers (none reused meanwhile)
+    fake = gated()  # all 8 frames queued at once: 8 buffers (none reused meanwhile)
     with Recorder(tmp_path, episode_trigger=always, max_queue_bytes=budget, on_full="block",
                   encoder_factory=fake) as rec:  # fmt: skip
         rec.submit([frame] * 8)

@@ -11,7 +11,6 @@ on time. Its encoder waits at a chosen frame until the parent writes "go" on its
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import re
@@ -26,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import decode, painted
+from helpers import assert_saved_whole, hidden_names, painted
 
 from recorder import Recorder
 
@@ -217,19 +216,11 @@ def final_names(folder: Path) -> list[str]:
     return sorted(n for n in os.listdir(folder) if not n.startswith("."))
 
 
-def hidden_names(folder: Path) -> list[str]:
-    return sorted(n for n in os.listdir(folder) if n.startswith("."))
-
-
 def assert_all_final_files_whole(folder: Path, frames: dict[str, int]) -> None:
     """Exactly the videos *frames* (name: frame count) are there, each whole, with sidecars."""
     expected = sorted([f"{n}.mp4" for n in frames] + [f"{n}.json" for n in frames])
     assert final_names(folder) == sorted([*expected, "manifest.jsonl"])
-    for name, count in frames.items():
-        assert decode(folder / f"{name}.mp4").indices == list(range(count)), name
-        assert json.loads((folder / f"{name}.json").read_text())["frames"] == count
-    records = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-    assert sorted(r["name"] for r in records) == sorted(frames)
+    assert_saved_whole(folder, frames)
 
 
 # -- SIGKILL ----------------------------------------------------------------------------------

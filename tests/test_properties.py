@@ -14,26 +14,19 @@
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode
-from hypothesis import HealthCheck, event, given, settings
+from helpers import FakeEncoders, decode, examples, flat, gymnasium_clips
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from recorder import Episode, Recorder, capped_cubic_video_schedule
 
-# Each example makes its own folder under tmp_path: the function-scoped fixture is fine.
-SETTINGS = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+SETTINGS = examples(150)
 _counter = itertools.count()
 
 
@@ -44,18 +37,15 @@ def fresh(tmp_path: Path) -> Path:
 # -- the oracle --------------------------------------------------------------------------------
 
 Plan = dict[str, list[int]]  # clip name -> the frame indices it holds, in order
+# (episode trigger's indices, step trigger's indices, video_length); None: no trigger / no limit
+Rules = tuple[frozenset[int] | None, frozenset[int] | None, int | None]
 
 
 def model_plan(
-    length: int,
-    episode_set: frozenset[int] | None,
-    step_set: frozenset[int] | None,
-    video_length: int | None,
-    episode_index: int,
-    step_start: int,
-    prefix: str = "rl-video",
+    length: int, rules: Rules, episode_index: int, step_start: int, prefix: str = "rl-video"
 ) -> Plan:
     """gymnasium.utils.save_video's rules, as a model (frame 0 is the reset frame)."""
+    episode_set, step_set, video_length = rules
     frames = list(range(length))
     plan: Plan = {}
     episode_fires = (
@@ -81,37 +71,24 @@ def gymnasium_plan(
     monkeypatch: pytest.MonkeyPatch,
     folder: Path,
     length: int,
-    episode_set: frozenset[int] | None,
-    step_set: frozenset[int] | None,
-    video_length: int | None,
+    rules: Rules,
     episode_index: int,
     step_start: int,
 ) -> Plan:
     """What gymnasium's own save_video writes, with moviepy replaced by a frame recorder."""
-    from gymnasium.utils import save_video as gym_save_video
-
-    written: Plan = {}
-
-    class Clip:
-        def __init__(self, frames: list[int], **kwargs: Any) -> None:
-            self.frames = list(frames)
-
-        def write_videofile(self, path: str, **kwargs: Any) -> None:
-            written[Path(path).stem] = self.frames
-
-    with monkeypatch.context() as m:
-        m.setattr(gym_save_video, "ImageSequenceClip", Clip)
-        gym_save_video.save_video(
-            list(range(length)),  # gymnasium only slices the list: indices stand for frames
-            str(folder),
-            episode_trigger=trigger(episode_set),
-            step_trigger=trigger(step_set),
-            video_length=video_length,
-            episode_index=episode_index,
-            step_starting_index=step_start,
-            fps=10,
-        )
-    return written
+    episode_set, step_set, video_length = rules
+    clips = gymnasium_clips(
+        monkeypatch,
+        list(range(length)),  # frame k stands for itself
+        folder,
+        10,
+        episode_trigger=trigger(episode_set),
+        step_trigger=trigger(step_set),
+        video_length=video_length,
+        episode_index=episode_index,
+        step_starting_index=step_start,
+    )
+    return {Path(name).stem: frames for name, frames in clips.items()}
 
 
 # -- strategies ------------------------------------------------------------------------------
@@ -123,6 +100,10 @@ class Case:
     step_set: frozenset[int] | None
     video_length: int | None
     episodes: tuple[tuple[int, int, int], ...]  # (episode_index, step_start, length)
+
+    @property
+    def rules(self) -> Rules:
+        return self.episode_set, self.step_set, self.video_length
 
 
 @st.composite
@@ -142,17 +123,16 @@ def cases(draw: st.DrawFn) -> Case:
     return Case(episode_set, step_set, video_length, tuple(episodes))
 
 
-def flat(value: int) -> np.ndarray:
-    return np.full((4, 6, 3), value, np.uint8)
-
-
-def recorded(fake: FakeEncoders) -> Plan:
-    """{clip name: frames its encoder got} (frame k carries the value k)."""
-    plan: Plan = {}
-    for enc in fake.made:
-        base = os.path.basename(enc.spec.path)  # .{name}.{random}.rec-tmp
-        plan[base[1:].rsplit(".", 2)[0]] = enc.frames
-    return plan
+def planned(tmp_path: Path, case: Case, fake: FakeEncoders) -> Recorder:
+    """A Recorder with *case*'s triggers and video_length, encoding with *fake*."""
+    return Recorder(
+        fresh(tmp_path),
+        episode_trigger=trigger(case.episode_set),
+        step_trigger=trigger(case.step_set),
+        video_length=case.video_length,
+        encoder_factory=fake,
+        sidecars=False,
+    )
 
 
 # -- clip plans --------------------------------------------------------------------------------
@@ -162,9 +142,10 @@ def recorded(fake: FakeEncoders) -> Plan:
 @given(case=cases())
 def test_model_is_gymnasium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Case) -> None:
     for episode_index, step_start, length in case.episodes:
-        args = (length, case.episode_set, case.step_set, case.video_length)
-        expected = model_plan(*args, episode_index, step_start)
-        got = gymnasium_plan(monkeypatch, fresh(tmp_path), *args, episode_index, step_start)
+        expected = model_plan(length, case.rules, episode_index, step_start)
+        got = gymnasium_plan(
+            monkeypatch, fresh(tmp_path), length, case.rules, episode_index, step_start
+        )
         assert got == expected
 
 
@@ -174,28 +155,14 @@ def test_submit_plans_like_gymnasium(tmp_path: Path, case: Case) -> None:
     fake = FakeEncoders()
     expected: Plan = {}
     names: list[str] = []
-    with Recorder(
-        fresh(tmp_path),
-        episode_trigger=trigger(case.episode_set),
-        step_trigger=trigger(case.step_set),
-        video_length=case.video_length,
-        encoder_factory=fake,
-        sidecars=False,
-    ) as rec:
+    with planned(tmp_path, case, fake) as rec:
         for episode_index, step_start, length in case.episodes:
-            plan = model_plan(
-                length,
-                case.episode_set,
-                case.step_set,
-                case.video_length,
-                episode_index,
-                step_start,
-            )
+            plan = model_plan(length, case.rules, episode_index, step_start)
             expected.update(plan)
-            handles = rec.submit([flat(k) for k in range(length)], episode_index, step_start)
+            handles = rec.submit([flat(k, 4, 6) for k in range(length)], episode_index, step_start)
             assert [h.name for h in handles] == list(plan)  # episode clip first, then steps
             names += [h.name for h in handles]
-    assert recorded(fake) == expected
+    assert fake.plan() == expected
     assert rec.stats().videos_saved == len(names) == len(expected)
 
 
@@ -209,7 +176,7 @@ def stream(ep: Episode, length: int, idiom: str) -> list[int]:
 
         def render(k: int = k) -> np.ndarray:
             rendered.append(k)
-            return flat(k)
+            return flat(k, 4, 6)
 
         if idiom == "offer":
             ep.offer(render)
@@ -230,24 +197,11 @@ def test_streaming_plans_like_gymnasium_and_renders_only_what_is_wanted(
     fake = FakeEncoders()
     expected: Plan = {}
     stalled = 0
-    with Recorder(
-        fresh(tmp_path),
-        episode_trigger=trigger(case.episode_set),
-        step_trigger=trigger(case.step_set),
-        video_length=case.video_length,
-        encoder_factory=fake,
-        sidecars=False,
-    ) as rec:
+    with planned(tmp_path, case, fake) as rec:
         for episode_index, step_start, length in case.episodes:
+            folder = fresh(tmp_path)
             plan = gymnasium_plan(
-                monkeypatch,
-                fresh(tmp_path),
-                length,
-                case.episode_set,
-                case.step_set,
-                case.video_length,
-                episode_index,
-                step_start,
+                monkeypatch, folder, length, case.rules, episode_index, step_start
             )
             expected.update(plan)
             with rec.episode(episode_index, step_start) as ep:
@@ -260,7 +214,7 @@ def test_streaming_plans_like_gymnasium_and_renders_only_what_is_wanted(
             no_clip_possible = case.step_set is None and not plan
             if idiom == "no-skip" and length == 1 and not plan and not no_clip_possible:
                 stalled += 1
-    assert recorded(fake) == expected
+    assert fake.plan() == expected
     assert rec.stats().episodes_stalled == stalled
     event(f"stalled: {bool(stalled)}")
 
@@ -315,11 +269,7 @@ def expected_error(frame: np.ndarray) -> type[Exception] | None:
     return None
 
 
-@settings(
-    max_examples=80,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@examples(80)
 @given(case=frames(), streaming=st.booleans())
 def test_any_frame_gives_a_clear_error_or_a_correct_video(
     tmp_path: Path, case: FrameCase, streaming: bool

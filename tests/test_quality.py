@@ -17,9 +17,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from helpers import always, decode, psnr
 
 import recorder
 
@@ -34,14 +34,9 @@ FRAMES = 30
 MARGIN_DB = 1.0
 
 
-def decode(path: Path, height: int, width: int) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24")[:height, :width] for f in container.decode(video=0)]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+def unpadded(path: Path, height: int, width: int) -> list[np.ndarray]:
+    """The video's frames without the encoder's padding."""
+    return [frame[:height, :width] for frame in decode(path).frames]
 
 
 def misaligned(source: list[np.ndarray], decoded: list[np.ndarray]) -> list[int]:
@@ -70,10 +65,6 @@ def moviepy_frames(frames: list[np.ndarray]) -> list[np.ndarray]:
         clip.close()
 
 
-def always(_: int) -> bool:
-    return True
-
-
 @pytest.mark.parametrize("make_frames", [cartpole_frames, noisy_ramp_frames])
 def test_default_quality_is_at_least_gymnasiums_minus_1_db(
     tmp_path: Path, make_frames: Callable[[int], list[np.ndarray]]
@@ -86,10 +77,10 @@ def test_default_quality_is_at_least_gymnasiums_minus_1_db(
     with recorder.Recorder(tmp_path / "recorder", fps=FPS, episode_trigger=always) as rec:
         (handle,) = rec.submit(frames, episode_index=0)
         rec.flush()
-    ours = decode(handle.result().path, height, width)
+    ours = unpadded(handle.result().path, height, width)
 
     save_video(list(frames), str(tmp_path / "gymnasium"), fps=FPS, episode_trigger=always)
-    theirs = decode(tmp_path / "gymnasium" / "rl-video-episode-0.mp4", height, width)
+    theirs = unpadded(tmp_path / "gymnasium" / "rl-video-episode-0.mp4", height, width)
 
     fed = moviepy_frames(frames)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import av
 import pytest
-from helpers import decode, painted
+from helpers import decode, hidden_names, painted
 
 import recorder
 from recorder import Codec, Recorder, VideoSpec
@@ -136,10 +136,6 @@ def top_level_boxes(path: Path) -> list[bytes]:
     return [kind for kind, _ in children(path.read_bytes())]
 
 
-def hidden(folder: Path) -> list[str]:
-    return sorted(n for n in os.listdir(folder) if n.startswith("."))
-
-
 def assert_plain_faststart(path: Path, frames: int) -> None:
     boxes = top_level_boxes(path)
     assert b"moof" not in boxes, boxes  # not fragmented
@@ -165,7 +161,7 @@ def test_sigkill_mid_clip_then_recover(tmp_path: Path, mode: str) -> None:
         assert survived > 40
     # Every file under a final name is whole.
     assert_plain_faststart(folder / "rl-video-episode-0.mp4", 12)
-    leftovers = hidden(folder)
+    leftovers = hidden_names(folder)
 
     report = recorder.recover(folder)
 
@@ -187,7 +183,7 @@ def test_sigkill_mid_clip_then_recover(tmp_path: Path, mode: str) -> None:
     assert not report.skipped
     assert sorted([video.source] + [r.name for r in report.removed]) == leftovers
     assert all(r.name.endswith(".rec-tmp") for r in report.removed)
-    assert hidden(folder) == []
+    assert hidden_names(folder) == []
     # Idempotent.
     again = recorder.recover(folder)
     assert again.nothing_done
@@ -240,7 +236,7 @@ def test_a_live_writer_is_never_touched(tmp_path: Path) -> None:
         (".rl-video-episode-3.abcd1234.rec-tmp", "its video was in the fragment file"),
         (".rl-video-step-7.efgh5678.rec-tmp", "empty"),
     ]
-    assert hidden(tmp_path) == []
+    assert hidden_names(tmp_path) == []
     assert recorder.recover(tmp_path).nothing_done
 
 
@@ -326,7 +322,7 @@ def test_final_files_are_plain_faststart_mp4(tmp_path: Path, encode_in: str, cod
         stream = container.streams.video[0]
         assert float(stream.average_rate) == FPS
         assert stream.frames == 35
-    assert hidden(tmp_path) == []
+    assert hidden_names(tmp_path) == []
 
 
 @pytest.mark.parametrize("encode_in", ["process", "thread"])
@@ -340,7 +336,7 @@ def test_no_fragment_file_after_a_drop_or_cancel(tmp_path: Path, encode_in: str)
     ep._abort("dropped by the test")  # how submit() drops a clip it cannot finish
     rec.flush()
     assert ep.handles[0].dropped
-    assert hidden(tmp_path) == []
+    assert hidden_names(tmp_path) == []
     ep = rec.episode(1)
     for i in range(25):
         ep.append(painted(i))

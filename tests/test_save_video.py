@@ -9,14 +9,21 @@ import subprocess
 import sys
 import textwrap
 import threading
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, painted
+from helpers import (
+    FakeEncoders,
+    always,
+    decode,
+    gymnasium_clips,
+    moviepy_frames,
+    painted,
+    run_forked,
+)
 
 from recorder import _default
 from recorder._default import flush, save_video
@@ -39,10 +46,6 @@ EPISODE_LENGTHS = [1, 2, 5, 17]
 STARTS = [(0, 0), (8, 5), (3, 11)]
 
 
-def always(index: int) -> bool:
-    return True
-
-
 @pytest.fixture(autouse=True)
 def fresh_default() -> Iterator[None]:
     """Each test gets its own default recorder, closed (and its threads joined) at the end."""
@@ -63,41 +66,24 @@ def episode(length: int) -> list[np.ndarray]:
     return [painted(i, H, W) for i in range(length)]
 
 
-def logged(trigger: Trigger, calls: list[int]) -> Trigger:
-    """*trigger*, recording its arguments."""
-    if trigger is None:
-        return None
-    inner = trigger
+def logged(triggers: tuple[Trigger, Trigger], calls: tuple[list[int], list[int]]) -> Any:
+    """The keyword arguments for *triggers* (episode, step), recording their arguments."""
 
-    def wrapper(i: int) -> bool:
-        calls.append(i)
-        return inner(i)
+    def wrap(trigger: Trigger, seen: list[int]) -> Trigger:
+        if trigger is None:
+            return None
+        inner = trigger
 
-    return wrapper
+        def wrapper(i: int) -> bool:
+            seen.append(i)
+            return inner(i)
 
+        return wrapper
 
-def gymnasium_clips(
-    monkeypatch: pytest.MonkeyPatch, frames: list[np.ndarray], folder: Path, **kwargs: Any
-) -> dict[str, list[int]]:
-    """{file name: frame indices} gymnasium's save_video asks moviepy to write (not written)."""
-    import gymnasium.utils.save_video as gym_sv
-
-    index_of = {id(f): i for i, f in enumerate(frames)}
-    clips: dict[str, list[int]] = {}
-
-    class Clip:
-        def __init__(self, sequence: list[np.ndarray], **clip_kwargs: Any) -> None:
-            assert clip_kwargs == {"fps": FPS}
-            self.indices = [index_of[id(f)] for f in sequence]
-
-        def write_videofile(self, path: str, logger: Any = None) -> None:
-            assert Path(path).parent == folder
-            clips[Path(path).name] = self.indices
-
-    with monkeypatch.context() as m:
-        m.setattr(gym_sv, "ImageSequenceClip", Clip)
-        gym_sv.save_video(frames, str(folder), fps=FPS, **kwargs)
-    return clips
+    return {
+        "episode_trigger": wrap(triggers[0], calls[0]),
+        "step_trigger": wrap(triggers[1], calls[1]),
+    }
 
 
 def decoded_clips(folder: Path) -> dict[str, list[int]]:
@@ -115,7 +101,6 @@ def test_same_clips_as_gymnasium(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trigger: str
 ) -> None:
     """Over the grid: same files, same frames in each, triggers called alike; one flush."""
-    episode_trigger, step_trigger = TRIGGERS[trigger]
     expected: dict[str, dict[str, list[int]]] = {}
     for video_length, length, (ep, step0) in itertools.product(
         VIDEO_LENGTHS, EPISODE_LENGTHS, STARTS
@@ -124,47 +109,29 @@ def test_same_clips_as_gymnasium(
         frames = episode(length)
         gym_calls: tuple[list[int], list[int]] = ([], [])
         our_calls: tuple[list[int], list[int]] = ([], [])
+        shared = {"video_length": video_length, "episode_index": ep, "step_starting_index": step0}
         expected[case] = gymnasium_clips(
             monkeypatch,
             frames,
             tmp_path / "gym" / case,
-            episode_trigger=logged(episode_trigger, gym_calls[0]),
-            step_trigger=logged(step_trigger, gym_calls[1]),
-            video_length=video_length,
-            episode_index=ep,
-            step_starting_index=step0,
+            FPS,
+            **logged(TRIGGERS[trigger], gym_calls),
+            **shared,
         )
-        handles = save_video(
-            frames,
-            tmp_path / "rec" / case,
-            episode_trigger=logged(episode_trigger, our_calls[0]),
-            step_trigger=logged(step_trigger, our_calls[1]),
-            video_length=video_length,
-            episode_index=ep,
-            step_starting_index=step0,
-            fps=FPS,
-        )
+        folder = tmp_path / "rec" / case
+        triggers = logged(TRIGGERS[trigger], our_calls)
+        handles = save_video(frames, folder, **triggers, **shared, fps=FPS)
         assert our_calls == gym_calls, case
         assert sorted(h.path.name for h in handles) == sorted(expected[case]), case
-        assert (tmp_path / "rec" / case).is_dir()  # created even when nothing is saved
+        assert folder.is_dir()  # created even when nothing is saved
     flush()
     got = {case: decoded_clips(tmp_path / "rec" / case) for case in expected}
     assert got == expected
     assert any(expected.values()) == (trigger != "no-episode")
 
 
-def moviepy_frame_count(frames: int, fps: float) -> int:
-    """Frames moviepy 2 writes for an ImageSequenceClip of *frames* images at *fps*.
-
-    moviepy iterates ``range(int(clip.duration * fps))`` with ``duration = sum([1 / fps] *
-    frames)``: float rounding truncates to ``frames - 1`` for many lengths (at 15 or 30 fps:
-    6, 7, 12-15, 24-31, ...), so gymnasium's videos lose their last frame. recorder keeps it.
-    """
-    return int(sum([1.0 / fps] * frames) * fps)
-
-
 # Cases where moviepy really writes the files: names, fps and decoded frames must agree, but
-# for the last frame moviepy drops (see moviepy_frame_count).
+# for the last frame moviepy drops (see moviepy_frames).
 MOVIEPY_CASES = [
     ("both", None, 17, (0, 0)),
     ("steps-mod-3", 4, 17, (3, 11)),
@@ -203,7 +170,7 @@ def test_same_files_as_gymnasium_with_moviepy(
     assert sorted(ours) == sorted(theirs)
     for name, video in theirs.items():
         n = len(ours[name].frames)
-        assert len(video.frames) == moviepy_frame_count(n, FPS), name
+        assert len(video.frames) == moviepy_frames(n, FPS), name
         assert ours[name].indices[: len(video.frames)] == video.indices, name
         assert ours[name].fps == video.fps == FPS
         assert (ours[name].width, ours[name].height) == (video.width, video.height) == (W, H)
@@ -214,7 +181,7 @@ def test_moviepy_drops_a_last_frame_that_recorder_keeps(tmp_path: Path) -> None:
     from gymnasium.utils.save_video import save_video as gym_save_video
 
     frames = episode(15)
-    assert moviepy_frame_count(15, FPS) == 14
+    assert moviepy_frames(15, FPS) == 14
     gym_save_video(frames, str(tmp_path / "gym"), episode_trigger=always, fps=FPS)
     save_video(frames, tmp_path / "rec", episode_trigger=always, fps=FPS)
     flush()
@@ -517,24 +484,18 @@ def test_a_forked_child_gets_its_own_default_recorder(tmp_path: Path) -> None:
     flush()  # the parent's worker is idle when we fork
     parent_default = _default._default
     assert parent_default is not None
-    pid = os.fork()
-    if pid == 0:  # the child: report through the exit code only
-        code = 1
-        try:
-            assert _default._default is None
-            handles = save_video(episode(4), tmp_path / "child", episode_trigger=always, fps=FPS)
-            flush()
-            assert _default._default is not None
-            assert _default._default is not parent_default
-            assert handles[0].result().frames == 4
-            code = 0 if (tmp_path / "child" / "rl-video-episode-0.mp4").exists() else 2
-            _default._close_default()
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child() -> None:
+        assert _default._default is None
+        handles = save_video(episode(4), tmp_path / "child", episode_trigger=always, fps=FPS)
+        flush()
+        assert _default._default is not None
+        assert _default._default is not parent_default
+        assert handles[0].result().frames == 4
+        assert (tmp_path / "child" / "rl-video-episode-0.mp4").exists()
+        _default._close_default()
+
+    run_forked(child)
     assert decode(tmp_path / "child" / "rl-video-episode-0.mp4").indices == [0, 1, 2, 3]
     # The parent's default recorder is untouched by the child.
     assert _default._default is parent_default

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, painted
-from hypothesis import HealthCheck, given, settings
+from helpers import FakeEncoders, decode, examples, painted
+from hypothesis import given
 from hypothesis import strategies as st
 
 from recorder import Recorder
@@ -198,11 +198,7 @@ json_values = st.recursive(
 )
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@examples(100)
 @given(
     prefix=st.text(
         alphabet=st.sampled_from(list("./\\\0~$`;-_ aZ9é\n")) | st.characters(codec="utf-8"),
@@ -257,14 +253,20 @@ def test_an_existing_file_is_replaced_not_written_through(tmp_path: Path) -> Non
     assert decode(folder / "rl-video-episode-0.mp4").indices == [0, 1, 2]
 
 
+def folder_and_precious_file(tmp_path: Path) -> tuple[Path, Path]:
+    """An empty video folder, and a file beside it holding b"precious"."""
+    folder, outside = tmp_path / "videos", tmp_path / "outside"
+    folder.mkdir()
+    outside.write_bytes(b"precious")
+    return folder, outside
+
+
 def test_temporary_files_are_created_exclusively(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every temporary name comes from mkstemp (O_CREAT | O_EXCL): the first name it picks is
     # taken here by a symlink, so it must move on to another name, not follow it.
-    folder, outside = tmp_path / "videos", tmp_path / "outside"
-    folder.mkdir()
-    outside.write_bytes(b"precious")
+    folder, outside = folder_and_precious_file(tmp_path)
     real = tempfile._get_candidate_names  # type: ignore[attr-defined]
     planted: list[str] = []
 
@@ -306,9 +308,7 @@ def test_a_temporary_file_swapped_for_a_symlink_is_not_written_through(
     # Someone who can write to the folder replaces the fresh temporary file with a symlink
     # between its creation and PyAV opening it (PyAV opens at the first packet, several frames
     # later): the video must not land in the symlink's target.
-    folder, outside = tmp_path / "videos", tmp_path / "outside"
-    folder.mkdir()
-    outside.write_bytes(b"precious")
+    folder, outside = folder_and_precious_file(tmp_path)
     real = tempfile.mkstemp
 
     def mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
@@ -487,11 +487,7 @@ def test_sidecar_and_manifest_round_trip_hostile_strings(tmp_path: Path) -> None
     assert [r["metadata"] for r in records] == [NASTY, NASTY]
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@examples(40)
 @given(metadata=st.dictionaries(st.text(max_size=10), json_values, max_size=5))
 def test_any_json_metadata_round_trips(tmp_path: Path, metadata: dict[str, Any]) -> None:
     folder = tmp_path / f"case-{next(_counter)}"

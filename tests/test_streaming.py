@@ -13,19 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, painted
+from helpers import FakeEncoders, always, decode, flat, painted
 
 import recorder
 from recorder import Recorder
-
-
-def flat(value: int) -> np.ndarray:
-    return np.full((4, 6, 3), value, np.uint8)
-
-
-def always(_: int) -> bool:
-    return True
-
 
 # -- the loop of DESIGN.md, without an else branch -------------------------------------------
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, VectorWrapper
+from helpers import frame_counts, frame_sizes, moviepy_frames, unraisable
 
 import recorder
 from recorder.wrappers.vector import RecordVideo, grid_shape
@@ -24,27 +23,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 SAME_STEP_WARNING = "autoreset mode is same-step"
 
 
-@pytest.fixture(autouse=True)
-def _no_worker_left() -> Any:
-    yield
-    left = [t.name for t in threading.enumerate() if t.name.startswith("recorder-worker")]
-    assert not left, f"recorder threads left running: {left}"
-
-
-def moviepy_frames(n: int, fps: float) -> int:
-    """Frames moviepy 2 writes for n images: int(duration * fps), the float sum rounded down."""
-    return int(sum([1.0 / fps] * n) * fps)
-
-
-def decode(folder: Path) -> dict[str, tuple[int, int, int]]:
-    """File name -> (decoded frames, width, height), for every video in *folder*."""
-    out = {}
-    for name in sorted(n for n in os.listdir(folder) if n.endswith(".mp4")):
-        with av.open(str(folder / name)) as container:
-            stream = container.streams.video[0]
-            frames = sum(1 for _ in container.decode(video=0))
-            out[name] = (frames, stream.width, stream.height)
-    return out
+pytestmark = pytest.mark.usefixtures("no_worker_left")
 
 
 class Oracle(gym.wrappers.vector.RecordVideo):  # type: ignore[type-arg]
@@ -101,7 +80,7 @@ def compare(
     """Same seeded loop under gymnasium's wrapper and ours: the same videos, frames and sizes."""
     oracle = run(wrap(Oracle, make_vec(n, mode), tmp_path / "gymnasium", **kwargs), steps)
     ours = run(wrap(RecordVideo, make_vec(n, mode), tmp_path / "ours", **kwargs), steps)
-    theirs, mine = decode(tmp_path / "gymnasium"), decode(tmp_path / "ours")
+    theirs, mine = frame_sizes(tmp_path / "gymnasium"), frame_sizes(tmp_path / "ours")
     assert set(mine) == set(theirs) == set(oracle.clips)
     for name, (frames, width, height) in oracle.clips.items():
         assert mine[name] == (frames, width, height), name
@@ -214,10 +193,7 @@ def test_incompatible_render_modes(tmp_path: Path, mode: str | None) -> None:
 
 
 def test_half_built_wrapper_del_does_not_raise(tmp_path: Path) -> None:
-    unraisable: list[Any] = []
-    old_hook = sys.unraisablehook
-    sys.unraisablehook = unraisable.append
-    try:
+    with unraisable() as errors:
         envs = make_vec(2, AutoresetMode.NEXT_STEP)
         with pytest.raises(ValueError, match="exclude each other"):
             RecordVideo(envs, str(tmp_path), record_first_only=True, per_env=True)
@@ -225,9 +201,7 @@ def test_half_built_wrapper_del_does_not_raise(tmp_path: Path) -> None:
             RecordVideo(envs, str(tmp_path), per_env=[2])
         gc.collect()
         envs.close()
-    finally:
-        sys.unraisablehook = old_hook
-    assert unraisable == []
+    assert errors == []
 
 
 def test_missing_autoreset_mode_warns_like_gymnasium(tmp_path: Path) -> None:
@@ -290,7 +264,7 @@ def test_per_env_videos(tmp_path: Path, mode: AutoresetMode) -> None:
     run(env, 70, on_step=model)
     for j in range(n):
         model.finish(j)
-    videos = {name: v[0] for name, v in decode(tmp_path / "per-env").items()}
+    videos = frame_counts(tmp_path / "per-env")
     assert videos == model.videos
     assert {f"rl-video-env-{j}-episode-0.mp4" for j in range(n)} <= set(videos)
     assert len(videos) > n  # later episodes too
@@ -335,7 +309,7 @@ def test_per_env_subset_step_clips_render_only_when_needed(tmp_path: Path) -> No
     )
     assert env.per_env == (1, 3)
     run(env, 50)
-    assert decode(tmp_path / "v") == {
+    assert frame_sizes(tmp_path / "v") == {
         f"rl-video-env-{j}-step-{s}.mp4": (6, 600, 400) for j in (1, 3) for s in (3, 40)
     }
     assert counted.renders == 12  # one render per captured step, shared by both envs
@@ -357,7 +331,7 @@ def test_shared_recorder_keeps_one_budget(tmp_path: Path) -> None:
         for env in envs:
             run(env, 8)
         assert rec.stats().peak_queued_bytes <= budget
-    assert decode(tmp_path) == {f"vec{i}-episode-0.mp4": (9, 1200, 800) for i in range(3)}
+    assert frame_sizes(tmp_path) == {f"vec{i}-episode-0.mp4": (9, 1200, 800) for i in range(3)}
 
 
 def test_on_saved_reports_every_per_env_video(tmp_path: Path) -> None:
@@ -366,6 +340,6 @@ def test_on_saved_reports_every_per_env_video(tmp_path: Path) -> None:
                       episode_trigger=lambda e: e == 0, per_env=True,
                       on_saved=lambda info: seen.append((info.path.name, info.frames)))  # fmt: skip
     run(env, 60)
-    videos = {name: v[0] for name, v in decode(tmp_path / "v").items()}
+    videos = frame_counts(tmp_path / "v")
     assert dict(seen) == videos
     assert set(videos) == {"rl-video-env-0-episode-0.mp4", "rl-video-env-1-episode-0.mp4"}

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import decode, painted
+from helpers import always, decode, painted, psnr
 
 import recorder
 from recorder import Recorder
-
-
-def always(_: int) -> bool:
-    return True
 
 
 def test_round_trip_count_order_size_fps(tmp_path: Path) -> None:
@@ -86,11 +82,6 @@ def test_odd_size_is_padded_not_resized(tmp_path: Path) -> None:
     # The original pixels are where they were: no resize.
     diff = np.abs(video.frames[3][:41, :101].astype(int) - frames[3].astype(int))
     assert diff.mean() < 4
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255**2 / mse) if mse else float("inf")
 
 
 def cartpole_frames(n: int) -> list[np.ndarray]:

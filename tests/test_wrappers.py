@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
-import sys
 import threading
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.wrappers import RenderCollection
+from helpers import AnsiOnly, TinyEnv, frame_counts, moviepy_frames, run_forked, unraisable
 
 import recorder
 from recorder._encoder import PyAVEncoder, VideoSpec
@@ -27,25 +25,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 # any such warning is a real failure, except where a test expects it.
 
 
-@pytest.fixture(autouse=True)
-def _no_worker_left() -> Any:
-    yield
-    left = [t.name for t in threading.enumerate() if t.name.startswith("recorder-worker")]
-    assert not left, f"recorder threads left running: {left}"
-
-
-def moviepy_frames(n: int, fps: float) -> int:
-    """Frames moviepy 2 writes for n images: int(duration * fps), the float sum rounded down."""
-    return int(sum([1.0 / fps] * n) * fps)
-
-
-def decode(folder: Path) -> dict[str, int]:
-    """File name -> decoded frame count, for every video in *folder*."""
-    counts = {}
-    for name in sorted(n for n in os.listdir(folder) if n.endswith(".mp4")):
-        with av.open(str(folder / name)) as container:
-            counts[name] = sum(1 for _ in container.decode(video=0))
-    return counts
+pytestmark = pytest.mark.usefixtures("no_worker_left")
 
 
 class Oracle(gym.wrappers.RecordVideo):  # type: ignore[type-arg]
@@ -87,7 +67,7 @@ def compare(
     oracle = run(wrap(lambda e: Oracle(e, str(gym_dir), **kwargs), cartpole()), steps, seed)
     ours = run(wrap(lambda e: RecordVideo(e, str(our_dir), **kwargs), cartpole()), steps, seed)
     oracle, ours = _innermost(oracle, Oracle), _innermost(ours, RecordVideo)
-    gym_counts, our_counts = decode(gym_dir), decode(our_dir)
+    gym_counts, our_counts = frame_counts(gym_dir), frame_counts(our_dir)
     assert set(our_counts) == set(gym_counts)
     fps = oracle.frames_per_sec
     for name, frames in oracle.clip_frames.items():
@@ -163,7 +143,7 @@ def test_video_length_recording_attribute(tmp_path: Path) -> None:
     assert not env.recording
     assert env.recorded_frames == 0
     env.close()
-    assert decode(tmp_path / "v") == {"rl-video-step-0.mp4": 11}
+    assert frame_counts(tmp_path / "v") == {"rl-video-step-0.mp4": 11}
 
 
 def test_long_clip_spans_episodes(tmp_path: Path) -> None:
@@ -193,7 +173,7 @@ def test_render_collection_both_orders(tmp_path: Path, order: str) -> None:
     assert all(isinstance(r, np.ndarray) and r.ndim == 3 for r in render_out)
     assert env.render() == []
     env.close()
-    assert decode(tmp_path / "render") == {"rl-video-episode-0.mp4": n_steps + 1}
+    assert frame_counts(tmp_path / "render") == {"rl-video-episode-0.mp4": n_steps + 1}
 
 
 def test_render_collection_without_pop_matches_gymnasium(tmp_path: Path) -> None:
@@ -213,7 +193,7 @@ def test_render_collection_without_pop_matches_gymnasium(tmp_path: Path) -> None
     loop(ours)
     # The reset frame, 12 step frames, and the 7 frames render() returned after step 5.
     assert oracle.clip_frames == {"rl-video-episode-0.mp4": 1 + 12 + 7}
-    assert decode(tmp_path / "ours") == oracle.clip_frames
+    assert frame_counts(tmp_path / "ours") == oracle.clip_frames
 
 
 # -- construction ------------------------------------------------------------------------------
@@ -221,7 +201,7 @@ def test_render_collection_without_pop_matches_gymnasium(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("mode", [None, "human", "ansi"])
 def test_incompatible_render_modes(tmp_path: Path, mode: str | None) -> None:
-    env = gym.make("CartPole-v1", render_mode=mode) if mode != "ansi" else _AnsiEnv()
+    env = gym.make("CartPole-v1", render_mode=mode) if mode != "ansi" else AnsiOnly()
     with pytest.raises(ValueError, match="incompatible with RecordVideo") as ours:
         RecordVideo(env, str(tmp_path / "ours"))
     with pytest.raises(ValueError, match="incompatible with RecordVideo") as theirs:
@@ -231,50 +211,15 @@ def test_incompatible_render_modes(tmp_path: Path, mode: str | None) -> None:
     env.close()
 
 
-class _AnsiEnv(gym.Env[int, int]):
-    metadata = {"render_modes": ["ansi"]}  # noqa: RUF012
-    render_mode = "ansi"
-
-
-class _TinyEnv(gym.Env[int, int]):
-    """Renders 16x24 frames; no render_fps in its metadata."""
-
-    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012
-    render_mode = "rgb_array"
-    action_space = gym.spaces.Discrete(2)
-    observation_space = gym.spaces.Discrete(100)
-
-    def __init__(self) -> None:
-        self.t = 0
-        self.renders = 0
-
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
-        self.t = 0
-        return 0, {}
-
-    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
-        self.t += 1
-        return self.t, 0.0, self.t >= 5, False, {}
-
-    def render(self) -> np.ndarray:
-        self.renders += 1
-        return np.full((16, 24, 3), 10 * self.t, dtype=np.uint8)
-
-
 def test_half_built_wrapper_del_does_not_raise(tmp_path: Path) -> None:
-    unraisable: list[Any] = []
-    old_hook = sys.unraisablehook
-    sys.unraisablehook = unraisable.append
-    try:
+    with unraisable() as errors:
         env = gym.make("CartPole-v1")
         with pytest.raises(ValueError, match="incompatible"):
             RecordVideo(env, str(tmp_path))
         with pytest.raises(TypeError, match="recorder_kwargs must not set fps"):
             RecordVideo(cartpole(), str(tmp_path / "x"), recorder_kwargs={"fps": 3})
         gc.collect()
-    finally:
-        sys.unraisablehook = old_hook
-    assert unraisable == []
+    assert errors == []
 
 
 def test_fps_rule(tmp_path: Path) -> None:
@@ -287,7 +232,7 @@ def test_fps_rule(tmp_path: Path) -> None:
 
     assert rate(cartpole(), "metadata") == 50  # CartPole's render_fps
     assert rate(cartpole(), "given", fps=12) == 12
-    assert rate(_TinyEnv(), "default") == 30  # no render_fps: 30
+    assert rate(TinyEnv(), "default") == 30  # no render_fps: 30
 
 
 def test_existing_folder_warns_like_gymnasium(tmp_path: Path) -> None:
@@ -327,7 +272,7 @@ def test_renders_only_frames_a_clip_needs_and_encodes_off_thread(tmp_path: Path)
         encoder.write = tracked  # type: ignore[method-assign]
         return encoder
 
-    base = _TinyEnv()  # episodes of 5 steps
+    base = TinyEnv()  # episodes of 5 steps
     env = RecordVideo(
         base,
         str(tmp_path / "v"),
@@ -341,13 +286,13 @@ def test_renders_only_frames_a_clip_needs_and_encodes_off_thread(tmp_path: Path)
         env.reset()
     env.close()
     assert base.renders == 6  # the reset frame and 5 steps of episode 1, nothing else
-    assert decode(tmp_path / "v") == {"rl-video-episode-1.mp4": 6}
+    assert frame_counts(tmp_path / "v") == {"rl-video-episode-1.mp4": 6}
     assert threads
     assert threading.main_thread().name not in threads
 
 
 def test_recorded_frames_is_a_count(tmp_path: Path) -> None:
-    env = RecordVideo(_TinyEnv(), str(tmp_path / "v"), episode_trigger=lambda e: True)
+    env = RecordVideo(TinyEnv(), str(tmp_path / "v"), episode_trigger=lambda e: True)
     assert env.recorded_frames == 0
     env.reset()
     env.step(0)
@@ -361,7 +306,7 @@ def test_recorded_frames_is_a_count(tmp_path: Path) -> None:
 def test_gc_trigger_is_honoured(tmp_path: Path) -> None:
     calls: list[int] = []
     env = RecordVideo(
-        _TinyEnv(),
+        TinyEnv(),
         str(tmp_path / "v"),
         episode_trigger=lambda e: True,
         gc_trigger=lambda e: calls.append(e) is None,
@@ -378,7 +323,7 @@ def test_close_raises_when_a_video_failed(tmp_path: Path) -> None:
         raise Boom("encoder broke")
 
     env = RecordVideo(
-        _TinyEnv(),
+        TinyEnv(),
         str(tmp_path / "v"),
         episode_trigger=lambda e: e == 0,
         recorder_kwargs={"encoder_factory": factory},
@@ -390,7 +335,7 @@ def test_close_raises_when_a_video_failed(tmp_path: Path) -> None:
 
     with recorder.Recorder(tmp_path / "shared", encoder_factory=factory) as rec:
         env = RecordVideo(
-            _TinyEnv(), str(tmp_path / "shared"), episode_trigger=lambda e: True, recorder=rec
+            TinyEnv(), str(tmp_path / "shared"), episode_trigger=lambda e: True, recorder=rec
         )
         env.reset()
         with pytest.raises(Boom):
@@ -431,18 +376,18 @@ def test_many_envs_share_one_recorder_budget(tmp_path: Path) -> None:
     assert stats.videos_saved == 8
     assert stats.videos_dropped == 0
     for i in range(4):
-        assert decode(tmp_path / f"env{i}") == {f"env{i}-episode-0.mp4": 13}
-    assert decode(tmp_path / "shared") == {f"env{i}-episode-0.mp4": 13 for i in range(4, 8)}
+        assert frame_counts(tmp_path / f"env{i}") == {f"env{i}-episode-0.mp4": 13}
+    assert frame_counts(tmp_path / "shared") == {f"env{i}-episode-0.mp4": 13 for i in range(4, 8)}
 
 
 def test_unclosed_wrapper_warns_and_its_recorder_still_saves_the_clip(tmp_path: Path) -> None:
     with recorder.Recorder(tmp_path) as rec:
-        env = RecordVideo(_TinyEnv(), str(tmp_path), episode_trigger=lambda e: True, recorder=rec)
+        env = RecordVideo(TinyEnv(), str(tmp_path), episode_trigger=lambda e: True, recorder=rec)
         env.reset()
         env.step(0)
         with pytest.warns(UserWarning, match="was not closed"):
             del env  # the last reference: CPython runs __del__ here
-    assert decode(tmp_path) == {"rl-video-episode-0.mp4": 2}
+    assert frame_counts(tmp_path) == {"rl-video-episode-0.mp4": 2}
 
 
 def test_folder_holds_gymnasiums_files_only_and_infos_say_where_clips_start(
@@ -450,7 +395,7 @@ def test_folder_holds_gymnasiums_files_only_and_infos_say_where_clips_start(
 ) -> None:
     infos: list[recorder.VideoInfo] = []
     env = RecordVideo(
-        _TinyEnv(),  # episodes of 5 steps: steps 0-4, 5-9, ...
+        TinyEnv(),  # episodes of 5 steps: steps 0-4, 5-9, ...
         str(tmp_path / "v"),
         episode_trigger=lambda e: e == 0,
         step_trigger=lambda s: s == 7,
@@ -476,7 +421,10 @@ def test_env_used_again_after_close_records_like_gymnasium(tmp_path: Path) -> No
     for _ in range(4):
         env.step(1)
     env.close()
-    assert decode(tmp_path / "v") == {"rl-video-episode-0.mp4": 4, "rl-video-episode-1.mp4": 5}
+    assert frame_counts(tmp_path / "v") == {
+        "rl-video-episode-0.mp4": 4,
+        "rl-video-episode-1.mp4": 5,
+    }
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -488,26 +436,20 @@ def test_wrapper_built_before_fork_records_in_the_child(tmp_path: Path) -> None:
     env.reset(seed=1)
     for _ in range(3):
         env.step(0)
-    pid = os.fork()
-    if pid == 0:  # the child: report through the exit code only
-        code = 1
-        try:
-            signal.alarm(60)  # a hang would otherwise block the parent's waitpid
-            for _ in range(2):
-                env.step(0)  # episode 0 goes on: frames of the parent's clip, skipped
-            env.reset(seed=2)
-            for _ in range(5):
-                env.step(1)
-            env.close()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    env.close()  # the parent's clip: the 4 frames before fork()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert decode(tmp_path / "v") == {"rl-video-episode-0.mp4": 4, "rl-video-episode-1.mp4": 6}
+
+    def child() -> None:
+        for _ in range(2):
+            env.step(0)  # episode 0 goes on: frames of the parent's clip, skipped
+        env.reset(seed=2)
+        for _ in range(5):
+            env.step(1)
+        env.close()
+
+    run_forked(child, meanwhile=env.close)  # the parent's clip: the 4 frames before fork()
+    assert frame_counts(tmp_path / "v") == {
+        "rl-video-episode-0.mp4": 4,
+        "rl-video-episode-1.mp4": 6,
+    }
 
 
 def test_on_saved_is_called_off_the_training_thread_for_each_video(tmp_path: Path) -> None:
@@ -520,7 +462,7 @@ def test_on_saved_is_called_off_the_training_thread_for_each_video(tmp_path: Pat
     env = RecordVideo(cartpole(), str(tmp_path / "v"), episode_trigger=lambda e: e < 2,
                       on_saved=on_saved)  # fmt: skip
     run(env, 30)
-    assert sorted(seen) == sorted((n, f, True) for n, f in decode(tmp_path / "v").items())
+    assert sorted(seen) == sorted((n, f, True) for n, f in frame_counts(tmp_path / "v").items())
     assert len(seen) == 2
 
 
@@ -534,7 +476,7 @@ def test_on_saved_errors_reach_close_and_shared_recorders_refuse_it(tmp_path: Pa
     env.step(0)
     with pytest.raises(RuntimeError, match="logging rl-video-episode-0 failed"):
         env.close()
-    assert decode(tmp_path / "v") == {"rl-video-episode-0.mp4": 2}  # the video is saved
+    assert frame_counts(tmp_path / "v") == {"rl-video-episode-0.mp4": 2}  # the video is saved
     with recorder.Recorder(tmp_path / "shared") as rec:
         with pytest.raises(TypeError, match="shared Recorder"):
             RecordVideo(cartpole(), str(tmp_path / "shared"), recorder=rec, on_saved=print)
