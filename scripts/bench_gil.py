@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
@@ -107,20 +106,12 @@ def measure(
     return rows
 
 
-@dataclass(frozen=True)
-class Config:
-    """How much to measure."""
-
-    videos: int
-    frames: int
-
-
-FULL, QUICK = Config(20, 20), Config(3, 5)
+FULL, QUICK = (20, 20), (3, 5)  # videos, frames per video
 
 
 def run(bench: bu.Bench) -> dict[str, Any]:
     """Thread, then process; each size after a warm-up video."""
-    videos, frames = bench.cfg.videos, bench.cfg.frames
+    videos, frames = bench.cfg
     bench.report.add(
         f"{bench.short_header()}{videos} videos x {frames} frames per size, with the default "
         "codec (h264, ultrafast, 1 thread), written from a second thread: by the recorder's "

@@ -31,14 +31,7 @@ TARGET_MAX_US = 1000.0
 HEIGHT, WIDTH, BUDGET_FRAMES, LENGTH, STEP_US = 720, 1280, 8, 8, 2000.0
 
 
-@dataclass(frozen=True)
-class Config:
-    """How much to measure."""
-
-    episodes: int
-
-
-FULL, QUICK = Config(60), Config(10)
+FULL, QUICK = 60, 10  # episodes
 
 
 def make_frames(height: int, width: int, count: int) -> list[np.ndarray]:
@@ -112,7 +105,7 @@ def produce(mode: str, frames: list[np.ndarray], episodes: int, encode_in: str) 
 
 def run(bench: bu.Bench) -> dict[str, Any]:
     """Drop, block, and drop with the encoder in a thread; each after a one-episode warm-up."""
-    episodes = bench.cfg.episodes
+    episodes = bench.cfg
     frames = make_frames(HEIGHT, WIDTH, 16)
     nbytes = frames[0].nbytes
     bench.report.add(
