@@ -523,7 +523,7 @@ def child(kind: str, frames: int, budget: int) -> dict[str, Any]:
     return {
         "kind": kind, "frames": frames, "budget_mib": budget // bu.MiB, "videos": len(videos),
         "frames_in_video": in_video, "baseline_mb": baseline, "maxrss_mb": bu.maxrss_mb(),
-        "hwm_mb": bu.hwm_mb(), "children_maxrss_mb": children,
+        "hwm_mb": bu.rss_mb("VmHWM"), "children_maxrss_mb": children,
         "peak_queued_mib": None if s is None else s.peak_queued_bytes / bu.MiB,
         "dropped": None if s is None else s.frames_dropped, "wall_s": wall,
     }  # fmt: skip
@@ -594,7 +594,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     python = scenario_python(cfg, bench.tmp)
     bench.header(machine=f"; gymnasium {gym.__version__}")
     t1, t2, verdicts = loop_tables(loop)
-    bench.report.add(
+    bench.add(
         "## Scenarios 1 and 2: training-loop overhead and time to disk\n\n"
         f"{ENV_ID} `rgb_array` (600x400, 50 fps), {cfg.steps} steps of a seeded random policy "
         f"(the same actions, episodes and frames for every variant), every episode recorded "
@@ -617,7 +617,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         "`frames_encoded / encode_seconds` (summed over workers). Targets: recorder loop ratio "
         f"≤ {LOOP_TARGET}, time to disk ≤ {DISK_TARGET}x gymnasium RecordVideo's.\n\n" + t1
     )
-    bench.report.add(
+    bench.add(
         "With the default schedule (capped cubic: episodes 0, 1, 8, 27, 64, ...), only the "
         "scheduled episodes are rendered by the wrappers; the fair baseline is a loop that "
         "renders the same episodes and discards the frames. The second run of that baseline "
@@ -625,8 +625,8 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         f"loops are short, so they run {loop['sched_rounds']} rounds (the "
         f"{loop['rounds']} above, then the schedule rows alone, interleaved).\n\n" + t2
     )
-    bench.report.add("\n".join(f"- {v}" for v in verdicts))
-    bench.report.add(
+    bench.add("\n".join(f"- {v}" for v in verdicts))
+    bench.add(
         "## Scenario 4: peak RSS of one long episode\n\n"
         f"One {ENV_ID} episode (a balancing controller keeps it going; `max_episode_steps` "
         "sets its length), rendered and recorded every step, in a fresh subprocess per row. "
@@ -640,7 +640,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         "from those two (not measured), from the slope between them "
         f"(a 600x400 RGB frame is {FRAME_BYTES / 1e6:.2f} MB).\n\n" + rss_table(rss)
     )
-    bench.report.add(
+    bench.add(
         "## Scenario 5: a Python-bound training loop\n\n"
         f"The loop of scenario 1 ({cfg.py_steps} steps, every episode recorded) with a "
         f"pure-Python policy after each step (a busy loop of {python['busy_iterations']:,} "

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -312,15 +313,21 @@ class RecorderRuns:
     """Encodes the video set with Recorders; keeps one warm recorder per worker count."""
 
     def __init__(self, folder: Path, videos: list[list[np.ndarray]], h264: H264) -> None:
-        self.folder = folder
-        self.videos = videos
-        self.codec = h264.codec()
+        self.folder, self.videos, self.codec = folder, videos, h264.codec()
+        # The pool keeps up to a quarter of the budget: sized so every buffer is recycled.
         self.budget = 2 * sum(sum(f.nbytes for f in v) for v in videos) + 64 * bu.MiB
         self.counter = 0
         self.warm: dict[int, recorder.Recorder] = {}
         self.last_path: Path | None = None
 
-    def _encode(self, rec: recorder.Recorder) -> bu.Usage:
+    def new(self, workers: int) -> recorder.Recorder:
+        return recorder.Recorder(
+            self.folder, episode_trigger=bu.always, workers=workers, max_queue_bytes=self.budget,
+            on_full="block", codec=self.codec,
+        )  # fmt: skip
+
+    def encode(self, rec: recorder.Recorder) -> bu.Usage:
+        """Submit every video, flush; the time from the first submit until flush returned."""
         expected = sum(len(v) for v in self.videos)
         before = rec.stats()
         handles = []
@@ -329,25 +336,20 @@ class RecorderRuns:
                 self.counter += 1
                 handles += rec.submit(video, episode_index=self.counter)
             rec.flush()
-        after = rec.stats()
         infos = [h.result() for h in handles]
-        encoded = after.frames_encoded - before.frames_encoded
+        encoded = rec.stats().frames_encoded - before.frames_encoded
         if encoded != expected or sum(i.frames for i in infos) != expected:
             raise RuntimeError(f"encoded {encoded} frames, expected {expected}")
         self.last_path = infos[-1].path
         return usage
 
     def start_warm(self, workers: int) -> None:
-        # The pool keeps up to a quarter of the budget: sized so every buffer is recycled.
-        rec = recorder.Recorder(
-            self.folder, episode_trigger=bu.always, workers=workers, max_queue_bytes=self.budget,
-            on_full="block", codec=self.codec,
-        )  # fmt: skip
-        self.warm[workers] = rec
-        self._encode(rec)  # warm-up: threads, buffer pool, codec tables
+        self.warm[workers] = self.new(workers)
+        self.encode(self.warm[workers])  # warm-up: threads, buffer pool, codec tables
 
-    def warm_run(self, workers: int) -> bu.Usage:
-        return self._encode(self.warm[workers])
+    def cold_run(self, workers: int) -> bu.Usage:
+        with self.new(workers) as rec:
+            return self.encode(rec)
 
     def pinned_run(self) -> bu.Usage:
         # Created while pinned: the worker threads and a new encoder process inherit the
@@ -359,16 +361,6 @@ class RecorderRuns:
         finally:
             bu.stop_idle_encoder_processes()
 
-    def cold_run(self, workers: int) -> bu.Usage:
-        rec = recorder.Recorder(
-            self.folder, episode_trigger=bu.always, workers=workers, max_queue_bytes=self.budget,
-            on_full="block", codec=self.codec,
-        )  # fmt: skip
-        try:
-            return self._encode(rec)
-        finally:
-            rec.close()
-
     def close(self) -> None:
         for rec in self.warm.values():
             rec.close()
@@ -378,39 +370,23 @@ class FfmpegRuns:
     """Encodes the video set with the ffmpeg CLI, one process per video."""
 
     def __init__(self, folder: Path, videos: list[list[np.ndarray]], h264: H264) -> None:
-        self.exe = bu.ffmpeg_exe()
-        self.h264 = h264
-        self.folder = folder
-        self.videos = videos
+        self.exe, self.h264, self.folder, self.videos = bu.ffmpeg_exe(), h264, folder, videos
         self.last_path = folder / "ffmpeg-0.mp4"
 
-    def _encode(self, video: list[np.ndarray], i: int) -> None:
+    def sequential(self, start: int = 0, step: int = 1) -> None:
         h = self.h264
-        path = self.folder / f"ffmpeg-{i}.mp4"
-        bu.ffmpeg_encode(self.exe, video, path, crf=h.crf, preset=h.preset, threads=h.threads)
+        for i in range(start, len(self.videos), step):
+            path = self.folder / f"ffmpeg-{i}.mp4"
+            bu.ffmpeg_encode(self.exe, self.videos[i], path, crf=h.crf, preset=h.preset,
+                             threads=h.threads)  # fmt: skip
 
-    def _timed(self, body: Callable[[], None]) -> bu.Usage:
-        with bu.measure() as usage:
-            body()
-        return usage
+    def parallel2(self) -> None:
+        with ThreadPoolExecutor(2) as pool:  # every other video each; re-raises an error
+            list(pool.map(lambda start: self.sequential(start, 2), (0, 1)))
 
-    def sequential(self) -> bu.Usage:
-        def body() -> None:
-            for i, video in enumerate(self.videos):
-                self._encode(video, i)
-
-        return self._timed(body)
-
-    def parallel2(self) -> bu.Usage:
-        def half(start: int) -> None:
-            for i in range(start, len(self.videos), 2):
-                self._encode(self.videos[i], i)
-
-        return self._timed(lambda: bu.run_parallel([lambda: half(0), lambda: half(1)]))
-
-    def pinned(self) -> bu.Usage:
+    def pinned(self) -> None:
         with bu.pinned_to_one_cpu():  # ffmpeg inherits the single-CPU affinity
-            return self.sequential()
+            self.sequential()
 
 
 def bench_encode(
@@ -439,8 +415,8 @@ def encode_one_size(
     ff = FfmpegRuns(folder, videos, h264)
     V = bu.Variant
     runs = [
-        V("recorder, 1 worker (warm)", lambda: recs.warm_run(1)),
-        V("recorder, 2 workers (warm)", lambda: recs.warm_run(2)),
+        V("recorder, 1 worker (warm)", lambda: recs.encode(recs.warm[1])),
+        V("recorder, 2 workers (warm)", lambda: recs.encode(recs.warm[2])),
         V("recorder, 1 worker (new Recorder)", lambda: recs.cold_run(1)),
         V("recorder, 2 workers (new Recorder)", lambda: recs.cold_run(2)),
         V("ffmpeg CLI, videos in sequence", ff.sequential),
@@ -456,12 +432,12 @@ def encode_one_size(
         bu.interleave(cfg.rounds, runs)
     finally:
         recs.close()
-    fps = {r.label: [total / u.wall for u in r.results] for r in runs}
+    fps = {r.label: [total / u.wall for u in r.usages] for r in runs}
     rows: list[list[object]] = []
     by_label = {r.label: r for r in runs}
     for r in runs:
-        cpu_ms = bu.spread(u.cpu / total * 1e3 for u in r.results)
-        others = bu.spread(u.others_cores for u in r.results)
+        cpu_ms = bu.spread(u.cpu / total * 1e3 for u in r.usages)
+        others = bu.spread(u.others_cores for u in r.usages)
         rows.append(
             [name, r.label, f"{len(videos)} x {len(videos[0])}",
              bu.spread(fps[r.label]).fmt(0), f"{cpu_ms.median:.2f}", others.fmt(2)]
@@ -480,7 +456,7 @@ def encode_one_size(
         quiet = [
             (a, b)
             for a, b, ua, ub in zip(
-                fps[num], fps[den], by_label[num].results, by_label[den].results, strict=True
+                fps[num], fps[den], by_label[num].usages, by_label[den].usages, strict=True
             )
             if max(ua.others_cores, ub.others_cores) < QUIET_CORES
         ]
@@ -529,7 +505,7 @@ def child(budget: int, count: int) -> dict[str, Any]:
     return {
         "encoder_process_mb": bu.encoder_processes_hwm_mb(),  # idle now, kept for a next one
         "baseline_mb": baseline, "baseline_maxrss_mb": baseline_max, "maxrss_mb": bu.maxrss_mb(),
-        "hwm_mb": bu.hwm_mb(), "peak_queued_mb": stats.peak_queued_bytes / bu.MiB,
+        "hwm_mb": bu.rss_mb("VmHWM"), "peak_queued_mb": stats.peak_queued_bytes / bu.MiB,
         "frames": info.frames, "dropped": stats.frames_dropped, "fps": count / wall,
         "wall_s": wall, "budget_mib": budget // bu.MiB, "count": count,
     }  # fmt: skip
@@ -596,7 +572,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     latency = bench_latency(by_size, cfg, tmp)
     encode_rows, ratio_rows, x264_notes = bench_encode(by_size, cfg, h264, tmp)
     bench.header(before=f"Recorder at {revision()}. ")
-    bench.report.add(
+    bench.add(
         "## 1. Append latency\n\n"
         "Time of one `Episode.append(frame)` call (validation, the copy, queueing) of "
         "CartPole-v1 `rgb_array` frames (other sizes resized from them with numpy), one worker "
@@ -620,7 +596,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
             latency,
         )
     )
-    bench.report.add(
+    bench.add(
         "## 2. Encode throughput\n\n"
         f"The same {cfg.encode_frames} frames per size, as {cfg.encode_videos} videos, "
         f"h264 (libx264) preset {h264.preset}, crf {h264.crf}, {h264.threads} codec "
@@ -657,7 +633,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         + "\n\n"
         + "\n".join(f"- {note}" for note in x264_notes)
     )
-    bench.report.add(
+    bench.add(
         "## 3. Peak RSS of one streamed episode\n\n"
         "A fresh subprocess per row streams one 600x400 episode through `rec.episode()` with "
         f'`on_full="block"` (lossless), 1 worker, cycling {RSS_CYCLE} CartPole frames. '

@@ -300,7 +300,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     results = [measure_case(case, base, cfg, bench.tmp) for case in cfg.cases]
     t1, t2, notes = tables(results)
     bench.header()
-    bench.report.add(
+    bench.add(
         "## Scenario 3: encode throughput\n\n"
         f"{cfg.base_frames} CartPole-v1 renders (600x400), resized with numpy (nearest) and "
         f"cycled; per size, {cfg.videos} videos of equal length (so that 2 workers have "

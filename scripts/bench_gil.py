@@ -112,7 +112,7 @@ FULL, QUICK = (20, 20), (3, 5)  # videos, frames per video
 def run(bench: bu.Bench) -> dict[str, Any]:
     """Thread, then process; each size after a warm-up video."""
     videos, frames = bench.cfg
-    bench.report.add(
+    bench.add(
         f"{bench.short_header()}{videos} videos x {frames} frames per size, with the default "
         "codec (h264, ultrafast, 1 thread), written from a second thread: by the recorder's "
         "`PyAVEncoder` (`thread`) or its `ProcessEncoder` (`process`: the thread passes each "
@@ -138,7 +138,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
                 rows += measure(mode, factory, size, videos, frames)
     finally:
         processes.close()
-    bench.report.add(
+    bench.add(
         bu.markdown_table(
             "encode in | frame | encoder call | calls | median call ms | gaps > 0.5 ms | "
             "longest gap ms | gap ms per video",

@@ -108,7 +108,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     episodes = bench.cfg
     frames = make_frames(HEIGHT, WIDTH, 16)
     nbytes = frames[0].nbytes
-    bench.report.add(
+    bench.add(
         f"{bench.short_header()}Frames {HEIGHT}x{WIDTH} RGB ({nbytes / bu.MiB:.1f} MiB), budget "
         f"{BUDGET_FRAMES} frames ({BUDGET_FRAMES * nbytes / bu.MiB:.1f} MiB), "
         f"{episodes} episodes x {LENGTH} frames, a {STEP_US:.0f} µs step before each "
@@ -138,7 +138,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
              f"{s.peak_queued_bytes / bu.MiB:.1f} / {s.max_queue_bytes / bu.MiB:.1f}",
              f"{r.producer_s:.2f}", f"{r.flush_s:.2f}"]
         )  # fmt: skip
-    bench.report.add(
+    bench.add(
         bu.markdown_table(
             "on_full | appends / steps | median µs | p99 µs | max µs | first episode: max µs | "
             "waits | videos saved | dropped | failed | peak / budget MiB | producer s | flush s",
@@ -159,7 +159,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         == s.videos_saved + s.videos_dropped + s.videos_failed,
         "block: nothing dropped": results["block"].stats.videos_dropped == 0,
     }
-    bench.report.add(bu.checklist(checks))
+    bench.add(bu.checklist(checks))
     return {"checks": checks}
 
 

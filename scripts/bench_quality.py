@@ -290,7 +290,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     bench.header()
     defaults = recorder.Codec()
     _, _, pix_fmt, options = defaults.ffmpeg_settings()
-    bench.report.add(
+    bench.add(
         "## Quality, size and speed against gymnasium's writer\n\n"
         f"Inputs: {cfg.cartpole_frames} CartPole-v1 renders (600x400, seeded random policy); "
         f"the noisy ramp, {RAMP_FRAMES} frames: one 96x128 RGB image, grey 128 plus Gaussian "

@@ -105,7 +105,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     """The soak: the handles of each burst are checked against the folder once it is flushed,
     then let go (holding 10,000 handles would itself grow the RSS being measured)."""
     episodes, folder = bench.cfg, bench.tmp
-    bench.report.title = TITLE.format(episodes=episodes)
+    bench.title = TITLE.format(episodes=episodes)
     warmup = max(BURST, episodes // 20 // BURST * BURST)
     frames = [painted(i) for i in range(LENGTH)]
     outcome = {"saved": 0, "dropped": 0, "failed": 0}
@@ -173,7 +173,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
             t for t in threading.enumerate() if t.name.startswith("recorder-")
         ],
     }
-    add = bench.report.add
+    add = bench.add
     add(
         f"{bench.short_header()}{episodes} episodes of {LENGTH} frames (48x112), every episode "
         f"triggered, a flush every {BURST} episodes, budget {BUDGET_FRAMES} frames, an ENOSPC "
