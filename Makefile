@@ -1,11 +1,11 @@
-# Every target CI or a new user runs: `make test`, `make demo`, `make bench`.
+# Every target CI or a new user runs: `make test`, `make demo`, `make bench` (`make bench-quick`).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 
-.PHONY: test lint typecheck pytest demo bench browser clean
+.PHONY: test lint typecheck pytest demo bench bench-quick browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ demo: $(STAMP)
 # Every scripts/bench_*.py, one report: docs/benchmarks.md (tables) and docs/benchmarks.png.
 bench: $(STAMP)
 	$(PY) scripts/bench_all.py --out-dir docs
+
+# Every scenario's smoke run (small counts, ~2 min): the same report, in build/ (not committed).
+bench-quick: $(STAMP)
+	$(PY) scripts/bench_all.py --quick --out-dir build/bench-quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,26 +1,42 @@
-"""Helpers shared by the benchmark scripts: frames, timing, statistics, RSS, ffmpeg, tables.
+"""The benchmark harness: one runner, one report format, and the measuring tools every scenario
+(``scripts/bench_*.py``) shares.
+
+A scenario module defines ``TITLE``, ``FULL`` and ``QUICK`` (its counts) and
+``run(bench) -> dict`` (its figures, JSON-able); it adds its markdown with ``bench.add`` and
+ends with ``raise SystemExit(bu.main(sys.modules[__name__]))``. The runner (:func:`main`) gives
+every scenario the same command line (``--quick``, ``--out``, ``--json``), header and footer;
+``scripts/bench_all.py`` runs each in its own process and writes the summary and the plot.
 
 Benchmarks here run on shared, noisy machines: compare A and B measured in the same run,
-interleaved (:func:`interleave`), and report medians with their spread (:func:`spread`).
+interleaved (:func:`interleave`: the order rotates each round), repeated, and report medians
+with their spread (:func:`spread`); ratios per round (:func:`paired_ratios`), then medianed.
+(pyperf's runner was considered: it runs each benchmark alone in worker processes, one after
+another, and times a function; it cannot interleave variants A and B within one run, nor keep
+the non-time figures measured here: drops, RSS, PSNR.)
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import datetime
+import gc
 import json
+import logging
 import os
 import platform
 import re
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -28,6 +44,12 @@ import numpy as np
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 MiB = 2**20
+
+
+def always(_: int) -> bool:
+    """A trigger that records every episode."""
+    return True
+
 
 # -- frames ------------------------------------------------------------------------------------
 
@@ -77,7 +99,17 @@ def resized(frames: Sequence[np.ndarray], height: int, width: int) -> list[np.nd
     return [resize_nearest(f, height, width) for f in frames]
 
 
-# -- statistics ------------------------------------------------------------------------------
+def video_frames(path: str | os.PathLike[str], decode: bool = False) -> int:
+    """Frames in the video at *path*: its non-empty packets, or (*decode*) decoded frames."""
+    import av
+
+    with av.open(os.fspath(path)) as c:
+        if decode:
+            return sum(1 for _ in c.decode(video=0))
+        return sum(1 for p in c.demux(video=0) if p.size)
+
+
+# -- statistics and the interleaved runner -----------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -100,6 +132,23 @@ def spread(values: Iterable[float]) -> Spread:
     return Spread(statistics.median(vals), min(vals), max(vals), len(vals))
 
 
+def paired_ratios(a: Sequence[float], b: Sequence[float]) -> Spread:
+    """Spread of the per-round ratios a[i] / b[i] (pairs measured close together in time);
+    pairs only the rounds both have."""
+    n = min(len(a), len(b))
+    return spread(x / y for x, y in zip(a[:n], b[:n], strict=True))
+
+
+def sp(d: dict[str, Any] | None) -> Spread | None:
+    """A Spread back from its JSON dict (None stays None)."""
+    return None if d is None else Spread(**d)
+
+
+def fmt_spread(d: dict[str, Any] | None, digits: int) -> str:
+    """A JSON Spread formatted, or ``-``."""
+    return "-" if d is None else Spread(**d).fmt(digits)
+
+
 @dataclass(frozen=True)
 class Latency:
     """Percentiles of per-call durations, in microseconds."""
@@ -118,28 +167,42 @@ def latency_us(samples_ns: Sequence[int] | np.ndarray) -> Latency:
     )
 
 
-def interleave(
-    rounds: int, runs: dict[str, Callable[[], float]], *, progress: bool = True
-) -> dict[str, list[float]]:
-    """Run every callable once per round, rotating the order each round; collect results.
+@dataclass
+class Variant:
+    """A named way of running a measured thing; each call runs it once and keeps what it gave
+    back (``results``) and the wall and CPU time it took (``usages``; a run that returns a
+    :class:`Usage` measured its own part, without its setup: that one is kept)."""
+
+    label: str
+    run: Callable[[], Any]
+    group: str = ""
+    kind: str = ""
+    results: list[Any] = field(default_factory=list)
+    usages: list[Usage] = field(default_factory=list)
+
+    def __call__(self) -> None:
+        gc.collect()  # no collection of an earlier run's garbage inside this one
+        with measure() as usage:
+            result = self.run()
+        self.results.append(result)
+        self.usages.append(result if isinstance(result, Usage) else usage)
+
+    def values(self, name: str) -> list[Any]:
+        """The attribute *name* of every result that has it (not None)."""
+        return [v for r in self.results if (v := getattr(r, name, None)) is not None]
+
+
+def interleave(rounds: int, variants: Sequence[Variant]) -> None:
+    """Run every variant once per round, rotating the order each round.
 
     Rotation means no variant always runs first (cold) or last (after the others heated the
     machine), so slow drifts of a shared machine hit every variant alike.
     """
-    names = list(runs)
-    results: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            results[name].append(runs[name]())
-        if progress:
-            log(f"  round {r + 1}/{rounds} done")
-    return results
-
-
-def paired_ratios(a: Sequence[float], b: Sequence[float]) -> Spread:
-    """Spread of the per-round ratios a[i] / b[i] (pairs measured close together in time)."""
-    return spread(x / y for x, y in zip(a, b, strict=True))
+        k = r % len(variants)
+        for variant in [*variants[k:], *variants[:k]]:
+            variant()
+        log(f"  round {r + 1}/{rounds} done")
 
 
 # -- time and memory ---------------------------------------------------------------------------
@@ -153,44 +216,33 @@ def cpu_seconds() -> tuple[float, float]:
     """
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime + encoder_processes_cpu()
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime + _encoder_processes("cpu")
 
 
-def encoder_processes_cpu() -> float:
-    """CPU seconds used so far by the recorder's encoder processes not yet waited for."""
+def _encoder_processes(what: str) -> float:
+    """Of the recorder's encoder processes still running: their CPU seconds so far (``cpu``;
+    the waited-for ones are in RUSAGE_CHILDREN), or the largest peak RSS MB (``hwm``: not
+    RUSAGE_CHILDREN's ru_maxrss, which survives exec and so reports a large parent's size)."""
     from recorder import _process
 
-    total = 0
+    values = [0.0]
     for child in list(_process._every_child):
-        if child.proc.returncode is not None:
-            continue  # waited for: counted in RUSAGE_CHILDREN
         try:
-            with open(f"/proc/{child.proc.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
+            if what == "cpu" and child.proc.returncode is None:
+                with open(f"/proc/{child.proc.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                ticks = int(fields[11]) + int(fields[12])  # utime, stime
+                values.append(ticks / os.sysconf("SC_CLK_TCK"))
+            elif what == "hwm":
+                values.append(_status_kib("VmHWM", child.proc.pid) / 1024)
+        except (OSError, KeyError):
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(values) if what == "cpu" else max(values)
 
 
 def encoder_processes_hwm_mb() -> float:
-    """The largest peak RSS (VmHWM) among the recorder's encoder processes still running.
-
-    Not ``RUSAGE_CHILDREN``: its ru_maxrss survives exec, so a child forked while this process
-    was large would report this process's size.
-    """
-    from recorder import _process
-
-    peak = 0
-    for child in list(_process._every_child):
-        try:
-            with open(f"/proc/{child.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]))
-        except OSError:
-            continue
-    return peak / 1024
+    """The largest peak RSS (VmHWM) among the recorder's encoder processes still running."""
+    return _encoder_processes("hwm")
 
 
 def stop_idle_encoder_processes() -> None:
@@ -244,26 +296,19 @@ def measure() -> Iterator[Usage]:
         usage.others = max(0.0, machine_busy_seconds() - busy0 - usage.cpu)
 
 
-def _status_kib(field_name: str) -> int:
-    with open("/proc/self/status") as f:
+def _status_kib(field_name: str, pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(field_name + ":"):
                 return int(line.split()[1])
     raise KeyError(field_name)
 
 
-def rss_mb() -> float:
-    """Current resident set size in MB (Linux /proc; 0 where unavailable)."""
+def rss_mb(field_name: str = "VmRSS") -> float:
+    """Current resident set size in MB (Linux /proc; 0 where unavailable); ``VmHWM``: its peak
+    for this process image (reset by exec)."""
     try:
-        return _status_kib("VmRSS") / 1024
-    except (OSError, KeyError):
-        return 0.0
-
-
-def hwm_mb() -> float:
-    """Peak RSS of this process image in MB (Linux VmHWM, reset by exec; 0 where unavailable)."""
-    try:
-        return _status_kib("VmHWM") / 1024
+        return _status_kib(field_name) / 1024
     except (OSError, KeyError):
         return 0.0
 
@@ -278,15 +323,47 @@ def maxrss_mb() -> float:
     return kib / (1024 * 1024) if sys.platform == "darwin" else kib / 1024
 
 
-def run_json(args: Sequence[str], timeout: float | None = None) -> dict[str, Any]:
-    """Run a command whose last stdout line is a JSON object; return it (raise on failure)."""
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
+def open_fds() -> int:
+    """Open file descriptors of this process (Linux /proc; -1 elsewhere)."""
+    try:
+        # listdir's own descriptor is counted every time alike.
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
+
+
+def in_child(script: str, *args: object, timeout: float = 900) -> dict[str, Any]:
+    """Run ``child(*args)`` of *script* in a fresh Python process; the dict it returned.
+
+    Memory is measured there: a new process image, its peak RSS its own.
+    """
+    cmd = [sys.executable, script, "--child", json.dumps(args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-        )
+        raise RuntimeError(f"{shlex.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def instrument_waits(rec: Any) -> list[float]:
+    """[times, seconds] producers have waited on the recorder queue's private ``not_full``
+    condition so far (instrumentation only; both stay 0 when the core has no such condition)."""
+    cond = getattr(getattr(rec, "_queue", None), "_not_full", None)
+    total = [0.0, 0.0]
+    if cond is None:
+        return total
+    original = cond.wait
+
+    def wait(timeout: float | None = None) -> bool:
+        t0 = time.perf_counter()
+        try:
+            return bool(original(timeout))
+        finally:
+            total[0] += 1
+            total[1] += time.perf_counter() - t0
+
+    cond.wait = wait
+    return total
 
 
 # -- the ffmpeg command line -------------------------------------------------------------------
@@ -342,9 +419,15 @@ def ffmpeg_encode(
 
 def x264_options(path: str | os.PathLike[str]) -> str | None:
     """The options string x264 writes into the stream (SEI), to prove equal settings."""
-    data = Path(path).read_bytes()
-    match = re.search(rb"options: ([ -~]+)", data)
+    match = re.search(rb"options: ([ -~]+)", Path(path).read_bytes())
     return match.group(1).decode() if match else None
+
+
+def short_x264(options: str | None, keep: str) -> str:
+    """The *keep* (space-separated names) settings of an x264 options string."""
+    if options is None:
+        return "none found"
+    return " ".join(kv for kv in options.split() if kv.split("=")[0] in keep.split())
 
 
 @contextlib.contextmanager
@@ -365,28 +448,6 @@ def pinned_to_one_cpu() -> Iterator[int | None]:
         os.sched_setaffinity(0, before)
 
 
-# -- threads -----------------------------------------------------------------------------------
-
-
-def run_parallel(tasks: Sequence[Callable[[], object]]) -> None:
-    """Run *tasks* each on its own thread; re-raise the first error."""
-    errors: list[BaseException] = []
-
-    def wrap(task: Callable[[], object]) -> None:
-        try:
-            task()
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=wrap, args=(t,)) for t in tasks]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
 # -- reporting ---------------------------------------------------------------------------------
 
 
@@ -395,8 +456,11 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A GitHub-flavoured markdown table, numbers right-aligned."""
+def markdown_table(headers: str | Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table, numbers right-aligned; *headers* a list or one string
+    of names separated by `` | ``."""
+    if isinstance(headers, str):
+        headers = headers.split(" | ")
     body = [[str(c) for c in row] for row in rows]
     align = ["---:" if body and _numeric(body[0][i]) else ":---" for i in range(len(headers))]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
@@ -406,6 +470,16 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> 
 
 def _numeric(text: str) -> bool:
     return bool(re.match(r"^[-+]?[\d.]+", text))
+
+
+def mark(ok: bool) -> str:
+    """The verdict sign of a target."""
+    return "✅" if ok else "❌"
+
+
+def checklist(checks: dict[str, bool]) -> str:
+    """``- met: name`` / ``- NOT met: name`` lines."""
+    return "\n".join(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in checks.items())
 
 
 def load_average() -> str:
@@ -433,15 +507,24 @@ def machine_info() -> str:
     )
 
 
-@dataclass
-class Report:
-    """Markdown sections printed to stdout as they complete and written to a file at the end."""
+QUICK_NOTE = " (QUICK smoke run: counts too small to mean much)"
 
+
+@dataclass
+class Bench:
+    """What the runner gives a scenario's ``run``: its counts, options, a scratch folder
+    (removed after), and its report: markdown blocks printed to stdout as they are added."""
+
+    cfg: Any
+    args: argparse.Namespace
     title: str
+    tmp: Path
     parts: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    load_before: str = field(default_factory=load_average)
 
     def add(self, text: str) -> None:
-        """Append a block (a paragraph or a table) and print it."""
+        """Append a block (a paragraph or a table) to the report and print it."""
         self.parts.append(text.rstrip() + "\n")
         print(text.rstrip() + "\n", flush=True)
 
@@ -449,15 +532,56 @@ class Report:
         """The whole report."""
         return f"# {self.title}\n\n" + "\n".join(self.parts)
 
-    def write(self, path: str | os.PathLike[str] | None) -> None:
-        """Write the report to *path* (nothing when None)."""
+    def command(self) -> str:
+        """The command line that made this report, as ``python scripts/NAME.py ...``."""
+        argv = sys.argv[1:]
+        if "--json" in argv:  # where the figures go for bench_all is no part of the report
+            del argv[argv.index("--json") : argv.index("--json") + 2]
+        return shlex.join(["python", f"scripts/{Path(sys.argv[0]).name}", *argv])
+
+    def header(self, machine: str = "", before: str = "") -> None:
+        """The report's first block: how, when and on what it was measured."""
+        self.add(
+            f"Generated by `{self.command()}` on {datetime.date.today().isoformat()}"
+            f"{QUICK_NOTE if self.args.quick else ''}.\n\n{before}Machine: {machine_info()}"
+            f"{machine}. Load average before / after: {self.load_before} → {load_average()} "
+            "(a shared machine: compare rows of one run, not across runs)."
+        )
+
+    def short_header(self) -> str:
+        """The command and the machine, for the reports that start with their description."""
+        return f"`{self.command()}`\n\n{machine_info()}; load {self.load_before}.\n\n"
+
+    def footer(self) -> None:
+        """The report's last line: how long it took."""
+        self.add(f"Total benchmark time: {time.perf_counter() - self.started:.0f} s.")
+
+
+def main(scenario: ModuleType, argv: Sequence[str] | None = None) -> int:
+    """Run *scenario* (a ``bench_*`` module) from the command line; its exit status.
+
+    ``--child JSON`` runs the module's ``child(*args)`` instead (see :func:`in_child`).
+    """
+    parser = argparse.ArgumentParser(description=(scenario.__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts)")
+    parser.add_argument("--out", type=Path, help="also write the markdown report here")
+    parser.add_argument("--json", type=Path, help="write the key figures here (for bench_all)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    for args, kwargs in getattr(scenario, "OPTIONS", ()):
+        parser.add_argument(*args, **kwargs)
+    args = parser.parse_args(argv)
+    # Drops and failures are reported from stats(); the recorder's log would clutter stderr.
+    logging.getLogger("recorder").setLevel(logging.CRITICAL)
+    if args.child:
+        print(json.dumps(scenario.child(*json.loads(args.child))))
+        return 0
+    cfg = scenario.QUICK if args.quick else scenario.FULL
+    name = Path(scenario.__file__ or "bench").stem
+    with tempfile.TemporaryDirectory(prefix=f"{name.replace('_', '-')}-") as tmp:
+        bench = Bench(cfg, args, scenario.TITLE, Path(tmp))
+        data: dict[str, Any] = scenario.run(bench)
+    for path, text in ((args.out, bench.text()), (args.json, json.dumps(data))):
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(self.text())
-
-
-def elapsed(fn: Callable[[], object]) -> float:
-    """Wall seconds taken by ``fn()``."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return 0 if data.get("ok", True) else 1

@@ -9,32 +9,19 @@
 5. A Python-bound loop (a ~2 ms pure-Python step): slowdown and encoder frames/s, 1 and 2
    workers, two ``sys.setswitchinterval`` values.
 
-Usage::
-
-    python scripts/bench_cartpole.py [--quick] [--out PATH] [--json PATH]
-
-Prints a markdown report on stdout (progress on stderr), writes it to ``--out`` and the key
-figures to ``--json`` (for scripts/bench_all.py's plot). A missed target is printed, never an
-error.
+Usage: ``python scripts/bench_cartpole.py [--quick] [--out PATH] [--json PATH]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import gc
-import json
-import logging
-import os
 import resource
-import shlex
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +32,7 @@ import numpy as np
 import recorder
 import recorder.wrappers
 
+TITLE = "CartPole benchmark: recorder vs gymnasium (issues 3 and 7)"
 ENV_ID = "CartPole-v1"
 SEED = 0
 FRAME_BYTES = 400 * 600 * 3
@@ -67,32 +55,8 @@ class Config:
     rss_peer_frames: tuple[int, int]  # ... gymnasium's, extrapolated from these two
 
 
-FULL = Config(
-    steps=2000,
-    rounds=5,
-    sched_rounds=16,
-    warmup_steps=100,
-    py_steps=800,
-    py_rounds=3,
-    py_step_ms=2.0,
-    rss_frames=10_000,
-    rss_peer_frames=(500, 1000),
-)
-QUICK = Config(
-    steps=60,
-    rounds=1,
-    sched_rounds=1,
-    warmup_steps=10,
-    py_steps=30,
-    py_rounds=1,
-    py_step_ms=2.0,
-    rss_frames=120,
-    rss_peer_frames=(20, 40),
-)
-
-
-def always(_: int) -> bool:
-    return True
+FULL = Config(2000, 5, 16, 100, 800, 3, 2.0, 10_000, (500, 1000))
+QUICK = Config(60, 1, 1, 10, 30, 1, 2.0, 120, (20, 40))
 
 
 def make_env(max_episode_steps: int | None = None) -> gym.Env[Any, Any]:
@@ -109,78 +73,13 @@ def balance(obs: Any) -> int:
 
 
 @dataclass
-class Loop:
-    """The loop every variant runs: the same actions, episodes and frames.
-
-    Attributes:
-        episodes: episodes started (the last one may be partial).
-        first_step: global step index of the last episode's first step.
-    """
-
-    episodes: int = 0
-    first_step: int = 0
-    cpu_s: float = 0.0  # CPU time of the loop's thread
-
-
-def episode_loop(
-    env: gym.Env[Any, Any],
-    actions: Sequence[int],
-    *,
-    render_episode: Callable[[int], bool] | None = None,
-    on_frame: Callable[[Any], None] | None = None,
-    on_episode_end: Callable[[int, int], None] | None = None,
-    work: Callable[[], None] | None = None,
-) -> tuple[float, Loop]:
-    """Step *env* through *actions*, resetting at episode ends; return (wall seconds, Loop).
-
-    Args:
-        render_episode: ``episode -> bool``: call ``env.render()`` after the reset and every
-            step of that episode (a render-only or collect-the-frames loop).
-        on_frame: gets each rendered frame.
-        on_episode_end: ``(episode, first_step)`` once an episode ends (before the reset).
-        work: called after every step (a Python policy).
-    """
-    loop = Loop()
-    start, cpu_start = time.perf_counter(), time.thread_time()
-    env.reset(seed=SEED)
-    rendering = render_episode is not None and render_episode(0)
-    if rendering:
-        frame = env.render()
-        if on_frame is not None:
-            on_frame(frame)
-    for i, action in enumerate(actions):
-        _, _, terminated, truncated, _ = env.step(action)
-        if work is not None:
-            work()
-        if rendering:
-            frame = env.render()
-            if on_frame is not None:
-                on_frame(frame)
-        if terminated or truncated:
-            if on_episode_end is not None:
-                on_episode_end(loop.episodes, loop.first_step)
-            loop.episodes += 1
-            loop.first_step = i + 1
-            env.reset()
-            rendering = render_episode is not None and render_episode(loop.episodes)
-            if rendering:
-                frame = env.render()
-                if on_frame is not None:
-                    on_frame(frame)
-    wall = time.perf_counter() - start
-    loop.cpu_s = time.thread_time() - cpu_start
-    loop.episodes += 1
-    return wall, loop
-
-
-@dataclass
 class Run:
     """One timed run of a variant."""
 
-    loop_s: float
-    disk_s: float  # loop + close()/flush(): every video on disk
-    videos: int  # mp4 files on disk
-    expected: int  # videos the trigger asked for
+    loop_s: float  # wall time from the first reset() to the last step()
+    disk_s: float = 0.0  # loop + close()/flush(): every video on disk
+    videos: int = 0  # mp4 files on disk
+    expected: int = 0  # videos the trigger asked for
     frames_dropped: int | None = None
     videos_dropped: int | None = None
     peak_queued_mib: float | None = None
@@ -190,211 +89,104 @@ class Run:
     blocked_s: float | None = None  # time the loop waited for budget (on_full="block")
 
 
-def count_videos(folder: Path) -> int:
-    return len(list(folder.glob("*.mp4")))
-
-
-def time_blocked(rec: recorder.Recorder) -> list[float] | None:
-    """Accumulate the seconds producers wait for budget (``on_full="block"``).
-
-    Instrumentation only: wraps the wait of the queue's private ``not_full`` condition, as
-    scripts/bench_overload.py counts it; None when the core has no such condition any more.
-    """
-    cond = getattr(getattr(rec, "_queue", None), "_not_full", None)
-    if cond is None:
-        return None
-    original = cond.wait
-    total = [0.0]
-
-    def wait(timeout: float | None = None) -> bool:
-        t0 = time.perf_counter()
-        try:
-            return bool(original(timeout))
-        finally:
-            total[0] += time.perf_counter() - t0
-
-    cond.wait = wait
-    return total
-
-
 class Variants:
-    """Makes the variants' run functions; each run writes into a fresh folder, removed after."""
+    """Runs the loop the ways compared; each run writes into a fresh folder, removed after.
+
+    Every way steps the same actions (so the same episodes and frames), resetting at episode
+    ends; a wrapper renders itself, the other ways call ``env.render()`` after the reset and
+    every step of an episode *render* wants, and the ``save_video`` ways save each episode's
+    frames at its end (the last, partial episode after the loop, timed as close).
+    """
 
     def __init__(self, tmp: Path, actions: Sequence[int]) -> None:
-        self.tmp = tmp
-        self.actions = actions
-        self.counter = 0
+        self.tmp, self.actions, self.counter = tmp, actions, 0
         self.fps = float(gym.make(ENV_ID).metadata["render_fps"])
 
-    def folder(self) -> Path:
-        self.counter += 1
-        return self.tmp / f"run-{self.counter}"  # not created: no "overwriting" warning
-
-    def _expected(self, loop: Loop, trigger: Callable[[int], bool]) -> int:
-        return sum(bool(trigger(e)) for e in range(loop.episodes))
-
-    def render_only(
-        self, trigger: Callable[[int], bool] = always, work: Callable[[], None] | None = None
-    ) -> Run:
-        env = make_env()
-        try:
-            wall, loop = episode_loop(env, self.actions, render_episode=trigger, work=work)
-        finally:
-            env.close()
-        return Run(wall, wall, 0, 0, cpu_s=loop.cpu_s)
-
-    def recorder_wrapper(
+    def run(
         self,
-        kwargs: dict[str, Any],
-        trigger: Callable[[int], bool] | None = always,
+        way: str,
+        kwargs: dict[str, Any] | None = None,
+        trigger: Callable[[int], bool] | None = bu.always,
         work: Callable[[], None] | None = None,
     ) -> Run:
-        folder = self.folder()
-        env = recorder.wrappers.RecordVideo(
-            make_env(), str(folder), episode_trigger=trigger, recorder_kwargs=kwargs or None
-        )
-        blocked = time_blocked(env.recorder)
-        try:
-            wall, loop = episode_loop(env, self.actions, work=work)
-            t0 = time.perf_counter()
-            env.close()
-            close_s = time.perf_counter() - t0
-            s = env.recorder.stats()
-            return Run(
-                wall,
-                wall + close_s,
-                count_videos(folder),
-                self._expected(loop, trigger or recorder.capped_cubic_video_schedule),
-                s.frames_dropped,
-                s.videos_dropped + s.videos_failed,
-                s.peak_queued_bytes / bu.MiB,
-                s.frames_encoded,
-                s.encode_seconds,
-                loop.cpu_s,
-                blocked[0] if blocked else None,
+        """*way*: ``render`` (render only), ``recorder`` / ``gymnasium`` (their RecordVideo,
+        *kwargs* the recorder's), or ``recorder-save`` / ``gymnasium-save`` (save_video)."""
+        import gymnasium.utils.save_video as gym_save
+        from gymnasium.wrappers import RecordVideo
+
+        self.counter += 1
+        folder = self.tmp / f"run-{self.counter}"  # not created: no "overwriting" warning
+        env: Any = make_env()
+        blocked = None
+        if way == "recorder":
+            env = recorder.wrappers.RecordVideo(
+                env, str(folder), episode_trigger=trigger, recorder_kwargs=kwargs or None
             )
+            blocked = bu.instrument_waits(env.recorder)
+        elif way == "gymnasium":
+            env = RecordVideo(env, str(folder), episode_trigger=trigger)
+        save = {"recorder-save": recorder.save_video, "gymnasium-save": gym_save.save_video}
+        frames: list[Any] = []
+        handles: list[recorder.ClipHandle] = []
+        episodes = first = 0
+
+        def end_episode() -> None:
+            if way in save:
+                handles.extend(
+                    save[way](list(frames), str(folder), episode_trigger=bu.always, fps=self.fps,
+                              episode_index=episodes, step_starting_index=first) or ()
+                )  # fmt: skip
+                frames.clear()
+
+        def render() -> None:
+            if way in save:
+                frames.append(env.render())
+            elif way == "render" and trigger is not None and trigger(episodes):
+                env.render()
+
+        try:
+            start, cpu_start = time.perf_counter(), time.thread_time()
+            env.reset(seed=SEED)
+            render()
+            for i, action in enumerate(self.actions):
+                _, _, terminated, truncated, _ = env.step(action)
+                if work is not None:
+                    work()
+                render()
+                if terminated or truncated:
+                    end_episode()
+                    episodes, first = episodes + 1, i + 1
+                    env.reset()
+                    render()
+            wall, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
+            if way == "render":
+                return Run(wall, wall, cpu_s=cpu)
+            t0 = time.perf_counter()
+            end_episode()
+            if way in ("recorder", "gymnasium"):
+                env.close()
+            elif way == "recorder-save":
+                recorder.flush()
+            run = Run(wall, wall + time.perf_counter() - t0, cpu_s=cpu)
+            run.videos = len(list(folder.glob("*.mp4")))
+            schedule = trigger or recorder.capped_cubic_video_schedule
+            run.expected = sum(bool(schedule(e)) for e in range(episodes + 1))
+            if way == "recorder":
+                s = env.recorder.stats()
+                run.frames_dropped, run.videos_dropped = s.frames_dropped, s.videos_dropped
+                run.videos_dropped += s.videos_failed
+                run.peak_queued_mib = s.peak_queued_bytes / bu.MiB
+                run.frames_encoded, run.encode_s = s.frames_encoded, s.encode_seconds
+                run.blocked_s = blocked[1] if blocked else None
+            elif way == "recorder-save":
+                run.videos_dropped = sum(h.exception() is not None for h in handles)
+            return run
         finally:
             env.close()  # idempotent; after an error, no worker thread left behind
             shutil.rmtree(folder, ignore_errors=True)
 
-    def gym_wrapper(self, trigger: Callable[[int], bool] | None = always) -> Run:
-        from gymnasium.utils.save_video import capped_cubic_video_schedule
-        from gymnasium.wrappers import RecordVideo
-
-        folder = self.folder()
-        env = RecordVideo(make_env(), str(folder), episode_trigger=trigger)
-        try:
-            wall, loop = episode_loop(env, self.actions)
-            t0 = time.perf_counter()
-            env.close()
-            close_s = time.perf_counter() - t0
-            expected = self._expected(loop, trigger or capped_cubic_video_schedule)
-            return Run(wall, wall + close_s, count_videos(folder), expected, cpu_s=loop.cpu_s)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def gym_save_video(self) -> Run:
-        from gymnasium.utils.save_video import save_video
-
-        folder = self.folder()
-        frames: list[Any] = []
-
-        def save(episode: int, first_step: int) -> None:
-            save_video(
-                list(frames),
-                str(folder),
-                episode_trigger=always,
-                episode_index=episode,
-                step_starting_index=first_step,
-                fps=self.fps,
-            )
-            frames.clear()
-
-        env = make_env()
-        try:
-            wall, loop = episode_loop(
-                env, self.actions, render_episode=always, on_frame=frames.append,
-                on_episode_end=save,
-            )  # fmt: skip
-            t0 = time.perf_counter()
-            save(loop.episodes - 1, loop.first_step)  # the last, partial episode
-            close_s = time.perf_counter() - t0
-            return Run(wall, wall + close_s, count_videos(folder), loop.episodes, cpu_s=loop.cpu_s)
-        finally:
-            env.close()
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def recorder_save_video(self) -> Run:
-        folder = self.folder()
-        frames: list[Any] = []
-        handles: list[recorder.ClipHandle] = []
-
-        def save(episode: int, first_step: int) -> None:
-            handles.extend(
-                recorder.save_video(
-                    frames,
-                    str(folder),
-                    episode_trigger=always,
-                    episode_index=episode,
-                    step_starting_index=first_step,
-                    fps=self.fps,
-                )
-            )
-            frames.clear()  # save_video copied them
-
-        env = make_env()
-        try:
-            wall, loop = episode_loop(
-                env, self.actions, render_episode=always, on_frame=frames.append,
-                on_episode_end=save,
-            )  # fmt: skip
-            t0 = time.perf_counter()
-            save(loop.episodes - 1, loop.first_step)
-            recorder.flush()
-            close_s = time.perf_counter() - t0
-            dropped = sum(h.dropped for h in handles)
-            failed = sum(h.exception() is not None for h in handles) - dropped
-            return Run(
-                wall, wall + close_s, count_videos(folder), loop.episodes,
-                videos_dropped=dropped + failed, cpu_s=loop.cpu_s,
-            )  # fmt: skip
-        finally:
-            env.close()
-            shutil.rmtree(folder, ignore_errors=True)
-
 
 # -- scenarios 1 and 2 ------------------------------------------------------------------------
-
-
-@dataclass
-class Variant:
-    """A named way of running the loop, and its runs."""
-
-    label: str
-    run: Callable[[], Run]
-    group: str  # "every" (every episode) or "schedule" (capped cubic)
-    kind: str  # "baseline", "recorder", "peer"
-    runs: list[Run] = field(default_factory=list)
-
-    def measure(self) -> float:
-        gc.collect()
-        r = self.run()
-        self.runs.append(r)
-        return r.loop_s
-
-    def loop(self) -> list[float]:
-        return [r.loop_s for r in self.runs]
-
-    def disk(self) -> list[float]:
-        return [r.disk_s for r in self.runs]
-
-    def cpu(self) -> list[float]:
-        return [r.cpu_s for r in self.runs]
-
-    def blocked(self) -> bu.Spread | None:
-        values = [r.blocked_s for r in self.runs if r.blocked_s is not None]
-        return bu.spread(values) if values else None
-
 
 RECORDER_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("recorder.wrappers.RecordVideo (defaults: 1 worker, 256 MiB)", {}),
@@ -414,105 +206,84 @@ def scenario_loop(cfg: Config, tmp: Path) -> dict[str, Any]:
     actions = np.random.default_rng(SEED).integers(2, size=cfg.steps).tolist()
     v = Variants(tmp, actions)
     cubic = recorder.capped_cubic_video_schedule
+    V = bu.Variant
     variants = [
-        Variant(RENDER_ONLY, v.render_only, "every", "baseline"),
-        *(
-            Variant(label, lambda kw=kw: v.recorder_wrapper(kw), "every", "recorder")
-            for label, kw in RECORDER_VARIANTS
-        ),
-        Variant(GYM_RV, v.gym_wrapper, "every", "peer"),
-        Variant("gymnasium.utils.save_video at episode end", v.gym_save_video, "every", "peer"),
-        Variant("recorder.save_video at episode end", v.recorder_save_video, "every", "recorder"),
-        Variant(RENDER_SCHED, lambda: v.render_only(cubic), "schedule", "baseline"),
-        Variant(RENDER_SCHED_2, lambda: v.render_only(cubic), "schedule", "baseline"),
-        Variant(
-            "recorder.wrappers.RecordVideo, default schedule",
-            lambda: v.recorder_wrapper({}, None),
-            "schedule",
-            "recorder",
-        ),
-        Variant(
-            "gymnasium.wrappers.RecordVideo, default schedule",
-            lambda: v.gym_wrapper(None),
-            "schedule",
-            "peer",
-        ),
-    ]
+        V(RENDER_ONLY, lambda: v.run("render"), "every", "baseline"),
+        *(V(label, lambda kw=kw: v.run("recorder", kw), "every", "recorder")
+          for label, kw in RECORDER_VARIANTS),
+        V(GYM_RV, lambda: v.run("gymnasium"), "every", "peer"),
+        V("gymnasium.utils.save_video at episode end", lambda: v.run("gymnasium-save"), "every",
+          "peer"),
+        V("recorder.save_video at episode end", lambda: v.run("recorder-save"), "every",
+          "recorder"),
+        V(RENDER_SCHED, lambda: v.run("render", trigger=cubic), "schedule", "baseline"),
+        V(RENDER_SCHED_2, lambda: v.run("render", trigger=cubic), "schedule", "baseline"),
+        V("recorder.wrappers.RecordVideo, default schedule",
+          lambda: v.run("recorder", trigger=None), "schedule", "recorder"),
+        V("gymnasium.wrappers.RecordVideo, default schedule",
+          lambda: v.run("gymnasium", trigger=None), "schedule", "peer"),
+    ]  # fmt: skip
     bu.log(f"scenario 1/2: warming up ({cfg.warmup_steps} steps per variant)")
     warm = Variants(tmp, actions[: cfg.warmup_steps])
-    warm.render_only()
-    warm.recorder_wrapper({})
-    warm.gym_wrapper()
-    warm.gym_save_video()
-    warm.recorder_save_video()
+    for way in ("render", "recorder", "gymnasium", "gymnasium-save", "recorder-save"):
+        warm.run(way)
     bu.log(f"scenario 1/2: {len(variants)} variants x {cfg.rounds} interleaved rounds")
-    bu.interleave(cfg.rounds, {x.label: x.measure for x in variants})
+    bu.interleave(cfg.rounds, variants)
     sched = [x for x in variants if x.group == "schedule"]
-    extra = cfg.sched_rounds - cfg.rounds
-    if extra > 0:
-        bu.log(f"scenario 1/2: {len(sched)} default-schedule variants x {extra} more rounds")
-        bu.interleave(extra, {x.label: x.measure for x in sched})
-    return summarize_loop(variants)
-
-
-def summarize_loop(variants: list[Variant]) -> dict[str, Any]:
+    if cfg.sched_rounds > cfg.rounds:
+        bu.log(f"scenario 1/2: {len(sched)} default-schedule variants x more rounds")
+        bu.interleave(cfg.sched_rounds - cfg.rounds, sched)
     by = {x.label: x for x in variants}
     base, base_sched, gym_rv = by[RENDER_ONLY], by[RENDER_SCHED], by[GYM_RV]
     rows = []
-
-    def paired(a: list[float], b: list[float]) -> bu.Spread:
-        # The schedule group has more rounds than the every-episode one: pair the rounds
-        # both have (run together, interleaved).
-        n = min(len(a), len(b))
-        return bu.paired_ratios(a[:n], b[:n])
-
     for x in variants:
-        loop_ratio = paired(x.loop(), base.loop())
-        sched_ratio = paired(x.loop(), base_sched.loop())
-        disk_ratio = paired(x.disk(), gym_rv.disk())
-        close = bu.spread(r.disk_s - r.loop_s for r in x.runs)
-        peaks = [r.peak_queued_mib for r in x.runs if r.peak_queued_mib is not None]
-        drops = [r.frames_dropped for r in x.runs if r.frames_dropped is not None]
-        vdrops = [r.videos_dropped for r in x.runs if r.videos_dropped is not None]
-        enc = [
-            r.frames_encoded / r.encode_s
-            for r in x.runs
-            if r.frames_encoded is not None and r.encode_s
-        ]
-        complete = all(r.videos == r.expected for r in x.runs)
+        peaks, runs = x.values("peak_queued_mib"), x.results
+        enc = [r.frames_encoded / r.encode_s for r in runs if r.frames_encoded and r.encode_s]
         rows.append(
             {
-                "label": x.label,
+                **summary(x, base),
                 "group": x.group,
-                "kind": x.kind,
-                "loop_s": asdict(bu.spread(x.loop())),
-                "loop_ratio": asdict(loop_ratio),
-                "cpu_ratio": asdict(paired(x.cpu(), base.cpu())),
-                "blocked_s": None if (b := x.blocked()) is None else asdict(b),
-                "sched_ratio": asdict(sched_ratio),
-                "close_s": asdict(close),
-                "disk_s": asdict(bu.spread(x.disk())),
-                "disk_ratio": asdict(disk_ratio),
+                "sched_ratio": ratio(x, base_sched, "loop_s"),
+                "close_s": asdict(bu.spread(r.disk_s - r.loop_s for r in runs)),
+                "disk_ratio": ratio(x, gym_rv, "disk_s"),
                 "peak_queued_mib": max(peaks) if peaks else None,
                 "peak_queued_mib_median": statistics.median(peaks) if peaks else None,
-                "frames_dropped": sum(drops) if drops else None,
-                "videos_dropped": sum(vdrops) if vdrops else None,
+                "frames_dropped": sum(d) if (d := x.values("frames_dropped")) else None,
+                "videos_dropped": sum(d) if (d := x.values("videos_dropped")) else None,
                 "encoder_fps": statistics.median(enc) if enc else None,
-                "videos": [r.videos for r in x.runs],
-                "expected": [r.expected for r in x.runs],
-                "complete": complete,
+                "videos": x.values("videos"),
+                "expected": x.values("expected"),
             }
         )
-    return {"rows": rows, "rounds": len(base.runs), "sched_rounds": len(base_sched.runs)}
+    return {"rows": rows, "rounds": len(base.results), "sched_rounds": len(base_sched.results)}
+
+
+def ratio(x: bu.Variant, base: bu.Variant, name: str) -> dict[str, Any]:
+    """Per-round ratios of *name* of x's runs to base's, over the rounds both have."""
+    return asdict(bu.paired_ratios(x.values(name), base.values(name)))
+
+
+def summary(x: bu.Variant, base: bu.Variant) -> dict[str, Any]:
+    """The figures both loop scenarios report of a variant."""
+    blocked = x.values("blocked_s")
+    return {
+        "label": x.label,
+        "kind": x.kind,
+        "loop_s": asdict(bu.spread(x.values("loop_s"))),
+        "loop_ratio": ratio(x, base, "loop_s"),
+        "cpu_ratio": ratio(x, base, "cpu_s"),
+        "blocked_s": asdict(bu.spread(blocked)) if blocked else None,
+        "disk_s": asdict(bu.spread(x.values("disk_s"))),
+        "complete": all(r.videos == r.expected for r in x.results),
+    }
 
 
 def _s(d: dict[str, Any]) -> bu.Spread:
     return bu.Spread(**d)
 
 
-def _check(value: float, target: float, below: bool = True) -> str:
-    ok = value <= target if below else value >= target
-    return "✅" if ok else "❌"
+def check(value: float, target: float) -> str:
+    return bu.mark(value <= target)
 
 
 def loop_tables(res: dict[str, Any]) -> tuple[str, str, list[str]]:
@@ -523,8 +294,8 @@ def loop_tables(res: dict[str, Any]) -> tuple[str, str, list[str]]:
         disk_ratio = _s(row["disk_ratio"])
         mark_loop = mark_disk = ""
         if row["kind"] == "recorder" and row["group"] == "every":
-            mark_loop = " " + _check(loop_ratio.median, LOOP_TARGET)
-            mark_disk = " " + _check(disk_ratio.median, DISK_TARGET)
+            mark_loop = " " + check(loop_ratio.median, LOOP_TARGET)
+            mark_disk = " " + check(disk_ratio.median, DISK_TARGET)
         videos = sorted(set(row["videos"]))
         got = "/".join(str(n) for n in videos)
         saved = f"{got} of {row['expected'][0]}" + ("" if row["complete"] else " ❌")
@@ -537,43 +308,25 @@ def loop_tables(res: dict[str, Any]) -> tuple[str, str, list[str]]:
         enc = "-" if row["encoder_fps"] is None else f"{row['encoder_fps']:.0f}"
         blocked = "-" if row["blocked_s"] is None else _s(row["blocked_s"]).fmt(2)
         cpu_ratio = _s(row["cpu_ratio"])
-        common = [
-            _s(row["loop_s"]).fmt(2),
-        ]
+        loop_s = _s(row["loop_s"]).fmt(2)
+        disk = "-" if is_base else _s(row["disk_s"]).fmt(2)
         if row["group"] == "every":
             every.append(
-                [
-                    row["label"],
-                    *common,
-                    loop_ratio.fmt(3) + mark_loop,
-                    cpu_ratio.fmt(2),
-                    blocked,
-                    "-" if is_base else _s(row["close_s"]).fmt(2),
-                    "-" if is_base else _s(row["disk_s"]).fmt(2),
-                    "-" if is_base else disk_ratio.fmt(2) + mark_disk,
-                    peak,
-                    "-" if is_base else saved,
-                    dropped,
-                    enc,
-                ]
-            )
+                [row["label"], loop_s, loop_ratio.fmt(3) + mark_loop, cpu_ratio.fmt(2), blocked,
+                 "-" if is_base else _s(row["close_s"]).fmt(2), disk,
+                 "-" if is_base else disk_ratio.fmt(2) + mark_disk, peak,
+                 "-" if is_base else saved, dropped, enc]
+            )  # fmt: skip
         else:
             sched.append(
-                [
-                    row["label"],
-                    *common,
-                    _s(row["sched_ratio"]).fmt(2),
-                    loop_ratio.fmt(3),
-                    "-" if is_base else _s(row["disk_s"]).fmt(2),
-                    "-" if is_base else saved,
-                    dropped,
-                ]
-            )
+                [row["label"], loop_s, _s(row["sched_ratio"]).fmt(2), loop_ratio.fmt(3), disk,
+                 "-" if is_base else saved, dropped]
+            )  # fmt: skip
         if row["label"].startswith("recorder.wrappers.RecordVideo (defaults"):
             verdicts.append(
                 f"Scenario 1, recorder.wrappers.RecordVideo with its defaults: loop / render-only "
                 f"= {loop_ratio.median:.3f} (target ≤ {LOOP_TARGET}) "
-                f"{_check(loop_ratio.median, LOOP_TARGET)}."
+                f"{check(loop_ratio.median, LOOP_TARGET)}."
             )
             if row["blocked_s"] is not None:
                 verdicts.append(
@@ -585,7 +338,7 @@ def loop_tables(res: dict[str, Any]) -> tuple[str, str, list[str]]:
                 )
             verdicts.append(
                 f"Scenario 2, time to disk / gymnasium RecordVideo's = {disk_ratio.median:.2f} "
-                f"(target ≤ {DISK_TARGET}) {_check(disk_ratio.median, DISK_TARGET)}."
+                f"(target ≤ {DISK_TARGET}) {check(disk_ratio.median, DISK_TARGET)}."
             )
         if row["label"] == GYM_RV:
             verdicts.append(
@@ -593,32 +346,15 @@ def loop_tables(res: dict[str, Any]) -> tuple[str, str, list[str]]:
                 "(the peer's ~4.4 in DESIGN.md)."
             )
     t1 = bu.markdown_table(
-        [
-            "variant",
-            "loop s",
-            "loop / render-only",
-            "loop-thread CPU / render-only's",
-            "blocked on budget s",
-            "close/flush s",
-            "time to disk s",
-            "time to disk / gymnasium RecordVideo",
-            "peak queued MiB: median (max)",
-            "videos on disk (per run)",
-            "frames dropped (all runs)",
-            "encoder frames per worker-second",
-        ],
+        "variant | loop s | loop / render-only | loop-thread CPU / render-only's | blocked on "
+        "budget s | close/flush s | time to disk s | time to disk / gymnasium RecordVideo | "
+        "peak queued MiB: median (max) | videos on disk (per run) | frames dropped (all runs) | "
+        "encoder frames per worker-second",
         every,
     )
     t2 = bu.markdown_table(
-        [
-            "variant",
-            "loop s",
-            "loop / render-only on the schedule",
-            "loop / render-only every step",
-            "time to disk s",
-            "videos on disk (per run)",
-            "frames dropped (all runs)",
-        ],
+        "variant | loop s | loop / render-only on the schedule | loop / render-only every step | "
+        "time to disk s | videos on disk (per run) | frames dropped (all runs)",
         sched,
     )
     return t1, t2, verdicts
@@ -664,60 +400,44 @@ def scenario_python(cfg: Config, tmp: Path) -> dict[str, Any]:
     n, step_ms = calibrate(cfg.py_step_ms, actions)
     bu.log(f"scenario 5: policy busy loop of {n} iterations: {step_ms:.2f} ms per step")
     v = Variants(tmp, actions)
-
-    def work() -> None:
-        busy(n)
-
-    intervals = (0.005, 0.001)
     default_interval = sys.getswitchinterval()
 
-    def with_interval(interval: float, fn: Callable[[], Run]) -> Callable[[], Run]:
+    def at(interval: float, way: str, kwargs: dict[str, Any] | None = None) -> Callable[[], Run]:
         def run() -> Run:
             sys.setswitchinterval(interval)
             try:
-                return fn()
+                return v.run(way, kwargs, work=lambda: busy(n))
             finally:
                 sys.setswitchinterval(default_interval)
 
         return run
 
-    variants: list[Variant] = []
-    for interval in intervals:
+    variants: list[bu.Variant] = []
+    for interval in (0.005, 0.001):
         ms = f"{interval * 1e3:g} ms"
         variants += [
-            Variant(f"render only, switch {ms}", with_interval(interval, lambda: v.render_only(
-                always, work)), ms, "baseline"),
-            Variant(f"recorder, 1 worker, switch {ms}", with_interval(
-                interval, lambda: v.recorder_wrapper({}, always, work)), ms, "recorder"),
-            Variant(f"recorder, 2 workers, switch {ms}", with_interval(
-                interval, lambda: v.recorder_wrapper({"workers": 2}, always, work)), ms,
-                "recorder"),
+            bu.Variant(f"render only, switch {ms}", at(interval, "render"), ms, "baseline"),
+            bu.Variant(f"recorder, 1 worker, switch {ms}", at(interval, "recorder"), ms,
+                       "recorder"),
+            bu.Variant(f"recorder, 2 workers, switch {ms}",
+                       at(interval, "recorder", {"workers": 2}), ms, "recorder"),
         ]  # fmt: skip
     bu.log(f"scenario 5: {len(variants)} variants x {cfg.py_rounds} interleaved rounds")
-    bu.interleave(cfg.py_rounds, {x.label: x.measure for x in variants})
+    bu.interleave(cfg.py_rounds, variants)
     rows = []
     for x in variants:
         base = next(b for b in variants if b.group == x.group and b.kind == "baseline")
-        enc = [r.frames_encoded / r.encode_s for r in x.runs if r.frames_encoded and r.encode_s]
-        e2e = [r.frames_encoded / r.disk_s for r in x.runs if r.frames_encoded]
+        runs = x.results
+        enc = [r.frames_encoded / r.encode_s for r in runs if r.frames_encoded and r.encode_s]
+        e2e = [r.frames_encoded / r.disk_s for r in runs if r.frames_encoded]
         rows.append(
             {
-                "label": x.label,
+                **summary(x, base),
                 "interval": x.group,
-                "kind": x.kind,
-                "loop_s": asdict(bu.spread(x.loop())),
-                "loop_ratio": asdict(bu.paired_ratios(x.loop(), base.loop())),
-                "cpu_ratio": asdict(bu.paired_ratios(x.cpu(), base.cpu())),
-                "blocked_s": None if (b := x.blocked()) is None else asdict(b),
-                "disk_s": asdict(bu.spread(x.disk())),
                 "encoder_fps": asdict(bu.spread(enc)) if enc else None,
                 "throughput_fps": asdict(bu.spread(e2e)) if e2e else None,
-                "peak_queued_mib": max(
-                    (r.peak_queued_mib for r in x.runs if r.peak_queued_mib is not None),
-                    default=None,
-                ),
-                "frames_dropped": sum(r.frames_dropped or 0 for r in x.runs),
-                "complete": all(r.videos == r.expected for r in x.runs),
+                "peak_queued_mib": max(x.values("peak_queued_mib"), default=None),
+                "frames_dropped": sum(x.values("frames_dropped")),
             }
         )
     return {"rows": rows, "busy_iterations": n, "step_ms": step_ms, "steps": cfg.py_steps}
@@ -728,35 +448,20 @@ def python_table(res: dict[str, Any]) -> str:
     for row in res["rows"]:
         base = row["kind"] == "baseline"
         steps_per_s = res["steps"] / _s(row["loop_s"]).median
+        peak = row["peak_queued_mib"]
         rows.append(
-            [
-                row["label"],
-                _s(row["loop_s"]).fmt(2),
-                f"{steps_per_s:.0f}",
-                _s(row["loop_ratio"]).fmt(2),
-                _s(row["cpu_ratio"]).fmt(2),
-                "-" if row["blocked_s"] is None else _s(row["blocked_s"]).fmt(2),
-                "-" if base else _s(row["disk_s"]).fmt(2),
-                "-" if row["encoder_fps"] is None else _s(row["encoder_fps"]).fmt(0),
-                "-" if row["throughput_fps"] is None else _s(row["throughput_fps"]).fmt(0),
-                "-" if row["peak_queued_mib"] is None else f"{row['peak_queued_mib']:.0f}",
-                "-" if base else f"{row['frames_dropped']}" + ("" if row["complete"] else " ❌"),
-            ]
-        )
+            [row["label"], bu.fmt_spread(row["loop_s"], 2), f"{steps_per_s:.0f}",
+             bu.fmt_spread(row["loop_ratio"], 2), bu.fmt_spread(row["cpu_ratio"], 2),
+             bu.fmt_spread(row["blocked_s"], 2), "-" if base else bu.fmt_spread(row["disk_s"], 2),
+             bu.fmt_spread(row["encoder_fps"], 0), bu.fmt_spread(row["throughput_fps"], 0),
+             "-" if peak is None else f"{peak:.0f}",
+             "-" if base else f"{row['frames_dropped']}" + ("" if row["complete"] else " ❌")]
+        )  # fmt: skip
     return bu.markdown_table(
-        [
-            "variant",
-            "loop s",
-            "steps/s",
-            "loop / render-only",
-            "loop-thread CPU / render-only's",
-            "blocked on budget s",
-            "time to disk s",
-            "encoder frames per worker-second (frames / summed worker encode time)",
-            "frames/s to disk (frames / time to disk)",
-            "peak queued MiB",
-            "frames dropped",
-        ],
+        "variant | loop s | steps/s | loop / render-only | loop-thread CPU / render-only's | "
+        "blocked on budget s | time to disk s | encoder frames per worker-second (frames / "
+        "summed worker encode time) | frames/s to disk (frames / time to disk) | "
+        "peak queued MiB | frames dropped",
         rows,
     )
 
@@ -764,14 +469,14 @@ def python_table(res: dict[str, Any]) -> str:
 # -- scenario 4: peak RSS (each measurement in a fresh process) --------------------------------
 
 
-def rss_child(kind: str, frames: int, budget: int) -> None:
-    """Record one *frames*-frame CartPole episode the *kind* way; print a JSON line."""
-    import av
+def child(kind: str, frames: int, budget: int) -> dict[str, Any]:
+    """Record one *frames*-frame CartPole episode the *kind* way (in a fresh process)."""
+    import tempfile
 
     if kind == "gymnasium":
         import moviepy  # noqa: F401  (imported before the baseline, as the wrapper needs it)
         from gymnasium.wrappers import RecordVideo
-    env: gym.Env[Any, Any] = make_env(max_episode_steps=frames - 1)
+    env: Any = make_env(max_episode_steps=frames - 1)
     obs, _ = env.reset(seed=SEED)
     env.render()  # pygame initialised before the baseline
     with tempfile.TemporaryDirectory() as tmp:
@@ -779,13 +484,10 @@ def rss_child(kind: str, frames: int, budget: int) -> None:
         gc.collect()
         baseline = bu.rss_mb()
         start = time.perf_counter()
-        peak_queued = None
-        dropped = None
+        rec = None
         if kind == "recorder-episode":
-            rec = recorder.Recorder(
-                folder, episode_trigger=always, max_queue_bytes=budget, on_full="block",
-                sidecars=False,
-            )  # fmt: skip
+            rec = recorder.Recorder(folder, episode_trigger=bu.always, max_queue_bytes=budget,
+                                    on_full="block", sidecars=False)  # fmt: skip
             with rec, rec.episode(0) as ep:
                 obs, _ = env.reset(seed=SEED)
                 ep.append(env.render())
@@ -794,52 +496,37 @@ def rss_child(kind: str, frames: int, budget: int) -> None:
                     obs, _, te, tr, _ = env.step(balance(obs))
                     ep.append(env.render())
                     done = te or tr
-            s = rec.stats()
-            peak_queued, dropped = s.peak_queued_bytes / bu.MiB, s.frames_dropped
         else:
             if kind == "recorder-wrapper":
                 env = recorder.wrappers.RecordVideo(
-                    env, str(folder), episode_trigger=always,
+                    env, str(folder), episode_trigger=bu.always,
                     recorder_kwargs={"max_queue_bytes": budget},
                 )  # fmt: skip
+                rec = env.recorder
             else:
-                env = RecordVideo(env, str(folder), episode_trigger=always)
+                env = RecordVideo(env, str(folder), episode_trigger=bu.always)
             obs, _ = env.reset(seed=SEED)
             done = False
             while not done:
                 obs, _, te, tr, _ = env.step(balance(obs))
                 done = te or tr
             env.close()
-            if kind == "recorder-wrapper":
-                s = env.recorder.stats()  # type: ignore[attr-defined]
-                peak_queued, dropped = s.peak_queued_bytes / bu.MiB, s.frames_dropped
         wall = time.perf_counter() - start
+        s = rec.stats() if rec is not None else None
         videos = list(folder.glob("*.mp4"))
-        with av.open(str(videos[0])) as container:
-            in_video = sum(1 for _ in container.demux(video=0) if _.size)
+        in_video = bu.video_frames(videos[0])
         env.close()
     # The recorder's encoder process (idle now, kept for a next recorder): its VmHWM, as
     # ru_maxrss survives exec. gymnasium's ffmpeg children were waited for: ru_maxrss.
     encoder_mb = bu.encoder_processes_hwm_mb()
     children = encoder_mb or resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {
-                "kind": kind,
-                "frames": frames,
-                "budget_mib": budget // bu.MiB,
-                "videos": len(videos),
-                "frames_in_video": in_video,
-                "baseline_mb": baseline,
-                "maxrss_mb": bu.maxrss_mb(),
-                "hwm_mb": bu.hwm_mb(),
-                "children_maxrss_mb": children,
-                "peak_queued_mib": peak_queued,
-                "dropped": dropped,
-                "wall_s": wall,
-            }
-        )
-    )
+    return {
+        "kind": kind, "frames": frames, "budget_mib": budget // bu.MiB, "videos": len(videos),
+        "frames_in_video": in_video, "baseline_mb": baseline, "maxrss_mb": bu.maxrss_mb(),
+        "hwm_mb": bu.rss_mb("VmHWM"), "children_maxrss_mb": children,
+        "peak_queued_mib": None if s is None else s.peak_queued_bytes / bu.MiB,
+        "dropped": None if s is None else s.frames_dropped, "wall_s": wall,
+    }  # fmt: skip
 
 
 def scenario_rss(cfg: Config) -> dict[str, Any]:
@@ -853,17 +540,14 @@ def scenario_rss(cfg: Config) -> dict[str, Any]:
     results = []
     for kind, frames, budget in runs:
         bu.log(f"scenario 4: {kind}, {frames} frames, {budget // bu.MiB} MiB (subprocess)")
-        args = [sys.executable, __file__, "--rss-child", kind, str(frames), str(budget)]
-        results.append(bu.run_json(args, timeout=900))
-    peers = [r for r in results if r["kind"] == "gymnasium"]
-    (n1, p1), (n2, p2) = ((r["frames"], r["hwm_mb"]) for r in peers)
+        results.append(bu.in_child(__file__, kind, frames, budget))
+    (n1, p1), (n2, p2) = ((r["frames"], r["hwm_mb"]) for r in results if r["kind"] == "gymnasium")
     slope = (p2 - p1) / (n2 - n1)
-    extrapolated = p2 + slope * (cfg.rss_frames - n2)
     return {
         "runs": results,
         "target_frames": cfg.rss_frames,
         "peer_mb_per_frame": slope,
-        "peer_extrapolated_mb": extrapolated,
+        "peer_extrapolated_mb": p2 + slope * (cfg.rss_frames - n2),
     }
 
 
@@ -877,98 +561,40 @@ RSS_LABELS = {
 def rss_table(res: dict[str, Any]) -> str:
     rows: list[list[object]] = []
     for r in res["runs"]:
-        budget = "-" if r["kind"] == "gymnasium" else str(r["budget_mib"])
         queued = "-" if r["peak_queued_mib"] is None else f"{r['peak_queued_mib']:.0f}"
         rows.append(
-            [
-                RSS_LABELS[r["kind"]],
-                f"{r['frames']:,}",
-                budget,
-                f"{r['baseline_mb']:.0f}",
-                f"{r['hwm_mb']:.0f}",
-                f"{r['maxrss_mb']:.0f}",
-                f"{r['hwm_mb'] - r['baseline_mb']:.0f}",
-                queued,
-                f"{r['children_maxrss_mb']:.0f}",
-                f"{r['frames_in_video']:,}",
-                "-" if r["dropped"] is None else r["dropped"],
-                f"{r['wall_s']:.1f}",
-            ]
-        )
-    n = res["target_frames"]
+            [RSS_LABELS[r["kind"]], f"{r['frames']:,}",
+             "-" if r["kind"] == "gymnasium" else str(r["budget_mib"]), f"{r['baseline_mb']:.0f}",
+             f"{r['hwm_mb']:.0f}", f"{r['maxrss_mb']:.0f}",
+             f"{r['hwm_mb'] - r['baseline_mb']:.0f}", queued, f"{r['children_maxrss_mb']:.0f}",
+             f"{r['frames_in_video']:,}", "-" if r["dropped"] is None else r["dropped"],
+             f"{r['wall_s']:.1f}"]
+        )  # fmt: skip
     rows.append(
-        [
-            "gymnasium.wrappers.RecordVideo, **extrapolated on paper**",
-            f"{n:,}",
-            "-",
-            "-",
-            f"≈ {res['peer_extrapolated_mb']:,.0f}",
-            "-",
-            f"({res['peer_mb_per_frame']:.2f} MB/frame)",
-            "-",
-            "-",
-            "-",
-            "-",
-            "-",
-        ]
-    )
+        ["gymnasium.wrappers.RecordVideo, **extrapolated on paper**", f"{res['target_frames']:,}",
+         "-", "-", f"≈ {res['peer_extrapolated_mb']:,.0f}", "-",
+         f"({res['peer_mb_per_frame']:.2f} MB/frame)", *["-"] * 5]
+    )  # fmt: skip
     return bu.markdown_table(
-        [
-            "recording",
-            "frames",
-            "max_queue_bytes MiB",
-            "baseline MB",
-            "peak RSS MB (VmHWM)",
-            "ru_maxrss MB",
-            "peak - baseline MB",
-            "peak queued MiB",
-            "child process peak MB (encoder / ffmpeg)",
-            "frames in video",
-            "dropped",
-            "wall s",
-        ],
+        "recording | frames | max_queue_bytes MiB | baseline MB | peak RSS MB (VmHWM) | "
+        "ru_maxrss MB | peak - baseline MB | peak queued MiB | child process peak MB (encoder / "
+        "ffmpeg) | frames in video | dropped | wall s",
         rows,
     )
 
 
-# -- main ---------------------------------------------------------------------------------------
+# -- the report ---------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts)")
-    parser.add_argument("--out", type=Path, help="also write the markdown report here")
-    parser.add_argument("--json", type=Path, help="write the key figures here (for bench_all)")
-    parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    logging.getLogger("recorder").setLevel(logging.ERROR)
-    if args.rss_child:
-        kind, frames, budget = args.rss_child
-        rss_child(kind, int(frames), int(budget))
-        return 0
-    cfg = QUICK if args.quick else FULL
-    started = time.perf_counter()
-    load_before = bu.load_average()
-    command = "python scripts/bench_cartpole.py" + (" --quick" if args.quick else "")
-    if args.out is not None:
-        command += f" --out {shlex.quote(str(args.out))}"
-
-    # Peak RSS first, while this process is small (ru_maxrss survives exec; VmHWM does not).
+def run(bench: bu.Bench) -> dict[str, Any]:
+    """Peak RSS first, while this process is small (ru_maxrss survives exec; VmHWM does not)."""
+    cfg = bench.cfg
     rss = scenario_rss(cfg)
-    with tempfile.TemporaryDirectory(prefix="bench-cartpole-") as tmpdir:
-        loop = scenario_loop(cfg, Path(tmpdir))
-        python = scenario_python(cfg, Path(tmpdir))
-
-    report = bu.Report("CartPole benchmark: recorder vs gymnasium (issues 3 and 7)")
-    report.add(
-        f"Generated by `{command}` on {datetime.date.today().isoformat()}"
-        f"{' (QUICK smoke run: counts too small to mean much)' if args.quick else ''}.\n\n"
-        f"Machine: {bu.machine_info()}; gymnasium {gym.__version__}. Load average before / "
-        f"after: {load_before} → {bu.load_average()} (a shared machine: compare rows of one "
-        "run, not across runs)."
-    )
+    loop = scenario_loop(cfg, bench.tmp)
+    python = scenario_python(cfg, bench.tmp)
+    bench.header(machine=f"; gymnasium {gym.__version__}")
     t1, t2, verdicts = loop_tables(loop)
-    report.add(
+    bench.add(
         "## Scenarios 1 and 2: training-loop overhead and time to disk\n\n"
         f"{ENV_ID} `rgb_array` (600x400, 50 fps), {cfg.steps} steps of a seeded random policy "
         f"(the same actions, episodes and frames for every variant), every episode recorded "
@@ -991,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "`frames_encoded / encode_seconds` (summed over workers). Targets: recorder loop ratio "
         f"≤ {LOOP_TARGET}, time to disk ≤ {DISK_TARGET}x gymnasium RecordVideo's.\n\n" + t1
     )
-    report.add(
+    bench.add(
         "With the default schedule (capped cubic: episodes 0, 1, 8, 27, 64, ...), only the "
         "scheduled episodes are rendered by the wrappers; the fair baseline is a loop that "
         "renders the same episodes and discards the frames. The second run of that baseline "
@@ -999,8 +625,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"loops are short, so they run {loop['sched_rounds']} rounds (the "
         f"{loop['rounds']} above, then the schedule rows alone, interleaved).\n\n" + t2
     )
-    report.add("\n".join(f"- {v}" for v in verdicts))
-    report.add(
+    bench.add("\n".join(f"- {v}" for v in verdicts))
+    bench.add(
         "## Scenario 4: peak RSS of one long episode\n\n"
         f"One {ENV_ID} episode (a balancing controller keeps it going; `max_episode_steps` "
         "sets its length), rendered and recorded every step, in a fresh subprocess per row. "
@@ -1014,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "from those two (not measured), from the slope between them "
         f"(a 600x400 RGB frame is {FRAME_BYTES / 1e6:.2f} MB).\n\n" + rss_table(rss)
     )
-    report.add(
+    bench.add(
         "## Scenario 5: a Python-bound training loop\n\n"
         f"The loop of scenario 1 ({cfg.py_steps} steps, every episode recorded) with a "
         f"pure-Python policy after each step (a busy loop of {python['busy_iterations']:,} "
@@ -1026,16 +652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "falls behind shows up as loop time once the 256 MiB budget is full. "
         f"{cfg.py_rounds} rounds, interleaved; medians (min-max).\n\n" + python_table(python)
     )
-    report.add(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
-    report.write(args.out)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({"loop": loop, "rss": rss, "python": python, "quick": args.quick})
-        )
-    return 0
+    bench.footer()
+    return {"loop": loop, "rss": rss, "python": python, "quick": bench.args.quick}
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    raise SystemExit(main())
+    raise SystemExit(bu.main(sys.modules[__name__]))

@@ -1,26 +1,17 @@
 """Core benchmark (issue 2): append latency, encode throughput vs the ffmpeg CLI, peak RSS.
 
-Usage::
-
-    python scripts/bench_core.py [--quick] [--out docs/bench_core.md]
-
-Prints a markdown report to stdout (progress on stderr) and writes it to ``--out``. A benchmark
-never fails: it prints what it measured, with each target and whether this run met it.
+Usage: ``python scripts/bench_core.py [--quick] [--preset P] [--out FILE] [--json FILE]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import gc
-import json
-import logging
-import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +24,10 @@ from recorder import _queue
 from recorder._encoder import keyframe_interval
 from recorder._queue import QUANTUM
 
+TITLE = "Core benchmark (issue 2)"
+OPTIONS = [
+    (("--preset",), {"help": "x264 preset for the encode benchmark (default: the recorder's)"})
+]
 FRAME = (400, 600)  # CartPole-v1 rgb_array
 LATENCY_SIZES = [(64, 64), (256, 256), FRAME, (720, 1280)]
 ENCODE_SIZES = [FRAME, (256, 256)]
@@ -52,28 +47,10 @@ class Config:
     rss_runs: tuple[tuple[int, int], ...]  # (max_queue_bytes, frames)
 
 
-FULL = Config(
-    append_n=3000,
-    burst_block_bytes=512 * bu.MiB,
-    encode_frames=600,
-    encode_videos=4,
-    rounds=7,
-    rss_runs=(
-        (64 * bu.MiB, 10_000),
-        (128 * bu.MiB, 10_000),
-        (256 * bu.MiB, 10_000),
-        (64 * bu.MiB, 2_000),
-        (256 * bu.MiB, 2_000),
-    ),
-)
-QUICK = Config(
-    append_n=150,
-    burst_block_bytes=64 * bu.MiB,
-    encode_frames=48,
-    encode_videos=2,
-    rounds=1,
-    rss_runs=((64 * bu.MiB, 300), (256 * bu.MiB, 300)),
-)
+M = bu.MiB
+RSS_FULL = ((64 * M, 10_000), (128 * M, 10_000), (256 * M, 10_000), (64 * M, 2000), (256 * M, 2000))
+FULL = Config(3000, 512 * M, 600, 4, 7, RSS_FULL)
+QUICK = Config(150, 64 * M, 48, 2, 1, ((64 * M, 300), (256 * M, 300)))
 
 
 @dataclass(frozen=True)
@@ -93,10 +70,6 @@ class H264:
 
     def codec(self) -> recorder.Codec:
         return recorder.Codec("h264", crf=self.crf, preset=self.preset, threads=self.threads)
-
-
-def always(_: int) -> bool:
-    return True
 
 
 def size_name(size: tuple[int, int]) -> str:
@@ -132,7 +105,7 @@ def append_after_render(
     try:
         env.reset(seed=0)
         with recorder.Recorder(
-            folder, episode_trigger=always, max_queue_bytes=(n + REF_BLOCKS + 2) * nbytes
+            folder, episode_trigger=bu.always, max_queue_bytes=(n + REF_BLOCKS + 2) * nbytes
         ) as rec:
             queue = rec._queue
             with queue._lock:
@@ -176,7 +149,7 @@ def append_paced(
     Before each (timed) append the loop waits, untimed, until fewer than QUANTUM are queued.
     """
     lat = np.empty(n, np.int64)
-    with recorder.Recorder(folder, episode_trigger=always) as rec:
+    with recorder.Recorder(folder, episode_trigger=bu.always) as rec:
         with rec.episode(0) as ep:
             for i in range(n):
                 # Workers take frames in batches of QUANTUM: fewer than that may wait.
@@ -205,7 +178,7 @@ def append_burst(
     while done < n:
         k = min(n - done, max(1, block_bytes // nbytes))
         rec = recorder.Recorder(
-            folder, episode_trigger=always, max_queue_bytes=(k + 1) * nbytes, on_full="drop"
+            folder, episode_trigger=bu.always, max_queue_bytes=(k + 1) * nbytes, on_full="drop"
         )
         try:
             with rec.episode(done) as ep:
@@ -279,80 +252,47 @@ def bench_latency(
         targeted = size == FRAME
         for mode, lat, drops, use in (
             ("after render (a training loop)", rendered, render_stats.frames_dropped, render_use),
-            (
-                "after render, without the prefault thread (the copy faults fresh pages in)",
-                bare,
-                bare_stats.frames_dropped,
-                bare_use,
-            ),
+            ("after render, without the prefault thread (the copy faults fresh pages in)", bare,
+             bare_stats.frames_dropped, bare_use),
             ("paced, frames from RAM (recycled buffers)", paced, stats.frames_dropped, paced_use),
             ("burst (fresh buffers)", burst, burst_drops, burst_use),
-        ):
+        ):  # fmt: skip
             rows.append(
-                [
-                    name,
-                    f"`Episode.append`, {mode}",
-                    lat.n,
-                    _verdict(lat.median, 30, targeted),
-                    _verdict(lat.p99, 100, targeted),
-                    f"{lat.max:.0f}",
-                    drops,
-                    f"{use.others_cores:.2f}",
-                ]
-            )
+                [name, f"`Episode.append`, {mode}", lat.n, _verdict(lat.median, 30, targeted),
+                 _verdict(lat.p99, 100, targeted), f"{lat.max:.0f}", drops,
+                 f"{use.others_cores:.2f}"]
+            )  # fmt: skip
         ratio = rendered.median / copied.median
-        for label, lat in (
-            (f"the next of {REF_BLOCKS} blocks (not in the caches)", copied),
-            ("always the same block (in the caches)", hot),
-        ):
-            rows.append(
-                [
-                    name,
-                    (
-                        "numpy copy of the same just-rendered frames into a block of the same "
-                        f"arena, {label}: reference, steps interleaved with the appends above"
-                    ),
-                    lat.n,
-                    f"{lat.median:.1f}",
-                    f"{lat.p99:.1f}",
-                    f"{lat.max:.0f}",
-                    "-",
-                    f"{render_use.others_cores:.2f}",
-                ]
-            )
+        what = "numpy copy of the same just-rendered frames into a block of the same arena"
+        after = "reference, steps interleaved with the appends above"
+        refs = [
+            (f"{what}, the next of {REF_BLOCKS} blocks (not in the caches): {after}", copied,
+             render_use),
+            (f"{what}, always the same block (in the caches): {after}", hot, render_use),
+        ]  # fmt: skip
+        rows += reference_rows(name, refs)
         rows.append(
-            [
-                name,
-                f"**append / copy into the next of {REF_BLOCKS} blocks, medians** (target ≤ 1.15)",
-                "-",
-                f"{ratio:.2f}" + ((" ✅" if ratio <= 1.15 else " ❌") if targeted else ""),
-                "-",
-                "-",
-                "-",
-                "-",
-            ]
-        )
+            [name, (f"**append / copy into the next of {REF_BLOCKS} blocks, medians** (target ≤ "
+             f"1.15)"), "-", f"{ratio:.2f}" + (f" {bu.mark(ratio <= 1.15)}" if targeted else ""),
+             *["-"] * 4]
+        )  # fmt: skip
         if targeted:
             bu.log("latency: numpy references")
             with bu.measure() as ref_use:
                 reused, fresh = numpy_references(frames, n, cfg.burst_block_bytes)
-            for label, lat in (
-                ("numpy copy into a reused buffer (reference)", reused),
-                ("numpy `empty` + copy, fresh memory (reference)", fresh),
-            ):
-                rows.append(
-                    [
-                        name,
-                        label,
-                        lat.n,
-                        f"{lat.median:.1f}",
-                        f"{lat.p99:.1f}",
-                        f"{lat.max:.0f}",
-                        "-",
-                        f"{ref_use.others_cores:.2f}",
-                    ]
-                )
+            rows += reference_rows(name, [
+                ("numpy copy into a reused buffer (reference)", reused, ref_use),
+                ("numpy `empty` + copy, fresh memory (reference)", fresh, ref_use),
+            ])  # fmt: skip
     return rows
+
+
+def reference_rows(name: str, refs: list[tuple[str, bu.Latency, bu.Usage]]) -> list[list[object]]:
+    return [
+        [name, label, lat.n, f"{lat.median:.1f}", f"{lat.p99:.1f}", f"{lat.max:.0f}", "-",
+         f"{use.others_cores:.2f}"]
+        for label, lat, use in refs
+    ]  # fmt: skip
 
 
 def _verdict(value: float, limit: float, targeted: bool) -> str:
@@ -364,15 +304,6 @@ def _verdict(value: float, limit: float, targeted: bool) -> str:
 # -- 2. encode throughput ----------------------------------------------------------------------
 
 
-@dataclass
-class EncodeRun:
-    """One way of encoding the video set, and what each of its runs used."""
-
-    label: str
-    run: Callable[[], bu.Usage]
-    usages: list[bu.Usage]
-
-
 def split(frames: Sequence[np.ndarray], parts: int) -> list[list[np.ndarray]]:
     size = len(frames) // parts
     return [list(frames[i * size : (i + 1) * size]) for i in range(parts)]
@@ -382,15 +313,21 @@ class RecorderRuns:
     """Encodes the video set with Recorders; keeps one warm recorder per worker count."""
 
     def __init__(self, folder: Path, videos: list[list[np.ndarray]], h264: H264) -> None:
-        self.folder = folder
-        self.videos = videos
-        self.codec = h264.codec()
+        self.folder, self.videos, self.codec = folder, videos, h264.codec()
+        # The pool keeps up to a quarter of the budget: sized so every buffer is recycled.
         self.budget = 2 * sum(sum(f.nbytes for f in v) for v in videos) + 64 * bu.MiB
         self.counter = 0
         self.warm: dict[int, recorder.Recorder] = {}
         self.last_path: Path | None = None
 
-    def _encode(self, rec: recorder.Recorder) -> bu.Usage:
+    def new(self, workers: int) -> recorder.Recorder:
+        return recorder.Recorder(
+            self.folder, episode_trigger=bu.always, workers=workers, max_queue_bytes=self.budget,
+            on_full="block", codec=self.codec,
+        )  # fmt: skip
+
+    def encode(self, rec: recorder.Recorder) -> bu.Usage:
+        """Submit every video, flush; the time from the first submit until flush returned."""
         expected = sum(len(v) for v in self.videos)
         before = rec.stats()
         handles = []
@@ -399,25 +336,20 @@ class RecorderRuns:
                 self.counter += 1
                 handles += rec.submit(video, episode_index=self.counter)
             rec.flush()
-        after = rec.stats()
         infos = [h.result() for h in handles]
-        encoded = after.frames_encoded - before.frames_encoded
+        encoded = rec.stats().frames_encoded - before.frames_encoded
         if encoded != expected or sum(i.frames for i in infos) != expected:
             raise RuntimeError(f"encoded {encoded} frames, expected {expected}")
         self.last_path = infos[-1].path
         return usage
 
     def start_warm(self, workers: int) -> None:
-        # The pool keeps up to a quarter of the budget: sized so every buffer is recycled.
-        rec = recorder.Recorder(
-            self.folder, episode_trigger=always, workers=workers, max_queue_bytes=self.budget,
-            on_full="block", codec=self.codec,
-        )  # fmt: skip
-        self.warm[workers] = rec
-        self._encode(rec)  # warm-up: threads, buffer pool, codec tables
+        self.warm[workers] = self.new(workers)
+        self.encode(self.warm[workers])  # warm-up: threads, buffer pool, codec tables
 
-    def warm_run(self, workers: int) -> bu.Usage:
-        return self._encode(self.warm[workers])
+    def cold_run(self, workers: int) -> bu.Usage:
+        with self.new(workers) as rec:
+            return self.encode(rec)
 
     def pinned_run(self) -> bu.Usage:
         # Created while pinned: the worker threads and a new encoder process inherit the
@@ -429,16 +361,6 @@ class RecorderRuns:
         finally:
             bu.stop_idle_encoder_processes()
 
-    def cold_run(self, workers: int) -> bu.Usage:
-        rec = recorder.Recorder(
-            self.folder, episode_trigger=always, workers=workers, max_queue_bytes=self.budget,
-            on_full="block", codec=self.codec,
-        )  # fmt: skip
-        try:
-            return self._encode(rec)
-        finally:
-            rec.close()
-
     def close(self) -> None:
         for rec in self.warm.values():
             rec.close()
@@ -448,39 +370,23 @@ class FfmpegRuns:
     """Encodes the video set with the ffmpeg CLI, one process per video."""
 
     def __init__(self, folder: Path, videos: list[list[np.ndarray]], h264: H264) -> None:
-        self.exe = bu.ffmpeg_exe()
-        self.h264 = h264
-        self.folder = folder
-        self.videos = videos
+        self.exe, self.h264, self.folder, self.videos = bu.ffmpeg_exe(), h264, folder, videos
         self.last_path = folder / "ffmpeg-0.mp4"
 
-    def _encode(self, video: list[np.ndarray], i: int) -> None:
+    def sequential(self, start: int = 0, step: int = 1) -> None:
         h = self.h264
-        path = self.folder / f"ffmpeg-{i}.mp4"
-        bu.ffmpeg_encode(self.exe, video, path, crf=h.crf, preset=h.preset, threads=h.threads)
+        for i in range(start, len(self.videos), step):
+            path = self.folder / f"ffmpeg-{i}.mp4"
+            bu.ffmpeg_encode(self.exe, self.videos[i], path, crf=h.crf, preset=h.preset,
+                             threads=h.threads)  # fmt: skip
 
-    def _timed(self, body: Callable[[], None]) -> bu.Usage:
-        with bu.measure() as usage:
-            body()
-        return usage
+    def parallel2(self) -> None:
+        with ThreadPoolExecutor(2) as pool:  # every other video each; re-raises an error
+            list(pool.map(lambda start: self.sequential(start, 2), (0, 1)))
 
-    def sequential(self) -> bu.Usage:
-        def body() -> None:
-            for i, video in enumerate(self.videos):
-                self._encode(video, i)
-
-        return self._timed(body)
-
-    def parallel2(self) -> bu.Usage:
-        def half(start: int) -> None:
-            for i in range(start, len(self.videos), 2):
-                self._encode(self.videos[i], i)
-
-        return self._timed(lambda: bu.run_parallel([lambda: half(0), lambda: half(1)]))
-
-    def pinned(self) -> bu.Usage:
+    def pinned(self) -> None:
         with bu.pinned_to_one_cpu():  # ffmpeg inherits the single-CPU affinity
-            return self.sequential()
+            self.sequential()
 
 
 def bench_encode(
@@ -507,33 +413,26 @@ def encode_one_size(
     folder.mkdir()
     recs = RecorderRuns(folder, videos, h264)
     ff = FfmpegRuns(folder, videos, h264)
+    V = bu.Variant
     runs = [
-        EncodeRun("recorder, 1 worker (warm)", lambda: recs.warm_run(1), []),
-        EncodeRun("recorder, 2 workers (warm)", lambda: recs.warm_run(2), []),
-        EncodeRun("recorder, 1 worker (new Recorder)", lambda: recs.cold_run(1), []),
-        EncodeRun("recorder, 2 workers (new Recorder)", lambda: recs.cold_run(2), []),
-        EncodeRun("ffmpeg CLI, videos in sequence", ff.sequential, []),
-        EncodeRun("ffmpeg CLI, 2 processes in parallel", ff.parallel2, []),
-        EncodeRun("recorder, 1 worker, pinned to 1 CPU", recs.pinned_run, []),
-        EncodeRun("ffmpeg CLI, in sequence, pinned to 1 CPU", ff.pinned, []),
+        V("recorder, 1 worker (warm)", lambda: recs.encode(recs.warm[1])),
+        V("recorder, 2 workers (warm)", lambda: recs.encode(recs.warm[2])),
+        V("recorder, 1 worker (new Recorder)", lambda: recs.cold_run(1)),
+        V("recorder, 2 workers (new Recorder)", lambda: recs.cold_run(2)),
+        V("ffmpeg CLI, videos in sequence", ff.sequential),
+        V("ffmpeg CLI, 2 processes in parallel", ff.parallel2),
+        V("recorder, 1 worker, pinned to 1 CPU", recs.pinned_run),
+        V("ffmpeg CLI, in sequence, pinned to 1 CPU", ff.pinned),
     ]
-
-    def fps_of(run: EncodeRun) -> Callable[[], float]:
-        def measure() -> float:
-            usage = run.run()
-            run.usages.append(usage)
-            return total / usage.wall
-
-        return measure
-
     try:
         bu.log(f"encode {name}: warming up")
         recs.start_warm(1)
         recs.start_warm(2)
         bu.log(f"encode {name}: {cfg.rounds} interleaved rounds")
-        fps = bu.interleave(cfg.rounds, {r.label: fps_of(r) for r in runs})
+        bu.interleave(cfg.rounds, runs)
     finally:
         recs.close()
+    fps = {r.label: [total / u.wall for u in r.usages] for r in runs}
     rows: list[list[object]] = []
     by_label = {r.label: r for r in runs}
     for r in runs:
@@ -580,64 +479,48 @@ def encode_one_size(
 
 
 def _short_x264(options: str) -> str:
-    keep = ("threads", "lookahead_threads", "crf", "bframes", "ref", "subme", "me", "rc")
-    pairs = [kv for kv in options.split() if kv.split("=")[0] in keep]
-    return " ".join(pairs)
+    return bu.short_x264(options, "threads lookahead_threads crf bframes ref subme me rc")
 
 
 # -- 3. peak RSS --------------------------------------------------------------------------------
 
 
-def rss_child(budget: int, count: int) -> None:
-    """In a fresh process: stream *count* 600x400 frames with on_full="block"; print JSON."""
+def child(budget: int, count: int) -> dict[str, Any]:
+    """In a fresh process: stream *count* 600x400 frames with on_full="block"."""
     frames = bu.cartpole_frames(RSS_CYCLE)
     gc.collect()
-    baseline = bu.rss_mb()
-    baseline_max = bu.maxrss_mb()
+    baseline, baseline_max = bu.rss_mb(), bu.maxrss_mb()
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        with recorder.Recorder(
-            folder, episode_trigger=always, max_queue_bytes=budget, on_full="block"
-        ) as rec:
-            with rec.episode(0) as ep:
-                for i in range(count):
-                    ep.append(frames[i % RSS_CYCLE])
-            handle = ep.handles[0]
+        with (
+            recorder.Recorder(
+                folder, episode_trigger=bu.always, max_queue_bytes=budget, on_full="block"
+            ) as rec,
+            rec.episode(0) as ep,
+        ):
+            for i in range(count):
+                ep.append(frames[i % RSS_CYCLE])
         wall = time.perf_counter() - start
-        info = handle.result()
-        stats = rec.stats()
-    encoder_mb = bu.encoder_processes_hwm_mb()  # idle now, kept for a next recorder
-    print(
-        json.dumps(
-            {
-                "encoder_process_mb": encoder_mb,
-                "baseline_mb": baseline,
-                "baseline_maxrss_mb": baseline_max,
-                "maxrss_mb": bu.maxrss_mb(),
-                "hwm_mb": bu.hwm_mb(),
-                "peak_queued_mb": stats.peak_queued_bytes / bu.MiB,
-                "frames": info.frames,
-                "dropped": stats.frames_dropped,
-                "fps": count / wall,
-                "wall_s": wall,
-            }
-        )
-    )
+        info, stats = ep.handles[0].result(), rec.stats()
+    return {
+        "encoder_process_mb": bu.encoder_processes_hwm_mb(),  # idle now, kept for a next one
+        "baseline_mb": baseline, "baseline_maxrss_mb": baseline_max, "maxrss_mb": bu.maxrss_mb(),
+        "hwm_mb": bu.rss_mb("VmHWM"), "peak_queued_mb": stats.peak_queued_bytes / bu.MiB,
+        "frames": info.frames, "dropped": stats.frames_dropped, "fps": count / wall,
+        "wall_s": wall, "budget_mib": budget // bu.MiB, "count": count,
+    }  # fmt: skip
 
 
 def bench_rss(cfg: Config) -> list[dict[str, Any]]:
     results = []
     for budget, count in cfg.rss_runs:
         bu.log(f"rss: {count} frames, max_queue_bytes={budget // bu.MiB} MiB")
-        args = [sys.executable, __file__, "--rss-child", str(budget), str(count)]
-        result = bu.run_json(args, timeout=600)
-        result.update(budget_mib=budget // bu.MiB, count=count)
-        results.append(result)
+        results.append(bu.in_child(__file__, budget, count, timeout=600))
     return results
 
 
 def _bound(peak: float, bound: float) -> str:
-    return f"{bound:.0f} " + ("✅" if peak <= bound else "❌")
+    return f"{bound:.0f} {bu.mark(peak <= bound)}"
 
 
 def rss_rows(results: list[dict[str, Any]]) -> list[list[object]]:
@@ -647,22 +530,13 @@ def rss_rows(results: list[dict[str, Any]]) -> list[list[object]]:
         raw_gb = r["count"] * h * w * 3 / 1e9
         peak = r["maxrss_mb"]
         rows.append(
-            [
-                f"{r['count']:,}",
-                f"{raw_gb:.1f}",
-                r["budget_mib"],
-                f"{r['baseline_mb']:.0f}",
-                f"{peak:.0f}" + (" ✅" if peak < 300 else " ❌"),
-                f"{r['hwm_mb']:.0f}",
-                f"{peak - r['baseline_mb']:.0f}",
-                _bound(peak, r["baseline_mb"] + r["budget_mib"] * bu.MiB / 1e6),
-                f"{r['encoder_process_mb']:.0f}",
-                f"{r['peak_queued_mb']:.0f}",
-                f"{r['frames']:,}",
-                r["dropped"],
-                f"{r['fps']:.0f}",
-            ]
-        )
+            [f"{r['count']:,}", f"{raw_gb:.1f}", r["budget_mib"], f"{r['baseline_mb']:.0f}",
+             f"{peak:.0f} {bu.mark(peak < 300)}", f"{r['hwm_mb']:.0f}",
+             f"{peak - r['baseline_mb']:.0f}",
+             _bound(peak, r["baseline_mb"] + r["budget_mib"] * bu.MiB / 1e6),
+             f"{r['encoder_process_mb']:.0f}", f"{r['peak_queued_mb']:.0f}", f"{r['frames']:,}",
+             r["dropped"], f"{r['fps']:.0f}"]
+        )  # fmt: skip
     return rows
 
 
@@ -686,51 +560,19 @@ def revision() -> str:
     return f"commit {head}" + (" with uncommitted changes in recorder/" if dirty else "")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts)")
-    parser.add_argument("--out", type=Path, help="also write the markdown report here")
-    parser.add_argument(
-        "--preset", help="x264 preset for the encode benchmark (default: the recorder's)"
-    )
-    parser.add_argument("--rss-child", nargs=2, type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    # Drops are reported from stats(); the recorder's own warning would only clutter stderr.
-    logging.getLogger("recorder").setLevel(logging.ERROR)
-    if args.rss_child:
-        rss_child(*args.rss_child)
-        return 0
-    cfg = QUICK if args.quick else FULL
-    h264 = H264.recorder_default(args.preset)
-    started = time.perf_counter()
-    load_before = bu.load_average()
-    command = "python scripts/bench_core.py" + (" --quick" if args.quick else "")
-    if args.preset:
-        command += f" --preset {shlex.quote(args.preset)}"
-    if args.out is not None:
-        command += f" --out {shlex.quote(str(args.out))}"
-
-    # Peak RSS first, while this process is small: ru_maxrss survives exec, so a child would
-    # otherwise report at least the parent's size at spawn time.
+def run(bench: bu.Bench) -> dict[str, Any]:
+    """Peak RSS first, while this process is small: ru_maxrss survives exec, so a child would
+    otherwise report at least the parent's size at spawn time."""
+    cfg, tmp = bench.cfg, bench.tmp
+    h264 = H264.recorder_default(bench.args.preset)
     rss = bench_rss(cfg)
-
     bu.log("collecting CartPole frames")
-    base = bu.cartpole_frames(max(cfg.encode_frames, 300 if not args.quick else 60))
+    base = bu.cartpole_frames(max(cfg.encode_frames, 300 if not bench.args.quick else 60))
     by_size = {size: bu.resized(base, *size) for size in {*LATENCY_SIZES, *ENCODE_SIZES}}
-    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmpdir:
-        tmp = Path(tmpdir)
-        latency = bench_latency(by_size, cfg, tmp)
-        encode_rows, ratio_rows, x264_notes = bench_encode(by_size, cfg, h264, tmp)
-
-    report = bu.Report("Core benchmark (issue 2)")
-    report.add(
-        f"Generated by `{command}` on {datetime.date.today().isoformat()}"
-        f"{' (QUICK smoke run: counts too small to mean much)' if args.quick else ''}.\n\n"
-        f"Recorder at {revision()}. Machine: {bu.machine_info()}. "
-        f"Load average before / after: {load_before} → "
-        f"{bu.load_average()} (a shared machine: compare rows of one run, not across runs)."
-    )
-    report.add(
+    latency = bench_latency(by_size, cfg, tmp)
+    encode_rows, ratio_rows, x264_notes = bench_encode(by_size, cfg, h264, tmp)
+    bench.header(before=f"Recorder at {revision()}. ")
+    bench.add(
         "## 1. Append latency\n\n"
         "Time of one `Episode.append(frame)` call (validation, the copy, queueing) of "
         "CartPole-v1 `rgb_array` frames (other sizes resized from them with numpy), one worker "
@@ -749,20 +591,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "frames into a block of the same arena, medians of one run: ≤ 1.15 (issue 13: the "
         "copy is then the only work left on the training thread).\n\n"
         + bu.markdown_table(
-            [
-                "frame",
-                "what",
-                "n",
-                "median µs",
-                "p99 µs",
-                "max µs",
-                "frames dropped",
-                "other processes' CPU load (cores)",
-            ],
+            "frame | what | n | median µs | p99 µs | max µs | frames dropped | "
+            "other processes' CPU load (cores)",
             latency,
         )
     )
-    report.add(
+    bench.add(
         "## 2. Encode throughput\n\n"
         f"The same {cfg.encode_frames} frames per size, as {cfg.encode_videos} videos, "
         f"h264 (libx264) preset {h264.preset}, crf {h264.crf}, {h264.threads} codec "
@@ -785,14 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the machine during the runs (from /proc/stat), median (min-max): the noise of a shared "
         "machine, measured.\n\n"
         + bu.markdown_table(
-            [
-                "frame",
-                "encoder",
-                "videos x frames",
-                "frames/s",
-                "CPU ms/frame",
-                "other processes' CPU load (cores)",
-            ],
+            "frame | encoder | videos x frames | frames/s | CPU ms/frame | "
+            "other processes' CPU load (cores)",
             encode_rows,
         )
         + "\n\nRatios of frames/s, per round (pairs measured close together), median (min-max); "
@@ -805,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + "\n\n"
         + "\n".join(f"- {note}" for note in x264_notes)
     )
-    report.add(
+    bench.add(
         "## 3. Peak RSS of one streamed episode\n\n"
         "A fresh subprocess per row streams one 600x400 episode through `rec.episode()` with "
         f'`on_full="block"` (lossless), 1 worker, cycling {RSS_CYCLE} CartPole frames. '
@@ -817,28 +645,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "peak RSS counts the training process only. Targets: peak < 300 MB (issue 2); peak ≤ "
         "baseline + max_queue_bytes (issue 13: the budget bounds all frame memory).\n\n"
         + bu.markdown_table(
-            [
-                "frames",
-                "raw GB",
-                "max_queue_bytes MiB",
-                "baseline MB",
-                "peak RSS MB",
-                "VmHWM MB",
-                "peak - baseline MB",
-                "baseline + budget MB (peak ≤ it: issue 13)",
-                "encoder process peak MB",
-                "peak queued MiB",
-                "frames in video",
-                "dropped",
-                "frames/s",
-            ],
+            "frames | raw GB | max_queue_bytes MiB | baseline MB | peak RSS MB | VmHWM MB | "
+            "peak - baseline MB | baseline + budget MB (peak ≤ it: issue 13) | "
+            "encoder process peak MB | peak queued MiB | frames in video | dropped | frames/s",
             rss_rows(rss),
         )
     )
-    report.add(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
-    report.write(args.out)
-    return 0
+    bench.footer()
+    return {"latency": latency, "rss": rss, "quick": bench.args.quick}
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(bu.main(sys.modules[__name__]))

@@ -5,24 +5,12 @@ The same frames (CartPole-v1 renders resized with numpy to 64x64, 256x256, 600x4
 the recorder's default preset (and veryfast at 600x400), crf 23, one codec thread per video,
 yuv420p, +faststart. Wall time from nothing to every file complete; frames/s.
 
-Usage::
-
-    python scripts/bench_encode.py [--quick] [--out PATH] [--json PATH]
-
-Prints a markdown report on stdout (progress on stderr). A missed target is printed, never an
-error.
+Usage: ``python scripts/bench_encode.py [--quick] [--out PATH] [--json PATH]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import logging
-import os
-import shlex
-import tempfile
-import time
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +23,7 @@ import numpy as np
 import recorder
 from recorder._encoder import keyframe_interval
 
+TITLE = "Encode throughput: recorder vs PyAV, ffmpeg, imageio-ffmpeg, moviepy"
 FPS = 30
 CRF = 23
 THREADS = 1
@@ -68,30 +57,14 @@ class Config:
     base_frames: int  # distinct CartPole renders, cycled
 
 
-FULL = Config(
-    cases=(
-        Case(64, 64, 3000, None),
-        Case(256, 256, 1200, None),
-        Case(400, 600, 480, None),
-        Case(720, 1280, 160, None),
-        Case(400, 600, 240, "veryfast"),
-    ),
-    videos=4,
-    rounds=5,
-    base_frames=480,
-)
-QUICK = Config(
-    cases=(
-        Case(64, 64, 80, None),
-        Case(256, 256, 40, None),
-        Case(400, 600, 24, None),
-        Case(720, 1280, 8, None),
-        Case(400, 600, 16, "veryfast"),
-    ),
-    videos=2,
-    rounds=1,
-    base_frames=24,
-)
+def _cases(*frames: int) -> tuple[Case, ...]:
+    sizes = ((64, 64, None), (256, 256, None), (400, 600, None), (720, 1280, None))
+    sizes += ((400, 600, "veryfast"),)
+    return tuple(Case(h, w, n, p) for (h, w, p), n in zip(sizes, frames, strict=True))
+
+
+FULL = Config(_cases(3000, 1200, 480, 160, 240), videos=4, rounds=5, base_frames=480)
+QUICK = Config(_cases(80, 40, 24, 8, 16), videos=2, rounds=1, base_frames=24)
 
 
 def default_preset() -> str:
@@ -102,10 +75,6 @@ def default_preset() -> str:
 # -- the tools ----------------------------------------------------------------------------------
 
 Videos = list[list[np.ndarray]]
-
-
-def always(_: int) -> bool:
-    return True
 
 
 class Tools:
@@ -131,7 +100,7 @@ class Tools:
         """One long-lived Recorder per variant, as in a training run (threads and buffers warm)."""
         for tool, workers, nice in RECORDERS:
             self.recorders[tool] = recorder.Recorder(
-                self.folder / tool, fps=FPS, episode_trigger=always, workers=workers,
+                self.folder / tool, fps=FPS, episode_trigger=bu.always, workers=workers,
                 on_full="block", preset=self.preset, crf=CRF, worker_nice=nice, sidecars=False,
             )  # fmt: skip
 
@@ -220,12 +189,6 @@ TOOLS: tuple[tuple[str, str], ...] = (
 )
 
 
-def packets(path: Path) -> int:
-    """Video packets in *path* (one per frame for these streams)."""
-    with av.open(str(path)) as c:
-        return sum(1 for p in c.demux(video=0) if p.size)
-
-
 # -- measuring ----------------------------------------------------------------------------------
 
 
@@ -246,32 +209,24 @@ def measure_case(case: Case, base: Sequence[np.ndarray], cfg: Config, tmp: Path)
         "imageio": tools.imageio,
         "moviepy": tools.moviepy,
     }
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
-
-    def timed(key: str) -> Callable[[], float]:
-        def run() -> float:
-            c0 = sum(bu.cpu_seconds())
-            wall = bu.elapsed(fns[key])
-            cpu[key].append(sum(bu.cpu_seconds()) - c0)
-            return total / wall
-
-        return run
-
+    runs = [bu.Variant(k, fn) for k, fn in fns.items()]
     bu.log(f"encode {case.size} {preset}: warm-up")
     tools.start_recorders()
     try:
         for fn in fns.values():
             fn()
         bu.log(f"encode {case.size} {preset}: {len(fns)} tools x {cfg.rounds} interleaved rounds")
-        fps = bu.interleave(cfg.rounds, {k: timed(k) for k in fns})
+        bu.interleave(cfg.rounds, runs)
     finally:
         tools.close_recorders()
+    fps = {v.label: [total / u.wall for u in v.usages] for v in runs}
+    cpu = {v.label: [u.cpu for u in v.usages] for v in runs}
     reference = bu.x264_options(tools.last["recorder-1"])
     checks = {}
     for key in fns:
         opts = bu.x264_options(tools.last[key])
         checks[key] = {
-            "packets": packets(tools.last[key]),
+            "packets": bu.video_frames(tools.last[key]),
             "same_x264": opts == reference,
             "x264": opts,
         }
@@ -291,10 +246,7 @@ def measure_case(case: Case, base: Sequence[np.ndarray], cfg: Config, tmp: Path)
 
 
 def _short_x264(options: str | None) -> str:
-    if options is None:
-        return "none found"
-    keep = ("preset", "threads", "lookahead_threads", "crf", "bframes", "ref", "subme", "me")
-    return " ".join(kv for kv in options.split() if kv.split("=")[0] in keep)
+    return bu.short_x264(options, "preset threads lookahead_threads crf bframes ref subme me")
 
 
 def tables(results: list[dict[str, Any]]) -> tuple[str, str, list[str]]:
@@ -307,27 +259,16 @@ def tables(results: list[dict[str, Any]]) -> tuple[str, str, list[str]]:
             check = r["checks"][key]
             ok = check["packets"] == r["frames_per_video"]
             rows.append(
-                [
-                    r["size"],
-                    r["preset"],
-                    label,
-                    fps.fmt(0),
-                    bu.Spread(**r["vs_ffmpeg"][key]).fmt(2),
-                    f"{r['cpu_ms_per_frame'][key]:.2f}",
-                    f"{check['packets']}" + ("" if ok else " ❌"),
-                    "yes" if check["same_x264"] else "**no**",
-                ]
-            )
+                [r["size"], r["preset"], label, fps.fmt(0), bu.fmt_spread(r["vs_ffmpeg"][key], 2),
+                 f"{r['cpu_ms_per_frame'][key]:.2f}", f"{check['packets']}" + ("" if ok else " ❌"),
+                 "yes" if check["same_x264"] else "**no**"]
+            )  # fmt: skip
         q1 = bu.Spread(**r["rec1_vs_ffmpeg"])
         q2 = bu.Spread(**r["rec2_vs_rec1"])
         ratio_rows.append(
-            [
-                r["size"],
-                r["preset"],
-                q1.fmt(2) + (" ✅" if q1.median >= REC1_VS_FFMPEG else " ❌"),
-                q2.fmt(2) + (" ✅" if q2.median >= REC2_VS_REC1 else " ❌"),
-            ]
-        )
+            [r["size"], r["preset"], f"{q1.fmt(2)} {bu.mark(q1.median >= REC1_VS_FFMPEG)}",
+             f"{q2.fmt(2)} {bu.mark(q2.median >= REC2_VS_REC1)}"]
+        )  # fmt: skip
         differ = [k for k, _ in TOOLS if not r["checks"][k]["same_x264"]]
         ref = _short_x264(r["reference_x264"])
         note = f"{r['size']} {r['preset']}: recorder's x264 options `{ref}`"
@@ -339,58 +280,27 @@ def tables(results: list[dict[str, Any]]) -> tuple[str, str, list[str]]:
             note += "; identical in every tool's file."
         notes.append(note)
     t1 = bu.markdown_table(
-        [
-            "frame",
-            "preset",
-            "tool",
-            "frames/s",
-            "vs ffmpeg CLI",
-            "CPU ms/frame",
-            "frames in last video",
-            "same x264 options",
-        ],
+        "frame | preset | tool | frames/s | vs ffmpeg CLI | CPU ms/frame | frames in last video "
+        "| same x264 options",
         rows,
     )
     t2 = bu.markdown_table(
-        [
-            "frame",
-            "preset",
-            f"recorder 1 worker / ffmpeg CLI (target ≥ {REC1_VS_FFMPEG})",
-            f"recorder 2 workers / 1 worker (target ≥ {REC2_VS_REC1})",
-        ],
+        f"frame | preset | recorder 1 worker / ffmpeg CLI (target ≥ {REC1_VS_FFMPEG}) | "
+        f"recorder 2 workers / 1 worker (target ≥ {REC2_VS_REC1})",
         ratio_rows,
     )
     return t1, t2, notes
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts)")
-    parser.add_argument("--out", type=Path, help="also write the markdown report here")
-    parser.add_argument("--json", type=Path, help="write the key figures here (for bench_all)")
-    args = parser.parse_args(argv)
-    logging.getLogger("recorder").setLevel(logging.ERROR)
-    cfg = QUICK if args.quick else FULL
-    started = time.perf_counter()
-    load_before = bu.load_average()
-    command = "python scripts/bench_encode.py" + (" --quick" if args.quick else "")
-    if args.out is not None:
-        command += f" --out {shlex.quote(str(args.out))}"
+def run(bench: bu.Bench) -> dict[str, Any]:
+    """Every case; the tables and the x264 notes."""
+    cfg = bench.cfg
     bu.log("collecting CartPole frames")
     base = bu.cartpole_frames(cfg.base_frames)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="bench-encode-") as tmpdir:
-        for case in cfg.cases:
-            results.append(measure_case(case, base, cfg, Path(tmpdir)))
+    results = [measure_case(case, base, cfg, bench.tmp) for case in cfg.cases]
     t1, t2, notes = tables(results)
-    report = bu.Report("Encode throughput: recorder vs PyAV, ffmpeg, imageio-ffmpeg, moviepy")
-    report.add(
-        f"Generated by `{command}` on {datetime.date.today().isoformat()}"
-        f"{' (QUICK smoke run: counts too small to mean much)' if args.quick else ''}.\n\n"
-        f"Machine: {bu.machine_info()}. Load average before / after: {load_before} → "
-        f"{bu.load_average()} (a shared machine: compare rows of one run, not across runs)."
-    )
-    report.add(
+    bench.header()
+    bench.add(
         "## Scenario 3: encode throughput\n\n"
         f"{cfg.base_frames} CartPole-v1 renders (600x400), resized with numpy (nearest) and "
         f"cycled; per size, {cfg.videos} videos of equal length (so that 2 workers have "
@@ -417,14 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         + "\n\n"
         + "\n".join(f"- {n}" for n in notes)
     )
-    report.add(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
-    report.write(args.out)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"encode": results, "quick": args.quick}))
-    return 0
+    bench.footer()
+    return {"encode": results, "quick": bench.args.quick}
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    raise SystemExit(main())
+    raise SystemExit(bu.main(sys.modules[__name__]))

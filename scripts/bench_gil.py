@@ -12,22 +12,18 @@ main thread's progress is attributed to the encoder call that overlapped it. Bot
 recorder can encode are measured: PyAV in the worker thread (``encode_in="thread"``), and the
 worker thread feeding an encoder process (``encode_in="process"``, the default on Linux).
 
-Usage::
-
-    python scripts/bench_gil.py [--quick] [--out FILE]
+Usage: ``python scripts/bench_gil.py [--quick] [--out FILE] [--json FILE]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import shlex
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
+from typing import Any
 
 import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
@@ -38,6 +34,7 @@ from recorder._encoder import EncoderFactory, PyAVEncoder, VideoSpec
 from recorder._frames import format_of
 from recorder._process import EncoderProcesses
 
+TITLE = "GIL: how long the encoder thread stops a Python-bound training thread"
 GAP_S = 0.0005
 ARENA = Arena(1 << 24)
 PHASES = ("create (av.open, add_stream)", "1st write (x264 opens)", "other writes", "close")
@@ -101,36 +98,26 @@ def measure(
         calls = spans[phase]
         hit = [g for g in gaps if any(a <= g[1] and b >= g[0] for a, b in calls)]
         rows.append(
-            [
-                mode,
-                f"{size[1]}x{size[0]}",
-                phase,
-                len(calls),
-                f"{statistics.median(b - a for a, b in calls) * 1e3:.2f}",
-                len(hit),
-                f"{max((b - a for a, b in hit), default=0) * 1e3:.2f}",
-                f"{sum(b - a for a, b in hit) * 1e3 / videos:.2f}",
-            ]
-        )
+            [mode, f"{size[1]}x{size[0]}", phase, len(calls),
+             f"{statistics.median(b - a for a, b in calls) * 1e3:.2f}", len(hit),
+             f"{max((b - a for a, b in hit), default=0) * 1e3:.2f}",
+             f"{sum(b - a for a, b in hit) * 1e3 / videos:.2f}"]
+        )  # fmt: skip
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer videos (a smoke run)")
-    parser.add_argument("--out", default=None, help="also write the report here")
-    args = parser.parse_args(argv)
-    videos, frames = (3, 5) if args.quick else (20, 20)
-    report = bu.Report("GIL: how long the encoder thread stops a Python-bound training thread")
-    report.add(
-        f"`{shlex.join(['python', 'scripts/' + Path(sys.argv[0]).name, *sys.argv[1:]])}`\n\n"
-        f"{bu.machine_info()}; load {bu.load_average()}.\n\n"
-        f"{videos} videos x {frames} frames per size, with the default codec (h264, "
-        "ultrafast, 1 thread), written from a second thread: by the recorder's `PyAVEncoder` "
-        "(`thread`) or its `ProcessEncoder` (`process`: the thread passes each frame's place "
-        "in the shared-memory arena to an encoder process, started before the measurement); "
-        "the main thread spins "
+FULL, QUICK = (20, 20), (3, 5)  # videos, frames per video
+
+
+def run(bench: bu.Bench) -> dict[str, Any]:
+    """Thread, then process; each size after a warm-up video."""
+    videos, frames = bench.cfg
+    bench.add(
+        f"{bench.short_header()}{videos} videos x {frames} frames per size, with the default "
+        "codec (h264, ultrafast, 1 thread), written from a second thread: by the recorder's "
+        "`PyAVEncoder` (`thread`) or its `ProcessEncoder` (`process`: the thread passes each "
+        "frame's place in the shared-memory arena to an encoder process, started before the "
+        "measurement); the main thread spins "
         f"on `time.perf_counter()` and logs every gap over {GAP_S * 1e3:.1f} ms in its progress "
         "(time it could not run: the GIL was held by the encoder thread, or the OS ran "
         "something else). *Gap ms per video*: the gaps' total divided by the videos. The "
@@ -151,24 +138,15 @@ def main(argv: list[str] | None = None) -> int:
                 rows += measure(mode, factory, size, videos, frames)
     finally:
         processes.close()
-    report.add(
+    bench.add(
         bu.markdown_table(
-            [
-                "encode in",
-                "frame",
-                "encoder call",
-                "calls",
-                "median call ms",
-                "gaps > 0.5 ms",
-                "longest gap ms",
-                "gap ms per video",
-            ],
+            "encode in | frame | encoder call | calls | median call ms | gaps > 0.5 ms | "
+            "longest gap ms | gap ms per video",
             rows,
         )
     )
-    report.write(args.out)
-    return 0
+    return {"rows": rows}
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(bu.main(sys.modules[__name__]))

@@ -2,48 +2,57 @@
 
 Large frames, a budget of a few frames, one encoder thread, and a training loop whose step
 (simulated: a busy loop holding the GIL, like a Python environment) is much shorter than the
-time the encoder needs for a frame. With ``on_full="drop"`` the
-producer must never wait: the append latency stays flat (target: max under 1 ms) whatever the
-encoder does, memory stays within the budget, the clips that did not fit are dropped whole and
-counted, and every saved video is complete. ``"block"`` is measured alongside for contrast
-(lossless, so the producer waits for the encoder).
+time the encoder needs for a frame. With ``on_full="drop"`` the producer must never wait: the
+append latency stays flat (target: max under 1 ms) whatever the encoder does, memory stays
+within the budget, the clips that did not fit are dropped whole and counted, and every saved
+video is complete. ``"block"`` is measured alongside for contrast (lossless, so the producer
+waits for the encoder). "waits" counts the times a producer call waited on the queue's
+``not_full`` condition: 0 means nothing was ever waited for.
 
-Usage::
-
-    python scripts/bench_overload.py [--quick] [--size 720x1280] [--budget-frames 8]
-                                     [--episodes 40] [--length 8] [--step-us 2000]
-
-Prints a markdown report on stdout (progress on stderr). "waits" counts the times a producer
-call waited on the queue's ``not_full`` condition: 0 means nothing was ever waited for.
+Usage: ``python scripts/bench_overload.py [--quick] [--out FILE] [--json FILE]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import shlex
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
-import av
 import numpy as np
 
 import recorder
 
+TITLE = "Overload: producer much faster than the encoder"
 TARGET_MAX_US = 1000.0
+HEIGHT, WIDTH, BUDGET_FRAMES, LENGTH, STEP_US = 720, 1280, 8, 8, 2000.0
+
+
+FULL, QUICK = 60, 10  # episodes
+
+
+def make_frames(height: int, width: int, count: int) -> list[np.ndarray]:
+    """*count* distinct frames: a gradient that moves (cheap to make, realistic to encode)."""
+    y, x = np.mgrid[0:height, 0:width]
+    base = ((x * 255 // max(width - 1, 1)) ^ (y * 255 // max(height - 1, 1))).astype(np.uint8)
+    rgb = np.stack([base, np.roll(base, height // 3, 0), np.roll(base, width // 3, 1)], -1)
+    return [np.ascontiguousarray(np.roll(rgb, 9 * i, axis=1)) for i in range(count)]
+
+
+def busy(seconds: float) -> None:
+    """Hold the GIL for *seconds*, as a pure-Python environment step does."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 @dataclass(frozen=True)
 class Result:
     """One run of the producer against one policy."""
 
-    mode: str
     latency: bu.Latency  # after the first episode
     first: bu.Latency  # the first episode: the recorder's first frames, fresh memory
     waits: int
@@ -55,130 +64,54 @@ class Result:
     saved_files: int
 
 
-def make_frames(height: int, width: int, count: int) -> list[np.ndarray]:
-    """*count* distinct frames: a gradient that moves (cheap to make, realistic to encode)."""
-    y, x = np.mgrid[0:height, 0:width]
-    base = ((x * 255 // max(width - 1, 1)) ^ (y * 255 // max(height - 1, 1))).astype(np.uint8)
-    rgb = np.stack([base, np.roll(base, height // 3, 0), np.roll(base, width // 3, 1)], -1)
-    return [np.ascontiguousarray(np.roll(rgb, 9 * i, axis=1)) for i in range(count)]
-
-
-def count_waits(rec: recorder.Recorder) -> list[int]:
-    """Count the producer's waits on the queue's not_full condition (instrumentation only)."""
-    cond = rec._queue._not_full
-    original = cond.wait
-    counter = [0]
-
-    def wait(timeout: float | None = None) -> bool:
-        counter[0] += 1
-        return original(timeout)
-
-    cond.wait = wait  # type: ignore[method-assign]
-    return counter
-
-
-def decoded_frames(path: Path) -> int:
-    with av.open(str(path)) as container:
-        return sum(1 for _ in container.decode(video=0))
-
-
-def busy(seconds: float) -> None:
-    """Hold the GIL for *seconds*, as a pure-Python environment step does."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
-def run(
-    mode: str,
-    frames: list[np.ndarray],
-    episodes: int,
-    length: int,
-    budget_frames: int,
-    step_s: float,
-    encode_in: str = "process",
-) -> Result:
-    """Stream *episodes* episodes of *length* frames as fast as possible into one Recorder."""
-    nbytes = frames[0].nbytes
+def produce(mode: str, frames: list[np.ndarray], episodes: int, encode_in: str) -> Result:
+    """Stream *episodes* episodes of LENGTH frames as fast as possible into one Recorder."""
     samples: list[int] = []
     first: list[int] = []
     offered = 0
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as folder:
         rec = recorder.Recorder(
-            folder,
-            episode_trigger=lambda e: True,
-            workers=1,
-            max_queue_bytes=budget_frames * nbytes,
-            on_full=mode,  # type: ignore[arg-type]
-            sidecars=False,
+            folder, episode_trigger=bu.always, workers=1, sidecars=False,
+            max_queue_bytes=BUDGET_FRAMES * frames[0].nbytes, on_full=mode,  # type: ignore[arg-type]
             encode_in=encode_in,  # type: ignore[arg-type]
-        )
-        waits = count_waits(rec)
+        )  # fmt: skip
+        waits = bu.instrument_waits(rec)
         handles: list[recorder.ClipHandle] = []
         start = time.perf_counter()
         with rec:
             for e in range(episodes):
                 with rec.episode(e) as ep:
-                    for i in range(length):
-                        busy(step_s)
+                    for i in range(LENGTH):
+                        busy(STEP_US / 1e6)
                         offered += 1
                         if not ep.wants_frame:  # dropped: the loop would skip render()
                             ep.skip()
                             continue
-                        frame = frames[(e + i) % len(frames)]
                         t0 = time.perf_counter_ns()
-                        ep.append(frame)
+                        ep.append(frames[(e + i) % len(frames)])
                         (samples if e else first).append(time.perf_counter_ns() - t0)
                 handles += ep.handles
             producer_s = time.perf_counter() - start
             rec.flush()
             flush_s = time.perf_counter() - start - producer_s
-        stats = rec.stats()
         saved = [h for h in handles if h.exception() is None]
-        complete = sum(1 for h in saved if decoded_frames(h.path) == h.result().frames == length)
-        saved_files = len([n for n in os.listdir(folder) if n.endswith(".mp4")])
+        complete = sum(bu.video_frames(h.path, True) == h.result().frames == LENGTH for h in saved)
+        files = len([n for n in os.listdir(folder) if n.endswith(".mp4")])
     return Result(
-        mode,
-        bu.latency_us(samples or first),
-        bu.latency_us(first),
-        waits[0],
-        producer_s,
-        flush_s,
-        offered,
-        stats,
-        complete,
-        saved_files,
-    )
+        bu.latency_us(samples or first), bu.latency_us(first), int(waits[0]), producer_s,
+        flush_s, offered, rec.stats(), complete, files,
+    )  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer episodes (a smoke run)")
-    parser.add_argument("--size", default="720x1280", help="frame HEIGHTxWIDTH")
-    parser.add_argument("--budget-frames", type=int, default=8, help="max_queue_bytes in frames")
-    parser.add_argument("--episodes", type=int, default=None)
-    parser.add_argument("--length", type=int, default=8, help="frames per episode")
-    parser.add_argument(
-        "--step-us", type=float, default=2000, help="simulated environment step (µs, GIL held)"
-    )
-    parser.add_argument("--out", default=None, help="also write the report here")
-    args = parser.parse_args(argv)
-    height, width = (int(v) for v in args.size.lower().split("x"))
-    episodes = args.episodes or (10 if args.quick else 60)
-    step_s = args.step_us / 1e6
-    # One warning per run is expected (the first drop); the rest is in stats().
-    logging.getLogger("recorder").setLevel(logging.ERROR)
-
-    frames = make_frames(height, width, 16)
+def run(bench: bu.Bench) -> dict[str, Any]:
+    """Drop, block, and drop with the encoder in a thread; each after a one-episode warm-up."""
+    episodes = bench.cfg
+    frames = make_frames(HEIGHT, WIDTH, 16)
     nbytes = frames[0].nbytes
-    report = bu.Report("Overload: producer much faster than the encoder")
-    report.add(
-        f"`{shlex.join(['python', 'scripts/' + Path(sys.argv[0]).name, *sys.argv[1:]])}`\n\n"
-        f"{bu.machine_info()}; load {bu.load_average()}.\n\n"
-        f"Frames {height}x{width} RGB ({nbytes / bu.MiB:.1f} MiB), budget "
-        f"{args.budget_frames} frames ({args.budget_frames * nbytes / bu.MiB:.1f} MiB), "
-        f"{episodes} episodes x {args.length} frames, a {args.step_us:.0f} µs step before each "
+    bench.add(
+        f"{bench.short_header()}Frames {HEIGHT}x{WIDTH} RGB ({nbytes / bu.MiB:.1f} MiB), budget "
+        f"{BUDGET_FRAMES} frames ({BUDGET_FRAMES * nbytes / bu.MiB:.1f} MiB), "
+        f"{episodes} episodes x {LENGTH} frames, a {STEP_US:.0f} µs step before each "
         f"frame, 1 worker (default codec settings, encoding in its encoder process; the last "
         'row with `encode_in="thread"` for comparison), every episode triggered. '
         "Latencies (median, p99, max) are of the appends after the first episode; the first "
@@ -186,55 +119,33 @@ def main(argv: list[str] | None = None) -> int:
         "pages the kernel faults in (~1.5 ms per 2.6 MiB frame here), a one-time cost of "
         "the recorder's start, not a wait for the encoder (the *waits* column counts those)."
     )
-    results = []
-    for mode in ("drop", "block"):
-        bu.log(f"{mode} ...")
-        run(mode, frames, 1, args.length, args.budget_frames, step_s)  # warm-up: imports
-        results.append(run(mode, frames, episodes, args.length, args.budget_frames, step_s))
-    bu.log("drop, encode_in=thread ...")
-    run("drop", frames, 1, args.length, args.budget_frames, step_s, "thread")
-    threads = run("drop", frames, episodes, args.length, args.budget_frames, step_s, "thread")
-    rows: list[list[Any]] = []
-    for r in [*results, threads]:
-        s = r.stats
+    results: dict[str, Result] = {}
+    for label, mode, encode_in in (
+        ("drop", "drop", "process"),
+        ("block", "block", "process"),
+        ('drop, encode_in="thread"', "drop", "thread"),
+    ):
+        bu.log(f"{label} ...")
+        produce(mode, frames, 1, encode_in)  # warm-up: imports
+        results[label] = produce(mode, frames, episodes, encode_in)
+    rows = []
+    for label, r in results.items():
+        s, lat = r.stats, r.latency
         rows.append(
-            [
-                r.mode if r is not threads else 'drop, encode_in="thread"',
-                f"{r.latency.n} / {r.frames_offered}",
-                f"{r.latency.median:.0f}",
-                f"{r.latency.p99:.0f}",
-                f"{r.latency.max:.0f}",
-                f"{r.first.max:.0f}",
-                r.waits,
-                f"{s.videos_saved} ({r.complete} complete)",
-                s.videos_dropped,
-                s.videos_failed,
-                f"{s.peak_queued_bytes / bu.MiB:.1f} / {s.max_queue_bytes / bu.MiB:.1f}",
-                f"{r.producer_s:.2f}",
-                f"{r.flush_s:.2f}",
-            ]
-        )
-    report.add(
+            [label, f"{lat.n} / {r.frames_offered}", f"{lat.median:.0f}", f"{lat.p99:.0f}",
+             f"{lat.max:.0f}", f"{r.first.max:.0f}", r.waits,
+             f"{s.videos_saved} ({r.complete} complete)", s.videos_dropped, s.videos_failed,
+             f"{s.peak_queued_bytes / bu.MiB:.1f} / {s.max_queue_bytes / bu.MiB:.1f}",
+             f"{r.producer_s:.2f}", f"{r.flush_s:.2f}"]
+        )  # fmt: skip
+    bench.add(
         bu.markdown_table(
-            [
-                "on_full",
-                "appends / steps",
-                "median µs",
-                "p99 µs",
-                "max µs",
-                "first episode: max µs",
-                "waits",
-                "videos saved",
-                "dropped",
-                "failed",
-                "peak / budget MiB",
-                "producer s",
-                "flush s",
-            ],
+            "on_full | appends / steps | median µs | p99 µs | max µs | first episode: max µs | "
+            "waits | videos saved | dropped | failed | peak / budget MiB | producer s | flush s",
             rows,
         )
     )
-    drop = results[0]
+    drop = results["drop"]
     s = drop.stats
     checks = {
         f"drop: max append latency after the first episode < {TARGET_MAX_US:.0f} µs": (
@@ -246,12 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         "drop: every saved video complete": drop.complete == s.videos_saved == drop.saved_files,
         "drop: started = saved + dropped + failed": s.videos_started
         == s.videos_saved + s.videos_dropped + s.videos_failed,
-        "block: nothing dropped": results[1].stats.videos_dropped == 0,
+        "block: nothing dropped": results["block"].stats.videos_dropped == 0,
     }
-    report.add("\n".join(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in checks.items()))
-    report.write(args.out)
-    return 0
+    bench.add(bu.checklist(checks))
+    return {"checks": checks}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(bu.main(sys.modules[__name__]))

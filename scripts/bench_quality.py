@@ -15,24 +15,12 @@ files have, matched by index), kB per second of video, and encode speed. Two inp
 Target: recorder's default files' min PSNR >= gymnasium's - 1 dB on both inputs
 (``tests/test_quality.py`` checks the same on fewer frames).
 
-Usage::
-
-    python scripts/bench_quality.py [--quick] [--out PATH] [--json PATH]
-
-Prints a markdown report on stdout (progress on stderr). A missed target is printed, never an
-error.
+Usage: ``python scripts/bench_quality.py [--quick] [--out PATH] [--json PATH]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import logging
-import os
-import shlex
-import tempfile
-import time
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,6 +34,7 @@ import recorder
 from recorder._encoder import PyAVEncoder, VideoSpec
 from recorder._frames import format_of
 
+TITLE = "Quality at the default settings: recorder vs gymnasium's writer"
 FPS = 30
 MARGIN_DB = 1.0  # target: recorder defaults' min PSNR >= gymnasium's - MARGIN_DB
 RAMP_FRAMES = 30  # ~5.5 brightness levels per frame: a shifted frame cannot pass as aligned
@@ -87,19 +76,15 @@ WRITERS = (
 )
 
 
-def always(_: int) -> bool:
-    return True
-
-
 def write_file(writer: Writer, frames: Sequence[np.ndarray], folder: Path) -> Path:
     """The video a user gets: ``Recorder`` + ``flush()``, or gymnasium's ``save_video``."""
     if writer.codec is None:
         from gymnasium.utils.save_video import save_video
 
-        save_video(list(frames), str(folder), fps=FPS, episode_trigger=always)
+        save_video(list(frames), str(folder), fps=FPS, episode_trigger=bu.always)
         return folder / "rl-video-episode-0.mp4"
     with recorder.Recorder(
-        folder, fps=FPS, episode_trigger=always, codec=writer.codec, sidecars=False
+        folder, fps=FPS, episode_trigger=bu.always, codec=writer.codec, sidecars=False
     ) as rec:
         (handle,) = rec.submit(list(frames), episode_index=0)
         rec.flush()
@@ -196,21 +181,13 @@ def measure_input(name: str, frames: list[np.ndarray], cfg: Config, tmp: Path) -
             "kb_per_s": sizes[w.key] / 1000 / seconds,
         }
 
-    runs = {w.key: encoder_run(w, frames, tmp / name / f"timed-{w.key}.mp4") for w in WRITERS}
-    cpu: dict[str, list[float]] = {k: [] for k in runs}
-
-    def timed(key: str) -> Callable[[], float]:
-        def run() -> float:
-            c0 = sum(bu.cpu_seconds())
-            wall = bu.elapsed(runs[key])
-            cpu[key].append(sum(bu.cpu_seconds()) - c0)
-            return len(frames) / wall
-
-        return run
-
-    for run in runs.values():  # warm-up
-        run()
-    fps = bu.interleave(cfg.rounds, {k: timed(k) for k in runs})
+    runs = [bu.Variant(w.key, encoder_run(w, frames, tmp / name / f"timed-{w.key}.mp4"))
+            for w in WRITERS]  # fmt: skip
+    for v in runs:  # warm-up
+        v.run()
+    bu.interleave(cfg.rounds, runs)
+    fps = {v.label: [len(frames) / u.wall for u in v.usages] for v in runs}
+    cpu = {v.label: [u.cpu for u in v.usages] for v in runs}
     ref = rows["gymnasium"]
     for key, row in rows.items():
         row["fps"] = asdict(bu.spread(fps[key]))
@@ -238,34 +215,19 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         for w in WRITERS:
             row = r["rows"][w.key]
+            bad = f" ({row['misaligned']} misaligned)" if row["misaligned"] else ""
             rows.append(
-                [
-                    f"{r['input']} {r['size']}",
-                    row["label"],
-                    f"{r['frames_compared']} of {row['frames_in_file']}"
-                    + (f" ({row['misaligned']} misaligned)" if row["misaligned"] else ""),
-                    f"{row['psnr_min']:.2f}",
-                    f"{row['psnr_mean']:.2f}",
-                    "-" if w.key == "gymnasium" else f"{row['vs_gymnasium_db']:+.2f}",
-                    f"{row['kb_per_s']:.1f}",
-                    f"{row['size_vs_gymnasium']:.2f}x",
-                    bu.Spread(**row["fps"]).fmt(0),
-                    f"{row['cpu_ms_per_frame']:.2f}",
-                ]
-            )
+                [f"{r['input']} {r['size']}", row["label"],
+                 f"{r['frames_compared']} of {row['frames_in_file']}{bad}",
+                 f"{row['psnr_min']:.2f}", f"{row['psnr_mean']:.2f}",
+                 "-" if w.key == "gymnasium" else f"{row['vs_gymnasium_db']:+.2f}",
+                 f"{row['kb_per_s']:.1f}", f"{row['size_vs_gymnasium']:.2f}x",
+                 bu.fmt_spread(row["fps"], 0), f"{row['cpu_ms_per_frame']:.2f}"]
+            )  # fmt: skip
     return bu.markdown_table(
-        [
-            "input",
-            "writer",
-            "frames compared of file",
-            "PSNR min dB",
-            "PSNR mean dB",
-            "min vs gymnasium dB",
-            "kB per s of video",
-            "size vs gymnasium",
-            "encode frames/s",
-            "CPU ms/frame",
-        ],
+        "input | writer | frames compared of file | PSNR min dB | PSNR mean dB | "
+        "min vs gymnasium dB | kB per s of video | size vs gymnasium | encode frames/s | "
+        "CPU ms/frame",
         rows,
     )
 
@@ -315,37 +277,20 @@ def trade(results: list[dict[str, Any]]) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts)")
-    parser.add_argument("--out", type=Path, help="also write the markdown report here")
-    parser.add_argument("--json", type=Path, help="write the key figures here (for bench_all)")
-    args = parser.parse_args(argv)
-    logging.getLogger("recorder").setLevel(logging.ERROR)
-    cfg = QUICK if args.quick else FULL
-    started = time.perf_counter()
-    load_before = bu.load_average()
-    command = "python scripts/bench_quality.py" + (" --quick" if args.quick else "")
-    if args.out is not None:
-        command += f" --out {shlex.quote(str(args.out))}"
+def run(bench: bu.Bench) -> dict[str, Any]:
+    """Both inputs, every writer; the table, the verdicts and the trade."""
+    cfg = bench.cfg
     bu.log("collecting CartPole frames")
     inputs = {
         "CartPole": bu.cartpole_frames(cfg.cartpole_frames),
         "noisy ramp": bu.noisy_ramp_frames(RAMP_FRAMES),
     }
-    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmpdir:
-        results = [measure_input(n, f, cfg, Path(tmpdir)) for n, f in inputs.items()]
-        bu.stop_idle_encoder_processes()
-    report = bu.Report("Quality at the default settings: recorder vs gymnasium's writer")
-    report.add(
-        f"Generated by `{command}` on {datetime.date.today().isoformat()}"
-        f"{' (QUICK smoke run: counts too small to mean much)' if args.quick else ''}.\n\n"
-        f"Machine: {bu.machine_info()}. Load average before / after: {load_before} → "
-        f"{bu.load_average()} (a shared machine: compare rows of one run, not across runs)."
-    )
+    results = [measure_input(n, f, cfg, bench.tmp) for n, f in inputs.items()]
+    bu.stop_idle_encoder_processes()
+    bench.header()
     defaults = recorder.Codec()
     _, _, pix_fmt, options = defaults.ffmpeg_settings()
-    report.add(
+    bench.add(
         "## Quality, size and speed against gymnasium's writer\n\n"
         f"Inputs: {cfg.cartpole_frames} CartPole-v1 renders (600x400, seeded random policy); "
         f"the noisy ramp, {RAMP_FRAMES} frames: one 96x128 RGB image, grey 128 plus Gaussian "
@@ -372,14 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         + "\n\n"
         + trade(results)
     )
-    report.add(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
-    report.write(args.out)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"quality": results, "quick": args.quick}))
-    return 0
+    bench.footer()
+    return {"quality": results, "quick": bench.args.quick}
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    raise SystemExit(main())
+    raise SystemExit(bu.main(sys.modules[__name__]))

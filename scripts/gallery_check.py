@@ -26,8 +26,10 @@ ARGS = [
     "--no-first-run",
 ]
 
-CHECK = """
-async (video) => {
+# The body of an async (video) => {...}: loads the video, plays it until its clock moves and
+# pauses; leaves `loaded` and `played` (readyState / time and error code) and `playError`.
+# tests/test_gallery.py plays the same way before it seeks and reads pixels.
+PLAY = """
   const wait = (names) => new Promise((resolve) => {
     for (const name of names) video.addEventListener(name, resolve, { once: true });
   });
@@ -36,19 +38,27 @@ async (video) => {
     video.load();
     await ready;
   }
-  const readyState = video.readyState;
+  const loaded = { readyState: video.readyState, error: video.error && video.error.code };
   let playError = null;
   const moved = wait(["timeupdate", "ended", "error"]);
   try { await video.play(); } catch (e) { playError = String(e); }
   if (!playError) await moved;
+  const played = { time: video.currentTime, error: video.error && video.error.code };
   video.pause();
+"""
+
+CHECK = (
+    "async (video) => {"
+    + PLAY
+    + """
   return {
-    src: decodeURIComponent(video.getAttribute("src")), readyState, playError,
-    time: video.currentTime, duration: video.duration,
+    src: decodeURIComponent(video.getAttribute("src")), readyState: loaded.readyState,
+    playError, time: played.time, duration: video.duration,
     error: video.error && (video.error.code + " " + video.error.message),
   };
 }
 """
+)
 
 
 def main() -> int:

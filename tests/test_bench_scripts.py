@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,18 @@ def run_script(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedP
     )
 
 
+def run_quick(tmp_path: Path, script: str, title: str) -> tuple[str, dict[str, Any], str]:
+    """Run *script* ``--quick`` with ``--out`` and ``--json``; its report (titled *title*), its
+    figures and its stdout, once it exited 0 and left nothing behind."""
+    out, js = tmp_path / "report.md", tmp_path / "figures.json"
+    proc = run_script(tmp_path, script, "--out", str(out), "--json", str(js))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    assert text.startswith(f"# {title}")
+    assert not left_behind(tmp_path)
+    return text, json.loads(js.read_text()), proc.stdout
+
+
 def table_rows(text: str) -> list[list[str]]:
     """Data rows (not headers) of every markdown table in *text*, split into cells."""
     lines = text.splitlines()
@@ -55,14 +68,10 @@ def left_behind(tmp_path: Path) -> list[Path]:
 
 @pytest.mark.timeout(120)
 def test_bench_cartpole_quick(tmp_path: Path) -> None:
-    out, js = tmp_path / "cartpole.md", tmp_path / "cartpole.json"
-    proc = run_script(tmp_path, "bench_cartpole.py", "--out", str(out), "--json", str(js))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = out.read_text()
-    assert text.startswith("# CartPole benchmark")
+    text, data, stdout = run_quick(tmp_path, "bench_cartpole.py", "CartPole benchmark")
     for heading in ("## Scenarios 1 and 2", "## Scenario 4", "## Scenario 5"):
         assert heading in text
-    assert "## Scenario 4" in proc.stdout  # the report is printed too
+    assert "## Scenario 4" in stdout  # the report is printed too
     rows = table_rows(text)
     labels = [r[0] for r in rows]
     for label in (
@@ -76,8 +85,6 @@ def test_bench_cartpole_quick(tmp_path: Path) -> None:
     ):
         assert label in labels
     assert "Scenario 1, recorder.wrappers.RecordVideo with its defaults" in text
-
-    data = json.loads(js.read_text())
     loop_rows = data["loop"]["rows"]
     assert len(loop_rows) == 14
     for row in loop_rows:
@@ -99,16 +106,11 @@ def test_bench_cartpole_quick(tmp_path: Path) -> None:
     for row in data["python"]["rows"]:
         assert row["complete"]
         assert row["frames_dropped"] == 0
-    assert not left_behind(tmp_path)
 
 
 @pytest.mark.timeout(60)
 def test_bench_encode_quick(tmp_path: Path) -> None:
-    out, js = tmp_path / "encode.md", tmp_path / "encode.json"
-    proc = run_script(tmp_path, "bench_encode.py", "--out", str(out), "--json", str(js))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = out.read_text()
-    assert text.startswith("# Encode throughput")
+    text, data, _ = run_quick(tmp_path, "bench_encode.py", "Encode throughput")
     assert "## Scenario 3: encode throughput" in text
     rows = table_rows(text)
     sizes = {r[0] for r in rows if len(r) == 8}
@@ -116,69 +118,36 @@ def test_bench_encode_quick(tmp_path: Path) -> None:
     tools = {r[2] for r in rows if len(r) == 8}
     assert len(tools) == 7
     assert any(r[:2] == ["600x400", "veryfast"] for r in rows)
-    data = json.loads(js.read_text())
     for case in data["encode"]:
         for tool, check in case["checks"].items():
             # The same x264 settings in every tool's stream: an equal comparison.
             assert check["same_x264"], (case["size"], tool, check["x264"])
             if tool != "moviepy":  # moviepy may lose the last frame
                 assert check["packets"] == case["frames_per_video"], (case["size"], tool)
-    assert not left_behind(tmp_path)
-
-
-@pytest.mark.timeout(60)
-def test_bench_all_quick_writes_the_report_and_the_plot(tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    proc = run_script(tmp_path, "bench_all.py", "--only", "bench_encode", "--out-dir", str(docs))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = (docs / "benchmarks.md").read_text()
-    assert text.startswith("# Benchmarks")
-    assert "![benchmarks](benchmarks.png)" in text
-    assert "## Summary" in text
-    assert "## Encode throughput" in text  # the script's report, one heading level down
-    assert "### Scenario 3: encode throughput" in text
-    rows = table_rows(text)
-    assert any(r[0] == "3" and "recorder 1 worker / ffmpeg CLI" in r[1] for r in rows)
-    assert next(r[:2] for r in rows if r[0] == "bench_encode") == ["bench_encode", "0"]
-    png = (docs / "benchmarks.png").read_bytes()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(png) > 20_000
-    assert not left_behind(tmp_path)
 
 
 @pytest.mark.timeout(60)
 def test_bench_soak_quick_meets_its_checks(tmp_path: Path) -> None:
-    out = tmp_path / "soak.md"
-    proc = run_script(tmp_path, "bench_soak.py", "--out", str(out))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    text = out.read_text()
+    text, _, _ = run_quick(tmp_path, "bench_soak.py", "Soak")
     assert "NOT met" not in text
     assert "- met: submitted = saved + dropped + failed" in text
     rows = table_rows(text)
     assert [r[0].split(" (")[0] for r in rows] == ["after warm-up", "at the end"]
-    assert not left_behind(tmp_path)
 
 
 @pytest.mark.timeout(60)
 def test_bench_overload_quick_drops_never_block(tmp_path: Path) -> None:
-    out = tmp_path / "overload.md"
-    proc = run_script(tmp_path, "bench_overload.py", "--out", str(out))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    text = out.read_text()
+    text, _, _ = run_quick(tmp_path, "bench_overload.py", "Overload")
     rows = {r[0]: r for r in table_rows(text)}
     assert set(rows) == {"drop", "block", 'drop, encode_in="thread"'}, rows
     assert rows["drop"][6] == "0"  # waits: the producer never waited with on_full="drop"
     assert int(rows["block"][9]) == 0  # nothing dropped with on_full="block"
     assert "- met: drop: every saved video complete" in text
-    assert not left_behind(tmp_path)
 
 
 @pytest.mark.timeout(60)
 def test_bench_gil_quick_times_every_encoder_call(tmp_path: Path) -> None:
-    out = tmp_path / "gil.md"
-    proc = run_script(tmp_path, "bench_gil.py", "--out", str(out))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = table_rows(out.read_text())
+    rows = table_rows(run_quick(tmp_path, "bench_gil.py", "GIL")[0])
     # --quick: 3 videos of 5 frames per size: one create, first write and close per video.
     calls = {(r[0], r[1], r[2].split(" (")[0]): int(r[3]) for r in rows}
     assert len(calls) == 2 * 2 * 4
@@ -189,16 +158,11 @@ def test_bench_gil_quick_times_every_encoder_call(tmp_path: Path) -> None:
             assert calls[(mode, size, "other writes")] == 3 * 4
             assert calls[(mode, size, "close")] == 3
     assert all(float(r[6]) >= 0 for r in rows)
-    assert not left_behind(tmp_path)
 
 
 @pytest.mark.timeout(60)
 def test_bench_quality_quick_compares_with_gymnasium(tmp_path: Path) -> None:
-    out, js = tmp_path / "quality.md", tmp_path / "quality.json"
-    proc = run_script(tmp_path, "bench_quality.py", "--out", str(out), "--json", str(js))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    text = out.read_text()
-    assert text.startswith("# Quality at the default settings")
+    text, data, _ = run_quick(tmp_path, "bench_quality.py", "Quality at the default settings")
     assert "The trade:" in text
     rows = table_rows(text)
     assert [r[0] for r in rows] == ["CartPole 600x400"] * 4 + ["noisy ramp 128x96"] * 4
@@ -208,7 +172,6 @@ def test_bench_quality_quick_compares_with_gymnasium(tmp_path: Path) -> None:
         'recorder, `preset="veryfast"`',
         "gymnasium `save_video` (moviepy, preset medium)",
     ]
-    data = json.loads(js.read_text())
     for case in data["quality"]:
         # Compared frame by frame, by index: nothing shifted, nothing lost but moviepy's last.
         assert case["frames"] - 1 <= case["frames_compared"] <= case["frames"]
@@ -217,17 +180,55 @@ def test_bench_quality_quick_compares_with_gymnasium(tmp_path: Path) -> None:
             assert row["kb_per_s"] > 0
             if key != "gymnasium":
                 assert row["frames_in_file"] == case["frames"]
-    assert not left_behind(tmp_path)
 
 
-@pytest.mark.timeout(60)
-def test_bench_all_summarises_quality(tmp_path: Path) -> None:
+@pytest.mark.timeout(120)
+def test_bench_all_quick_writes_the_report_the_summary_and_the_plot(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
-    proc = run_script(tmp_path, "bench_all.py", "--only", "bench_quality", "--out-dir", str(docs))
+    proc = run_script(
+        tmp_path, "bench_all.py", "--only", "bench_encode", "bench_quality", "--out-dir", str(docs)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = (docs / "benchmarks.md").read_text()
+    assert text.startswith("# Benchmarks")
+    assert "![benchmarks](benchmarks.png)" in text
+    assert "## Summary" in text
+    assert "## Encode throughput" in text  # the script's report, one heading level down
+    assert "### Scenario 3: encode throughput" in text
     assert "## Quality at the default settings" in text
-    summary = [r for r in table_rows(text) if r[0] == "quality"]
+    rows = table_rows(text)
+    assert any(r[0] == "3" and "recorder 1 worker / ffmpeg CLI" in r[1] for r in rows)
+    assert [r[:2] for r in rows if r[0].startswith("bench_")] == [
+        ["bench_encode", "0"],
+        ["bench_quality", "0"],
+    ]
+    summary = [r for r in rows if r[0] == "quality"]
     assert len(summary) == 4  # min PSNR and size, per input
     assert all(r[2] == "≥ gymnasium - 1 dB" for r in summary[::2])
+    png = (docs / "benchmarks.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 20_000
     assert not left_behind(tmp_path)
+
+
+@pytest.mark.timeout(120)
+def test_bench_core_quick_writes_its_tables(tmp_path: Path) -> None:
+    text, data, _ = run_quick(tmp_path, "bench_core.py", "Core benchmark")
+    for heading in ("## 1. Append latency", "## 2. Encode throughput", "## 3. Peak RSS"):
+        assert heading in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    # The three tables plus the ratios, each with a header, an alignment row and data rows.
+    assert sum(line.startswith(("| ---", "| :--")) for line in rows) == 4
+    assert any(line.startswith("| 600x400 | `Episode.append`, paced") for line in rows)
+    assert any(line.startswith("| 600x400 | `Episode.append`, after render") for line in rows)
+    assert any("ffmpeg CLI, videos in sequence" in line for line in rows)
+    assert any("identical" in line for line in text.splitlines())  # same x264 settings
+    # The RSS rows: every frame of the streamed episode reached the video, none dropped.
+    rss = [line.split(" | ") for line in rows if line.startswith("| 300 |")]
+    assert len(rss) == 2
+    assert all(cells[10] == "300" and cells[11] == "0" for cells in rss)
+    assert all(cells[7].endswith(("✅", "❌")) for cells in rss)  # peak vs baseline + budget
+    # Issue 13's ratio: append / a copy into the same arena, from the same run.
+    assert any(line.startswith("| 600x400 | **append / copy into the next of") for line in rows)
+    # bench_all's summary reads the latency table from the figures.
+    assert len(data["latency"]) == 4 * 7 + 2

@@ -6,6 +6,7 @@ import base64
 import io
 import os
 import re
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -24,16 +25,12 @@ from helpers import CELL, decode, painted, read_index
 from recorder import Recorder
 from recorder._gallery import build_gallery, scan, serve
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from gallery_check import ARGS as CHROMIUM_ARGS
+from gallery_check import PLAY
+
 EVIL = "evil <b>\"&'#?% x"
 CHROMIUM = os.environ.get("RECORDER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @dataclass
@@ -313,24 +310,12 @@ def test_server_answers_byte_ranges(served: str, gallery: tuple[Path, list[Made]
     assert get(None)[0] == 200
 
 
-# Loads, plays until the clock moves, then seeks to a frame and reads its top rows of pixels.
-PLAY_AND_READ = """
-async (video, seekTo) => {
-  const wait = (names) => new Promise((resolve) => {
-    for (const name of names) video.addEventListener(name, resolve, { once: true });
-  });
-  if (video.readyState < 2 && !video.error) {
-    const ready = wait(["loadeddata", "error"]);
-    video.load();
-    await ready;
-  }
-  const loaded = { readyState: video.readyState, error: video.error && video.error.code };
-  let playError = null;
-  const moved = wait(["timeupdate", "ended", "error"]);
-  try { await video.play(); } catch (e) { playError = String(e); }
-  if (!playError) await moved;
-  const played = { time: video.currentTime, error: video.error && video.error.code };
-  video.pause();
+# Loads, plays until the clock moves (as scripts/gallery_check.py does), then seeks to a frame
+# and reads its top rows of pixels.
+PLAY_AND_READ = (
+    "async (video, seekTo) => {"
+    + PLAY
+    + """
   const seeked = wait(["seeked", "error"]);
   video.currentTime = seekTo;
   await seeked;
@@ -347,6 +332,7 @@ async (video, seekTo) => {
   };
 }
 """
+)
 
 
 def test_chromium_plays_every_video(

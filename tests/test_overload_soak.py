@@ -11,9 +11,9 @@ for (started = saved + dropped + failed). ``scripts/bench_soak.py`` runs the ful
 
 from __future__ import annotations
 
-import errno
 import gc
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +26,12 @@ from helpers import always, decode, flat, gated, painted
 from recorder import ClipDroppedError, QueueFullError, Recorder, VideoSpec
 from recorder._encoder import PyAVEncoder
 from recorder._queue import MAX_ERRORS
+
+# The soak benchmark's fault-injecting encoders and resource probes: one definition for both.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from _benchutil import open_fds, rss_mb
+from bench_soak import SometimesFailing
+from bench_soak import count_errors as errors_of
 
 
 def large(index: int) -> np.ndarray:
@@ -289,65 +295,6 @@ def test_flush_returns_once_every_handle_is_resolved(tmp_path: Path) -> None:
 
 
 # -- soak --------------------------------------------------------------------------------------
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-class SometimesFailing:
-    """PyAV encoders; every *every*-th video fails at its frame 2 (a disk-full error)."""
-
-    def __init__(self, every: int) -> None:
-        self.every = every
-        self.made = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, spec: VideoSpec) -> Any:
-        with self.lock:
-            self.made += 1
-            faulty = self.made % self.every == 0
-        inner = PyAVEncoder(spec)
-        return DiskFullAtFrame2(inner) if faulty else inner
-
-
-class DiskFullAtFrame2:
-    # A module-level class, not one made per call: a closure's cell would keep the encoder
-    # alive from the error's traceback (its frames keep their function), ~1.3 MB each.
-    def __init__(self, inner: PyAVEncoder) -> None:
-        self.inner = inner
-        self.n = 0
-
-    def write(self, image: np.ndarray) -> None:
-        if self.n == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.inner.write(image)
-        self.n += 1
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def abort(self) -> None:
-        self.inner.abort()
-
-
-def errors_of(action: Any) -> int:
-    """Run *action*; the number of background errors it raised (0 when none)."""
-    try:
-        action()
-    except ExceptionGroup as group:
-        return len(group.exceptions)
-    except OSError:
-        return 1
-    return 0
 
 
 @pytest.mark.slow
