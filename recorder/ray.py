@@ -82,6 +82,7 @@ class SinkStats:
         renamed: videos written under ``-2``, ``-3``... because their name was taken.
         repeated: deliveries received again after a retry, recognised and not written twice.
         failures: deliveries that raised (the producer's handle raised too).
+        busy_seconds: time spent writing deliveries (what bounds one sink's rate).
         errors: the newest failures' messages.
     """
 
@@ -92,6 +93,7 @@ class SinkStats:
     renamed: int
     repeated: int
     failures: int
+    busy_seconds: float = 0.0
     errors: tuple[str, ...] = ()
 
 
@@ -129,6 +131,7 @@ class SinkServer:
         self._renamed = 0
         self._repeated = 0
         self._failures = 0
+        self._busy = 0.0
         self._errors: list[str] = []
 
     def ping(self) -> str:
@@ -142,12 +145,15 @@ class SinkServer:
         if delivery in self._delivered:
             self._repeated += 1
             return self._delivered[delivery]
+        start = time.perf_counter()
         try:
             path = self._write(check_producer(producer), name, data, record, delivery)
         except BaseException as e:
             self._failures += 1
             self._errors = [*self._errors, f"{producer}/{name}: {e!r}"][-self.MAX_ERRORS :]
             raise
+        finally:
+            self._busy += time.perf_counter() - start
         self._delivered[delivery] = str(path)
         self._videos += 1
         self._bytes += len(data)
@@ -213,6 +219,7 @@ class SinkServer:
             renamed=self._renamed,
             repeated=self._repeated,
             failures=self._failures,
+            busy_seconds=self._busy,
             errors=tuple(self._errors),
         )
 

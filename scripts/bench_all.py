@@ -181,6 +181,14 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
             ratio = float(cell.split()[0])
             rows.append(["13", ("append / numpy copy into the same arena, 600x400 after render "
                          "(medians)"), "≤ 1.15", f"{ratio:.2f}", mark(ratio <= 1.15)])  # fmt: skip
+    ray = results["bench_ray"].data if "bench_ray" in results else {}
+    for n, rates in ray.get("rates", {}).items():
+        rows.append(["14", f"Ray, {n} producer actor(s): videos/s into one sink / local folders",
+                     "-", sp(rates["ratio"]).fmt(2), "-"])  # fmt: skip
+    if ray:
+        less = ray["raw_bytes_per_video"] / ray["bytes_per_video"]
+        rows.append(["14", "Ray: bytes sent per video / raw frame bytes", "-",
+                     f"1 / {less:,.0f}", "-"])  # fmt: skip
     quality = results["bench_quality"].data if "bench_quality" in results else {}
     for case in quality.get("quality", ()):
         d, g = case["rows"]["defaults"], case["rows"]["gymnasium"]

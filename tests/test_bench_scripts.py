@@ -232,3 +232,13 @@ def test_bench_core_quick_writes_its_tables(tmp_path: Path) -> None:
     assert any(line.startswith("| 600x400 | **append / copy into the next of") for line in rows)
     # bench_all's summary reads the latency table from the figures.
     assert len(data["latency"]) == 4 * 7 + 2
+
+
+@pytest.mark.timeout(240)
+def test_bench_ray_quick_measures_sink_and_local(tmp_path: Path) -> None:
+    text, data, _ = run_quick(tmp_path, "bench_ray.py", "Ray: videos per second into one sink")
+    assert [r[0] for r in table_rows(text)] == ["1", "2", "4"]
+    assert set(data["rates"]) == {"1", "2", "4"}
+    assert all(d["sink"]["median"] > 0 and d["local"]["median"] > 0 for d in data["rates"].values())
+    assert data["raw_bytes_per_video"] == 8 * 600 * 400 * 3
+    assert 0 < data["bytes_per_video"] < data["raw_bytes_per_video"]
