@@ -37,11 +37,13 @@ import anyio
 import anyio.lowlevel
 import numpy as np
 
+from recorder._clip import Clip
 from recorder._encoder import Codec, EncoderFactory
+from recorder._episode import Episode
 from recorder._frames import as_image, format_of
 from recorder._process import EncodeIn
-from recorder._queue import Clip, OnFull
-from recorder._recorder import Episode, Recorder, Trigger, validate_frames
+from recorder._queue import OnFull
+from recorder._recorder import Recorder
 from recorder._results import (
     ClipHandle,
     ClipKind,
@@ -49,6 +51,7 @@ from recorder._results import (
     RecorderStats,
     VideoInfo,
 )
+from recorder._validate import Trigger, validate_frames
 
 #: frame lists longer than this are validated on a worker thread (it is O(frames) work).
 _VALIDATE_INLINE = 32
