@@ -1,22 +1,14 @@
-"""The bounded queue between the training thread and the encoder threads.
+"""The bounded queue between the training thread and the encoder threads: clip bookkeeping.
 
-One lock and four named conditions, the way CPython's ``queue.Queue`` does it. Frames wait per
+One lock and named conditions, the way CPython's ``queue.Queue`` does it. Frames wait per
 clip (one video is encoded by one worker at a time, in order); clips with work wait in a FIFO
 ready list that workers take from round-robin, so more live clips than workers cannot starve
-one another. Every frame byte counts against one budget, shared by the clips that want the frame.
+one another. The frames' memory and its budget are :class:`FrameMemory`'s, under the same lock.
 
 Invariants, all under ``_lock``:
 
-* ``queued_bytes`` is the size of the distinct frames referenced from any ``clip.items`` or
-  taken by a worker and not yet released; it never exceeds ``max_bytes``, except by a single
-  frame admitted into an empty queue (a frame larger than the whole budget).
-* Every frame buffer is a block of ``arena`` (shared memory the encoder processes map), but
-  for a frame larger than the whole budget admitted into an empty queue (its own buffer).
-  ``arena`` is only used under ``_lock``.
 * A frame is released (its block freed, ``processed`` counted) only once the encoder no
   longer reads it: an encoder process may still be encoding frames its worker has passed on.
-* ``[0, prefaulted)`` of the arena is faulted in; the prefault thread moves it ahead of
-  ``arena.high_water`` (outside the lock: the contents of the pages never change).
 * A clip with work and no owner is made ready once the work is worth a wake-up: its first
   frames, QUANTUM frames, its END or DROP, a half-full budget, or a thread waiting (flush,
   close, "block").
@@ -35,11 +27,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
-from recorder._arena import Arena, arena_size
+from recorder._arena import Arena
 from recorder._clip import DROP, END, YIELD, Clip, Item, Work
+from recorder._counters import MAX_ERRORS, Counters
 from recorder._frames import FrameFormat, Image, copy_into
+from recorder._memory import FrameMemory
 from recorder._results import QueueFullError, RecorderClosedError, RecorderStats
 
 # Also imported from here by the wrappers.
@@ -49,10 +41,6 @@ OnFull = Literal["drop", "block", "raise"]
 
 #: frames a worker takes from a clip at once, and encodes before a waiting clip has its turn.
 QUANTUM = 8
-#: errors kept for stats() and for the next flush()/close() to raise (the newest / the first).
-MAX_ERRORS = 100
-#: arena memory the prefault thread keeps faulted in beyond the highest block used, in frames.
-AHEAD_FRAMES = 16
 #: whether recorders start the prefault thread (a switch for the benchmark that measures it).
 PREFAULT = True
 
@@ -73,12 +61,7 @@ class ClipQueue:
         self._work = threading.Condition(self._lock)
         # flush()/close() waiting for clips to progress.
         self._progress = threading.Condition(self._lock)
-        self.arena = Arena(arena_size(max_bytes))
-        # The prefault thread waiting for the queue to near the arena memory faulted in.
-        self._low_stock = threading.Condition(self._lock)
-        self.prefaulted = 0  # arena bytes [0, prefaulted) are faulted in
-        self._ahead = 0  # bytes to keep faulted in beyond arena.high_water
-        self.prefaulting = PREFAULT
+        self.memory = FrameMemory(self._lock, max_bytes, prefault=PREFAULT)
         self._ready: collections.deque[Clip] = collections.deque()
         self._live: set[Clip] = set()
         self._by_path: dict[Path, Clip] = {}  # the live clip that will own each final path
@@ -89,24 +72,7 @@ class ClipQueue:
         self.forked = False
         self._stopping = False  # workers exit once nothing is ready
         self.broken: BaseException | None = None  # set when no worker is left alive
-        # Counters.
-        self.queued_bytes = 0
-        self.peak_queued_bytes = 0
-        self.queued_frames = 0
-        self.frames_submitted = 0
-        self.frames_encoded = 0
-        self.frames_dropped = 0
-        self.videos_started = 0
-        self.videos_saved = 0
-        self.videos_dropped = 0
-        self.videos_failed = 0
-        self.bytes_written = 0
-        self.encode_seconds = 0.0
-        # The newest MAX_ERRORS of each (a failing disk fails every video for hours; each
-        # error holds its traceback): the count of the rest is kept instead.
-        self.errors: collections.deque[BaseException] = collections.deque(maxlen=MAX_ERRORS)
-        self.unreported: list[BaseException] = []
-        self.unreported_more = 0
+        self.counts = Counters()
 
     # -- producer side -------------------------------------------------------------------
 
@@ -133,7 +99,7 @@ class ClipQueue:
                 self._drop(earlier, "replaced by a later clip of the same name")
             self._by_path[clip.path] = clip
             self._live.add(clip)
-            self.videos_started += 1
+            self.counts.videos_started += 1
 
     def publish(self, clip: Clip, rename: Callable[[], None]) -> bool:
         """Run *rename* (temporary name to final) unless *clip* was dropped meanwhile.
@@ -170,7 +136,7 @@ class ClipQueue:
                 # could use the lock meanwhile; one acquisition instead of two.
                 copy_into(buffer, image)
             except BaseException:
-                self._release_buffer(buffer, nbytes)
+                self.memory.release(buffer, nbytes)
                 self._not_full.notify_all()
                 raise
             item = Item(buffer, nbytes)
@@ -188,30 +154,22 @@ class ClipQueue:
                     or len(clip.items) >= QUANTUM
                     or clip.processed == 0  # its first frames: open the file, fail early
                     or self._waiters
-                    or 2 * self.queued_bytes >= self.max_bytes
+                    or 2 * self.memory.queued_bytes >= self.max_bytes
                 ):
                     # A worker is woken for a batch, not for every frame: each wake-up is a
                     # GIL hand-over that the training thread pays for.
                     self._schedule(clip)
-            self.frames_submitted += 1
-            self.queued_frames += 1
+            self.counts.frames_submitted += 1
+            self.counts.queued_frames += 1
             return [c for c in targets if not c.ended]
 
     def _reserve(self, fmt: FrameFormat, targets: list[Clip]) -> Image | None:
         """Charge one frame to the budget and return a buffer for it, or apply on_full."""
         nbytes = fmt.nbytes
         while True:
-            if self.queued_bytes + nbytes <= self.max_bytes:
-                buffer = self.arena.alloc(fmt.shape)
-                if buffer is not None:
-                    self._charge(nbytes)
-                    if self.prefaulting and self.arena.high_water + self._ahead > self.prefaulted:
-                        self._ahead = max(self._ahead, AHEAD_FRAMES * nbytes)
-                        self._low_stock.notify()
-                    return buffer
-            if self.queued_bytes == 0:  # larger than the arena (or the whole budget)
-                self._charge(nbytes)
-                return np.empty(fmt.shape, np.uint8)
+            buffer = self.memory.alloc(fmt)
+            if buffer is not None:
+                return buffer
             if self.on_full == "block":
                 self._wait_for(self._not_full, None)
                 self._check_usable()
@@ -221,55 +179,25 @@ class ClipQueue:
                 continue
             reason = (
                 f"max_queue_bytes={self.max_bytes} full "
-                f"({self.queued_bytes} bytes waiting, frame of {nbytes})"
+                f"({self.memory.queued_bytes} bytes waiting, frame of {nbytes})"
             )
             for clip in targets:
                 self._drop(clip, reason)
-                self.frames_dropped += 1  # the frame that did not fit
+                self.counts.frames_dropped += 1  # the frame that did not fit
             if self.on_full == "raise":
                 names = ", ".join(c.name for c in targets)
                 raise QueueFullError(f"{reason}; dropped {names}")
             return None
 
     def prefault(self) -> None:
-        """The prefault thread's loop: fault arena pages in before the training thread's copy
-        reaches them, AHEAD_FRAMES frames ahead of the highest block used. A fresh page of
-        shared memory costs the copy ~10x (zeroed and mapped by the kernel, page by page).
-
-        Pages stay faulted in: the memory follows the peak of the frames waiting (plus the
-        frames ahead), within the arena.
-        """
-        arena = self.arena
-        while True:
-            with self._lock:
-                while True:
-                    if self._stopping or not self.prefaulting:
-                        return
-                    target = min(arena.size, arena.high_water + self._ahead)
-                    if target > self.prefaulted:
-                        break
-                    self._low_stock.wait()
-                start = self.prefaulted
-            done = arena.populate(start, target)  # without the lock, and without the GIL
-            with self._lock:
-                if not done:
-                    self.prefaulting = False  # an old kernel: the copy faults its pages
-                self.prefaulted = max(self.prefaulted, target)
-
-    def _charge(self, nbytes: int) -> None:
-        self.queued_bytes += nbytes
-        self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)
-
-    def _release_buffer(self, buffer: Image, nbytes: int) -> None:
-        self.queued_bytes -= nbytes
-        if self.arena.offset(buffer) is not None:
-            self.arena.free(buffer)
+        """The prefault thread's loop (see :meth:`FrameMemory.prefault`)."""
+        self.memory.prefault()
 
     def _unref(self, item: Item) -> None:
         item.refs -= 1
         if item.refs == 0:
-            self.queued_frames -= 1
-            self._release_buffer(item.buffer, item.nbytes)
+            self.counts.queued_frames -= 1
+            self.memory.release(item.buffer, item.nbytes)
             self._not_full.notify_all()
 
     def end(self, clip: Clip) -> None:
@@ -306,7 +234,7 @@ class ClipQueue:
         for work in clip.items:
             if isinstance(work, Item):
                 self._unref(work)
-                self.frames_dropped += 1
+                self.counts.frames_dropped += 1
         clip.items.clear()
 
     def _wait_for(self, condition: threading.Condition, timeout: float | None) -> None:
@@ -378,8 +306,8 @@ class ClipQueue:
     def _account(self, clip: Clip, done: Sequence[Item], written: int) -> None:
         clip.processed += len(done)
         clip.written += written
-        self.frames_encoded += written
-        self.frames_dropped += len(done) - written
+        self.counts.frames_encoded += written
+        self.counts.frames_dropped += len(done) - written
         for item in done:
             self._unref(item)
         if clip.processed >= clip.wake_at:
@@ -423,33 +351,26 @@ class ClipQueue:
             for item in held:
                 if isinstance(item, Item):
                     self._unref(item)
-                    self.frames_dropped += 1
+                    self.counts.frames_dropped += 1
             if outcome == "failed":
                 clip.failed = True
                 self._discard_items(clip)
                 assert error is not None
-                self._keep(error)
-                self.videos_failed += 1
-                self.frames_dropped += clip.written
+                self.counts.keep(error)
+                self.counts.videos_failed += 1
+                self.counts.frames_dropped += clip.written
             elif outcome == "dropped":
-                self.videos_dropped += 1
-                self.frames_dropped += clip.written
+                self.counts.videos_dropped += 1
+                self.counts.frames_dropped += clip.written
             else:
-                self.videos_saved += 1
-                self.bytes_written += size
-            self.encode_seconds += clip.encode_seconds
+                self.counts.videos_saved += 1
+                self.counts.bytes_written += size
+            self.counts.encode_seconds += clip.encode_seconds
 
     def report(self, error: BaseException) -> None:
         """An error of background work that is not a video's own (an on_saved callback)."""
         with self._lock:
-            self._keep(error)
-
-    def _keep(self, error: BaseException) -> None:
-        self.errors.append(error)
-        if len(self.unreported) < MAX_ERRORS:
-            self.unreported.append(error)
-        else:
-            self.unreported_more += 1
+            self.counts.keep(error)
 
     def retire(self, clip: Clip) -> None:
         """After its handle is resolved: *clip* no longer counts as pending for flush()."""
@@ -530,8 +451,7 @@ class ClipQueue:
 
     def fits(self, nbytes: int) -> bool:
         """Whether a frame of *nbytes* would be admitted now without waiting or dropping."""
-        queued = self.queued_bytes  # a read of one int: no lock needed for a hint
-        return queued == 0 or queued + nbytes <= self.max_bytes
+        return self.memory.fits(nbytes)  # a hint: no lock needed
 
     def wait_for_room(self, nbytes: int, stop: threading.Event | None = None) -> None:
         """Wait until a frame of *nbytes* fits, the queue closes or breaks, or *stop* is set."""
@@ -554,9 +474,7 @@ class ClipQueue:
         """The errors not yet raised from flush()/close(), now reported, and how many more
         there were beyond the :data:`MAX_ERRORS` kept."""
         with self._lock:
-            errors, self.unreported = self.unreported, []
-            more, self.unreported_more = self.unreported_more, 0
-            return errors, more
+            return self.counts.take_unreported()
 
     def mark_forked(self) -> None:
         """In a forked child: refuse everything, without the lock (a parent's thread may have
@@ -587,37 +505,27 @@ class ClipQueue:
         with self._lock:
             self._stopping = True
             self._work.notify_all()
-            self._low_stock.notify_all()
-
-    def _touched_free_bytes(self) -> int:
-        # Arena pages once written stay resident until the arena is closed: memory kept
-        # for the next frames, within the budget (blocks are rounded to ALIGN: clipped).
-        arena = self.arena
-        in_use = arena.size - arena.free_bytes
-        return min(max(0, arena.high_water - in_use), max(0, self.max_bytes - self.queued_bytes))
+            self.memory.stop()
 
     def close_arena(self) -> None:
         """Release the frame memory (after the workers exited)."""
         with self._lock:
-            self.arena.close()
+            self.memory.close()
 
     def stats(self) -> RecorderStats:
         """A consistent snapshot of the counters."""
         with self._lock:
-            return RecorderStats(
-                queued_bytes=self.queued_bytes,
-                peak_queued_bytes=self.peak_queued_bytes,
-                max_queue_bytes=self.max_bytes,
-                queued_frames=self.queued_frames,
-                pooled_bytes=self._touched_free_bytes(),
-                frames_submitted=self.frames_submitted,
-                frames_encoded=self.frames_encoded,
-                frames_dropped=self.frames_dropped,
-                videos_started=self.videos_started,
-                videos_saved=self.videos_saved,
-                videos_dropped=self.videos_dropped,
-                videos_failed=self.videos_failed,
-                bytes_written=self.bytes_written,
-                encode_seconds=self.encode_seconds,
-                errors=tuple(self.errors),
+            memory = self.memory
+            return self.counts.snapshot(
+                memory.queued_bytes, memory.peak_queued_bytes, self.max_bytes, memory.pooled_bytes()
             )
+
+    @property
+    def arena(self) -> Arena:
+        """The shared memory the frames are copied into (the encoder processes map it)."""
+        return self.memory.arena
+
+    @property
+    def prefaulting(self) -> bool:
+        """Whether a prefault thread is wanted (see :meth:`prefault`)."""
+        return self.memory.prefaulting
