@@ -1,88 +1,37 @@
-"""The bounded queue between the training thread and the encoder threads: clip bookkeeping.
+"""The bounded queue between the training thread and the encoder threads.
 
-One lock and named conditions, the way CPython's ``queue.Queue`` does it. Frames wait per
-clip (one video is encoded by one worker at a time, in order); clips with work wait in a FIFO
-ready list that workers take from round-robin, so more live clips than workers cannot starve
-one another. The frames' memory and its budget are :class:`FrameMemory`'s, under the same lock.
-
-Invariants, all under ``_lock``:
-
-* A frame is released (its block freed, ``processed`` counted) only once the encoder no
-  longer reads it: an encoder process may still be encoding frames its worker has passed on.
-* A clip with work and no owner is made ready once the work is worth a wake-up: its first
-  frames, QUANTUM frames, its END or DROP, a half-full budget, or a thread waiting (flush,
-  close, "block").
-* A clip is in ``_ready`` iff ``clip.ready``; a ready clip is owned by no worker; only the
-  owning worker touches a clip's encoder.
-* ``clip.enqueued - clip.processed`` work units are still to be done for a live clip.
+What producers (admit, end, drop) and waiters (flush, close, "block") call. The state and its
+invariants are :mod:`recorder._queue_core`'s; the workers' calls :mod:`recorder._queue_workers`'.
 """
 
 from __future__ import annotations
 
-import collections
-import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import Literal
+from collections.abc import Callable, Iterable
 
 from recorder._arena import Arena
-from recorder._clip import DROP, END, YIELD, Clip, Item, Work
-from recorder._counters import MAX_ERRORS, Counters
+from recorder._clip import DROP, END, YIELD, Clip, Item
+from recorder._counters import MAX_ERRORS
 from recorder._frames import FrameFormat, Image, copy_into
-from recorder._memory import FrameMemory
-from recorder._results import QueueFullError, RecorderClosedError, RecorderStats
+from recorder._queue_core import QUANTUM, OnFull
+from recorder._queue_workers import WorkerSide
+from recorder._results import QueueFullError, RecorderStats
 
-# Also imported from here by the wrappers.
+# Also imported from here by the Recorder, the wrappers and the benchmarks.
 __all__ = ["DROP", "END", "MAX_ERRORS", "QUANTUM", "YIELD", "Clip", "ClipQueue", "Item", "OnFull"]
 
-OnFull = Literal["drop", "block", "raise"]
-
-#: frames a worker takes from a clip at once, and encodes before a waiting clip has its turn.
-QUANTUM = 8
 #: whether recorders start the prefault thread (a switch for the benchmark that measures it).
 PREFAULT = True
 
 
-class ClipQueue:
-    """Per-clip frame queues under one byte budget, and the counters of :class:`RecorderStats`."""
+class ClipQueue(WorkerSide):
+    """Per-clip frame queues under one byte budget: what producers and waiters call."""
 
     def __init__(
         self, max_bytes: int, on_full: OnFull, on_drop: Callable[[Clip, str], None]
     ) -> None:
-        self.max_bytes = max_bytes
-        self.on_full: OnFull = on_full
-        self._on_drop = on_drop
-        self._lock = threading.Lock()
-        # Producers waiting for budget (on_full="block").
-        self._not_full = threading.Condition(self._lock)
-        # Workers waiting for a ready clip.
-        self._work = threading.Condition(self._lock)
-        # flush()/close() waiting for clips to progress.
-        self._progress = threading.Condition(self._lock)
-        self.memory = FrameMemory(self._lock, max_bytes, prefault=PREFAULT)
-        self._ready: collections.deque[Clip] = collections.deque()
-        self._live: set[Clip] = set()
-        self._by_path: dict[Path, Clip] = {}  # the live clip that will own each final path
-        self._closed = False  # no new clips or frames
-        self._waiters = 0  # threads in _wait_for: frames go to the workers at once meanwhile
-        # Set in a forked child (with _closed): the lock may have been held by a parent's
-        # thread at fork time, so producer calls check _closed before taking it.
-        self.forked = False
-        self._stopping = False  # workers exit once nothing is ready
-        self.broken: BaseException | None = None  # set when no worker is left alive
-        self.counts = Counters()
-
-    # -- producer side -------------------------------------------------------------------
-
-    def _check_usable(self) -> None:
-        if self._closed:
-            if self.forked:
-                raise RecorderClosedError("a Recorder cannot be used in a forked child process")
-            raise RecorderClosedError("this Recorder is closed")
-        if self.broken is not None:
-            raise RuntimeError("the Recorder's worker threads died") from self.broken
+        super().__init__(max_bytes, on_full, on_drop, prefault=PREFAULT)
 
     def open_clip(self, clip: Clip) -> None:
         """Register a new clip (it gets frames through :meth:`admit`).
@@ -189,17 +138,6 @@ class ClipQueue:
                 raise QueueFullError(f"{reason}; dropped {names}")
             return None
 
-    def prefault(self) -> None:
-        """The prefault thread's loop (see :meth:`FrameMemory.prefault`)."""
-        self.memory.prefault()
-
-    def _unref(self, item: Item) -> None:
-        item.refs -= 1
-        if item.refs == 0:
-            self.counts.queued_frames -= 1
-            self.memory.release(item.buffer, item.nbytes)
-            self._not_full.notify_all()
-
     def end(self, clip: Clip) -> None:
         """No more frames for *clip*: once its frames are encoded, the file is finished."""
         if self.forked:
@@ -209,196 +147,10 @@ class ClipQueue:
                 self._end(clip)
                 self._schedule(clip)
 
-    @staticmethod
-    def _end(clip: Clip) -> None:
-        clip.ended = True
-        clip.items.append(END)
-        clip.enqueued += 1
-        if clip.metadata is not None:
-            clip.metadata = dict(clip.metadata)  # what the caller had set when the clip ended
-
     def drop(self, clip: Clip, reason: str) -> None:
         """Drop *clip* whole (its file is discarded)."""
         with self._lock:
             self._drop(clip, reason)
-
-    def _drop(self, clip: Clip, reason: str) -> None:
-        if clip.finished or clip.published or clip.drop_reason is not None or clip.failed:
-            return
-        clip.drop_reason = reason
-        self._discard_items(clip)
-        self._schedule(clip)
-        self._on_drop(clip, reason)
-
-    def _discard_items(self, clip: Clip) -> None:
-        for work in clip.items:
-            if isinstance(work, Item):
-                self._unref(work)
-                self.counts.frames_dropped += 1
-        clip.items.clear()
-
-    def _wait_for(self, condition: threading.Condition, timeout: float | None) -> None:
-        """Wait on *condition* (of ``_lock``) with every clip's frames handed to the workers:
-        someone is waiting for them now, so no clip may sit waiting for a full batch."""
-        self._waiters += 1
-        try:
-            for clip in self._live:
-                if not (clip.owned or clip.ready):
-                    self._schedule(clip)
-            condition.wait(timeout)
-        finally:
-            self._waiters -= 1
-
-    def _schedule(self, clip: Clip) -> None:
-        if not (clip.owned or clip.ready or clip.finished) and self._has_work(clip):
-            clip.ready = True
-            self._ready.append(clip)
-            self._work.notify()
-
-    # -- worker side ---------------------------------------------------------------------
-
-    def take(
-        self,
-        current: Clip | None,
-        done: Sequence[Item] = (),
-        written: int = 0,
-        *,
-        holding: bool = False,
-    ) -> tuple[Clip, list[Work]] | None:
-        """Release *done*, the frames of *current* the worker is through with, of which the
-        first *written* were encoded (the rest were left out: the clip was dropped).
-
-        The next work is up to :data:`QUANTUM` frames of one clip, or its END or DROP alone:
-        batches keep the per-frame Python work (and so the GIL) off the workers' path. A
-        worker *holding* frames of *current* that its encoder still reads keeps the clip and
-        gets :data:`YIELD` where it would move on: another worker could take the clip, and
-        its frames must not wait for a worker that does not come back to them.
-        Returns ``None`` when the worker should exit.
-        """
-        with self._lock:
-            if current is not None:
-                if done:
-                    self._account(current, done, written)
-                # An ended clip is finished without a break: a preempted one would keep its
-                # encoder (megabytes of x264 state the budget does not count) open meanwhile.
-                if self._has_work(current) and (current.ended or not self._ready):
-                    return current, self._pop(current)
-                if holding:
-                    return current, [YIELD]
-                current.owned = False
-                if self._has_work(current):
-                    self._schedule(current)
-            while not self._ready:
-                if self._stopping:
-                    return None
-                self._work.wait()
-            clip = self._ready.popleft()
-            clip.ready = False
-            clip.owned = True
-            return clip, self._pop(clip)
-
-    def release(self, clip: Clip, done: Sequence[Item], written: int) -> None:
-        """Release frames of *clip* as :meth:`take` does, without taking more work."""
-        if done:
-            with self._lock:
-                self._account(clip, done, written)
-
-    def _account(self, clip: Clip, done: Sequence[Item], written: int) -> None:
-        clip.processed += len(done)
-        clip.written += written
-        self.counts.frames_encoded += written
-        self.counts.frames_dropped += len(done) - written
-        for item in done:
-            self._unref(item)
-        if clip.processed >= clip.wake_at:
-            # Not every frame: each wake-up would take the GIL from the encoder.
-            clip.wake_at = math.inf
-            self._progress.notify_all()
-
-    @staticmethod
-    def _has_work(clip: Clip) -> bool:
-        return not clip.finished and (clip.drop_reason is not None or bool(clip.items))
-
-    @staticmethod
-    def _pop(clip: Clip) -> list[Work]:
-        if clip.drop_reason is not None:
-            return [DROP]
-        items = clip.items
-        if items[0] is END:
-            return [items.popleft()]
-        batch: list[Work] = []
-        while items and len(batch) < QUANTUM and items[0] is not END:
-            batch.append(items.popleft())
-        return batch
-
-    def finish(
-        self,
-        clip: Clip,
-        outcome: Literal["saved", "dropped", "failed"],
-        *,
-        error: BaseException | None = None,
-        held: Sequence[Work] = (),
-        encoded: Sequence[Item] = (),
-        size: int = 0,
-    ) -> None:
-        """The owning worker is done with *clip*: count it (its handle is resolved next).
-
-        *held*: frames taken but not encoded; *encoded*: frames encoded, not yet released.
-        """
-        with self._lock:
-            if encoded:
-                self._account(clip, encoded, len(encoded))
-            for item in held:
-                if isinstance(item, Item):
-                    self._unref(item)
-                    self.counts.frames_dropped += 1
-            if outcome == "failed":
-                clip.failed = True
-                self._discard_items(clip)
-                assert error is not None
-                self.counts.keep(error)
-                self.counts.videos_failed += 1
-                self.counts.frames_dropped += clip.written
-            elif outcome == "dropped":
-                self.counts.videos_dropped += 1
-                self.counts.frames_dropped += clip.written
-            else:
-                self.counts.videos_saved += 1
-                self.counts.bytes_written += size
-            self.counts.encode_seconds += clip.encode_seconds
-
-    def report(self, error: BaseException) -> None:
-        """An error of background work that is not a video's own (an on_saved callback)."""
-        with self._lock:
-            self.counts.keep(error)
-
-    def retire(self, clip: Clip) -> None:
-        """After its handle is resolved: *clip* no longer counts as pending for flush()."""
-        with self._lock:
-            clip.processed = clip.enqueued  # the END unit, or what a drop discarded
-            clip.finished = True
-            clip.owned = False
-            self._live.discard(clip)
-            if self._by_path.get(clip.path) is clip:
-                del self._by_path[clip.path]
-            self._progress.notify_all()
-
-    def worker_exited(self, clip: Clip | None, error: BaseException, alive: int) -> list[Clip]:
-        """A worker died of *error*; returns the clips the caller must now fail."""
-        with self._lock:
-            orphans = [clip] if clip is not None and not clip.finished else []
-            if alive == 0:
-                self.broken = error
-                orphans += [c for c in self._live if not c.finished and c not in orphans]
-                self._ready.clear()
-                for c in orphans:
-                    c.ready = False
-            for c in orphans:
-                c.owned = True  # nobody else may touch them now
-            self._not_full.notify_all()
-            return orphans
-
-    # -- flush and shutdown ----------------------------------------------------------------
 
     def live_clips(self) -> list[Clip]:
         """The clips not yet finished."""
@@ -499,18 +251,6 @@ class ClipQueue:
             for clip in list(self._live):
                 self._drop(clip, reason)
             self._not_full.notify_all()
-
-    def stop_workers(self) -> None:
-        """Let workers exit once nothing is ready."""
-        with self._lock:
-            self._stopping = True
-            self._work.notify_all()
-            self.memory.stop()
-
-    def close_arena(self) -> None:
-        """Release the frame memory (after the workers exited)."""
-        with self._lock:
-            self.memory.close()
 
     def stats(self) -> RecorderStats:
         """A consistent snapshot of the counters."""
