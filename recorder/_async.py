@@ -24,24 +24,21 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-import os
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 import anyio
 import anyio.lowlevel
 import numpy as np
 
 from recorder._clip import Clip
-from recorder._encoder import Codec, EncoderFactory
 from recorder._episode import Episode
 from recorder._frames import as_image, format_of
-from recorder._process import EncodeIn
 from recorder._queue import OnFull
 from recorder._recorder import Recorder
 from recorder._results import (
@@ -51,12 +48,44 @@ from recorder._results import (
     RecorderStats,
     VideoInfo,
 )
-from recorder._validate import Trigger, validate_frames
+from recorder._validate import validate_frames
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: frame lists longer than this are validated on a worker thread (it is O(frames) work).
 _VALIDATE_INLINE = 32
 #: frames submit() may skip (no clip wants them) between two checkpoints.
 _SKIPS_PER_CHECKPOINT = 64
+
+
+def _takes_arguments_of(
+    source: Callable[Concatenate[Any, P], None],
+) -> Callable[[Callable[..., None]], Callable[Concatenate[Any, P], None]]:
+    """Give the decorated method *source*'s parameters, for type checkers and inspect."""
+
+    def decorate(method: Callable[..., None]) -> Callable[Concatenate[Any, P], None]:
+        method.__wrapped__ = source  # type: ignore[attr-defined]  # inspect.signature follows it
+        return method
+
+    return decorate
+
+
+class _Forwarded(Generic[T]):
+    """A read-only attribute that is the same-named attribute of the object in *via*."""
+
+    def __init__(self, via: str, doc: str) -> None:
+        self._via = via
+        self.__doc__ = doc
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> T:
+        if obj is None:  # looked up on the class (help(), docs): the descriptor itself
+            return self  # type: ignore[return-value]
+        return getattr(getattr(obj, self._via), self._name)  # type: ignore[no-any-return]
 
 
 class AsyncClipHandle:
@@ -71,30 +100,11 @@ class AsyncClipHandle:
     def __init__(self, future: ClipHandle) -> None:
         self.future = future
 
-    @property
-    def name(self) -> str:
-        """File name without extension (``rl-video-episode-0``)."""
-        return self.future.name
-
-    @property
-    def path(self) -> Path:
-        """Where the video goes."""
-        return self.future.path
-
-    @property
-    def kind(self) -> ClipKind:
-        """``"episode"`` or ``"step"``."""
-        return self.future.kind
-
-    @property
-    def index(self) -> int | None:
-        """The episode or step index in the name."""
-        return self.future.index
-
-    @property
-    def dropped(self) -> bool:
-        """True once the clip is known to have been dropped."""
-        return self.future.dropped
+    name = _Forwarded[str]("future", "File name without extension (``rl-video-episode-0``).")
+    path = _Forwarded[Path]("future", "Where the video goes.")
+    kind = _Forwarded[ClipKind]("future", '``"episode"`` or ``"step"``.')
+    index = _Forwarded["int | None"]("future", "The episode or step index in the name.")
+    dropped = _Forwarded[bool]("future", "True once the clip is known to have been dropped.")
 
     def done(self) -> bool:
         """Whether the clip is saved, dropped or failed."""
@@ -144,30 +154,20 @@ class AsyncEpisode:
         self._ep = episode
         self._appending = False
 
-    @property
-    def episode_index(self) -> int:
-        """Index of the episode."""
-        return self._ep.episode_index
-
-    @property
-    def step_starting_index(self) -> int:
-        """Step index of the first frame after the reset frame."""
-        return self._ep.step_starting_index
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """Facts about the episode for the sidecars; add to it until the episode ends."""
-        return self._ep.metadata
+    episode_index = _Forwarded[int]("_ep", "Index of the episode.")
+    step_starting_index = _Forwarded[int](
+        "_ep", "Step index of the first frame after the reset frame."
+    )
+    metadata = _Forwarded[dict[str, Any]](
+        "_ep", "Facts about the episode for the sidecars; add to it until the episode ends."
+    )
 
     @property
     def wants_frame(self) -> bool:
         """Whether a clip needs the next frame; read it once per frame (see :class:`Episode`)."""
         return self._ep.wants_frame
 
-    @property
-    def frames_seen(self) -> int:
-        """Frames appended or skipped so far."""
-        return self._ep.frames_seen
+    frames_seen = _Forwarded[int]("_ep", "Frames appended or skipped so far.")
 
     @property
     def handles(self) -> list[AsyncClipHandle]:
@@ -313,46 +313,9 @@ class AsyncRecorder:
     one event loop.
     """
 
-    def __init__(
-        self,
-        video_folder: str | os.PathLike[str],
-        fps: float = 30,
-        episode_trigger: Trigger | None = None,
-        step_trigger: Trigger | None = None,
-        video_length: int | None = None,
-        name_prefix: str = "rl-video",
-        workers: int = 1,
-        max_queue_bytes: int = 256 * 2**20,
-        on_full: OnFull = "drop",
-        *,
-        codec: str | Codec = "h264",
-        crf: int | None = None,
-        preset: str | None = None,
-        worker_nice: int = 10,
-        encode_in: EncodeIn = "process",
-        encoder_factory: EncoderFactory | None = None,
-        on_saved: Callable[[VideoInfo], object] | None = None,
-        sidecars: bool = True,
-    ) -> None:
-        self._rec = Recorder(
-            video_folder,
-            fps,
-            episode_trigger,
-            step_trigger,
-            video_length,
-            name_prefix,
-            workers,
-            max_queue_bytes,
-            on_full,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            worker_nice=worker_nice,
-            encode_in=encode_in,
-            encoder_factory=encoder_factory,
-            on_saved=on_saved,
-            sidecars=sidecars,
-        )
+    @_takes_arguments_of(Recorder.__init__)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._rec = Recorder(*args, **kwargs)
         # Tasks waiting for room take turns (anyio locks are fair); one thread waits for them.
         self._room_lock = anyio.Lock()
         self._room_limiter = anyio.CapacityLimiter(1)
@@ -363,15 +326,8 @@ class AsyncRecorder:
 
     # -- the sync recorder's read-only face ---------------------------------------------------
 
-    @property
-    def video_folder(self) -> Path:
-        """Where videos go."""
-        return self._rec.video_folder
-
-    @property
-    def on_full(self) -> OnFull:
-        """The backpressure policy."""
-        return self._rec.on_full
+    video_folder = _Forwarded[Path]("_rec", "Where videos go.")
+    on_full = _Forwarded[OnFull]("_rec", "The backpressure policy.")
 
     @property
     def closed(self) -> bool:
