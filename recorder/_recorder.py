@@ -49,7 +49,159 @@ _live: set[Recorder] = set()
 _live_lock = threading.Lock()
 
 
-class Recorder:
+class _ClipService:
+    """The Recorder's internal interface: what Episode, the wrappers and the async facade call.
+
+    They never touch the queue or the recorder's own state, so each can change alone.
+    """
+
+    fps: float
+    video_folder: Path
+    codec: Codec
+    on_full: OnFull
+    _queue: ClipQueue
+    _closed: bool
+    _pid: int
+    _stalls: WarnOnce
+    _drops: WarnOnce
+    _workers: Workers
+
+    def _check_usable(self) -> None:
+        """Raise :class:`RecorderClosedError` when the recorder is closed or forked."""
+        if self._queue.forked or os.getpid() != self._pid:
+            raise RecorderClosedError("a Recorder cannot be used in a forked child process")
+        if self._closed or self._queue.closed:
+            raise RecorderClosedError("this Recorder is closed")
+
+    @property
+    def _usable(self) -> bool:
+        """Whether clips and frames are still taken (no system call: read for every frame)."""
+        return not (self._closed or self._queue.closed)
+
+    @property
+    def _forked(self) -> bool:
+        """Whether this is the parent's recorder seen in a forked child (the parent closes it)."""
+        return self._queue.forked
+
+    def _new_clip(
+        self,
+        name: str,
+        kind: ClipKind,
+        index: int | None,
+        fps: float | None = None,
+        *,
+        folder: Path | None = None,
+        length: int | None = None,
+        episode_index: int | None = None,
+        first_step: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Clip:
+        """Open a clip named *name* (no extension) in *folder* (default: video_folder).
+
+        It takes at most *length* frames (None: no limit). A live clip of the same path is
+        dropped: the last one wins, as when gymnasium overwrites a file.
+        """
+        path = (folder or self.video_folder) / f"{name}{self.codec.extension}"
+        clip = Clip(
+            name=name,
+            path=path,
+            kind=kind,
+            index=index,
+            fps=self.fps if fps is None else fps,
+            handle=ClipHandle(name, path, kind, index),
+            limit=math.inf if length is None else length,
+            metadata=metadata,
+            episode_index=episode_index,
+            first_step=first_step,
+        )
+        self._queue.open_clip(clip)
+        return clip
+
+    def _admit(self, image: Image, fmt: FrameFormat, clips: Sequence[Clip]) -> list[Clip]:
+        """Queue the validated *image* for *clips* (on_full applies); the clips still accepting."""
+        return self._queue.admit(image, fmt, clips)
+
+    def _append_frame(self, clips: Sequence[Clip], frame: Any) -> None:
+        """Validate *frame* and queue it once for every clip in *clips* still accepting."""
+        image = as_image(frame)
+        fmt = format_of(image)
+        for clip in clips:
+            known = clip.frame_format
+            if known is not None and known is not fmt and known != fmt:
+                raise shape_changed(clip.name, known, fmt)
+        self._queue.admit(image, fmt, clips)
+
+    def _end_clip(self, clip: Clip) -> None:
+        """No more frames for *clip*; it is finished in the background."""
+        self._queue.end(clip)
+
+    def _drop_clip(self, clip: Clip, reason: str) -> None:
+        """Drop *clip* whole: its file is discarded, its handle raises ClipDroppedError."""
+        self._queue.drop(clip, reason)
+
+    def _stalled(self, episode_index: int, why: str) -> None:
+        """Count (and log, the first time as a warning) an episode that recorded nothing."""
+        self._stalls("episode %d recorded nothing: %s", episode_index, why)
+
+    # For the async facade: it admits frames on the event loop only once they cannot wait,
+    # and waits (stoppably) on its own threads.
+
+    @property
+    def _may_block(self) -> bool:
+        """Whether admitting a frame can wait now: ``on_full="block"``, open and not broken."""
+        queue = self._queue
+        return self.on_full == "block" and not queue.closed and queue.broken is None
+
+    def _fits(self, nbytes: int) -> bool:
+        """Whether a frame of *nbytes* would be admitted now without waiting or dropping."""
+        return self._queue.fits(nbytes)
+
+    def _wait_for_room(self, nbytes: int, stop: threading.Event) -> None:
+        """Wait until a frame of *nbytes* fits, the recorder closes or breaks, or *stop* is set."""
+        self._queue.wait_for_room(nbytes, stop)
+
+    def _pending(self) -> list[tuple[Clip, int]]:
+        """What "everything so far" is for :meth:`_wait_until`: each live clip's work."""
+        return self._queue.snapshot()
+
+    def _wait_until(self, targets: list[tuple[Clip, int]] | None, stop: threading.Event) -> None:
+        """Wait until *targets* (from :meth:`_pending`; None: every clip) are done, or *stop*."""
+        self._queue.wait(None, targets=targets, everything=targets is None, stop=stop)
+
+    def _wake(self) -> None:
+        """Make the threads in :meth:`_wait_for_room` / :meth:`_wait_until` look at *stop*."""
+        self._queue.wake()
+
+    def _end_all(self) -> None:
+        """Refuse new clips and frames, and end every live clip where it is."""
+        queue = self._queue
+        queue.close()
+        for clip in queue.live_clips():
+            queue.end(clip)
+
+    def _drop_all(self, reason: str) -> None:
+        """Refuse new clips and frames, and drop every live clip (fast close)."""
+        self._queue.close()
+        self._queue.drop_all(reason)
+
+    def _log_drop(self, clip: Clip, reason: str) -> None:
+        self._drops("dropped video %s: %s", clip.name, reason)
+
+    def _raise_errors(self) -> None:
+        raise_errors(*self._queue.take_unreported())
+
+    # The workers' per-clip finish: tests replace it to make a worker die.
+
+    @property
+    def _finish(self) -> Callable[[Clip], None]:
+        return self._workers.finish
+
+    @_finish.setter
+    def _finish(self, finish: Callable[[Clip], None]) -> None:
+        self._workers.finish = finish
+
+
+class Recorder(_ClipService):
     """Records videos of episodes in the background.
 
     Frames are validated and copied on the calling thread (microseconds); triggers decide which
@@ -125,24 +277,13 @@ class Recorder:
         self.episode_trigger = episode_trigger
         self.step_trigger = step_trigger
         _check_service(workers, max_queue_bytes, on_full, worker_nice, encode_in)
-        if isinstance(codec, Codec):
-            if crf is not None or preset is not None:
-                raise TypeError("give crf and preset inside the Codec, not beside it")
-            self.codec = codec
-        else:
-            self.codec = Codec(codec, crf=crf, preset=preset)
+        self.codec = _codec_of(codec, crf, preset)
         self.on_saved = on_saved
         self.sidecars = bool(sidecars)
         self.video_folder = Path(os.path.abspath(os.fspath(video_folder)))
         self.video_folder.mkdir(parents=True, exist_ok=True)
-        self._plan = ClipPlan(
-            self.video_folder,
-            self.name_prefix,
-            episode_trigger,
-            step_trigger,
-            self.video_length,
-            self.fps,
-        )
+        plan = (self.video_folder, self.name_prefix, episode_trigger, step_trigger)
+        self._plan = ClipPlan(*plan, self.video_length, self.fps)
         self.workers = workers
         self.max_queue_bytes = max_queue_bytes
         self.on_full: OnFull = on_full
@@ -317,147 +458,13 @@ class Recorder:
         """Whether close() has begun."""
         return self._closed
 
-    # -- the internal interface -------------------------------------------------------------
-    # What Episode, the wrappers (recorder.wrappers) and the async facade (recorder._async)
-    # call: they never touch the queue or the recorder's own state, so each can change alone.
 
-    def _check_usable(self) -> None:
-        """Raise :class:`RecorderClosedError` when the recorder is closed or forked."""
-        if self._queue.forked or os.getpid() != self._pid:
-            raise RecorderClosedError("a Recorder cannot be used in a forked child process")
-        if self._closed or self._queue.closed:
-            raise RecorderClosedError("this Recorder is closed")
-
-    @property
-    def _usable(self) -> bool:
-        """Whether clips and frames are still taken (no system call: read for every frame)."""
-        return not (self._closed or self._queue.closed)
-
-    @property
-    def _forked(self) -> bool:
-        """Whether this is the parent's recorder seen in a forked child (the parent closes it)."""
-        return self._queue.forked
-
-    def _new_clip(
-        self,
-        name: str,
-        kind: ClipKind,
-        index: int | None,
-        fps: float | None = None,
-        *,
-        folder: Path | None = None,
-        length: int | None = None,
-        episode_index: int | None = None,
-        first_step: int | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Clip:
-        """Open a clip named *name* (no extension) in *folder* (default: video_folder).
-
-        Frames go in with :meth:`_admit` or :meth:`_append_frame`, at most *length* of them
-        (None: no limit). A live clip of the same path is dropped: the last one wins, as when
-        gymnasium overwrites a file.
-        """
-        path = (folder or self.video_folder) / f"{name}{self.codec.extension}"
-        clip = Clip(
-            name=name,
-            path=path,
-            kind=kind,
-            index=index,
-            fps=self.fps if fps is None else fps,
-            handle=ClipHandle(name, path, kind, index),
-            limit=math.inf if length is None else length,
-            metadata=metadata,
-            episode_index=episode_index,
-            first_step=first_step,
-        )
-        self._queue.open_clip(clip)
-        return clip
-
-    def _admit(self, image: Image, fmt: FrameFormat, clips: Sequence[Clip]) -> list[Clip]:
-        """Queue the validated *image* once for every clip of *clips* still accepting.
-
-        Applies the on_full policy; returns the clips of *clips* still accepting afterwards.
-        """
-        return self._queue.admit(image, fmt, clips)
-
-    def _append_frame(self, clips: Sequence[Clip], frame: Any) -> None:
-        """Validate *frame* and queue it once for every clip in *clips* still accepting."""
-        image = as_image(frame)
-        fmt = format_of(image)
-        for clip in clips:
-            known = clip.frame_format
-            if known is not None and known is not fmt and known != fmt:
-                raise shape_changed(clip.name, known, fmt)
-        self._queue.admit(image, fmt, clips)
-
-    def _end_clip(self, clip: Clip) -> None:
-        """No more frames for *clip*; it is finished in the background."""
-        self._queue.end(clip)
-
-    def _drop_clip(self, clip: Clip, reason: str) -> None:
-        """Drop *clip* whole: its file is discarded, its handle raises ClipDroppedError."""
-        self._queue.drop(clip, reason)
-
-    def _stalled(self, episode_index: int, why: str) -> None:
-        """Count (and log, the first time as a warning) an episode that recorded nothing."""
-        self._stalls("episode %d recorded nothing: %s", episode_index, why)
-
-    # For the async facade: it admits frames on the event loop only once they cannot wait,
-    # and waits (stoppably) on its own threads.
-
-    @property
-    def _may_block(self) -> bool:
-        """Whether admitting a frame can wait now: ``on_full="block"``, open and not broken."""
-        queue = self._queue
-        return self.on_full == "block" and not queue.closed and queue.broken is None
-
-    def _fits(self, nbytes: int) -> bool:
-        """Whether a frame of *nbytes* would be admitted now without waiting or dropping."""
-        return self._queue.fits(nbytes)
-
-    def _wait_for_room(self, nbytes: int, stop: threading.Event) -> None:
-        """Wait until a frame of *nbytes* fits, the recorder closes or breaks, or *stop* is set."""
-        self._queue.wait_for_room(nbytes, stop)
-
-    def _pending(self) -> list[tuple[Clip, int]]:
-        """What "everything so far" is for :meth:`_wait_until`: each live clip's work."""
-        return self._queue.snapshot()
-
-    def _wait_until(self, targets: list[tuple[Clip, int]] | None, stop: threading.Event) -> None:
-        """Wait until *targets* (from :meth:`_pending`; None: every clip) are done, or *stop*."""
-        self._queue.wait(None, targets=targets, everything=targets is None, stop=stop)
-
-    def _wake(self) -> None:
-        """Make the threads in :meth:`_wait_for_room` / :meth:`_wait_until` look at *stop*."""
-        self._queue.wake()
-
-    def _end_all(self) -> None:
-        """Refuse new clips and frames, and end every live clip where it is."""
-        queue = self._queue
-        queue.close()
-        for clip in queue.live_clips():
-            queue.end(clip)
-
-    def _drop_all(self, reason: str) -> None:
-        """Refuse new clips and frames, and drop every live clip (fast close)."""
-        self._queue.close()
-        self._queue.drop_all(reason)
-
-    def _log_drop(self, clip: Clip, reason: str) -> None:
-        self._drops("dropped video %s: %s", clip.name, reason)
-
-    def _raise_errors(self) -> None:
-        raise_errors(*self._queue.take_unreported())
-
-    # The workers' per-clip finish: tests replace it to make a worker die.
-
-    @property
-    def _finish(self) -> Callable[[Clip], None]:
-        return self._workers.finish
-
-    @_finish.setter
-    def _finish(self, finish: Callable[[Clip], None]) -> None:
-        self._workers.finish = finish
+def _codec_of(codec: str | Codec, crf: int | None, preset: str | None) -> Codec:
+    if isinstance(codec, Codec):
+        if crf is not None or preset is not None:
+            raise TypeError("give crf and preset inside the Codec, not beside it")
+        return codec
+    return Codec(codec, crf=crf, preset=preset)
 
 
 def _check_service(
