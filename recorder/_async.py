@@ -25,7 +25,7 @@ import contextlib
 import inspect
 import math
 import threading
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
@@ -52,6 +52,7 @@ from recorder._validate import validate_frames
 
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: frame lists longer than this are validated on a worker thread (it is O(frames) work).
 _VALIDATE_INLINE = 32
@@ -60,11 +61,11 @@ _SKIPS_PER_CHECKPOINT = 64
 
 
 def _takes_arguments_of(
-    source: Callable[Concatenate[Any, P], None],
-) -> Callable[[Callable[..., None]], Callable[Concatenate[Any, P], None]]:
+    source: Callable[Concatenate[Any, P], object],
+) -> Callable[[Callable[..., R]], Callable[Concatenate[Any, P], R]]:
     """Give the decorated method *source*'s parameters, for type checkers and inspect."""
 
-    def decorate(method: Callable[..., None]) -> Callable[Concatenate[Any, P], None]:
+    def decorate(method: Callable[..., R]) -> Callable[Concatenate[Any, P], R]:
         method.__wrapped__ = source  # type: ignore[attr-defined]  # inspect.signature follows it
         return method
 
@@ -278,12 +279,7 @@ class AsyncEpisode:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         self.close()
 
 
@@ -340,14 +336,8 @@ class AsyncRecorder:
 
     # -- producing -----------------------------------------------------------------------------
 
-    def episode(
-        self,
-        episode_index: int = 0,
-        step_starting_index: int = 0,
-        *,
-        fps: float | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> AsyncEpisode:
+    @_takes_arguments_of(Recorder.episode)
+    def episode(self, *args: Any, **kwargs: Any) -> AsyncEpisode:
         """Stream one episode frame by frame (an async context manager; see :class:`AsyncEpisode`).
 
         Arguments as :meth:`Recorder.episode`.
@@ -356,17 +346,11 @@ class AsyncRecorder:
             RecorderClosedError: the recorder is closed.
             Exception: whatever episode_trigger raises.
         """
-        episode = self._rec.episode(episode_index, step_starting_index, fps=fps, metadata=metadata)
-        return AsyncEpisode(self, episode)
+        return AsyncEpisode(self, self._rec.episode(*args, **kwargs))
 
+    @_takes_arguments_of(Recorder.submit)
     async def submit(
-        self,
-        frames: Sequence[Any] | np.ndarray[Any, Any],
-        episode_index: int = 0,
-        step_starting_index: int = 0,
-        *,
-        fps: float | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        self, frames: Sequence[Any] | np.ndarray[Any, Any], *args: Any, **kwargs: Any
     ) -> list[AsyncClipHandle]:
         """Record a whole episode's frames; returns once they are queued, one handle per clip.
 
@@ -387,7 +371,7 @@ class AsyncRecorder:
             images = await anyio.to_thread.run_sync(validate_frames, frames)
         else:
             images = validate_frames(frames)
-        ep = self._rec.episode(episode_index, step_starting_index, fps=fps, metadata=metadata)
+        ep = self._rec.episode(*args, **kwargs)  # the same parameters after frames
         try:
             skipped = 0
             for image in images:
@@ -454,16 +438,8 @@ class AsyncRecorder:
 
         Open episodes are ended where they are; then waits, shielded from cancellation, until
         every video is on disk. With ``cancel=True`` what is queued is dropped instead (also when
-        another task is already closing: that close then finishes quickly).
-
-        Args:
-            timeout: after this many seconds, what is left is dropped and TimeoutError raised.
-            cancel: drop queued frames instead of encoding them (fast shutdown).
-
-        Raises:
-            TimeoutError: *timeout* passed (the rest was dropped).
-            Exception: errors of failed videos not yet raised by flush(), one as itself,
-                several as an :class:`ExceptionGroup`.
+        another task is already closing: that close then finishes quickly). *timeout*, *cancel*
+        and the errors raised are :meth:`Recorder.close`'s.
         """
         await self._aclose(timeout, cancel, cancelled=False)
         # A cancellation held off by the shield is delivered here.

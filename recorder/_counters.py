@@ -15,10 +15,12 @@ MAX_ERRORS = 100
 class Counters:
     """Running totals (see :class:`RecorderStats`); changed under the queue's lock."""
 
+    # Frames (one shared by several clips is queued once).
     queued_frames: int = 0
     frames_submitted: int = 0
     frames_encoded: int = 0
     frames_dropped: int = 0
+    # Videos, and their output.
     videos_started: int = 0
     videos_saved: int = 0
     videos_dropped: int = 0

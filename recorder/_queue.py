@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from recorder._arena import Arena
 from recorder._clip import DROP, END, YIELD, Clip, Item
 from recorder._counters import MAX_ERRORS
 from recorder._frames import FrameFormat, Image, copy_into
@@ -32,6 +31,8 @@ class ClipQueue(WorkerSide):
         self, max_bytes: int, on_full: OnFull, on_drop: Callable[[Clip, str], None]
     ) -> None:
         super().__init__(max_bytes, on_full, on_drop, prefault=PREFAULT)
+        #: the shared memory the frames are copied into (the encoder processes map it).
+        self.arena = self.memory.arena
 
     def open_clip(self, clip: Clip) -> None:
         """Register a new clip (it gets frames through :meth:`admit`).
@@ -259,13 +260,3 @@ class ClipQueue(WorkerSide):
             return self.counts.snapshot(
                 memory.queued_bytes, memory.peak_queued_bytes, self.max_bytes, memory.pooled_bytes()
             )
-
-    @property
-    def arena(self) -> Arena:
-        """The shared memory the frames are copied into (the encoder processes map it)."""
-        return self.memory.arena
-
-    @property
-    def prefaulting(self) -> bool:
-        """Whether a prefault thread is wanted (see :meth:`prefault`)."""
-        return self.memory.prefaulting

@@ -31,7 +31,7 @@ class Workers:
         self.threads = [
             threading.Thread(target=self._work, name=f"recorder-worker-{i}") for i in range(count)
         ]
-        if queue.prefaulting:
+        if queue.memory.prefaulting:
             self.threads.append(threading.Thread(target=self._prefault, name="recorder-prefault"))
 
     def start(self) -> None:
