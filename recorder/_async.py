@@ -1,22 +1,7 @@
 """An anyio facade over :class:`Recorder`, for training loops and env servers on asyncio or trio.
 
-The sync core stays the one implementation (one queue, one pool of encoder threads). This layer
-only decides where each call runs:
-
-* Work that takes at most the copy of one frame (validating, copying a frame into the queue,
-  ending a clip, reading stats) runs on the event loop thread.
-* Waiting (for queue space under ``on_full="block"``, for :meth:`AsyncRecorder.flush`, for the
-  shutdown) happens on a worker thread through :func:`anyio.to_thread.run_sync` with a
-  :class:`anyio.CapacityLimiter`. Those waits are stoppable: cancelling the task wakes the thread
-  and the call returns only once the thread has let go, so no thread is left blocked behind.
-* Handles resolve through :meth:`concurrent.futures.Future.add_done_callback`, which schedules an
-  :class:`anyio.Event` on the loop without blocking the encoder thread: awaiting a clip costs no
-  thread at all.
-
-Under ``on_full="block"`` every frame is admitted on the loop thread, and only once it is known to
-fit: the loop thread is then the only producer, so the check cannot be overtaken and the core's
-admit never waits there. While a task waits for room, later frames queue behind it (first come,
-first served) rather than slipping into the space it waits for.
+The sync core stays the one implementation: work of at most one frame's copy runs on the event
+loop thread, waits run on worker threads that cancelling the task stops (docs/design.md).
 """
 
 from __future__ import annotations
@@ -462,10 +447,8 @@ class AsyncRecorder:
         rec = self._rec
         rec._end_all()
         interruption: BaseException | None = None
-        # Only asyncio's Task.cancel() (not anyio's scopes) and KeyboardInterrupt get through
-        # the shield. The first cancellation of a task that left the block normally is held
-        # until everything is saved; a second one, or a KeyboardInterrupt (as in
-        # Recorder.close()), drops the rest.
+        # Task.cancel() and KeyboardInterrupt get through the shield: the first cancellation
+        # waits until everything is saved; a second one or a Ctrl-C drops the rest.
         defer_cancel = not cancelled
         deadline = math.inf if timeout is None else anyio.current_time() + timeout
         timed_out = False
