@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass, field, fields
 
 from recorder._results import RecorderStats
 
@@ -11,29 +10,34 @@ from recorder._results import RecorderStats
 MAX_ERRORS = 100
 
 
-@dataclass(slots=True)
 class Counters:
     """Running totals (see :class:`RecorderStats`); changed under the queue's lock."""
 
-    # Frames (one shared by several clips is queued once).
-    queued_frames: int = 0
-    frames_submitted: int = 0
-    frames_encoded: int = 0
-    frames_dropped: int = 0
-    # Videos, and their output.
-    videos_started: int = 0
-    videos_saved: int = 0
-    videos_dropped: int = 0
-    videos_failed: int = 0
-    bytes_written: int = 0
-    encode_seconds: float = 0.0
-    # The newest MAX_ERRORS of each (a failing disk fails every video for hours; each error
-    # holds its traceback): the count of the rest is kept instead.
-    errors: collections.deque[BaseException] = field(
-        default_factory=lambda: collections.deque(maxlen=MAX_ERRORS)
+    #: the totals RecorderStats reports as they are.
+    TOTALS = (
+        "queued_frames",
+        "frames_submitted",
+        "frames_encoded",
+        "frames_dropped",
+        "videos_started",
+        "videos_saved",
+        "videos_dropped",
+        "videos_failed",
+        "bytes_written",
+        "encode_seconds",
     )
-    unreported: list[BaseException] = field(default_factory=list)
-    unreported_more: int = 0
+    __slots__ = (*TOTALS, "errors", "unreported", "unreported_more")
+
+    def __init__(self) -> None:
+        self.queued_frames = self.frames_submitted = self.frames_encoded = 0
+        self.frames_dropped = self.videos_started = self.videos_saved = 0
+        self.videos_dropped = self.videos_failed = self.bytes_written = 0
+        self.encode_seconds = 0.0
+        # The newest MAX_ERRORS (a failing disk fails every video for hours; each error holds
+        # its traceback); of the unreported ones, the first MAX_ERRORS and a count of the rest.
+        self.errors: collections.deque[BaseException] = collections.deque(maxlen=MAX_ERRORS)
+        self.unreported: list[BaseException] = []
+        self.unreported_more = 0
 
     def keep(self, error: BaseException) -> None:
         """Keep *error* for stats() and for the next flush()/close() to raise."""
@@ -53,7 +57,7 @@ class Counters:
         self, queued_bytes: int, peak_queued_bytes: int, max_queue_bytes: int, pooled_bytes: int
     ) -> RecorderStats:
         """These totals with the memory's figures, as a :class:`RecorderStats`."""
-        totals = {f: getattr(self, f) for f in _TOTALS}
+        totals = {name: getattr(self, name) for name in self.TOTALS}
         return RecorderStats(
             queued_bytes=queued_bytes,
             peak_queued_bytes=peak_queued_bytes,
@@ -62,8 +66,3 @@ class Counters:
             errors=tuple(self.errors),
             **totals,
         )
-
-
-# The totals RecorderStats reports as they are.
-_TOTALS = [f.name for f in fields(Counters) if f.name in RecorderStats.__dataclass_fields__]
-_TOTALS.remove("errors")
