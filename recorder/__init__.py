@@ -10,7 +10,8 @@ import typing as _typing
 
 from recorder._default import flush, save_video
 from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
-from recorder._recorder import Episode, Recorder
+from recorder._episode import Episode
+from recorder._recorder import Recorder
 from recorder._recover import Leftover, RecoveredVideo, RecoveryReport, recover
 from recorder._results import (
     ClipDroppedError,
