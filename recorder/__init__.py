@@ -10,8 +10,9 @@ import typing as _typing
 
 from recorder._default import flush, save_video
 from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
+from recorder._episode import Episode
 from recorder._keep import Keep
-from recorder._recorder import Episode, Recorder
+from recorder._recorder import Recorder
 from recorder._recover import Leftover, RecoveredVideo, RecoveryReport, recover
 from recorder._results import (
     ClipDroppedError,
@@ -61,7 +62,7 @@ _ASYNC = frozenset({"AsyncClipHandle", "AsyncEpisode", "AsyncRecorder"})
 def __getattr__(name: str) -> object:
     # Loaded on first use only: ``recorder.wrappers`` imports gymnasium's wrappers, the async
     # facade anyio (and every encoder process imports this package).
-    if name in ("wrappers", "ray"):
+    if name in ("wrappers", "ray", "integrations"):
         return _importlib.import_module(f"recorder.{name}")
     if name in _ASYNC:
         value = getattr(_importlib.import_module("recorder._async"), name)

@@ -1,22 +1,7 @@
 """An anyio facade over :class:`Recorder`, for training loops and env servers on asyncio or trio.
 
-The sync core stays the one implementation (one queue, one pool of encoder threads). This layer
-only decides where each call runs:
-
-* Work that takes at most the copy of one frame (validating, copying a frame into the queue,
-  ending a clip, reading stats) runs on the event loop thread.
-* Waiting (for queue space under ``on_full="block"``, for :meth:`AsyncRecorder.flush`, for the
-  shutdown) happens on a worker thread through :func:`anyio.to_thread.run_sync` with a
-  :class:`anyio.CapacityLimiter`. Those waits are stoppable: cancelling the task wakes the thread
-  and the call returns only once the thread has let go, so no thread is left blocked behind.
-* Handles resolve through :meth:`concurrent.futures.Future.add_done_callback`, which schedules an
-  :class:`anyio.Event` on the loop without blocking the encoder thread: awaiting a clip costs no
-  thread at all.
-
-Under ``on_full="block"`` every frame is admitted on the loop thread, and only once it is known to
-fit: the loop thread is then the only producer, so the check cannot be overtaken and the core's
-admit never waits there. While a task waits for room, later frames queue behind it (first come,
-first served) rather than slipping into the space it waits for.
+The sync core stays the one implementation: work of at most one frame's copy runs on the event
+loop thread, waits run on worker threads that cancelling the task stops (docs/design.md).
 """
 
 from __future__ import annotations
@@ -24,25 +9,23 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-import os
 import threading
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 import anyio
 import anyio.lowlevel
 import numpy as np
 
-from recorder._encoder import Codec, EncoderFactory
+from recorder._clip import Clip
+from recorder._episode import Episode
 from recorder._frames import as_image, format_of
-from recorder._keep import Keep
-from recorder._process import EncodeIn
-from recorder._queue import Clip, OnFull
-from recorder._recorder import Episode, Recorder, Trigger, validate_frames
+from recorder._queue import OnFull
+from recorder._recorder import Recorder
 from recorder._results import (
     ClipHandle,
     ClipKind,
@@ -50,12 +33,45 @@ from recorder._results import (
     RecorderStats,
     VideoInfo,
 )
-from recorder._sink import Sink
+from recorder._validate import validate_frames
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: frame lists longer than this are validated on a worker thread (it is O(frames) work).
 _VALIDATE_INLINE = 32
 #: frames submit() may skip (no clip wants them) between two checkpoints.
 _SKIPS_PER_CHECKPOINT = 64
+
+
+def _takes_arguments_of(
+    source: Callable[Concatenate[Any, P], object],
+) -> Callable[[Callable[..., R]], Callable[Concatenate[Any, P], R]]:
+    """Give the decorated method *source*'s parameters, for type checkers and inspect."""
+
+    def decorate(method: Callable[..., R]) -> Callable[Concatenate[Any, P], R]:
+        method.__wrapped__ = source  # type: ignore[attr-defined]  # inspect.signature follows it
+        return method
+
+    return decorate
+
+
+class _Forwarded(Generic[T]):
+    """A read-only attribute that is the same-named attribute of the object in *via*."""
+
+    def __init__(self, via: str, doc: str) -> None:
+        self._via = via
+        self.__doc__ = doc
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> T:
+        if obj is None:  # looked up on the class (help(), docs): the descriptor itself
+            return self  # type: ignore[return-value]
+        return getattr(getattr(obj, self._via), self._name)  # type: ignore[no-any-return]
 
 
 class AsyncClipHandle:
@@ -70,30 +86,11 @@ class AsyncClipHandle:
     def __init__(self, future: ClipHandle) -> None:
         self.future = future
 
-    @property
-    def name(self) -> str:
-        """File name without extension (``rl-video-episode-0``)."""
-        return self.future.name
-
-    @property
-    def path(self) -> Path:
-        """Where the video goes."""
-        return self.future.path
-
-    @property
-    def kind(self) -> ClipKind:
-        """``"episode"`` or ``"step"``."""
-        return self.future.kind
-
-    @property
-    def index(self) -> int | None:
-        """The episode or step index in the name."""
-        return self.future.index
-
-    @property
-    def dropped(self) -> bool:
-        """True once the clip is known to have been dropped."""
-        return self.future.dropped
+    name = _Forwarded[str]("future", "File name without extension (``rl-video-episode-0``).")
+    path = _Forwarded[Path]("future", "Where the video goes.")
+    kind = _Forwarded[ClipKind]("future", '``"episode"`` or ``"step"``.')
+    index = _Forwarded["int | None"]("future", "The episode or step index in the name.")
+    dropped = _Forwarded[bool]("future", "True once the clip is known to have been dropped.")
 
     def done(self) -> bool:
         """Whether the clip is saved, dropped or failed."""
@@ -143,30 +140,20 @@ class AsyncEpisode:
         self._ep = episode
         self._appending = False
 
-    @property
-    def episode_index(self) -> int:
-        """Index of the episode."""
-        return self._ep.episode_index
-
-    @property
-    def step_starting_index(self) -> int:
-        """Step index of the first frame after the reset frame."""
-        return self._ep.step_starting_index
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """Facts about the episode for the sidecars; add to it until the episode ends."""
-        return self._ep.metadata
+    episode_index = _Forwarded[int]("_ep", "Index of the episode.")
+    step_starting_index = _Forwarded[int](
+        "_ep", "Step index of the first frame after the reset frame."
+    )
+    metadata = _Forwarded[dict[str, Any]](
+        "_ep", "Facts about the episode for the sidecars; add to it until the episode ends."
+    )
 
     @property
     def wants_frame(self) -> bool:
         """Whether a clip needs the next frame; read it once per frame (see :class:`Episode`)."""
         return self._ep.wants_frame
 
-    @property
-    def frames_seen(self) -> int:
-        """Frames appended or skipped so far."""
-        return self._ep.frames_seen
+    frames_seen = _Forwarded[int]("_ep", "Frames appended or skipped so far.")
 
     @property
     def handles(self) -> list[AsyncClipHandle]:
@@ -277,12 +264,7 @@ class AsyncEpisode:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         self.close()
 
 
@@ -312,50 +294,9 @@ class AsyncRecorder:
     one event loop.
     """
 
-    def __init__(
-        self,
-        video_folder: str | os.PathLike[str],
-        fps: float = 30,
-        episode_trigger: Trigger | None = None,
-        step_trigger: Trigger | None = None,
-        video_length: int | None = None,
-        name_prefix: str = "rl-video",
-        workers: int = 1,
-        max_queue_bytes: int = 256 * 2**20,
-        on_full: OnFull = "drop",
-        *,
-        codec: str | Codec = "h264",
-        crf: int | None = None,
-        preset: str | None = None,
-        worker_nice: int = 10,
-        encode_in: EncodeIn = "process",
-        encoder_factory: EncoderFactory | None = None,
-        on_saved: Callable[[VideoInfo], object] | None = None,
-        sidecars: bool = True,
-        sink: Sink | None = None,
-        keep: Keep | Mapping[str, Any] | None = None,
-    ) -> None:
-        self._rec = Recorder(
-            video_folder,
-            fps,
-            episode_trigger,
-            step_trigger,
-            video_length,
-            name_prefix,
-            workers,
-            max_queue_bytes,
-            on_full,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            worker_nice=worker_nice,
-            encode_in=encode_in,
-            encoder_factory=encoder_factory,
-            on_saved=on_saved,
-            sidecars=sidecars,
-            sink=sink,
-            keep=keep,
-        )
+    @_takes_arguments_of(Recorder.__init__)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._rec = Recorder(*args, **kwargs)
         # Tasks waiting for room take turns (anyio locks are fair); one thread waits for them.
         self._room_lock = anyio.Lock()
         self._room_limiter = anyio.CapacityLimiter(1)
@@ -366,15 +307,8 @@ class AsyncRecorder:
 
     # -- the sync recorder's read-only face ---------------------------------------------------
 
-    @property
-    def video_folder(self) -> Path:
-        """Where videos go."""
-        return self._rec.video_folder
-
-    @property
-    def on_full(self) -> OnFull:
-        """The backpressure policy."""
-        return self._rec.on_full
+    video_folder = _Forwarded[Path]("_rec", "Where videos go.")
+    on_full = _Forwarded[OnFull]("_rec", "The backpressure policy.")
 
     @property
     def closed(self) -> bool:
@@ -387,14 +321,8 @@ class AsyncRecorder:
 
     # -- producing -----------------------------------------------------------------------------
 
-    def episode(
-        self,
-        episode_index: int = 0,
-        step_starting_index: int = 0,
-        *,
-        fps: float | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> AsyncEpisode:
+    @_takes_arguments_of(Recorder.episode)
+    def episode(self, *args: Any, **kwargs: Any) -> AsyncEpisode:
         """Stream one episode frame by frame (an async context manager; see :class:`AsyncEpisode`).
 
         Arguments as :meth:`Recorder.episode`.
@@ -403,17 +331,11 @@ class AsyncRecorder:
             RecorderClosedError: the recorder is closed.
             Exception: whatever episode_trigger raises.
         """
-        episode = self._rec.episode(episode_index, step_starting_index, fps=fps, metadata=metadata)
-        return AsyncEpisode(self, episode)
+        return AsyncEpisode(self, self._rec.episode(*args, **kwargs))
 
+    @_takes_arguments_of(Recorder.submit)
     async def submit(
-        self,
-        frames: Sequence[Any] | np.ndarray[Any, Any],
-        episode_index: int = 0,
-        step_starting_index: int = 0,
-        *,
-        fps: float | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        self, frames: Sequence[Any] | np.ndarray[Any, Any], *args: Any, **kwargs: Any
     ) -> list[AsyncClipHandle]:
         """Record a whole episode's frames; returns once they are queued, one handle per clip.
 
@@ -434,7 +356,7 @@ class AsyncRecorder:
             images = await anyio.to_thread.run_sync(validate_frames, frames)
         else:
             images = validate_frames(frames)
-        ep = self._rec.episode(episode_index, step_starting_index, fps=fps, metadata=metadata)
+        ep = self._rec.episode(*args, **kwargs)  # the same parameters after frames
         try:
             skipped = 0
             for image in images:
@@ -501,16 +423,8 @@ class AsyncRecorder:
 
         Open episodes are ended where they are; then waits, shielded from cancellation, until
         every video is on disk. With ``cancel=True`` what is queued is dropped instead (also when
-        another task is already closing: that close then finishes quickly).
-
-        Args:
-            timeout: after this many seconds, what is left is dropped and TimeoutError raised.
-            cancel: drop queued frames instead of encoding them (fast shutdown).
-
-        Raises:
-            TimeoutError: *timeout* passed (the rest was dropped).
-            Exception: errors of failed videos not yet raised by flush(), one as itself,
-                several as an :class:`ExceptionGroup`.
+        another task is already closing: that close then finishes quickly). *timeout*, *cancel*
+        and the errors raised are :meth:`Recorder.close`'s.
         """
         await self._aclose(timeout, cancel, cancelled=False)
         # A cancellation held off by the shield is delivered here.
@@ -533,10 +447,8 @@ class AsyncRecorder:
         rec = self._rec
         rec._end_all()
         interruption: BaseException | None = None
-        # Only asyncio's Task.cancel() (not anyio's scopes) and KeyboardInterrupt get through
-        # the shield. The first cancellation of a task that left the block normally is held
-        # until everything is saved; a second one, or a KeyboardInterrupt (as in
-        # Recorder.close()), drops the rest.
+        # Task.cancel() and KeyboardInterrupt get through the shield: the first cancellation
+        # waits until everything is saved; a second one or a Ctrl-C drops the rest.
         defer_cancel = not cancelled
         deadline = math.inf if timeout is None else anyio.current_time() + timeout
         timed_out = False

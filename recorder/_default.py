@@ -12,28 +12,28 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recorder._recorder import (
-    ClipPlan,
-    Recorder,
+from recorder._episode import ClipPlan
+from recorder._recorder import Recorder
+from recorder._results import ClipHandle, RecorderClosedError, VideoInfo
+from recorder._schedule import capped_cubic_video_schedule
+from recorder._validate import (
+    Trigger,
     check_fps,
     check_index,
     check_name_prefix,
+    check_triggers,
     check_video_length,
     validate_frames,
 )
-from recorder._results import ClipHandle, RecorderClosedError, VideoInfo
-from recorder._schedule import capped_cubic_video_schedule
 
 logger = logging.getLogger("recorder")
-
-Trigger = Callable[[int], bool]
 
 #: keywords of moviepy's ImageSequenceClip that save_video understands (gymnasium forwards
 #: **kwargs there); anything else is a TypeError.
@@ -107,9 +107,7 @@ def save_video(
             f"save_video() got unsupported keyword argument(s) {', '.join(map(repr, unknown))}; "
             f"supported: {', '.join(SUPPORTED_KWARGS)} and the named parameters"
         )
-    for name, trigger in (("episode_trigger", episode_trigger), ("step_trigger", step_trigger)):
-        if trigger is not None and not callable(trigger):
-            raise TypeError(f"{name} must be callable or None, got {trigger!r}")
+    check_triggers(episode_trigger, step_trigger)
     video_length = check_video_length(video_length)
     name_prefix = check_name_prefix(name_prefix)
     episode_index = check_index("episode_index", episode_index)

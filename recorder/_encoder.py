@@ -7,6 +7,7 @@ import errno
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from typing import Any, Protocol
 
 import av
@@ -312,26 +313,23 @@ class PyAVEncoder:
             self._drop_fragment()
             raise
         self._stream = stream
-        self._reformatter = VideoReformatter()
         self._src_format = fmt.pix_fmt
-        self._pix_fmt = pix_fmt
-        self._width, self._height = width, height
-        # swscale's default (0) is one thread per CPU: keep the conversion on the codec's.
-        self._threads = spec.codec.threads
-        self._interpolation = _INTERPOLATIONS[spec.codec.interpolation]
+        # One persistent reformatter per stream, its arguments bound once (see DESIGN.md).
+        self._reformat = partial(
+            VideoReformatter().reformat,
+            format=pix_fmt,
+            width=width,
+            height=height,
+            # swscale's default (0) is one thread per CPU: keep the conversion on the codec's.
+            threads=spec.codec.threads,
+            interpolation=_INTERPOLATIONS[spec.codec.interpolation],
+        )
         self._pts = 0
 
     def write(self, image: Image) -> None:
         """Encode one frame."""
         frame = av.VideoFrame.from_numpy_buffer(image, format=self._src_format)
-        out = self._reformatter.reformat(
-            frame,
-            format=self._pix_fmt,
-            width=self._width,
-            height=self._height,
-            threads=self._threads,
-            interpolation=self._interpolation,
-        )
+        out = self._reformat(frame)
         out.pts = self._pts
         self._pts += 1
         self._container.mux(self._stream.encode(out))

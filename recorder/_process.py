@@ -1,15 +1,8 @@
 """Encoding in child processes, so that the training process never waits for PyAV's GIL.
 
-PyAV holds the GIL while x264 opens (about 3 ms per video), while the container header and
-trailer are written, and between its per-frame calls; in a thread of the training process
-every one of those moments stops the training loop. Here each worker thread feeds a child
-process instead. The frames already lie in shared memory: the queue's arena
-(:mod:`recorder._arena`), a memfd the child maps once. The worker sends only the offsets of
-a video's frames over a Unix socket; the child wraps each with ``from_numpy_buffer``,
-encodes and writes the file the recorder opened (its descriptor travels with
-``SCM_RIGHTS``). A frame stays the queue's until the child has answered for it
-(:meth:`ProcessEncoder.released`). The recorder's own logic (the queue, triggers, tmp files
-and renames, errors) does not change: this is one more :class:`Encoder`.
+Each worker thread feeds a child process that maps the queue's arena (a memfd) once and
+encodes each frame where it lies; a frame stays the queue's until the child has answered for
+it (:meth:`ProcessEncoder.released`). Why: docs/design.md.
 
 Protocol (``SOCK_SEQPACKET``, one pickled tuple per message, each answered by exactly one
 reply, in order; at most ``_IN_FLIGHT`` unanswered per child, so neither side can fill the
@@ -486,10 +479,8 @@ class EncoderProcesses:
                 child.stop(timeout)
 
 
-# Encoder processes of closed recorders, kept for the next one: starting one (an interpreter
-# importing PyAV) takes ~0.2 s, and programs make recorders one after another (a RecordVideo
-# per evaluation run, a test suite). Stopped at interpreter exit; they also exit by themselves
-# when this process does (their socket closes).
+# Encoder processes of closed recorders, kept for the next one (starting one takes ~0.2 s);
+# stopped at exit, and they exit by themselves when this process does (their socket closes).
 _IDLE_MAX = 2
 _idle: list[_Child] = []
 _idle_lock = threading.Lock()

@@ -1,204 +1,38 @@
 """The bounded queue between the training thread and the encoder threads.
 
-One lock and four named conditions, the way CPython's ``queue.Queue`` does it. Frames wait per
-clip (one video is encoded by one worker at a time, in order); clips with work wait in a FIFO
-ready list that workers take from round-robin, so more live clips than workers cannot starve
-one another. Every frame byte counts against one budget, shared by the clips that want the frame.
-
-Invariants, all under ``_lock``:
-
-* ``queued_bytes`` is the size of the distinct frames referenced from any ``clip.items`` or
-  taken by a worker and not yet released; it never exceeds ``max_bytes``, except by a single
-  frame admitted into an empty queue (a frame larger than the whole budget).
-* Every frame buffer is a block of ``arena`` (shared memory the encoder processes map), but
-  for a frame larger than the whole budget admitted into an empty queue (its own buffer).
-  ``arena`` is only used under ``_lock``.
-* A frame is released (its block freed, ``processed`` counted) only once the encoder no
-  longer reads it: an encoder process may still be encoding frames its worker has passed on.
-* ``[0, prefaulted)`` of the arena is faulted in; the prefault thread moves it ahead of
-  ``arena.high_water`` (outside the lock: the contents of the pages never change).
-* A clip with work and no owner is made ready once the work is worth a wake-up: its first
-  frames, QUANTUM frames, its END or DROP, a half-full budget, or a thread waiting (flush,
-  close, "block").
-* A clip is in ``_ready`` iff ``clip.ready``; a ready clip is owned by no worker; only the
-  owning worker touches a clip's encoder.
-* ``clip.enqueued - clip.processed`` work units are still to be done for a live clip.
+What producers (admit, end, drop) and waiters (flush, close, "block") call. The state and its
+invariants are :mod:`recorder._queue_core`'s; the workers' calls :mod:`recorder._queue_workers`'.
 """
 
 from __future__ import annotations
 
-import collections
-import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterable
 
-import numpy as np
-
-from recorder._arena import Arena, arena_size
+from recorder._clip import DROP, END, YIELD, Clip, Item
+from recorder._counters import MAX_ERRORS
 from recorder._frames import FrameFormat, Image, copy_into
-from recorder._results import (
-    ClipHandle,
-    ClipKind,
-    QueueFullError,
-    RecorderClosedError,
-    RecorderStats,
-)
+from recorder._queue_core import QUANTUM, OnFull
+from recorder._queue_workers import WorkerSide
+from recorder._results import QueueFullError, RecorderStats
 
-if TYPE_CHECKING:
-    from recorder._encoder import Encoder
+# Also imported from here by the Recorder, the wrappers and the benchmarks.
+__all__ = ["DROP", "END", "MAX_ERRORS", "QUANTUM", "YIELD", "Clip", "ClipQueue", "Item", "OnFull"]
 
-OnFull = Literal["drop", "block", "raise"]
-
-#: frames a worker takes from a clip at once, and encodes before a waiting clip has its turn.
-QUANTUM = 8
-#: errors kept for stats() and for the next flush()/close() to raise (the newest / the first).
-MAX_ERRORS = 100
-#: arena memory the prefault thread keeps faulted in beyond the highest block used, in frames.
-AHEAD_FRAMES = 16
 #: whether recorders start the prefault thread (a switch for the benchmark that measures it).
 PREFAULT = True
 
 
-class Item:
-    """One copied frame, shared by every clip that wants it."""
-
-    __slots__ = ("buffer", "nbytes", "refs")
-
-    def __init__(self, buffer: Image, nbytes: int) -> None:
-        self.buffer = buffer
-        self.nbytes = nbytes
-        self.refs = 0
-
-
-class _Marker:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-END = _Marker("END")  #: in ``clip.items``: the clip is complete, finish the file.
-DROP = _Marker("DROP")  #: handed to a worker for a dropped clip: discard the file.
-#: handed to a worker that holds frames of its clip and should move on: let the encoder
-#: finish with them, release them, then take work again (see :meth:`ClipQueue.take`).
-YIELD = _Marker("YIELD")
-Work = Item | _Marker
-
-
-@dataclass(eq=False)
-class Clip:
-    """One video on its way to disk. Fields below ``handle`` belong to the queue's lock."""
-
-    name: str
-    path: Path
-    kind: ClipKind
-    index: int | None
-    fps: float
-    handle: ClipHandle
-    limit: float  # frames this clip takes at most (video_length or inf)
-    # The episode's user metadata: shared with the caller until the clip ends, then a copy.
-    metadata: dict[str, Any] | None = None
-    episode_index: int | None = None
-    first_step: int | None = None
-    started: float = field(default_factory=time.time)
-    items: collections.deque[Work] = field(default_factory=collections.deque)
-    frames: int = 0  # frames enqueued
-    enqueued: int = 0  # work units enqueued (frames and END)
-    processed: int = 0
-    wake_at: float = math.inf  # a flush() waits for processed >= wake_at: notify it then
-    ended: bool = False
-    drop_reason: str | None = None
-    failed: bool = False
-    owned: bool = False
-    ready: bool = False
-    finished: bool = False
-    published: bool = False  # renamed to its final name: too late to drop
-    # The owning worker's state:
-    frame_format: FrameFormat | None = None
-    encoder: Encoder | None = None
-    tmp_path: str | None = None
-    tmp_fd: int | None = None  # held open from creation to rename: it names our own file
-    # Frames passed to an encoder that reads them later (an encoder process), not yet
-    # released; the encoder's count of frames it is done with, and how many were released.
-    held: collections.deque[Item] = field(default_factory=collections.deque)
-    released: Callable[[], int] | None = None
-    freed: int = 0
-    written: int = 0
-    encode_seconds: float = 0.0
-
-    @property
-    def accepting(self) -> bool:
-        """Whether frames may still be appended."""
-        return not (self.ended or self.drop_reason is not None or self.failed)
-
-
-class ClipQueue:
-    """Per-clip frame queues under one byte budget, and the counters of :class:`RecorderStats`."""
+class ClipQueue(WorkerSide):
+    """Per-clip frame queues under one byte budget: what producers and waiters call."""
 
     def __init__(
         self, max_bytes: int, on_full: OnFull, on_drop: Callable[[Clip, str], None]
     ) -> None:
-        self.max_bytes = max_bytes
-        self.on_full: OnFull = on_full
-        self._on_drop = on_drop
-        self._lock = threading.Lock()
-        # Producers waiting for budget (on_full="block").
-        self._not_full = threading.Condition(self._lock)
-        # Workers waiting for a ready clip.
-        self._work = threading.Condition(self._lock)
-        # flush()/close() waiting for clips to progress.
-        self._progress = threading.Condition(self._lock)
-        self.arena = Arena(arena_size(max_bytes))
-        # The prefault thread waiting for the queue to near the arena memory faulted in.
-        self._low_stock = threading.Condition(self._lock)
-        self.prefaulted = 0  # arena bytes [0, prefaulted) are faulted in
-        self._ahead = 0  # bytes to keep faulted in beyond arena.high_water
-        self.prefaulting = PREFAULT
-        self._ready: collections.deque[Clip] = collections.deque()
-        self._live: set[Clip] = set()
-        self._by_path: dict[Path, Clip] = {}  # the live clip that will own each final path
-        self._closed = False  # no new clips or frames
-        self._waiters = 0  # threads in _wait_for: frames go to the workers at once meanwhile
-        # Set in a forked child (with _closed): the lock may have been held by a parent's
-        # thread at fork time, so producer calls check _closed before taking it.
-        self.forked = False
-        self._stopping = False  # workers exit once nothing is ready
-        self.broken: BaseException | None = None  # set when no worker is left alive
-        # Counters.
-        self.queued_bytes = 0
-        self.peak_queued_bytes = 0
-        self.queued_frames = 0
-        self.frames_submitted = 0
-        self.frames_encoded = 0
-        self.frames_dropped = 0
-        self.videos_started = 0
-        self.videos_saved = 0
-        self.videos_dropped = 0
-        self.videos_failed = 0
-        self.bytes_written = 0
-        self.encode_seconds = 0.0
-        # The newest MAX_ERRORS of each (a failing disk fails every video for hours; each
-        # error holds its traceback): the count of the rest is kept instead.
-        self.errors: collections.deque[BaseException] = collections.deque(maxlen=MAX_ERRORS)
-        self.unreported: list[BaseException] = []
-        self.unreported_more = 0
-
-    # -- producer side -------------------------------------------------------------------
-
-    def _check_usable(self) -> None:
-        if self._closed:
-            if self.forked:
-                raise RecorderClosedError("a Recorder cannot be used in a forked child process")
-            raise RecorderClosedError("this Recorder is closed")
-        if self.broken is not None:
-            raise RuntimeError("the Recorder's worker threads died") from self.broken
+        super().__init__(max_bytes, on_full, on_drop, prefault=PREFAULT)
+        #: the shared memory the frames are copied into (the encoder processes map it).
+        self.arena = self.memory.arena
 
     def open_clip(self, clip: Clip) -> None:
         """Register a new clip (it gets frames through :meth:`admit`).
@@ -215,7 +49,7 @@ class ClipQueue:
                 self._drop(earlier, "replaced by a later clip of the same name")
             self._by_path[clip.path] = clip
             self._live.add(clip)
-            self.videos_started += 1
+            self.counts.videos_started += 1
 
     def publish(self, clip: Clip, rename: Callable[[], None]) -> bool:
         """Run *rename* (temporary name to final) unless *clip* was dropped meanwhile.
@@ -252,7 +86,7 @@ class ClipQueue:
                 # could use the lock meanwhile; one acquisition instead of two.
                 copy_into(buffer, image)
             except BaseException:
-                self._release_buffer(buffer, nbytes)
+                self.memory.release(buffer, nbytes)
                 self._not_full.notify_all()
                 raise
             item = Item(buffer, nbytes)
@@ -270,30 +104,22 @@ class ClipQueue:
                     or len(clip.items) >= QUANTUM
                     or clip.processed == 0  # its first frames: open the file, fail early
                     or self._waiters
-                    or 2 * self.queued_bytes >= self.max_bytes
+                    or 2 * self.memory.queued_bytes >= self.max_bytes
                 ):
                     # A worker is woken for a batch, not for every frame: each wake-up is a
                     # GIL hand-over that the training thread pays for.
                     self._schedule(clip)
-            self.frames_submitted += 1
-            self.queued_frames += 1
+            self.counts.frames_submitted += 1
+            self.counts.queued_frames += 1
             return [c for c in targets if not c.ended]
 
     def _reserve(self, fmt: FrameFormat, targets: list[Clip]) -> Image | None:
         """Charge one frame to the budget and return a buffer for it, or apply on_full."""
         nbytes = fmt.nbytes
         while True:
-            if self.queued_bytes + nbytes <= self.max_bytes:
-                buffer = self.arena.alloc(fmt.shape)
-                if buffer is not None:
-                    self._charge(nbytes)
-                    if self.prefaulting and self.arena.high_water + self._ahead > self.prefaulted:
-                        self._ahead = max(self._ahead, AHEAD_FRAMES * nbytes)
-                        self._low_stock.notify()
-                    return buffer
-            if self.queued_bytes == 0:  # larger than the arena (or the whole budget)
-                self._charge(nbytes)
-                return np.empty(fmt.shape, np.uint8)
+            buffer = self.memory.alloc(fmt)
+            if buffer is not None:
+                return buffer
             if self.on_full == "block":
                 self._wait_for(self._not_full, None)
                 self._check_usable()
@@ -303,66 +129,25 @@ class ClipQueue:
                 continue
             reason = (
                 f"max_queue_bytes={self.max_bytes} full "
-                f"({self.queued_bytes} bytes waiting, frame of {nbytes})"
+                f"({self.memory.queued_bytes} bytes waiting, frame of {nbytes})"
             )
             for clip in targets:
                 self._drop(clip, reason)
-                self.frames_dropped += 1  # the frame that did not fit
+                self.counts.frames_dropped += 1  # the frame that did not fit
             if self.on_full == "raise":
                 names = ", ".join(c.name for c in targets)
                 raise QueueFullError(f"{reason}; dropped {names}")
             return None
 
-    def prefault(self) -> None:
-        """The prefault thread's loop: fault arena pages in before the training thread's copy
-        reaches them, AHEAD_FRAMES frames ahead of the highest block used. A fresh page of
-        shared memory costs the copy ~10x (zeroed and mapped by the kernel, page by page).
-
-        Pages stay faulted in: the memory follows the peak of the frames waiting (plus the
-        frames ahead), within the arena.
-        """
-        arena = self.arena
-        while True:
-            with self._lock:
-                while True:
-                    if self._stopping or not self.prefaulting:
-                        return
-                    target = min(arena.size, arena.high_water + self._ahead)
-                    if target > self.prefaulted:
-                        break
-                    self._low_stock.wait()
-                start = self.prefaulted
-            done = arena.populate(start, target)  # without the lock, and without the GIL
-            with self._lock:
-                if not done:
-                    self.prefaulting = False  # an old kernel: the copy faults its pages
-                self.prefaulted = max(self.prefaulted, target)
-
     def hold(self, nbytes: int) -> None:
         """Count *nbytes* held outside the arena (a video on its way to a sink)."""
         with self._lock:
-            self._charge(nbytes)
+            self.memory._charge(nbytes)
 
     def unhold(self, nbytes: int) -> None:
         """Those bytes are gone: room for frames again."""
         with self._lock:
-            self.queued_bytes -= nbytes
-            self._not_full.notify_all()
-
-    def _charge(self, nbytes: int) -> None:
-        self.queued_bytes += nbytes
-        self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)
-
-    def _release_buffer(self, buffer: Image, nbytes: int) -> None:
-        self.queued_bytes -= nbytes
-        if self.arena.offset(buffer) is not None:
-            self.arena.free(buffer)
-
-    def _unref(self, item: Item) -> None:
-        item.refs -= 1
-        if item.refs == 0:
-            self.queued_frames -= 1
-            self._release_buffer(item.buffer, item.nbytes)
+            self.memory.queued_bytes -= nbytes
             self._not_full.notify_all()
 
     def end(self, clip: Clip) -> None:
@@ -374,203 +159,10 @@ class ClipQueue:
                 self._end(clip)
                 self._schedule(clip)
 
-    @staticmethod
-    def _end(clip: Clip) -> None:
-        clip.ended = True
-        clip.items.append(END)
-        clip.enqueued += 1
-        if clip.metadata is not None:
-            clip.metadata = dict(clip.metadata)  # what the caller had set when the clip ended
-
     def drop(self, clip: Clip, reason: str) -> None:
         """Drop *clip* whole (its file is discarded)."""
         with self._lock:
             self._drop(clip, reason)
-
-    def _drop(self, clip: Clip, reason: str) -> None:
-        if clip.finished or clip.published or clip.drop_reason is not None or clip.failed:
-            return
-        clip.drop_reason = reason
-        self._discard_items(clip)
-        self._schedule(clip)
-        self._on_drop(clip, reason)
-
-    def _discard_items(self, clip: Clip) -> None:
-        for work in clip.items:
-            if isinstance(work, Item):
-                self._unref(work)
-                self.frames_dropped += 1
-        clip.items.clear()
-
-    def _wait_for(self, condition: threading.Condition, timeout: float | None) -> None:
-        """Wait on *condition* (of ``_lock``) with every clip's frames handed to the workers:
-        someone is waiting for them now, so no clip may sit waiting for a full batch."""
-        self._waiters += 1
-        try:
-            for clip in self._live:
-                if not (clip.owned or clip.ready):
-                    self._schedule(clip)
-            condition.wait(timeout)
-        finally:
-            self._waiters -= 1
-
-    def _schedule(self, clip: Clip) -> None:
-        if not (clip.owned or clip.ready or clip.finished) and self._has_work(clip):
-            clip.ready = True
-            self._ready.append(clip)
-            self._work.notify()
-
-    # -- worker side ---------------------------------------------------------------------
-
-    def take(
-        self,
-        current: Clip | None,
-        done: Sequence[Item] = (),
-        written: int = 0,
-        *,
-        holding: bool = False,
-    ) -> tuple[Clip, list[Work]] | None:
-        """Release *done*, the frames of *current* the worker is through with, of which the
-        first *written* were encoded (the rest were left out: the clip was dropped).
-
-        The next work is up to :data:`QUANTUM` frames of one clip, or its END or DROP alone:
-        batches keep the per-frame Python work (and so the GIL) off the workers' path. A
-        worker *holding* frames of *current* that its encoder still reads keeps the clip and
-        gets :data:`YIELD` where it would move on: another worker could take the clip, and
-        its frames must not wait for a worker that does not come back to them.
-        Returns ``None`` when the worker should exit.
-        """
-        with self._lock:
-            if current is not None:
-                if done:
-                    self._account(current, done, written)
-                # An ended clip is finished without a break: a preempted one would keep its
-                # encoder (megabytes of x264 state the budget does not count) open meanwhile.
-                if self._has_work(current) and (current.ended or not self._ready):
-                    return current, self._pop(current)
-                if holding:
-                    return current, [YIELD]
-                current.owned = False
-                if self._has_work(current):
-                    self._schedule(current)
-            while not self._ready:
-                if self._stopping:
-                    return None
-                self._work.wait()
-            clip = self._ready.popleft()
-            clip.ready = False
-            clip.owned = True
-            return clip, self._pop(clip)
-
-    def release(self, clip: Clip, done: Sequence[Item], written: int) -> None:
-        """Release frames of *clip* as :meth:`take` does, without taking more work."""
-        if done:
-            with self._lock:
-                self._account(clip, done, written)
-
-    def _account(self, clip: Clip, done: Sequence[Item], written: int) -> None:
-        clip.processed += len(done)
-        clip.written += written
-        self.frames_encoded += written
-        self.frames_dropped += len(done) - written
-        for item in done:
-            self._unref(item)
-        if clip.processed >= clip.wake_at:
-            # Not every frame: each wake-up would take the GIL from the encoder.
-            clip.wake_at = math.inf
-            self._progress.notify_all()
-
-    @staticmethod
-    def _has_work(clip: Clip) -> bool:
-        return not clip.finished and (clip.drop_reason is not None or bool(clip.items))
-
-    @staticmethod
-    def _pop(clip: Clip) -> list[Work]:
-        if clip.drop_reason is not None:
-            return [DROP]
-        items = clip.items
-        if items[0] is END:
-            return [items.popleft()]
-        batch: list[Work] = []
-        while items and len(batch) < QUANTUM and items[0] is not END:
-            batch.append(items.popleft())
-        return batch
-
-    def finish(
-        self,
-        clip: Clip,
-        outcome: Literal["saved", "dropped", "failed"],
-        *,
-        error: BaseException | None = None,
-        held: Sequence[Work] = (),
-        encoded: Sequence[Item] = (),
-        size: int = 0,
-    ) -> None:
-        """The owning worker is done with *clip*: count it (its handle is resolved next).
-
-        *held*: frames taken but not encoded; *encoded*: frames encoded, not yet released.
-        """
-        with self._lock:
-            if encoded:
-                self._account(clip, encoded, len(encoded))
-            for item in held:
-                if isinstance(item, Item):
-                    self._unref(item)
-                    self.frames_dropped += 1
-            if outcome == "failed":
-                clip.failed = True
-                self._discard_items(clip)
-                assert error is not None
-                self._keep(error)
-                self.videos_failed += 1
-                self.frames_dropped += clip.written
-            elif outcome == "dropped":
-                self.videos_dropped += 1
-                self.frames_dropped += clip.written
-            else:
-                self.videos_saved += 1
-                self.bytes_written += size
-            self.encode_seconds += clip.encode_seconds
-
-    def report(self, error: BaseException) -> None:
-        """An error of background work that is not a video's own (an on_saved callback)."""
-        with self._lock:
-            self._keep(error)
-
-    def _keep(self, error: BaseException) -> None:
-        self.errors.append(error)
-        if len(self.unreported) < MAX_ERRORS:
-            self.unreported.append(error)
-        else:
-            self.unreported_more += 1
-
-    def retire(self, clip: Clip) -> None:
-        """After its handle is resolved: *clip* no longer counts as pending for flush()."""
-        with self._lock:
-            clip.processed = clip.enqueued  # the END unit, or what a drop discarded
-            clip.finished = True
-            clip.owned = False
-            self._live.discard(clip)
-            if self._by_path.get(clip.path) is clip:
-                del self._by_path[clip.path]
-            self._progress.notify_all()
-
-    def worker_exited(self, clip: Clip | None, error: BaseException, alive: int) -> list[Clip]:
-        """A worker died of *error*; returns the clips the caller must now fail."""
-        with self._lock:
-            orphans = [clip] if clip is not None and not clip.finished else []
-            if alive == 0:
-                self.broken = error
-                orphans += [c for c in self._live if not c.finished and c not in orphans]
-                self._ready.clear()
-                for c in orphans:
-                    c.ready = False
-            for c in orphans:
-                c.owned = True  # nobody else may touch them now
-            self._not_full.notify_all()
-            return orphans
-
-    # -- flush and shutdown ----------------------------------------------------------------
 
     def live_clips(self) -> list[Clip]:
         """The clips not yet finished."""
@@ -623,8 +215,7 @@ class ClipQueue:
 
     def fits(self, nbytes: int) -> bool:
         """Whether a frame of *nbytes* would be admitted now without waiting or dropping."""
-        queued = self.queued_bytes  # a read of one int: no lock needed for a hint
-        return queued == 0 or queued + nbytes <= self.max_bytes
+        return self.memory.fits(nbytes)  # a hint: no lock needed
 
     def wait_for_room(self, nbytes: int, stop: threading.Event | None = None) -> None:
         """Wait until a frame of *nbytes* fits, the queue closes or breaks, or *stop* is set."""
@@ -647,9 +238,7 @@ class ClipQueue:
         """The errors not yet raised from flush()/close(), now reported, and how many more
         there were beyond the :data:`MAX_ERRORS` kept."""
         with self._lock:
-            errors, self.unreported = self.unreported, []
-            more, self.unreported_more = self.unreported_more, 0
-            return errors, more
+            return self.counts.take_unreported()
 
     def mark_forked(self) -> None:
         """In a forked child: refuse everything, without the lock (a parent's thread may have
@@ -675,42 +264,10 @@ class ClipQueue:
                 self._drop(clip, reason)
             self._not_full.notify_all()
 
-    def stop_workers(self) -> None:
-        """Let workers exit once nothing is ready."""
-        with self._lock:
-            self._stopping = True
-            self._work.notify_all()
-            self._low_stock.notify_all()
-
-    def _touched_free_bytes(self) -> int:
-        # Arena pages once written stay resident until the arena is closed: memory kept
-        # for the next frames, within the budget (blocks are rounded to ALIGN: clipped).
-        arena = self.arena
-        in_use = arena.size - arena.free_bytes
-        return min(max(0, arena.high_water - in_use), max(0, self.max_bytes - self.queued_bytes))
-
-    def close_arena(self) -> None:
-        """Release the frame memory (after the workers exited)."""
-        with self._lock:
-            self.arena.close()
-
     def stats(self) -> RecorderStats:
         """A consistent snapshot of the counters."""
         with self._lock:
-            return RecorderStats(
-                queued_bytes=self.queued_bytes,
-                peak_queued_bytes=self.peak_queued_bytes,
-                max_queue_bytes=self.max_bytes,
-                queued_frames=self.queued_frames,
-                pooled_bytes=self._touched_free_bytes(),
-                frames_submitted=self.frames_submitted,
-                frames_encoded=self.frames_encoded,
-                frames_dropped=self.frames_dropped,
-                videos_started=self.videos_started,
-                videos_saved=self.videos_saved,
-                videos_dropped=self.videos_dropped,
-                videos_failed=self.videos_failed,
-                bytes_written=self.bytes_written,
-                encode_seconds=self.encode_seconds,
-                errors=tuple(self.errors),
+            memory = self.memory
+            return self.counts.snapshot(
+                memory.queued_bytes, memory.peak_queued_bytes, self.max_bytes, memory.pooled_bytes()
             )

@@ -1,0 +1,144 @@
+"""The state the queue's producers, workers and waiters share, and the moves all of them make.
+
+One lock and named conditions, the way CPython's ``queue.Queue`` does it. Frames wait per
+clip (one video is encoded by one worker at a time, in order); clips with work wait in a FIFO
+ready list that workers take from round-robin, so more live clips than workers cannot starve
+one another. The frames' memory and its budget are :class:`FrameMemory`'s, under the same lock.
+
+Invariants of the queue, all under ``_lock``:
+
+* A frame is released (its block freed, ``processed`` counted) only once the encoder no
+  longer reads it: an encoder process may still be encoding frames its worker has passed on.
+* A clip with work and no owner is made ready once the work is worth a wake-up: its first
+  frames, QUANTUM frames, its END or DROP, a half-full budget, or a thread waiting (flush,
+  close, "block").
+* A clip is in ``_ready`` iff ``clip.ready``; a ready clip is owned by no worker; only the
+  owning worker touches a clip's encoder.
+* ``clip.enqueued - clip.processed`` work units are still to be done for a live clip.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from recorder._clip import END, Clip, Item
+from recorder._counters import Counters
+from recorder._memory import FrameMemory
+from recorder._results import RecorderClosedError
+
+OnFull = Literal["drop", "block", "raise"]
+
+#: frames a worker takes from a clip at once, and encodes before a waiting clip has its turn.
+QUANTUM = 8
+
+
+class QueueCore:
+    """The clips, the ready list, the conditions of the one lock, and the counters."""
+
+    def __init__(
+        self,
+        max_bytes: int,
+        on_full: OnFull,
+        on_drop: Callable[[Clip, str], None],
+        *,
+        prefault: bool,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.on_full: OnFull = on_full
+        self._on_drop = on_drop
+        self._lock = threading.Lock()
+        # Producers waiting for budget (on_full="block").
+        self._not_full = threading.Condition(self._lock)
+        # Workers waiting for a ready clip.
+        self._work = threading.Condition(self._lock)
+        # flush()/close() waiting for clips to progress.
+        self._progress = threading.Condition(self._lock)
+        self.memory = FrameMemory(self._lock, max_bytes, prefault=prefault)
+        self._ready: collections.deque[Clip] = collections.deque()
+        self._live: set[Clip] = set()
+        self._by_path: dict[Path, Clip] = {}  # the live clip that will own each final path
+        self._closed = False  # no new clips or frames
+        self._waiters = 0  # threads in _wait_for: frames go to the workers at once meanwhile
+        # Set in a forked child (with _closed): the lock may have been held by a parent's
+        # thread at fork time, so producer calls check _closed before taking it.
+        self.forked = False
+        self._stopping = False  # workers exit once nothing is ready
+        self.broken: BaseException | None = None  # set when no worker is left alive
+        self.counts = Counters()
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            if self.forked:
+                raise RecorderClosedError("a Recorder cannot be used in a forked child process")
+            raise RecorderClosedError("this Recorder is closed")
+        if self.broken is not None:
+            raise RuntimeError("the Recorder's worker threads died") from self.broken
+
+    def _unref(self, item: Item) -> None:
+        item.refs -= 1
+        if item.refs == 0:
+            self.counts.queued_frames -= 1
+            self.memory.release(item.buffer, item.nbytes)
+            self._not_full.notify_all()
+
+    @staticmethod
+    def _end(clip: Clip) -> None:
+        clip.ended = True
+        clip.items.append(END)
+        clip.enqueued += 1
+        if clip.metadata is not None:
+            clip.metadata = dict(clip.metadata)  # what the caller had set when the clip ended
+
+    def _drop(self, clip: Clip, reason: str) -> None:
+        if clip.finished or clip.published or clip.drop_reason is not None or clip.failed:
+            return
+        clip.drop_reason = reason
+        self._discard_items(clip)
+        self._schedule(clip)
+        self._on_drop(clip, reason)
+
+    def _discard_items(self, clip: Clip) -> None:
+        for work in clip.items:
+            if isinstance(work, Item):
+                self._unref(work)
+                self.counts.frames_dropped += 1
+        clip.items.clear()
+
+    def _wait_for(self, condition: threading.Condition, timeout: float | None) -> None:
+        """Wait on *condition* (of ``_lock``) with every clip's frames handed to the workers:
+        someone is waiting for them now, so no clip may sit waiting for a full batch."""
+        self._waiters += 1
+        try:
+            for clip in self._live:
+                if not (clip.owned or clip.ready):
+                    self._schedule(clip)
+            condition.wait(timeout)
+        finally:
+            self._waiters -= 1
+
+    def _schedule(self, clip: Clip) -> None:
+        if not (clip.owned or clip.ready or clip.finished) and self._has_work(clip):
+            clip.ready = True
+            self._ready.append(clip)
+            self._work.notify()
+
+    @staticmethod
+    def _has_work(clip: Clip) -> bool:
+        return not clip.finished and (clip.drop_reason is not None or bool(clip.items))
+
+    def _account(self, clip: Clip, done: Sequence[Item], written: int) -> None:
+        clip.processed += len(done)
+        clip.written += written
+        self.counts.frames_encoded += written
+        self.counts.frames_dropped += len(done) - written
+        for item in done:
+            self._unref(item)
+        if clip.processed >= clip.wake_at:
+            # Not every frame: each wake-up would take the GIL from the encoder.
+            clip.wake_at = math.inf
+            self._progress.notify_all()

@@ -1,0 +1,42 @@
+"""How background outcomes reach the caller: events logged once, errors raised from flush/close."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+logger = logging.getLogger("recorder")
+
+
+class WarnOnce:
+    """Counts events of one kind; logs the first as a warning, the rest at DEBUG."""
+
+    def __init__(self, further: str) -> None:
+        self.count = 0
+        self._further = further  # appended to the warning: where the rest are counted
+        self._lock = threading.Lock()  # events come from any thread
+
+    def __call__(self, message: str, *args: object) -> None:
+        """Count one event and log ``message % args``."""
+        with self._lock:
+            self.count += 1
+            first = self.count == 1
+        if first:
+            logger.warning(f"{message} ({self._further})", *args)
+        else:
+            logger.debug(message, *args)
+
+
+def raise_errors(errors: Sequence[BaseException], more: int) -> None:
+    """Raise the one error of *errors*, or an ExceptionGroup of them (*more* were not kept)."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        group = BaseExceptionGroup(f"{len(errors) + more} videos failed", errors)
+        if more:
+            group.add_note(
+                f"the first {len(errors)} errors are attached; {more} more are "
+                "counted in stats().videos_failed"
+            )
+        raise group

@@ -1,0 +1,125 @@
+"""The recorder's worker threads: each takes a clip's frames from the queue and has them written."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import cast
+
+from recorder._clip import DROP, END, YIELD, Clip, Item, Work
+from recorder._process import EncoderProcesses
+from recorder._queue import ClipQueue
+from recorder._writer import ClipWriter
+
+logger = logging.getLogger("recorder")
+
+
+class Workers:
+    """The encoder threads (and the arena's prefault thread) of one Recorder."""
+
+    def __init__(self, queue: ClipQueue, writer: ClipWriter, count: int, nice: int) -> None:
+        self.queue = queue  # given by the Recorder: where the work comes from
+        self.writer = writer
+        #: how a worker finishes a clip whose frames are all written (a seam for tests).
+        self.finish: Callable[[Clip], None] = writer.finish
+        self._nice = nice
+        self._alive = count
+        self._alive_lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"recorder-worker-{i}") for i in range(count)
+        ]
+        if queue.memory.prefaulting:
+            self.threads.append(threading.Thread(target=self._prefault, name="recorder-prefault"))
+
+    def start(self) -> None:
+        """Start the threads."""
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, deadline: float | None, processes: EncoderProcesses | None) -> None:
+        """Let the threads exit once nothing is ready, and join them (bounded after *deadline*).
+
+        Frees the arena once every thread (and so every encoder process) let go of it.
+        """
+        self.queue.stop_workers()
+        # A worker stuck inside one frame's encode gets a short grace after a timeout.
+        grace = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
+        for thread in self.threads:
+            thread.join(grace)
+        if processes is not None:
+            # A worker still waiting for its encoder process is released when it is killed.
+            hung = any(t.is_alive() for t in self.threads)
+            processes.close(timeout=1.0 if hung else 10.0)
+            for thread in self.threads:
+                thread.join(1.0 if hung else None)
+        stuck = [t.name for t in self.threads if t.is_alive()]
+        if stuck:
+            logger.warning("close(): worker threads still busy: %s", ", ".join(stuck))
+        else:
+            self.queue.close_arena()
+
+    def _prefault(self) -> None:
+        lower_thread_priority(self._nice)
+        self.queue.prefault()
+
+    def _work(self) -> None:
+        lower_thread_priority(self._nice)
+        queue, writer = self.queue, self.writer
+        current: Clip | None = None
+        done: list[Item] = []  # frames of current to release: encoded, or left out
+        written = 0  # ... of which encoded
+        batch: list[Work] = []  # taken from the queue, not yet accounted for
+        error: BaseException | None = None
+        try:
+            while (
+                got := queue.take(
+                    current, done, written, holding=current is not None and bool(current.held)
+                )
+            ) is not None:
+                current, batch = got
+                done, written = [], 0
+                first = batch[0]
+                if first is YIELD:
+                    done = writer.drain(current)
+                    written = len(done)
+                elif first is END:
+                    self.finish(current)
+                    current = None
+                elif first is DROP:
+                    writer.discard(current)
+                    current = None
+                else:
+                    try:
+                        done, written = writer.write(current, cast(list[Item], batch))
+                    except BaseException as e:
+                        writer.fail(current, e, batch)
+                        current = None
+                batch = []
+        except BaseException as e:  # a bug of ours: never leave flush()/close() hanging
+            error = e
+            logger.critical("a recorder worker thread died", exc_info=True)
+        finally:
+            if error is not None:
+                with self._alive_lock:
+                    self._alive -= 1
+                    alive = self._alive
+                for clip in queue.worker_exited(current, error, alive):
+                    held = batch if clip is current else ()
+                    died = RuntimeError("a recorder worker thread died")
+                    died.__cause__ = error  # the handle shows the real bug
+                    writer.fail(clip, died, held)
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Raise this thread's nice value by *nice* (Linux: per thread); a no-op where unsupported."""
+    if nice == 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
+    except OSError:
+        logger.debug("could not lower the worker thread's priority", exc_info=True)
