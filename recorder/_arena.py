@@ -36,6 +36,13 @@ _MADV_POPULATE_WRITE = 23  # Linux >= 5.14: fault pages in, writable, contents u
 logger = logging.getLogger("recorder")
 
 
+MAX_SPARE_SHAPES = 4  # frame shapes whose freed blocks are kept whole
+
+
+def _rounded(nbytes: int) -> int:
+    return -(-nbytes // ALIGN) * ALIGN
+
+
 def arena_size(budget: int) -> int:
     """The arena for a byte budget: the budget plus a little room for alignment, in pages.
 
@@ -82,12 +89,28 @@ class Arena:
         self._starts: list[int] = [0]
         self._sizes: list[int] = [size]
         self.high_water = 0  # end of the highest block ever handed out
+        # Freed blocks kept whole, by shape, for the next frame of that shape: a list pop on
+        # the training thread's path instead of a free-list search and a new view.
+        self._spare: dict[tuple[int, ...], list[Image]] = {}
+        self._spare_bytes = 0
         self._close_lock = threading.Lock()
 
     def alloc(self, shape: tuple[int, ...]) -> Image | None:
         """A block for one frame of *shape*, or None when no free block is large enough."""
+        spare = self._spare.get(shape)
+        if spare:
+            reused = spare.pop()
+            self._spare_bytes -= _rounded(reused.nbytes)
+            return reused
+        block = self._first_fit(shape)
+        if block is None and self._spare_bytes:
+            self._unspare()  # merged back, the spares may make room for this shape
+            block = self._first_fit(shape)
+        return block
+
+    def _first_fit(self, shape: tuple[int, ...]) -> Image | None:
         size = math.prod(shape)
-        nbytes = -(-size // ALIGN) * ALIGN
+        nbytes = _rounded(size)
         sizes = self._sizes
         for i, free in enumerate(sizes):
             if free >= nbytes:
@@ -102,9 +125,27 @@ class Arena:
         return None
 
     def free(self, block: Image) -> None:
-        """Give a block from :meth:`alloc` back, merged with its free neighbours."""
+        """Give a block from :meth:`alloc` back (kept for the next frame of its shape)."""
+        spare = self._spare.get(block.shape)
+        if spare is None:
+            if len(self._spare) >= MAX_SPARE_SHAPES:
+                self._merge(block)
+                return
+            spare = self._spare[block.shape] = []
+        spare.append(block)
+        self._spare_bytes += _rounded(block.nbytes)
+
+    def _unspare(self) -> None:
+        for spare in self._spare.values():
+            for block in spare:
+                self._merge(block)
+        self._spare.clear()
+        self._spare_bytes = 0
+
+    def _merge(self, block: Image) -> None:
+        """Return *block* to the free lists, merged with its free neighbours."""
         start = block.ctypes.data - self.base
-        nbytes = -(-block.nbytes // ALIGN) * ALIGN
+        nbytes = _rounded(block.nbytes)
         starts, sizes = self._starts, self._sizes
         i = bisect.bisect_left(starts, start)
         if i > 0 and starts[i - 1] + sizes[i - 1] == start:  # merge with the block before
@@ -144,11 +185,12 @@ class Arena:
     @property
     def free_bytes(self) -> int:
         """Bytes in free blocks."""
-        return sum(self._sizes)
+        return sum(self._sizes) + self._spare_bytes
 
     def close(self) -> None:
         """Release the memory (once no frame view of it is left; else when they are gone)."""
         with self._close_lock:
+            self._spare.clear()
             if self.fd is not None:
                 os.close(self.fd)
                 self.fd = None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from recorder._clip import Clip
-from recorder._frames import FrameFormat, Image, as_image, format_of
+from recorder._frames import FrameFormat, Image, as_image, format_of, image_and_format
 from recorder._results import ClipHandle, ClipKind, RecorderClosedError
 from recorder._validate import Trigger, check_index, shape_changed
 
@@ -145,8 +145,7 @@ class Episode:
             RecorderClosedError: the episode or the recorder is closed.
         """
         self._check_open()
-        image = as_image(frame)
-        self._append_image(image, format_of(image))
+        self._append_image(*image_and_format(frame))
 
     def skip(self) -> None:
         """Advance past a frame that was not rendered (when :attr:`wants_frame` is False)."""

@@ -97,6 +97,23 @@ def format_of(image: Image) -> FrameFormat:
 _formats: dict[tuple[int, ...], FrameFormat] = {}
 
 
+_U8 = np.dtype(np.uint8)
+
+
+def image_and_format(frame: Any) -> tuple[Image, FrameFormat]:
+    """:func:`as_image` and :func:`format_of` of *frame*; cheap for a shape seen before.
+
+    The training thread's path: only shapes that :func:`as_image` returned are keys of the
+    format cache, so a uint8 ndarray of such a shape needs no more checks.
+    """
+    if type(frame) is np.ndarray and frame.dtype is _U8:
+        fmt = _formats.get(frame.shape)
+        if fmt is not None:
+            return frame, fmt
+    image = as_image(frame)
+    return image, format_of(image)
+
+
 def copy_into(dst: Image, src: Image) -> None:
     """Copy *src* into the (possibly one row/column larger) buffer *dst*, repeating the edge."""
     h, w = src.shape[0], src.shape[1]

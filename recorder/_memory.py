@@ -36,6 +36,7 @@ class FrameMemory:
         self.prefaulted = 0  # arena bytes [0, prefaulted) are faulted in
         self._ahead = 0  # bytes to keep faulted in beyond arena.high_water
         self.prefaulting = prefault
+        self._asked = False  # the prefault thread was woken and has not taken a target yet
         self._stopping = False
 
     def alloc(self, fmt: FrameFormat) -> Image | None:
@@ -48,8 +49,13 @@ class FrameMemory:
             buffer = self.arena.alloc(fmt.shape)
             if buffer is not None:
                 self._charge(nbytes)
-                if self.prefaulting and self.arena.high_water + self._ahead > self.prefaulted:
+                if (
+                    self.prefaulting
+                    and not self._asked  # else a notify per frame while the thread waits
+                    and self.arena.high_water + self._ahead > self.prefaulted
+                ):
                     self._ahead = max(self._ahead, AHEAD_FRAMES * nbytes)
+                    self._asked = True
                     self._low_stock.notify()
                 return buffer
         if self.queued_bytes == 0:  # larger than the arena (or the whole budget)
@@ -86,6 +92,7 @@ class FrameMemory:
                     if self._stopping or not self.prefaulting:
                         return
                     target = min(arena.size, arena.high_water + self._ahead)
+                    self._asked = False
                     if target > self.prefaulted:
                         break
                     self._low_stock.wait()

@@ -21,7 +21,7 @@ import numpy as np
 from recorder._clip import Clip
 from recorder._encoder import Codec, EncoderFactory, PyAVEncoder
 from recorder._episode import ClipPlan, Episode
-from recorder._frames import FrameFormat, Image, as_image, format_of
+from recorder._frames import FrameFormat, Image, image_and_format
 from recorder._keep import Keep, Keeper
 from recorder._metadata import append_manifest
 from recorder._process import EncodeIn, EncoderProcesses
@@ -127,8 +127,7 @@ class _ClipService:
 
     def _append_frame(self, clips: Sequence[Clip], frame: Any) -> None:
         """Validate *frame* and queue it once for every clip in *clips* still accepting."""
-        image = as_image(frame)
-        fmt = format_of(image)
+        image, fmt = image_and_format(frame)
         for clip in clips:
             known = clip.frame_format
             if known is not None and known is not fmt and known != fmt:

@@ -47,6 +47,35 @@ def test_blocks_are_first_fit_aligned_and_merged_when_freed() -> None:
     arena.close()
 
 
+def test_freed_blocks_are_reused_whole_for_their_shape_and_merged_when_needed() -> None:
+    arena = Arena(16 * ALIGN)
+    a, b = arena.alloc((2, ALIGN)), arena.alloc((2, ALIGN))
+    assert a is not None
+    assert b is not None
+    arena.free(a)
+    arena.free(b)
+    assert arena.free_bytes == arena.size  # kept whole, still counted free
+    again = arena.alloc((2, ALIGN))
+    assert again is not None
+    assert again.shape == (2, ALIGN)
+    assert arena.offset(again) == arena.offset(b)  # the one freed last
+    arena.free(again)
+    # Another shape: the kept blocks are merged back when it finds no room otherwise.
+    whole = arena.alloc((16 * ALIGN,))
+    assert whole is not None
+    assert arena.offset(whole) == 0
+    arena.free(whole)
+    # More shapes than are kept whole: the rest go straight back to the free lists.
+    shapes = [(k, ALIGN) for k in range(1, 7)]
+    blocks = [arena.alloc(shape) for shape in shapes[:5]]
+    for block in blocks:
+        assert block is not None
+        arena.free(block)
+    assert arena.free_bytes == arena.size
+    assert arena.alloc((16 * ALIGN,)) is not None
+    arena.close()
+
+
 def test_a_fragmented_arena_refuses_a_block_it_has_no_room_for() -> None:
     arena = Arena(8 * ALIGN)
     blocks = [arena.alloc((ALIGN,)) for _ in range(8)]
