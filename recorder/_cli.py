@@ -72,33 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(command=cmd_record, check=functools.partial(_check_codec_options, rec))
     rec.add_argument("env_id", metavar="ENV_ID", help="a registered id, e.g. CartPole-v1")
     length = rec.add_mutually_exclusive_group()
-    length.add_argument(
-        "--episodes", type=_positive_int, metavar="N", help="episodes to run (default: 10)"
-    )
-    length.add_argument(
-        "--steps",
-        type=_positive_int,
-        metavar="N",
-        help="environment steps to run in all (the last episode is cut there)",
-    )
+    _add_count(length, "--episodes", "episodes to run (default: 10)")
+    _add_count(length, "--steps", "environment steps to run in all (the last episode is cut there)")
     trig = rec.add_argument_group(
         "what to record (default: episodes 0, 1, 8, 27, ..., 1000, 2000, ...: capped cubic)"
     )
-    trig.add_argument(
-        "--every", type=_positive_int, metavar="N", help="record every N-th episode: 0, N, 2N..."
-    )
+    _add_count(trig, "--every", "record every N-th episode: 0, N, 2N...")
     trig.add_argument(
         "--at-steps",
         type=_step_list,
         metavar="S,S,...",
         help="start a clip at these steps (counted over all episodes)",
     )
-    trig.add_argument(
-        "--video-length",
-        type=_positive_int,
-        metavar="N",
-        help="at most N frames per video (default: whole episodes)",
-    )
+    _add_count(trig, "--video-length", "at most N frames per video (default: whole episodes)")
     enc = rec.add_argument_group("videos")
     enc.add_argument(
         "--out", default="videos", metavar="FOLDER", help="output folder (default: videos)"
@@ -231,6 +217,11 @@ def _version() -> str:
         return importlib.metadata.version("recorder")
     except importlib.metadata.PackageNotFoundError:
         return "(not installed)"
+
+
+def _add_count(group: argparse._ActionsContainer, flag: str, help: str) -> None:
+    """Add the option *flag* N, an int >= 1."""
+    group.add_argument(flag, type=_positive_int, metavar="N", help=help)
 
 
 def _int_in(low: int, high: float = math.inf) -> Callable[[str], int]:
