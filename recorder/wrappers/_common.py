@@ -51,24 +51,36 @@ def resolve_video_length(video_length: int) -> float:
     return int(video_length) if video_length != 0 else math.inf
 
 
-def record_constructor_args(wrapper: Any, recorder: Recorder | None, **kwargs: Any) -> None:
-    """gymnasium's ``RecordConstructorArgs`` for *wrapper*.
+def record_constructor_args(wrapper: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Save *wrapper*'s constructor arguments for gymnasium's ``RecordConstructorArgs``.
 
-    A shared Recorder is saved by reference (it holds locks and threads); the rest is
-    deep-copied, as gymnasium does.
+    Args:
+        wrapper: the wrapper being built.
+        arguments: its ``__init__``'s ``locals()`` on entry (``self`` and ``env`` are left out).
+
+    Returns:
+        The arguments, as given (not copied), for :meth:`RecordingWrapper._init_triggers`
+        and :meth:`RecordingWrapper._init_clips`.
     """
-    saved = copy.deepcopy(kwargs)
+    given = {k: v for k, v in arguments.items() if k not in ("self", "env", "__class__")}
+    # A shared Recorder is saved by reference (it holds locks and threads), last; the rest is
+    # deep-copied, as gymnasium does.
+    recorder = given.pop("recorder")
+    saved = copy.deepcopy(given)
     gym.utils.RecordConstructorArgs.__init__(
         wrapper, _disable_deepcopy=True, **saved, recorder=recorder
     )
+    given["recorder"] = recorder
+    return given
 
 
 class RecordingWrapper:
     """The part of a RecordVideo wrapper that its env type does not change.
 
     The settings and counters gymnasium's wrappers expose, the Recorder behind them, and
-    gymnasium's rules for where clips start and end. Subclasses call :meth:`_init_triggers`
-    then :meth:`_init_clips` (last: a wrapper that failed to build leaves no worker thread).
+    gymnasium's rules for where clips start and end. Subclasses pass the arguments that
+    :func:`record_constructor_args` returns to :meth:`_init_triggers`, then to
+    :meth:`_init_clips` (last: a wrapper that failed to build leaves no worker thread).
     """
 
     episode_trigger: Callable[[int], bool] | None
@@ -88,11 +100,14 @@ class RecordingWrapper:
     def _init_triggers(
         self,
         render_mode: str | None,
+        *,
         episode_trigger: Callable[[int], bool] | None,
         step_trigger: Callable[[int], bool] | None,
         disable_logger: bool,
         gc_trigger: Callable[[int], bool] | None,
+        **_: Any,
     ) -> None:
+        """Check the render mode; set the triggers (gymnasium's default schedule)."""
         check_render_mode(render_mode)
         if episode_trigger is None and step_trigger is None:
             episode_trigger = capped_cubic_video_schedule
@@ -104,6 +119,7 @@ class RecordingWrapper:
     def _init_clips(
         self,
         metadata: Mapping[str, Any],
+        *,
         video_folder: str,
         video_length: int,
         name_prefix: str,
@@ -111,7 +127,9 @@ class RecordingWrapper:
         recorder: Recorder | None,
         recorder_kwargs: Mapping[str, Any] | None,
         on_saved: Callable[[VideoInfo], object] | None,
+        **_: Any,
     ) -> None:
+        """Check the clip settings; open the Recorder (private or shared) and the track."""
         self.video_folder = os.path.abspath(video_folder)
         self.frames_per_sec = resolve_fps(fps, metadata)
         self.name_prefix = check_name_prefix(name_prefix)

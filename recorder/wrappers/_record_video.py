@@ -96,34 +96,10 @@ class RecordVideo(
         recorder_kwargs: Mapping[str, Any] | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
     ) -> None:
-        record_constructor_args(
-            self,
-            recorder,
-            video_folder=video_folder,
-            episode_trigger=episode_trigger,
-            step_trigger=step_trigger,
-            video_length=video_length,
-            name_prefix=name_prefix,
-            fps=fps,
-            disable_logger=disable_logger,
-            gc_trigger=gc_trigger,
-            recorder_kwargs=recorder_kwargs,
-            on_saved=on_saved,
-        )
+        given = record_constructor_args(self, locals())  # before any other local
         gym.Wrapper.__init__(self, env)
-        self._init_triggers(
-            env.render_mode, episode_trigger, step_trigger, disable_logger, gc_trigger
-        )
-        self._init_clips(
-            self.metadata,
-            video_folder,
-            video_length,
-            name_prefix,
-            fps,
-            recorder,
-            recorder_kwargs,
-            on_saved,
-        )
+        self._init_triggers(env.render_mode, **given)
+        self._init_clips(self.metadata, **given)
 
     @property
     def recording(self) -> bool:

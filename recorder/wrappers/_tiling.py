@@ -10,28 +10,25 @@ import numpy as np
 
 
 class Tiler:
-    """Tiles frames into one reused buffer, in a grid chosen at the first frame.
+    """Tiles frames into one reused buffer.
 
     Args:
         video_aspect_ratio: the desired (width, height) ratio of the tiled frame.
-
-    Attributes:
-        rows, cols: the grid (-1 until the first frame).
     """
 
     def __init__(self, video_aspect_ratio: tuple[float, float]) -> None:
         self.aspect = _aspect(video_aspect_ratio)
-        self.rows = -1
-        self.cols = -1
         self._grid: np.ndarray[Any, Any] | None = None
 
-    def tile(self, frames: Sequence[Any]) -> np.ndarray[Any, Any]:
+    def grid(self, frames: Sequence[Any]) -> tuple[int, int]:
+        """(rows, cols) for tiling *frames*: see :func:`grid_shape`."""
+        h, w = np.asarray(frames[0]).shape[:2]
+        return grid_shape(len(frames), h, w, self.aspect)
+
+    def tile(self, frames: Sequence[Any], rows: int, cols: int) -> np.ndarray[Any, Any]:
         """Tile *frames* into the buffer (the Recorder copies it before returning)."""
         first = np.asarray(frames[0])
         h, w = first.shape[:2]
-        if self.rows == -1 or self.cols == -1:
-            self.rows, self.cols = grid_shape(len(frames), h, w, self.aspect)
-        rows, cols = self.rows, self.cols
         shape = (rows * h, cols * w, *first.shape[2:])
         grid = self._grid
         if grid is None or grid.shape != shape or grid.dtype != first.dtype:

@@ -101,26 +101,8 @@ class RecordVideo(
         VectorWrapper.__init__(self, env)
         if isinstance(per_env, Iterable) and not isinstance(per_env, str | bytes):
             per_env = tuple(per_env)  # a generator is read once, and saved below as a tuple
-        record_constructor_args(
-            self,
-            recorder,
-            video_folder=video_folder,
-            video_aspect_ratio=video_aspect_ratio,
-            record_first_only=record_first_only,
-            episode_trigger=episode_trigger,
-            step_trigger=step_trigger,
-            video_length=video_length,
-            name_prefix=name_prefix,
-            fps=fps,
-            disable_logger=disable_logger,
-            gc_trigger=gc_trigger,
-            per_env=per_env,
-            recorder_kwargs=recorder_kwargs,
-            on_saved=on_saved,
-        )
-        self._init_triggers(
-            env.render_mode, episode_trigger, step_trigger, disable_logger, gc_trigger
-        )
+        given = record_constructor_args(self, locals())  # before any other local
+        self._init_triggers(env.render_mode, **given)
 
         autoreset_mode = env.metadata.get("autoreset_mode", None)
         if autoreset_mode is not None:
@@ -144,42 +126,17 @@ class RecordVideo(
         self.record_first_only = record_first_only
         self.video_aspect_ratio = video_aspect_ratio
         self._tiler = Tiler(video_aspect_ratio)
+        self.frame_cols = -1
+        self.frame_rows = -1
         self.per_env: tuple[int, ...] | None = env_indices(per_env, self.num_envs)
         if self.per_env is not None and record_first_only:
             raise ValueError("per_env and record_first_only exclude each other")
 
-        self._init_clips(
-            self.metadata,
-            video_folder,
-            video_length,
-            name_prefix,
-            fps,
-            recorder,
-            recorder_kwargs,
-            on_saved,
-        )
+        self._init_clips(self.metadata, **given)
         # self._track is the tiled video (gymnasium's); these, per_env's.
         self._envs = EnvTracks(self.per_env or (), self.num_envs, self._sink)
 
     # -- attributes ---------------------------------------------------------------------------
-
-    @property
-    def frame_rows(self) -> int:
-        """Rows of the tiling (-1 until the first tiled frame)."""
-        return self._tiler.rows
-
-    @frame_rows.setter
-    def frame_rows(self, rows: int) -> None:
-        self._tiler.rows = rows
-
-    @property
-    def frame_cols(self) -> int:
-        """Columns of the tiling (-1 until the first tiled frame)."""
-        return self._tiler.cols
-
-    @frame_cols.setter
-    def frame_cols(self, cols: int) -> None:
-        self._tiler.cols = cols
 
     @property
     def recording(self) -> bool:
@@ -360,7 +317,9 @@ class RecordVideo(
         if self.record_first_only:
             self.frame_rows = self.frame_cols = 1
             return envs_frame[0]
-        return self._tiler.tile(envs_frame)
+        if self.frame_rows == -1 or self.frame_cols == -1:
+            self.frame_rows, self.frame_cols = self._tiler.grid(envs_frame)
+        return self._tiler.tile(envs_frame, self.frame_rows, self.frame_cols)
 
     def _capture_envs(self, envs: Iterable[int]) -> None:
         self._envs.capture(
