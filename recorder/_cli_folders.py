@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from recorder._cli_console import CLIError
-from recorder._gallery import build_gallery, scan, serve, write_gallery
+from recorder._gallery import build_gallery, scan, write_gallery
 from recorder._recover import recover
+from recorder._serve import serve
 
 
 def cmd_gallery(args: argparse.Namespace) -> int:

@@ -22,7 +22,8 @@ import pytest
 from helpers import CELL, decode, painted, read_index
 
 from recorder import Recorder
-from recorder._gallery import build_gallery, scan, serve
+from recorder._gallery import build_gallery, scan
+from recorder._serve import serve
 
 EVIL = "evil <b>\"&'#?% x"
 CHROMIUM = os.environ.get("RECORDER_CHROMIUM", "/usr/bin/chromium")
