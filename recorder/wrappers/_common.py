@@ -6,7 +6,7 @@ import copy
 import gc
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -146,6 +146,20 @@ class RecordingWrapper:
     def recorder(self) -> Recorder:
         """The Recorder that encodes this wrapper's videos."""
         return self._sink.recorder
+
+    @property
+    def recording(self) -> bool:
+        """Whether a clip is being recorded (vector with per_env: any sub-environment's)."""
+        return any(track.recording for track in self._tracks())
+
+    @property
+    def recorded_frames(self) -> int:
+        """Frames captured into the current clip so far (vector with per_env: summed)."""
+        return sum(track.frames for track in self._tracks())
+
+    def _tracks(self) -> Iterable[Track]:
+        """The tracks that ``recording`` and ``recorded_frames`` speak of."""
+        return (self._track,)
 
     def _episode_begins(
         self, track: Track, prefix: str, episode: int, stop: Callable[[], None]

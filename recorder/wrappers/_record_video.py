@@ -101,16 +101,6 @@ class RecordVideo(
         self._init_triggers(env.render_mode, **given)
         self._init_clips(self.metadata, **given)
 
-    @property
-    def recording(self) -> bool:
-        """Whether a clip is being recorded."""
-        return self._track.recording
-
-    @property
-    def recorded_frames(self) -> int:
-        """Frames captured into the current clip so far (0 when not recording)."""
-        return self._track.frames
-
     def _capture_frame(self) -> None:
         assert self.recording, "Cannot capture a frame, recording wasn't started."
         track = self._track

@@ -138,19 +138,8 @@ class RecordVideo(
 
     # -- attributes ---------------------------------------------------------------------------
 
-    @property
-    def recording(self) -> bool:
-        """Whether a clip is being recorded (with per_env: any sub-environment's)."""
-        if self.per_env is None:
-            return self._track.recording
-        return any(t.recording for t in self._envs.tracks.values())
-
-    @property
-    def recorded_frames(self) -> int:
-        """Frames captured into the current clip(s) so far (with per_env: summed)."""
-        if self.per_env is None:
-            return self._track.frames
-        return sum(t.frames for t in self._envs.tracks.values())
+    def _tracks(self) -> Iterable[Track]:
+        return (self._track,) if self.per_env is None else self._envs.tracks.values()
 
     @property
     def env_episode_ids(self) -> tuple[int, ...]:
