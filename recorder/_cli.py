@@ -11,6 +11,7 @@ import importlib.metadata
 import math
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 from recorder._cli_console import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, one_line
 from recorder._cli_folders import cmd_gallery, cmd_recover
@@ -59,7 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    _add_record(sub)
+    _add_gallery(sub)
+    _add_recover(sub)
+    return parser
 
+
+# What add_subparsers returns (argparse gives its type no public name).
+_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_record(sub: _Subparsers) -> None:
     rec = sub.add_parser(
         "record",
         help="run a random policy in an environment and record videos",
@@ -136,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--gallery", action="store_true", help="write FOLDER/index.html at the end")
 
+
+def _add_gallery(sub: _Subparsers) -> None:
     gal = sub.add_parser(
         "gallery",
         help="write FOLDER/index.html: the videos with posters and metadata",
@@ -156,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_port, default=8000, help="with --serve; 0 picks a free port (default: 8000)"
     )
 
+
+def _add_recover(sub: _Subparsers) -> None:
     rcv = sub.add_parser(
         "recover",
         help="turn videos half-written by a crashed process into FOLDER/{name}-partial.mp4",
@@ -166,7 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rcv.set_defaults(command=cmd_recover)
     rcv.add_argument("folder", metavar="FOLDER")
-    return parser
 
 
 # x265 takes the same names.
