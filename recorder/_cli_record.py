@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from recorder._cli_console import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    Bar,
     CLIError,
     Console,
     sigterm_unwinds,
@@ -120,80 +121,19 @@ def _run(
     console: Console,
 ) -> None:
     """The loop: a random policy, rendering only the frames that a video wants."""
-    clock = time.perf_counter
     episodes: int | None = args.episodes if args.steps is None else None
     if episodes is None and args.steps is None:
         episodes = 10
     max_steps: int | None = args.steps
-    in_rec = render = 0.0
-    start = clock()
+    start = time.perf_counter()
     unit = "episode" if max_steps is None else "step"
     bar = console.bar(total=episodes or max_steps, desc=result.env_id, unit=unit)
-
-    def render_frame() -> Any:
-        # Called by ep.offer() only for a frame a video wants; timed apart from the recorder.
-        nonlocal render
-        t = clock()
-        try:
-            frame = env.render()
-        except Exception as e:
-            raise env_failed(result.env_id, "env.render()", e) from None
-        render += clock() - t
-        return frame
-
     try:
         episode = 0
         while (episodes is None or episode < episodes) and (
             max_steps is None or result.steps < max_steps
         ):
-            seed = args.seed + episode
-            try:
-                env.reset(seed=seed)
-                env.action_space.seed(seed)
-            except Exception as e:
-                raise env_failed(result.env_id, f"env.reset(seed={seed})", e) from None
-            meta: dict[str, Any] = {"env_id": result.env_id, "seed": seed, "policy": "random"}
-            t = clock()
-            ep = rec.episode(episode, result.steps, metadata=meta)
-            in_rec += clock() - t
-            ret, length, terminated, truncated = 0.0, 0, False, False
-            try:
-                while True:
-                    t = clock()
-                    rendering = render
-                    try:
-                        ep.offer(render_frame)
-                    except QueueFullError as e:  # --on-full raise: stop here
-                        raise CLIError(f"{e} (--on-full raise)") from None
-                    except (TypeError, ValueError) as e:  # not an image, a new size...
-                        raise CLIError(f"{result.env_id}: bad frame: {e}") from None
-                    in_rec += clock() - t - (render - rendering)
-                    if terminated or truncated:
-                        break
-                    if max_steps is not None and result.steps >= max_steps:
-                        break
-                    try:
-                        step = env.step(env.action_space.sample())
-                    except Exception as e:
-                        raise env_failed(result.env_id, "env.step()", e) from None
-                    _, reward, terminated, truncated, _ = step
-                    ret += float(reward)
-                    length += 1
-                    result.steps += 1
-                    if max_steps is not None:
-                        bar.update(1)
-                ep.metadata.update(
-                    {
-                        "return": ret,
-                        "length": length,
-                        "terminated": bool(terminated),
-                        "truncated": bool(truncated),
-                    }
-                )
-            finally:
-                t = clock()
-                ep.close()
-                in_rec += clock() - t
+            ret = _episode(env, rec, args.seed + episode, episode, result, max_steps, bar)
             episode += 1
             result.episodes = episode
             if max_steps is None:
@@ -209,9 +149,79 @@ def _run(
             )
     finally:
         bar.close()
-        result.loop_seconds = clock() - start
-        result.recorder_seconds = in_rec
-        result.render_seconds = render
+        result.loop_seconds = time.perf_counter() - start
+
+
+def _episode(
+    env: Any,
+    rec: Recorder,
+    seed: int,
+    episode: int,
+    result: RunResult,
+    max_steps: int | None,
+    bar: Bar,
+) -> float:
+    """Episode *episode*, reset with *seed*; adds its steps and times to *result*; its return."""
+    clock = time.perf_counter
+
+    def render_frame() -> Any:
+        # Called by ep.offer() only for a frame a video wants; timed apart from the recorder.
+        t = clock()
+        try:
+            frame = env.render()
+        except Exception as e:
+            raise env_failed(result.env_id, "env.render()", e) from None
+        result.render_seconds += clock() - t
+        return frame
+
+    try:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    except Exception as e:
+        raise env_failed(result.env_id, f"env.reset(seed={seed})", e) from None
+    meta: dict[str, Any] = {"env_id": result.env_id, "seed": seed, "policy": "random"}
+    t = clock()
+    ep = rec.episode(episode, result.steps, metadata=meta)
+    result.recorder_seconds += clock() - t
+    ret, length, terminated, truncated = 0.0, 0, False, False
+    try:
+        while True:
+            t = clock()
+            rendering = result.render_seconds
+            try:
+                ep.offer(render_frame)
+            except QueueFullError as e:  # --on-full raise: stop here
+                raise CLIError(f"{e} (--on-full raise)") from None
+            except (TypeError, ValueError) as e:  # not an image, a new size...
+                raise CLIError(f"{result.env_id}: bad frame: {e}") from None
+            result.recorder_seconds += clock() - t - (result.render_seconds - rendering)
+            if terminated or truncated:
+                break
+            if max_steps is not None and result.steps >= max_steps:
+                break
+            try:
+                step = env.step(env.action_space.sample())
+            except Exception as e:
+                raise env_failed(result.env_id, "env.step()", e) from None
+            _, reward, terminated, truncated, _ = step
+            ret += float(reward)
+            length += 1
+            result.steps += 1
+            if max_steps is not None:
+                bar.update(1)
+        ep.metadata.update(
+            {
+                "return": ret,
+                "length": length,
+                "terminated": bool(terminated),
+                "truncated": bool(truncated),
+            }
+        )
+    finally:
+        t = clock()
+        ep.close()
+        result.recorder_seconds += clock() - t
+    return ret
 
 
 def _finish(rec: Recorder, result: RunResult, console: Console) -> None:
