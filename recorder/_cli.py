@@ -1,48 +1,21 @@
-"""The command line: ``recorder record``, ``recorder gallery`` and ``recorder recover``."""
+"""The command line: its entry point, and the parsing and checking of its arguments.
+
+The commands run in ``_cli_record`` (record) and ``_cli_folders`` (gallery, recover).
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
-import importlib
 import importlib.metadata
-import logging
 import math
-import re
-import shlex
-import signal
 import sys
-import tempfile
-import threading
-import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, TextIO
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
-import gymnasium as gym
-from gymnasium.envs.registration import load_env_creator
-
-from recorder._gallery import build_gallery, scan, serve, write_gallery
-from recorder._recorder import Recorder
-from recorder._recover import recover
-from recorder._results import QueueFullError, RecorderStats
-from recorder._schedule import capped_cubic_video_schedule
-
-# The cli extra: tqdm for the progress bar, and gymnasium[classic-control] (pygame) for
-# the embedded default env CartPole-v1 and its neighbours to render rgb_array.
-INSTALL_HINT = 'pip install "recorder[cli]"'
-CLI_EXTRA_ENVS = "gymnasium.envs.classic_control"
-
-# Exit statuses: argparse uses 2 for a bad command line.
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
-
-
-class CLIError(Exception):
-    """An error reported in one line, without a traceback."""
+from recorder._cli_console import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, one_line
+from recorder._cli_folders import cmd_gallery, cmd_recover
+from recorder._cli_record import cmd_record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except CLIError as e:
-        print(f"recorder: error: {_one_line(str(e))}", file=sys.stderr)
+        print(f"recorder: error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("recorder: interrupted", file=sys.stderr)
@@ -87,7 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    _add_record(sub)
+    _add_gallery(sub)
+    _add_recover(sub)
+    return parser
 
+
+# What add_subparsers returns (argparse gives its type no public name).
+_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_record(sub: _Subparsers) -> None:
     rec = sub.add_parser(
         "record",
         help="run a random policy in an environment and record videos",
@@ -100,33 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(command=cmd_record, check=functools.partial(_check_codec_options, rec))
     rec.add_argument("env_id", metavar="ENV_ID", help="a registered id, e.g. CartPole-v1")
     length = rec.add_mutually_exclusive_group()
-    length.add_argument(
-        "--episodes", type=_positive_int, metavar="N", help="episodes to run (default: 10)"
-    )
-    length.add_argument(
-        "--steps",
-        type=_positive_int,
-        metavar="N",
-        help="environment steps to run in all (the last episode is cut there)",
-    )
+    _add_count(length, "--episodes", "episodes to run (default: 10)")
+    _add_count(length, "--steps", "environment steps to run in all (the last episode is cut there)")
     trig = rec.add_argument_group(
         "what to record (default: episodes 0, 1, 8, 27, ..., 1000, 2000, ...: capped cubic)"
     )
-    trig.add_argument(
-        "--every", type=_positive_int, metavar="N", help="record every N-th episode: 0, N, 2N..."
-    )
+    _add_count(trig, "--every", "record every N-th episode: 0, N, 2N...")
     trig.add_argument(
         "--at-steps",
         type=_step_list,
         metavar="S,S,...",
         help="start a clip at these steps (counted over all episodes)",
     )
-    trig.add_argument(
-        "--video-length",
-        type=_positive_int,
-        metavar="N",
-        help="at most N frames per video (default: whole episodes)",
-    )
+    _add_count(trig, "--video-length", "at most N frames per video (default: whole episodes)")
     enc = rec.add_argument_group("videos")
     enc.add_argument(
         "--out", default="videos", metavar="FOLDER", help="output folder (default: videos)"
@@ -178,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--gallery", action="store_true", help="write FOLDER/index.html at the end")
 
+
+def _add_gallery(sub: _Subparsers) -> None:
     gal = sub.add_parser(
         "gallery",
         help="write FOLDER/index.html: the videos with posters and metadata",
@@ -198,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_port, default=8000, help="with --serve; 0 picks a free port (default: 8000)"
     )
 
+
+def _add_recover(sub: _Subparsers) -> None:
     rcv = sub.add_parser(
         "recover",
         help="turn videos half-written by a crashed process into FOLDER/{name}-partial.mp4",
@@ -208,180 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rcv.set_defaults(command=cmd_recover)
     rcv.add_argument("folder", metavar="FOLDER")
-    return parser
 
 
-# -- record ---------------------------------------------------------------------------------
-
-
-@dataclass
-class RunResult:
-    """What one ``record`` run did, for the summary."""
-
-    env_id: str
-    episodes: int = 0
-    steps: int = 0
-    loop_seconds: float = 0.0
-    recorder_seconds: float = 0.0
-    render_seconds: float = 0.0
-    flush_seconds: float = 0.0
-    interrupted: bool = False
-
-
-def cmd_record(args: argparse.Namespace) -> int:
-    """``recorder record``: see :func:`build_parser`."""
-    console = Console(progress=not args.no_progress)
-    with console.capture(), _sigterm_unwinds():
-        env = make_env(args.env_id)  # first: a typo in the id leaves no empty folder behind
-        try:
-            folder = _writable_folder(args.out)
-            fps = args.fps or _env_fps(env)
-            rec = _make_recorder(args, folder, fps)
-            result = RunResult(args.env_id)
-            try:
-                _run(env, rec, args, result, console)
-            except KeyboardInterrupt:
-                result.interrupted = True
-            finally:
-                # Everything recorded so far is saved, even after Ctrl-C (a second one drops it).
-                _finish(rec, result, console)
-        finally:
-            env.close()
-    _print_summary(result, rec.stats(), folder, sys.stdout)
-    status = _report_problems(rec.stats())
-    if args.gallery:
-        try:
-            page = build_gallery(folder)
-        except OSError as e:
-            raise CLIError(f"cannot write the gallery in {args.out!r}: {e.strerror or e}") from None
-        print(f"gallery: {page.resolve().as_uri()} (or serve it: {_serve_command(folder)})")
-    if result.interrupted:
-        print("recorder: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return status
-
-
-def make_env(env_id: str) -> Any:
-    """``gymnasium.make(env_id, render_mode="rgb_array")``, with one-line errors.
-
-    Raises:
-        CLIError: unknown id, a missing dependency, no ``rgb_array`` rendering, or a
-            ``render()`` that gives no image.
-    """
-    module, _, name = env_id.rpartition(":")
-    if module:  # "package:Env-v0" registers Env-v0 when imported, as gymnasium.make does
-        _import_for(env_id, module)
-    try:
-        spec = gym.spec(name)
-    except gym.error.Error as e:
-        hint = ""
-        if isinstance(e, gym.error.NamespaceNotFound) and not module:
-            hint = " (to import the package that registers it: PACKAGE:ENV_ID)"
-        raise CLIError(f"unknown environment {env_id!r}: {e}{hint}") from None
-    try:
-        creator = (
-            spec.entry_point
-            if callable(spec.entry_point)
-            else load_env_creator(str(spec.entry_point))
-        )
-    except ImportError as e:
-        raise CLIError(_missing_dependency(env_id, e)) from None
-    except gym.error.DependencyNotInstalled as e:
-        raise _dependency_error(env_id, e, spec.entry_point) from None
-    modes = getattr(creator, "metadata", {}).get("render_modes")
-    if modes is not None and "rgb_array" not in modes:
-        raise CLIError(
-            f"{env_id} does not render images: its render modes are {list(modes)}, not 'rgb_array'"
-        )
-    try:
-        env = gym.make(spec, render_mode="rgb_array")
-    except gym.error.DependencyNotInstalled as e:
-        raise _dependency_error(env_id, e, spec.entry_point) from None
-    except ImportError as e:
-        raise CLIError(_missing_dependency(env_id, e)) from None
-    except Exception as e:
-        raise CLIError(f"cannot make {env_id}: {type(e).__name__}: {e}") from None
-    try:
-        _check_renders_images(env, env_id, spec.entry_point)
-    except BaseException:
-        env.close()
-        raise
-    return env
-
-
-def _import_for(env_id: str, module: str) -> None:
-    try:
-        importlib.import_module(module)
-    except gym.error.DependencyNotInstalled as e:
-        raise _dependency_error(env_id, e) from None
-    except ImportError as e:
-        raise CLIError(_missing_dependency(env_id, e)) from None
-
-
-def _dependency_error(env_id: str, error: Exception, entry_point: object = None) -> CLIError:
-    hint = ""
-    if isinstance(entry_point, str) and entry_point.startswith(CLI_EXTRA_ENVS):
-        hint = f" (or: {INSTALL_HINT}, which includes it)"
-    return CLIError(f"{env_id}: missing dependency: {error}{hint}")
-
-
-def _env_failed(env_id: str, call: str, error: Exception) -> CLIError:
-    # The env's own bug or refusal: the user needs its message, not the recorder's frames.
-    return CLIError(f"{env_id}: {call} raised {type(error).__name__}: {error}")
-
-
-def _missing_dependency(env_id: str, error: ImportError) -> str:
-    package = f" (try: pip install {error.name.split('.')[0]})" if error.name else ""
-    return f"{env_id}: missing dependency: {error}{package}"
-
-
-def _check_renders_images(env: Any, env_id: str, entry_point: object = None) -> None:
-    # gymnasium's checker warns about a bad render() too: our error says it better.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        call = "env.reset(seed=0)"
-        try:
-            env.reset(seed=0)
-            call = "env.render()"
-            frame = env.render()
-        except gym.error.DependencyNotInstalled as e:
-            raise _dependency_error(env_id, e, entry_point) from None
-        except Exception as e:
-            raise _env_failed(env_id, call, e) from None
-    shape = getattr(frame, "shape", None)
-    dtype = str(getattr(frame, "dtype", ""))
-    if shape is None or len(shape) not in (2, 3) or dtype != "uint8":
-        what = type(frame).__name__ if shape is None else f"an array {shape} of {dtype}"
-        raise CLIError(
-            f"{env_id} does not render images: render() returned {what} with "
-            "render_mode='rgb_array' (an HxWx3 uint8 array is needed)"
-        )
-    for w in caught:
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-
-
-def _env_fps(env: Any) -> float:
-    fps = env.metadata.get("render_fps")
-    if isinstance(fps, int | float) and not isinstance(fps, bool) and fps > 0:
-        return float(fps)
-    print("recorder: note: the env has no render_fps metadata; using 30 fps", file=sys.stderr)
-    return 30.0
-
-
-def _writable_folder(out: str) -> Path:
-    folder = Path(out)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # Creating a file is the only sure test (read-only mounts, ACLs, root's permissions).
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise CLIError(f"cannot write videos to {out!r}: {reason}") from None
-    return folder
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # gymnasium colours its warnings
 # x265 takes the same names.
 X264_PRESETS = (
     "ultrafast",
@@ -425,382 +226,6 @@ def _check_codec_options(parser: argparse.ArgumentParser, args: argparse.Namespa
         parser.error(f"--crf for --codec {codec} must lie in 0..{top}, got {args.crf}")
 
 
-def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Recorder:
-    episode_trigger: Callable[[int], bool] | None = None
-    step_trigger: Callable[[int], bool] | None = None
-    if args.every is not None:
-        every: int = args.every
-        episode_trigger = lambda e: e % every == 0  # noqa: E731
-    if args.at_steps is not None:
-        at: frozenset[int] = args.at_steps
-        step_trigger = at.__contains__
-    if episode_trigger is None and step_trigger is None:
-        episode_trigger = capped_cubic_video_schedule
-    try:
-        return Recorder(
-            folder,
-            fps=fps,
-            episode_trigger=episode_trigger,
-            step_trigger=step_trigger,
-            video_length=args.video_length,
-            name_prefix=args.name_prefix,
-            workers=args.workers,
-            max_queue_bytes=max(1, int(args.max_queue_mb * 2**20)),
-            on_full=args.on_full,
-            codec=args.codec,
-            crf=args.crf,
-            preset=args.preset,
-        )
-    except (TypeError, ValueError) as e:
-        raise CLIError(str(e)) from None
-
-
-def _run(
-    env: Any,
-    rec: Recorder,
-    args: argparse.Namespace,
-    result: RunResult,
-    console: Console,
-) -> None:
-    """The loop: a random policy, rendering only the frames that a video wants."""
-    clock = time.perf_counter
-    episodes: int | None = args.episodes if args.steps is None else None
-    if episodes is None and args.steps is None:
-        episodes = 10
-    max_steps: int | None = args.steps
-    in_rec = render = 0.0
-    start = clock()
-    unit = "episode" if max_steps is None else "step"
-    bar = console.bar(total=episodes or max_steps, desc=result.env_id, unit=unit)
-
-    def render_frame() -> Any:
-        # Called by ep.offer() only for a frame a video wants; timed apart from the recorder.
-        nonlocal render
-        t = clock()
-        try:
-            frame = env.render()
-        except Exception as e:
-            raise _env_failed(result.env_id, "env.render()", e) from None
-        render += clock() - t
-        return frame
-
-    try:
-        episode = 0
-        while (episodes is None or episode < episodes) and (
-            max_steps is None or result.steps < max_steps
-        ):
-            seed = args.seed + episode
-            try:
-                env.reset(seed=seed)
-                env.action_space.seed(seed)
-            except Exception as e:
-                raise _env_failed(result.env_id, f"env.reset(seed={seed})", e) from None
-            meta: dict[str, Any] = {"env_id": result.env_id, "seed": seed, "policy": "random"}
-            t = clock()
-            ep = rec.episode(episode, result.steps, metadata=meta)
-            in_rec += clock() - t
-            ret, length, terminated, truncated = 0.0, 0, False, False
-            try:
-                while True:
-                    t = clock()
-                    rendering = render
-                    try:
-                        ep.offer(render_frame)
-                    except QueueFullError as e:  # --on-full raise: stop here
-                        raise CLIError(f"{e} (--on-full raise)") from None
-                    except (TypeError, ValueError) as e:  # not an image, a new size...
-                        raise CLIError(f"{result.env_id}: bad frame: {e}") from None
-                    in_rec += clock() - t - (render - rendering)
-                    if terminated or truncated:
-                        break
-                    if max_steps is not None and result.steps >= max_steps:
-                        break
-                    try:
-                        step = env.step(env.action_space.sample())
-                    except Exception as e:
-                        raise _env_failed(result.env_id, "env.step()", e) from None
-                    _, reward, terminated, truncated, _ = step
-                    ret += float(reward)
-                    length += 1
-                    result.steps += 1
-                    if max_steps is not None:
-                        bar.update(1)
-                ep.metadata.update(
-                    {
-                        "return": ret,
-                        "length": length,
-                        "terminated": bool(terminated),
-                        "truncated": bool(truncated),
-                    }
-                )
-            finally:
-                t = clock()
-                ep.close()
-                in_rec += clock() - t
-            episode += 1
-            result.episodes = episode
-            if max_steps is None:
-                bar.update(1)
-            stats = rec.stats()
-            bar.set_postfix(
-                {
-                    "return": f"{ret:g}",
-                    "videos": stats.videos_started,
-                    "queue": f"{stats.queued_bytes / 2**20:.0f}MB",
-                },
-                refresh=False,
-            )
-    finally:
-        bar.close()
-        result.loop_seconds = clock() - start
-        result.recorder_seconds = in_rec
-        result.render_seconds = render
-
-
-def _finish(rec: Recorder, result: RunResult, console: Console) -> None:
-    """Flush with a progress bar of the videos still being encoded, then close."""
-    start = time.perf_counter()
-    stats = rec.stats()
-    done = stats.videos_saved + stats.videos_dropped + stats.videos_failed
-    bar = console.bar(total=stats.videos_started, desc="encoding", unit="video", initial=done)
-    try:
-        while True:
-            try:
-                rec.flush(timeout=0.1)
-                break
-            except TimeoutError:
-                pass
-            except Exception:
-                break  # failed videos: each is reported from stats() in the summary
-            finally:
-                stats = rec.stats()
-                now = stats.videos_saved + stats.videos_dropped + stats.videos_failed
-                bar.update(now - done)
-                done = now
-        with contextlib.suppress(Exception):
-            rec.close()  # anything it raises is in stats().errors too
-    except KeyboardInterrupt:
-        # A second Ctrl-C: drop what is left quickly; no half-written video stays.
-        with contextlib.suppress(Exception):
-            rec.close(cancel=True)
-        raise
-    finally:
-        bar.close()
-        result.flush_seconds = time.perf_counter() - start
-
-
-def _print_summary(result: RunResult, stats: RecorderStats, folder: Path, out: TextIO) -> None:
-    loop = result.loop_seconds
-    share = result.recorder_seconds / loop if loop > 0 else 0.0
-    speed = stats.frames_encoded / stats.encode_seconds if stats.encode_seconds > 0 else 0.0
-    rows = [
-        ("environment", result.env_id),
-        ("episodes / steps", f"{result.episodes} / {result.steps}"),
-        ("videos saved", str(stats.videos_saved)),
-        ("videos dropped", str(stats.videos_dropped)),
-        ("videos failed", str(stats.videos_failed)),
-        ("frames encoded", str(stats.frames_encoded)),
-        ("encode speed", f"{speed:.0f} frames/s per busy worker"),
-        ("loop time", f"{loop:.2f} s"),
-        ("  in recorder calls", f"{result.recorder_seconds * 1e3:.1f} ms ({share:.1%})"),
-        ("  rendering", f"{result.render_seconds:.2f} s"),
-        ("flush at the end", f"{result.flush_seconds:.2f} s"),
-        ("peak queue", f"{stats.peak_queued_bytes / 2**20:.1f} MiB"),
-        ("folder", str(folder.resolve())),
-    ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}", file=out)
-
-
-def _report_problems(stats: RecorderStats) -> int:
-    # Each failure was logged (one line each, by _LineHandler) when it happened.
-    if stats.videos_failed or stats.errors:
-        what = f"{stats.videos_failed} videos failed" if stats.videos_failed else "errors"
-        print(f"recorder: error: {what} (see above)", file=sys.stderr)
-    if stats.videos_dropped:
-        print(
-            f"recorder: warning: {stats.videos_dropped} videos dropped (the frame queue was "
-            "full): use --on-full block or a larger --max-queue-mb",
-            file=sys.stderr,
-        )
-    return EXIT_ERROR if stats.videos_failed or stats.errors else 0
-
-
-# -- gallery --------------------------------------------------------------------------------
-
-
-def cmd_gallery(args: argparse.Namespace) -> int:
-    """``recorder gallery``: see :func:`build_parser`."""
-    folder = Path(args.folder)
-    if not folder.is_dir():
-        raise CLIError(f"{args.folder!r} is not a folder")
-    entries = scan(folder)
-    try:
-        page = write_gallery(folder, entries, title=args.title)
-    except OSError as e:
-        raise CLIError(f"cannot write the gallery in {args.folder!r}: {e.strerror or e}") from None
-    print(f"wrote {page} ({len(entries)} videos)")
-    if not args.serve:
-        print(f"open {page.resolve().as_uri()}")
-        print(f"or serve it: {_serve_command(folder)}")
-        return 0
-    try:
-        server = serve(folder, args.host, args.port, quiet=False)
-    except OSError as e:
-        raise CLIError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
-    print(f"serving http://{args.host}:{server.server_port}/ (Ctrl-C to stop)", flush=True)
-    with server, contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
-    return 0
-
-
-def cmd_recover(args: argparse.Namespace) -> int:
-    """``recorder recover``: see :func:`build_parser`."""
-    folder = Path(args.folder)
-    if not folder.is_dir():
-        raise CLIError(f"{args.folder!r} is not a folder")
-    try:
-        report = recover(folder)
-    except OSError as e:
-        raise CLIError(f"cannot recover in {args.folder!r}: {e.strerror or e}") from None
-    for line in report.lines():
-        print(line)
-    return 0
-
-
-# -- helpers --------------------------------------------------------------------------------
-
-
-class Bar(Protocol):
-    """The part of a tqdm progress bar the command uses."""
-
-    def update(self, n: float = 1) -> object: ...
-
-    def set_postfix(self, ordered_dict: dict[str, Any], refresh: bool = ...) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _NoBar:
-    def update(self, n: float = 1) -> None:
-        pass
-
-    def set_postfix(self, ordered_dict: dict[str, Any], refresh: bool = True) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class Console:
-    """stderr while a command runs: progress bars, and one-line messages that do not break them.
-
-    Args:
-        progress: show tqdm progress bars.
-
-    Raises:
-        CLIError: progress bars wanted but tqdm missing (with the install hint).
-    """
-
-    def __init__(self, *, progress: bool) -> None:
-        self._tqdm: Any = None
-        if progress:
-            try:
-                tqdm_module = importlib.import_module("tqdm")
-            except ImportError:
-                raise CLIError(
-                    f"the progress bar needs tqdm: {INSTALL_HINT} (or pass --no-progress)"
-                ) from None
-            # No monitor thread: a command leaves no thread behind.
-            self._tqdm = type("Bar", (tqdm_module.tqdm,), {"monitor_interval": 0})
-
-    def bar(self, **kwargs: Any) -> Bar:
-        """A progress bar on stderr (tqdm's arguments), or one that shows nothing."""
-        if self._tqdm is None:
-            return _NoBar()
-        bar: Bar = self._tqdm(file=sys.stderr, mininterval=0.2, dynamic_ncols=True, **kwargs)
-        return bar
-
-    def line(self, text: str) -> None:
-        """Print one line on stderr, above the progress bars."""
-        text = _one_line(text)
-        if self._tqdm is None:
-            print(text, file=sys.stderr, flush=True)
-        else:
-            self._tqdm.write(text, file=sys.stderr)
-
-    @contextlib.contextmanager
-    def capture(self) -> Iterator[None]:
-        """Show warnings (gymnasium's checks...) and the recorder's log records as one line each.
-
-        Each distinct warning is shown once; log records show no traceback (the summary
-        lists the failed videos).
-        """
-        seen: set[str] = set()
-
-        def show(
-            message: Warning | str,
-            category: type[Warning],
-            filename: str,
-            lineno: int,
-            file: TextIO | None = None,
-            line: str | None = None,
-        ) -> None:
-            text = _one_line(_ANSI.sub("", str(message)).removeprefix("WARN: "))
-            if text not in seen:
-                seen.add(text)
-                self.line(f"recorder: warning: {category.__name__}: {text}")
-
-        handler = _LineHandler(self)
-        log = logging.getLogger("recorder")
-        propagate = log.propagate
-        log.addHandler(handler)
-        log.propagate = False
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("default")
-                warnings.showwarning = show
-                yield
-        finally:
-            log.removeHandler(handler)
-            log.propagate = propagate
-
-
-class _LineHandler(logging.Handler):
-    def __init__(self, console: Console) -> None:
-        super().__init__(logging.WARNING)
-        self._console = console
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            text += f": {type(error).__name__}: {error}"
-        try:
-            self._console.line(f"recorder: {record.levelname.lower()}: {text}")
-        except Exception:
-            self.handleError(record)
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM (a job scheduler stopping us) unwinds like Ctrl-C: the videos are flushed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _version() -> str:
     try:
         return importlib.metadata.version("recorder")
@@ -808,12 +233,9 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _serve_command(folder: Path) -> str:
-    return f"python -m recorder gallery {shlex.quote(str(folder))} --serve"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def _add_count(group: argparse._ActionsContainer, flag: str, help: str) -> None:
+    """Add the option *flag* N, an int >= 1."""
+    group.add_argument(flag, type=_positive_int, metavar="N", help=help)
 
 
 def _int_in(low: int, high: float = math.inf) -> Callable[[str], int]:

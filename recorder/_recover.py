@@ -1,12 +1,7 @@
 """Recovery of the videos a crash left half-written: ``recorder recover FOLDER``.
 
-A recorder writes an mp4 (h264, h265) first as fragmented mp4 into a fragment file
-``.{stem}.{random}.mp4.rec-frag`` (one fragment per keyframe, every second of video), beside
-its temporary file ``.{stem}.{random}.rec-tmp``; both are under ``flock`` while their writer
-lives. After a crash (SIGKILL, power loss), every complete fragment still plays: :func:`recover`
-copies them (no re-encoding) into ``{stem}-partial.mp4`` with a sidecar ``{stem}-partial.json``.
-webm and gif videos are written straight into the temporary file, which is recovered only if
-it can be read as it is.
+Every complete fragment of a dead writer's fragment file is copied (no re-encoding) into
+``{stem}-partial.mp4`` with a sidecar; docs/notes-surface.md describes the files involved.
 """
 
 from __future__ import annotations

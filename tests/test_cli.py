@@ -21,6 +21,7 @@ import pytest
 from helpers import AnsiOnly, FakeEncoders, TinyEnv, decode, painted
 
 import recorder._cli
+import recorder._cli_record
 from recorder import Recorder
 from recorder.__main__ import main
 
@@ -200,9 +201,9 @@ def test_failed_videos_exit_non_zero_with_one_line_each(
 ) -> None:
     failing = FakeEncoders(fail_at=0)
     monkeypatch.setattr(
-        recorder._cli,
+        recorder._cli_record,
         "Recorder",
-        functools.partial(recorder._cli.Recorder, encoder_factory=failing),
+        functools.partial(recorder._cli_record.Recorder, encoder_factory=failing),
     )
     code, stdout, stderr = record(capsys, tmp_path, "--episodes 2 --every 1 --no-progress")
     assert code == 1

@@ -23,7 +23,8 @@ import pytest
 from helpers import CELL, decode, painted, read_index
 
 from recorder import Recorder
-from recorder._gallery import build_gallery, scan, serve
+from recorder._gallery import build_gallery, scan
+from recorder._serve import serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from gallery_check import ARGS as CHROMIUM_ARGS

@@ -1,34 +1,22 @@
-"""What the single-env and vector RecordVideo wrappers share: the recorder and the clip state."""
+"""What both RecordVideo wrappers do: gymnasium's argument rules, and the clips' start and end."""
 
 from __future__ import annotations
 
-import concurrent.futures
+import copy
+import gc
 import math
 import os
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
-from gymnasium import logger as gym_logger
+from gymnasium.core import RenderFrame
 
-from recorder._queue import Clip
 from recorder._recorder import Recorder, check_fps, check_name_prefix
-from recorder._results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
-
-#: Recorder arguments that the wrapper decides itself (clips are named and cut by the wrapper).
-WRAPPER_OWNED = (
-    "video_folder",
-    "fps",
-    "episode_trigger",
-    "step_trigger",
-    "video_length",
-    "name_prefix",
-)
-
-#: Defaults of a wrapper's private Recorder: lossless, so that every triggered clip is saved,
-#: and no sidecar files, so that the folder holds gymnasium's files and nothing else.
-PRIVATE_DEFAULTS: Mapping[str, Any] = {"on_full": "block", "sidecars": False}
+from recorder._results import VideoInfo
+from recorder._schedule import capped_cubic_video_schedule
+from recorder.wrappers._clips import ClipSink, Track
 
 
 def check_render_mode(render_mode: str | None) -> None:
@@ -63,244 +51,136 @@ def resolve_video_length(video_length: int) -> float:
     return int(video_length) if video_length != 0 else math.inf
 
 
-class ClipSink:
-    """A wrapper's Recorder (private or shared) and the handles of the clips it started.
+def record_constructor_args(wrapper: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Save *wrapper*'s constructor arguments for gymnasium's ``RecordConstructorArgs``.
 
     Args:
-        video_folder: the wrapper's folder (absolute).
-        fps: frames per second of every clip.
-        recorder: a shared Recorder, not closed by :meth:`close`; clips still go to
-            *video_folder*.
-        recorder_kwargs: settings of the private Recorder (when *recorder* is None).
-        on_saved: the private Recorder's ``on_saved`` (a shared one has its own).
+        wrapper: the wrapper being built.
+        arguments: its ``__init__``'s ``locals()`` on entry (``self`` and ``env`` are left out).
+
+    Returns:
+        The arguments, as given (not copied), for :meth:`RecordingWrapper._init_triggers`
+        and :meth:`RecordingWrapper._init_clips`.
+    """
+    given = {k: v for k, v in arguments.items() if k not in ("self", "env", "__class__")}
+    # A shared Recorder is saved by reference (it holds locks and threads), last; the rest is
+    # deep-copied, as gymnasium does.
+    recorder = given.pop("recorder")
+    saved = copy.deepcopy(given)
+    gym.utils.RecordConstructorArgs.__init__(
+        wrapper, _disable_deepcopy=True, **saved, recorder=recorder
+    )
+    given["recorder"] = recorder
+    return given
+
+
+class RecordingWrapper:
+    """The part of a RecordVideo wrapper that its env type does not change.
+
+    The settings and counters gymnasium's wrappers expose, the Recorder behind them, and
+    gymnasium's rules for where clips start and end. Subclasses pass the arguments that
+    :func:`record_constructor_args` returns to :meth:`_init_triggers`, then to
+    :meth:`_init_clips` (last: a wrapper that failed to build leaves no worker thread).
     """
 
-    def __init__(
+    episode_trigger: Callable[[int], bool] | None
+    step_trigger: Callable[[int], bool] | None
+    disable_logger: bool
+    gc_trigger: Callable[[int], bool] | None
+    video_folder: str
+    frames_per_sec: float
+    name_prefix: str
+    video_length: float
+    render_history: list[RenderFrame]
+    step_id: int
+    episode_id: int
+    _sink: ClipSink
+    _track: Track
+
+    def _init_triggers(
         self,
+        render_mode: str | None,
+        *,
+        episode_trigger: Callable[[int], bool] | None,
+        step_trigger: Callable[[int], bool] | None,
+        disable_logger: bool,
+        gc_trigger: Callable[[int], bool] | None,
+        **_: Any,
+    ) -> None:
+        """Check the render mode; set the triggers (gymnasium's default schedule)."""
+        check_render_mode(render_mode)
+        if episode_trigger is None and step_trigger is None:
+            episode_trigger = capped_cubic_video_schedule
+        self.episode_trigger = episode_trigger
+        self.step_trigger = step_trigger
+        self.disable_logger = disable_logger
+        self.gc_trigger = gc_trigger
+
+    def _init_clips(
+        self,
+        metadata: Mapping[str, Any],
+        *,
         video_folder: str,
-        fps: float,
+        video_length: int,
+        name_prefix: str,
+        fps: float | None,
         recorder: Recorder | None,
         recorder_kwargs: Mapping[str, Any] | None,
-        on_saved: Callable[[VideoInfo], object] | None = None,
+        on_saved: Callable[[VideoInfo], object] | None,
+        **_: Any,
     ) -> None:
-        self.fps = fps
-        self._handles: list[ClipHandle] = []
-        # Where clips go when that is not the Recorder's own folder (a shared Recorder).
-        self._folder: Path | None = None
-        if on_saved is not None and not callable(on_saved):
-            raise TypeError(f"on_saved must be callable or None, got {on_saved!r}")
-        if recorder is not None:
-            if recorder_kwargs:
-                raise TypeError("give either recorder or recorder_kwargs, not both")
-            if on_saved is not None:
-                raise TypeError(
-                    "on_saved belongs to the shared Recorder: Recorder(..., on_saved=...)"
-                )
-            if not isinstance(recorder, Recorder):
-                raise TypeError(f"recorder must be a recorder.Recorder, got {recorder!r}")
-            recorder._check_usable()
-            if Path(video_folder) != recorder.video_folder:
-                _warn_existing(video_folder)
-                os.makedirs(video_folder, exist_ok=True)
-                self._folder = Path(video_folder)
-            self.recorder = recorder
-            self.owned = False
-        else:
-            kwargs = dict(PRIVATE_DEFAULTS)
-            if recorder_kwargs:
-                clash = sorted(k for k in recorder_kwargs if k in WRAPPER_OWNED)
-                if clash:
-                    raise TypeError(
-                        f"recorder_kwargs must not set {', '.join(clash)}: the wrapper's own "
-                        "arguments decide them"
-                    )
-                kwargs.update(recorder_kwargs)
-            if on_saved is not None:
-                if recorder_kwargs and "on_saved" in recorder_kwargs:
-                    raise TypeError("give on_saved once, not in recorder_kwargs too")
-                kwargs["on_saved"] = on_saved
-            _warn_existing(video_folder)
-            self._video_folder = video_folder
-            self._kwargs = kwargs
-            self.recorder = Recorder(video_folder, **kwargs)
-            self.owned = True
+        """Check the clip settings; open the Recorder (private or shared) and the track."""
+        self.video_folder = os.path.abspath(video_folder)
+        self.frames_per_sec = resolve_fps(fps, metadata)
+        self.name_prefix = check_name_prefix(name_prefix)
+        self.video_length = resolve_video_length(video_length)
+        self.render_history = []
+        self.step_id = -1
+        self.episode_id = -1
+        self._sink = ClipSink(
+            self.video_folder, self.frames_per_sec, recorder, recorder_kwargs, on_saved
+        )
+        self._track = Track(self._sink)
 
     @property
-    def stale(self) -> bool:
-        """Whether the Recorder is closed, or the parent's in a forked child."""
-        return not self.recorder._usable
+    def recorder(self) -> Recorder:
+        """The Recorder that encodes this wrapper's videos."""
+        return self._sink.recorder
 
-    def open(
-        self,
-        name: str,
-        kind: ClipKind,
-        index: int | None,
-        episode_index: int | None,
-        first_step: int | None,
-    ) -> Clip:
-        """Start a clip of unlimited length (the wrapper ends it)."""
-        if self.owned and self.stale:
-            # Used again after env.close(), as gymnasium allows, or in a forked child (whose
-            # parent's workers are gone): a private Recorder of the same settings takes over.
-            self.recorder = Recorder(self._video_folder, **self._kwargs)
-            self._handles = []
-        # Passed only when needed: ``folder=`` is the newer hook of the core.
-        where: dict[str, Any] = {} if self._folder is None else {"folder": self._folder}
-        clip = self.recorder._new_clip(
-            name,
-            kind,
-            index,
-            self.fps,
-            length=None,
-            episode_index=episode_index,
-            first_step=first_step,
-            **where,
-        )
-        # Only pending or failed handles matter to close(): forget the rest as we go, so that
-        # a long run does not accumulate one future per video.
-        self._handles = [h for h in self._handles if not h.done() or _failed(h)]
-        self._handles.append(clip.handle)
-        return clip
+    @property
+    def recording(self) -> bool:
+        """Whether a clip is being recorded (vector with per_env: any sub-environment's)."""
+        return any(track.recording for track in self._tracks())
 
-    def close(self) -> None:
-        """Wait until this wrapper's videos are on disk; raise the error of any that failed.
+    @property
+    def recorded_frames(self) -> int:
+        """Frames captured into the current clip so far (vector with per_env: summed)."""
+        return sum(track.frames for track in self._tracks())
 
-        A private Recorder is closed; a shared one is left open (its other users go on).
-        """
-        if self.owned:
-            if not self.recorder._forked:  # the parent's to close
-                self.recorder.close()
-            return
-        handles, self._handles = self._handles, []
-        concurrent.futures.wait(handles)
-        errors = [e for h in handles if (e := _failed(h)) is not None]
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            raise BaseExceptionGroup(f"{len(errors)} videos failed", errors)
+    def _tracks(self) -> Iterable[Track]:
+        """The tracks that ``recording`` and ``recorded_frames`` speak of."""
+        return (self._track,)
 
+    def _episode_begins(
+        self, track: Track, prefix: str, episode: int, stop: Callable[[], None]
+    ) -> None:
+        """A new episode: a whole-episode clip ends (*stop*), the trigger may start one."""
+        if track.recording and self.video_length == math.inf:
+            stop()
+        if self.episode_trigger and self.episode_trigger(episode):
+            track.start(f"{prefix}-episode-{episode}", "episode", episode, episode=episode)
 
-def _warn_existing(video_folder: str) -> None:
-    if os.path.isdir(video_folder):
-        gym_logger.warn(
-            "Overwriting existing videos at %s folder (try specifying a different "
-            "`video_folder` for the `RecordVideo` wrapper if this is not desired)",
-            video_folder,
+    def _step_begins(self, track: Track, prefix: str, episode: int) -> None:
+        """The step trigger fired: *track* starts a clip named after this step."""
+        track.start(
+            f"{prefix}-step-{self.step_id}",
+            "step",
+            self.step_id,
+            episode=max(episode, 0),
+            first_step=self.step_id,
         )
 
-
-def _failed(handle: ClipHandle) -> BaseException | None:
-    """The error of a finished clip that failed (a dropped clip did not fail)."""
-    if not handle.done():
-        return None
-    error = handle.exception()
-    return None if isinstance(error, ClipDroppedError) else error
-
-
-class Track:
-    """One recording slot: gymnasium's ``recording`` / ``recorded_frames`` / ``_video_name``.
-
-    The Recorder's clip is opened at the first frame, so a recording that captures nothing
-    leaves no file, as in gymnasium.
-    """
-
-    __slots__ = (
-        "_clip",
-        "_episode",
-        "_first_step",
-        "_index",
-        "_kind",
-        "frames",
-        "name",
-        "recording",
-        "sink",
-    )
-
-    def __init__(self, sink: ClipSink) -> None:
-        self.sink = sink
-        self.recording = False
-        self.name: str | None = None
-        self.frames = 0
-        self._kind: ClipKind = "clip"
-        self._index: int | None = None
-        self._episode: int | None = None
-        self._first_step: int | None = None
-        self._clip: Clip | None = None
-
-    def start(
-        self,
-        name: str,
-        kind: ClipKind = "clip",
-        index: int | None = None,
-        *,
-        episode: int | None = None,
-        first_step: int | None = None,
-    ) -> None:
-        """Start recording *name*, ending the current recording first.
-
-        Args:
-            name: the file name without extension.
-            kind, index: what the name says (``"episode"``/``"step"`` and its index).
-            episode, first_step: where the clip starts, for the Recorder's VideoInfo.
-        """
-        if self.recording:
-            self.stop()
-        check_name_prefix(name)
-        self.recording = True
-        self.name = name
-        self._kind = kind
-        self._index = index
-        self._episode = episode
-        self._first_step = first_step
-
-    def stop(self) -> None:
-        """End the current recording; its video is finished in the background."""
-        assert self.recording, "stop_recording was called, but no recording was started"
-        if self.frames == 0:
-            gym_logger.warn("Ignored saving a video as there were zero frames to save.")
-        if self._clip is not None:
-            self.sink.recorder._end_clip(self._clip)
-        self._clip = None
-        self.frames = 0
-        self.recording = False
-        self.name = None
-
-    @property
-    def wants_frame(self) -> bool:
-        """Whether the clip needs a rendered frame (False once the Recorder dropped it).
-
-        A clip open when the process forked is the parent's: a child skips its frames.
-        """
-        clip = self._clip
-        return self.recording and (clip is None or (clip.accepting and not self.sink.stale))
-
-    @property
-    def open(self) -> bool:
-        """Whether a clip with frames is open."""
-        return self._clip is not None
-
-    def add(self, frame: Any) -> None:
-        """Capture *frame* into the current clip (validated and copied now)."""
-        assert self.recording, "Cannot capture a frame, recording wasn't started."
-        if self._clip is not None and self.sink.stale:
-            self.frames += 1  # the parent's clip (see wants_frame)
-            return
-        if self._clip is None:
-            assert self.name is not None
-            self._clip = self.sink.open(
-                self.name, self._kind, self._index, self._episode, self._first_step
-            )
-        self.sink.recorder._append_frame([self._clip], frame)
-        self.frames += 1
-
-    def skip(self) -> None:
-        """Count a frame the clip no longer wants (it was dropped): the clip cut stays put."""
-        self.frames += 1
-
-    def offer(self, render: Callable[[], Any]) -> bool:
-        """Capture ``render()`` if the clip wants a frame, else :meth:`skip`; True if rendered."""
-        if not self.wants_frame:
-            self.skip()  # the Recorder dropped this clip: do not render for it
-            return False
-        self.add(render())
-        return True
+    def _collect_garbage(self) -> None:
+        """After a clip ends: ``gc.collect()`` if gc_trigger says so."""
+        if self.gc_trigger and self.gc_trigger(self.episode_id):
+            gc.collect()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import gc
-import math
-import os
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, SupportsFloat
 
@@ -14,22 +10,16 @@ import numpy as np
 from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 
-from recorder._recorder import Recorder, check_name_prefix
+from recorder._recorder import Recorder
 from recorder._results import VideoInfo
-from recorder._schedule import capped_cubic_video_schedule
-from recorder.wrappers._common import (
-    ClipSink,
-    Track,
-    check_render_mode,
-    resolve_fps,
-    resolve_video_length,
-)
+from recorder.wrappers._common import RecordingWrapper, record_constructor_args
 
 
 class RecordVideo(
     gym.Wrapper[ObsType, ActType, ObsType, ActType],
     Generic[ObsType, ActType],
     gym.utils.RecordConstructorArgs,
+    RecordingWrapper,
 ):
     """Records videos of episodes, like :class:`gymnasium.wrappers.RecordVideo`, without blocking.
 
@@ -106,60 +96,10 @@ class RecordVideo(
         recorder_kwargs: Mapping[str, Any] | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
     ) -> None:
-        # A shared Recorder is saved by reference (it holds locks and threads); the rest is
-        # deep-copied, as gymnasium does.
-        saved = copy.deepcopy(
-            {
-                "video_folder": video_folder,
-                "episode_trigger": episode_trigger,
-                "step_trigger": step_trigger,
-                "video_length": video_length,
-                "name_prefix": name_prefix,
-                "fps": fps,
-                "disable_logger": disable_logger,
-                "gc_trigger": gc_trigger,
-                "recorder_kwargs": recorder_kwargs,
-                "on_saved": on_saved,
-            }
-        )
-        gym.utils.RecordConstructorArgs.__init__(
-            self, _disable_deepcopy=True, **saved, recorder=recorder
-        )
+        given = record_constructor_args(self, locals())  # before any other local
         gym.Wrapper.__init__(self, env)
-        check_render_mode(env.render_mode)
-        if episode_trigger is None and step_trigger is None:
-            episode_trigger = capped_cubic_video_schedule
-        self.episode_trigger = episode_trigger
-        self.step_trigger = step_trigger
-        self.disable_logger = disable_logger
-        self.gc_trigger = gc_trigger
-        self.video_folder = os.path.abspath(video_folder)
-        self.frames_per_sec: float = resolve_fps(fps, self.metadata)
-        self.name_prefix: str = check_name_prefix(name_prefix)
-        self.video_length: float = resolve_video_length(video_length)
-        self.render_history: list[RenderFrame] = []
-        self.step_id = -1
-        self.episode_id = -1
-        # Last, so that a wrapper that failed to build leaves no worker thread behind.
-        self._sink = ClipSink(
-            self.video_folder, self.frames_per_sec, recorder, recorder_kwargs, on_saved
-        )
-        self._track = Track(self._sink)
-
-    @property
-    def recorder(self) -> Recorder:
-        """The Recorder that encodes this wrapper's videos."""
-        return self._sink.recorder
-
-    @property
-    def recording(self) -> bool:
-        """Whether a clip is being recorded."""
-        return self._track.recording
-
-    @property
-    def recorded_frames(self) -> int:
-        """Frames captured into the current clip so far (0 when not recording)."""
-        return self._track.frames
+        self._init_triggers(env.render_mode, **given)
+        self._init_clips(self.metadata, **given)
 
     def _capture_frame(self) -> None:
         assert self.recording, "Cannot capture a frame, recording wasn't started."
@@ -193,15 +133,7 @@ class RecordVideo(
         """Reset the environment; start a clip if episode_trigger says so."""
         obs, info = super().reset(seed=seed, options=options)
         self.episode_id += 1
-        if self.recording and self.video_length == math.inf:
-            self.stop_recording()
-        if self.episode_trigger and self.episode_trigger(self.episode_id):
-            self._track.start(
-                f"{self.name_prefix}-episode-{self.episode_id}",
-                "episode",
-                self.episode_id,
-                episode=self.episode_id,
-            )
+        self._episode_begins(self._track, self.name_prefix, self.episode_id, self.stop_recording)
         if self.recording:
             self._capture_frame()
             if self.recorded_frames > self.video_length:
@@ -213,13 +145,7 @@ class RecordVideo(
         obs, rew, terminated, truncated, info = self.env.step(action)
         self.step_id += 1
         if self.step_trigger and self.step_trigger(self.step_id):
-            self._track.start(
-                f"{self.name_prefix}-step-{self.step_id}",
-                "step",
-                self.step_id,
-                episode=max(self.episode_id, 0),
-                first_step=self.step_id,
-            )
+            self._step_begins(self._track, self.name_prefix, self.episode_id)
         if self.recording:
             self._capture_frame()
             if self.recorded_frames > self.video_length:
@@ -265,8 +191,7 @@ class RecordVideo(
     def stop_recording(self) -> None:
         """End the current clip: it is finished in the background."""
         self._track.stop()
-        if self.gc_trigger and self.gc_trigger(self.episode_id):
-            gc.collect()
+        self._collect_garbage()
 
     def __del__(self) -> None:
         """Warn when the wrapper goes away with a clip open (close() was not called)."""

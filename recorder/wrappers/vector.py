@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import gc
-import math
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -15,16 +11,12 @@ from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
-from recorder._recorder import Recorder, check_name_prefix
+from recorder._recorder import Recorder
 from recorder._results import VideoInfo
-from recorder._schedule import capped_cubic_video_schedule
-from recorder.wrappers._common import (
-    ClipSink,
-    Track,
-    check_render_mode,
-    resolve_fps,
-    resolve_video_length,
-)
+from recorder.wrappers._clips import Track
+from recorder.wrappers._common import RecordingWrapper, record_constructor_args
+from recorder.wrappers._per_env import EnvTracks, env_indices
+from recorder.wrappers._tiling import Tiler, grid_shape
 
 __all__ = ["RecordVideo", "grid_shape"]
 
@@ -34,6 +26,7 @@ Array = np.ndarray[Any, Any]
 class RecordVideo(
     VectorWrapper[ObsType, ActType, ObsType, ActType, Array],
     gym.utils.RecordConstructorArgs,
+    RecordingWrapper,
 ):
     """Records videos of a vector environment like gymnasium's vector RecordVideo, without blocking.
 
@@ -108,31 +101,8 @@ class RecordVideo(
         VectorWrapper.__init__(self, env)
         if isinstance(per_env, Iterable) and not isinstance(per_env, str | bytes):
             per_env = tuple(per_env)  # a generator is read once, and saved below as a tuple
-        # A shared Recorder is saved by reference (it holds locks and threads); the rest is
-        # deep-copied, as gymnasium does.
-        saved = copy.deepcopy(
-            {
-                "video_folder": video_folder,
-                "video_aspect_ratio": video_aspect_ratio,
-                "record_first_only": record_first_only,
-                "episode_trigger": episode_trigger,
-                "step_trigger": step_trigger,
-                "video_length": video_length,
-                "name_prefix": name_prefix,
-                "fps": fps,
-                "disable_logger": disable_logger,
-                "gc_trigger": gc_trigger,
-                "per_env": per_env,
-                "recorder_kwargs": recorder_kwargs,
-                "on_saved": on_saved,
-            }
-        )
-        gym.utils.RecordConstructorArgs.__init__(
-            self, _disable_deepcopy=True, **saved, recorder=recorder
-        )
-        check_render_mode(env.render_mode)
-        if episode_trigger is None and step_trigger is None:
-            episode_trigger = capped_cubic_video_schedule
+        given = record_constructor_args(self, locals())  # before any other local
+        self._init_triggers(env.render_mode, **given)
 
         autoreset_mode = env.metadata.get("autoreset_mode", None)
         if autoreset_mode is not None:
@@ -153,64 +123,28 @@ class RecordVideo(
             )
         self.has_autoreset = False
 
-        self.episode_trigger = episode_trigger
-        self.step_trigger = step_trigger
-        self.disable_logger = disable_logger
-        self.gc_trigger = gc_trigger
-
         self.record_first_only = record_first_only
         self.video_aspect_ratio = video_aspect_ratio
-        self._target_aspect = _aspect(video_aspect_ratio)
+        self._tiler = Tiler(video_aspect_ratio)
         self.frame_cols = -1
         self.frame_rows = -1
-        self.per_env: tuple[int, ...] | None = _env_indices(per_env, self.num_envs)
+        self.per_env: tuple[int, ...] | None = env_indices(per_env, self.num_envs)
         if self.per_env is not None and record_first_only:
             raise ValueError("per_env and record_first_only exclude each other")
 
-        self.video_folder = os.path.abspath(video_folder)
-        self.frames_per_sec: float = resolve_fps(fps, self.metadata)
-        self.name_prefix: str = check_name_prefix(name_prefix)
-        self.video_length: float = resolve_video_length(video_length)
-        self.render_history: list[RenderFrame] = []
-        self.step_id = -1
-        self.episode_id = -1
-        self._grid: np.ndarray[Any, Any] | None = None
-
-        # Last, so that a wrapper that failed to build leaves no worker thread behind.
-        self._sink = ClipSink(
-            self.video_folder, self.frames_per_sec, recorder, recorder_kwargs, on_saved
-        )
-        self._track = Track(self._sink)  # the tiled video (gymnasium's)
-        self._tracks: dict[int, Track] = {j: Track(self._sink) for j in self.per_env or ()}
-        # per_env: each sub-environment's episode index, and which ones reset at the next step.
-        self._episodes = np.full(self.num_envs, -1, dtype=np.int64)
-        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._init_clips(self.metadata, **given)
+        # self._track is the tiled video (gymnasium's); these, per_env's.
+        self._envs = EnvTracks(self.per_env or (), self.num_envs, self._sink)
 
     # -- attributes ---------------------------------------------------------------------------
 
-    @property
-    def recorder(self) -> Recorder:
-        """The Recorder that encodes this wrapper's videos."""
-        return self._sink.recorder
-
-    @property
-    def recording(self) -> bool:
-        """Whether a clip is being recorded (with per_env: any sub-environment's)."""
-        if self.per_env is None:
-            return self._track.recording
-        return any(t.recording for t in self._tracks.values())
-
-    @property
-    def recorded_frames(self) -> int:
-        """Frames captured into the current clip(s) so far (with per_env: summed)."""
-        if self.per_env is None:
-            return self._track.frames
-        return sum(t.frames for t in self._tracks.values())
+    def _tracks(self) -> Iterable[Track]:
+        return (self._track,) if self.per_env is None else self._envs.tracks.values()
 
     @property
     def env_episode_ids(self) -> tuple[int, ...]:
         """With per_env: each sub-environment's current episode index (-1 before reset)."""
-        return tuple(int(e) for e in self._episodes)
+        return tuple(int(e) for e in self._envs.episodes)
 
     # -- the environment API --------------------------------------------------------------------
 
@@ -225,21 +159,12 @@ class RecordVideo(
         if mask is None or mask[0]:
             self.episode_id += 1
             if self.per_env is None:
-                if self.recording and self.video_length == math.inf:
-                    self.stop_recording()
-                if self.episode_trigger and self.episode_trigger(self.episode_id):
-                    self._track.start(
-                        f"{self.name_prefix}-episode-{self.episode_id}",
-                        "episode",
-                        self.episode_id,
-                        episode=self.episode_id,
-                    )
+                self._episode_begins(
+                    self._track, self.name_prefix, self.episode_id, self.stop_recording
+                )
         reset_envs: list[int] = []
         if self.per_env is not None:
-            reset = np.ones(self.num_envs, dtype=bool) if mask is None else mask
-            self._episodes[reset] += 1
-            self._autoreset[reset] = False
-            reset_envs = [j for j in self._tracks if reset[j]]
+            reset_envs = self._envs.reset(mask)
             for j in reset_envs:
                 self._new_episode(j)
 
@@ -272,37 +197,21 @@ class RecordVideo(
         step_fires = bool(self.step_trigger and self.step_trigger(self.step_id))
         if self.per_env is None:
             if started0:
-                if self.recording and self.video_length == math.inf:
-                    self.stop_recording()
-                if self.episode_trigger and self.episode_trigger(self.episode_id):
-                    self._track.start(
-                        f"{self.name_prefix}-episode-{self.episode_id}",
-                        "episode",
-                        self.episode_id,
-                        episode=self.episode_id,
-                    )
-            if step_fires:
-                self._track.start(
-                    f"{self.name_prefix}-step-{self.step_id}",
-                    "step",
-                    self.step_id,
-                    episode=max(self.episode_id, 0),
-                    first_step=self.step_id,
+                self._episode_begins(
+                    self._track, self.name_prefix, self.episode_id, self.stop_recording
                 )
+            if step_fires:
+                self._step_begins(self._track, self.name_prefix, self.episode_id)
             if self.recording:
                 self._capture_tiled()
         else:
-            self._count_episodes(terminations, truncations)
+            for j in self._envs.stepped(terminations, truncations, self.autoreset_mode):
+                self._new_episode(j)
             if step_fires:
-                for j, track in self._tracks.items():
-                    track.start(
-                        f"{self.name_prefix}-env-{j}-step-{self.step_id}",
-                        "step",
-                        self.step_id,
-                        episode=max(int(self._episodes[j]), 0),
-                        first_step=self.step_id,
-                    )
-            self._capture_envs(self._tracks)
+                for j, track in self._envs.tracks.items():
+                    episode = int(self._envs.episodes[j])
+                    self._step_begins(track, f"{self.name_prefix}-env-{j}", episode)
+            self._capture_envs(self._envs.tracks)
         return obs, rewards, terminations, truncations, info
 
     def render(self) -> tuple[RenderFrame, ...] | None:
@@ -323,7 +232,7 @@ class RecordVideo(
                 if self._track.recording:
                     self.stop_recording()
             else:
-                for j, track in self._tracks.items():
+                for j, track in self._envs.tracks.items():
                     if track.recording:
                         self.stop_recording(env_index=j)
             self._sink.close()
@@ -340,18 +249,18 @@ class RecordVideo(
     def stop_recording(self, env_index: int | None = None) -> None:
         """End the current clip (with per_env: *env_index*'s, or every one when None)."""
         if self.per_env is not None and env_index is None:
-            for track in self._tracks.values():
+            for track in self._envs.tracks.values():
                 if track.recording:
                     track.stop()
         else:
             self._track_of(env_index).stop()
-        if self.gc_trigger and self.gc_trigger(self.episode_id):
-            gc.collect()
+        self._collect_garbage()
 
     def __del__(self) -> None:
         """Warn when the wrapper goes away with a clip open (close() was not called)."""
         # Runs on half-built wrappers too: read attributes defensively, take no lock.
-        tracks = [getattr(self, "_track", None), *getattr(self, "_tracks", {}).values()]
+        envs = getattr(self, "_envs", None)
+        tracks = [getattr(self, "_track", None), *(envs.tracks.values() if envs else ())]
         names = [t.name for t in tracks if t is not None and t.open]
         if names:
             gym_logger.warn(
@@ -367,34 +276,17 @@ class RecordVideo(
             if env_index is not None:
                 raise ValueError("env_index is for per_env recording")
             return self._track
-        if env_index not in self._tracks:
+        if env_index not in self._envs.tracks:
             raise ValueError(f"env_index must be one of the recorded {self.per_env}")
-        return self._tracks[env_index]
-
-    def _count_episodes(self, terminations: Any, truncations: Any) -> None:
-        """Advance each sub-environment's episode index at the step where it resets."""
-        if self.autoreset_mode == AutoresetMode.DISABLED:
-            return  # episodes start in reset() only
-        done = np.logical_or(np.asarray(terminations), np.asarray(truncations))
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            started, self._autoreset = self._autoreset, done
-        else:
-            started = done
-        if started.any():
-            self._episodes[started] += 1
-            for j in np.flatnonzero(started).tolist():
-                if j in self._tracks:
-                    self._new_episode(j)
+        return self._envs.tracks[env_index]
 
     def _new_episode(self, j: int) -> None:
-        track = self._tracks[j]
-        if track.recording and self.video_length == math.inf:
-            self.stop_recording(env_index=j)
-        episode = int(self._episodes[j])
-        if self.episode_trigger and self.episode_trigger(episode):
-            track.start(
-                f"{self.name_prefix}-env-{j}-episode-{episode}", "episode", episode, episode=episode
-            )
+        self._episode_begins(
+            self._envs.tracks[j],
+            f"{self.name_prefix}-env-{j}",
+            int(self._envs.episodes[j]),
+            lambda: self.stop_recording(env_index=j),
+        )
 
     def _render_all(self) -> Sequence[Any]:
         envs_frame = self.env.render()
@@ -414,98 +306,11 @@ class RecordVideo(
         if self.record_first_only:
             self.frame_rows = self.frame_cols = 1
             return envs_frame[0]
-        return self._tile(envs_frame)
+        if self.frame_rows == -1 or self.frame_cols == -1:
+            self.frame_rows, self.frame_cols = self._tiler.grid(envs_frame)
+        return self._tiler.tile(envs_frame, self.frame_rows, self.frame_cols)
 
     def _capture_envs(self, envs: Iterable[int]) -> None:
-        recording = [(j, self._tracks[j]) for j in envs if self._tracks[j].recording]
-        if not recording:
-            return
-        envs_frame = None
-        for j, track in recording:
-            if track.wants_frame:
-                if envs_frame is None:
-                    envs_frame = self._render_all()
-                track.add(envs_frame[j])
-            else:
-                track.skip()
-            if track.frames > self.video_length:
-                self.stop_recording(env_index=j)
-
-    def _tile(self, frames: Sequence[Any]) -> np.ndarray[Any, Any]:
-        """Tile *frames* into one reused buffer (the Recorder copies it before returning)."""
-        first = np.asarray(frames[0])
-        h, w = first.shape[:2]
-        if self.frame_rows == -1 or self.frame_cols == -1:
-            self.frame_rows, self.frame_cols = grid_shape(len(frames), h, w, self._target_aspect)
-        rows, cols = self.frame_rows, self.frame_cols
-        shape = (rows * h, cols * w, *first.shape[2:])
-        grid = self._grid
-        if grid is None or grid.shape != shape or grid.dtype != first.dtype:
-            grid = self._grid = np.zeros(shape, dtype=first.dtype)  # blank tiles stay black
-        for idx, frame in enumerate(frames):
-            r, c = divmod(idx, cols)
-            grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = frame
-        return grid
-
-
-def grid_shape(n: int, h: int, w: int, aspect: float) -> tuple[int, int]:
-    """(rows, cols) of the tiling of *n* frames of h x w closest to the *aspect* ratio (w/h).
-
-    gymnasium's rule: the best of the exact grids with rows <= sqrt(n). When that leaves only
-    the 1xn strip (n prime), grids whose last row is incomplete are considered too, still with
-    rows <= cols and no empty row; ties go to fewer blank tiles.
-    """
-    best_rows, best_cols = 1, n
-    min_diff = math.inf
-    for rows in range(1, int(n**0.5) + 1):
-        if n % rows == 0:
-            cols = n // rows
-            diff = abs(cols * w / (rows * h) - aspect)
-            if diff < min_diff:
-                min_diff = diff
-                best_rows, best_cols = rows, cols
-    if best_rows > 1 or n < 3 or any(n % r == 0 for r in range(2, int(n**0.5) + 1)):
-        return best_rows, best_cols
-    best_blank = 0
-    for rows in range(2, n + 1):
-        cols = -(-n // rows)
-        if rows > cols:
-            break
-        if -(-n // cols) != rows:
-            continue  # a whole row would be blank
-        diff = abs(cols * w / (rows * h) - aspect)
-        blank = rows * cols - n
-        if diff < min_diff or (diff == min_diff and blank < best_blank):
-            min_diff, best_blank = diff, blank
-            best_rows, best_cols = rows, cols
-    return best_rows, best_cols
-
-
-def _aspect(ratio: tuple[float, float]) -> float:
-    try:
-        width, height = ratio
-        value = float(width) / float(height)
-    except (TypeError, ValueError, ZeroDivisionError) as e:
-        raise ValueError(f"video_aspect_ratio must be (width, height) > 0, got {ratio!r}") from e
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"video_aspect_ratio must be (width, height) > 0, got {ratio!r}")
-    return value
-
-
-def _env_indices(per_env: bool | Iterable[int], num_envs: int) -> tuple[int, ...] | None:
-    if per_env is True:
-        return tuple(range(num_envs))
-    if per_env is False or per_env is None:
-        return None
-    if isinstance(per_env, str | bytes) or not isinstance(per_env, Iterable):
-        raise TypeError(f"per_env must be a bool or sub-environment indices, got {per_env!r}")
-    indices = []
-    for j in per_env:
-        if isinstance(j, bool) or not isinstance(j, int | np.integer):
-            raise TypeError(f"per_env indices must be ints, got {j!r}")
-        if not 0 <= j < num_envs:
-            raise ValueError(f"per_env index {j} is not a sub-environment (num_envs={num_envs})")
-        indices.append(int(j))
-    if not indices:
-        raise ValueError("per_env is empty: give True or at least one index")
-    return tuple(sorted(set(indices)))
+        self._envs.capture(
+            envs, self._render_all, self.video_length, lambda j: self.stop_recording(env_index=j)
+        )

@@ -1,0 +1,272 @@
+"""A wrapper's clips: the Recorder they go to (``ClipSink``) and one recording slot (``Track``)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gymnasium import logger as gym_logger
+
+from recorder._queue import Clip
+from recorder._recorder import Recorder, check_name_prefix
+from recorder._results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
+
+#: Recorder arguments that the wrapper decides itself (clips are named and cut by the wrapper).
+WRAPPER_OWNED = (
+    "video_folder",
+    "fps",
+    "episode_trigger",
+    "step_trigger",
+    "video_length",
+    "name_prefix",
+)
+
+#: Defaults of a wrapper's private Recorder: lossless, so that every triggered clip is saved,
+#: and no sidecar files, so that the folder holds gymnasium's files and nothing else.
+PRIVATE_DEFAULTS: Mapping[str, Any] = {"on_full": "block", "sidecars": False}
+
+
+class ClipSink:
+    """A wrapper's Recorder (private or shared) and the handles of the clips it started.
+
+    Args:
+        video_folder: the wrapper's folder (absolute).
+        fps: frames per second of every clip.
+        recorder: a shared Recorder, not closed by :meth:`close`; clips still go to
+            *video_folder*.
+        recorder_kwargs: settings of the private Recorder (when *recorder* is None).
+        on_saved: the private Recorder's ``on_saved`` (a shared one has its own).
+    """
+
+    def __init__(
+        self,
+        video_folder: str,
+        fps: float,
+        recorder: Recorder | None,
+        recorder_kwargs: Mapping[str, Any] | None,
+        on_saved: Callable[[VideoInfo], object] | None = None,
+    ) -> None:
+        self.fps = fps
+        self._handles: list[ClipHandle] = []
+        # Where clips go when that is not the Recorder's own folder (a shared Recorder).
+        self._folder: Path | None = None
+        if on_saved is not None and not callable(on_saved):
+            raise TypeError(f"on_saved must be callable or None, got {on_saved!r}")
+        if recorder is not None:
+            if recorder_kwargs:
+                raise TypeError("give either recorder or recorder_kwargs, not both")
+            if on_saved is not None:
+                raise TypeError(
+                    "on_saved belongs to the shared Recorder: Recorder(..., on_saved=...)"
+                )
+            if not isinstance(recorder, Recorder):
+                raise TypeError(f"recorder must be a recorder.Recorder, got {recorder!r}")
+            recorder._check_usable()
+            if Path(video_folder) != recorder.video_folder:
+                _warn_existing(video_folder)
+                os.makedirs(video_folder, exist_ok=True)
+                self._folder = Path(video_folder)
+            self.recorder = recorder
+            self.owned = False
+        else:
+            kwargs = dict(PRIVATE_DEFAULTS)
+            if recorder_kwargs:
+                clash = sorted(k for k in recorder_kwargs if k in WRAPPER_OWNED)
+                if clash:
+                    raise TypeError(
+                        f"recorder_kwargs must not set {', '.join(clash)}: the wrapper's own "
+                        "arguments decide them"
+                    )
+                kwargs.update(recorder_kwargs)
+            if on_saved is not None:
+                if recorder_kwargs and "on_saved" in recorder_kwargs:
+                    raise TypeError("give on_saved once, not in recorder_kwargs too")
+                kwargs["on_saved"] = on_saved
+            _warn_existing(video_folder)
+            self._video_folder = video_folder
+            self._kwargs = kwargs
+            self.recorder = Recorder(video_folder, **kwargs)
+            self.owned = True
+
+    @property
+    def stale(self) -> bool:
+        """Whether the Recorder is closed, or the parent's in a forked child."""
+        return not self.recorder._usable
+
+    def open(
+        self,
+        name: str,
+        kind: ClipKind,
+        index: int | None,
+        episode_index: int | None,
+        first_step: int | None,
+    ) -> Clip:
+        """Start a clip of unlimited length (the wrapper ends it)."""
+        if self.owned and self.stale:
+            # Used again after env.close(), as gymnasium allows, or in a forked child (whose
+            # parent's workers are gone): a private Recorder of the same settings takes over.
+            self.recorder = Recorder(self._video_folder, **self._kwargs)
+            self._handles = []
+        # Passed only when needed: ``folder=`` is the newer hook of the core.
+        where: dict[str, Any] = {} if self._folder is None else {"folder": self._folder}
+        clip = self.recorder._new_clip(
+            name,
+            kind,
+            index,
+            self.fps,
+            length=None,
+            episode_index=episode_index,
+            first_step=first_step,
+            **where,
+        )
+        # Only pending or failed handles matter to close(): forget the rest as we go, so that
+        # a long run does not accumulate one future per video.
+        self._handles = [h for h in self._handles if not h.done() or _failed(h)]
+        self._handles.append(clip.handle)
+        return clip
+
+    def close(self) -> None:
+        """Wait until this wrapper's videos are on disk; raise the error of any that failed.
+
+        A private Recorder is closed; a shared one is left open (its other users go on).
+        """
+        if self.owned:
+            if not self.recorder._forked:  # the parent's to close
+                self.recorder.close()
+            return
+        handles, self._handles = self._handles, []
+        concurrent.futures.wait(handles)
+        errors = [e for h in handles if (e := _failed(h)) is not None]
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise BaseExceptionGroup(f"{len(errors)} videos failed", errors)
+
+
+def _warn_existing(video_folder: str) -> None:
+    if os.path.isdir(video_folder):
+        gym_logger.warn(
+            "Overwriting existing videos at %s folder (try specifying a different "
+            "`video_folder` for the `RecordVideo` wrapper if this is not desired)",
+            video_folder,
+        )
+
+
+def _failed(handle: ClipHandle) -> BaseException | None:
+    """The error of a finished clip that failed (a dropped clip did not fail)."""
+    if not handle.done():
+        return None
+    error = handle.exception()
+    return None if isinstance(error, ClipDroppedError) else error
+
+
+class Track:
+    """One recording slot: gymnasium's ``recording`` / ``recorded_frames`` / ``_video_name``.
+
+    The Recorder's clip is opened at the first frame, so a recording that captures nothing
+    leaves no file, as in gymnasium.
+    """
+
+    __slots__ = (
+        "_clip",
+        "_episode",
+        "_first_step",
+        "_index",
+        "_kind",
+        "frames",
+        "name",
+        "recording",
+        "sink",
+    )
+
+    def __init__(self, sink: ClipSink) -> None:
+        self.sink = sink
+        self.recording = False
+        self.name: str | None = None
+        self.frames = 0
+        self._kind: ClipKind = "clip"
+        self._index: int | None = None
+        self._episode: int | None = None
+        self._first_step: int | None = None
+        self._clip: Clip | None = None
+
+    def start(
+        self,
+        name: str,
+        kind: ClipKind = "clip",
+        index: int | None = None,
+        *,
+        episode: int | None = None,
+        first_step: int | None = None,
+    ) -> None:
+        """Start recording *name*, ending the current recording first.
+
+        Args:
+            name: the file name without extension.
+            kind, index: what the name says (``"episode"``/``"step"`` and its index).
+            episode, first_step: where the clip starts, for the Recorder's VideoInfo.
+        """
+        if self.recording:
+            self.stop()
+        check_name_prefix(name)
+        self.recording = True
+        self.name = name
+        self._kind = kind
+        self._index = index
+        self._episode = episode
+        self._first_step = first_step
+
+    def stop(self) -> None:
+        """End the current recording; its video is finished in the background."""
+        assert self.recording, "stop_recording was called, but no recording was started"
+        if self.frames == 0:
+            gym_logger.warn("Ignored saving a video as there were zero frames to save.")
+        if self._clip is not None:
+            self.sink.recorder._end_clip(self._clip)
+        self._clip = None
+        self.frames = 0
+        self.recording = False
+        self.name = None
+
+    @property
+    def wants_frame(self) -> bool:
+        """Whether the clip needs a rendered frame (False once the Recorder dropped it).
+
+        A clip open when the process forked is the parent's: a child skips its frames.
+        """
+        clip = self._clip
+        return self.recording and (clip is None or (clip.accepting and not self.sink.stale))
+
+    @property
+    def open(self) -> bool:
+        """Whether a clip with frames is open."""
+        return self._clip is not None
+
+    def add(self, frame: Any) -> None:
+        """Capture *frame* into the current clip (validated and copied now)."""
+        assert self.recording, "Cannot capture a frame, recording wasn't started."
+        if self._clip is not None and self.sink.stale:
+            self.frames += 1  # the parent's clip (see wants_frame)
+            return
+        if self._clip is None:
+            assert self.name is not None
+            self._clip = self.sink.open(
+                self.name, self._kind, self._index, self._episode, self._first_step
+            )
+        self.sink.recorder._append_frame([self._clip], frame)
+        self.frames += 1
+
+    def skip(self) -> None:
+        """Count a frame the clip no longer wants (it was dropped): the clip cut stays put."""
+        self.frames += 1
+
+    def offer(self, render: Callable[[], Any]) -> bool:
+        """Capture ``render()`` if the clip wants a frame, else :meth:`skip`; True if rendered."""
+        if not self.wants_frame:
+            self.skip()  # the Recorder dropped this clip: do not render for it
+            return False
+        self.add(render())
+        return True
