@@ -96,6 +96,13 @@ def _add_record(sub: _Subparsers) -> None:
         help="start a clip at these steps (counted over all episodes)",
     )
     _add_count(trig, "--video-length", "at most N frames per video (default: whole episodes)")
+    _add_count(
+        trig,
+        "--keep-best",
+        "keep only the videos of the N highest-return episodes (and --keep-worst's); "
+        "every episode is recorded unless --every or --at-steps says otherwise",
+    )
+    _add_count(trig, "--keep-worst", "keep the videos of the N lowest-return episodes too")
     enc = rec.add_argument_group("videos")
     enc.add_argument(
         "--out", default="videos", metavar="FOLDER", help="output folder (default: videos)"

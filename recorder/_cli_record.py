@@ -22,6 +22,7 @@ from recorder._cli_console import (
 )
 from recorder._cli_env import env_failed, env_fps, make_env
 from recorder._cli_folders import gallery_after_record
+from recorder._keep import Keep
 from recorder._recorder import Recorder
 from recorder._results import QueueFullError, RecorderStats
 from recorder._schedule import capped_cubic_video_schedule
@@ -92,7 +93,10 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
     if args.at_steps is not None:
         at: frozenset[int] = args.at_steps
         step_trigger = at.__contains__
-    if episode_trigger is None and step_trigger is None:
+    keep = None
+    if args.keep_best or args.keep_worst:
+        keep = Keep(best=args.keep_best or 0, worst=args.keep_worst or 0, by="return")
+    elif episode_trigger is None and step_trigger is None:
         episode_trigger = capped_cubic_video_schedule
     try:
         return Recorder(
@@ -108,6 +112,7 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
             codec=args.codec,
             crf=args.crf,
             preset=args.preset,
+            keep=keep,
         )
     except (TypeError, ValueError) as e:
         raise CLIError(str(e)) from None

@@ -130,3 +130,52 @@ def test_keep_records_every_episode_by_default(tmp_path: Path) -> None:
         for i in range(6):  # capped_cubic_video_schedule would record 0, 1 and 8 only
             rec.submit(FRAMES[:2], episode_index=i, metadata={"return": i})
     assert files(tmp_path) == {f"rl-video-episode-{i}.mp4" for i in range(6)}
+
+
+def test_the_wrapper_keeps_the_best_returns(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    from recorder.wrappers import RecordVideo
+
+    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    tmp_path = tmp_path / "videos"
+    env = RecordVideo(env, str(tmp_path), recorder_kwargs={"keep": {"best": 2, "worst": 1}})
+    returns = []
+    for seed in range(6):
+        env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    assert files(tmp_path) == {f"rl-video-episode-{i}.mp4" for i in oracle(returns, 2, 1)}
+
+
+def test_the_vector_wrapper_refuses_keep_rather_than_ignore_it(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    from recorder.wrappers.vector import RecordVideo
+
+    envs = gym.make_vec("CartPole-v1", num_envs=2, render_mode="rgb_array")
+    with pytest.raises(ValueError, match="keep is not supported"):
+        RecordVideo(envs, str(tmp_path), recorder_kwargs={"keep": {"best": 1}})
+    envs.close()
+
+
+def test_cli_keep_best_and_worst(tmp_path: Path) -> None:
+    from recorder._cli import main
+
+    out = tmp_path / "videos"
+    args = ["record", "CartPole-v1", "--episodes", "7", "--keep-best", "2", "--keep-worst", "1"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    events = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    scores = [
+        e["score"]
+        for e in sorted(
+            (e for e in events if e.get("event") == "keep"), key=lambda e: e["episode_index"]
+        )
+    ]
+    assert len(scores) == 7
+    assert files(out) == {f"rl-video-episode-{i}.mp4" for i in oracle(scores, 2, 1)}

@@ -105,12 +105,18 @@ class RecordingWrapper:
         step_trigger: Callable[[int], bool] | None,
         disable_logger: bool,
         gc_trigger: Callable[[int], bool] | None,
+        recorder: Recorder | None = None,
+        recorder_kwargs: Mapping[str, Any] | None = None,
         **_: Any,
     ) -> None:
         """Check the render mode; set the triggers (gymnasium's default schedule)."""
         check_render_mode(render_mode)
+        keeps = bool(recorder_kwargs and recorder_kwargs.get("keep") is not None) or (
+            recorder is not None and getattr(recorder, "_keeper", None) is not None
+        )
         if episode_trigger is None and step_trigger is None:
-            episode_trigger = capped_cubic_video_schedule
+            # With a keep policy every episode is a candidate, as for a Recorder.
+            episode_trigger = (lambda _e: True) if keeps else capped_cubic_video_schedule
         self.episode_trigger = episode_trigger
         self.step_trigger = step_trigger
         self.disable_logger = disable_logger

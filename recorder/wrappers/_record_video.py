@@ -100,6 +100,9 @@ class RecordVideo(
         gym.Wrapper.__init__(self, env)
         self._init_triggers(env.render_mode, **given)
         self._init_clips(self.metadata, **given)
+        # The episode's return, for a keep policy (Recorder(keep=...)): reported at its end.
+        self._return = 0.0
+        self._episode_recorded = False
 
     def _capture_frame(self) -> None:
         assert self.recording, "Cannot capture a frame, recording wasn't started."
@@ -132,8 +135,11 @@ class RecordVideo(
     ) -> tuple[ObsType, dict[str, Any]]:
         """Reset the environment; start a clip if episode_trigger says so."""
         obs, info = super().reset(seed=seed, options=options)
+        self._episode_over()
         self.episode_id += 1
+        before = self._track.name if self.recording else None  # a clip going on from before
         self._episode_begins(self._track, self.name_prefix, self.episode_id, self.stop_recording)
+        self._episode_recorded = self.recording and self._track.name != before
         if self.recording:
             self._capture_frame()
             if self.recorded_frames > self.video_length:
@@ -144,8 +150,10 @@ class RecordVideo(
         """Step the environment; capture a frame if a clip is recording."""
         obs, rew, terminated, truncated, info = self.env.step(action)
         self.step_id += 1
+        self._return += float(rew)
         if self.step_trigger and self.step_trigger(self.step_id):
             self._step_begins(self._track, self.name_prefix, self.episode_id)
+            self._episode_recorded = True
         if self.recording:
             self._capture_frame()
             if self.recorded_frames > self.video_length:
@@ -182,7 +190,15 @@ class RecordVideo(
         finally:
             if self.recording:
                 self.stop_recording()
+            self._episode_over()
             self._sink.close()
+
+    def _episode_over(self) -> None:
+        """The episode that made clips is over: its return scores it (for keep)."""
+        if self._episode_recorded and not self._sink.stale:
+            self._sink.recorder._episode_ended(self.episode_id, {"return": self._return})
+        self._episode_recorded = False
+        self._return = 0.0
 
     def start_recording(self, video_name: str) -> None:
         """Start recording the clip *video_name* (no extension), ending the current one."""

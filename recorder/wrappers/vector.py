@@ -102,6 +102,13 @@ class RecordVideo(
         if isinstance(per_env, Iterable) and not isinstance(per_env, str | bytes):
             per_env = tuple(per_env)  # a generator is read once, and saved below as a tuple
         given = record_constructor_args(self, locals())  # before any other local
+        if (recorder_kwargs and recorder_kwargs.get("keep") is not None) or (
+            recorder is not None and recorder._keeper is not None
+        ):
+            raise ValueError(
+                "keep is not supported by the vector RecordVideo yet: use the single-env "
+                "RecordVideo on each env, or Recorder.episode()"
+            )
         self._init_triggers(env.render_mode, **given)
 
         autoreset_mode = env.metadata.get("autoreset_mode", None)
