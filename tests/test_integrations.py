@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import struct
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -19,6 +20,13 @@ from recorder.wrappers import RecordVideo
 
 FRAMES = [painted(i, 48, 112) for i in range(12)]
 ODD = [painted(i, 47, 111) for i in range(12)]  # padded to 48x112 in the video
+
+
+def record_two(folder: Path, on_saved: Any, frames: list[Any], episodes: tuple[int, int]) -> None:
+    """Two episodes into *folder*: all of *frames*, then their first *len // 2 + 1*."""
+    with recorder.Recorder(folder, episode_trigger=lambda e: True, on_saved=on_saved) as rec:
+        rec.submit(frames, episode_index=episodes[0])
+        rec.submit(frames[: len(frames) // 2 + 1], episode_index=episodes[1])
 
 
 def read_events(folder: Path) -> list[object]:
@@ -58,12 +66,7 @@ def test_tensorboard_event_file_holds_each_video(tmp_path: Path) -> None:
     from tensorboardX import SummaryWriter
 
     writer = SummaryWriter(str(tmp_path / "runs"))
-    on_saved = integrations.tensorboard(writer, "rollout")
-    with recorder.Recorder(
-        tmp_path / "videos", episode_trigger=lambda e: True, on_saved=on_saved
-    ) as rec:
-        rec.submit(ODD, episode_index=3)
-        rec.submit(ODD[:7], episode_index=5)
+    record_two(tmp_path / "videos", integrations.tensorboard(writer, "rollout"), ODD, (3, 5))
     writer.close()
     found = video_summaries(tmp_path / "runs", "rollout")
     assert sorted(found) == [3, 5]
@@ -125,17 +128,12 @@ def test_wandb_offline_run_holds_each_mp4(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("WANDB_SILENT", "true")
     run = wandb.init(project="recorder-test", dir=str(tmp_path), mode="offline")
     try:
-        on_saved = integrations.wandb(run, "rollout")
-        with recorder.Recorder(
-            tmp_path / "videos", episode_trigger=lambda e: True, on_saved=on_saved
-        ) as rec:
-            rec.submit(FRAMES, episode_index=0)
-            rec.submit(FRAMES[:5], episode_index=1)
+        record_two(tmp_path / "videos", integrations.wandb(run, "rollout"), FRAMES, (0, 1))
     finally:
         run.finish()
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     media = sorted((run_dir / "files" / "media" / "videos").glob("rollout_*.mp4"))
-    assert sorted(len(decode(p).frames) for p in media) == [5, 12]
+    assert sorted(len(decode(p).frames) for p in media) == [7, 12]
     # The run's record file (protobuf records) holds the history rows naming them.
     raw = next(run_dir.glob("run-*.wandb")).read_bytes()
     assert raw.count(b"video-file") >= 2

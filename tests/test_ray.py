@@ -102,6 +102,17 @@ class Gate:
         self.opened.set()
 
 
+def gated_producer(tmp_path: Path, videos: int, **sink_options: Any) -> tuple[Any, Any, Any]:
+    """A gate, a sink whose deliveries wait on it, and a producer that has submitted *videos*
+    videos, the first of which the sink now holds."""
+    gate = Gate.remote()
+    sink = start_sink(tmp_path / "videos", server=GatedServer, server_args=(gate,), **sink_options)
+    producer = Producer.remote(sink.producer("p"), str(tmp_path / "spool"))
+    ray.get(producer.submit.remote(videos))
+    ray.get(gate.until_waiting.remote(1))
+    return gate, sink, producer
+
+
 class GatedServer(SinkServer):
     """A sink that is slow: each delivery waits for the test's gate."""
 
@@ -251,11 +262,7 @@ def test_producer_killed_mid_episode_loses_only_its_open_clip(tmp_path: Path) ->
 
 def test_sink_killed_fails_the_handles_clearly_and_close_does_not_hang(tmp_path: Path) -> None:
     out = tmp_path / "videos"
-    gate = Gate.remote()
-    sink = start_sink(out, server=GatedServer, server_args=(gate,))
-    producer = Producer.remote(sink.producer("p"), str(tmp_path / "spool"))
-    ray.get(producer.submit.remote(3))
-    ray.get(gate.until_waiting.remote(1))  # the sink holds the first video
+    _gate, sink, producer = gated_producer(tmp_path, 3)
     sink.shutdown()
     seconds, error = ray.get(producer.close.remote(30))
     assert seconds < 30
@@ -351,11 +358,7 @@ def test_sink_stats_reach_the_driver(tmp_path: Path) -> None:
 
 def test_unreachable_sink_close_honours_its_timeout(tmp_path: Path) -> None:
     out = tmp_path / "videos"
-    gate = Gate.remote()
-    sink = start_sink(out, server=GatedServer, server_args=(gate,))
-    producer = Producer.remote(sink.producer("p"), str(tmp_path / "spool"))
-    ray.get(producer.submit.remote(2))
-    ray.get(gate.until_waiting.remote(1))  # the sink never answers while the gate is shut
+    gate, sink, producer = gated_producer(tmp_path, 2)  # never answers while the gate is shut
     seconds, error = ray.get(producer.close.remote(3))
     assert 3 <= seconds < 10
     assert error.startswith("TimeoutError: close() timed out after 3 s")
