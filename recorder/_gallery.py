@@ -11,27 +11,27 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import av
 
 from recorder._gallery_html import as_int, render
 from recorder._metadata import MANIFEST, read_manifest
-from recorder._serve import serve
 
-# serve is re-exported: scripts/gallery_check.py imports it from here.
 __all__ = [
     "INDEX",
     "GalleryEntry",
     "build_gallery",
+    "describe",
+    "inside",
     "poster_png",
     "probe",
     "scan",
-    "serve",
     "write_gallery",
 ]
 
@@ -53,6 +53,7 @@ class GalleryEntry:
         source: ``"sidecar"``, ``"manifest"`` or ``"probe"`` (no record of the recorder).
         poster: PNG bytes of the first frame, or None when it could not be decoded.
         error: why the video could not be read, or None.
+        mtime: when the file was last modified.
     """
 
     file: str
@@ -60,6 +61,7 @@ class GalleryEntry:
     source: str = "probe"
     poster: bytes | None = None
     error: str | None = None
+    mtime: float | None = None
 
     @property
     def name(self) -> str:
@@ -77,6 +79,38 @@ class GalleryEntry:
         meta = self.info.get("metadata")
         return meta if isinstance(meta, Mapping) else {}
 
+    @property
+    def series(self) -> str:
+        """The plot's series: the producer (Ray sink) or the name without its index."""
+        producer = self.info.get("producer")
+        if isinstance(producer, str) and producer:
+            return producer
+        return _NAME_INDEX.sub("", self.name)
+
+    @property
+    def created(self) -> float | None:
+        """When the video was complete: the recorder's record, else the file's time."""
+        created = self.info.get("created")
+        if _finite(created):
+            return float(created)
+        return self.mtime
+
+    def point(self) -> dict[str, Any]:
+        """What the page's plot and filters know of this video (JSON-able)."""
+        values = {str(k): v for k, v in self.metadata.items() if _finite(v)}
+        for k in ("frames", "duration", "size_bytes"):
+            if _finite(self.info.get(k)) and k not in values:
+                values[k] = self.info[k]
+        return {
+            "file": self.file,
+            "name": self.name,
+            "series": self.series,
+            "episode": as_int(self.info.get("episode_index")),
+            "first_step": as_int(self.info.get("first_step")),
+            "created": self.created,
+            "values": values,
+        }
+
     def sort_key(self) -> tuple[float, float, str]:
         """By episode, then first step, then name; unknown episodes last."""
         episode = as_int(self.info.get("episode_index"))
@@ -88,11 +122,14 @@ class GalleryEntry:
         )
 
 
-def scan(folder: str | os.PathLike[str]) -> list[GalleryEntry]:
+def scan(
+    folder: str | os.PathLike[str], cache: dict[str, tuple[Any, GalleryEntry]] | None = None
+) -> list[GalleryEntry]:
     """Describe every video in *folder*, sorted by episode.
 
     Metadata comes from the ``{name}.json`` sidecar, else from the last ``manifest.jsonl`` line
-    about the file, else only from probing the video with PyAV.
+    about the file, else only from probing the video with PyAV. *cache* (kept by a server
+    between pages) saves re-probing files that did not change.
     """
     root = Path(folder)
     manifest: dict[str, dict[str, Any]] = {}
@@ -102,31 +139,53 @@ def scan(folder: str | os.PathLike[str]) -> list[GalleryEntry]:
                 manifest[record["path"]] = record
     entries = []
     for path in sorted(root.iterdir()):
-        suffix = path.suffix.lower()
-        if path.name.startswith(".") or suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
-            continue
-        if not path.is_file():
-            continue
-        entry = GalleryEntry(path.name)
-        try:
-            entry.info, entry.poster = probe(path)
-        except (OSError, ValueError, StopIteration, av.FFmpegError) as e:
-            entry.error = f"cannot read the video: {e}" if str(e) else "cannot read the video"
-            entry.info = {"size_bytes": _size(path)}
-        recorded = _read_sidecar(path)
-        if recorded is not None:
-            entry.source = "sidecar"
-        else:
-            recorded = manifest.get(path.name)
-            if recorded is not None:
-                entry.source = "manifest"
-        if recorded is not None:
-            entry.info.update(recorded)
-        elif (m := _NAME_INDEX.search(entry.name)) and m.group(1) == "episode":
-            entry.info.setdefault("episode_index", int(m.group(2)))
-        entries.append(entry)
+        entry = describe(path, manifest.get(path.name), cache)
+        if entry is not None:
+            entries.append(entry)
     entries.sort(key=GalleryEntry.sort_key)
     return entries
+
+
+def describe(
+    path: Path,
+    recorded: dict[str, Any] | None = None,
+    cache: dict[str, tuple[Any, GalleryEntry]] | None = None,
+) -> GalleryEntry | None:
+    """The entry of one file (*recorded*: its manifest line), or None if it is not a video."""
+    suffix = path.suffix.lower()
+    if path.name.startswith(".") or suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or not inside(path, path.parent):
+        return None
+    try:  # the sidecar lands after the video: a change of it is a change of the entry
+        side = path.with_suffix(".json").stat().st_mtime_ns
+    except OSError:
+        side = None
+    key = (st.st_mtime_ns, st.st_size, st.st_ino, side)
+    if cache is not None and (hit := cache.get(path.name)) is not None and hit[0] == key:
+        return hit[1]
+    entry = GalleryEntry(path.name, mtime=st.st_mtime)
+    try:
+        entry.info, entry.poster = probe(path)
+    except (OSError, ValueError, StopIteration, av.FFmpegError) as e:
+        entry.error = f"cannot read the video: {e}" if str(e) else "cannot read the video"
+        entry.info = {"size_bytes": _size(path)}
+    sidecar = _read_sidecar(path)
+    if sidecar is not None:
+        entry.source, recorded = "sidecar", sidecar
+    elif recorded is not None:
+        entry.source = "manifest"
+    if recorded is not None:
+        entry.info.update(recorded)
+    elif (m := _NAME_INDEX.search(entry.name)) and m.group(1) == "episode":
+        entry.info.setdefault("episode_index", int(m.group(2)))
+    if cache is not None:
+        cache[path.name] = (key, entry)
+    return entry
 
 
 def probe(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes | None]:
@@ -212,6 +271,16 @@ def write_gallery(
             os.unlink(tmp)
         raise
     return target
+
+
+def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether *path*, symlinks resolved, is *folder* or in it."""
+    root = os.path.realpath(folder)
+    return os.path.commonpath([os.path.realpath(path), root]) == root
+
+
+def _finite(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _size(path: str | os.PathLike[str]) -> int | None:

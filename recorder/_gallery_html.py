@@ -7,11 +7,13 @@ forbids anything that is not in the folder.
 from __future__ import annotations
 
 import base64
+import functools
 import html
+import importlib.resources
 import json
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,25 +25,38 @@ _SHOWN = ("episode_index", "first_step", "frames", "fps", "duration", "size", "c
 _HIDDEN = {"path", "name", "metadata"}
 
 
-def render(entries: Iterable[GalleryEntry], title: str) -> str:
-    """The HTML page for *entries* (in the order given)."""
+def render(
+    entries: Iterable[GalleryEntry], title: str, *, live: Mapping[str, Any] | None = None
+) -> str:
+    """The HTML page for *entries* (in the order given).
+
+    Args:
+        entries: the videos, in the page's order.
+        title: the page's title.
+        live: for a served page, where and how often it asks for new videos
+            (``{"offset", "updates", "poll_ms"}``, see ``_live``); None for a static file.
+    """
     entries = list(entries)
-    cards = "\n".join(_card(e) for e in entries)
+    cards = "\n".join(card(e) for e in entries)
     count = f"{len(entries)} video{'s' if len(entries) != 1 else ''}"
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
+    data = {"live": dict(live) if live else None, "points": [e.point() for e in entries]}
     return _PAGE.format(
         title=html.escape(title),
         count=html.escape(count),
         generated=html.escape(generated),
         cards=cards,
-        empty="" if entries else "<p class=note>No videos in this folder yet.</p>",
+        empty="" if entries else '<p class="note" id="empty">No videos in this folder yet.</p>',
         csp=html.escape(_CSP),
-        style=_STYLE,
-        script=_SCRIPT,
+        style=_asset("gallery.css"),
+        script=_asset("gallery.js"),
+        data=script_json(data),
+        newest=" selected" if live else "",
     )
 
 
-def _card(entry: GalleryEntry) -> str:
+def card(entry: GalleryEntry) -> str:
+    """One video's ``<article>``: the video (or GIF), its name and every metadata field, escaped."""
     esc = html.escape
     info = entry.info
     src = esc(urllib.parse.quote(entry.file))
@@ -72,13 +87,25 @@ def _card(entry: GalleryEntry) -> str:
     error = f'<p class="error">{esc(entry.error)}</p>' if entry.error else ""
     source = "" if entry.source != "probe" else '<p class="note">no sidecar: probed</p>'
     return (
-        f'<article class="card" data-name="{esc(entry.name.lower())}">'
+        f'<article class="card" data-name="{esc(entry.name.lower())}" '
+        f'data-file="{esc(entry.file)}" data-series="{esc(entry.series)}">'
         f"{media}"
         f'<h2><a href="{src}">{esc(entry.name)}</a></h2>{error}'
         f"<dl>{facts}{user}</dl>{source}"
         f"<details><summary>all metadata</summary><table>{rest}</table></details>"
         f"</article>"
     )
+
+
+def script_json(value: Any) -> str:
+    """*value* as JSON safe inside ``<script>``: no ``</script>`` or ``<!--`` can close it."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@functools.cache
+def _asset(name: str) -> str:
+    return importlib.resources.files("recorder").joinpath(name).read_text(encoding="utf-8")
 
 
 def _facts(entry: GalleryEntry) -> list[tuple[str, str]]:
@@ -129,60 +156,8 @@ def _human_bytes(n: float) -> str:
 # Only what is in the folder loads: no network, even if a metadata string tried.
 _CSP = (
     "default-src 'none'; img-src 'self' data: file:; media-src 'self' file:; "
-    "style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+    "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'"
 )
-
-_STYLE = """
-:root { color-scheme: light dark; --card: #fff; --fg: #222; --muted: #666; --bg: #f2f2f2; }
-@media (prefers-color-scheme: dark) {
-  :root { --card: #1e1e1e; --fg: #ddd; --muted: #999; --bg: #111; }
-}
-body { font: 14px/1.4 system-ui, sans-serif; margin: 0; background: var(--bg); color: var(--fg); }
-header { position: sticky; top: 0; z-index: 1; background: var(--bg); padding: 12px 16px;
-         display: flex; gap: 16px; align-items: baseline; flex-wrap: wrap;
-         border-bottom: 1px solid #8884; }
-h1 { font-size: 20px; margin: 0; }
-header p { margin: 0; color: var(--muted); }
-#filter { font: inherit; padding: 4px 8px; min-width: 16em; }
-main { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr));
-       gap: 16px; padding: 16px; }
-.card { background: var(--card); border-radius: 8px; padding: 8px;
-        box-shadow: 0 1px 3px #0003; overflow: hidden; }
-.card[hidden] { display: none; }
-h2 a { color: inherit; }
-video, img { display: block; width: 100%; height: auto; background: #000; border-radius: 4px; }
-h2 { font-size: 14px; margin: 8px 0 4px; word-break: break-all; }
-dl { display: grid; grid-template-columns: auto 1fr; gap: 0 12px; margin: 0; }
-dt { color: var(--muted); }
-dd { margin: 0; word-break: break-word; }
-details { margin-top: 6px; color: var(--muted); }
-table { font-size: 12px; border-collapse: collapse; }
-th { text-align: left; padding-right: 8px; font-weight: normal; vertical-align: top; }
-td { word-break: break-word; }
-.error { color: #c33; }
-.note { color: var(--muted); font-style: italic; margin: 4px 0 0; }
-"""
-
-_SCRIPT = """
-(function () {
-  var input = document.getElementById("filter");
-  var shown = document.getElementById("shown");
-  var cards = Array.prototype.slice.call(document.querySelectorAll(".card"));
-  function apply() {
-    var words = input.value.toLowerCase().split(/\\s+/).filter(Boolean);
-    var n = 0;
-    cards.forEach(function (card) {
-      var name = card.getAttribute("data-name");
-      var ok = words.every(function (w) { return name.indexOf(w) >= 0; });
-      card.hidden = !ok;
-      if (ok) { n += 1; }
-    });
-    shown.textContent = words.length ? " · " + n + " shown" : "";
-  }
-  input.addEventListener("input", apply);
-  apply();
-})();
-"""
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -197,13 +172,27 @@ _PAGE = """<!DOCTYPE html>
 <body>
 <header>
 <h1>{title}</h1>
-<p>{count} · generated {generated}<span id="shown"></span></p>
+<p><span id="count">{count}</span> · <span id="status">generated {generated}</span>\
+<span id="shown"></span></p>
+<div class="controls">
 <input id="filter" type="search" placeholder="Filter by name" aria-label="Filter by name">
+<select id="series" aria-label="Series"><option value="">all series</option></select>
+<label>episodes <input id="ep-min" type="number" step="1" aria-label="First episode">
+&ndash; <input id="ep-max" type="number" step="1" aria-label="Last episode"></label>
+<select id="sort" aria-label="Order"><option value="episode">by episode</option>
+<option value="newest"{newest}>newest first</option></select>
+</div>
 </header>
+<section id="plot-box" hidden>
+<div class="plot-head"><label>plot <select id="field" aria-label="Plotted field"></select></label>
+<span id="legend"></span></div>
+<svg id="plot" role="img" aria-label="metadata per episode"></svg>
+</section>
 {empty}
 <main id="grid">
 {cards}
 </main>
+<script type="application/json" id="recorder-data">{data}</script>
 <script>{script}</script>
 </body>
 </html>

@@ -1,12 +1,20 @@
-"""Serving a folder over HTTP with the byte ranges that browsers need to seek in videos."""
+"""Serving a folder's live gallery over HTTP, with the byte ranges browsers need to seek."""
 
 from __future__ import annotations
 
 import functools
 import http.server
+import io
+import json
 import os
 import re
+import urllib.parse
 from typing import Any
+
+from recorder._gallery import INDEX, inside
+from recorder._live import LiveFolder
+
+UPDATES = "_recorder/updates"
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -81,19 +89,85 @@ class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
             left -= len(chunk)
 
 
+class GalleryRequestHandler(RangeRequestHandler):
+    """The live gallery at ``/``, its updates, and the folder's files, nothing else.
+
+    Only regular files directly or deeper in the folder are served, after resolving symlinks;
+    no path with a component starting with ``.`` (``..``, temporary files), no directory listing.
+    """
+
+    live: LiveFolder
+    quiet = True
+
+    def send_head(self) -> Any:
+        """Route: the page, the updates, or a file of the folder (404 for anything else)."""
+        self._left = None
+        url = urllib.parse.urlsplit(self.path)
+        if url.path in ("/", "/" + INDEX):
+            return self._answer(self.live.page().encode(), "text/html; charset=utf-8")
+        if url.path == "/" + UPDATES:
+            offset = urllib.parse.parse_qs(url.query).get("offset", [""])[-1]
+            if not offset.isdigit() or not offset.isascii():
+                self.send_error(http.HTTPStatus.BAD_REQUEST, "offset: a byte offset (0, 1, ...)")
+                return None
+            body = json.dumps(self.live.updates(int(offset))).encode()
+            return self._answer(body, "application/json")
+        if not self._servable(urllib.parse.unquote(url.path)):
+            self.send_error(http.HTTPStatus.NOT_FOUND, "File not found")
+            return None
+        return super().send_head()
+
+    def _servable(self, path: str) -> bool:
+        parts = [p for p in path.split("/") if p]
+        if not parts or any(p.startswith(".") or "\\" in p or "\0" in p for p in parts):
+            return False
+        local = self.translate_path(self.path)  # unquotes and drops ?query itself
+        return os.path.isfile(local) and inside(local, self.directory)
+
+    def _answer(self, body: bytes, content_type: str) -> io.BytesIO:
+        self.send_response(http.HTTPStatus.OK)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet unless asked (the CLI logs requests)."""
+        if not self.quiet:
+            super().log_message(format, *args)
+
+
 def serve(
-    folder: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8000, *, quiet: bool = True
+    folder: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    quiet: bool = True,
+    title: str | None = None,
+    poll_ms: int = 1000,
 ) -> http.server.ThreadingHTTPServer:
-    """An HTTP server for *folder* (with byte ranges); call ``serve_forever()`` on it.
+    """An HTTP server of *folder*'s live gallery; call ``serve_forever()`` on it.
+
+    ``/`` is the gallery, rendered at each load, whose page then asks for the videos saved
+    since (``manifest.jsonl`` followed); the videos are served with byte ranges.
+
+    Args:
+        folder: the folder of videos.
+        host: the address to bind; the default is this machine only.
+        port: the port; 0 picks a free one (``server.server_port``).
+        quiet: do not log requests to stderr.
+        title: the page's title; the folder's name by default.
+        poll_ms: how often the page asks for new videos.
 
     Raises:
         OSError: the address cannot be bound (in use...).
     """
 
-    class Handler(RangeRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            if not quiet:
-                super().log_message(format, *args)
+    class Handler(GalleryRequestHandler):
+        pass
 
+    Handler.live = LiveFolder(folder, title, poll_ms)
+    Handler.quiet = quiet
     handler = functools.partial(Handler, directory=os.fspath(folder))
     return http.server.ThreadingHTTPServer((host, port), handler)

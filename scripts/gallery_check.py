@@ -15,7 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from recorder._gallery import INDEX, build_gallery, scan, serve
+from recorder._gallery import INDEX, build_gallery, scan
+from recorder._serve import serve
 
 ARGS = [
     "--no-sandbox",
