@@ -317,3 +317,19 @@ def budget(frames: int, fake: FakeEncoders, on_full: str = "block") -> dict[str,
         "on_full": on_full,
         "encoder_factory": fake,
     }
+
+
+@contextmanager
+def serving(folder: Path, **kwargs: Any) -> Iterator[str]:
+    """*folder*'s live gallery served on a free port of 127.0.0.1: its base URL."""
+    from recorder._serve import serve
+
+    server = serve(folder, port=0, **kwargs)
+    thread = threading.Thread(target=server.serve_forever, name="test-http-server")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

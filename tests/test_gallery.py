@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 import sys
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,18 +18,15 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from helpers import CELL, decode, painted, read_index
+from helpers import CELL, decode, painted, read_index, serving
 
 from recorder import Recorder
 from recorder._gallery import build_gallery, scan
-from recorder._serve import serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from gallery_check import ARGS as CHROMIUM_ARGS
 from gallery_check import PLAY
 
 EVIL = "evil <b>\"&'#?% x"
-CHROMIUM = os.environ.get("RECORDER_CHROMIUM", "/usr/bin/chromium")
 
 
 @dataclass
@@ -239,47 +234,11 @@ def test_build_gallery_needs_a_folder(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def chromium() -> Iterator[Any]:
-    """Headless Debian Chromium through playwright; skipped (reason printed) when unavailable.
-
-    Set RECORDER_REQUIRE_BROWSER=1 (CI) to fail instead of skipping.
-    """
-
-    def unavailable(reason: str) -> None:
-        if os.environ.get("RECORDER_REQUIRE_BROWSER"):
-            pytest.fail(f"RECORDER_REQUIRE_BROWSER is set but {reason}")
-        pytest.skip(reason)
-
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install playwright)")
-    if not os.access(CHROMIUM, os.X_OK):
-        unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        except Error as e:
-            unavailable(f"Chromium at {CHROMIUM} did not start: {str(e).splitlines()[0]}")
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
 def served(gallery: tuple[Path, list[Made]]) -> Iterator[str]:
     """The gallery folder over http://127.0.0.1 (file:// media can behave differently)."""
     root, _ = gallery
-    server = serve(root, port=0)
-    thread = threading.Thread(target=server.serve_forever, name="test-http-server")
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serving(root) as url:
+        yield url
 
 
 def test_server_answers_byte_ranges(served: str, gallery: tuple[Path, list[Made]]) -> None:

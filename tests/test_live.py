@@ -1,0 +1,383 @@
+"""The live gallery: what the server follows and serves, and a page that updates in Chromium."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import painted, serving
+
+from recorder import Recorder
+from recorder._gallery import build_gallery
+from recorder._live import LiveFolder
+from recorder._metadata import MANIFEST, append_manifest
+from recorder._serve import serve
+
+HOSTILE = {
+    "note": '<img src=x onerror="window.__pwned=1">',
+    "</script><script>window.__pwned=2</script>": "&amp; <!--",
+}
+
+
+def record(folder: Path, episode: int, prefix: str = "run", **metadata: Any) -> str:
+    """One 6-frame episode saved in *folder*: its file name."""
+    with Recorder(folder, fps=10, name_prefix=prefix, episode_trigger=lambda e: True) as rec:
+        rec.submit([painted(10 * episode + k) for k in range(6)], episode, metadata=metadata)
+    return f"{prefix}-episode-{episode}.mp4"
+
+
+def embedded(page: str) -> dict[str, Any]:
+    match = re.search(r'<script type="application/json" id="recorder-data">(.*?)</script>', page)
+    assert match is not None
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
+
+
+# -- what the server follows -----------------------------------------------------------------
+
+
+def test_updates_follow_the_manifest(tmp_path: Path) -> None:
+    first = record(tmp_path, 0, **{"return": 1.5})
+    live = LiveFolder(tmp_path, poll_ms=250)
+    data = embedded(live.page())
+    offset = data["live"]["offset"]
+    assert offset == (tmp_path / MANIFEST).stat().st_size
+    assert data["live"]["poll_ms"] == 250
+    assert [p["file"] for p in data["points"]] == [first]
+    assert data["points"][0]["values"]["return"] == 1.5
+    assert live.updates(offset) == {"offset": offset, "more": False, "events": []}
+
+    second = record(tmp_path, 1, prefix="other", **{"return": -2.0, "seed": 3, "tag": "x"})
+    answer = live.updates(offset)
+    assert answer["offset"] == (tmp_path / MANIFEST).stat().st_size
+    [event] = answer["events"]
+    add = event["add"]
+    assert add["file"] == second
+    assert f'data-file="{second}"' in add["html"]
+    point = add["point"]
+    assert (point["series"], point["episode"]) == ("other", 1)
+    assert point["values"]["return"] == -2.0
+    assert point["values"]["seed"] == 3
+    assert "tag" not in point["values"]  # only numbers can be plotted
+    assert point["values"]["frames"] == 6
+    # Asking again from the start gives both, in order.
+    assert [e["add"]["file"] for e in live.updates(0)["events"]] == [first, second]
+
+
+def test_a_line_being_written_waits_and_a_deletion_is_an_event(tmp_path: Path) -> None:
+    name = record(tmp_path, 0)
+    live = LiveFolder(tmp_path)
+    start = embedded(live.page())["live"]["offset"]
+    line = json.dumps({"event": "deleted", "file": name}).encode() + b"\n"
+    with open(tmp_path / MANIFEST, "ab") as f:
+        f.write(line[:10])
+    assert live.updates(start) == {"offset": start, "more": False, "events": []}
+    with open(tmp_path / MANIFEST, "ab") as f:
+        f.write(line[10:])
+    answer = live.updates(start)
+    assert answer["events"] == [{"remove": name}]
+    assert answer["offset"] == start + len(line)
+
+
+def test_a_replaced_or_missing_manifest_resets_the_page(tmp_path: Path) -> None:
+    live = LiveFolder(tmp_path)
+    assert embedded(live.page())["live"]["offset"] == 0
+    assert live.updates(0)["events"] == []
+    record(tmp_path, 0)
+    assert live.updates(10**9)["reset"] is True
+    (tmp_path / MANIFEST).unlink()
+    assert live.updates(5)["reset"] is True
+
+
+def test_a_hostile_manifest_cannot_point_outside_the_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = record(outside, 0)
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "link-episode-0.mp4").symlink_to(outside / secret)
+    (folder / "sub").mkdir()
+    record(folder / "sub", 1)
+    names = ["../outside/" + secret, str(outside / secret), "sub/run-episode-1.mp4"]
+    names += ["link-episode-0.mp4", "..", "", "a\\b.mp4", 7]
+    for name in names:
+        append_manifest(folder, {"path": name, "episode_index": 0})
+    live = LiveFolder(folder)
+    assert live.updates(0)["events"] == []
+    assert embedded(live.page())["points"] == []  # the symlink is not on the page either
+
+
+def test_hostile_metadata_is_escaped_in_cards_and_data(tmp_path: Path) -> None:
+    name = record(tmp_path, 0, prefix="evil <b>&", **HOSTILE)
+    live = LiveFolder(tmp_path, title="<i>title</i>")
+    page = live.page()
+    add = live.updates(0)["events"][0]["add"]
+    for html in (page, add["html"]):
+        assert "<img src=x" not in html
+        assert "<script>window" not in html
+        assert "&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;" in html
+    assert "<i>title</i>" not in page
+    # One </script> only for each <script>: the data cannot close its element early.
+    assert page.count("</script>") == page.count("<script")
+    assert embedded(page)["points"][0]["file"] == name
+    assert embedded(page)["points"][0]["series"] == "evil <b>&"
+
+
+# -- what the server serves ------------------------------------------------------------------
+
+
+def get(base: str, path: str) -> tuple[int, bytes]:
+    """GET *path* exactly as written (http.client does not normalize ``..``)."""
+    url = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_the_server_serves_only_files_inside_the_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    name = record(folder, 0, **{"return": 2.0})
+    (folder / "escape.mp4").symlink_to(outside)
+    (folder / "inner.mp4").symlink_to(folder / name)
+    (folder / ".hidden.mp4").write_bytes(b"x")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "clip.mp4").write_bytes(b"inside")
+    with serving(folder) as base:
+        status, body = get(base, "/")
+        assert status == 200
+        assert b'id="recorder-data"' in body
+        assert embedded(body.decode())["live"]["updates"] == "_recorder/updates"
+        assert get(base, "/index.html")[0] == 200
+        assert get(base, "/" + name) == (200, (folder / name).read_bytes())
+        assert get(base, "/inner.mp4")[0] == 200  # a symlink that stays inside
+        assert get(base, "/sub/clip.mp4") == (200, b"inside")
+        assert get(base, "/" + MANIFEST)[0] == 200
+        for path in [
+            "/../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/sub/../../secret.txt",
+            "/%2E%2E%2Fsecret.txt",
+            "/escape.mp4",
+            "/.hidden.mp4",
+            "/sub",
+            "/sub/",
+            "/nothing.mp4",
+            "/" + urllib.parse.quote(str(outside)),
+        ]:
+            status, body = get(base, path)
+            assert status == 404, path
+            assert b"secret" not in body, path
+        status, body = get(base, "/_recorder/updates?offset=0")
+        assert status == 200
+        assert json.loads(body)["events"][0]["add"]["file"] == name
+        for bad in ["", "?offset=", "?offset=-1", "?offset=abc", "?offset=%D9%A3"]:
+            assert get(base, "/_recorder/updates" + bad)[0] == 400, bad
+
+
+def test_the_server_binds_this_machine_only_by_default(tmp_path: Path) -> None:
+    server = serve(tmp_path, port=0)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.server_close()
+
+
+# -- in Chromium, while another process records ----------------------------------------------
+
+# Records one episode per line of stdin ({"prefix", "episode", "metadata"}) and says
+# "saved NAME" once the video and its manifest line are on disk.
+CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from helpers import painted
+from recorder import Recorder
+
+recorders = {}
+try:
+    for line in sys.stdin:
+        spec = json.loads(line)
+        prefix = spec["prefix"]
+        if prefix not in recorders:
+            recorders[prefix] = Recorder(
+                sys.argv[1], fps=10, name_prefix=prefix, episode_trigger=lambda e: True
+            )
+        rec = recorders[prefix]
+        with rec.episode(spec["episode"], metadata=spec["metadata"]) as ep:
+            for k in range(8):
+                ep.offer(lambda: painted(100 * spec["episode"] + k))
+        rec.flush()
+        print("saved", f"{prefix}-episode-{spec['episode']}.mp4", flush=True)
+finally:
+    for rec in recorders.values():
+        rec.close()
+"""
+
+# Waits (no polling from Python) until the video plays: its clock moved.
+PLAYS = """(file) => {
+  const card = document.querySelector(`article[data-file="${file}"]`);
+  const video = card && card.querySelector("video");
+  return video && !video.paused && video.currentTime > 0 && card.classList.contains("playing");
+}"""
+
+
+class Child:
+    """The recording process: ``save()`` one episode and wait for the child to say it is saved."""
+
+    def __init__(self, folder: Path) -> None:
+        helpers = str(Path(__file__).resolve().parent)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(folder), helpers],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+
+    def save(self, prefix: str, episode: int, **metadata: Any) -> str:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        line = {"prefix": prefix, "episode": episode, "metadata": metadata}
+        self.proc.stdin.write(json.dumps(line) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().split()
+        assert answer[:1] == ["saved"], f"the recording process said {answer!r}"
+        return answer[1]
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.close()
+        code = self.proc.wait(60)
+        self.proc.stdout.close()
+        assert code == 0
+
+
+@pytest.mark.slow
+def test_the_open_page_shows_each_new_video_and_its_point(chromium: Any, tmp_path: Path) -> None:
+    child = Child(tmp_path)
+    try:
+        first = child.save("alpha", 0, **{"return": 1.0})
+        with serving(tmp_path, poll_ms=200) as base:
+            page = chromium.new_page(viewport={"width": 1280, "height": 900})
+            problems: list[str] = []
+            requests: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(base)
+            page.evaluate("window.__marker = 42")
+            assert page.locator("#plot circle").count() == 1
+
+            returns = {first: 1.0}
+            plan = [("beta", 1, 3.0), ("alpha", 2, 2.5), ("beta", 3, -1.0), ("alpha", 4, 4.0)]
+            for prefix, episode, value in plan:
+                name = child.save(prefix, episode, **{"return": value})
+                returns[name] = value
+                # Within 5 s of being saved, without a reload.
+                page.wait_for_selector(f'#grid article[data-file="{name}"]', timeout=5000)
+                page.wait_for_selector(f'#plot circle[data-file="{name}"]', timeout=5000)
+            unscored = child.save("beta", 5, seed=9)
+            hostile = child.save("alpha", 6, **HOSTILE)
+            page.wait_for_selector(f'article[data-file="{hostile}"]', timeout=5000)
+            assert page.evaluate("window.__marker") == 42
+
+            # Newest first; one point per episode with a return, one series per prefix.
+            files = page.eval_on_selector_all("#grid article", "a => a.map(e => e.dataset.file)")
+            assert files[:3] == [hostile, unscored, "alpha-episode-4.mp4"]
+            assert len(files) == len(returns) + 2
+            dots = page.eval_on_selector_all("#plot circle", "a => a.map(e => e.dataset.file)")
+            assert sorted(dots) == sorted(returns)
+            assert page.locator("#legend span").all_inner_texts() == ["alpha", "beta"]
+            assert page.evaluate("window.__pwned") is None
+            assert HOSTILE["note"] in page.inner_text(f'article[data-file="{hostile}"]')
+
+            # A click on a point plays that episode's video, and only it.
+            page.click('#plot circle[data-file="beta-episode-3.mp4"]')
+            page.wait_for_function(PLAYS, arg="beta-episode-3.mp4", timeout=10000)
+            playing = page.eval_on_selector_all(
+                "video", "a => a.filter(v => !v.paused).map(v => v.getAttribute('src'))"
+            )
+            assert playing == ["beta-episode-3.mp4"]
+            page.click('#plot circle[data-file="alpha-episode-2.mp4"]')
+            page.wait_for_function(PLAYS, arg="alpha-episode-2.mp4", timeout=10000)
+            assert page.locator("article.playing").count() == 1
+
+            # Filters: a series, an episode range; the plot follows them.
+            page.select_option("#series", "beta")
+            shown = page.eval_on_selector_all(
+                "#grid article:not([hidden])", "a => a.map(e => e.dataset.file)"
+            )
+            assert sorted(shown) == ["beta-episode-1.mp4", "beta-episode-3.mp4", unscored]
+            assert page.locator("#plot circle").count() == 2
+            page.select_option("#series", "")
+            page.fill("#ep-min", "2")
+            page.fill("#ep-max", "3")
+            shown = page.eval_on_selector_all(
+                "#grid article:not([hidden])", "a => a.map(e => e.dataset.file)"
+            )
+            assert sorted(shown) == ["alpha-episode-2.mp4", "beta-episode-3.mp4"]
+            page.fill("#ep-min", "")
+            page.fill("#ep-max", "")
+            page.select_option("#sort", "episode")
+            files = page.eval_on_selector_all("#grid article", "a => a.map(e => e.dataset.file)")
+            assert files[:2] == [first, "beta-episode-1.mp4"]
+
+            # Another field can be plotted: the seed exists only for one video.
+            page.select_option("#field", "seed")
+            assert page.eval_on_selector_all("#plot circle", "a => a.map(e => e.dataset.file)") == [
+                unscored
+            ]
+            page.select_option("#field", "return")
+
+            # A video the keep policy deletes leaves the page.
+            (tmp_path / first).unlink()
+            append_manifest(tmp_path, {"event": "deleted", "file": first})
+            page.wait_for_selector(f'article[data-file="{first}"]', state="detached", timeout=5000)
+            assert page.locator("#plot circle").count() == len(returns) - 1
+
+            shot = tmp_path / "live.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.read_bytes().startswith(b"\x89PNG")
+            assert problems == []  # no CSP violation, no script error
+            assert [u for u in requests if not u.startswith((base, "data:"))] == []
+    finally:
+        child.close()
+
+    # The static page (file://) draws the same plot, without a server.
+    build_gallery(tmp_path)
+    page = chromium.new_page()
+    page.goto((tmp_path / "index.html").as_uri())
+    assert page.locator("#plot circle").count() == len(returns) - 1
+    assert page.evaluate("window.__pwned") is None
+    files = page.eval_on_selector_all("#grid article", "a => a.map(e => e.dataset.file)")
+    assert files[0] == "beta-episode-1.mp4"  # by episode when static
+
+
+def test_a_new_video_plays_in_the_page(chromium: Any, tmp_path: Path) -> None:
+    with serving(tmp_path, poll_ms=200) as base:
+        page = chromium.new_page()
+        page.goto(base)
+        assert page.locator("#empty").count() == 1
+        name = record(tmp_path, 3, **{"return": 0.5})
+        page.wait_for_selector(f'article[data-file="{name}"]', timeout=5000)
+        assert page.locator("#empty").count() == 0
+        assert page.inner_text("#count") == "1 video"
+        page.click(f'#plot circle[data-file="{name}"]')
+        page.wait_for_function(PLAYS, arg=name, timeout=10000)
+        duration = page.eval_on_selector(f'article[data-file="{name}"] video', "v => v.duration")
+        assert duration == pytest.approx(0.6, abs=0.05)
