@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 from recorder._cli_console import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, one_line
-from recorder._cli_folders import cmd_gallery, cmd_recover
+from recorder._cli_folders import cmd_gallery, cmd_recover, cmd_serve
 from recorder._cli_record import cmd_record
 
 
@@ -168,12 +168,31 @@ def _add_gallery(sub: _Subparsers) -> None:
     gal.add_argument(
         "--serve",
         action="store_true",
-        help="then serve the folder over HTTP until Ctrl-C (with the byte ranges that "
-        "browsers need to seek in videos, which python -m http.server lacks)",
+        help="then serve the live gallery until Ctrl-C, as `recorder serve FOLDER` does",
     )
-    gal.add_argument("--host", default="127.0.0.1", help="with --serve (default: 127.0.0.1)")
-    gal.add_argument(
-        "--port", type=_port, default=8000, help="with --serve; 0 picks a free port (default: 8000)"
+    _add_address(gal, "with --serve; ")
+    srv = sub.add_parser(
+        "serve",
+        help="serve FOLDER's live gallery over HTTP: new videos appear as they are saved",
+        description="Serve FOLDER's gallery over HTTP until Ctrl-C. The page follows "
+        "FOLDER/manifest.jsonl: videos appear as a Recorder saves them (and leave as a keep "
+        "policy deletes them), without a reload. Only files inside FOLDER are served, with "
+        "the byte ranges browsers need to seek in videos.",
+    )
+    srv.set_defaults(command=cmd_serve)
+    srv.add_argument("folder", metavar="FOLDER")
+    srv.add_argument("--title", help="page title (default: the folder's name)")
+    _add_address(srv, "")
+
+
+def _add_address(parser: argparse.ArgumentParser, prefix: str) -> None:
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help=f"{prefix}the address to bind (default: 127.0.0.1, this machine only)",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8000, help=f"{prefix}0 picks a free port (default: 8000)"
     )
 
 

@@ -1,4 +1,4 @@
-"""The commands on a folder of videos: ``recorder gallery`` and ``recorder recover``."""
+"""The commands on a folder of videos: ``recorder gallery``, ``serve`` and ``recover``."""
 
 from __future__ import annotations
 
@@ -25,9 +25,22 @@ def cmd_gallery(args: argparse.Namespace) -> int:
         print(f"open {page.resolve().as_uri()}")
         print(f"or serve it: {_serve_command(folder)}")
         return 0
+    return _serve_forever(folder, args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``recorder serve``: see :func:`recorder._cli.build_parser`."""
+    return _serve_forever(_existing_folder(args.folder), args)
+
+
+def _serve_forever(folder: Path, args: argparse.Namespace) -> int:
     with _cannot(f"cannot serve on {args.host}:{args.port}"):
-        server = serve(folder, args.host, args.port, quiet=False)
-    print(f"serving http://{args.host}:{server.server_port}/ (Ctrl-C to stop)", flush=True)
+        server = serve(folder, args.host, args.port, quiet=False, title=args.title)
+    print(
+        f"serving the live gallery of {folder} on http://{args.host}:{server.server_port}/ "
+        "(new videos appear as they are saved; Ctrl-C to stop)",
+        flush=True,
+    )
     with server, contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0
@@ -67,4 +80,4 @@ def _cannot(doing: str) -> Iterator[None]:
 
 
 def _serve_command(folder: Path) -> str:
-    return f"python -m recorder gallery {shlex.quote(str(folder))} --serve"
+    return f"python -m recorder serve {shlex.quote(str(folder))}"

@@ -563,22 +563,30 @@ def test_python_m_recorder(tmp_path: Path) -> None:
     assert_one_line_error(done.returncode, done.stderr, "unknown environment")
 
 
-def test_gallery_serve_until_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["gallery --serve", "serve"])
+def test_serve_until_ctrl_c(tmp_path: Path, command: str) -> None:
     with Recorder(tmp_path, episode_trigger=lambda e: True) as rec:
         rec.submit([painted(k) for k in range(5)])
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
-    argv = [sys.executable, "-m", "recorder", "gallery", str(tmp_path), "--serve", "--port", "0"]
+    name, *flags = command.split()
+    argv = [sys.executable, "-m", "recorder", name, str(tmp_path), *flags, "--port", "0"]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env) as proc:
         try:
             assert proc.stdout is not None
-            lines = [proc.stdout.readline(), proc.stdout.readline()]
-            assert lines[0].startswith(f"wrote {tmp_path / 'index.html'} (1 videos)")
+            if name == "gallery":
+                wrote = proc.stdout.readline()
+                assert wrote.startswith(f"wrote {tmp_path / 'index.html'} (1 videos)")
+            line = proc.stdout.readline()
             match = re.fullmatch(
-                r"serving (http://127\.0\.0\.1:\d+/) \(Ctrl-C to stop\)\n", lines[1]
+                r"serving the live gallery of .* on (http://127\.0\.0\.1:\d+/) "
+                r"\(.*Ctrl-C to stop\)\n",
+                line,
             )
-            assert match, lines
-            with urllib.request.urlopen(match.group(1) + "index.html", timeout=10) as response:
-                assert "rl-video-episode-0.mp4" in response.read().decode()
+            assert match, line
+            with urllib.request.urlopen(match.group(1), timeout=10) as response:
+                page = response.read().decode()
+                assert "rl-video-episode-0.mp4" in page
+                assert '"updates": "_recorder/updates"' in page
             request = urllib.request.Request(
                 match.group(1) + "rl-video-episode-0.mp4", headers={"Range": "bytes=0-9"}
             )

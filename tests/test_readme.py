@@ -110,7 +110,7 @@ def test_every_public_name_is_documented() -> None:
     assert not missing, f"public names the README and docs/ never mention: {missing}"
 
 
-@pytest.mark.parametrize("command", ["record", "gallery", "recover"])
+@pytest.mark.parametrize("command", ["record", "gallery", "serve", "recover"])
 def test_every_cli_flag_is_documented(command: str) -> None:
     help_text = subprocess.run(
         [sys.executable, "-m", "recorder", command, "--help"],

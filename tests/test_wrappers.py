@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import threading
 from pathlib import Path
@@ -483,3 +484,49 @@ def test_on_saved_errors_reach_close_and_shared_recorders_refuse_it(tmp_path: Pa
         with pytest.raises(TypeError, match="once"):
             RecordVideo(cartpole(), str(tmp_path / "x"), on_saved=print,
                         recorder_kwargs={"on_saved": print})  # fmt: skip
+
+
+def test_episode_clips_carry_their_return(tmp_path: Path) -> None:
+    # The gallery plots it; a step clip, which may span episodes, carries none. (The private
+    # Recorder writes no sidecar by default: gymnasium's folder has only the videos.)
+    env = RecordVideo(
+        gym.make("CartPole-v1", render_mode="rgb_array"),
+        str(tmp_path / "videos"),
+        episode_trigger=lambda e: e != 1,
+        recorder_kwargs={"sidecars": True},
+    )
+    returns = []
+    for episode in range(3):
+        env.reset(seed=episode)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.reset(seed=3)
+    for _ in range(4):
+        env.step(0)
+    env.close()  # the last episode's clip ends here, with the return so far
+
+    def meta(name: str, folder: str = "videos") -> dict[str, Any]:
+        return dict(json.loads((tmp_path / folder / f"{name}.json").read_text())["metadata"])
+
+    assert meta("rl-video-episode-0") == {"return": returns[0]}
+    assert not (tmp_path / "videos" / "rl-video-episode-1.mp4").exists()
+    assert meta("rl-video-episode-2") == {"return": returns[2]}
+    assert meta("rl-video-episode-3") == {"return": 4.0}
+
+    env = RecordVideo(
+        gym.make("CartPole-v1", render_mode="rgb_array"),
+        str(tmp_path / "cut"),
+        episode_trigger=lambda e: e == 0,
+        step_trigger=lambda s: s == 3,  # ends the episode clip (gymnasium's one recording)
+        recorder_kwargs={"sidecars": True},
+    )
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(0)
+    env.close()
+    assert meta("rl-video-episode-0", "cut") == {}  # ended before its episode: no return
+    assert meta("rl-video-step-3", "cut") == {}

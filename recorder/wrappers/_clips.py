@@ -103,6 +103,7 @@ class ClipSink:
         index: int | None,
         episode_index: int | None,
         first_step: int | None,
+        metadata: dict[str, Any] | None = None,
     ) -> Clip:
         """Start a clip of unlimited length (the wrapper ends it)."""
         if self.owned and self.stale:
@@ -120,6 +121,7 @@ class ClipSink:
             length=None,
             episode_index=episode_index,
             first_step=first_step,
+            metadata=metadata,
             **where,
         )
         # Only pending or failed handles matter to close(): forget the rest as we go, so that
@@ -176,6 +178,7 @@ class Track:
         "_first_step",
         "_index",
         "_kind",
+        "_metadata",
         "frames",
         "name",
         "recording",
@@ -191,6 +194,7 @@ class Track:
         self._index: int | None = None
         self._episode: int | None = None
         self._first_step: int | None = None
+        self._metadata: dict[str, Any] | None = None
         self._clip: Clip | None = None
 
     def start(
@@ -201,6 +205,7 @@ class Track:
         *,
         episode: int | None = None,
         first_step: int | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         """Start recording *name*, ending the current recording first.
 
@@ -208,6 +213,8 @@ class Track:
             name: the file name without extension.
             kind, index: what the name says (``"episode"``/``"step"`` and its index).
             episode, first_step: where the clip starts, for the Recorder's VideoInfo.
+            metadata: the clip's sidecar metadata, read when the clip ends (the wrapper adds
+                the episode's return to it).
         """
         if self.recording:
             self.stop()
@@ -218,6 +225,7 @@ class Track:
         self._index = index
         self._episode = episode
         self._first_step = first_step
+        self._metadata = metadata
 
     def stop(self) -> None:
         """End the current recording; its video is finished in the background."""
@@ -254,7 +262,7 @@ class Track:
         if self._clip is None:
             assert self.name is not None
             self._clip = self.sink.open(
-                self.name, self._kind, self._index, self._episode, self._first_step
+                self.name, self._kind, self._index, self._episode, self._first_step, self._metadata
             )
         self.sink.recorder._append_frame([self._clip], frame)
         self.frames += 1

@@ -168,13 +168,24 @@ class RecordingWrapper:
         return (self._track,)
 
     def _episode_begins(
-        self, track: Track, prefix: str, episode: int, stop: Callable[[], None]
+        self,
+        track: Track,
+        prefix: str,
+        episode: int,
+        stop: Callable[[], None],
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         """A new episode: a whole-episode clip ends (*stop*), the trigger may start one."""
         if track.recording and self.video_length == math.inf:
             stop()
         if self.episode_trigger and self.episode_trigger(episode):
-            track.start(f"{prefix}-episode-{episode}", "episode", episode, episode=episode)
+            track.start(
+                f"{prefix}-episode-{episode}",
+                "episode",
+                episode,
+                episode=episode,
+                metadata=metadata,
+            )
 
     def _step_begins(self, track: Track, prefix: str, episode: int) -> None:
         """The step trigger fired: *track* starts a clip named after this step."""

@@ -103,6 +103,9 @@ class RecordVideo(
         # The episode's return, for a keep policy (Recorder(keep=...)): reported at its end.
         self._return = 0.0
         self._episode_recorded = False
+        # The sidecar metadata of the episode's clip: its return lands there at the episode's
+        # end when the clip is still open then (a whole-episode clip ends at the next reset).
+        self._episode_metadata: dict[str, Any] = {}
 
     def _capture_frame(self) -> None:
         assert self.recording, "Cannot capture a frame, recording wasn't started."
@@ -138,7 +141,14 @@ class RecordVideo(
         self._episode_over()
         self.episode_id += 1
         before = self._track.name if self.recording else None  # a clip going on from before
-        self._episode_begins(self._track, self.name_prefix, self.episode_id, self.stop_recording)
+        self._episode_metadata = {}
+        self._episode_begins(
+            self._track,
+            self.name_prefix,
+            self.episode_id,
+            self.stop_recording,
+            self._episode_metadata,
+        )
         self._episode_recorded = self.recording and self._track.name != before
         if self.recording:
             self._capture_frame()
@@ -188,6 +198,7 @@ class RecordVideo(
         try:
             super().close()
         finally:
+            self._episode_metadata["return"] = self._return
             if self.recording:
                 self.stop_recording()
             self._episode_over()
@@ -195,6 +206,7 @@ class RecordVideo(
 
     def _episode_over(self) -> None:
         """The episode that made clips is over: its return scores it (for keep)."""
+        self._episode_metadata["return"] = self._return
         if self._episode_recorded and not self._sink.stale:
             self._sink.recorder._episode_ended(self.episode_id, {"return": self._return})
         self._episode_recorded = False
