@@ -33,9 +33,14 @@ pytest: $(STAMP) browser
 
 test: lint typecheck pytest
 
-demo: $(STAMP)
+# Then every video is played in headless Chromium and the page saved as videos/gallery.png
+# (skipped, with the reason, when no browser can start: exit status 2 of gallery_check.py).
+demo: $(STAMP) browser
 	$(PY) -m recorder record CartPole-v1 --episodes 30 --every 5 --out videos --gallery
-	@echo "open videos/index.html in a browser, or serve it: $(PY) -m recorder gallery videos --serve"
+	@$(PY) scripts/gallery_check.py videos --screenshot videos/gallery.png; status=$$?; \
+	if [ $$status = 2 ]; then echo "no browser: the screenshot was skipped"; \
+	elif [ $$status != 0 ]; then exit $$status; fi
+	@echo "open videos/index.html, or watch a run live: $(PY) -m recorder serve videos"
 
 # Every scripts/bench_*.py, one report: docs/benchmarks.md (tables) and docs/benchmarks.png.
 bench: $(STAMP)

@@ -185,6 +185,7 @@ _PAGE = """<!DOCTYPE html>
 </header>
 <section id="plot-box" hidden>
 <div class="plot-head"><label>plot <select id="field" aria-label="Plotted field"></select></label>
+<span class="hint">against the episode; a click on a point plays its video</span>
 <span id="legend"></span></div>
 <svg id="plot" role="img" aria-label="metadata per episode"></svg>
 </section>

@@ -150,8 +150,6 @@
     ticks(y0, y1, 4, false).forEach((t) => {
       el("text", { x: m.left - 6, y: Y(t) + 4, "text-anchor": "end" }, svg).textContent = label(t);
     });
-    el("text", { x: width - m.right, y: height - 8, "text-anchor": "end" }, svg)
-      .textContent = "episode";
     const names = seriesNames();
     names.forEach((name, i) => {
       const own = shown.filter((s) => s.p.series === name).sort((a, b) => a.x - b.x);
