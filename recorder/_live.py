@@ -65,6 +65,8 @@ class LiveFolder:
                     return {"offset": 0, "more": False, "events": [], "reset": True}
                 f.seek(offset)
                 data = f.read(MAX_READ)
+                while b"\n" not in data and (chunk := f.read(MAX_READ)):
+                    data += chunk  # one line longer than MAX_READ: read it whole
         except FileNotFoundError:
             return {"offset": 0, "more": False, "events": [], "reset": offset > 0}
         complete = data[: data.rfind(b"\n") + 1]  # a line being written waits for next time

@@ -381,3 +381,22 @@ def test_a_new_video_plays_in_the_page(chromium: Any, tmp_path: Path) -> None:
         page.wait_for_function(PLAYS, arg=name, timeout=10000)
         duration = page.eval_on_selector(f'article[data-file="{name}"] video', "v => v.duration")
         assert duration == pytest.approx(0.6, abs=0.05)
+
+
+def test_answers_come_in_bounded_reads_and_a_huge_line_still_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recorder._live
+
+    names = [record(tmp_path, k) for k in range(3)]
+    monkeypatch.setattr(recorder._live, "MAX_READ", 64)  # shorter than any line
+    live = LiveFolder(tmp_path)
+    seen, offset = [], 0
+    for _ in range(10):
+        answer = live.updates(offset)
+        seen += [e["add"]["file"] for e in answer["events"]]
+        offset = answer["offset"]
+        if not answer["more"]:
+            break
+    assert seen == names
+    assert offset == (tmp_path / MANIFEST).stat().st_size
