@@ -181,6 +181,11 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
             ratio = float(cell.split()[0])
             rows.append(["13", ("append / numpy copy into the same arena, 600x400 after render "
                          "(medians)"), "≤ 1.15", f"{ratio:.2f}", mark(ratio <= 1.15)])  # fmt: skip
+    if keep := core.get("keep"):
+        rows.append(["15", (f"keep best 5 / worst 2 of {keep['episodes']} episodes: candidates "
+                     "encoded / kept (encode s all / kept)"), "-",
+                     (f"{keep['candidates']} / {keep['kept']} ({keep['encode_all_s']:.2f} / "
+                      f"{keep['encode_kept_s']:.2f} s)"), "-"])  # fmt: skip
     ray = results["bench_ray"].data if "bench_ray" in results else {}
     for n, rates in ray.get("rates", {}).items():
         rows.append(["14", f"Ray, {n} producer actor(s): videos/s into one sink / local folders",

@@ -22,6 +22,7 @@ import numpy as np
 import recorder
 from recorder import _queue
 from recorder._encoder import keyframe_interval
+from recorder._metadata import read_manifest as recorder_manifest
 from recorder._queue import QUANTUM
 
 TITLE = "Core benchmark (issue 2)"
@@ -543,6 +544,37 @@ def rss_rows(results: list[dict[str, Any]]) -> list[list[object]]:
 # -- main ---------------------------------------------------------------------------------------
 
 
+def bench_keep(frames: Sequence[np.ndarray], episodes: int, tmp: Path) -> dict[str, Any]:
+    """Keep best 5 / worst 2 by return: every episode is encoded as a candidate, most deleted.
+
+    Returns: episodes, candidates encoded, videos kept on disk, deleted, and the encode
+    seconds (worker time, VideoInfo.encode_seconds) of all candidates and of the kept ones.
+    """
+    rng = np.random.default_rng(0)
+    folder = tmp / "keep"
+    keep = recorder.Keep(best=5, worst=2, by="return")
+    start = time.perf_counter()
+    # "block": a dropped candidate would still be ranked, and the kept count would lie.
+    with recorder.Recorder(folder, episode_trigger=bu.always, keep=keep, on_full="block") as rec:
+        for e in range(episodes):
+            with rec.episode(e, metadata={"return": float(rng.normal())}) as ep:
+                for frame in frames[(e * 7) % 30 : (e * 7) % 30 + 30]:
+                    ep.append(frame)
+    wall = time.perf_counter() - start
+    # The manifest has a line for every candidate saved, and one for each deletion.
+    saved = [r for r in recorder_manifest(folder) if "event" not in r]
+    kept = {p.name for p in folder.glob("*.mp4")}
+    return {
+        "episodes": episodes,
+        "candidates": len(saved),
+        "kept": len(kept),
+        "deleted": rec.stats().videos_saved - len(kept),
+        "encode_all_s": sum(r["encode_seconds"] for r in saved),
+        "encode_kept_s": sum(r["encode_seconds"] for r in saved if r["path"] in kept),
+        "wall_s": wall,
+    }
+
+
 def revision() -> str:
     """The commit the recorder was measured at, and whether recorder/ had local changes."""
     root = Path(__file__).resolve().parent.parent
@@ -571,6 +603,8 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     by_size = {size: bu.resized(base, *size) for size in {*LATENCY_SIZES, *ENCODE_SIZES}}
     latency = bench_latency(by_size, cfg, tmp)
     encode_rows, ratio_rows, x264_notes = bench_encode(by_size, cfg, h264, tmp)
+    bu.log("keep best/worst")
+    keep = bench_keep(by_size[FRAME], 12 if bench.args.quick else 60, tmp)
     bench.header(before=f"Recorder at {revision()}. ")
     bench.add(
         "## 1. Append latency\n\n"
@@ -651,8 +685,32 @@ def run(bench: bu.Bench) -> dict[str, Any]:
             rss_rows(rss),
         )
     )
+    bench.add(
+        "## 4. Keep the best and worst episodes: what the candidates cost\n\n"
+        '`Recorder(keep=Keep(best=5, worst=2, by="return"))`, every episode recorded (30 '
+        "CartPole frames, 600x400, a random return): each is encoded as a candidate while "
+        "its score is unknown (frames are never held to decide), then the videos of episodes "
+        "out of both rankings are deleted. Encode seconds: worker time "
+        "(`VideoInfo.encode_seconds`) summed over the candidates and over the kept videos.\n\n"
+        + bu.markdown_table(
+            "episodes | candidates encoded | kept on disk | deleted | candidates / kept | "
+            "encode s, all candidates | encode s, kept only | wall s",
+            [
+                [
+                    keep["episodes"],
+                    keep["candidates"],
+                    keep["kept"],
+                    keep["deleted"],
+                    f"{keep['candidates'] / max(keep['kept'], 1):.1f}",
+                    f"{keep['encode_all_s']:.2f}",
+                    f"{keep['encode_kept_s']:.2f}",
+                    f"{keep['wall_s']:.2f}",
+                ]
+            ],
+        )
+    )
     bench.footer()
-    return {"latency": latency, "rss": rss, "quick": bench.args.quick}
+    return {"latency": latency, "rss": rss, "keep": keep, "quick": bench.args.quick}
 
 
 if __name__ == "__main__":

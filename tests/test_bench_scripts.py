@@ -214,11 +214,20 @@ def test_bench_all_quick_writes_the_report_the_summary_and_the_plot(tmp_path: Pa
 @pytest.mark.timeout(120)
 def test_bench_core_quick_writes_its_tables(tmp_path: Path) -> None:
     text, data, _ = run_quick(tmp_path, "bench_core.py", "Core benchmark")
-    for heading in ("## 1. Append latency", "## 2. Encode throughput", "## 3. Peak RSS"):
+    for heading in (
+        "## 1. Append latency",
+        "## 2. Encode throughput",
+        "## 3. Peak RSS",
+        "## 4. Keep",
+    ):
         assert heading in text
     rows = [line for line in text.splitlines() if line.startswith("| ")]
-    # The three tables plus the ratios, each with a header, an alignment row and data rows.
-    assert sum(line.startswith(("| ---", "| :--")) for line in rows) == 4
+    # The four tables plus the ratios, each with a header, an alignment row and data rows.
+    assert sum(line.startswith(("| ---", "| :--")) for line in rows) == 5
+    keep = data["keep"]
+    # Every episode is a candidate; best 5 + worst 2 stay (episodes: 12 in quick mode).
+    assert (keep["candidates"], keep["kept"], keep["deleted"]) == (12, 7, 5)
+    assert keep["encode_all_s"] > keep["encode_kept_s"] > 0
     assert any(line.startswith("| 600x400 | `Episode.append`, paced") for line in rows)
     assert any(line.startswith("| 600x400 | `Episode.append`, after render") for line in rows)
     assert any("ffmpeg CLI, videos in sequence" in line for line in rows)
