@@ -259,7 +259,9 @@ class Episode:
         for clip in self._open:
             self._rec._end_clip(clip)
         self._open = []
-        if self._clips:
+        # An episode whose every clip was dropped has no video: ranked, it would take a keep
+        # slot from one that has (its drop is counted and logged already).
+        if any(clip.drop_reason is None for clip in self._clips):
             self._rec._episode_ended(self.episode_index, self.metadata)
         if (
             check_stalled

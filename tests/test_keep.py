@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import decode, painted
+from helpers import TinyEnv, budget, decode, flat, gated, painted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -179,3 +180,54 @@ def test_cli_keep_best_and_worst(tmp_path: Path) -> None:
     ]
     assert len(scores) == 7
     assert files(out) == {f"rl-video-episode-{i}.mp4" for i in oracle(scores, 2, 1)}
+
+
+def test_an_episode_whose_video_was_dropped_takes_no_keep_slot(tmp_path: Path) -> None:
+    fake = gated()
+    with recorder.Recorder(tmp_path, keep=Keep(best=1), **budget(3, fake, "drop")) as rec:
+        try:
+            with rec.episode(0, metadata={"return": 1.0}) as ep:
+                for k in range(2):
+                    ep.append(flat(k))
+            with rec.episode(1, metadata={"return": 9.0}) as ep:
+                for k in range(4):  # more than the budget holds while the encoder waits
+                    ep.append(flat(k))
+            [dropped] = ep.handles
+        finally:
+            fake.gate.set()
+    with pytest.raises(recorder.ClipDroppedError):
+        dropped.result(timeout=10)
+    # Ranked, the dropped episode would be "the best" and episode 0's video deleted: nothing.
+    assert files(tmp_path) == {"rl-video-episode-0.mp4"}
+
+
+def test_the_wrapper_does_not_rank_an_episode_whose_video_was_dropped(tmp_path: Path) -> None:
+    from recorder.wrappers import RecordVideo
+
+    class Rewarding(TinyEnv):
+        def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+            obs, _, terminated, truncated, info = super().step(action)
+            return obs, 1.0, terminated, truncated, info
+
+    fake = gated()
+    frame_bytes = 16 * 24 * 3
+    rec = recorder.Recorder(
+        tmp_path,
+        keep=Keep(best=1),
+        **budget(1, fake, "drop") | {"max_queue_bytes": 3 * frame_bytes},
+    )
+    inner = Rewarding()
+    env = RecordVideo(inner, str(tmp_path), episode_trigger=lambda e: True, recorder=rec)
+    try:
+        for length in (2, 6):  # returns 2 and 6; the second episode's 7 frames do not fit
+            inner.length = length
+            env.reset()
+            done = False
+            while not done:
+                _, _, done, _, _ = env.step(0)
+        fake.gate.set()
+        env.close()
+    finally:
+        fake.gate.set()
+        rec.close()
+    assert files(tmp_path) == {"rl-video-episode-0.mp4"}

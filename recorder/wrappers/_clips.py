@@ -249,6 +249,11 @@ class Track:
         return self.recording and (clip is None or (clip.accepting and not self.sink.stale))
 
     @property
+    def clip(self) -> Clip | None:
+        """The Recorder's clip of the current recording, once it has a frame."""
+        return self._clip
+
+    @property
     def open(self) -> bool:
         """Whether a clip with frames is open."""
         return self._clip is not None

@@ -198,16 +198,17 @@ class RecordVideo(
         try:
             super().close()
         finally:
-            self._episode_metadata["return"] = self._return
+            self._episode_over()  # first, as at a reset: the open clip tells if it was dropped
             if self.recording:
                 self.stop_recording()
-            self._episode_over()
             self._sink.close()
 
     def _episode_over(self) -> None:
         """The episode that made clips is over: its return scores it (for keep)."""
         self._episode_metadata["return"] = self._return
-        if self._episode_recorded and not self._sink.stale:
+        clip = self._track.clip
+        dropped = clip is not None and clip.drop_reason is not None  # no video: not ranked
+        if self._episode_recorded and not self._sink.stale and not dropped:
             self._sink.recorder._episode_ended(self.episode_id, {"return": self._return})
         self._episode_recorded = False
         self._return = 0.0
