@@ -83,11 +83,12 @@
     syncOptions();
     const files = Array.from(cards.keys()).sort(compare);
     let n = 0;
-    files.forEach((file) => {
+    files.forEach((file, i) => {
       const card = cards.get(file);
       card.hidden = !visible(file);
       if (!card.hidden) n += 1;
-      grid.appendChild(card); // moves it: the order follows the sort
+      // Moved only when out of place: moving a video element pauses it.
+      if (grid.children[i] !== card) grid.insertBefore(card, grid.children[i] || null);
     });
     const total = cards.size;
     ui.count.textContent = total + " video" + (total === 1 ? "" : "s");

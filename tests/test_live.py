@@ -381,6 +381,14 @@ def test_a_new_video_plays_in_the_page(chromium: Any, tmp_path: Path) -> None:
         page.wait_for_function(PLAYS, arg=name, timeout=10000)
         duration = page.eval_on_selector(f'article[data-file="{name}"] video', "v => v.duration")
         assert duration == pytest.approx(0.6, abs=0.05)
+        # A video arriving while one plays does not stop it (newest first: it goes in front).
+        other = record(tmp_path, 4, **{"return": 1.5})
+        page.wait_for_selector(f'#grid article[data-file="{other}"]', timeout=5000)
+        assert page.eval_on_selector_all("#grid article", "a => a.map(e => e.dataset.file)") == [
+            other,
+            name,
+        ]
+        assert page.eval_on_selector(f'article[data-file="{name}"] video', "v => v.paused") is False
 
 
 def test_answers_come_in_bounded_reads_and_a_huge_line_still_passes(
