@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,3 +333,17 @@ def serving(folder: Path, **kwargs: Any) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+def play_episodes(env: gym.Env[Any, Any], seeds: Iterable[int]) -> list[float]:
+    """Random-policy episodes of *env*, one per seed, to their end: their returns."""
+    returns = []
+    for seed in seeds:
+        env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            done = bool(terminated or truncated)
+        returns.append(total)
+    return returns

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TinyEnv, budget, decode, flat, gated, painted
+from helpers import TinyEnv, budget, decode, flat, gated, painted, play_episodes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -141,15 +141,7 @@ def test_the_wrapper_keeps_the_best_returns(tmp_path: Path) -> None:
     env = gym.make("CartPole-v1", render_mode="rgb_array")
     tmp_path = tmp_path / "videos"
     env = RecordVideo(env, str(tmp_path), recorder_kwargs={"keep": {"best": 2, "worst": 1}})
-    returns = []
-    for seed in range(6):
-        env.reset(seed=seed)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
+    returns = play_episodes(env, range(6))
     env.close()
     assert files(tmp_path) == {f"rl-video-episode-{i}.mp4" for i in oracle(returns, 2, 1)}
 

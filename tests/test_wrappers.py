@@ -14,7 +14,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.wrappers import RenderCollection
-from helpers import AnsiOnly, TinyEnv, frame_counts, moviepy_frames, run_forked, unraisable
+from helpers import (
+    AnsiOnly,
+    TinyEnv,
+    frame_counts,
+    moviepy_frames,
+    play_episodes,
+    run_forked,
+    unraisable,
+)
 
 import recorder
 from recorder._encoder import PyAVEncoder, VideoSpec
@@ -495,15 +503,7 @@ def test_episode_clips_carry_their_return(tmp_path: Path) -> None:
         episode_trigger=lambda e: e != 1,
         recorder_kwargs={"sidecars": True},
     )
-    returns = []
-    for episode in range(3):
-        env.reset(seed=episode)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
+    returns = play_episodes(env, range(3))
     env.reset(seed=3)
     for _ in range(4):
         env.step(0)
