@@ -155,15 +155,27 @@ def _add_record(sub: _Subparsers) -> None:
     run.add_argument("--gallery", action="store_true", help="write FOLDER/index.html at the end")
 
 
+def _folder_command(
+    sub: _Subparsers,
+    name: str,
+    command: Callable[[argparse.Namespace], int],
+    help: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """A subcommand that works on a FOLDER of videos (its first argument)."""
+    parser = sub.add_parser(name, help=help, description=description)
+    parser.set_defaults(command=command)
+    parser.add_argument("folder", metavar="FOLDER")
+    return parser
+
+
 def _add_gallery(sub: _Subparsers) -> None:
-    gal = sub.add_parser(
-        "gallery",
-        help="write FOLDER/index.html: the videos with posters and metadata",
-        description="Write FOLDER/index.html: a grid of the videos in FOLDER with poster "
-        "thumbnails and their metadata, sorted by episode, filterable by name; offline.",
-    )
-    gal.set_defaults(command=cmd_gallery)
-    gal.add_argument("folder", metavar="FOLDER")
+    gal = _folder_command(
+        sub, "gallery", cmd_gallery,
+        "write FOLDER/index.html: the videos with posters and metadata",
+        "Write FOLDER/index.html: a grid of the videos in FOLDER with poster thumbnails and "
+        "their metadata, sorted by episode, filterable by name; offline.",
+    )  # fmt: skip
     gal.add_argument("--title", help="page title (default: the folder's name)")
     gal.add_argument(
         "--serve",
@@ -171,16 +183,14 @@ def _add_gallery(sub: _Subparsers) -> None:
         help="then serve the live gallery until Ctrl-C, as `recorder serve FOLDER` does",
     )
     _add_address(gal, "with --serve; ")
-    srv = sub.add_parser(
-        "serve",
-        help="serve FOLDER's live gallery over HTTP: new videos appear as they are saved",
-        description="Serve FOLDER's gallery over HTTP until Ctrl-C. The page follows "
+    srv = _folder_command(
+        sub, "serve", cmd_serve,
+        "serve FOLDER's live gallery over HTTP: new videos appear as they are saved",
+        "Serve FOLDER's gallery over HTTP until Ctrl-C. The page follows "
         "FOLDER/manifest.jsonl: videos appear as a Recorder saves them (and leave as a keep "
         "policy deletes them), without a reload. Only files inside FOLDER are served, with "
         "the byte ranges browsers need to seek in videos.",
-    )
-    srv.set_defaults(command=cmd_serve)
-    srv.add_argument("folder", metavar="FOLDER")
+    )  # fmt: skip
     srv.add_argument("--title", help="page title (default: the folder's name)")
     _add_address(srv, "")
 
@@ -197,16 +207,14 @@ def _add_address(parser: argparse.ArgumentParser, prefix: str) -> None:
 
 
 def _add_recover(sub: _Subparsers) -> None:
-    rcv = sub.add_parser(
-        "recover",
-        help="turn videos half-written by a crashed process into FOLDER/{name}-partial.mp4",
-        description="Turn the temporary files that processes which died mid-clip left in "
-        "FOLDER into {name}-partial.mp4 (every complete fragment, +faststart) with a "
-        "{name}-partial.json sidecar; delete leftovers without a frame. Files whose writer is "
-        "alive are left alone. Prints one line per file and a summary.",
-    )
-    rcv.set_defaults(command=cmd_recover)
-    rcv.add_argument("folder", metavar="FOLDER")
+    _folder_command(
+        sub, "recover", cmd_recover,
+        "turn videos half-written by a crashed process into FOLDER/{name}-partial.mp4",
+        "Turn the temporary files that processes which died mid-clip left in FOLDER into "
+        "{name}-partial.mp4 (every complete fragment, +faststart) with a {name}-partial.json "
+        "sidecar; delete leftovers without a frame. Files whose writer is alive are left "
+        "alone. Prints one line per file and a summary.",
+    )  # fmt: skip
 
 
 # x265 takes the same names.
