@@ -1,21 +1,7 @@
 """Quality at the default settings: recorder's files against gymnasium's own writer.
 
-The same frames written by ``recorder.Recorder`` (default codec settings: h264, crf 23, preset
-ultrafast, the default RGB to YUV 4:2:0 filter, one codec thread) and by
-``gymnasium.utils.save_video.save_video`` (moviepy ``ImageSequenceClip.write_videofile`` with
-its defaults: libx264, preset medium, ffmpeg's default crf 23, yuv420p), decoded back with PyAV
-and compared with the source frames: PSNR on RGB per frame (min and mean over the frames both
-files have, matched by index), kB per second of video, and encode speed. Two inputs:
-
-- CartPole-v1 ``rgb_array`` renders (600x400) of a seeded random policy;
-- a noisy ramp: one 96x128 RGB image, grey 128 plus Gaussian noise (sigma 16, independent per
-  pixel and channel, ``numpy.random.default_rng(0)``), brightened by an offset rising linearly
-  from -80 to +80 over 30 frames (1 s), rounded and clipped to 0..255.
-
-Target: recorder's default files' min PSNR >= gymnasium's - 1 dB on both inputs
-(``tests/test_quality.py`` checks the same on fewer frames).
-
-Usage: ``python scripts/bench_quality.py [--quick] [--out PATH] [--json PATH]``.
+Usage: ``python scripts/bench_quality.py [--quick] [--out PATH] [--json PATH]``. Target: min PSNR
+of the recorder's default files >= gymnasium's - 1 dB (``tests/test_quality.py``: fewer frames).
 """
 
 from __future__ import annotations
@@ -23,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,57 +39,43 @@ FULL = Config(cartpole_frames=300, rounds=5)
 QUICK = Config(cartpole_frames=30, rounds=1)
 
 
-# -- the writers --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Writer:
-    """A way to write a video; ``codec`` None: gymnasium's save_video."""
-
-    key: str
-    label: str
-    codec: recorder.Codec | None
-
-
+#: (key, label, codec) of each way to write a video; codec None: gymnasium's save_video.
 WRITERS = (
-    Writer("defaults", "recorder, defaults", recorder.Codec()),
-    Writer(
-        "point",
-        'recorder, `interpolation="point"` (the default before)',
-        recorder.Codec(interpolation="point"),
-    ),
-    Writer("veryfast", 'recorder, `preset="veryfast"`', recorder.Codec(preset="veryfast")),
-    Writer("gymnasium", "gymnasium `save_video` (moviepy, preset medium)", None),
-)
+    ("defaults", "recorder, defaults", recorder.Codec()),
+    ("point", 'recorder, `interpolation="point"` (the default before)',
+     recorder.Codec(interpolation="point")),
+    ("veryfast", 'recorder, `preset="veryfast"`', recorder.Codec(preset="veryfast")),
+    ("gymnasium", "gymnasium `save_video` (moviepy, preset medium)", None),
+)  # fmt: skip
 
 
-def write_file(writer: Writer, frames: Sequence[np.ndarray], folder: Path) -> Path:
+def write_file(codec: recorder.Codec | None, frames: Sequence[np.ndarray], folder: Path) -> Path:
     """The video a user gets: ``Recorder`` + ``flush()``, or gymnasium's ``save_video``."""
-    if writer.codec is None:
+    if codec is None:
         from gymnasium.utils.save_video import save_video
 
         save_video(list(frames), str(folder), fps=FPS, episode_trigger=bu.always)
         return folder / "rl-video-episode-0.mp4"
     with recorder.Recorder(
-        folder, fps=FPS, episode_trigger=bu.always, codec=writer.codec, sidecars=False
+        folder, fps=FPS, episode_trigger=bu.always, codec=codec, sidecars=False
     ) as rec:
         (handle,) = rec.submit(list(frames), episode_index=0)
         rec.flush()
     return handle.result().path
 
 
-def encoder_run(writer: Writer, frames: Sequence[np.ndarray], path: Path) -> Callable[[], object]:
+def encoder_run(
+    codec: recorder.Codec | None, frames: list[np.ndarray], path: Path
+) -> Callable[[], object]:
     """One timed encode: the recorder's encoder alone on this thread (what a worker spends on a
     video), or the whole ``save_video`` call (moviepy feeding an ffmpeg process)."""
-    if writer.codec is None:
-        folder = path.parent / "gymnasium-timed"
-        return lambda: write_file(writer, frames, folder)
-    codec = writer.codec
-    fmt = format_of(frames[0])
+    if codec is None:
+        return partial(write_file, codec, frames, path.parent / "gymnasium-timed")
+    spec = VideoSpec(str(path), FPS, codec, format_of(frames[0]))
     images = [np.ascontiguousarray(f) for f in frames]
 
     def run() -> None:
-        encoder = PyAVEncoder(VideoSpec(str(path), FPS, codec, fmt))
+        encoder = PyAVEncoder(spec)
         try:
             for image in images:
                 encoder.write(image)
@@ -110,9 +83,6 @@ def encoder_run(writer: Writer, frames: Sequence[np.ndarray], path: Path) -> Cal
             encoder.close()
 
     return run
-
-
-# -- measuring ----------------------------------------------------------------------------------
 
 
 def decode(path: Path, height: int, width: int) -> list[np.ndarray]:
@@ -136,62 +106,49 @@ def misaligned(source: Sequence[np.ndarray], decoded: Sequence[np.ndarray]) -> i
 
 
 def moviepy_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The frames moviepy's ``write_videofile`` feeds ffmpeg for *frames* (its own loop).
-
-    moviepy looks each frame up by a float time and sometimes gets the one before: the file
-    then repeats a frame and skips another.
-    """
+    """The frames moviepy's ``write_videofile`` feeds ffmpeg: it looks each up by a float time
+    and sometimes gets the one before (the file then repeats a frame and skips another)."""
     from moviepy import ImageSequenceClip
 
-    clip = ImageSequenceClip(list(frames), fps=FPS)
-    try:
+    with ImageSequenceClip(list(frames), fps=FPS) as clip:
         return list(clip.iter_frames(fps=FPS, dtype="uint8"))
-    finally:
-        clip.close()
 
 
 def measure_input(name: str, frames: list[np.ndarray], cfg: Config, tmp: Path) -> dict[str, Any]:
     height, width = frames[0].shape[:2]
     bu.log(f"quality {name}: {len(frames)} frames {width}x{height}, {len(WRITERS)} writers")
-    decoded: dict[str, list[np.ndarray]] = {}
-    sizes: dict[str, int] = {}
-    for w in WRITERS:
-        path = write_file(w, frames, tmp / name / w.key)
-        decoded[w.key] = decode(path, height, width)
-        sizes[w.key] = path.stat().st_size
+    paths = {key: write_file(codec, frames, tmp / name / key) for key, _, codec in WRITERS}
+    decoded = {key: decode(path, height, width) for key, path in paths.items()}
     common = min(len(d) for d in decoded.values())  # moviepy may lose the last frame
-    # Coding quality: each file against the frames its encoder was given.
     fed = moviepy_frames(frames)
-    shifted = sum(not np.array_equal(fed[i], frames[i]) for i in range(len(fed)))
+    runs = [bu.Variant(key, encoder_run(codec, frames, tmp / name / f"timed-{key}.mp4"))
+            for key, _, codec in WRITERS]  # fmt: skip
+    for v in runs:  # warm-up
+        v.run()
+    bu.interleave(cfg.rounds, runs)
+    fps = {v.label: [len(frames) / u.wall for u in v.usages] for v in runs}
     rows: dict[str, dict[str, Any]] = {}
-    for w in WRITERS:
-        dec = decoded[w.key]
-        given = fed if w.codec is None else frames
+    for (key, label, codec), v in zip(WRITERS, runs, strict=True):
+        dec = decoded[key]
+        size = paths[key].stat().st_size
+        # Coding quality: each file against the frames its encoder was given.
+        given = fed if codec is None else frames
         values = [psnr(given[i], dec[i]) for i in range(common)]
-        seconds = len(dec) / FPS
-        rows[w.key] = {
-            "label": w.label,
+        rows[key] = {
+            "label": label,
             "frames_in_file": len(dec),
             "misaligned": misaligned(given, dec),
             "psnr_min": min(values),
             "psnr_mean": float(np.mean(values)),
             # Against the source frame of the same index (what the user sees).
             "psnr_min_vs_source": min(psnr(frames[i], dec[i]) for i in range(common)),
-            "bytes": sizes[w.key],
-            "kb_per_s": sizes[w.key] / 1000 / seconds,
+            "bytes": size,
+            "kb_per_s": size / 1000 / (len(dec) / FPS),
+            "fps": asdict(bu.spread(fps[key])),
+            "cpu_ms_per_frame": 1e3 * float(np.median([u.cpu for u in v.usages])) / len(frames),
         }
-
-    runs = [bu.Variant(w.key, encoder_run(w, frames, tmp / name / f"timed-{w.key}.mp4"))
-            for w in WRITERS]  # fmt: skip
-    for v in runs:  # warm-up
-        v.run()
-    bu.interleave(cfg.rounds, runs)
-    fps = {v.label: [len(frames) / u.wall for u in v.usages] for v in runs}
-    cpu = {v.label: [u.cpu for u in v.usages] for v in runs}
     ref = rows["gymnasium"]
     for key, row in rows.items():
-        row["fps"] = asdict(bu.spread(fps[key]))
-        row["cpu_ms_per_frame"] = 1e3 * float(np.median(cpu[key])) / len(frames)
         row["vs_gymnasium_db"] = row["psnr_min"] - ref["psnr_min"]
         # Per second of video, not per file: moviepy may lose the last frame.
         row["size_vs_gymnasium"] = row["kb_per_s"] / ref["kb_per_s"]
@@ -201,79 +158,62 @@ def measure_input(name: str, frames: list[np.ndarray], cfg: Config, tmp: Path) -
         "size": f"{width}x{height}",
         "frames": len(frames),
         "frames_compared": common,
-        "moviepy_shifted": shifted,
+        "moviepy_shifted": sum(not np.array_equal(f, s) for f, s in zip(fed, frames, strict=False)),
         "met": rows["defaults"]["vs_gymnasium_db"] >= -MARGIN_DB,
         "rows": rows,
     }
 
 
-# -- the report ---------------------------------------------------------------------------------
-
-
-def table(results: list[dict[str, Any]]) -> str:
+def report(results: list[dict[str, Any]]) -> str:
+    """The table, the verdicts and what the defaults trade against gymnasium's writer."""
     rows: list[list[object]] = []
+    verdicts, trades = [], []
     for r in results:
-        for w in WRITERS:
-            row = r["rows"][w.key]
+        for key, row in r["rows"].items():
             bad = f" ({row['misaligned']} misaligned)" if row["misaligned"] else ""
             rows.append(
                 [f"{r['input']} {r['size']}", row["label"],
                  f"{r['frames_compared']} of {row['frames_in_file']}{bad}",
                  f"{row['psnr_min']:.2f}", f"{row['psnr_mean']:.2f}",
-                 "-" if w.key == "gymnasium" else f"{row['vs_gymnasium_db']:+.2f}",
+                 "-" if key == "gymnasium" else f"{row['vs_gymnasium_db']:+.2f}",
                  f"{row['kb_per_s']:.1f}", f"{row['size_vs_gymnasium']:.2f}x",
                  bu.fmt_spread(row["fps"], 0), f"{row['cpu_ms_per_frame']:.2f}"]
             )  # fmt: skip
-    return bu.markdown_table(
-        "input | writer | frames compared of file | PSNR min dB | PSNR mean dB | "
-        "min vs gymnasium dB | kB per s of video | size vs gymnasium | encode frames/s | "
-        "CPU ms/frame",
-        rows,
-    )
-
-
-def verdicts(results: list[dict[str, Any]]) -> list[str]:
-    lines = []
-    for r in results:
-        g = r["rows"]["gymnasium"]
+        d, v, g = (r["rows"][k] for k in ("defaults", "veryfast", "gymnasium"))
         if r["moviepy_shifted"]:
-            lines.append(
-                f"{r['input']}: moviepy fed ffmpeg another source frame than the one of the "
-                f"index for {r['moviepy_shifted']} of {g['frames_in_file']} frames (its "
-                "float-time frame lookup: a frame repeated, another skipped); gymnasium's PSNR "
-                "above is against what it was fed, its coding quality. Against the source "
-                "frame of the same index, what a user of its file sees, its min PSNR is "
-                f"{g['psnr_min_vs_source']:.2f} dB."
+            verdicts.append(
+                f"{r['input']}: for {r['moviepy_shifted']} of {g['frames_in_file']} frames "
+                "moviepy fed ffmpeg another source frame than the index's (its float-time lookup: "
+                "a frame repeated, another skipped); gymnasium's PSNR above is against what it was "
+                "fed (its coding quality); against the same-index source frame (what a user of its "
+                f"file sees) its min PSNR is {g['psnr_min_vs_source']:.2f} dB."
             )
-        d = r["rows"]["defaults"]
-        lines.append(
+        verdicts.append(
             f"{'met' if r['met'] else '**NOT met**'}: {r['input']}: recorder's defaults "
             f"min PSNR {d['psnr_min']:.2f} dB ≥ gymnasium's {g['psnr_min']:.2f} - "
             f"{MARGIN_DB:.0f} dB (margin {d['vs_gymnasium_db'] + MARGIN_DB:.2f} dB)"
         )
-    return lines
-
-
-def trade(results: list[dict[str, Any]]) -> str:
-    """What the defaults trade against gymnasium's writer, in this run's figures."""
-    parts = []
-    for r in results:
-        d, v = r["rows"]["defaults"], r["rows"]["veryfast"]
-        g = r["rows"]["gymnasium"]
-        fps = bu.Spread(**d["fps_vs_gymnasium"]).median
-        parts.append(
+        trades.append(
             f"{r['input']}: files {d['size_vs_gymnasium']:.1f}x gymnasium's "
             f"({d['kb_per_s']:.1f} against {g['kb_per_s']:.1f} kB per s of video), "
-            f"{d['vs_gymnasium_db']:+.2f} dB min PSNR, {fps:.1f}x its frames/s "
+            f"{d['vs_gymnasium_db']:+.2f} dB min PSNR, "
+            f"{bu.Spread(**d['fps_vs_gymnasium']).median:.1f}x its frames/s "
             f"(CPU {d['cpu_ms_per_frame']:.2f} against {g['cpu_ms_per_frame']:.2f} ms/frame); "
             f'`preset="veryfast"`: {v["size_vs_gymnasium"]:.1f}x the size, '
             f"{v['vs_gymnasium_db']:+.2f} dB, "
             f"{bu.Spread(**v['fps']).median / bu.Spread(**d['fps']).median:.2f}x the "
             "defaults' frames/s"
         )
+    table = bu.markdown_table(
+        "input | writer | frames compared of file | PSNR min dB | PSNR mean dB | "
+        "min vs gymnasium dB | kB per s of video | size vs gymnasium | encode frames/s | "
+        "CPU ms/frame",
+        rows,
+    )
+    lines = "\n".join(f"- {line}" for line in verdicts)
     return (
-        "The trade: the defaults spend disk to keep the encoder cheap, so that a worker keeps "
-        "up with the training loop on a shared core. " + "; ".join(parts) + "."
+        f"{table}\n\n{lines}\n\nThe trade: the defaults spend disk to keep the encoder cheap, "
+        f"so that a worker keeps up with the training loop on a shared core. {'; '.join(trades)}."
     )
 
 
@@ -302,20 +242,15 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         "(other rows: the one setting named changed) and from gymnasium's `save_video` "
         "(moviepy's defaults: libx264, preset medium, crf 23, yuv420p; ffmpeg's own bicubic "
         "RGB to YUV conversion), decoded with PyAV (`to_ndarray(format='rgb24')`). PSNR on RGB "
-        "of each decoded frame against the frame of the same index its encoder was given (for "
-        "recorder the source frame; for gymnasium the frame moviepy handed ffmpeg, see below), "
-        "over the frames both files have (moviepy may lose the last); a decoded frame closer to "
-        "the given frame before or after than to its own is counted misaligned. Encode "
-        "frames/s: recorder, its encoder alone (`PyAVEncoder`, what a worker spends per "
-        "video); gymnasium, the whole `save_video` call (moviepy feeding an "
-        "ffmpeg process, whose x264 may use several threads). CPU ms/frame: CPU time of this "
-        f"process and its children per frame. One warm-up, then {cfg.rounds} interleaved "
-        "rounds; median (min-max).\n\n"
-        + table(results)
-        + "\n\n"
-        + "\n".join(f"- {line}" for line in verdicts(results))
-        + "\n\n"
-        + trade(results)
+        "of each decoded frame against the same-index frame its encoder was given (recorder: "
+        "the source frame; gymnasium: the frame moviepy handed ffmpeg, see below), over the "
+        "frames both files have (moviepy may lose the last); a decoded frame closer to the "
+        "given frame before or after than to its own counts as misaligned. Encode frames/s: "
+        "recorder, its encoder alone (`PyAVEncoder`, what a worker spends per video); "
+        "gymnasium, the whole `save_video` call (moviepy feeding an ffmpeg process, whose x264 "
+        "may use several threads). CPU ms/frame: CPU time of this process and its children per "
+        f"frame. One warm-up, then {cfg.rounds} interleaved rounds; median (min-max).\n\n"
+        + report(results)
     )
     bench.footer()
     return {"quality": results, "quick": bench.args.quick}
