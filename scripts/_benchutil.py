@@ -1,18 +1,14 @@
-"""The benchmark harness: one runner, one report format, and the measuring tools every scenario
-(``scripts/bench_*.py``) shares.
+"""The benchmark harness: one runner, one report format, the measuring tools scenarios share.
 
-A scenario module defines ``TITLE``, ``FULL`` and ``QUICK`` (its counts) and
-``run(bench) -> dict`` (its figures, JSON-able); it adds its markdown with ``bench.add`` and
-ends with ``raise SystemExit(bu.main(sys.modules[__name__]))``. The runner (:func:`main`) gives
-every scenario the same command line (``--quick``, ``--out``, ``--json``), header and footer;
-``scripts/bench_all.py`` runs each in its own process and writes the summary and the plot.
+A scenario (``scripts/bench_*.py``) defines ``TITLE``, ``FULL`` and ``QUICK`` (its counts) and
+``run(bench) -> dict`` (its figures, JSON-able), adds its markdown with ``bench.add``, and ends
+with ``raise SystemExit(bu.main(sys.modules[__name__]))``. :func:`main` gives each the same
+command line (``--quick``, ``--out``, ``--json``); ``bench_all.py`` runs each in its own process.
 
-Benchmarks here run on shared, noisy machines: compare A and B measured in the same run,
-interleaved (:func:`interleave`: the order rotates each round), repeated, and report medians
-with their spread (:func:`spread`); ratios per round (:func:`paired_ratios`), then medianed.
-(pyperf's runner was considered: it runs each benchmark alone in worker processes, one after
-another, and times a function; it cannot interleave variants A and B within one run, nor keep
-the non-time figures measured here: drops, RSS, PSNR.)
+The machines are shared and noisy: variants run interleaved (:func:`interleave`, order rotated
+each round), repeated; medians with their spread; ratios per round, then medianed. (pyperf's
+runner times one benchmark after another in worker processes: it cannot interleave A and B
+within a run, nor keep the figures that are not times: drops, RSS, PSNR.)
 """
 
 from __future__ import annotations
@@ -44,6 +40,7 @@ import numpy as np
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 MiB = 2**20
+QUICK_NOTE = " (QUICK smoke run: counts too small to mean much)"
 
 
 def always(_: int) -> bool:
@@ -65,8 +62,7 @@ def cartpole_frames(count: int, seed: int = 0) -> list[np.ndarray]:
         env.reset(seed=seed)
         while len(frames) < count:
             frames.append(np.asarray(env.render()))
-            _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
-            if terminated or truncated:
+            if any(env.step(int(rng.integers(2)))[2:4]):
                 env.reset()
     finally:
         env.close()
@@ -74,19 +70,16 @@ def cartpole_frames(count: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def noisy_ramp_frames(count: int, seed: int = 0) -> list[np.ndarray]:
-    """96x128 RGB: one fixed image, grey 128 plus Gaussian noise (sigma 16, independent per
-    pixel and channel, ``numpy.random.default_rng(seed)``), brightened by an offset that rises
-    linearly from -80 to +80 over the frames; rounded and clipped to 0..255.
-
-    For ``bench_quality`` and ``tests/test_quality.py``.
-    """
+    """96x128 RGB: grey 128 plus Gaussian noise (sigma 16, per pixel and channel,
+    ``default_rng(seed)``), brightened by an offset rising linearly from -80 to +80 over the
+    frames; rounded and clipped to 0..255. For bench_quality and tests/test_quality.py."""
     image = 128 + np.random.default_rng(seed).normal(0, 16, (96, 128, 3))
-    offsets = np.linspace(-80, 80, count)
-    return [np.clip(np.rint(image + o), 0, 255).astype(np.uint8) for o in offsets]
+    ramp = np.linspace(-80, 80, count)
+    return [np.clip(np.rint(image + o), 0, 255).astype(np.uint8) for o in ramp]
 
 
 def resize_nearest(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize (or tiling-like upscale) to height x width, C-contiguous."""
+    """Nearest-neighbour resize to height x width, C-contiguous."""
     rows = np.arange(height) * frame.shape[0] // height
     cols = np.arange(width) * frame.shape[1] // width
     return np.ascontiguousarray(frame[rows][:, cols])
@@ -104,9 +97,8 @@ def video_frames(path: str | os.PathLike[str], decode: bool = False) -> int:
     import av
 
     with av.open(os.fspath(path)) as c:
-        if decode:
-            return sum(1 for _ in c.decode(video=0))
-        return sum(1 for p in c.demux(video=0) if p.size)
+        frames = c.decode(video=0) if decode else (p for p in c.demux(video=0) if p.size)
+        return sum(1 for _ in frames)
 
 
 # -- statistics and the interleaved runner -----------------------------------------------------
@@ -133,10 +125,8 @@ def spread(values: Iterable[float]) -> Spread:
 
 
 def paired_ratios(a: Sequence[float], b: Sequence[float]) -> Spread:
-    """Spread of the per-round ratios a[i] / b[i] (pairs measured close together in time);
-    pairs only the rounds both have."""
-    n = min(len(a), len(b))
-    return spread(x / y for x, y in zip(a[:n], b[:n], strict=True))
+    """Spread of the per-round ratios a[i] / b[i]; pairs only the rounds both have."""
+    return spread(x / y for x, y in zip(a, b, strict=False))
 
 
 def sp(d: dict[str, Any] | None) -> Spread | None:
@@ -161,17 +151,14 @@ class Latency:
 
 def latency_us(samples_ns: Sequence[int] | np.ndarray) -> Latency:
     """Median, p99 and max (µs) of durations given in nanoseconds."""
-    arr = np.asarray(samples_ns, dtype=np.float64) / 1e3
-    return Latency(
-        float(np.median(arr)), float(np.percentile(arr, 99)), float(arr.max()), int(arr.size)
-    )
+    a = np.asarray(samples_ns, dtype=np.float64) / 1e3
+    return Latency(float(np.median(a)), float(np.percentile(a, 99)), float(a.max()), int(a.size))
 
 
 @dataclass
 class Variant:
-    """A named way of running a measured thing; each call runs it once and keeps what it gave
-    back (``results``) and the wall and CPU time it took (``usages``; a run that returns a
-    :class:`Usage` measured its own part, without its setup: that one is kept)."""
+    """A named way of running a measured thing; each call runs it once and keeps its result
+    and :class:`Usage` (a run that returns a Usage measured its own part, without setup)."""
 
     label: str
     run: Callable[[], Any]
@@ -193,11 +180,8 @@ class Variant:
 
 
 def interleave(rounds: int, variants: Sequence[Variant]) -> None:
-    """Run every variant once per round, rotating the order each round.
-
-    Rotation means no variant always runs first (cold) or last (after the others heated the
-    machine), so slow drifts of a shared machine hit every variant alike.
-    """
+    """Run every variant once per round, the order rotated each round: no variant always runs
+    first (cold) or last (after the others heated the machine)."""
     for r in range(rounds):
         k = r % len(variants)
         for variant in [*variants[k:], *variants[:k]]:
@@ -208,35 +192,21 @@ def interleave(rounds: int, variants: Sequence[Variant]) -> None:
 # -- time and memory ---------------------------------------------------------------------------
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """(CPU seconds of this process, of its children), user + system.
-
-    The children are those waited for and the recorder's encoder processes still running
-    (kept idle between recorders, they are waited for only at exit).
-    """
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime + _encoder_processes("cpu")
-
-
 def _encoder_processes(what: str) -> float:
-    """Of the recorder's encoder processes still running: their CPU seconds so far (``cpu``;
-    the waited-for ones are in RUSAGE_CHILDREN), or the largest peak RSS MB (``hwm``: not
-    RUSAGE_CHILDREN's ru_maxrss, which survives exec and so reports a large parent's size)."""
+    """Of the recorder's encoder processes still running: CPU seconds so far (``cpu``; waited
+    ones are in RUSAGE_CHILDREN) or the largest VmHWM MB (``hwm``: RUSAGE_CHILDREN's maxrss
+    survives exec, so it reports a large parent's size)."""
     from recorder import _process
 
     values = [0.0]
     for child in list(_process._every_child):
-        try:
+        with contextlib.suppress(OSError, KeyError):
             if what == "cpu" and child.proc.returncode is None:
                 with open(f"/proc/{child.proc.pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
-                ticks = int(fields[11]) + int(fields[12])  # utime, stime
-                values.append(ticks / os.sysconf("SC_CLK_TCK"))
+                values.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
             elif what == "hwm":
                 values.append(_status_kib("VmHWM", child.proc.pid) / 1024)
-        except (OSError, KeyError):
-            continue
     return sum(values) if what == "cpu" else max(values)
 
 
@@ -252,15 +222,20 @@ def stop_idle_encoder_processes() -> None:
     _process._stop_idle()
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all CPUs of the machine have been busy since boot (Linux; 0 elsewhere)."""
+def _cpu_seconds() -> float:
+    """CPU seconds of this process, its waited-for children and its live encoder processes."""
+    me, kids = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + _encoder_processes("cpu")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all CPUs have been busy since boot (Linux /proc/stat; 0 elsewhere)."""
     try:
         with open("/proc/stat") as f:
             fields = [int(x) for x in f.readline().split()[1:]]
     except (OSError, ValueError):
         return 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    # guest time is already included in user time.
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait; guest is in user
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
@@ -280,20 +255,16 @@ class Usage:
 
 @contextlib.contextmanager
 def measure() -> Iterator[Usage]:
-    """Measure the wall time and CPU use of the block (the Usage is filled in at exit).
-
-    ``others`` shows how much a shared machine's other tenants competed with the block.
-    """
+    """Wall time and CPU use of the block (filled in at exit); ``others``: how much the shared
+    machine's other tenants competed with it."""
     usage = Usage()
-    cpu0 = sum(cpu_seconds())
-    busy0 = machine_busy_seconds()
-    start = time.perf_counter()
+    cpu0, busy0, start = _cpu_seconds(), _machine_busy_seconds(), time.perf_counter()
     try:
         yield usage
     finally:
         usage.wall = time.perf_counter() - start
-        usage.cpu = sum(cpu_seconds()) - cpu0
-        usage.others = max(0.0, machine_busy_seconds() - busy0 - usage.cpu)
+        usage.cpu = _cpu_seconds() - cpu0
+        usage.others = max(0.0, _machine_busy_seconds() - busy0 - usage.cpu)
 
 
 def _status_kib(field_name: str, pid: int | str = "self") -> int:
@@ -305,8 +276,7 @@ def _status_kib(field_name: str, pid: int | str = "self") -> int:
 
 
 def rss_mb(field_name: str = "VmRSS") -> float:
-    """Current resident set size in MB (Linux /proc; 0 where unavailable); ``VmHWM``: its peak
-    for this process image (reset by exec)."""
+    """Resident set size in MB (Linux /proc; 0 elsewhere); ``VmHWM``: the peak of this image."""
     try:
         return _status_kib(field_name) / 1024
     except (OSError, KeyError):
@@ -314,11 +284,8 @@ def rss_mb(field_name: str = "VmRSS") -> float:
 
 
 def maxrss_mb() -> float:
-    """``getrusage(RUSAGE_SELF).ru_maxrss`` in MB.
-
-    On Linux it survives exec: a child reports at least its parent's RSS at fork time, so spawn
-    measuring children while the parent is small (or compare with :func:`hwm_mb`).
-    """
+    """``ru_maxrss`` in MB. On Linux it survives exec (a child reports at least its parent's RSS
+    at fork time): spawn measuring children while the parent is small."""
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib / (1024 * 1024) if sys.platform == "darwin" else kib / 1024
 
@@ -326,17 +293,14 @@ def maxrss_mb() -> float:
 def open_fds() -> int:
     """Open file descriptors of this process (Linux /proc; -1 elsewhere)."""
     try:
-        # listdir's own descriptor is counted every time alike.
-        return len(os.listdir("/proc/self/fd"))
+        return len(os.listdir("/proc/self/fd"))  # listdir's own one is counted every time alike
     except OSError:
         return -1
 
 
 def in_child(script: str, *args: object, timeout: float = 900) -> dict[str, Any]:
-    """Run ``child(*args)`` of *script* in a fresh Python process; the dict it returned.
-
-    Memory is measured there: a new process image, its peak RSS its own.
-    """
+    """Run ``child(*args)`` of *script* in a fresh Python process (its peak RSS its own); the
+    dict it returned."""
     cmd = [sys.executable, script, "--child", json.dumps(args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
@@ -346,24 +310,38 @@ def in_child(script: str, *args: object, timeout: float = 900) -> dict[str, Any]
 
 
 def instrument_waits(rec: Any) -> list[float]:
-    """[times, seconds] producers have waited on the recorder queue's private ``not_full``
-    condition so far (instrumentation only; both stay 0 when the core has no such condition)."""
+    """[times, seconds] producers have waited on the queue's private ``not_full`` condition so
+    far (instrumentation only; both stay 0 when the core has no such condition)."""
     cond = getattr(getattr(rec, "_queue", None), "_not_full", None)
     total = [0.0, 0.0]
-    if cond is None:
-        return total
-    original = cond.wait
+    if cond is not None:
+        original = cond.wait
 
-    def wait(timeout: float | None = None) -> bool:
-        t0 = time.perf_counter()
-        try:
-            return bool(original(timeout))
-        finally:
-            total[0] += 1
-            total[1] += time.perf_counter() - t0
+        def wait(timeout: float | None = None) -> bool:
+            t0 = time.perf_counter()
+            try:
+                return bool(original(timeout))
+            finally:
+                total[0] += 1
+                total[1] += time.perf_counter() - t0
 
-    cond.wait = wait
+        cond.wait = wait
     return total
+
+
+@contextlib.contextmanager
+def pinned_to_one_cpu() -> Iterator[int | None]:
+    """Pin the calling thread to one CPU (threads and processes it starts inherit the pin);
+    yields the CPU, or None where affinity is unsupported."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(before)})
+    try:
+        yield max(before)
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 # -- the ffmpeg command line -------------------------------------------------------------------
@@ -386,10 +364,8 @@ def ffmpeg_encode(
     preset: str = "veryfast",
     threads: int = 1,
 ) -> None:
-    """Encode RGB frames with the ffmpeg CLI: raw rgb24 on stdin, libx264, yuv420p, faststart.
-
-    With the recorder's keyframe interval (``-g``), so that both encode the same stream.
-    """
+    """Encode RGB frames with the ffmpeg CLI: rgb24 on stdin, libx264, yuv420p, faststart, with
+    the recorder's keyframe interval (``-g``): both encode the same stream."""
     from recorder._encoder import keyframe_interval
 
     height, width = frames[0].shape[:2]
@@ -401,7 +377,7 @@ def ffmpeg_encode(
         "-g", str(keyframe_interval(fps)),
         "-pix_fmt", "yuv420p", "-movflags", "+faststart", os.fspath(path),
     ]  # fmt: skip
-    # stderr goes to a file: a pipe nobody reads while we write could fill up and deadlock.
+    # stderr to a file: a pipe nobody reads while we write could fill up and deadlock.
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=err)
         assert proc.stdin is not None
@@ -413,8 +389,9 @@ def ffmpeg_encode(
             proc.wait()
         if proc.returncode != 0:
             err.seek(0)
-            message = err.read().decode(errors="replace")
-            raise RuntimeError(f"ffmpeg exited {proc.returncode}: {message}")
+            raise RuntimeError(
+                f"ffmpeg exited {proc.returncode}: {err.read().decode(errors='replace')}"
+            )
 
 
 def x264_options(path: str | os.PathLike[str]) -> str | None:
@@ -428,24 +405,6 @@ def short_x264(options: str | None, keep: str) -> str:
     if options is None:
         return "none found"
     return " ".join(kv for kv in options.split() if kv.split("=")[0] in keep.split())
-
-
-@contextlib.contextmanager
-def pinned_to_one_cpu() -> Iterator[int | None]:
-    """Pin the calling thread to one CPU; threads and processes it starts inherit the pin.
-
-    Yields the CPU, or None where affinity is unsupported (nothing is pinned then).
-    """
-    if not hasattr(os, "sched_setaffinity"):
-        yield None
-        return
-    before = os.sched_getaffinity(0)
-    cpu = max(before)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield cpu
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -462,14 +421,10 @@ def markdown_table(headers: str | Sequence[str], rows: Iterable[Sequence[object]
     if isinstance(headers, str):
         headers = headers.split(" | ")
     body = [[str(c) for c in row] for row in rows]
-    align = ["---:" if body and _numeric(body[0][i]) else ":---" for i in range(len(headers))]
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines)
-
-
-def _numeric(text: str) -> bool:
-    return bool(re.match(r"^[-+]?[\d.]+", text))
+    numeric = [bool(body and re.match(r"^[-+]?[\d.]+", body[0][i])) for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |"]
+    lines.append("| " + " | ".join("---:" if n else ":---" for n in numeric) + " |")
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
 
 
 def mark(ok: bool) -> str:
@@ -495,19 +450,12 @@ def machine_info() -> str:
     import av
 
     cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
     return (
         f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()}, numpy {np.__version__}, PyAV {av.__version__}"
     )
-
-
-QUICK_NOTE = " (QUICK smoke run: counts too small to mean much)"
 
 
 @dataclass
@@ -575,10 +523,11 @@ def main(scenario: ModuleType, argv: Sequence[str] | None = None) -> int:
     if args.child:
         print(json.dumps(scenario.child(*json.loads(args.child))))
         return 0
-    cfg = scenario.QUICK if args.quick else scenario.FULL
     name = Path(scenario.__file__ or "bench").stem
     with tempfile.TemporaryDirectory(prefix=f"{name.replace('_', '-')}-") as tmp:
-        bench = Bench(cfg, args, scenario.TITLE, Path(tmp))
+        bench = Bench(
+            scenario.QUICK if args.quick else scenario.FULL, args, scenario.TITLE, Path(tmp)
+        )
         data: dict[str, Any] = scenario.run(bench)
     for path, text in ((args.out, bench.text()), (args.json, json.dumps(data))):
         if path is not None:

@@ -111,102 +111,94 @@ def core_latency(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def summary_rows(results: dict[str, Result]) -> list[list[object]]:
+    rows: list[list[object]] = []
+
+    def add(scenario: str, what: str, target: str, cell: str, met: str = "-") -> None:
+        rows.append([scenario, what, target, cell, met])
+
     def sp(d: dict[str, Any]) -> bu.Spread:
         return bu.Spread(**d)
 
-    rows: list[list[object]] = []
     mark = bu.mark
-    cp = results["bench_cartpole"].data if "bench_cartpole" in results else {}
+    cp, enc, core, ray, quality = (
+        results[f"bench_{n}"].data if f"bench_{n}" in results else {}
+        for n in ("cartpole", "encode", "core", "ray", "quality")
+    )
     loop = cp.get("loop", {}).get("rows", [])
     every = [r for r in loop if r["group"] == "every" and r["kind"] != "baseline"]
     rec = next((r for r in every if r["label"].startswith("recorder.wrappers.Record")), None)
     others = [r for r in every if r["kind"] == "recorder" and r is not rec]
     if rec:
         s = sp(rec["loop_ratio"])
-        rows.append(["1", "recorder RecordVideo (defaults): loop / render-only", "≤ 1.1",
-                     s.fmt(3), mark(s.median <= 1.1)])  # fmt: skip
+        add("1", "recorder RecordVideo (defaults): loop / render-only", "≤ 1.1", s.fmt(3),
+            mark(s.median <= 1.1))  # fmt: skip
         for r in [*others, *(r for r in every if r["kind"] == "peer")]:
-            rows.append(["1", f"{short(r['label'])}: loop / render-only", "-",
-                         sp(r["loop_ratio"]).fmt(2), "-"])  # fmt: skip
+            add("1", f"{short(r['label'])}: loop / render-only", "-", sp(r["loop_ratio"]).fmt(2))
         sched = [r for r in loop if r["group"] == "schedule"]
         n = sp(next(r for r in sched if "noise" in r["label"])["sched_ratio"])
         s = sp(next(r for r in sched if r["kind"] == "recorder")["sched_ratio"])
-        within = n.low <= s.median <= n.high
-        rows.append(
-            ["1", "default schedule: recorder loop / render-only (same episodes)",
-             f"≈ 1 (noise floor {n.low:.2f}-{n.high:.2f})", s.fmt(2),
-             "✅ (within the noise floor)" if within else "❌ (outside the noise floor)"]
-        )  # fmt: skip
+        within = "✅ (within" if n.low <= s.median <= n.high else "❌ (outside"
+        add("1", "default schedule: recorder loop / render-only (same episodes)",
+            f"≈ 1 (noise floor {n.low:.2f}-{n.high:.2f})", s.fmt(2),
+            f"{within} the noise floor)")  # fmt: skip
         d = sp(rec["disk_ratio"])
-        rows.append(["2", "recorder RecordVideo (defaults): time to disk / gymnasium RecordVideo",
-                     "≤ 0.4", d.fmt(2), mark(d.median <= 0.4)])  # fmt: skip
+        add("2", "recorder RecordVideo (defaults): time to disk / gymnasium RecordVideo", "≤ 0.4",
+            d.fmt(2), mark(d.median <= 0.4))  # fmt: skip
         for r in others:
-            rows.append(["2", f"{short(r['label'])}: time to disk / gymnasium RecordVideo", "-",
-                         sp(r["disk_ratio"]).fmt(2), "-"])  # fmt: skip
-    enc = results["bench_encode"].data if "bench_encode" in results else {}
+            add("2", f"{short(r['label'])}: time to disk / gymnasium RecordVideo", "-",
+                sp(r["disk_ratio"]).fmt(2))  # fmt: skip
     for case in enc.get("encode", ()):
-        q1, q2 = sp(case["rec1_vs_ffmpeg"]), sp(case["rec2_vs_rec1"])
         what = f"{case['size']} {case['preset']}"
-        rows.append(["3", f"{what}: recorder 1 worker / ffmpeg CLI (frames/s)", "≥ 1.0",
-                     q1.fmt(2), mark(q1.median >= 1.0)])  # fmt: skip
-        rows.append(["3", f"{what}: recorder 2 workers / 1 worker (frames/s)", "≥ 1.6",
-                     q2.fmt(2), mark(q2.median >= 1.6)])  # fmt: skip
+        for key, name, target in (
+            ("rec1_vs_ffmpeg", "recorder 1 worker / ffmpeg CLI", 1.0),
+            ("rec2_vs_rec1", "recorder 2 workers / 1 worker", 1.6),
+        ):
+            q = sp(case[key])
+            add("3", f"{what}: {name} (frames/s)", f"≥ {target}", q.fmt(2),
+                mark(q.median >= target))  # fmt: skip
     if rss := cp.get("rss"):
         for r in rss["runs"]:
             if r["kind"] != "gymnasium":
                 who = "Recorder.episode" if r["kind"] == "recorder-episode" else "RecordVideo"
-                what = f"peak RSS, {r['frames']:,} frames: recorder {who}, {r['budget_mib']} MiB"
-                rows.append(["4", what + " budget", "-", f"{r['hwm_mb']:.0f} MB", "-"])
-        rows.append(["4", (f"peak RSS, {rss['target_frames']:,} frames: gymnasium RecordVideo "
-                     "(extrapolated on paper)"), "-", f"≈ {rss['peer_extrapolated_mb']:,.0f} MB",
-                     "-"])  # fmt: skip
+                add("4", f"peak RSS, {r['frames']:,} frames: recorder {who}, {r['budget_mib']} MiB "
+                    "budget", "-", f"{r['hwm_mb']:.0f} MB")  # fmt: skip
+        add("4", f"peak RSS, {rss['target_frames']:,} frames: gymnasium RecordVideo (extrapolated "
+            "on paper)", "-", f"≈ {rss['peer_extrapolated_mb']:,.0f} MB")  # fmt: skip
         for r in cp["python"]["rows"]:
             if r["kind"] == "recorder":
                 e = bu.sp(r["encoder_fps"])
                 fps = f"; encoder {e.median:.0f} frames per worker-second" if e else ""
-                rows.append(["5", f"Python-bound loop, {r['label']}", "-",
-                             sp(r["loop_ratio"]).fmt(2) + fps, "-"])  # fmt: skip
-    core = results["bench_core"].data if "bench_core" in results else {}
+                add("5", f"Python-bound loop, {r['label']}", "-", sp(r["loop_ratio"]).fmt(2) + fps)
     for r in core_latency(core):
         # The target is the training loop's case at CartPole's size; the rest for context.
         targeted = r["size"] == "600x400" and r["mode"] == "render"
-        rows.append(
-            ["6", f"append latency {r['size']}, {r['mode']}: median / p99 / max µs",
-             "≤ 30 / ≤ 100 / -" if targeted else "-",
-             f"{r['median']:.1f} / {r['p99']:.1f} / {r['max']:.0f}",
-             mark(r["median"] <= 30 and r["p99"] <= 100) if targeted else "-"]
-        )  # fmt: skip
+        add("6", f"append latency {r['size']}, {r['mode']}: median / p99 / max µs",
+            "≤ 30 / ≤ 100 / -" if targeted else "-",
+            f"{r['median']:.1f} / {r['p99']:.1f} / {r['max']:.0f}",
+            mark(r["median"] <= 30 and r["p99"] <= 100) if targeted else "-")  # fmt: skip
     for size, what, _, cell, *_ in core.get("latency", ()):
         if what.startswith("**append / copy") and size == "600x400":
             ratio = float(cell.split()[0])
-            rows.append(["13", ("append / numpy copy into the same arena, 600x400 after render "
-                         "(medians)"), "≤ 1.15", f"{ratio:.2f}", mark(ratio <= 1.15)])  # fmt: skip
+            add("13", "append / numpy copy into the same arena, 600x400 after render (medians)",
+                "≤ 1.15", f"{ratio:.2f}", mark(ratio <= 1.15))  # fmt: skip
     if keep := core.get("keep"):
-        rows.append(["15", (f"keep best 5 / worst 2 of {keep['episodes']} episodes: candidates "
-                     "encoded / kept (encode s all / kept)"), "-",
-                     (f"{keep['candidates']} / {keep['kept']} ({keep['encode_all_s']:.2f} / "
-                      f"{keep['encode_kept_s']:.2f} s)"), "-"])  # fmt: skip
-    ray = results["bench_ray"].data if "bench_ray" in results else {}
+        add("15", f"keep best 5 / worst 2 of {keep['episodes']} episodes: candidates encoded / "
+            "kept (encode s all / kept)", "-", f"{keep['candidates']} / {keep['kept']} "
+            f"({keep['encode_all_s']:.2f} / {keep['encode_kept_s']:.2f} s)")  # fmt: skip
     for n, rates in ray.get("rates", {}).items():
-        rows.append(["14", f"Ray, {n} producer actor(s): videos/s into one sink / local folders",
-                     "-", sp(rates["ratio"]).fmt(2), "-"])  # fmt: skip
+        add("14", f"Ray, {n} producer actor(s): videos/s into one sink / local folders", "-",
+            sp(rates["ratio"]).fmt(2))  # fmt: skip
     if ray:
         less = ray["raw_bytes_per_video"] / ray["bytes_per_video"]
-        rows.append(["14", "Ray: bytes sent per video / raw frame bytes", "-",
-                     f"1 / {less:,.0f}", "-"])  # fmt: skip
-    quality = results["bench_quality"].data if "bench_quality" in results else {}
+        add("14", "Ray: bytes sent per video / raw frame bytes", "-", f"1 / {less:,.0f}")
     for case in quality.get("quality", ()):
         d, g = case["rows"]["defaults"], case["rows"]["gymnasium"]
-        rows.append(
-            ["quality", f"{case['input']}: min PSNR, recorder defaults / gymnasium save_video",
-             "≥ gymnasium - 1 dB", f"{d['psnr_min']:.2f} / {g['psnr_min']:.2f} dB",
-             mark(case["met"])]
-        )  # fmt: skip
-        rows.append(
-            ["quality", f"{case['input']}: kB per s of video, recorder defaults / gymnasium",
-             "-", f"{d['kb_per_s']:.1f} / {g['kb_per_s']:.1f} ({d['size_vs_gymnasium']:.1f}x)",
-             "-"]
-        )  # fmt: skip
+        add("quality", f"{case['input']}: min PSNR, recorder defaults / gymnasium save_video",
+            "≥ gymnasium - 1 dB", f"{d['psnr_min']:.2f} / {g['psnr_min']:.2f} dB",
+            mark(case["met"]))  # fmt: skip
+        size = f"{d['kb_per_s']:.1f} / {g['kb_per_s']:.1f} ({d['size_vs_gymnasium']:.1f}x)"
+        add("quality", f"{case['input']}: kB per s of video, recorder defaults / gymnasium", "-",
+            size)  # fmt: skip
     return rows
 
 

@@ -62,15 +62,21 @@ def snapshot() -> tuple[float, int, int]:
     return bu.rss_mb(), bu.open_fds(), threading.active_count()
 
 
-def checkpoint(action: Callable[[], None], handles: list[Any], tally: Counter[str]) -> None:
-    """Run *action* (flush or close), count the failures it reports and each handle's outcome,
-    then let the handles go (holding 10,000 would itself grow the RSS being measured)."""
+def count_errors(action: Callable[[], None]) -> int:
+    """Run *action* (flush or close); the number of failed videos it reported."""
     try:
         action()
     except ExceptionGroup as group:
-        tally["reported"] += len(group.exceptions)
+        return len(group.exceptions)
     except OSError:
-        tally["reported"] += 1
+        return 1
+    return 0
+
+
+def checkpoint(action: Callable[[], None], handles: list[Any], tally: Counter[str]) -> None:
+    """Run *action* (flush or close), count the failures it reports and each handle's outcome,
+    then let the handles go (holding 10,000 would itself grow the RSS being measured)."""
+    tally["reported"] += count_errors(action)
     for h in handles:
         tally["unresolved"] += not h.done()  # flush() promises every clip is on disk
         exc = h.exception(timeout=60)

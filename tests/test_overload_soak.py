@@ -327,7 +327,7 @@ def test_soak_resources_are_flat_and_nothing_is_lost(
         # Bursts of `burst` episodes (a flush after each, as at a checkpoint) overflow this
         # budget: some clips are dropped, most are saved, and every 97th encoder fails.
         max_queue_bytes=200 * frames[0].nbytes,
-        encoder_factory=SometimesFailing(97),
+        encoder_factory=SometimesFailing,  # every 97th encoder fails
     )
     with rec:
         for e in range(episodes):
