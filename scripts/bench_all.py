@@ -134,6 +134,9 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
             mark(s.median <= 1.1))  # fmt: skip
         for r in [*others, *(r for r in every if r["kind"] == "peer")]:
             add("1", f"{short(r['label'])}: loop / render-only", "-", sp(r["loop_ratio"]).fmt(2))
+        busy = next(r for r in loop if r["label"].startswith("render only, an x264 encode"))
+        add("1", "reference: render only beside an x264 encode on the other CPU / render only",
+            "-", sp(busy["loop_ratio"]).fmt(2))  # fmt: skip
         sched = [r for r in loop if r["group"] == "schedule"]
         n = sp(next(r for r in sched if "noise" in r["label"])["sched_ratio"])
         s = sp(next(r for r in sched if r["kind"] == "recorder")["sched_ratio"])

@@ -16,6 +16,7 @@ import gc
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,7 +80,21 @@ def num(value: float | None, spec: str = ".0f") -> str:
 
 # -- the training loop (scenarios 1, 2 and 5) ---------------------------------------------------
 
-KINDS = {"render": "baseline", "gymnasium": "peer", "gymnasium-save": "peer"}  # else recorder
+KINDS = {"render": "baseline", "render-busy": "baseline", "gymnasium": "peer",
+         "gymnasium-save": "peer"}  # fmt: skip  # else recorder
+
+
+def x264_neighbour() -> subprocess.Popen[bytes]:
+    """An ffmpeg CLI x264 encode of its own test pattern (600x400, ultrafast, 1 thread, niced
+    as the recorder's encoder), every thread confined to one CPU: what any background encoder
+    costs a loop on the other CPU of this machine, whoever wrote the encoder."""
+    cmd = ["nice", "-n", "10", bu.ffmpeg_exe(), "-loglevel", "error", "-filter_threads", "1",
+           "-f", "lavfi", "-i", "testsrc2=size=600x400:rate=30", "-c:v", "libx264",
+           "-preset", "ultrafast", "-threads", "1", "-f", "null", "-"]  # fmt: skip
+    with bu.pinned_to_one_cpu():  # inherited by the child and all its threads
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    time.sleep(0.3)  # untimed: the encoder is up and busy before the loop starts
+    return proc
 
 
 @dataclass
@@ -107,6 +122,7 @@ class Loop:
         save = {"recorder-save": recorder.save_video, "gymnasium-save": gym_save.save_video}
         save_fn, schedule = save.get(way), trigger or recorder.capped_cubic_video_schedule
         env: Any = make_env()
+        neighbour = None
         if way == "recorder":
             env = recorder.wrappers.RecordVideo(
                 env, str(folder), episode_trigger=trigger, recorder_kwargs=kwargs or None
@@ -129,10 +145,12 @@ class Loop:
         def render() -> None:
             if save_fn:
                 frames.append(env.render())
-            elif way == "render" and schedule(episodes):
+            elif way.startswith("render") and schedule(episodes):
                 env.render()
 
         try:
+            if way == "render-busy":
+                neighbour = x264_neighbour()
             start, cpu_start = time.perf_counter(), time.thread_time()
             env.reset(seed=SEED)
             render()
@@ -148,7 +166,7 @@ class Loop:
                     render()
             wall, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
             run = SimpleNamespace(loop_s=wall, disk_s=wall, cpu_s=cpu, videos=0, expected=0)
-            if way == "render":
+            if way.startswith("render"):
                 return run
             end_episode()
             if way == "recorder-save":
@@ -170,6 +188,9 @@ class Loop:
             return run
         finally:
             env.close()  # idempotent; after an error, no worker thread left behind
+            if neighbour is not None:
+                neighbour.kill()
+                neighbour.wait()
             shutil.rmtree(folder.parent, ignore_errors=True)
             sys.setswitchinterval(default_switch)
 
@@ -189,10 +210,12 @@ def summary(x: bu.Variant, base: bu.Variant) -> dict[str, Any]:
 RENDER_ONLY = "render only (env.render() every step, discarded)"
 DEFAULT_RV = "recorder.wrappers.RecordVideo (defaults: 1 worker, 256 MiB)"
 GYM_RV = "gymnasium.wrappers.RecordVideo"
+BUSY_NEIGHBOUR = "render only, an x264 encode busy on the other CPU (ffmpeg CLI, reference)"
 RENDER_SCHED = "render only, scheduled episodes"
 LOOP_VARIANTS = {  # group: (label, way, recorder_kwargs); "schedule": the default schedule
     "every": (
         (RENDER_ONLY, "render", {}),
+        (BUSY_NEIGHBOUR, "render-busy", {}),
         (DEFAULT_RV, "recorder", {}),
         ("recorder RecordVideo, workers=2", "recorder", {"workers": 2}),
         ('recorder RecordVideo, encode_in="thread"', "recorder", {"encode_in": "thread"}),
@@ -285,6 +308,9 @@ def loop_report(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
         "full budget (the encoder behind the loop); the loop thread's own CPU time was "
         f"{cpu:.2f}x the render-only loop's (copies and hand-over: what remains when the encoder "
         "keeps up and a core is free for it).\n"
+        "- Reference: the render-only loop beside an x264 encode confined to the other CPU (no "
+        f"recorder) = {bu.sp(by[BUSY_NEIGHBOUR]['loop_ratio']).median:.2f}: what a busy encoder "
+        "costs this loop through the shared machine (caches, memory), whoever runs it.\n"
         f"- Scenario 2, time to disk / gymnasium RecordVideo's = {disk:.2f} (target ≤ "
         f"{DISK_TARGET}) {bu.mark(disk <= DISK_TARGET)}.\n"
         "- gymnasium.wrappers.RecordVideo: loop / render-only = "
@@ -500,13 +526,18 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     python = scenario_python(cfg, bench.tmp)
     bench.header(machine=f"; gymnasium {gym.__version__}")
     every, sched, verdicts = loop_report(loop["rows"])
+    videos = next(r for r in loop["rows"] if r["label"] == DEFAULT_RV)["expected"][0]
     bench.add(
         "## Scenarios 1 and 2: training-loop overhead and time to disk\n\n"
         f"{ENV_ID} `rgb_array` (600x400, 50 fps), {cfg.steps} steps of a seeded random policy "
         "(the same actions, episodes and frames for every variant), every episode recorded "
-        f"({loop['rows'][1]['expected'][0]} videos per run). *Loop s*: wall time from the "
+        f"({videos} videos per run). *Loop s*: wall time from the "
         "first `reset()` to the last `step()`; *render only*: the same loop calling "
-        "`env.render()` after the reset and every step, discarding the frame. *Time to disk*: "
+        "`env.render()` after the reset and every step, discarding the frame; *an x264 encode "
+        "busy on the other CPU*: the same while an ffmpeg CLI encodes a test pattern (x264 "
+        "ultrafast, 1 thread, niced like the recorder's encoder) confined to the other CPU: "
+        "what a busy encoder beside the loop costs on this machine, whoever wrote it. *Time to "
+        "disk*: "
         "loop + `env.close()` (wrappers) or saving the last, partial episode + flush (the "
         "`save_video` ways, given the frames the loop rendered at each episode end): every "
         "video a complete file. gymnasium's peers run with their defaults (moviepy, libx264 "

@@ -76,6 +76,7 @@ def test_bench_cartpole_quick(tmp_path: Path) -> None:
     labels = [r[0] for r in rows]
     for label in (
         "render only (env.render() every step, discarded)",
+        "render only, an x264 encode busy on the other CPU (ffmpeg CLI, reference)",
         "recorder.wrappers.RecordVideo (defaults: 1 worker, 256 MiB)",
         "gymnasium.wrappers.RecordVideo",
         "gymnasium.utils.save_video at episode end",
@@ -86,7 +87,7 @@ def test_bench_cartpole_quick(tmp_path: Path) -> None:
         assert label in labels
     assert "Scenario 1, recorder.wrappers.RecordVideo with its defaults" in text
     loop_rows = data["loop"]["rows"]
-    assert len(loop_rows) == 14
+    assert len(loop_rows) == 15
     for row in loop_rows:
         assert row["complete"], row  # every video the trigger asked for is on disk
         if row["kind"] == "recorder":
