@@ -279,6 +279,8 @@ PLAY_AND_READ = (
   const seeked = wait(["seeked", "error"]);
   video.currentTime = seekTo;
   await seeked;
+  // The frame drawn can lag "seeked" under load (seen once with a webm): two painted frames.
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => requestAnimationFrame(resolve));
   const canvas = document.createElement("canvas");
   canvas.width = video.videoWidth;
   canvas.height = video.videoHeight;
