@@ -587,7 +587,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         f"{cfg.py_rounds} rounds, interleaved; medians (min-max).\n\n" + python_table(python)
     )
     bench.footer()
-    return {"loop": loop, "rss": rss, "python": python, "quick": bench.args.quick}
+    return {"loop": loop, "rss": rss, "python": python}
 
 
 if __name__ == "__main__":

@@ -510,7 +510,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         )
     )
     bench.footer()
-    return {"latency": latency, "rss": rss, "keep": keep, "quick": quick}
+    return {"latency": latency, "rss": rss, "keep": keep}
 
 
 if __name__ == "__main__":

@@ -253,7 +253,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         "clips: its `int(n / fps * fps)` rounding, a known moviepy bug).\n\n" + tables(results)
     )
     bench.footer()
-    return {"encode": results, "quick": bench.args.quick}
+    return {"encode": results}
 
 
 if __name__ == "__main__":

@@ -253,7 +253,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         + report(results)
     )
     bench.footer()
-    return {"quality": results, "quick": bench.args.quick}
+    return {"quality": results}
 
 
 if __name__ == "__main__":
