@@ -15,6 +15,7 @@ from recorder._results import ClipHandle, ClipKind
 
 if TYPE_CHECKING:
     from recorder._encoder import Encoder
+    from recorder._lane import Lane
 
 
 class Item:
@@ -74,6 +75,7 @@ class Clip:
     ready: bool = False
     finished: bool = False
     published: bool = False  # renamed to its final name: too late to drop
+    lane: Lane | None = None  # blocks reserved for its next frames (recorder._lane)
     # The owning worker's state:
     frame_format: FrameFormat | None = None
     encoder: Encoder | None = None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from recorder._clip import Clip
 from recorder._frames import FrameFormat, Image, as_image, format_of, image_and_format
+from recorder._lane import _U8, Lane, _ndarray, put
 from recorder._results import ClipHandle, ClipKind, RecorderClosedError
 from recorder._validate import Trigger, check_index, shape_changed
 
@@ -85,6 +86,8 @@ class Episode:
         self._clips: list[Clip] = []  # every clip started
         self._format: FrameFormat | None = None
         self._closed = False
+        # The sole open clip's lane, when no step clip can start: the append fast path.
+        self._lane: Lane | None = None
 
     @property
     def handles(self) -> list[ClipHandle]:
@@ -128,6 +131,16 @@ class Episode:
         """
         if not callable(render):
             raise TypeError(f"offer() takes a callable that renders a frame, got {render!r}")
+        lane = self._lane
+        if lane is not None and lane.spare:  # a hint (put() checks again): a clip wants it
+            frame = render()
+            if put(lane, frame):
+                self._k += 1
+                self._answer = None
+            else:
+                self._check_open()
+                self._append_image(*image_and_format(frame))
+            return True
         self._check_open()
         if not self._wants():
             self._skip()
@@ -144,6 +157,26 @@ class Episode:
             QueueFullError: ``on_full="raise"`` and the budget is full.
             RecorderClosedError: the episode or the recorder is closed.
         """
+        lane = self._lane  # recorder._lane.put(lane, frame), inlined
+        if (
+            lane is not None
+            and type(frame) is _ndarray
+            and frame.dtype is _U8
+            and frame.shape == lane.shape
+        ):
+            try:
+                source = frame.data.cast("B")
+                block, view = lane.spare.pop()
+            except (TypeError, IndexError):
+                pass
+            else:
+                view[:] = source
+                lane.out.append(block)
+                if lane.spent or not lane.spare:
+                    lane.queue._settle(lane)
+                self._k += 1
+                self._answer = None
+                return
         self._check_open()
         self._append_image(*image_and_format(frame))
 
@@ -207,7 +240,9 @@ class Episode:
         self._step_wanted = None
         self._answer = None
         if self._open:
-            self._open = self._rec._admit(image, fmt, self._open)
+            sole = len(self._open) == 1 and self._plan.step_trigger is None
+            self._open = self._rec._admit(image, fmt, self._open, lane=sole)
+            self._lane = self._open[0].lane if sole and self._open else None
 
     def _step_fires(self) -> bool:
         if self._step_wanted is None:

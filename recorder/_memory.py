@@ -3,7 +3,8 @@
 Not thread-safe by itself: every method runs under the queue's lock, which the memory shares
 (its prefault loop takes it for itself). Invariants, under that lock:
 
-* ``queued_bytes`` is the size of the frames not yet released; it never exceeds ``max_bytes``,
+* ``queued_bytes`` is the size of the frames not yet released, and of the blocks reserved for
+  lanes (``reserved``, see :mod:`recorder._lane`); it never exceeds ``max_bytes``,
   except by a single frame larger than the whole budget, given its own buffer when nothing
   else is queued. Every other frame is a block of ``arena``.
 * ``[0, prefaulted)`` of the arena is faulted in; the prefault thread moves it ahead of
@@ -31,6 +32,8 @@ class FrameMemory:
         self.arena = Arena(arena_size(max_bytes))
         self.queued_bytes = 0
         self.peak_queued_bytes = 0
+        #: of queued_bytes, blocks reserved for lanes and not holding a frame yet.
+        self.reserved = 0
         # The prefault thread waiting for the queue to near the arena memory faulted in.
         self._low_stock = threading.Condition(lock)
         self.prefaulted = 0  # arena bytes [0, prefaulted) are faulted in
@@ -65,7 +68,7 @@ class FrameMemory:
 
     def _charge(self, nbytes: int) -> None:
         self.queued_bytes += nbytes
-        self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)
+        self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes - self.reserved)
 
     def release(self, buffer: Image, nbytes: int) -> None:
         """Give back the block of one frame (uncharged from the budget)."""

@@ -64,16 +64,21 @@ class ClipQueue(WorkerSide):
         rename()
         return True
 
-    def admit(self, image: Image, fmt: FrameFormat, clips: Iterable[Clip]) -> list[Clip]:
+    def admit(
+        self, image: Image, fmt: FrameFormat, clips: Iterable[Clip], *, lane: bool = False
+    ) -> list[Clip]:
         """Copy *image* once into the queue for every accepting clip in *clips*.
 
         Applies the on_full policy when the budget is exhausted. Ends clips that reach their
-        length. Returns the clips of *clips* still accepting frames afterwards.
+        length. Returns the clips of *clips* still accepting frames afterwards. With *lane*
+        (the caller feeds one clip and will :func:`~recorder._lane.put` its next frames),
+        a sole target clip gets a lane if it has none.
         """
         if self._closed:
             self._check_usable()
         with self._lock:
             self._check_usable()
+            self._sync()  # the lanes' frames come first
             targets = [c for c in clips if c.accepting]
             if not targets:
                 return targets
@@ -99,18 +104,12 @@ class ClipQueue(WorkerSide):
                 clip.enqueued += 1
                 if clip.frames >= clip.limit:
                     self._end(clip)
-                if not (clip.owned or clip.ready) and (
-                    clip.ended
-                    or len(clip.items) >= QUANTUM
-                    or clip.processed == 0  # its first frames: open the file, fail early
-                    or self._waiters
-                    or 2 * self.memory.queued_bytes >= self.max_bytes
-                ):
-                    # A worker is woken for a batch, not for every frame: each wake-up is a
-                    # GIL hand-over that the training thread pays for.
+                if self._worth_waking(clip):
                     self._schedule(clip)
             self.counts.frames_submitted += 1
             self.counts.queued_frames += 1
+            if lane and len(targets) == 1 and image.shape == fmt.shape:
+                self._open_lane(targets[0], fmt)
             return [c for c in targets if not c.ended]
 
     def _reserve(self, fmt: FrameFormat, targets: list[Clip]) -> Image | None:
@@ -120,6 +119,9 @@ class ClipQueue(WorkerSide):
             buffer = self.memory.alloc(fmt)
             if buffer is not None:
                 return buffer
+            if self._lanes:
+                self._reclaim()  # blocks reserved for other frames: this one needs them now
+                continue
             if self.on_full == "block":
                 self._wait_for(self._not_full, None)
                 self._check_usable()
@@ -155,6 +157,7 @@ class ClipQueue(WorkerSide):
         if self.forked:
             return  # the parent finishes its clips
         with self._lock:
+            self._sync()
             if clip.accepting:
                 self._end(clip)
                 self._schedule(clip)
@@ -172,6 +175,7 @@ class ClipQueue(WorkerSide):
     def snapshot(self) -> list[tuple[Clip, int]]:
         """What "everything so far" means for :meth:`wait`: each live clip's work enqueued."""
         with self._lock:
+            self._sync()
             return [(c, c.enqueued) for c in self._live]
 
     def wait(
@@ -188,6 +192,7 @@ class ClipQueue(WorkerSide):
         is set (then :meth:`wake` makes it notice at once).
         """
         with self._lock:
+            self._sync()
             if targets is None:
                 targets = [(c, c.enqueued) for c in self._live]
             while True:
@@ -220,6 +225,7 @@ class ClipQueue(WorkerSide):
     def wait_for_room(self, nbytes: int, stop: threading.Event | None = None) -> None:
         """Wait until a frame of *nbytes* fits, the queue closes or breaks, or *stop* is set."""
         with self._lock:
+            self._reclaim()
             while not (
                 (stop is not None and stop.is_set())
                 or self._closed
@@ -245,11 +251,15 @@ class ClipQueue(WorkerSide):
         held it at fork time)."""
         self.forked = True
         self._closed = True
+        for lane in self._lanes:  # their blocks are the parent's, in memory it shares
+            lane.spent = True
+            lane.spare.clear()
 
     def close(self) -> None:
         """Refuse new clips and frames."""
         with self._lock:
             self._closed = True
+            self._reclaim()
             self._not_full.notify_all()
 
     @property
@@ -260,6 +270,7 @@ class ClipQueue(WorkerSide):
     def drop_all(self, reason: str) -> None:
         """Drop every live clip (fast close)."""
         with self._lock:
+            self._reclaim()
             for clip in list(self._live):
                 self._drop(clip, reason)
             self._not_full.notify_all()
@@ -267,7 +278,9 @@ class ClipQueue(WorkerSide):
     def stats(self) -> RecorderStats:
         """A consistent snapshot of the counters."""
         with self._lock:
+            self._sync()
             memory = self.memory
+            queued = memory.queued_bytes - memory.reserved
             return self.counts.snapshot(
-                memory.queued_bytes, memory.peak_queued_bytes, self.max_bytes, memory.pooled_bytes()
+                queued, memory.peak_queued_bytes, self.max_bytes, memory.pooled_bytes()
             )

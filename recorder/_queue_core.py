@@ -15,6 +15,9 @@ Invariants of the queue, all under ``_lock``:
 * A clip is in ``_ready`` iff ``clip.ready``; a ready clip is owned by no worker; only the
   owning worker touches a clip's encoder.
 * ``clip.enqueued - clip.processed`` work units are still to be done for a live clip.
+* A clip has at most one :class:`~recorder._lane.Lane`, in ``_lanes`` until it is spent; its
+  frames are counted into the clip (:meth:`_sync`) before anything reads or changes the
+  clips' state, and its reserved blocks are charged to the budget (``memory.reserved``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Literal
 
 from recorder._clip import END, Clip, Item
 from recorder._counters import Counters
+from recorder._frames import FrameFormat
+from recorder._lane import Lane
 from recorder._memory import FrameMemory
 from recorder._results import RecorderClosedError
 
@@ -70,6 +75,7 @@ class QueueCore:
         self._stopping = False  # workers exit once nothing is ready
         self.broken: BaseException | None = None  # set when no worker is left alive
         self.counts = Counters()
+        self._lanes: set[Lane] = set()
 
     def _check_usable(self) -> None:
         if self._closed:
@@ -86,8 +92,9 @@ class QueueCore:
             self.memory.release(item.buffer, item.nbytes)
             self._not_full.notify_all()
 
-    @staticmethod
-    def _end(clip: Clip) -> None:
+    def _end(self, clip: Clip) -> None:
+        if clip.lane is not None:
+            self._dissolve(clip.lane)
         clip.ended = True
         clip.items.append(END)
         clip.enqueued += 1
@@ -97,6 +104,8 @@ class QueueCore:
     def _drop(self, clip: Clip, reason: str) -> None:
         if clip.finished or clip.published or clip.drop_reason is not None or clip.failed:
             return
+        if clip.lane is not None:
+            self._dissolve(clip.lane)  # its frames are the clip's, dropped with it
         clip.drop_reason = reason
         self._discard_items(clip)
         self._schedule(clip)
@@ -120,6 +129,123 @@ class QueueCore:
             condition.wait(timeout)
         finally:
             self._waiters -= 1
+
+    def _worth_waking(self, clip: Clip) -> bool:
+        # A worker is woken for a batch, not for every frame: each wake-up is a GIL
+        # hand-over that the training thread pays for.
+        return not (clip.owned or clip.ready) and (
+            clip.ended
+            or len(clip.items) >= QUANTUM
+            or clip.processed == 0  # its first frames: open the file, fail early
+            or self._waiters > 0
+            or 2 * self.memory.queued_bytes >= self.max_bytes
+        )
+
+    # -- lanes (recorder._lane) ----------------------------------------------------------------
+
+    def _open_lane(self, clip: Clip, fmt: FrameFormat) -> None:
+        """Give *clip* a lane for its next frames of *fmt*, if the budget has blocks for it."""
+        if clip.lane is None and clip.accepting and not self._closed:
+            clip.lane = lane = Lane(self, clip, fmt)
+            self._lanes.add(lane)
+            self._refill(lane)
+
+    def _settle(self, lane: Lane) -> None:
+        """The producer's call when *lane* ran out of blocks or was spent meanwhile."""
+        with self._lock:
+            if not lane.spent:
+                self._refill(lane)
+            elif self._drain(lane) and self._closed:
+                # Spent by close() on another thread while this frame was being copied.
+                self._check_usable()
+
+    def _refill(self, lane: Lane) -> None:
+        """Count the lane's frames into its clip and reserve its next blocks (spent if none)."""
+        self._drain(lane)
+        clip, fmt, memory = lane.clip, lane.fmt, self.memory
+        # Never the clip's last frame (the full path ends the clip); a small share of a small
+        # budget, so that producers of other clips rarely wait for a lane's blocks.
+        want = min(QUANTUM, clip.limit - 1 - clip.frames, self.max_bytes // fmt.nbytes // 8)
+        if not clip.accepting or self._closed or self.broken is not None:
+            want = 0
+        while len(lane.spare) < want:
+            memory.reserved += fmt.nbytes
+            block = memory.alloc(fmt)
+            if block is None:
+                memory.reserved -= fmt.nbytes
+                break
+            lane.spare.append((block, block.data.cast("B")))
+        if not lane.spare:
+            self._dissolve(lane)
+
+    def _drain(self, lane: Lane) -> int:
+        """Count the frames copied into *lane* into its clip, as :meth:`admit` would have;
+        the number of them dropped (their clip no longer accepting)."""
+        out = lane.out
+        n = len(out)  # the producer may append more meanwhile: the next drain's
+        if not n:
+            return 0
+        blocks = [out.popleft() for _ in range(n)]
+        clip, nbytes, memory, counts = lane.clip, lane.fmt.nbytes, self.memory, self.counts
+        memory.reserved -= n * nbytes  # each came from the lane's reserved spares
+        memory.peak_queued_bytes = max(
+            memory.peak_queued_bytes, memory.queued_bytes - memory.reserved
+        )
+        counts.frames_submitted += n
+        if not clip.accepting:  # failed, dropped or ended meanwhile: its frames go with it
+            counts.frames_dropped += n
+            for block in blocks:
+                memory.release(block, nbytes)
+            self._not_full.notify_all()
+            return n
+        if clip.frame_format is None:
+            clip.frame_format = lane.fmt
+        for block in blocks:
+            item = Item(block, nbytes)
+            item.refs = 1
+            clip.items.append(item)
+        clip.frames += n
+        clip.enqueued += n
+        counts.queued_frames += n
+        if clip.frames >= clip.limit:
+            self._end(clip)
+        if self._worth_waking(clip):
+            self._schedule(clip)
+        return 0
+
+    def _dissolve(self, lane: Lane) -> None:
+        """Spend *lane*: count its frames, give its reserved blocks back to the budget."""
+        lane.spent = True  # first: the producer settles any frame it copies from here on
+        self._drain(lane)
+        nbytes, memory, spare = lane.fmt.nbytes, self.memory, lane.spare
+        freed = False
+        while True:
+            try:
+                block, _ = spare.pop()  # the producer may pop one concurrently
+            except IndexError:
+                break
+            memory.reserved -= nbytes
+            memory.release(block, nbytes)
+            freed = True
+        # A block the producer popped just now stays reserved until its frame is drained.
+        if freed:
+            self._not_full.notify_all()
+        self._lanes.discard(lane)
+        if lane.clip.lane is lane:
+            lane.clip.lane = None
+
+    def _sync(self) -> None:
+        """Count every lane's frames into its clip: before reading or changing clip state."""
+        for lane in list(self._lanes):
+            if lane.clip.accepting:
+                self._drain(lane)
+            else:  # failed or dropped: nothing more to reserve for
+                self._dissolve(lane)
+
+    def _reclaim(self) -> None:
+        """Spend every lane: its reserved blocks go back to the budget (someone needs room)."""
+        for lane in list(self._lanes):
+            self._dissolve(lane)
 
     def _schedule(self, clip: Clip) -> None:
         if not (clip.owned or clip.ready or clip.finished) and self._has_work(clip):

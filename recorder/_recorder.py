@@ -121,9 +121,14 @@ class _ClipService:
         self._queue.open_clip(clip)
         return clip
 
-    def _admit(self, image: Image, fmt: FrameFormat, clips: Sequence[Clip]) -> list[Clip]:
-        """Queue the validated *image* for *clips* (on_full applies); the clips still accepting."""
-        return self._queue.admit(image, fmt, clips)
+    def _admit(
+        self, image: Image, fmt: FrameFormat, clips: Sequence[Clip], *, lane: bool = False
+    ) -> list[Clip]:
+        """Queue the validated *image* for *clips* (on_full applies); the clips still accepting.
+
+        *lane*: give a sole clip a lane for the caller's next frames (see recorder._lane).
+        """
+        return self._queue.admit(image, fmt, clips, lane=lane)
 
     def _append_frame(self, clips: Sequence[Clip], frame: Any) -> None:
         """Validate *frame* and queue it once for every clip in *clips* still accepting."""
@@ -132,7 +137,7 @@ class _ClipService:
             known = clip.frame_format
             if known is not None and known is not fmt and known != fmt:
                 raise shape_changed(clip.name, known, fmt)
-        self._queue.admit(image, fmt, clips)
+        self._queue.admit(image, fmt, clips, lane=len(clips) == 1)
 
     def _end_clip(self, clip: Clip) -> None:
         """No more frames for *clip*; it is finished in the background."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from gymnasium import logger as gym_logger
 
+from recorder._lane import Lane, put
 from recorder._queue import Clip
 from recorder._recorder import Recorder, check_name_prefix
 from recorder._results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
@@ -178,6 +179,7 @@ class Track:
         "_first_step",
         "_index",
         "_kind",
+        "_lane",
         "_metadata",
         "frames",
         "name",
@@ -196,6 +198,7 @@ class Track:
         self._first_step: int | None = None
         self._metadata: dict[str, Any] | None = None
         self._clip: Clip | None = None
+        self._lane: Lane | None = None  # the clip's lane: the append fast path
 
     def start(
         self,
@@ -235,6 +238,7 @@ class Track:
         if self._clip is not None:
             self.sink.recorder._end_clip(self._clip)
         self._clip = None
+        self._lane = None
         self.frames = 0
         self.recording = False
         self.name = None
@@ -261,6 +265,10 @@ class Track:
     def add(self, frame: Any) -> None:
         """Capture *frame* into the current clip (validated and copied now)."""
         assert self.recording, "Cannot capture a frame, recording wasn't started."
+        lane = self._lane
+        if lane is not None and put(lane, frame):
+            self.frames += 1
+            return
         if self._clip is not None and self.sink.stale:
             self.frames += 1  # the parent's clip (see wants_frame)
             return
@@ -270,6 +278,7 @@ class Track:
                 self.name, self._kind, self._index, self._episode, self._first_step, self._metadata
             )
         self.sink.recorder._append_frame([self._clip], frame)
+        self._lane = self._clip.lane
         self.frames += 1
 
     def skip(self) -> None:
