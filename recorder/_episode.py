@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from recorder._clip import Clip
 from recorder._frames import FrameFormat, Image, as_image, format_of, image_and_format
-from recorder._lane import _U8, Lane, _ndarray, put
+from recorder._lane import NDARRAY, UINT8, Lane, put
 from recorder._results import ClipHandle, ClipKind, RecorderClosedError
 from recorder._validate import Trigger, check_index, shape_changed
 
@@ -160,8 +160,8 @@ class Episode:
         lane = self._lane  # recorder._lane.put(lane, frame), inlined
         if (
             lane is not None
-            and type(frame) is _ndarray
-            and frame.dtype is _U8
+            and type(frame) is NDARRAY
+            and frame.dtype is UINT8
             and frame.shape == lane.shape
         ):
             try:

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from recorder._clip import Clip
     from recorder._queue_core import QueueCore
 
-_ndarray = np.ndarray
-_U8 = np.dtype(np.uint8)
+#: what the fast path takes (anything else takes the full path, which validates).
+NDARRAY = np.ndarray
+UINT8 = np.dtype(np.uint8)
 
 
 class Lane:
@@ -54,7 +55,7 @@ def put(lane: Lane, frame: Any) -> bool:
     shape, or a spent lane: the caller then takes the full path, which validates and raises.
     ``Episode.append`` inlines this (a call costs ~2 µs right after a render).
     """
-    if type(frame) is not _ndarray or frame.dtype is not _U8 or frame.shape != lane.shape:
+    if type(frame) is not NDARRAY or frame.dtype is not UINT8 or frame.shape != lane.shape:
         return False
     try:
         source = frame.data.cast("B")  # TypeError: not C-contiguous

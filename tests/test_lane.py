@@ -20,72 +20,80 @@ from recorder import QueueFullError, RecorderClosedError
 
 def test_frames_on_the_fast_path_are_encoded_in_order(tmp_path: Path) -> None:
     frames = [painted(i) for i in range(40)]
-    with recorder.Recorder(tmp_path, fps=10, episode_trigger=always) as rec:
-        with rec.episode(0) as ep:
-            for frame in frames:
-                ep.append(frame)
-            lane = ep._lane
-            assert lane is not None and not lane.spent  # the path under test was taken
+    with recorder.Recorder(tmp_path, fps=10, episode_trigger=always) as rec, rec.episode(0) as ep:
+        for frame in frames:
+            ep.append(frame)
+        lane = ep._lane
+        assert lane is not None
+        assert not lane.spent
     decoded = decode(tmp_path / "rl-video-episode-0.mp4")
     assert [read_index(f) for f in decoded.frames] == list(range(40))
 
 
 def test_stats_and_flush_count_the_lane_frames(tmp_path: Path) -> None:
     fake = FakeEncoders()
-    with recorder.Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
-        with rec.episode(0) as ep:
-            for i in range(5):  # fewer than a lane's blocks: all still in the lane
-                ep.append(flat(i))
-            stats = rec.stats()
-            assert stats.frames_submitted == 5
-            # Reserved blocks hold no frame: neither queued nor at the peak.
-            assert stats.queued_bytes <= 5 * FRAME
-            assert stats.peak_queued_bytes <= 5 * FRAME
-            rec.flush()
-            assert fake.made[0].frames == [0, 1, 2, 3, 4]
-            assert rec.stats().queued_bytes == 0
+    with (
+        recorder.Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec,
+        rec.episode(0) as ep,
+    ):
+        for i in range(5):  # fewer than a lane's blocks: all still in the lane
+            ep.append(flat(i))
+        stats = rec.stats()
+        assert stats.frames_submitted == 5
+        # Reserved blocks hold no frame: neither queued nor at the peak.
+        assert stats.queued_bytes <= 5 * FRAME
+        assert stats.peak_queued_bytes <= 5 * FRAME
+        rec.flush()
+        assert fake.made[0].frames == [0, 1, 2, 3, 4]
+        assert rec.stats().queued_bytes == 0
     assert rec.stats().frames_encoded == 5
 
 
 @pytest.mark.parametrize("length", [2, 9, 20])
 def test_video_length_is_exact(tmp_path: Path, length: int) -> None:
     fake = FakeEncoders()
-    with recorder.Recorder(
-        tmp_path, episode_trigger=always, video_length=length, encoder_factory=fake
-    ) as rec:
-        with rec.episode(0) as ep:
-            for i in range(30):
-                if ep.wants_frame:
-                    ep.append(flat(i))
+    with (
+        recorder.Recorder(
+            tmp_path, episode_trigger=always, video_length=length, encoder_factory=fake
+        ) as rec,
+        rec.episode(0) as ep,
+    ):
+        for i in range(30):
+            if ep.wants_frame:
+                ep.append(flat(i))
     assert fake.plan() == {"rl-video-episode-0": list(range(length))}
 
 
 def test_bad_frames_are_refused_on_the_fast_path_too(tmp_path: Path) -> None:
     fake = FakeEncoders()
-    with recorder.Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
-        with rec.episode(0) as ep:
-            ep.append(flat(1))
-            ep.append(flat(2))
-            assert ep._lane is not None
-            with pytest.raises(ValueError, match="shape changed"):
-                ep.append(flat(3, height=10))
-            with pytest.raises(TypeError):
-                ep.append(np.zeros((8, 8, 3), np.float32))
-            # A view that is not C-contiguous takes the full path, and is recorded whole.
-            ep.append(np.full((8, 16, 3), 4, np.uint8)[:, ::2])
-            ep.append(np.asfortranarray(flat(5)))
-            ep.append(flat(6).tolist())
+    with (
+        recorder.Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec,
+        rec.episode(0) as ep,
+    ):
+        ep.append(flat(1))
+        ep.append(flat(2))
+        assert ep._lane is not None
+        with pytest.raises(ValueError, match="shape changed"):
+            ep.append(flat(3, height=10))
+        with pytest.raises(TypeError):
+            ep.append(np.zeros((8, 8, 3), np.float32))
+        # A view that is not C-contiguous takes the full path, and is recorded whole.
+        ep.append(np.full((8, 16, 3), 4, np.uint8)[:, ::2])
+        ep.append(np.asfortranarray(flat(5)))
+        ep.append(flat(6).tolist())
     assert fake.made[0].frames == [1, 2, 4, 5, 6]
 
 
 def test_a_reused_buffer_is_copied_at_each_append(tmp_path: Path) -> None:
     fake = FakeEncoders()
     buffer = flat(0)
-    with recorder.Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
-        with rec.episode(0) as ep:
-            for i in range(30):
-                buffer[...] = i  # the natural mistake: one render buffer, rewritten
-                ep.append(buffer)
+    with (
+        recorder.Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec,
+        rec.episode(0) as ep,
+    ):
+        for i in range(30):
+            buffer[...] = i  # the natural mistake: one render buffer, rewritten
+            ep.append(buffer)
     assert fake.made[0].frames == list(range(30))
 
 
@@ -97,7 +105,8 @@ def test_reserved_blocks_never_make_another_clip_drop(tmp_path: Path, on_full: s
         a = rec.episode(0)
         a.append(flat(0))
         a.append(flat(0))
-        assert a._lane is not None and a._lane.spare  # blocks reserved, gate closed
+        assert a._lane is not None
+        assert a._lane.spare
         b = rec.episode(1)
         appended = 0
         try:
