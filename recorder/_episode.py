@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from recorder._clip import Clip
 from recorder._frames import FrameFormat, Image, as_image, format_of, image_and_format
-from recorder._lane import NDARRAY, UINT8, Lane, put
+from recorder._lane import Lane, put, suits
 from recorder._results import ClipHandle, ClipKind, RecorderClosedError
 from recorder._validate import Trigger, check_index, shape_changed
 
@@ -139,14 +139,16 @@ class Episode:
                 self._answer = None
             else:
                 self._check_open()
-                self._append_image(*image_and_format(frame))
+                image, fmt = image_and_format(frame)
+                self._append_image(image, fmt, lane=image is frame)
             return True
         self._check_open()
         if not self._wants():
             self._skip()
             return False
-        image = as_image(render())
-        self._append_image(image, format_of(image))
+        frame = render()
+        image = as_image(frame)
+        self._append_image(image, format_of(image), lane=image is frame)
         return True
 
     def append(self, frame: Any) -> None:
@@ -157,28 +159,14 @@ class Episode:
             QueueFullError: ``on_full="raise"`` and the budget is full.
             RecorderClosedError: the episode or the recorder is closed.
         """
-        lane = self._lane  # recorder._lane.put(lane, frame), inlined
-        if (
-            lane is not None
-            and type(frame) is NDARRAY
-            and frame.dtype is UINT8
-            and frame.shape == lane.shape
-        ):
-            try:
-                source = frame.data.cast("B")
-                block, view = lane.spare.pop()
-            except (TypeError, IndexError):
-                pass
-            else:
-                view[:] = source
-                lane.out.append(block)
-                if lane.spent or not lane.spare:
-                    lane.queue._settle(lane)
-                self._k += 1
-                self._answer = None
-                return
+        lane = self._lane
+        if lane is not None and put(lane, frame):
+            self._k += 1
+            self._answer = None
+            return
         self._check_open()
-        self._append_image(*image_and_format(frame))
+        image, fmt = image_and_format(frame)
+        self._append_image(image, fmt, lane=image is frame)
 
     def skip(self) -> None:
         """Advance past a frame that was not rendered (when :attr:`wants_frame` is False)."""
@@ -223,7 +211,9 @@ class Episode:
         self._k += 1
         self._open = [c for c in self._open if c.accepting]
 
-    def _append_image(self, image: Image, fmt: FrameFormat) -> None:
+    def _append_image(self, image: Image, fmt: FrameFormat, *, lane: bool = False) -> None:
+        """Add a validated frame. *lane*: *image* is the caller's own array, so a lane could
+        take the next ones (see :func:`~recorder._lane.suits`)."""
         # The training thread's hot path: every line here costs each recorded frame.
         if fmt is not self._format:
             if self._format is None:
@@ -241,6 +231,7 @@ class Episode:
         self._answer = None
         if self._open:
             sole = len(self._open) == 1 and self._plan.step_trigger is None
+            sole = sole and lane and suits(image, fmt)
             self._open = self._rec._admit(image, fmt, self._open, lane=sole)
             self._lane = self._open[0].lane if sole and self._open else None
 
@@ -270,6 +261,7 @@ class Episode:
     def _abort(self, reason: str) -> None:
         """Drop every clip this episode started (the files are discarded)."""
         self._closed = True
+        self._lane = None
         for clip in self._clips:
             self._rec._drop_clip(clip, reason)
         self._open = []
@@ -291,6 +283,7 @@ class Episode:
         if self._closed:
             return
         self._closed = True
+        self._lane = None
         for clip in self._open:
             self._rec._end_clip(clip)
         self._open = []

@@ -48,12 +48,16 @@ class Lane:
         self.spent = False
 
 
+def suits(image: Image, fmt: FrameFormat) -> bool:
+    """Whether :func:`put` takes frames like *image* (the caller's own array) for *fmt*."""
+    return type(image) is NDARRAY and image.shape == fmt.shape and image.flags.c_contiguous
+
+
 def put(lane: Lane, frame: Any) -> bool:
     """Copy *frame* into *lane*'s next block: the whole append, when it returns True.
 
     False, with nothing done, for anything but a C-contiguous uint8 ndarray of the clip's
     shape, or a spent lane: the caller then takes the full path, which validates and raises.
-    ``Episode.append`` inlines this (a call costs ~2 µs right after a render).
     """
     if type(frame) is not NDARRAY or frame.dtype is not UINT8 or frame.shape != lane.shape:
         return False
@@ -62,9 +66,13 @@ def put(lane: Lane, frame: Any) -> bool:
         block, view = lane.spare.pop()  # IndexError: none left
     except (TypeError, IndexError):
         return False
-    # A memoryview copy keeps the GIL (see copy_into): no worker cuts in mid-append.
-    view[:] = source
-    lane.out.append(block)
+    try:
+        # A memoryview copy keeps the GIL (see copy_into): no worker cuts in mid-append.
+        view[:] = source
+        lane.out.append(block)
+    except BaseException:  # KeyboardInterrupt: the block must not be lost to the budget
+        lane.queue._give_back(lane, block, view)
+        raise
     if lane.spent or not lane.spare:
         lane.queue._settle(lane)
     return True

@@ -78,7 +78,7 @@ class FrameMemory:
 
     def fits(self, nbytes: int) -> bool:
         """Whether a frame of *nbytes* would get a block now (a hint: read without the lock)."""
-        queued = self.queued_bytes
+        queued = self.queued_bytes - self.reserved  # a producer short of room reclaims those
         return queued == 0 or queued + nbytes <= self.max_bytes
 
     def prefault(self) -> None:

@@ -80,6 +80,9 @@ class ClipQueue(WorkerSide):
             self._check_usable()
             self._sync()  # the lanes' frames come first
             targets = [c for c in clips if c.accepting]
+            for clip in targets:
+                if clip.lane is not None:  # a frame its lane could not take: no more lane
+                    self._dissolve(clip.lane)  # (its blocks were counted against the length)
             if not targets:
                 return targets
             buffer = self._reserve(fmt, targets)
@@ -108,7 +111,7 @@ class ClipQueue(WorkerSide):
                     self._schedule(clip)
             self.counts.frames_submitted += 1
             self.counts.queued_frames += 1
-            if lane and len(targets) == 1 and image.shape == fmt.shape:
+            if lane and len(targets) == 1:
                 self._open_lane(targets[0], fmt)
             return [c for c in targets if not c.ended]
 

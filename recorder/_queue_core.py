@@ -31,7 +31,7 @@ from typing import Literal
 
 from recorder._clip import END, Clip, Item
 from recorder._counters import Counters
-from recorder._frames import FrameFormat
+from recorder._frames import FrameFormat, Image
 from recorder._lane import Lane
 from recorder._memory import FrameMemory
 from recorder._results import RecorderClosedError
@@ -88,6 +88,8 @@ class QueueCore:
     def _unref(self, item: Item) -> None:
         item.refs -= 1
         if item.refs == 0:
+            if self._lanes:
+                self._note_peak()  # frames a lane holds are real: a peak is just before a release
             self.counts.queued_frames -= 1
             self.memory.release(item.buffer, item.nbytes)
             self._not_full.notify_all()
@@ -102,10 +104,10 @@ class QueueCore:
             clip.metadata = dict(clip.metadata)  # what the caller had set when the clip ended
 
     def _drop(self, clip: Clip, reason: str) -> None:
-        if clip.finished or clip.published or clip.drop_reason is not None or clip.failed:
-            return
         if clip.lane is not None:
             self._dissolve(clip.lane)  # its frames are the clip's, dropped with it
+        if clip.finished or clip.published or clip.drop_reason is not None or clip.failed:
+            return
         clip.drop_reason = reason
         self._discard_items(clip)
         self._schedule(clip)
@@ -188,9 +190,7 @@ class QueueCore:
         blocks = [out.popleft() for _ in range(n)]
         clip, nbytes, memory, counts = lane.clip, lane.fmt.nbytes, self.memory, self.counts
         memory.reserved -= n * nbytes  # each came from the lane's reserved spares
-        memory.peak_queued_bytes = max(
-            memory.peak_queued_bytes, memory.queued_bytes - memory.reserved
-        )
+        self._note_peak()
         counts.frames_submitted += n
         if not clip.accepting:  # failed, dropped or ended meanwhile: its frames go with it
             counts.frames_dropped += n
@@ -233,6 +233,25 @@ class QueueCore:
         self._lanes.discard(lane)
         if lane.clip.lane is lane:
             lane.clip.lane = None
+
+    def _note_peak(self) -> None:
+        """Update the peak with the frames in the budget now, those in lanes included."""
+        memory = self.memory
+        frames = memory.queued_bytes - memory.reserved
+        frames += sum(len(lane.out) * lane.fmt.nbytes for lane in self._lanes)
+        memory.peak_queued_bytes = max(memory.peak_queued_bytes, frames)
+
+    def _give_back(self, lane: Lane, block: Image, view: memoryview) -> None:
+        """*block*, popped by a producer interrupted before it queued the frame, back."""
+        with self._lock:
+            if any(b is block for b in lane.out):
+                return  # queued after all: drained like the others
+            if lane.spent:
+                self.memory.reserved -= lane.fmt.nbytes
+                self.memory.release(block, lane.fmt.nbytes)
+                self._not_full.notify_all()
+            else:
+                lane.spare.append((block, view))
 
     def _sync(self) -> None:
         """Count every lane's frames into its clip: before reading or changing clip state."""

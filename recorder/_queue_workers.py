@@ -92,6 +92,8 @@ class WorkerSide(QueueCore):
                     self._unref(item)
                     self.counts.frames_dropped += 1
             if outcome == "failed":
+                if clip.lane is not None:
+                    self._dissolve(clip.lane)  # its frames are counted, then discarded below
                 clip.failed = True
                 self._discard_items(clip)
                 assert error is not None
@@ -128,6 +130,7 @@ class WorkerSide(QueueCore):
             orphans = [clip] if clip is not None and not clip.finished else []
             if alive == 0:
                 self.broken = error
+                self._reclaim()  # no more frames: appends take the full path, which raises
                 orphans += [c for c in self._live if not c.finished and c not in orphans]
                 self._ready.clear()
                 for c in orphans:

@@ -23,6 +23,7 @@ from recorder._encoder import Codec, EncoderFactory, PyAVEncoder
 from recorder._episode import ClipPlan, Episode
 from recorder._frames import FrameFormat, Image, image_and_format
 from recorder._keep import Keep, Keeper
+from recorder._lane import suits
 from recorder._metadata import append_manifest
 from recorder._process import EncodeIn, EncoderProcesses
 from recorder._process import available as processes_available
@@ -137,7 +138,8 @@ class _ClipService:
             known = clip.frame_format
             if known is not None and known is not fmt and known != fmt:
                 raise shape_changed(clip.name, known, fmt)
-        self._queue.admit(image, fmt, clips, lane=len(clips) == 1)
+        lane = len(clips) == 1 and image is frame and suits(image, fmt)
+        self._queue.admit(image, fmt, clips, lane=lane)
 
     def _end_clip(self, clip: Clip) -> None:
         """No more frames for *clip*; it is finished in the background."""

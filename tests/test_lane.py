@@ -7,15 +7,21 @@ reclaimed, and check frames (decoded back, or as the fake encoder saw them) and 
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
+import anyio
 import numpy as np
 import pytest
 from helpers import FRAME, FakeEncoders, always, budget, decode, flat, gated, painted, read_index
 
 import recorder
 from recorder import QueueFullError, RecorderClosedError
+from recorder import _lane as lane_module
 
 
 def test_frames_on_the_fast_path_are_encoded_in_order(tmp_path: Path) -> None:
@@ -171,3 +177,124 @@ def test_an_append_that_returns_was_recorded_when_another_thread_closes(tmp_path
     assert fake.made[0].frames == [0, *done]
     stats = rec.stats()
     assert stats.frames_submitted == stats.frames_encoded + stats.frames_dropped
+
+
+def test_full_path_frames_count_against_the_length(tmp_path: Path) -> None:
+    # Blocks reserved while the clip had room for them; then frames come the full way.
+    fake = FakeEncoders()
+    with (
+        recorder.Recorder(
+            tmp_path, episode_trigger=always, video_length=10, encoder_factory=fake
+        ) as rec,
+        rec.episode(0) as ep,
+    ):
+        ep.append(flat(0))
+        for i in range(1, 6):
+            ep.append(np.asfortranarray(flat(i)))
+        for i in range(6, 30):
+            if ep.wants_frame:
+                ep.append(flat(i))
+    assert fake.made[0].frames == list(range(10))
+
+
+def test_no_lane_for_frames_it_could_not_take(tmp_path: Path) -> None:
+    fake = FakeEncoders()
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    with recorder.Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
+        for i, frame in enumerate([np.asfortranarray(flat(1)), flat(1).tolist(), rgba]):
+            with rec.episode(i) as ep:
+                ep.append(frame)
+                ep.append(frame)
+                assert ep._lane is None
+        rec.submit([flat(1)] * 3)
+        assert not rec._queue._lanes
+
+
+def test_a_failed_clip_stops_taking_frames_at_once(tmp_path: Path) -> None:
+    fake = FakeEncoders(fail_at=0)
+    renders: list[int] = []
+
+    def render() -> np.ndarray:
+        renders.append(1)
+        return flat(1)
+
+    rec = recorder.Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+    ep = rec.episode(0)
+    ep.append(flat(0))  # opens the lane; the encoder fails on this frame
+    assert ep.handles[0].exception(timeout=30) is not None
+    assert [ep.offer(render) for _ in range(10)] == [False] * 10
+    assert renders == []  # nothing rendered for a clip that cannot take it
+    stats = rec.stats()
+    assert (stats.frames_submitted, stats.frames_dropped) == (1, 1)
+    ep.close()
+    with pytest.raises(OSError, match="No space left"):
+        rec.close()
+
+
+def test_append_nowait_sees_reserved_blocks_as_room(tmp_path: Path) -> None:
+    async def main() -> None:
+        fake = gated()  # nothing is released
+        async with recorder.AsyncRecorder(tmp_path, **budget(16, fake)) as rec:
+            a = rec.episode(0)
+            for i in range(15):
+                a.append_nowait(flat(i))
+            b = rec.episode(1)
+            b.append_nowait(flat(99))  # the 16th frame of 16 fits
+            fake.gate.set()
+            a.close()
+            b.close()
+        assert sorted(len(e.frames) for e in fake.made) == [1, 15]
+
+    anyio.run(main)
+
+
+def test_the_peak_counts_the_frames_a_lane_holds(tmp_path: Path) -> None:
+    fake = gated()
+    with recorder.Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
+        ep = rec.episode(0)
+        ep.append(flat(0))  # a worker takes it at once (a clip's first frame) and waits
+        assert fake.started.wait(timeout=30)
+        for i in range(1, 6):
+            ep.append(flat(i))  # into the lane
+        fake.gate.set()  # frame 0 is released while frames 1-5 are in the lane
+        rec.flush()
+        assert rec.stats().peak_queued_bytes == 6 * FRAME
+        ep.close()
+
+
+def test_ctrl_c_in_the_middle_of_an_append_loses_no_budget(tmp_path: Path) -> None:
+    # KeyboardInterrupt raised right at the copy, after the lane's block was taken.
+    source = inspect.getsource(lane_module)
+    line = next(
+        i for i, text in enumerate(source.splitlines(), 1) if text.strip() == "view[:] = source"
+    )
+    armed = [False]
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code is not lane_module.put.__code__:
+            return None
+
+        def local(fr: FrameType, ev: str, a: object) -> Any:
+            if ev == "line" and fr.f_lineno == line and armed[0]:
+                armed[0] = False
+                raise KeyboardInterrupt
+            return local
+
+        return local
+
+    fake = FakeEncoders()
+    rec = recorder.Recorder(tmp_path, **budget(16, fake))
+    with rec.episode(0) as ep:
+        ep.append(flat(0))
+        armed[0] = True
+        sys.settrace(tracer)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                ep.append(flat(1))
+        finally:
+            sys.settrace(None)
+        ep.append(flat(2))
+    rec.close()
+    memory = rec._queue.memory
+    assert (memory.queued_bytes, memory.reserved) == (0, 0)
+    assert fake.made[0].frames == [0, 2]
