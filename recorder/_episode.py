@@ -132,15 +132,8 @@ class Episode:
         if not callable(render):
             raise TypeError(f"offer() takes a callable that renders a frame, got {render!r}")
         lane = self._lane
-        if lane is not None and lane.spare:  # a hint (put() checks again): a clip wants it
-            frame = render()
-            if put(lane, frame):
-                self._k += 1
-                self._answer = None
-            else:
-                self._check_open()
-                image, fmt = image_and_format(frame)
-                self._append_image(image, fmt, lane=image is frame)
+        if lane is not None and lane.spare:  # a hint (append checks again): a clip wants it
+            self.append(render())
             return True
         self._check_open()
         if not self._wants():
