@@ -1,8 +1,9 @@
 """The benchmark harness: one runner, one report format, the measuring tools scenarios share.
 
 A scenario (``scripts/bench_*.py``) defines ``TITLE``, ``FULL`` and ``QUICK`` (its counts) and
-``run(bench) -> dict`` (its figures, JSON-able), adds its markdown with ``bench.add``, and ends
-with ``raise SystemExit(bu.main(sys.modules[__name__]))``. :func:`main` gives each the same
+``run(bench) -> dict`` (its figures, JSON-able), adds its markdown with ``bench.add`` (tables)
+and ``bench.say`` (the words around them, kept in ``scripts/bench_*.md`` beside the script), and
+ends with ``raise SystemExit(bu.main(sys.modules[__name__]))``. :func:`main` gives each the same
 command line (``--quick``, ``--out``, ``--json``); ``bench_all.py`` runs each in its own process.
 
 The machines are shared and noisy: variants run interleaved (:func:`interleave`, order rotated
@@ -31,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -467,6 +469,7 @@ class Bench:
     args: argparse.Namespace
     title: str
     tmp: Path
+    words: dict[str, str] = field(default_factory=dict)
     parts: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     load_before: str = field(default_factory=load_average)
@@ -475,6 +478,11 @@ class Bench:
         """Append a block (a paragraph or a table) to the report and print it."""
         self.parts.append(text.rstrip() + "\n")
         print(text.rstrip() + "\n", flush=True)
+
+    def say(self, block: str, **values: object) -> None:
+        """Add the report text *block* (of the scenario's ``.md`` file), its ``{names}`` filled
+        in from *values*."""
+        self.add(self.words[block].format(**values))
 
     def text(self) -> str:
         """The whole report."""
@@ -505,6 +513,19 @@ class Bench:
         self.add(f"Total benchmark time: {time.perf_counter() - self.started:.0f} s.")
 
 
+def report_text(path: Path) -> dict[str, str]:
+    """A scenario's report text by block, each from its ``<!-- name -->`` line to the next.
+
+    A line break inside a paragraph or list item is a space (the file wraps what the report
+    prints as one line); a blank line, a list item, a table row or a heading starts a new line.
+    """
+    if not path.exists():
+        return {}
+    parts = re.split(r"^<!-- (\w+) -->$", path.read_text(), flags=re.MULTILINE)
+    unwrap = partial(re.sub, r"(?<=[^\n])\n[ \t]*(?=[^\n\-|# \t])", " ")
+    return {name: unwrap(text.strip()) for name, text in zip(parts[1::2], parts[2::2], strict=True)}
+
+
 def main(scenario: ModuleType, argv: Sequence[str] | None = None) -> int:
     """Run *scenario* (a ``bench_*`` module) from the command line; its exit status.
 
@@ -525,9 +546,9 @@ def main(scenario: ModuleType, argv: Sequence[str] | None = None) -> int:
         return 0
     name = Path(scenario.__file__ or "bench").stem
     with tempfile.TemporaryDirectory(prefix=f"{name.replace('_', '-')}-") as tmp:
-        bench = Bench(
-            scenario.QUICK if args.quick else scenario.FULL, args, scenario.TITLE, Path(tmp)
-        )
+        cfg = scenario.QUICK if args.quick else scenario.FULL
+        words = report_text(Path(scenario.__file__ or name).with_suffix(".md"))
+        bench = Bench(cfg, args, scenario.TITLE, Path(tmp), words)
         data: dict[str, Any] = scenario.run(bench)
     for path, text in ((args.out, bench.text()), (args.json, json.dumps(data))):
         if path is not None:
