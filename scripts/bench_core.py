@@ -422,93 +422,32 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     bu.log("keep best/worst")
     keep = bench_keep(by_size[FRAME], 12 if quick else 60, tmp)
     bench.header(before=f"Recorder at {revision()}. ")
-    bench.add(
-        "## 1. Append latency\n\n"
-        "Time of one `Episode.append(frame)` (validation, copy, queueing) of CartPole-v1 "
-        "`rgb_array` frames (other sizes resized with numpy), one worker encoding on the other "
-        "core. *After render*, the training loop's case: a live env renders each frame just "
-        "before its append (untimed), so it is in the CPU caches and the env paces the loop. "
-        f"*Paced, frames from RAM*: {len(base)} renders prepared beforehand and cycled (read "
-        "from DRAM: the copy's worst case); before each append the loop waits (untimed) until "
-        f"fewer than a worker's batch ({_queue.QUANTUM} frames) are queued, so buffers are arena "
-        "blocks freed just before. *Burst*: back-to-back appends into a budget holding them all "
-        f"(blocks of ≤ {cfg.burst_block_bytes // bu.MiB} MiB, a new Recorder per block, "
-        '`on_full="drop"`): most need a fresh buffer, whose pages (arena memory not touched '
-        "before) the kernel must fault in. Targets (600x400): median ≤ 30 µs, p99 ≤ 100 µs "
-        "(issue 2); append / the numpy copy into the next arena block, medians of one run: "
-        "≤ 1.15 (issue 13: the copy is then the only work left on the training thread).\n\n"
-        + bu.markdown_table(
-            "frame | what | n | median µs | p99 µs | max µs | frames dropped | "
-            "other processes' CPU load (cores)",
-            latency,
-        )
-    )
+    bench.say("latency", renders=len(base), quantum=_queue.QUANTUM,
+              burst_mib=cfg.burst_block_bytes // bu.MiB, table=bu.markdown_table(
+                  "frame | what | n | median µs | p99 µs | max µs | frames dropped | "
+                  "other processes' CPU load (cores)", latency))  # fmt: skip
     x264 = f"-c:v libx264 -preset {preset} -crf {crf} -threads {threads} -g {keyframe_interval(30)}"
-    bench.add(
-        "## 2. Encode throughput\n\n"
-        f"The same {cfg.encode_frames} frames per size as {cfg.encode_videos} videos, every row "
-        "with the recorder's h264 defaults (unless `--preset` says otherwise), as the ffmpeg CLI "
-        f"gets them: `{x264} -pix_fmt yuv420p -movflags +faststart` ({threads} codec thread(s) "
-        "per video). Recorder: wall time from the first `submit` until `flush()` returns "
-        '(`on_full="block"`, a budget holding every frame); *warm* reuses one Recorder across '
-        "rounds (threads and frame buffers exist, as in a training run), *new Recorder* creates "
-        "one per run (every frame buffer is fresh memory). ffmpeg CLI: the imageio-ffmpeg "
-        "binary, raw rgb24 on stdin, one process per video (its start included); `-threads` "
-        "limits the codec only: reading, conversion to yuv420p and encoding run on threads of "
-        "their own. *Pinned to 1 CPU*: every thread of the run (this process's and ffmpeg's) "
-        "confined to one CPU with sched_setaffinity, equal compute for both. "
-        f"{cfg.rounds} rounds, variants interleaved, the order rotated each round; median "
-        "(min-max). CPU ms/frame: CPU time of this process and its ffmpeg children per frame, "
-        "median. Other processes' CPU load: CPUs the rest of the machine kept busy meanwhile "
-        "(/proc/stat), median (min-max): a shared machine's noise, measured.\n\n"
-        + bu.markdown_table(
+    bench.say(
+        "encode", cfg=cfg, x264=x264, threads=threads, quiet=QUIET,
+        table=bu.markdown_table(
             "frame | encoder | videos x frames | frames/s | CPU ms/frame | "
-            "other processes' CPU load (cores)",
-            [row for rows, _, _ in encode for row in rows],
-        )
-        + "\n\nRatios of frames/s per round (pairs measured close together), median (min-max); "
-        f"*quiet rounds*: only the pairs during which other processes kept < {QUIET} CPU busy:"
-        "\n\n"
-        + bu.markdown_table(
+            "other processes' CPU load (cores)", [row for rows, _, _ in encode for row in rows]),
+        ratios=bu.markdown_table(
             "frame | ratio | all rounds | quiet rounds | target | met (all rounds)",
-            [row for _, ratios, _ in encode for row in ratios],
-        )
-        + "\n\n"
-        + "\n".join(f"- {note}" for *_, note in encode)
-    )
-    bench.add(
-        "## 3. Peak RSS of one streamed episode\n\n"
-        "A fresh subprocess per row streams one 600x400 episode through `rec.episode()` "
-        f'(`on_full="block"`: lossless; 1 worker), cycling {RSS_CYCLE} CartPole frames. '
-        "*Baseline*: its RSS after imports and frame preparation, before recording. *Peak*: "
-        "`getrusage(RUSAGE_SELF).ru_maxrss` at the end (VmHWM from /proc as a cross-check; "
-        "ru_maxrss survives exec, so the children are spawned while the parent is small). "
-        '*Encoder process peak*: VmHWM of the encoder process (`encode_in="process"`, the '
-        "default), whose memory is its own: peak RSS counts the training process only. "
-        "Targets: peak < 300 MB (issue 2); peak ≤ baseline + max_queue_bytes (issue 13: the "
-        "budget bounds all frame memory).\n\n"
-        + bu.markdown_table(
-            "frames | raw GB | max_queue_bytes MiB | baseline MB | peak RSS MB | VmHWM MB | "
-            "peak - baseline MB | baseline + budget MB (peak ≤ it: issue 13) | "
-            "encoder process peak MB | peak queued MiB | frames in video | dropped | frames/s",
-            [rss_row(r) for r in rss],
-        )
-    )
+            [row for _, ratios, _ in encode for row in ratios]),
+        notes="\n".join(f"- {note}" for *_, note in encode),
+    )  # fmt: skip
+    bench.say("rss", cycle=RSS_CYCLE, table=bu.markdown_table(
+        "frames | raw GB | max_queue_bytes MiB | baseline MB | peak RSS MB | VmHWM MB | "
+        "peak - baseline MB | baseline + budget MB (peak ≤ it: issue 13) | "
+        "encoder process peak MB | peak queued MiB | frames in video | dropped | frames/s",
+        [rss_row(r) for r in rss]))  # fmt: skip
     counts = [keep[k] for k in ("episodes", "candidates", "kept", "deleted")]
     seconds = [f"{keep[k]:.2f}" for k in ("encode_all_s", "encode_kept_s", "wall_s")]
-    bench.add(
-        "## 4. Keep the best and worst episodes: what the candidates cost\n\n"
-        '`Recorder(keep=Keep(best=5, worst=2, by="return"))`, every episode recorded (30 '
-        "CartPole frames, 600x400, a random return): each is encoded as a candidate while its "
-        "score is unknown (frames are never held to decide); then the videos out of both "
-        "rankings are deleted. Encode seconds: worker time (`VideoInfo.encode_seconds`) summed "
-        "over the candidates and over the kept videos.\n\n"
-        + bu.markdown_table(
-            "episodes | candidates encoded | kept on disk | deleted | candidates / kept | "
-            "encode s, all candidates | encode s, kept only | wall s",
-            [[*counts, f"{keep['candidates'] / max(keep['kept'], 1):.1f}", *seconds]],
-        )
-    )
+    bench.say("keep", table=bu.markdown_table(
+        "episodes | candidates encoded | kept on disk | deleted | candidates / kept | "
+        "encode s, all candidates | encode s, kept only | wall s",
+        [[*counts, f"{keep['candidates'] / max(keep['kept'], 1):.1f}", *seconds]]))  # fmt: skip
     bench.footer()
     return {"latency": latency, "rss": rss, "keep": keep}
 
