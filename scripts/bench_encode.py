@@ -183,7 +183,7 @@ def measure_case(case: Case, frames: int, base: Video, bench: bu.Bench) -> dict[
     }
 
 
-def tables(results: list[dict[str, Any]]) -> str:
+def tables(results: list[dict[str, Any]]) -> dict[str, str]:
     """The tools table, the targets table and the x264 notes."""
     rows: list[list[object]] = []
     ratio_rows: list[list[object]] = []
@@ -222,7 +222,7 @@ def tables(results: list[dict[str, Any]]) -> str:
         f"recorder 2 workers / 1 worker (target ≥ {REC2_VS_REC1})",
         ratio_rows,
     )
-    return f"{tools}\n\n{targets}\n\n" + "\n".join(notes)
+    return {"tools": tools, "targets": targets, "notes": "\n".join(notes)}
 
 
 def run(bench: bu.Bench) -> dict[str, Any]:
@@ -232,26 +232,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     base = bu.cartpole_frames(cfg.base_frames)
     results = [measure_case(c, n, base, bench) for c, n in zip(CASES, cfg.frames, strict=True)]
     bench.header()
-    bench.add(
-        "## Scenario 3: encode throughput\n\n"
-        f"{cfg.base_frames} CartPole-v1 renders (600x400), resized with numpy (nearest) and "
-        f"cycled into {cfg.videos} videos of equal length per size (parallel work for 2 "
-        f"workers), {FPS} fps. Every tool: libx264, crf {CRF}, {THREADS} codec thread per video, "
-        "yuv420p, +faststart, the row's preset (the recorder's default; veryfast at 600x400); "
-        "one video after another except by the recorder with 2 workers. Frames/s: frames / "
-        "wall time until every file is complete; CPU ms/frame: CPU time of this process and its "
-        "children per frame. Recorder: one long-lived `Recorder` per variant, created and "
-        "warmed up before the rounds as in a training run, its defaults (256 MiB budget) but "
-        '`on_full="block"` and the codec settings; `submit` each video, then `flush()`; '
-        "`worker_nice=0` shows what the workers' default nice 10 costs on a busy machine. PyAV: "
-        "the loop a user writes (`VideoFrame.from_ndarray`, `stream.encode`, `container.mux`) "
-        "on the calling thread. The ffmpeg CLI, imageio-ffmpeg and moviepy start one ffmpeg "
-        f"process per video (included). One warm-up run per tool, then {cfg.rounds} rounds, "
-        "the order rotated each round; median (min-max); ratios per round, then medianed. "
-        "*same x264 options*: the options string x264 wrote into each tool's stream against the "
-        "recorder's; *frames in last video*: its packets (moviepy loses the last frame of some "
-        "clips: its `int(n / fps * fps)` rounding, a known moviepy bug).\n\n" + tables(results)
-    )
+    bench.say("encode", cfg=cfg, fps=FPS, crf=CRF, threads=THREADS, **tables(results))
     bench.footer()
     return {"encode": results}
 

@@ -86,18 +86,8 @@ def measure(
 def run(bench: bu.Bench) -> dict[str, Any]:
     """Thread, then process; each after a warm-up video."""
     videos, frames = bench.cfg
-    bench.add(
-        f"{bench.short_header()}{videos} videos x {frames} frames per size (default codec: "
-        "h264, ultrafast, 1 thread), written from a second thread by the recorder's "
-        "`PyAVEncoder` (`thread`) or its `ProcessEncoder` (`process`, Linux's default: the "
-        "thread sends each frame's place in the shared-memory arena to an encoder process "
-        "started beforehand). The main thread spins on `time.perf_counter()`; each gap over "
-        f"{GAP_S * 1e3:.1f} ms in its progress (the encoder thread held the GIL, or the OS ran "
-        "something else) is attributed to the encoder calls it overlapped. *Gap ms per video*: "
-        "their total / videos. *Other writes* gaps are mostly the GIL hand-over at the switch "
-        "interval; *1st write* gaps (thread) x264's initialisation under the GIL, once per "
-        "video. In process mode the encoder calls hold the encoder process's GIL, not this "
-        "one's: what is left is the worker thread's own Python (the messages)."
+    bench.say(
+        "setup", header=bench.short_header(), videos=videos, frames=frames, gap_ms=GAP_S * 1e3
     )
     processes = EncoderProcesses(1, 0, ARENA)
     rows: list[list[object]] = []

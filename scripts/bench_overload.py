@@ -103,18 +103,11 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     """Each mode after a one-episode warm-up (imports)."""
     frames = make_frames(16)
     nbytes = frames[0].nbytes
-    bench.add(
-        f"{bench.short_header()}Frames {HEIGHT}x{WIDTH} RGB ({nbytes / bu.MiB:.1f} MiB), budget "
-        f"{BUDGET_FRAMES} frames ({BUDGET_FRAMES * nbytes / bu.MiB:.1f} MiB), {bench.cfg} "
-        f"episodes x {LENGTH} frames, each after a {STEP_US:.0f} µs step (a busy loop holding "
-        "the GIL, as a Python environment's; much shorter than the encoder's time per frame), "
-        "every episode triggered, 1 worker, default codec settings, encoding in its encoder "
-        'process (last row: `encode_in="thread"`). Latencies (median, p99, max) are of the '
-        "appends after the first episode; that one's are apart: a new Recorder's first frames "
-        "fault in fresh memory (~1.5 ms per 2.6 MiB frame here), a one-time start cost, not a "
-        "wait for the encoder. *waits*: producer calls that waited on the queue's `not_full` "
-        "condition."
-    )
+    bench.say(
+        "setup", header=bench.short_header(), height=HEIGHT, width=WIDTH, length=LENGTH,
+        frame_mib=nbytes / bu.MiB, budget_frames=BUDGET_FRAMES, episodes=bench.cfg,
+        budget_mib=BUDGET_FRAMES * nbytes / bu.MiB, step_us=STEP_US,
+    )  # fmt: skip
     rows, checks = [], {}
     for label, on_full, encode_in in MODES:
         bu.log(f"{label} ...")

@@ -164,7 +164,7 @@ def measure_input(name: str, frames: list[np.ndarray], cfg: Config, tmp: Path) -
     }
 
 
-def report(results: list[dict[str, Any]]) -> str:
+def report(results: list[dict[str, Any]], words: dict[str, str]) -> dict[str, str]:
     """The table, the verdicts and what the defaults trade against gymnasium's writer."""
     rows: list[list[object]] = []
     verdicts, trades = [], []
@@ -179,42 +179,26 @@ def report(results: list[dict[str, Any]]) -> str:
                  f"{row['kb_per_s']:.1f}", f"{row['size_vs_gymnasium']:.2f}x",
                  bu.fmt_spread(row["fps"], 0), f"{row['cpu_ms_per_frame']:.2f}"]
             )  # fmt: skip
+        # d, v, g: the rows of the defaults, veryfast and gymnasium, so named in the .md's blocks
         d, v, g = (r["rows"][k] for k in ("defaults", "veryfast", "gymnasium"))
+        values = {"input": r["input"], "d": d, "v": v, "g": g}
         if r["moviepy_shifted"]:
-            verdicts.append(
-                f"{r['input']}: for {r['moviepy_shifted']} of {g['frames_in_file']} frames "
-                "moviepy fed ffmpeg another source frame than the index's (its float-time lookup: "
-                "a frame repeated, another skipped); gymnasium's PSNR above is against what it was "
-                "fed (its coding quality); against the same-index source frame (what a user of its "
-                f"file sees) its min PSNR is {g['psnr_min_vs_source']:.2f} dB."
-            )
+            verdicts.append(words["shifted"].format(shifted=r["moviepy_shifted"], **values))
+        met = "met" if r["met"] else "**NOT met**"
+        headroom = d["vs_gymnasium_db"] + MARGIN_DB
         verdicts.append(
-            f"{'met' if r['met'] else '**NOT met**'}: {r['input']}: recorder's defaults "
-            f"min PSNR {d['psnr_min']:.2f} dB ≥ gymnasium's {g['psnr_min']:.2f} - "
-            f"{MARGIN_DB:.0f} dB (margin {d['vs_gymnasium_db'] + MARGIN_DB:.2f} dB)"
+            words["verdict"].format(met=met, margin=MARGIN_DB, headroom=headroom, **values)
         )
-        trades.append(
-            f"{r['input']}: files {d['size_vs_gymnasium']:.1f}x gymnasium's "
-            f"({d['kb_per_s']:.1f} against {g['kb_per_s']:.1f} kB per s of video), "
-            f"{d['vs_gymnasium_db']:+.2f} dB min PSNR, "
-            f"{bu.Spread(**d['fps_vs_gymnasium']).median:.1f}x its frames/s "
-            f"(CPU {d['cpu_ms_per_frame']:.2f} against {g['cpu_ms_per_frame']:.2f} ms/frame); "
-            f'`preset="veryfast"`: {v["size_vs_gymnasium"]:.1f}x the size, '
-            f"{v['vs_gymnasium_db']:+.2f} dB, "
-            f"{bu.Spread(**v['fps']).median / bu.Spread(**d['fps']).median:.2f}x the "
-            "defaults' frames/s"
-        )
+        d_speed = bu.Spread(**d["fps_vs_gymnasium"]).median
+        v_speed = bu.Spread(**v["fps"]).median / bu.Spread(**d["fps"]).median
+        trades.append(words["trade"].format(d_speed=d_speed, v_speed=v_speed, **values))
     table = bu.markdown_table(
         "input | writer | frames compared of file | PSNR min dB | PSNR mean dB | "
         "min vs gymnasium dB | kB per s of video | size vs gymnasium | encode frames/s | "
         "CPU ms/frame",
         rows,
     )
-    lines = "\n".join(f"- {line}" for line in verdicts)
-    return (
-        f"{table}\n\n{lines}\n\nThe trade: the defaults spend disk to keep the encoder cheap, "
-        f"so that a worker keeps up with the training loop on a shared core. {'; '.join(trades)}."
-    )
+    return {"table": table, "verdicts": "\n".join(verdicts), "trades": "; ".join(trades)}
 
 
 def run(bench: bu.Bench) -> dict[str, Any]:
@@ -230,27 +214,15 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     bench.header()
     defaults = recorder.Codec()
     _, _, pix_fmt, options = defaults.ffmpeg_settings()
-    bench.add(
-        "## Quality, size and speed against gymnasium's writer\n\n"
-        f"Inputs: {cfg.cartpole_frames} CartPole-v1 renders (600x400, seeded random policy); "
-        f"the noisy ramp, {RAMP_FRAMES} frames: one 96x128 RGB image, grey 128 plus Gaussian "
-        "noise (sigma 16, independent per pixel and channel, `numpy.random.default_rng(0)`), "
-        "brightened by an offset rising linearly from -80 to +80, rounded and clipped to "
-        f"0..255. {FPS} fps. Recorder's defaults: {defaults.name}, crf {options['crf']}, "
-        f"preset {options['preset']}, `interpolation={defaults.interpolation!r}`, "
-        f"{defaults.threads} codec thread, {pix_fmt}. Files from `Recorder(...)` + `flush()` "
-        "(other rows: the one setting named changed) and from gymnasium's `save_video` "
-        "(moviepy's defaults: libx264, preset medium, crf 23, yuv420p; ffmpeg's own bicubic "
-        "RGB to YUV conversion), decoded with PyAV (`to_ndarray(format='rgb24')`). PSNR on RGB "
-        "of each decoded frame against the same-index frame its encoder was given (recorder: "
-        "the source frame; gymnasium: the frame moviepy handed ffmpeg, see below), over the "
-        "frames both files have (moviepy may lose the last); a decoded frame closer to the "
-        "given frame before or after than to its own counts as misaligned. Encode frames/s: "
-        "recorder, its encoder alone (`PyAVEncoder`, what a worker spends per video); "
-        "gymnasium, the whole `save_video` call (moviepy feeding an ffmpeg process, whose x264 "
-        "may use several threads). CPU ms/frame: CPU time of this process and its children per "
-        f"frame. One warm-up, then {cfg.rounds} interleaved rounds; median (min-max).\n\n"
-        + report(results)
+    bench.say(
+        "quality",
+        cfg=cfg,
+        ramp_frames=RAMP_FRAMES,
+        fps=FPS,
+        codec=defaults,
+        options=options,
+        pix_fmt=pix_fmt,
+        **report(results, bench.words),
     )
     bench.footer()
     return {"quality": results}

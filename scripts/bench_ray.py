@@ -43,16 +43,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     videos, frames, rounds = bench.cfg
     clip = bu.cartpole_frames(frames)
     raw = frames * clip[0].nbytes
-    bench.add(
-        f"{bench.short_header()}Each run: n producer actors (`num_cpus=0`, each with its own "
-        f'Recorder: defaults, `on_full="block"`) submit {videos} episodes of '
-        f"{frames} CartPole-v1 frames (600x400) each and wait for every handle; *local*: "
-        "each into its own folder, *sink*: with `sink=` one sink actor (started before the "
-        "run) on the same machine. Rate: videos of all producers / wall time from the first "
-        "submit until every handle resolved (for the sink: until it has every file on its "
-        f"disk). Median of {rounds} interleaved rounds (range in brackets). Producers and "
-        "sink share this machine's cores with their encoder processes."
-    )
+    bench.say("setup", header=bench.short_header(), videos=videos, frames=frames, rounds=rounds)
     # Ray's sockets live under its temp dir, whose path must stay short (AF_UNIX: 107 bytes).
     os.environ.setdefault("RAY_TMPDIR", "/tmp")
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -100,15 +91,10 @@ def run(bench: bu.Bench) -> dict[str, Any]:
             rows,
         )
     )
-    bench.add(
-        f"Bytes sent per video: {size / 1e3:.1f} kB of mp4 for {raw / 1e6:.1f} MB of raw frames "
-        f"({raw / size:,.0f}x less; only encoded videos cross the network). The sink spends "
-        f"{per_video_ms:.1f} ms per video writing it (file, sidecar, manifest line): one sink "
-        f"takes up to ~{1e3 / per_video_ms:,.0f} videos/s. On this {os.cpu_count()}-core "
-        "machine the producers' encoders share the cores, so producers beyond the cores add no "
-        "rate; on a cluster each node's producers encode on its own cores (the *local* rate "
-        "per core, per node) and the sink's cost per video bounds the total."
-    )
+    bench.say(
+        "bytes", size_kb=size / 1e3, raw_mb=raw / 1e6, less=raw / size, cores=os.cpu_count(),
+        per_video_ms=per_video_ms, sink_rate=1e3 / per_video_ms,
+    )  # fmt: skip
     bench.footer()
     return {"rates": figures, "bytes_per_video": size, "raw_bytes_per_video": raw,
             "sink_ms_per_video": per_video_ms}  # fmt: skip

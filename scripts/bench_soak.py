@@ -137,24 +137,19 @@ def run(bench: bu.Bench) -> dict[str, Any]:
             t.name.startswith("recorder-") for t in threading.enumerate()
         ),
     }
-    bench.add(
-        f"{bench.short_header()}{episodes} episodes of {LENGTH} frames (48x112), every episode "
-        f"triggered, a flush every {BURST} episodes, budget {BUDGET_FRAMES} frames, an ENOSPC "
-        f"injected into every {FAIL_EVERY}th encoder; {elapsed:.1f} s."
-    )
+    bench.say(
+        "setup", header=bench.short_header(), episodes=episodes, length=LENGTH, burst=BURST,
+        budget_frames=BUDGET_FRAMES, fail_every=FAIL_EVERY, elapsed=elapsed,
+    )  # fmt: skip
     moments = {f"after warm-up ({warmup} episodes)": warm, f"at the end ({episodes} episodes)": end}
     rows = [[when, f"{rss:.0f}", fds, threads] for when, (rss, fds, threads) in moments.items()]
     bench.add(bu.markdown_table("when | RSS MB | open fds | threads", rows))
     if samples:
         bench.add("RSS every 1000 episodes (MB): " + ", ".join(f"{n}: {m:.0f}" for n, m in samples))
-    bench.add(
-        f"submitted {s.videos_started} = saved {s.videos_saved} + dropped {s.videos_dropped} "
-        f"+ failed {s.videos_failed}; failures reported by flush()/close(): {tally['reported']}; "
-        f"frames submitted {s.frames_submitted}, encoded {s.frames_encoded}, dropped "
-        f"{s.frames_dropped}; peak queued {s.peak_queued_bytes / bu.MiB:.1f} MiB of "
-        f"{s.max_queue_bytes / bu.MiB:.1f}; handles still pending when flush() returned: "
-        f"{tally['unresolved']}."
-    )
+    bench.say(
+        "outcome", s=s, tally=tally, peak_mib=s.peak_queued_bytes / bu.MiB,
+        budget_mib=s.max_queue_bytes / bu.MiB,
+    )  # fmt: skip
     bench.add(bu.checklist(checks))
     return {"checks": checks, "ok": all(checks.values())}
 
