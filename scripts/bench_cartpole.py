@@ -271,9 +271,9 @@ def scenario_loop(cfg: Config, tmp: Path) -> dict[str, Any]:
     return {"rows": rows, "rounds": rounds, "sched_rounds": len(by[RENDER_SCHED].results)}
 
 
-def loop_report(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
+def loop_report(rows: list[dict[str, Any]]) -> tuple[str, str, dict[str, Any]]:
     """The every-episode table (the recorder's rows marked against the targets), the
-    default-schedule one (a baseline has nothing on disk) and the verdicts."""
+    default-schedule one (a baseline has nothing on disk) and the figures of the verdicts."""
     every, sched = [], []
     for row in rows:
         base, f = row["kind"] == "baseline", partial(bu.fmt_spread, digits=2)
@@ -301,21 +301,13 @@ def loop_report(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
     by = {r["label"]: r for r in rows}
     keys = ("loop_ratio", "disk_ratio", "cpu_ratio", "loop_s", "blocked_s")
     loop, disk, cpu, loop_s, blocked = (bu.sp(by[DEFAULT_RV][k]).median for k in keys)
-    verdicts = (
-        "- Scenario 1, recorder.wrappers.RecordVideo with its defaults: loop / render-only = "
-        f"{loop:.3f} (target ≤ {LOOP_TARGET}) {bu.mark(loop <= LOOP_TARGET)}.\n"
-        f"- Of its loop time ({loop_s:.2f} s, median), {blocked:.2f} s were spent blocked on the "
-        "full budget (the encoder behind the loop); the loop thread's own CPU time was "
-        f"{cpu:.2f}x the render-only loop's (copies and hand-over: what remains when the encoder "
-        "keeps up and a core is free for it).\n"
-        "- Reference: the render-only loop beside an x264 encode confined to the other CPU (no "
-        f"recorder) = {bu.sp(by[BUSY_NEIGHBOUR]['loop_ratio']).median:.2f}: what a busy encoder "
-        "costs this loop through the shared machine (caches, memory), whoever runs it.\n"
-        f"- Scenario 2, time to disk / gymnasium RecordVideo's = {disk:.2f} (target ≤ "
-        f"{DISK_TARGET}) {bu.mark(disk <= DISK_TARGET)}.\n"
-        "- gymnasium.wrappers.RecordVideo: loop / render-only = "
-        f"{bu.sp(by[GYM_RV]['loop_ratio']).median:.2f} (the peer's ~4.4 in DESIGN.md)."
-    )
+    verdicts = {
+        "loop": loop, "loop_target": LOOP_TARGET, "loop_mark": bu.mark(loop <= LOOP_TARGET),
+        "loop_s": loop_s, "blocked": blocked, "cpu": cpu,
+        "busy": bu.sp(by[BUSY_NEIGHBOUR]["loop_ratio"]).median,
+        "disk": disk, "disk_target": DISK_TARGET, "disk_mark": bu.mark(disk <= DISK_TARGET),
+        "gym": bu.sp(by[GYM_RV]["loop_ratio"]).median,
+    }  # fmt: skip
     every_table = bu.markdown_table(
         "variant | loop s | loop / render-only | loop-thread CPU / render-only's | blocked on "
         "budget s | close/flush s | time to disk s | time to disk / gymnasium RecordVideo | peak "
@@ -527,65 +519,11 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     bench.header(machine=f"; gymnasium {gym.__version__}")
     every, sched, verdicts = loop_report(loop["rows"])
     videos = next(r for r in loop["rows"] if r["label"] == DEFAULT_RV)["expected"][0]
-    bench.add(
-        "## Scenarios 1 and 2: training-loop overhead and time to disk\n\n"
-        f"{ENV_ID} `rgb_array` (600x400, 50 fps), {cfg.steps} steps of a seeded random policy "
-        "(the same actions, episodes and frames for every variant), every episode recorded "
-        f"({videos} videos per run). *Loop s*: wall time from the "
-        "first `reset()` to the last `step()`; *render only*: the same loop calling "
-        "`env.render()` after the reset and every step, discarding the frame; *an x264 encode "
-        "busy on the other CPU*: the same while an ffmpeg CLI encodes a test pattern (x264 "
-        "ultrafast, 1 thread, niced like the recorder's encoder) confined to the other CPU: "
-        "what a busy encoder beside the loop costs on this machine, whoever wrote it. *Time to "
-        "disk*: "
-        "loop + `env.close()` (wrappers) or saving the last, partial episode + flush (the "
-        "`save_video` ways, given the frames the loop rendered at each episode end): every "
-        "video a complete file. gymnasium's peers run with their defaults (moviepy, libx264 "
-        "preset medium), the recorder with `recorder_kwargs` as named (its wrapper defaults: "
-        'private Recorder, `on_full="block"` (lossless), 1 worker, 256 MiB, libx264 ultrafast '
-        f"crf 23). {loop['rounds']} rounds, variants interleaved with the order rotated each "
-        "round; medians (min-max); ratios per round (runs close together in time), then "
-        "medianed. *Loop-thread CPU*: `time.thread_time()` of the loop (the recording's cost "
-        "to the training thread itself, whatever other processes do); *blocked on budget*: "
-        "time the loop waited in the recorder for the encoder to free budget (instrumented "
-        "private condition, as bench_overload does). *Peak queued MiB*: "
-        "`stats().peak_queued_bytes`; *encoder frames per worker-second*: `frames_encoded / "
-        "encode_seconds` (summed over workers).\n\n" + every
-    )
-    bench.add(
-        "With the default schedule (capped cubic: episodes 0, 1, 8, 27, 64, ...) the wrappers "
-        "render only the scheduled episodes, so the fair baseline renders the same episodes "
-        "and discards the frames; its second run shows the noise floor (a ratio within its "
-        f"spread is indistinguishable from 1). These short loops run {loop['sched_rounds']} "
-        f"rounds (the {loop['rounds']} above, then the schedule rows alone, interleaved).\n\n"
-        + sched
-    )
-    bench.add(verdicts)
-    bench.add(
-        "## Scenario 4: peak RSS of one long episode\n\n"
-        f"One {ENV_ID} episode (a balancing controller keeps it going; `max_episode_steps` "
-        "sets its length), rendered and recorded every step, in a fresh subprocess per row. "
-        "*Baseline*: RSS after imports, env creation and a first render. *Peak*: VmHWM (per "
-        "process image) at the end; ru_maxrss alongside. The recorder encodes in its encoder "
-        "process (VmHWM), gymnasium (moviepy) in an ffmpeg subprocess (ru_maxrss): both in "
-        "the child column, not in the peak. gymnasium's RecordVideo keeps every frame of a "
-        f"clip in a list until the clip ends, so it runs at {cfg.rss_peer_frames[0]:,} and "
-        f"{cfg.rss_peer_frames[1]:,} frames; its {cfg.rss_frames:,}-frame peak is "
-        "**extrapolated linearly on paper** from the slope between those two (not measured; "
-        f"a 600x400 RGB frame is {400 * 600 * 3 / 1e6:.2f} MB).\n\n" + rss_table(rss)
-    )
-    bench.add(
-        "## Scenario 5: a Python-bound training loop\n\n"
-        f"The loop of scenario 1 ({cfg.py_steps} steps, every episode recorded and rendered) "
-        "with a pure-Python policy after each step (a busy loop of "
-        f"{python['busy_iterations']:,} iterations: `env.step` + policy ≈ "
-        f"{python['step_ms']:.2f} ms measured). The main thread holds the GIL almost all the "
-        "time, so a worker needing it back (between PyAV calls) can wait up to the switch "
-        "interval (`sys.setswitchinterval`): tried at the default 5 ms and at 1 ms. The "
-        'recorder uses its wrapper defaults (`on_full="block"`): an encoder that falls behind '
-        "shows up as loop time once the 256 MiB budget is full. "
-        f"{cfg.py_rounds} rounds, interleaved; medians (min-max).\n\n" + python_table(python)
-    )
+    bench.say("loop", cfg=cfg, videos=videos, rounds=loop["rounds"], table=every)
+    bench.say("schedule", sched_rounds=loop["sched_rounds"], rounds=loop["rounds"], table=sched)
+    bench.say("verdicts", **verdicts)
+    bench.say("rss", cfg=cfg, frame_mb=400 * 600 * 3 / 1e6, table=rss_table(rss))
+    bench.say("python", cfg=cfg, python=python, table=python_table(python))
     bench.footer()
     return {"loop": loop, "rss": rss, "python": python}
 
