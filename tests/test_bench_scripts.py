@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +253,21 @@ def test_bench_ray_quick_measures_sink_and_local(tmp_path: Path) -> None:
     assert all(d["sink"]["median"] > 0 and d["local"]["median"] > 0 for d in data["rates"].values())
     assert data["raw_bytes_per_video"] == 8 * 600 * 400 * 3
     assert 0 < data["bytes_per_video"] < data["raw_bytes_per_video"]
+
+
+def test_every_report_block_a_script_asks_for_is_in_its_md_and_every_block_is_used() -> None:
+    # A block asked for only on a rare path (a target missed) would otherwise fail late, in a
+    # full `make bench`; one no script asks for is text nobody reads.
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import _benchutil
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    pattern = re.compile(r"""(?:say\(\s*|words\[)["'](\w+)["']""")
+    for md in sorted(SCRIPTS.glob("bench_*.md")):
+        blocks = _benchutil.report_text(md)
+        asked = set(pattern.findall(md.with_suffix(".py").read_text()))
+        assert asked == set(blocks), (md.name, asked ^ set(blocks))
+        for name, text in blocks.items():
+            assert text, (md.name, name)
+            assert "\n " not in text, (md.name, name)  # a wrapped line left unjoined
