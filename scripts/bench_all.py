@@ -93,21 +93,9 @@ def short(label: str) -> str:
     return label
 
 
-def _num(cell: str) -> float:
-    match = re.match(r"[\d.]+", cell)
-    assert match, cell
-    return float(match.group())
-
-
 def core_latency(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The append-latency rows of bench_core's table (size, mode, median, p99, max in µs)."""
-    rows = []
-    for size, what, _, *cells in data.get("latency", ()):
-        if "`Episode.append`" in what and "prefault" not in what:
-            mode = next(m for m in ("render", "paced", "burst") if m in what)
-            median, p99, peak = (_num(c) for c in cells[:3])
-            rows.append({"size": size, "mode": mode, "median": median, "p99": p99, "max": peak})
-    return rows
+    """bench_core's append latencies (µs) of the plotted modes, per frame size."""
+    return [r for r in data.get("append", ()) if r["mode"] in ("render", "paced", "burst")]
 
 
 def summary_rows(results: dict[str, Result]) -> list[list[object]]:
@@ -179,9 +167,9 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
             "≤ 30 / ≤ 100 / -" if targeted else "-",
             f"{r['median']:.1f} / {r['p99']:.1f} / {r['max']:.0f}",
             mark(r["median"] <= 30 and r["p99"] <= 100) if targeted else "-")  # fmt: skip
-    for size, what, _, cell, *_ in core.get("latency", ()):
-        if what.startswith("**append / copy") and size == "600x400":
-            ratio = float(cell.split()[0])
+    for r in core.get("append", ()):
+        if r["mode"] == "ratio" and r["size"] == "600x400":
+            ratio = r["median"]
             add("13", "append / numpy copy into the same arena, 600x400 after render (medians)",
                 "≤ 1.15", f"{ratio:.2f}", mark(ratio <= 1.15))  # fmt: skip
     if keep := core.get("keep"):

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from itertools import count, cycle, islice
 from pathlib import Path
@@ -187,8 +187,13 @@ def latency_row(
             f"{use.others_cores:.2f}"]  # fmt: skip
 
 
-def bench_latency(by_size: Mapping[tuple[int, int], Frames], cfg: Config, tmp: Path) -> list[Row]:
+def bench_latency(
+    by_size: Mapping[tuple[int, int], Frames], cfg: Config, tmp: Path
+) -> tuple[list[Row], list[dict[str, Any]]]:
+    """The table's rows, and its figures for bench_all: each append mode's µs per size, and
+    append / copy (mode ``ratio``, in ``median``)."""
     rows: list[Row] = []
+    figures: list[dict[str, Any]] = []
     n = cfg.append_n
     what = "numpy copy of the same just-rendered frames into a block of the same arena"
     for size in LATENCY_SIZES:
@@ -205,6 +210,7 @@ def bench_latency(by_size: Mapping[tuple[int, int], Frames], cfg: Config, tmp: P
             with bu.measure() as use:
                 lats, drops = bench(tmp / f"{key}-{name}", *args)
             rows.append(latency_row(name, f"`Episode.append`, {mode}", lats[0], use, drops, target))
+            figures.append({"size": name, "mode": key, **asdict(lats[0])})
             if key == "render":
                 (appended, cold, hot), render_use = lats, use
         rows += [
@@ -214,6 +220,7 @@ def bench_latency(by_size: Mapping[tuple[int, int], Frames], cfg: Config, tmp: P
                                ("always the same block (in the caches)", hot))
         ]  # fmt: skip
         ratio = appended.median / cold.median
+        figures.append({"size": name, "mode": "ratio", "median": ratio})
         rows.append([name, (f"**append / copy into the next of {REF_BLOCKS} blocks, medians** "
                      "(target ≤ 1.15)"), "-", judged(ratio, ratio <= 1.15, target, 2),
                      *["-"] * 4])  # fmt: skip
@@ -225,7 +232,7 @@ def bench_latency(by_size: Mapping[tuple[int, int], Frames], cfg: Config, tmp: P
                 latency_row(name, "numpy copy into a reused buffer (reference)", reused, use),
                 latency_row(name, "numpy `empty` + copy, fresh memory (reference)", fresh, use),
             ]
-    return rows
+    return rows, figures
 
 
 # -- 2. encode throughput ----------------------------------------------------------------------
@@ -412,7 +419,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     bu.log("collecting CartPole frames")
     base = bu.cartpole_frames(max(cfg.encode_frames, 60 if quick else 300))
     by_size = {size: bu.resized(base, *size) for size in {*LATENCY_SIZES, *ENCODE_SIZES}}
-    latency = bench_latency(by_size, cfg, tmp)
+    latency, append = bench_latency(by_size, cfg, tmp)
     # The recorder's h264 defaults (read from it, not assumed): the ffmpeg CLI gets them too.
     codec = recorder.Codec("h264")
     opts = codec.ffmpeg_settings()[3]
@@ -449,7 +456,7 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         "encode s, all candidates | encode s, kept only | wall s",
         [[*counts, f"{keep['candidates'] / max(keep['kept'], 1):.1f}", *seconds]]))  # fmt: skip
     bench.footer()
-    return {"latency": latency, "rss": rss, "keep": keep}
+    return {"append": append, "rss": rss, "keep": keep}
 
 
 if __name__ == "__main__":

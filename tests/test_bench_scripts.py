@@ -241,8 +241,14 @@ def test_bench_core_quick_writes_its_tables(tmp_path: Path) -> None:
     assert all(cells[7].endswith(("✅", "❌")) for cells in rss)  # peak vs baseline + budget
     # Issue 13's ratio: append / a copy into the same arena, from the same run.
     assert any(line.startswith("| 600x400 | **append / copy into the next of") for line in rows)
-    # bench_all's summary reads the latency table from the figures.
-    assert len(data["latency"]) == 4 * 7 + 2
+    # bench_all's summary and plot read the latencies from the figures: 4 modes and the ratio
+    # per size, equal to the table's medians.
+    append = data["append"]
+    assert [r["mode"] for r in append] == ["render", "bare", "paced", "burst", "ratio"] * 4
+    render = next(r for r in append if (r["size"], r["mode"]) == ("600x400", "render"))
+    what = "`Episode.append`, after render (a training loop)"
+    cells = next(c for c in table_rows(text) if c[:2] == ["600x400", what])
+    assert float(cells[3].split()[0]) == pytest.approx(render["median"], abs=0.05)
 
 
 @pytest.mark.timeout(240)
