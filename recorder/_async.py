@@ -264,8 +264,9 @@ class AsyncEpisode:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *_: object) -> None:
-        self.close()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        # As the sync Episode: an exception (a cancellation too) ends it early, not a stall.
+        self._ep.__exit__(exc_type)
 
 
 class AsyncRecorder:

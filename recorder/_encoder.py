@@ -6,7 +6,6 @@ import contextlib
 import errno
 import os
 from dataclasses import dataclass, field
-from fractions import Fraction
 from functools import partial
 from typing import Any, Protocol
 
@@ -15,6 +14,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from recorder._frames import FrameFormat, Image
 from recorder._mp4 import scan_fragments
+from recorder._validate import frame_rate
 
 try:
     import fcntl
@@ -299,7 +299,7 @@ class PyAVEncoder:
         else:
             self._container = av.open(self._target, "w", format=container_format)
         try:
-            rate = Fraction(spec.fps).limit_denominator(1001)
+            rate = frame_rate(spec.fps)
             stream: Any = self._container.add_stream(encoder, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             # Before the codec opens: PyAV's default is sliced threading with an auto count.

@@ -40,6 +40,8 @@ OnFull = Literal["drop", "block", "raise"]
 
 #: frames a worker takes from a clip at once, and encodes before a waiting clip has its turn.
 QUANTUM = 8
+#: seconds a worker waits for work before it takes frames short of a batch (see _idle).
+IDLE_SECONDS = 1.0
 
 
 class QueueCore:
@@ -76,6 +78,10 @@ class QueueCore:
         self.broken: BaseException | None = None  # set when no worker is left alive
         self.counts = Counters()
         self._lanes: set[Lane] = set()
+        # Set without the lock (from a wrapper's __del__): the Recorder's owner is gone, and
+        # on_abandoned (which must not block: the lock is held) closes it once it is idle.
+        self.abandoned = False
+        self.on_abandoned: Callable[[], None] | None = None
 
     def _check_usable(self) -> None:
         if self._closed:
@@ -142,6 +148,17 @@ class QueueCore:
             or self._waiters > 0
             or 2 * self.memory.queued_bytes >= self.max_bytes
         )
+
+    def _idle(self) -> None:
+        """A worker waited :data:`IDLE_SECONDS` for work: the producer has paused (or feeds
+        frames slowly), so frames short of a batch, a lane's among them, go to the workers
+        now rather than wait in memory for the next append (and be lost with a crash)."""
+        self._sync()
+        for clip in list(self._live):
+            self._schedule(clip)
+        if self.abandoned and not self._closed and self.on_abandoned is not None:
+            self.abandoned = False
+            self.on_abandoned()
 
     # -- lanes (recorder._lane) ----------------------------------------------------------------
 

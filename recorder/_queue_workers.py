@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from recorder import _queue_core as queue_core
 from recorder._clip import DROP, END, YIELD, Clip, Item, Work
 from recorder._queue_core import QUANTUM, QueueCore
 
@@ -46,7 +47,8 @@ class WorkerSide(QueueCore):
             while not self._ready:
                 if self._stopping:
                     return None
-                self._work.wait()
+                if not self._work.wait(queue_core.IDLE_SECONDS):
+                    self._idle()
             clip = self._ready.popleft()
             clip.ready = False
             clip.owned = True

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -70,6 +71,29 @@ class _ClipService:
     _drops: WarnOnce
     _workers: Workers
     _keeper: Keeper | None
+    _plan: ClipPlan
+    _threads: list[threading.Thread]
+    _deliveries: Deliveries | None
+
+    def _plan_for(self, fps: float | None) -> ClipPlan:
+        """The clip plan of an episode with its own *fps* (None: the Recorder's)."""
+        return (
+            self._plan if fps is None else replace(self._plan, fps=check_fps(fps, self.codec.name))
+        )
+
+    def _not_from_own_thread(self, call: str) -> None:
+        # on_saved and a handle's done-callbacks run there: the call would wait for itself.
+        own = self._deliveries.thread if self._deliveries is not None else None
+        if threading.current_thread() in (*self._threads, own):
+            raise RuntimeError(
+                f"{call}() cannot be called from the recorder's own worker thread (an on_saved "
+                "callback or a handle's done-callback): it would wait for itself"
+            )
+
+    def _abandon(self) -> None:
+        """The owner (a wrapper's private Recorder's wrapper) went away without close(): the
+        Recorder closes itself once its workers are idle. Takes no lock (called by __del__)."""
+        self._queue.abandoned = True
 
     def _check_usable(self) -> None:
         """Raise :class:`RecorderClosedError` when the recorder is closed or forked."""
@@ -221,6 +245,19 @@ class _ClipService:
         self._workers.finish = finish
 
 
+def _close_abandoned(rec: Recorder) -> None:
+    """Close *rec*, abandoned by its owner, on a thread of its own (an idle worker calls this,
+    under the queue's lock); an error is logged: nobody is left to raise it to."""
+
+    def close() -> None:
+        try:
+            rec.close()
+        except Exception as e:
+            logger.error("an unclosed wrapper's Recorder (%s) failed: %r", rec.video_folder, e)
+
+    threading.Thread(target=close, name="recorder-close-abandoned").start()
+
+
 class Recorder(_ClipService):
     """Records videos of episodes in the background.
 
@@ -316,6 +353,7 @@ class Recorder(_ClipService):
         self.step_trigger = step_trigger
         _check_service(workers, max_queue_bytes, on_full, worker_nice, encode_in)
         self.codec = _codec_of(codec, crf, preset)
+        check_fps(fps, self.codec.name)
         self.on_saved = on_saved
         self.sidecars = bool(sidecars)
         self.video_folder = Path(os.path.abspath(os.fspath(video_folder)))
@@ -352,6 +390,7 @@ class Recorder(_ClipService):
         )
         self._workers = Workers(self._queue, writer, workers, worker_nice)
         self._threads = self._workers.threads
+        self._queue.on_abandoned = partial(_close_abandoned, self)
         with _live_lock:
             _live.add(self)
         self._workers.start()
@@ -381,7 +420,7 @@ class Recorder(_ClipService):
             Exception: whatever episode_trigger raises.
         """
         self._check_usable()
-        plan = self._plan if fps is None else replace(self._plan, fps=check_fps(fps))
+        plan = self._plan_for(fps)
         return Episode(self, plan, episode_index, step_starting_index, metadata)
 
     def submit(
@@ -406,7 +445,7 @@ class Recorder(_ClipService):
         """
         self._check_usable()
         images = validate_frames(frames)
-        plan = self._plan if fps is None else replace(self._plan, fps=check_fps(fps))
+        plan = self._plan_for(fps)
         return self._submit(images, plan, episode_index, step_starting_index, metadata)
 
     def _submit(
@@ -430,6 +469,7 @@ class Recorder(_ClipService):
         """
         if os.getpid() != self._pid:
             raise RecorderClosedError("a Recorder cannot be used in a forked child process")
+        self._not_from_own_thread("flush")
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._queue.wait(deadline):
             pending = len(self._queue.live_clips())
@@ -455,9 +495,7 @@ class Recorder(_ClipService):
             Exception: errors of failed videos not yet raised by flush(), one as itself,
                 several as an :class:`ExceptionGroup`.
         """
-        own = self._deliveries.thread if self._deliveries is not None else None
-        if threading.current_thread() in (*self._threads, own):
-            raise RuntimeError("close() cannot be called from the recorder's own worker thread")
+        self._not_from_own_thread("close")
         with self._close_lock:
             if self._closed:
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 import numpy as np
 
@@ -35,13 +36,30 @@ def check_triggers(episode_trigger: object, step_trigger: object) -> None:
             raise TypeError(f"{name} must be callable or None, got {trigger!r}")
 
 
-def check_fps(fps: object) -> float:
-    """Return fps as a float, or raise for a non-number, NaN, inf or fps <= 0."""
+#: a gif stores each frame's delay in hundredths of a second.
+MAX_GIF_FPS = 100
+
+
+def frame_rate(fps: float) -> Fraction:
+    """The frame rate an encoder is given for *fps* (mp4 and webm time bases are 1 / it)."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def check_fps(fps: object, codec: str | None = None) -> float:
+    """Return fps as a float, or raise for a non-number, NaN, inf, fps <= 0, an fps the
+    encoder's frame rate rounds to 0, or one that *codec* (its name) cannot store."""
     if isinstance(fps, bool) or not isinstance(fps, int | float | np.integer | np.floating):
         raise TypeError(f"fps must be a number, got {fps!r}")
     value = float(fps)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    if frame_rate(value) == 0:
+        raise ValueError(f"fps must be at least 1/1001 (a frame every 1001 s), got {fps!r}")
+    if codec == "gif" and value > MAX_GIF_FPS:
+        raise ValueError(
+            f"a gif stores frame delays in hundredths of a second: fps must be at most "
+            f"{MAX_GIF_FPS}, got {fps!r}"
+        )
     return value
 
 

@@ -265,6 +265,8 @@ class FakeEncoder:
         if self.faulty and len(self.frames) == self.owner.fail_at:
             raise self.owner.error
         self.frames.append(int(image[0, 0, 0]) if image.ndim == 3 else int(image[0, 0]))
+        with self.owner.progress:
+            self.owner.progress.notify_all()
 
     def close(self) -> None:
         Path(self.spec.path).write_bytes(b"fake video")
@@ -284,6 +286,7 @@ class FakeEncoders:
     error: BaseException = field(default_factory=lambda: OSError(28, "No space left on device"))
     made: list[FakeEncoder] = field(default_factory=list)
     fail_when: Callable[[VideoSpec], bool] = lambda spec: True
+    progress: threading.Condition = field(default_factory=threading.Condition)  # each write
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -292,6 +295,13 @@ class FakeEncoders:
         enc = FakeEncoder(spec, self, faulty=self.fail_when(spec))
         self.made.append(enc)
         return enc
+
+    def wait_for_frames(self, n: int, timeout: float = 10) -> bool:
+        """Whether the encoders made so far were given *n* frames within *timeout* seconds."""
+        with self.progress:
+            return self.progress.wait_for(
+                lambda: sum(len(e.frames) for e in self.made) >= n, timeout
+            )
 
     def by_name(self, name: str) -> FakeEncoder:
         return next(e for e in self.made if Path(e.spec.path).name.startswith(f".{name}."))

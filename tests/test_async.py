@@ -691,3 +691,16 @@ async def test_stalled_episode_is_counted(tmp_path: Path, caplog: pytest.LogCapt
             assert not ep.wants_frame
         assert rec.stats().episodes_stalled == 1
     assert "episode 0 recorded nothing" in caplog.text
+
+
+async def test_an_episode_left_by_an_exception_is_not_a_stall(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with AsyncRecorder(
+        tmp_path, episode_trigger=always, encoder_factory=FakeEncoders()
+    ) as rec:
+        with pytest.raises(KeyError):
+            async with rec.episode(0):
+                raise KeyError("the env failed")  # before any frame: as the sync Episode
+        assert rec.stats().episodes_stalled == 0
+    assert "recorded nothing" not in caplog.text

@@ -123,6 +123,9 @@ def test_record_steps_with_step_trigger_and_video_length(
     first = json.loads((tmp_path / "rl-video-step-0.json").read_text())
     last = json.loads((tmp_path / "rl-video-step-39.json").read_text())
     assert (first["frames"], first["first_step"], first["fps"]) == (5, 0, 12.5)
+    # Cut before its episode ended (random CartPole episodes last 8 steps and more): written
+    # before the episode's outcome is known, as docs/cli.md says.
+    assert set(first["metadata"]) == {"env_id", "seed", "policy"}
     # Step 39 is the last one run: its clip has one frame however long episodes are.
     assert (last["frames"], last["first_step"], last["codec"]) == (1, 39, "vp9")
     assert len(decode(tmp_path / "rl-video-step-0.webm").frames) == 5

@@ -15,6 +15,7 @@ from recorder import (
     QueueFullError,
     Recorder,
     RecorderClosedError,
+    _queue_core,
 )
 
 
@@ -492,3 +493,46 @@ def test_a_recorder_from_before_fork_fails_clearly_in_the_child(tmp_path: Path) 
     ep.close()
     rec.close(timeout=30)
     assert fake.made[0].frames == [0, 1]  # the parent's recorder is untouched
+
+
+def test_frames_short_of_a_batch_reach_the_encoder_once_the_producer_pauses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Else they would wait (in the clip's lane) for the next appends, lost with a crash.
+    monkeypatch.setattr(_queue_core, "IDLE_SECONDS", 0.01)
+    fake = FakeEncoders()
+    with Recorder(tmp_path, **budget(64, fake)) as rec, rec.episode(0) as ep:
+        ep.append(flat(1))  # a clip's first frame goes to a worker at once
+        assert fake.wait_for_frames(1)
+        for value in (2, 3, 4):  # fewer than a batch, then nothing: a paused loop
+            ep.append(flat(value))
+        assert fake.wait_for_frames(4)
+        assert fake.made[0].frames == [1, 2, 3, 4]
+
+
+def test_flush_from_the_recorders_own_threads_raises_instead_of_waiting_for_itself(
+    tmp_path: Path,
+) -> None:
+    got: list[BaseException] = []
+    called = threading.Event()
+
+    def flush_then(handle: object) -> None:
+        try:
+            rec.flush()
+        except RuntimeError as e:
+            got.append(e)
+        finally:
+            called.set()
+
+    fake = gated()
+    rec = Recorder(
+        tmp_path, episode_trigger=always, encoder_factory=fake, on_saved=lambda _: rec.flush()
+    )
+    handle = rec.submit([flat(1)])[0]
+    handle.add_done_callback(flush_then)  # before the worker can finish: called on its thread
+    fake.gate.set()
+    assert called.wait(10)
+    assert "own worker thread" in str(got[0])
+    # on_saved's flush() raised: reported as the video's error, by close(), which returns.
+    with pytest.raises(RuntimeError, match="own worker thread"):
+        rec.close()

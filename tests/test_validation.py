@@ -153,6 +153,8 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"on_full": "wait"}, ValueError, "on_full"),
     ({"episode_trigger": 5}, TypeError, "episode_trigger"),
     ({"codec": "mjpeg"}, ValueError, "codec"),
+    ({"fps": 1e-4}, ValueError, "at least 1/1001"),  # mp4's rate would round to 0
+    ({"codec": "gif", "fps": 120}, ValueError, "hundredths"),
     ({"crf": 99}, ValueError, "crf"),
 ]
 
@@ -171,6 +173,23 @@ def test_bad_fps_per_episode(rec: Recorder) -> None:
         rec.submit([GOOD], fps=0)
     with pytest.raises(ValueError, match="fps"):
         rec.episode(0, fps=float("nan"))
+    with pytest.raises(ValueError, match="at least 1/1001"):
+        rec.submit([GOOD], fps=1e-4)
+    rec.submit([GOOD], fps=1 / 1000)  # the slowest rate an mp4 here is given
+
+
+def test_fps_a_gif_cannot_store_is_refused_at_the_call(tmp_path: Path) -> None:
+    from helpers import TinyEnv
+
+    from recorder.wrappers import RecordVideo
+
+    with Recorder(tmp_path, codec="gif", episode_trigger=lambda e: True) as gif:
+        with pytest.raises(ValueError, match="hundredths"):
+            gif.episode(0, fps=100.5)
+        with pytest.raises(ValueError, match="hundredths"):
+            RecordVideo(TinyEnv(), str(tmp_path / "w"), fps=144, recorder=gif)
+        handle = gif.submit([GOOD, GOOD], fps=100)[0]
+    assert handle.result().fps == 100
 
 
 def test_files_never_outside_the_folder(tmp_path: Path) -> None:

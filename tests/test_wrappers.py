@@ -399,6 +399,39 @@ def test_unclosed_wrapper_warns_and_its_recorder_still_saves_the_clip(tmp_path: 
     assert frame_counts(tmp_path) == {"rl-video-episode-0.mp4": 2}
 
 
+def test_a_wrapper_dropped_unclosed_closes_its_private_recorder_once_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A RecordVideo per evaluation, never closed: each must not keep a Recorder (its threads,
+    # its shared memory) until the interpreter exits.
+    from recorder import _queue_core, _recorder
+
+    monkeypatch.setattr(_queue_core, "IDLE_SECONDS", 0.01)
+    closing = threading.Event()
+    closers: list[threading.Thread] = []
+    original = _recorder._close_abandoned
+
+    def spy(rec: recorder.Recorder) -> None:
+        original(rec)
+        closers.extend(t for t in threading.enumerate() if t.name == "recorder-close-abandoned")
+        closing.set()
+
+    monkeypatch.setattr(_recorder, "_close_abandoned", spy)
+    env = RecordVideo(TinyEnv(), str(tmp_path / "v"), episode_trigger=lambda e: True)
+    rec = env.recorder
+    env.reset()
+    env.step(0)
+    env.step(0)
+    with pytest.warns(UserWarning, match="was not closed"):
+        del env  # the last reference: CPython runs __del__ here
+    assert closing.wait(10)
+    for thread in closers:
+        thread.join(10)
+    assert rec.closed
+    assert frame_counts(tmp_path / "v") == {"rl-video-episode-0.mp4": 3}  # its open clip, saved
+    assert not [t for t in rec._threads if t.is_alive()]
+
+
 def test_folder_holds_gymnasiums_files_only_and_infos_say_where_clips_start(
     tmp_path: Path,
 ) -> None:

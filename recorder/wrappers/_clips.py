@@ -12,7 +12,7 @@ from gymnasium import logger as gym_logger
 
 from recorder._lane import Lane, put
 from recorder._queue import Clip
-from recorder._recorder import Recorder, check_name_prefix
+from recorder._recorder import Recorder, check_fps, check_name_prefix
 from recorder._results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
 
 #: Recorder arguments that the wrapper decides itself (clips are named and cut by the wrapper).
@@ -91,6 +91,7 @@ class ClipSink:
             self._kwargs = kwargs
             self.recorder = Recorder(video_folder, **kwargs)
             self.owned = True
+        self.fps = check_fps(fps, self.recorder.codec.name)  # a shared gif Recorder's limit
 
     @property
     def stale(self) -> bool:
@@ -130,6 +131,12 @@ class ClipSink:
         self._handles = [h for h in self._handles if not h.done() or _failed(h)]
         self._handles.append(clip.handle)
         return clip
+
+    def abandon(self) -> None:
+        """The wrapper went away without close(): a private Recorder closes itself once idle
+        (its open clip is saved). Takes no lock: called by ``__del__``."""
+        if self.owned:
+            self.recorder._abandon()
 
     def close(self) -> None:
         """Wait until this wrapper's videos are on disk; raise the error of any that failed.

@@ -226,10 +226,12 @@ class RecordVideo(
         """Warn when the wrapper goes away with a clip open (close() was not called)."""
         # Runs on half-built wrappers too (when __init__ raised): read attributes defensively.
         # No lock is taken here: __del__ may run on any thread, inside any critical section.
-        track = getattr(self, "_track", None)
+        track, sink = getattr(self, "_track", None), getattr(self, "_sink", None)
         if track is not None and track.open:
             gym_logger.warn(
-                "RecordVideo was not closed: its last video %s is finished only when its "
-                "Recorder closes (at the latest at interpreter exit). Did you call close()?",
+                "RecordVideo was not closed: its last video %s is finished in the background "
+                "(a shared Recorder's: when it closes). Did you call close()?",
                 track.name,
             )
+        if sink is not None:
+            sink.abandon()

@@ -271,10 +271,13 @@ class RecordVideo(
         names = [t.name for t in tracks if t is not None and t.open]
         if names:
             gym_logger.warn(
-                "RecordVideo was not closed: its last videos %s are finished only when its "
-                "Recorder closes (at the latest at interpreter exit). Did you call close()?",
+                "RecordVideo was not closed: its last videos %s are finished in the background "
+                "(a shared Recorder's: when it closes). Did you call close()?",
                 names,
             )
+        sink = getattr(self, "_sink", None)
+        if sink is not None:
+            sink.abandon()
 
     # -- internals ------------------------------------------------------------------------------
 
