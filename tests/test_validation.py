@@ -189,6 +189,8 @@ def test_fps_a_gif_cannot_store_is_refused_at_the_call(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="hundredths"):
             RecordVideo(TinyEnv(), str(tmp_path / "w"), fps=144, recorder=gif)
         handle = gif.submit([GOOD, GOOD], fps=100)[0]
+    with pytest.raises(ValueError, match="hundredths"):  # its private Recorder is closed again
+        RecordVideo(TinyEnv(), str(tmp_path / "p"), fps=144, recorder_kwargs={"codec": "gif"})
     assert handle.result().fps == 100
 
 

@@ -91,7 +91,12 @@ class ClipSink:
             self._kwargs = kwargs
             self.recorder = Recorder(video_folder, **kwargs)
             self.owned = True
-        self.fps = check_fps(fps, self.recorder.codec.name)  # a shared gif Recorder's limit
+        try:
+            self.fps = check_fps(fps, self.recorder.codec.name)  # a gif's limit
+        except ValueError:
+            if self.owned:
+                self.recorder.close()
+            raise
 
     @property
     def stale(self) -> bool:
