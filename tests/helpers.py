@@ -357,3 +357,36 @@ def play_episodes(env: gym.Env[Any, Any], seeds: Iterable[int]) -> list[float]:
             done = bool(terminated or truncated)
         returns.append(total)
     return returns
+
+
+@dataclass
+class AbandonedCloses:
+    """Spies the closing of Recorders whose wrapper was dropped unclosed (see :func:`abandoned`)."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def wait(self, timeout: float = 10) -> bool:
+        """Whether a close began within *timeout* seconds; then waits until it ended."""
+        if not self.started.wait(timeout):
+            return False
+        for thread in self.threads:
+            thread.join(timeout)
+        return True
+
+
+def abandoned(monkeypatch: Any) -> AbandonedCloses:
+    """Idle workers check at once (``IDLE_SECONDS`` short) and every close of an abandoned
+    Recorder is spied on (its thread kept, to join)."""
+    from recorder import _queue_core, _recorder
+
+    monkeypatch.setattr(_queue_core, "IDLE_SECONDS", 0.01)
+    spy, original = AbandonedCloses(), _recorder._close_abandoned
+
+    def close(rec: Any) -> None:
+        original(rec)
+        spy.threads += [t for t in threading.enumerate() if t.name == "recorder-close-abandoned"]
+        spy.started.set()
+
+    monkeypatch.setattr(_recorder, "_close_abandoned", close)
+    return spy

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, VectorWrapper
-from helpers import frame_counts, frame_sizes, moviepy_frames, unraisable
+from helpers import abandoned, frame_counts, frame_sizes, moviepy_frames, unraisable
 
 import recorder
 from recorder.wrappers.vector import RecordVideo, grid_shape
@@ -208,19 +207,7 @@ def test_half_built_wrapper_del_does_not_raise(tmp_path: Path) -> None:
 def test_a_vector_wrapper_dropped_unclosed_saves_its_clips_and_frees_its_recorder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recorder import _queue_core, _recorder
-
-    monkeypatch.setattr(_queue_core, "IDLE_SECONDS", 0.01)
-    closing = threading.Event()
-    closers: list[threading.Thread] = []
-    original = _recorder._close_abandoned
-
-    def spy(rec: recorder.Recorder) -> None:
-        original(rec)
-        closers.extend(t for t in threading.enumerate() if t.name == "recorder-close-abandoned")
-        closing.set()
-
-    monkeypatch.setattr(_recorder, "_close_abandoned", spy)
+    closes = abandoned(monkeypatch)
     envs = make_vec(2, AutoresetMode.NEXT_STEP)
     env = RecordVideo(envs, str(tmp_path / "v"), per_env=True, episode_trigger=lambda e: True)
     rec = env.recorder
@@ -229,9 +216,7 @@ def test_a_vector_wrapper_dropped_unclosed_saves_its_clips_and_frees_its_recorde
         env.step(env.action_space.sample())
     with pytest.warns(UserWarning, match="was not closed"):
         del env  # the last reference: CPython runs __del__ here
-    assert closing.wait(10)
-    for thread in closers:
-        thread.join(10)
+    assert closes.wait()
     assert not [t for t in rec._threads if t.is_alive()]
     counts = frame_counts(tmp_path / "v")
     assert list(counts.values()) == [5, 5]  # each sub-env's open clip, saved

@@ -17,6 +17,7 @@ from gymnasium.wrappers import RenderCollection
 from helpers import (
     AnsiOnly,
     TinyEnv,
+    abandoned,
     frame_counts,
     moviepy_frames,
     play_episodes,
@@ -404,19 +405,7 @@ def test_a_wrapper_dropped_unclosed_closes_its_private_recorder_once_idle(
 ) -> None:
     # A RecordVideo per evaluation, never closed: each must not keep a Recorder (its threads,
     # its shared memory) until the interpreter exits.
-    from recorder import _queue_core, _recorder
-
-    monkeypatch.setattr(_queue_core, "IDLE_SECONDS", 0.01)
-    closing = threading.Event()
-    closers: list[threading.Thread] = []
-    original = _recorder._close_abandoned
-
-    def spy(rec: recorder.Recorder) -> None:
-        original(rec)
-        closers.extend(t for t in threading.enumerate() if t.name == "recorder-close-abandoned")
-        closing.set()
-
-    monkeypatch.setattr(_recorder, "_close_abandoned", spy)
+    closes = abandoned(monkeypatch)
     env = RecordVideo(TinyEnv(), str(tmp_path / "v"), episode_trigger=lambda e: True)
     rec = env.recorder
     env.reset()
@@ -424,9 +413,7 @@ def test_a_wrapper_dropped_unclosed_closes_its_private_recorder_once_idle(
     env.step(0)
     with pytest.warns(UserWarning, match="was not closed"):
         del env  # the last reference: CPython runs __del__ here
-    assert closing.wait(10)
-    for thread in closers:
-        thread.join(10)
+    assert closes.wait()
     assert rec.closed
     assert frame_counts(tmp_path / "v") == {"rl-video-episode-0.mp4": 3}  # its open clip, saved
     assert not [t for t in rec._threads if t.is_alive()]
