@@ -26,6 +26,7 @@ from recorder._episode import Episode
 from recorder._frames import as_image, format_of
 from recorder._queue import OnFull
 from recorder._recorder import Recorder
+from recorder._reporting import note_close_error
 from recorder._results import (
     ClipHandle,
     ClipKind,
@@ -502,9 +503,7 @@ class AsyncRecorder:
         except Exception as e:
             if exc is None:
                 raise
-            # The block's own exception goes first; the recorder's errors stay in stats().
-            if isinstance(exc, Exception):
-                exc.add_note(f"while closing the recorder: {e!r}")
+            note_close_error(exc, e)  # the block's own exception goes first
             return
         if exc is None:
             # A cancellation held off by the shield is delivered here.

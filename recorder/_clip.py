@@ -1,8 +1,9 @@
-"""What a clip is: the state its episode, the queue and its worker share, and its frames."""
+"""What a clip is: its life as one state, the frames it shares with other clips, its markers."""
 
 from __future__ import annotations
 
 import collections
+import enum
 import math
 import time
 from collections.abc import Callable
@@ -15,18 +16,17 @@ from recorder._results import ClipHandle, ClipKind
 
 if TYPE_CHECKING:
     from recorder._encoder import Encoder
-    from recorder._lane import Lane
 
 
 class Item:
-    """One copied frame, shared by every clip that wants it."""
+    """One copied frame, shared by every clip that wants it (*refs* of them)."""
 
     __slots__ = ("buffer", "nbytes", "refs")
 
-    def __init__(self, buffer: Image, nbytes: int) -> None:
+    def __init__(self, buffer: Image, nbytes: int, refs: int = 0) -> None:
         self.buffer = buffer
         self.nbytes = nbytes
-        self.refs = 0
+        self.refs = refs
 
 
 class _Marker:
@@ -47,6 +47,49 @@ YIELD = _Marker("YIELD")
 Work = Item | _Marker
 
 
+class State(enum.Enum):
+    """A clip's life. Moves only as :data:`MOVES` says, under the queue's lock.
+
+    ``OPEN`` takes frames; ``ENDED`` has its END queued; ``PUBLISHED`` is being renamed into
+    place (or handed to a sink) and can no longer be dropped. ``SAVED``, ``DROPPED`` and
+    ``FAILED`` are outcomes, counted when they are decided; the clip then leaves the queue's
+    live set once its handle is resolved (retired).
+    """
+
+    OPEN = "open"
+    ENDED = "ended"
+    PUBLISHED = "published"
+    SAVED = "saved"
+    DROPPED = "dropped"
+    FAILED = "failed"
+
+
+MOVES: dict[State, frozenset[State]] = {
+    State.OPEN: frozenset({State.ENDED, State.DROPPED, State.FAILED}),
+    State.ENDED: frozenset({State.PUBLISHED, State.DROPPED, State.FAILED}),
+    # A sink's answer decides: saved, or failed (the delivery).
+    State.PUBLISHED: frozenset({State.SAVED, State.FAILED}),
+    State.SAVED: frozenset(),
+    State.DROPPED: frozenset(),
+    State.FAILED: frozenset(),
+}
+
+
+def moved(clip: Clip, to: State) -> State:
+    """*to*, once checked to be a move of *clip*'s state (the caller assigns it)."""
+    if to not in MOVES[clip.state]:
+        raise RuntimeError(f"clip {clip.name}: {clip.state.value} -> {to.value} is not a move")
+    return to
+
+
+class Custody(enum.Enum):
+    """Where a live clip is for the workers: nobody's, on the ready list, or one worker's."""
+
+    IDLE = "idle"
+    READY = "ready"
+    OWNED = "owned"
+
+
 @dataclass(eq=False)
 class Clip:
     """One video on its way to disk. Fields below ``handle`` belong to the queue's lock."""
@@ -63,19 +106,14 @@ class Clip:
     episode_index: int | None = None
     first_step: int | None = None
     started: float = field(default_factory=time.time)
+    state: State = State.OPEN
+    drop_reason: str = ""  # why, once DROPPED
+    custody: Custody = Custody.IDLE
     items: collections.deque[Work] = field(default_factory=collections.deque)
     frames: int = 0  # frames enqueued
     enqueued: int = 0  # work units enqueued (frames and END)
     processed: int = 0
     wake_at: float = math.inf  # a flush() waits for processed >= wake_at: notify it then
-    ended: bool = False
-    drop_reason: str | None = None
-    failed: bool = False
-    owned: bool = False
-    ready: bool = False
-    finished: bool = False
-    published: bool = False  # renamed to its final name: too late to drop
-    lane: Lane | None = None  # blocks reserved for its next frames (recorder._lane)
     # The owning worker's state:
     frame_format: FrameFormat | None = None
     encoder: Encoder | None = None
@@ -91,5 +129,10 @@ class Clip:
 
     @property
     def accepting(self) -> bool:
-        """Whether frames may still be appended."""
-        return not (self.ended or self.drop_reason is not None or self.failed)
+        """Whether frames may still be appended (a hint without the lock)."""
+        return self.state is State.OPEN
+
+    @property
+    def dropped(self) -> bool:
+        """Whether the clip was dropped (a hint without the lock)."""
+        return self.state is State.DROPPED

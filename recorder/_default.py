@@ -206,6 +206,9 @@ def _close_default(timeout: float | None = None, *, cancel: bool = False) -> Non
 
 def _log_outcome(handle: Future[VideoInfo]) -> None:
     assert isinstance(handle, ClipHandle)
+    if handle.cancelled():
+        logger.info("did not save %s: its handle was cancelled", handle.path)
+        return
     error = handle.exception()
     if error is None:
         info = handle.result()

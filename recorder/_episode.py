@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from recorder._clip import Clip
-from recorder._frames import FrameFormat, Image, as_image, format_of, image_and_format
-from recorder._lane import Lane, put, suits
+from recorder._frames import FrameFormat, Image, format_of, image_and_format
 from recorder._results import ClipHandle, ClipKind, RecorderClosedError
 from recorder._validate import Trigger, check_index, shape_changed
 
@@ -86,8 +85,6 @@ class Episode:
         self._clips: list[Clip] = []  # every clip started
         self._format: FrameFormat | None = None
         self._closed = False
-        # The sole open clip's lane, when no step clip can start: the append fast path.
-        self._lane: Lane | None = None
 
     @property
     def handles(self) -> list[ClipHandle]:
@@ -131,17 +128,11 @@ class Episode:
         """
         if not callable(render):
             raise TypeError(f"offer() takes a callable that renders a frame, got {render!r}")
-        lane = self._lane
-        if lane is not None and lane.spare:  # a hint (append checks again): a clip wants it
-            self.append(render())
-            return True
         self._check_open()
         if not self._wants():
             self._skip()
             return False
-        frame = render()
-        image = as_image(frame)
-        self._append_image(image, format_of(image), lane=image is frame)
+        self._append_image(*image_and_format(render()))
         return True
 
     def append(self, frame: Any) -> None:
@@ -152,14 +143,8 @@ class Episode:
             QueueFullError: ``on_full="raise"`` and the budget is full.
             RecorderClosedError: the episode or the recorder is closed.
         """
-        lane = self._lane
-        if lane is not None and put(lane, frame):
-            self._k += 1
-            self._answer = None
-            return
         self._check_open()
-        image, fmt = image_and_format(frame)
-        self._append_image(image, fmt, lane=image is frame)
+        self._append_image(*image_and_format(frame))
 
     def skip(self) -> None:
         """Advance past a frame that was not rendered (when :attr:`wants_frame` is False)."""
@@ -204,9 +189,8 @@ class Episode:
         self._k += 1
         self._open = [c for c in self._open if c.accepting]
 
-    def _append_image(self, image: Image, fmt: FrameFormat, *, lane: bool = False) -> None:
-        """Add a validated frame. *lane*: *image* is the caller's own array, so a lane could
-        take the next ones (see :func:`~recorder._lane.suits`)."""
+    def _append_image(self, image: Image, fmt: FrameFormat) -> None:
+        """Add a validated frame."""
         # The training thread's hot path: every line here costs each recorded frame.
         if fmt is not self._format:
             if self._format is None:
@@ -223,10 +207,7 @@ class Episode:
         self._step_wanted = None
         self._answer = None
         if self._open:
-            sole = len(self._open) == 1 and self._plan.step_trigger is None
-            sole = sole and lane and suits(image, fmt)
-            self._open = self._rec._admit(image, fmt, self._open, lane=sole)
-            self._lane = self._open[0].lane if sole and self._open else None
+            self._open = self._rec._admit(image, fmt, self._open)
 
     def _step_fires(self) -> bool:
         if self._step_wanted is None:
@@ -254,7 +235,6 @@ class Episode:
     def _abort(self, reason: str) -> None:
         """Drop every clip this episode started (the files are discarded)."""
         self._closed = True
-        self._lane = None
         for clip in self._clips:
             self._rec._drop_clip(clip, reason)
         self._open = []
@@ -276,13 +256,12 @@ class Episode:
         if self._closed:
             return
         self._closed = True
-        self._lane = None
         for clip in self._open:
             self._rec._end_clip(clip)
         self._open = []
         # An episode whose every clip was dropped has no video: ranked, it would take a keep
         # slot from one that has (its drop is counted and logged already).
-        if any(clip.drop_reason is None for clip in self._clips):
+        if any(not clip.dropped for clip in self._clips):
             self._rec._episode_ended(self.episode_index, self.metadata)
         if (
             check_stalled

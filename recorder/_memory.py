@@ -1,24 +1,44 @@
-"""The frame memory: the byte budget, the shared-memory arena it lives in, and its prefaulting.
+"""The frame memory: the byte budget, the blocks of the arena it hands out, and prefaulting.
 
 Not thread-safe by itself: every method runs under the queue's lock, which the memory shares
-(its prefault loop takes it for itself). Invariants, under that lock:
+(its prefault loop takes it for itself).
 
-* ``queued_bytes`` is the size of the frames not yet released, and of the blocks reserved for
-  lanes (``reserved``, see :mod:`recorder._lane`); it never exceeds ``max_bytes``,
-  except by a single frame larger than the whole budget, given its own buffer when nothing
-  else is queued. Every other frame is a block of ``arena``.
+Blocks are placed first-fit from the lowest offset, so the memory reused is the memory most
+recently touched: after warm-up the training thread's copy lands on resident pages, and the
+pages touched stay about the peak of the frames waiting, never more than the arena. Freed
+blocks are kept whole per shape (a few shapes) for the next frame of that shape.
+
+A KeyboardInterrupt can land in the training thread wherever CPython checks for signals: at
+a function's start, after a call returns, at a loop's turn. :meth:`FrameMemory.alloc` makes
+all its changes after its last call, so an interrupted allocation changed nothing or is
+complete (and ``inflight`` says which block); a release is charged off the budget first, so
+an interrupted one can only leave a block unused until the arena is closed.
+
+Invariants, under the lock:
+
+* ``queued_bytes`` is the size of the frames not yet released (and of finished videos held
+  for a sink); it never exceeds ``max_bytes``, except by a single frame larger than the
+  whole budget, given its own buffer when nothing else is queued.
+* A frame that fits the budget always gets a block: of ``arena`` when it has a free one
+  large enough, else (the arena fragmented by frames of several sizes) memory of its own.
+* ``inflight`` is the last block handed out, until the queue has put its frame in a clip.
 * ``[0, prefaulted)`` of the arena is faulted in; the prefault thread moves it ahead of
-  ``arena.high_water`` (outside the lock: the contents of the pages never change).
+  ``high_water`` (outside the lock: the contents of the pages never change).
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import threading
 
 import numpy as np
 
-from recorder._arena import Arena, arena_size
-from recorder._frames import FrameFormat, Image
+from recorder._arena import Arena, arena_size, rounded
+from recorder._frames import Image
+
+#: frame shapes whose freed blocks are kept whole.
+MAX_SPARE_SHAPES = 4
 
 #: arena memory the prefault thread keeps faulted in beyond the highest block used, in frames.
 AHEAD_FRAMES = 16
@@ -32,53 +52,150 @@ class FrameMemory:
         self.arena = Arena(arena_size(max_bytes))
         self.queued_bytes = 0
         self.peak_queued_bytes = 0
-        #: of queued_bytes, blocks reserved for lanes and not holding a frame yet.
-        self.reserved = 0
+        #: the block :meth:`alloc` handed out last, until its frame is queued (the queue clears
+        #: it): what a KeyboardInterrupt in between gives back (recorder._queue).
+        self.inflight: Image | None = None
+        # Free blocks of the arena as (start, size) pairs, sorted by start.
+        self._free: list[tuple[int, int]] = [(0, self.arena.size)]
+        self.high_water = 0  # end of the highest block ever handed out
+        # Freed blocks kept whole, by shape, for the next frame of that shape: a list pop on
+        # the training thread's path instead of a free-list search and a new view.
+        self._spare: dict[tuple[int, ...], list[Image]] = {}
+        self._spare_bytes = 0
         # The prefault thread waiting for the queue to near the arena memory faulted in.
         self._low_stock = threading.Condition(lock)
         self.prefaulted = 0  # arena bytes [0, prefaulted) are faulted in
-        self._ahead = 0  # bytes to keep faulted in beyond arena.high_water
+        self._ahead = 0  # bytes to keep faulted in beyond high_water
         self.prefaulting = prefault
         self._asked = False  # the prefault thread was woken and has not taken a target yet
         self._stopping = False
 
-    def alloc(self, fmt: FrameFormat) -> Image | None:
-        """A block for one frame of *fmt*, charged to the budget; None when it does not fit.
+    def alloc(self, shape: tuple[int, ...]) -> Image | None:
+        """A block for one frame of *shape*, charged to the budget; None when it does not fit.
 
-        A frame larger than the whole budget gets its own buffer when nothing else is queued.
+        A frame that fits the budget always gets a block: of the arena when a free one is
+        large enough, else memory of its own (the arena fragmented by frames of several
+        sizes: the frame then costs one more copy for an encoder process, never a drop).
+        A frame larger than the whole budget gets memory of its own when nothing else is
+        queued. The block is ``inflight`` until the caller clears it.
         """
-        nbytes = fmt.nbytes
-        if self.queued_bytes + nbytes <= self.max_bytes:
-            buffer = self.arena.alloc(fmt.shape)
-            if buffer is not None:
-                self._charge(nbytes)
-                if (
-                    self.prefaulting
-                    and not self._asked  # else a notify per frame while the thread waits
-                    and self.arena.high_water + self._ahead > self.prefaulted
-                ):
-                    self._ahead = max(self._ahead, AHEAD_FRAMES * nbytes)
-                    self._asked = True
-                    self._low_stock.notify()
-                return buffer
-        if self.queued_bytes == 0:  # larger than the arena (or the whole budget)
-            self._charge(nbytes)
-            return np.empty(fmt.shape, np.uint8)
+        nbytes = math.prod(shape)
+        size = rounded(nbytes)
+        fits = self.queued_bytes + nbytes <= self.max_bytes
+        if not fits and self.queued_bytes:
+            return None
+        spare = self._spare.get(shape) if fits else None
+        place = None
+        if spare:
+            block = spare[-1]
+        else:
+            place = self._first_fit(shape, nbytes, size) if fits else None
+            block = np.empty(shape, np.uint8) if place is None else place[2]
+        # No call from here to the return: interrupted before, nothing changed.
+        if spare:
+            self._spare_bytes -= size
+            del spare[-1]
+        elif place is not None:
+            i, start, _ = place
+            free = self._free[i][1]
+            if free > size:
+                self._free[i] = (start + size, free - size)
+            else:
+                del self._free[i]
+            if start + size > self.high_water:  # noqa: PLR1730 (max() is a call)
+                self.high_water = start + size
+        self.queued_bytes += nbytes
+        if self.queued_bytes > self.peak_queued_bytes:  # noqa: PLR1730 (max() is a call)
+            self.peak_queued_bytes = self.queued_bytes
+        self.inflight = block
+        return block
+
+    def _first_fit(
+        self, shape: tuple[int, ...], nbytes: int, size: int
+    ) -> tuple[int, int, Image] | None:
+        """Where a block of *size* bytes goes (free-list index, start) and its view; merges
+        the spares back when nothing else fits."""
+        for attempt in range(2):
+            for i, (start, free) in enumerate(self._free):
+                if free >= size:
+                    return i, start, self.arena.memory[start : start + nbytes].reshape(shape)
+            if attempt or not self._spare_bytes:
+                break
+            self._unspare()
         return None
 
-    def _charge(self, nbytes: int) -> None:
-        self.queued_bytes += nbytes
-        self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes - self.reserved)
+    def prefault_ahead(self, nbytes: int) -> None:
+        """A block of *nbytes* was handed out: have the prefault thread keep ahead of it."""
+        if (
+            self.prefaulting
+            and not self._asked  # else a notify per frame while the thread waits
+            and self.high_water + self._ahead > self.prefaulted
+        ):
+            self._ahead = max(self._ahead, AHEAD_FRAMES * nbytes)
+            self._asked = True
+            self._low_stock.notify()
 
-    def release(self, buffer: Image, nbytes: int) -> None:
-        """Give back the block of one frame (uncharged from the budget)."""
+    def charge(self, nbytes: int) -> None:
+        """Count *nbytes* held outside the arena (a video on its way to a sink)."""
+        self.queued_bytes += nbytes
+        self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)
+
+    def uncharge(self, nbytes: int) -> None:
+        """Those bytes are gone."""
         self.queued_bytes -= nbytes
-        if self.arena.offset(buffer) is not None:
-            self.arena.free(buffer)
+
+    def release(self, block: Image, nbytes: int) -> None:
+        """Give back the block of one frame: uncharged from the budget, then freed."""
+        self.queued_bytes -= nbytes
+        self.free(block)
+
+    def free(self, block: Image) -> None:
+        """Put an uncharged *block* back for the next frames (interrupted: unused until close)."""
+        if self.arena.offset(block) is None:
+            return  # memory of its own
+        spare = self._spare.get(block.shape)
+        if spare is None:
+            if len(self._spare) >= MAX_SPARE_SHAPES:
+                self._merge(block)
+                return
+            spare = self._spare[block.shape] = []
+        size = rounded(block.nbytes)
+        self._spare_bytes += size
+        spare.append(block)
+
+    def _unspare(self) -> None:
+        for spare in list(self._spare.values()):
+            while spare:
+                block = spare[-1]
+                size = rounded(block.nbytes)
+                self._spare_bytes -= size
+                del spare[-1]
+                self._merge(block)  # (interrupted here: the block is unused until close)
+        self._spare.clear()
+
+    def _merge(self, block: Image) -> None:
+        """Return *block* to the free list, merged with its free neighbours."""
+        start = block.ctypes.data - self.arena.base
+        size = rounded(block.nbytes)
+        free = self._free
+        i = j = bisect.bisect_left(free, (start,))
+        if i > 0 and free[i - 1][0] + free[i - 1][1] == start:  # merge with the block before
+            i -= 1
+            start = free[i][0]
+            size += free[i][1]
+        if j < len(free) and start + size == free[j][0]:  # ... and the one after
+            size += free[j][1]
+            j += 1
+        free[i:j] = [(start, size)]
+
+    @property
+    def free_bytes(self) -> int:
+        """Bytes of the arena in free blocks (spares included)."""
+        return sum(size for _, size in self._free) + self._spare_bytes
 
     def fits(self, nbytes: int) -> bool:
         """Whether a frame of *nbytes* would get a block now (a hint: read without the lock)."""
-        queued = self.queued_bytes - self.reserved  # a producer short of room reclaims those
+        queued = self.queued_bytes
         return queued == 0 or queued + nbytes <= self.max_bytes
 
     def prefault(self) -> None:
@@ -94,7 +211,7 @@ class FrameMemory:
                 while True:
                     if self._stopping or not self.prefaulting:
                         return
-                    target = min(arena.size, arena.high_water + self._ahead)
+                    target = min(arena.size, self.high_water + self._ahead)
                     self._asked = False
                     if target > self.prefaulted:
                         break
@@ -113,11 +230,11 @@ class FrameMemory:
 
     def pooled_bytes(self) -> int:
         """Arena memory written before and free now (resident until the arena is closed)."""
-        arena = self.arena
-        in_use = arena.size - arena.free_bytes
+        in_use = self.arena.size - self.free_bytes
         # Blocks are rounded to the arena's alignment: clipped to the budget.
-        return min(max(0, arena.high_water - in_use), max(0, self.max_bytes - self.queued_bytes))
+        return min(max(0, self.high_water - in_use), max(0, self.max_bytes - self.queued_bytes))
 
     def close(self) -> None:
         """Release the shared memory (after the workers and encoder processes exited)."""
+        self._spare.clear()
         self.arena.close()

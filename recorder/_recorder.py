@@ -24,12 +24,11 @@ from recorder._encoder import Codec, EncoderFactory, PyAVEncoder
 from recorder._episode import ClipPlan, Episode
 from recorder._frames import FrameFormat, Image, image_and_format
 from recorder._keep import Keep, Keeper
-from recorder._lane import suits
 from recorder._metadata import append_manifest
 from recorder._process import EncodeIn, EncoderProcesses
 from recorder._process import available as processes_available
 from recorder._queue import ClipQueue, OnFull
-from recorder._reporting import WarnOnce, logger, raise_errors
+from recorder._reporting import WarnOnce, logger, note_close_error, raise_errors
 from recorder._results import ClipHandle, ClipKind, RecorderClosedError, RecorderStats, VideoInfo
 from recorder._schedule import capped_cubic_video_schedule
 from recorder._sink import Deliveries, Sink
@@ -146,14 +145,9 @@ class _ClipService:
         self._queue.open_clip(clip)
         return clip
 
-    def _admit(
-        self, image: Image, fmt: FrameFormat, clips: Sequence[Clip], *, lane: bool = False
-    ) -> list[Clip]:
-        """Queue the validated *image* for *clips* (on_full applies); the clips still accepting.
-
-        *lane*: give a sole clip a lane for the caller's next frames (see recorder._lane).
-        """
-        return self._queue.admit(image, fmt, clips, lane=lane)
+    def _admit(self, image: Image, fmt: FrameFormat, clips: Sequence[Clip]) -> list[Clip]:
+        """Queue the validated *image* for *clips* (on_full applies); the clips still accepting."""
+        return self._queue.admit(image, fmt, clips)
 
     def _append_frame(self, clips: Sequence[Clip], frame: Any) -> None:
         """Validate *frame* and queue it once for every clip in *clips* still accepting."""
@@ -162,8 +156,7 @@ class _ClipService:
             known = clip.frame_format
             if known is not None and known is not fmt and known != fmt:
                 raise shape_changed(clip.name, known, fmt)
-        lane = len(clips) == 1 and image is frame and suits(image, fmt)
-        self._queue.admit(image, fmt, clips, lane=lane)
+        self._queue.admit(image, fmt, clips)
 
     def _end_clip(self, clip: Clip) -> None:
         """No more frames for *clip*; it is finished in the background."""
@@ -246,8 +239,8 @@ class _ClipService:
 
 
 def _close_abandoned(rec: Recorder) -> None:
-    """Close *rec*, abandoned by its owner, on a thread of its own (an idle worker calls this,
-    under the queue's lock); an error is logged: nobody is left to raise it to."""
+    """Close *rec*, abandoned by its owner, on a thread of its own (an idle worker calls this);
+    an error is logged: nobody is left to raise it to."""
 
     def close() -> None:
         try:
@@ -365,30 +358,36 @@ class Recorder(_ClipService):
         self.on_full: OnFull = on_full
         self._drops = WarnOnce("further drops are counted in stats(), logged at DEBUG")
         self._queue = ClipQueue(max_queue_bytes, on_full, self._log_drop)
-        self._processes: EncoderProcesses | None = None
-        if encoder_factory is None and encode_in == "process" and processes_available():
-            self._processes = EncoderProcesses(workers, worker_nice, self._queue.arena)
-        self.encode_in: EncodeIn = "process" if self._processes is not None else "thread"
-        # Episodes closed before they could start a clip (see Episode); any thread closes one.
-        self._stalls = WarnOnce(
-            "further stalled episodes are counted in stats().episodes_stalled, logged at DEBUG"
-        )
-        self._pid = os.getpid()
-        self._close_lock = threading.Lock()
-        self._closed = False
-        factory = encoder_factory or self._processes or PyAVEncoder
-        self._keeper = None if keep is None else Keeper(keep, self._record)
-        self._deliveries = None if sink is None else Deliveries(sink.open())
-        writer = ClipWriter(
-            self._queue,
-            self.codec,
-            factory,
-            on_saved,
-            self.sidecars,
-            deliveries=self._deliveries,
-            keeper=self._keeper,
-        )
-        self._workers = Workers(self._queue, writer, workers, worker_nice)
+        self._deliveries = None
+        try:
+            self._processes: EncoderProcesses | None = None
+            if encoder_factory is None and encode_in == "process" and processes_available():
+                self._processes = EncoderProcesses(workers, worker_nice, self._queue.arena)
+            self.encode_in: EncodeIn = "process" if self._processes is not None else "thread"
+            # Episodes closed before they could start a clip (see Episode); any thread closes one.
+            self._stalls = WarnOnce(
+                "further stalled episodes are counted in stats().episodes_stalled, logged at DEBUG"
+            )
+            self._pid = os.getpid()
+            self._close_lock = threading.Lock()
+            self._closed = False
+            factory = encoder_factory or self._processes or PyAVEncoder
+            self._keeper = None if keep is None else Keeper(keep, self._record)
+            self._deliveries = None if sink is None else Deliveries(sink.open())
+            writer = ClipWriter(
+                self._queue,
+                self.codec,
+                factory,
+                on_saved,
+                self.sidecars,
+                deliveries=self._deliveries,
+                keeper=self._keeper,
+            )
+            self._workers = Workers(self._queue, writer, workers, worker_nice)
+        except BaseException:  # e.g. a dead sink: nothing started, the arena's memfd goes
+            self._stop_deliveries("the Recorder could not be created")
+            self._queue.close_arena()
+            raise
         self._threads = self._workers.threads
         self._queue.on_abandoned = partial(_close_abandoned, self)
         with _live_lock:
@@ -540,7 +539,13 @@ class Recorder(_ClipService):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as e:  # the block's exception goes first
+            note_close_error(exc, e)
 
     @property
     def closed(self) -> bool:

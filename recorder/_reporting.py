@@ -40,3 +40,10 @@ def raise_errors(errors: Sequence[BaseException], more: int) -> None:
                 "counted in stats().videos_failed"
             )
         raise group
+
+
+def note_close_error(block_error: BaseException, close_error: Exception) -> None:
+    """A ``with`` block raised *block_error* and closing the recorder then raised
+    *close_error*: the block's propagates, with the other noted on it and logged."""
+    logger.error("closing the recorder after an error in its block failed", exc_info=close_error)
+    block_error.add_note(f"while closing the recorder: {close_error!r}")

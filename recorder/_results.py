@@ -86,7 +86,9 @@ class ClipHandle(concurrent.futures.Future[VideoInfo]):
     """The future of one clip: ``result()`` is its :class:`VideoInfo`.
 
     ``result()`` raises :class:`ClipDroppedError` when the clip was dropped and the encoding
-    error when it failed.
+    error when it failed. As with any :class:`~concurrent.futures.Future`, ``cancel()``
+    succeeds only before a worker has begun the clip: the clip is then dropped (counted in
+    ``stats().videos_dropped``, no error) and ``result()`` raises ``CancelledError``.
     """
 
     def __init__(self, name: str, path: Path, kind: ClipKind, index: int | None) -> None:
@@ -95,18 +97,41 @@ class ClipHandle(concurrent.futures.Future[VideoInfo]):
         self.path = path
         self.kind: ClipKind = kind
         self.index = index
+        self._began: bool | None = None  # set once, by the clip's owner (_begin)
 
     @property
     def dropped(self) -> bool:
-        """True once the clip is known to have been dropped."""
-        return self.done() and isinstance(self.exception(), ClipDroppedError)
+        """True once the clip is known to have been dropped (or cancelled)."""
+        if not self.done():
+            return False
+        return self.cancelled() or isinstance(self.exception(), ClipDroppedError)
 
     def __repr__(self) -> str:
         state = "pending"
-        if self.done():
+        if self.cancelled():
+            state = "cancelled"
+        elif self.done():
             exc = self.exception()
             state = "saved" if exc is None else ("dropped" if self.dropped else "failed")
         return f"<ClipHandle {self.name} {state}>"
+
+    def _begin(self) -> bool:
+        """Mark the clip's work begun (no cancel from now on); False if it was cancelled.
+
+        Called by whoever owns the clip (under the queue's lock), any number of times.
+        """
+        if self._began is None:
+            self._began = self.set_running_or_notify_cancel()
+        return self._began
+
+    def _resolve(self, outcome: VideoInfo | BaseException) -> None:
+        """Set the clip's info or error, unless it was cancelled before it began."""
+        if not self._begin():
+            return
+        if isinstance(outcome, BaseException):
+            self.set_exception(outcome)
+        else:
+            self.set_result(outcome)
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,50 +67,68 @@ class Workers:
 
     def _work(self) -> None:
         lower_thread_priority(self._nice)
-        queue, writer = self.queue, self.writer
-        current: Clip | None = None
-        done: list[Item] = []  # frames of current to release: encoded, or left out
-        written = 0  # ... of which encoded
-        batch: list[Work] = []  # taken from the queue, not yet accounted for
-        error: BaseException | None = None
+        worker = Worker(self.queue, self.writer, self)
         try:
-            while (
-                got := queue.take(
-                    current, done, written, holding=current is not None and bool(current.held)
-                )
-            ) is not None:
-                current, batch = got
-                done, written = [], 0
-                first = batch[0]
-                if first is YIELD:
-                    done = writer.drain(current)
-                    written = len(done)
-                elif first is END:
-                    self.finish(current)
-                    current = None
-                elif first is DROP:
-                    writer.discard(current)
-                    current = None
-                else:
-                    try:
-                        done, written = writer.write(current, cast(list[Item], batch))
-                    except BaseException as e:
-                        writer.fail(current, e, batch)
-                        current = None
-                batch = []
+            while worker.step():
+                pass
         except BaseException as e:  # a bug of ours: never leave flush()/close() hanging
-            error = e
             logger.critical("a recorder worker thread died", exc_info=True)
-        finally:
-            if error is not None:
-                with self._alive_lock:
-                    self._alive -= 1
-                    alive = self._alive
-                for clip in queue.worker_exited(current, error, alive):
-                    held = batch if clip is current else ()
-                    died = RuntimeError("a recorder worker thread died")
-                    died.__cause__ = error  # the handle shows the real bug
-                    writer.fail(clip, died, held)
+            with self._alive_lock:
+                self._alive -= 1
+                alive = self._alive
+            worker.died(e, alive)
+
+
+class Worker:
+    """One worker's loop, a step at a time: the clip it holds, what it took, what to release."""
+
+    def __init__(self, queue: ClipQueue, writer: ClipWriter, workers: Workers) -> None:
+        self.queue = queue
+        self.writer = writer
+        self._workers = workers  # for its finish seam
+        self.current: Clip | None = None
+        self.done: list[Item] = []  # frames of current to release: encoded, or left out
+        self.written = 0  # ... of which encoded
+        self.batch: list[Work] = []  # taken from the queue, not yet accounted for
+
+    def step(self) -> bool:
+        """Take the next work and do it (waits for it); False when the worker should exit."""
+        writer, current = self.writer, self.current
+        got = self.queue.take(
+            current, self.done, self.written, holding=current is not None and bool(current.held)
+        )
+        if got is None:
+            return False
+        current, batch = got
+        self.current, self.batch = current, batch
+        self.done, self.written = [], 0
+        first = batch[0]
+        if first is YIELD:
+            self.done = writer.drain(current)
+            self.written = len(self.done)
+        elif first is END:
+            self._workers.finish(current)
+            self.current = None
+        elif first is DROP:
+            writer.discard(current)
+            self.current = None
+        else:
+            try:
+                self.done, self.written = writer.write(current, cast(list[Item], batch))
+            except BaseException as e:
+                writer.fail(current, e, batch)
+                self.current = None
+        self.batch = []
+        return True
+
+    def died(self, error: BaseException, alive: int) -> None:
+        """This worker's thread dies of *error* (*alive* workers are left): fail its clips."""
+        current = self.current
+        for clip in self.queue.worker_exited(current, error, alive):
+            held = self.batch if clip is current else ()
+            died = RuntimeError("a recorder worker thread died")
+            died.__cause__ = error  # the handle shows the real bug
+            self.writer.fail(clip, died, held)
 
 
 def lower_thread_priority(nice: int) -> None:

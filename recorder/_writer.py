@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from recorder._clip import Clip, Item, Work
+from recorder._clip import Clip, Item, State, Work
 from recorder._encoder import TMP_SUFFIX, Codec, EncoderFactory, VideoSpec, fragment_path, lock_file
 from recorder._keep import Keeper
 from recorder._metadata import append_manifest, record_of, write_sidecar
@@ -67,7 +67,7 @@ class ClipWriter:
         n = 0
         try:
             for item in frames:
-                if clip.drop_reason is not None:  # a read without the lock: a hint, checked again
+                if clip.state is State.DROPPED:  # a read without the lock: a hint, checked again
                     break
                 write(item.buffer)
                 n += 1
@@ -99,8 +99,9 @@ class ClipWriter:
         return held
 
     def finish(self, clip: Clip) -> None:
-        if clip.encoder is None:
-            self.discard(clip, "no frames")
+        if clip.encoder is None:  # its frames never came (an interrupted append)
+            self.queue.drop(clip, "no frames")
+            self.discard(clip)
             return
         start = time.perf_counter()
         try:
@@ -138,7 +139,7 @@ class ClipWriter:
 
     def _saved(self, clip: Clip, info: VideoInfo, *, sidecars: bool) -> None:
         """*clip* is saved as *info*: count it, write its metadata, resolve its handle."""
-        self.queue.finish(clip, "saved", size=info.size_bytes)
+        self.queue.saved(clip, info.size_bytes)
         errors: list[BaseException] = []
         if sidecars:
             try:
@@ -163,7 +164,7 @@ class ClipWriter:
                 e.add_note(f"in on_saved for {info.path}")
                 logger.error("on_saved failed for %s", info.path, exc_info=True)
                 errors.append(e)
-        clip.handle.set_result(info)
+        clip.handle._resolve(info)
         for error in errors:
             self.queue.report(error)
         self.queue.retire(clip)
@@ -203,10 +204,11 @@ class ClipWriter:
         info = replace(delivery.info, path=Path(path), created=now, wall_seconds=now - clip.started)
         self._saved(clip, info, sidecars=False)  # the sink writes them, with its paths
 
-    def discard(self, clip: Clip, reason: str | None = None) -> None:
+    def discard(self, clip: Clip) -> None:
+        """Delete the file of the dropped *clip* and resolve its handle."""
         encoded = self._cleanup(clip)
-        self.queue.finish(clip, "dropped", encoded=encoded)
-        clip.handle.set_exception(ClipDroppedError(clip.name, reason or clip.drop_reason or ""))
+        self.queue.discarded(clip, encoded)
+        clip.handle._resolve(ClipDroppedError(clip.name, clip.drop_reason))
         self.queue.retire(clip)
 
     def fail(self, clip: Clip, error: BaseException, held: Sequence[Work] = ()) -> None:
@@ -216,12 +218,14 @@ class ClipWriter:
         held = [work for work in held if id(work) not in passed]
         encoded = self._cleanup(clip)
         error.add_note(f"while recording {clip.path}")
-        logger.error("failed to record %s", clip.path, exc_info=error)
         # The error is kept (stats(), flush()); its frames' locals must not keep the failed
         # video's encoder alive with it.
         traceback.clear_frames(error.__traceback__)
-        self.queue.finish(clip, "failed", error=error, held=held, encoded=encoded)
-        clip.handle.set_exception(error)
+        if self.queue.failed(clip, error, held=held, encoded=encoded):
+            logger.error("failed to record %s", clip.path, exc_info=error)
+            clip.handle._resolve(error)
+        else:  # dropped meanwhile: that is its outcome
+            clip.handle._resolve(ClipDroppedError(clip.name, clip.drop_reason))
         self.queue.retire(clip)
 
     def _cleanup(self, clip: Clip) -> list[Item]:

@@ -92,7 +92,7 @@ def append_after_render(
         with recorder.Recorder(folder, episode_trigger=bu.always, max_queue_bytes=budget) as rec:
             queue = rec._queue
             with queue._lock:
-                blocks = [queue.arena.alloc((*size, 3)) for _ in range(REF_BLOCKS)]
+                blocks = [queue.memory.alloc((*size, 3)) for _ in range(REF_BLOCKS)]
             refs = [b for b in blocks if b is not None]
             assert len(refs) == REF_BLOCKS
             for block in refs:
@@ -118,7 +118,7 @@ def append_after_render(
             dropped = rec.stats().frames_dropped
             with queue._lock:
                 for block in refs:
-                    queue.arena.free(block)
+                    queue.memory.release(block, block.nbytes)
     finally:
         env.close()
         _queue.PREFAULT = True

@@ -378,9 +378,9 @@ class AbandonedCloses:
 def abandoned(monkeypatch: Any) -> AbandonedCloses:
     """Idle workers check at once (``IDLE_SECONDS`` short) and every close of an abandoned
     Recorder is spied on (its thread kept, to join)."""
-    from recorder import _queue_core, _recorder
+    from recorder import _queue, _recorder
 
-    monkeypatch.setattr(_queue_core, "IDLE_SECONDS", 0.01)
+    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
     spy, original = AbandonedCloses(), _recorder._close_abandoned
 
     def close(rec: Any) -> None:

@@ -8,6 +8,7 @@ would put another frame's pixels in the video, which the decode-back catches.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,93 +17,109 @@ import pytest
 from helpers import always, decode, painted
 
 from recorder import Recorder, _process
-from recorder._arena import ALIGN, Arena, arena_size
+from recorder._arena import ALIGN, arena_size
+from recorder._memory import MAX_SPARE_SHAPES, FrameMemory
 from recorder._process import ProcessEncoder
 
 needs_processes = pytest.mark.skipif(not _process.available(), reason="needs Linux (memfd)")
 
 
+def memory(budget: int) -> FrameMemory:
+    return FrameMemory(threading.Lock(), budget, prefault=False)
+
+
+def block(mem: FrameMemory, shape: tuple[int, ...]) -> np.ndarray:
+    got = mem.alloc(shape)
+    assert got is not None
+    return got
+
+
 def test_blocks_are_first_fit_aligned_and_merged_when_freed() -> None:
-    arena = Arena(64 * ALIGN)
-    a = arena.alloc((10, 10))  # 100 bytes: two ALIGN units
-    b = arena.alloc((ALIGN,))
-    c = arena.alloc((3, ALIGN))
-    assert a is not None
-    assert b is not None
-    assert c is not None
+    mem = memory(8000)
+    arena = mem.arena
+    a = block(mem, (10, 10))  # 100 bytes: two ALIGN units
+    b = block(mem, (ALIGN,))
+    c = block(mem, (3, ALIGN))
     assert [arena.offset(x) for x in (a, b, c)] == [0, 2 * ALIGN, 3 * ALIGN]
-    arena.free(b)
-    again = arena.alloc((ALIGN,))  # the lowest free block: the memory touched last
-    assert again is not None
+    assert mem.queued_bytes == 100 + 4 * ALIGN
+    mem.release(b, ALIGN)
+    again = block(mem, (ALIGN,))  # the lowest free block: the memory touched last
     assert arena.offset(again) == 2 * ALIGN
-    arena.free(again)
-    arena.free(a)
-    arena.free(c)
-    assert arena.free_bytes == arena.size
-    whole = arena.alloc((arena.size,))  # merged back into one block
-    assert whole is not None
-    assert arena.offset(whole) == 0
-    assert arena.alloc((1,)) is None
-    arena.free(whole)
-    arena.close()
+    for x in (again, a, c):
+        mem.release(x, x.nbytes)
+    assert mem.queued_bytes == 0
+    assert mem.free_bytes == arena.size
+    mem._unspare()  # as when a frame finds no room otherwise: merged back into one block
+    assert mem._free == [(0, arena.size)]
+    mem.close()
 
 
 def test_freed_blocks_are_reused_whole_for_their_shape_and_merged_when_needed() -> None:
-    arena = Arena(16 * ALIGN)
-    a, b = arena.alloc((2, ALIGN)), arena.alloc((2, ALIGN))
-    assert a is not None
-    assert b is not None
-    arena.free(a)
-    arena.free(b)
-    assert arena.free_bytes == arena.size  # kept whole, still counted free
-    again = arena.alloc((2, ALIGN))
-    assert again is not None
+    mem = memory(64 * 1024)
+    arena = mem.arena
+    a, b = block(mem, (2, ALIGN)), block(mem, (2, ALIGN))
+    mem.release(a, a.nbytes)
+    mem.release(b, b.nbytes)
+    assert mem.free_bytes == arena.size  # kept whole, still counted free
+    again = block(mem, (2, ALIGN))
     assert again.shape == (2, ALIGN)
     assert arena.offset(again) == arena.offset(b)  # the one freed last
-    arena.free(again)
-    # Another shape: the kept blocks are merged back when it finds no room otherwise.
-    whole = arena.alloc((16 * ALIGN,))
-    assert whole is not None
-    assert arena.offset(whole) == 0
-    arena.free(whole)
-    # More shapes than are kept whole: the rest go straight back to the free lists.
-    shapes = [(k, ALIGN) for k in range(1, 7)]
-    blocks = [arena.alloc(shape) for shape in shapes[:5]]
-    for block in blocks:
-        assert block is not None
-        arena.free(block)
-    assert arena.free_bytes == arena.size
-    assert arena.alloc((16 * ALIGN,)) is not None
-    arena.close()
+    mem.release(again, again.nbytes)
+    # The whole budget in kept blocks of one shape: another shape finds no room at the
+    # end of the arena, so the kept blocks are merged back for it.
+    blocks = [block(mem, (2, ALIGN)) for _ in range(mem.max_bytes // (2 * ALIGN))]
+    for x in blocks:
+        mem.release(x, x.nbytes)
+    assert arena.size - mem.high_water < 8192
+    assert arena.offset(block(mem, (8192,))) == 0
+    mem.close()
 
 
-def test_a_fragmented_arena_refuses_a_block_it_has_no_room_for() -> None:
-    arena = Arena(8 * ALIGN)
-    blocks = [arena.alloc((ALIGN,)) for _ in range(8)]
-    for block in blocks[::2]:
-        assert block is not None
-        arena.free(block)
-    assert arena.free_bytes == 4 * ALIGN
-    assert arena.alloc((2 * ALIGN,)) is None  # four free units, none of them adjacent
-    assert arena.alloc((ALIGN,)) is not None
+def test_more_shapes_than_are_kept_whole_go_back_to_the_free_list() -> None:
+    mem = memory(16 * ALIGN)
+    blocks = [block(mem, (k, ALIGN)) for k in range(1, 6)]
+    for x in blocks:
+        mem.release(x, x.nbytes)
+    assert mem.free_bytes == mem.arena.size
+    assert len(mem._spare) == MAX_SPARE_SHAPES
+    mem.close()
+
+
+def test_a_frame_that_fits_the_budget_is_never_refused_by_a_fragmented_arena() -> None:
+    # Two sizes of frames interleaved (two envs on one Recorder), the large ones released:
+    # the budget has room for a frame no free block of the arena is large enough for.
+    mem = memory(1_000_000)
+    big, small = (1000, 200), (250, 200)
+    blocks = [block(mem, big if i % 2 == 0 else small) for i in range(7)]
+    for x in blocks[0:6:2]:
+        mem.release(x, x.nbytes)
+    assert mem.queued_bytes == 350_000
+    largest_free = max(size for _, size in mem._free)
+    assert largest_free < 450_000 <= mem.free_bytes
+    frame = block(mem, (1000, 450))  # memory of its own: one more copy, never a drop
+    assert mem.arena.offset(frame) is None
+    assert mem.queued_bytes == 800_000
+    mem.release(frame, frame.nbytes)
+    assert mem.alloc((1000, 651)) is None  # beyond the budget: refused
+    mem.close()
 
 
 def test_memory_outside_the_arena_is_not_in_it() -> None:
-    arena = Arena(4 * ALIGN)
-    block = arena.alloc((2, ALIGN))
-    assert block is not None
+    mem = memory(4 * ALIGN)
+    x = block(mem, (2, ALIGN))
+    arena = mem.arena
     assert arena.offset(np.zeros((2, ALIGN), np.uint8)) is None
-    assert arena.offset(block[:, ::2]) is None  # not contiguous: not one block
-    assert arena.offset(block) == 0
+    assert arena.offset(x[:, ::2]) is None  # not contiguous: not one block
+    assert arena.offset(x) == 0
 
 
 def test_the_arena_is_the_budget_with_room_for_alignment() -> None:
     budget = 8 * 720_000
     assert budget <= arena_size(budget) <= budget * 1.04 + 8192
-    # A budget of frames whose size is not a multiple of ALIGN still takes them all.
+    # A budget of frames whose size is not a multiple of ALIGN fits them all in the arena.
     frame = (97, 131, 3)
-    arena = Arena(arena_size(10 * 97 * 131 * 3))
-    assert all(arena.alloc(frame) is not None for _ in range(10))
+    mem = memory(10 * 97 * 131 * 3)
+    assert all(mem.arena.offset(block(mem, frame)) is not None for _ in range(10))
 
 
 @needs_processes

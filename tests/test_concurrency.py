@@ -15,7 +15,7 @@ from recorder import (
     QueueFullError,
     Recorder,
     RecorderClosedError,
-    _queue_core,
+    _queue,
 )
 
 
@@ -499,7 +499,7 @@ def test_frames_short_of_a_batch_reach_the_encoder_once_the_producer_pauses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Else they would wait (in the clip's lane) for the next appends, lost with a crash.
-    monkeypatch.setattr(_queue_core, "IDLE_SECONDS", 0.01)
+    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
     fake = FakeEncoders()
     with Recorder(tmp_path, **budget(64, fake)) as rec, rec.episode(0) as ep:
         ep.append(flat(1))  # a clip's first frame goes to a worker at once
@@ -536,3 +536,196 @@ def test_flush_from_the_recorders_own_threads_raises_instead_of_waiting_for_itse
     # on_saved's flush() raised: reported as the video's error, by close(), which returns.
     with pytest.raises(RuntimeError, match="own worker thread"):
         rec.close()
+
+
+# -- the core's edges (issue 27) ---------------------------------------------------------------
+
+
+def _close_within(rec: Recorder, seconds: float = 30) -> None:
+    """close() on another thread: it must return (or raise) within *seconds*."""
+    outcome: list[BaseException | None] = []
+
+    def close() -> None:
+        try:
+            rec.close()
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=close)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "close() hangs"
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_cancelled_handle_never_hangs_close(tmp_path: Path, workers: int) -> None:
+    fake = FakeEncoders()
+    rec = Recorder(tmp_path, episode_trigger=always, workers=workers, encoder_factory=fake)
+    with rec.episode(0) as ep:
+        ep.append(flat(1))
+        cancelled = ep.handles[0].cancel()
+    _close_within(rec)
+    handle = ep.handles[0]
+    assert handle.done()
+    stats = rec.stats()
+    assert stats.errors == ()
+    if cancelled:  # before a worker began it: a dropped clip, no error, no file
+        assert handle.cancelled()
+        assert "cancelled" in repr(handle)
+        assert (stats.videos_dropped, stats.videos_saved) == (1, 0)
+        assert not (tmp_path / "rl-video-episode-0.mp4").exists()
+    else:  # begun: cancel() refused, the video saved
+        assert handle.result().frames == 1
+        assert stats.videos_saved == 1
+
+
+def test_only_a_clip_no_worker_has_begun_can_be_cancelled(tmp_path: Path) -> None:
+    fake = gated()
+    with Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
+        with rec.episode(0) as ep0:
+            ep0.append(flat(0))
+        assert fake.started.wait(10)  # the only worker is inside clip 0
+        with rec.episode(1) as ep1:
+            ep1.append(flat(1))  # waits on the ready list
+        begun, waiting = ep0.handles[0], ep1.handles[0]
+        assert repr(waiting) == "<ClipHandle rl-video-episode-1 pending>"
+        assert not begun.cancel()  # its work started: as concurrent.futures does
+        assert waiting.cancel()
+        assert repr(waiting) == "<ClipHandle rl-video-episode-1 cancelled>"
+        assert waiting.dropped
+        fake.gate.set()
+        rec.flush()
+        stats = rec.stats()
+    assert begun.result().frames == 1
+    assert waiting.cancelled()
+    assert (stats.videos_saved, stats.videos_dropped, stats.videos_failed) == (1, 1, 0)
+    assert [e.spec.path for e in fake.made if "episode-1" in e.spec.path] == []  # never opened
+    assert not (tmp_path / "rl-video-episode-1.mp4").exists()
+
+
+def test_a_handle_repr_is_safe_in_every_state(tmp_path: Path) -> None:
+    fake = FakeEncoders(fail_at=0, fail_when=lambda spec: "episode-2" in spec.path)
+    with Recorder(tmp_path, **budget(2, fake, on_full="drop")) as rec:
+        (saved,) = rec.submit([flat(0)], episode_index=0)
+        (dropped,) = rec.submit([flat(i) for i in range(5)], episode_index=1)
+        (failed,) = rec.submit([flat(0)], episode_index=2)
+        with pytest.raises(OSError, match="No space left"):
+            rec.flush()
+    assert [repr(h).split()[-1] for h in (saved, dropped, failed)] == [
+        "saved>",
+        "dropped>",
+        "failed>",
+    ]
+
+
+def test_a_drop_is_counted_when_it_is_decided(tmp_path: Path) -> None:
+    fake = gated()
+    with Recorder(tmp_path, **budget(2, fake, on_full="drop")) as rec:
+        with rec.episode(0) as ep:
+            ep.append(flat(0))
+            assert fake.started.wait(10)  # the worker holds frame 0 and waits
+            ep.append(flat(1))
+            ep.append(flat(2))  # no room: the clip is dropped now
+            stats = rec.stats()
+            assert stats.videos_dropped == 1  # before any worker has seen the drop
+            assert stats.videos_in_progress == 0
+            assert ep.handles[0].done() is False
+        fake.gate.set()
+    assert rec.stats().videos_dropped == 1
+    assert ep.handles[0].dropped
+
+
+def test_no_user_code_runs_under_the_queue_lock(tmp_path: Path) -> None:
+    # A log handler that reads stats() when the drop warning is logged: under the lock, it
+    # would deadlock the producer.
+    fake = gated()
+    rec = Recorder(tmp_path, **budget(2, fake, on_full="drop"))
+    seen: list[int] = []
+
+    class StatsHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(rec.stats().videos_dropped)
+
+    handler = StatsHandler(level=logging.WARNING)
+    logging.getLogger("recorder").addHandler(handler)
+    try:
+        done = threading.Event()
+
+        def produce() -> None:
+            with rec.episode(0) as ep:
+                for i in range(5):
+                    ep.append(flat(i))
+            done.set()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        assert done.wait(30), "the drop warning's handler deadlocked the producer"
+        producer.join()
+    finally:
+        logging.getLogger("recorder").removeHandler(handler)
+        fake.gate.set()
+        rec.close()
+    assert seen == [1]
+
+
+def test_an_abandoned_recorder_is_closed_outside_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recorder import _recorder
+
+    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
+    held: list[bool] = []
+    started = threading.Event()
+
+    def close(rec: Recorder) -> None:
+        held.append(rec._queue._lock.locked())
+        started.set()
+
+    monkeypatch.setattr(_recorder, "_close_abandoned", close)
+    rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=FakeEncoders())
+    rec._abandon()
+    assert started.wait(10)
+    rec.close()
+    assert held == [False]
+
+
+def test_a_recorder_that_cannot_be_made_leaks_no_shared_memory(tmp_path: Path) -> None:
+    class DeadSink:
+        def open(self) -> object:
+            raise ConnectionError("the sink's actor is dead")
+
+    def arenas() -> int:
+        fds = os.listdir("/proc/self/fd")
+        return sum(1 for fd in fds if "recorder-arena" in _readlink(fd))
+
+    before = arenas()
+    for _ in range(3):
+        with pytest.raises(ConnectionError, match="dead"):
+            Recorder(tmp_path, sink=DeadSink())  # type: ignore[arg-type]
+    assert arenas() == before
+    assert not [t for t in threading.enumerate() if t.name.startswith("recorder-")]
+
+
+def _readlink(fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
+
+
+def test_the_blocks_exception_goes_first_and_close_s_is_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeEncoders(fail_at=0)
+    with (  # noqa: PT012 (the block and its close are what is tested)
+        pytest.raises(ValueError, match="the block's own") as raised,
+        Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec,
+    ):
+        rec.submit([flat(0)])
+        raise ValueError("the block's own error")
+    notes = getattr(raised.value, "__notes__", [])
+    assert any("while closing the recorder" in n and "No space left" in n for n in notes)
+    assert "closing the recorder after an error in its block failed" in caplog.text

@@ -10,7 +10,6 @@ from typing import Any
 
 from gymnasium import logger as gym_logger
 
-from recorder._lane import Lane, put
 from recorder._queue import Clip
 from recorder._recorder import Recorder, check_fps, check_name_prefix
 from recorder._results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
@@ -172,7 +171,7 @@ def _warn_existing(video_folder: str) -> None:
 
 def _failed(handle: ClipHandle) -> BaseException | None:
     """The error of a finished clip that failed (a dropped clip did not fail)."""
-    if not handle.done():
+    if not handle.done() or handle.cancelled():
         return None
     error = handle.exception()
     return None if isinstance(error, ClipDroppedError) else error
@@ -191,7 +190,6 @@ class Track:
         "_first_step",
         "_index",
         "_kind",
-        "_lane",
         "_metadata",
         "frames",
         "name",
@@ -210,7 +208,6 @@ class Track:
         self._first_step: int | None = None
         self._metadata: dict[str, Any] | None = None
         self._clip: Clip | None = None
-        self._lane: Lane | None = None  # the clip's lane: the append fast path
 
     def start(
         self,
@@ -250,7 +247,6 @@ class Track:
         if self._clip is not None:
             self.sink.recorder._end_clip(self._clip)
         self._clip = None
-        self._lane = None
         self.frames = 0
         self.recording = False
         self.name = None
@@ -277,10 +273,6 @@ class Track:
     def add(self, frame: Any) -> None:
         """Capture *frame* into the current clip (validated and copied now)."""
         assert self.recording, "Cannot capture a frame, recording wasn't started."
-        lane = self._lane
-        if lane is not None and put(lane, frame):
-            self.frames += 1
-            return
         if self._clip is not None and self.sink.stale:
             self.frames += 1  # the parent's clip (see wants_frame)
             return
@@ -290,7 +282,6 @@ class Track:
                 self.name, self._kind, self._index, self._episode, self._first_step, self._metadata
             )
         self.sink.recorder._append_frame([self._clip], frame)
-        self._lane = self._clip.lane
         self.frames += 1
 
     def skip(self) -> None:

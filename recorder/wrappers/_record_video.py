@@ -207,7 +207,7 @@ class RecordVideo(
         """The episode that made clips is over: its return scores it (for keep)."""
         self._episode_metadata["return"] = self._return
         clip = self._track.clip
-        dropped = clip is not None and clip.drop_reason is not None  # no video: not ranked
+        dropped = clip is not None and clip.dropped  # no video: not ranked
         if self._episode_recorded and not self._sink.stale and not dropped:
             self._sink.recorder._episode_ended(self.episode_id, {"return": self._return})
         self._episode_recorded = False
