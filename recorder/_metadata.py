@@ -12,6 +12,7 @@ import tempfile
 from typing import Any
 
 from recorder._encoder import Codec
+from recorder._modes import share
 from recorder._results import VideoInfo
 
 MANIFEST = "manifest.jsonl"
@@ -60,6 +61,7 @@ def write_sidecar(info: VideoInfo, record: dict[str, Any]) -> str:
     data = dumps(record, indent=2) + b"\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{info.name}.", suffix=".json.rec-tmp", dir=path.parent)
     try:
+        share(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -80,7 +82,7 @@ def append_manifest(folder: str | os.PathLike[str], record: dict[str, Any]) -> N
     # blocking the worker in open() or write() for good.
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
     path = os.path.join(folder, MANIFEST)
-    fd = os.open(path, flags, 0o644)
+    fd = os.open(path, flags, 0o666)  # less the umask, as open() does
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, f"{MANIFEST} is not a regular file", path)

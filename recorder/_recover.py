@@ -27,6 +27,7 @@ from recorder._encoder import (
     remux,
 )
 from recorder._metadata import append_manifest, record_of, write_sidecar
+from recorder._modes import share
 from recorder._mp4 import scan_fragments
 from recorder._results import ClipKind, VideoInfo
 
@@ -239,6 +240,7 @@ def _write_partial(
     """Copy *reader*'s packets into ``{stem}-partial{ext}`` (a free name) with its sidecar."""
     fd, tmp = tempfile.mkstemp(prefix=f".{stem}-partial{ext}.", suffix=RECOVER_SUFFIX, dir=root)
     try:
+        share(fd)
         lock_file(fd)
         target = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else tmp
         frames = remux(reader, target, FASTSTART_OPTIONS if fmt == "mp4" else {}, fmt)

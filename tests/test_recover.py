@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -253,6 +254,22 @@ def test_recover_never_overwrites(tmp_path: Path) -> None:
     assert (tmp_path / "rl-video-episode-3-partial.mp4").read_bytes() == b"mine"
     assert (tmp_path / "rl-video-episode-3-partial-2.json").read_bytes() == b"{}"
     assert decode(video.path).indices == list(range(12))
+
+
+def test_a_partial_video_has_the_mode_open_gives(tmp_path: Path) -> None:
+    encoder = open_encoder(tmp_path, "rl-video-episode-3")
+    for i in range(12):
+        encoder.write(painted(i))
+    encoder.salvage()
+    old = os.umask(0o027)
+    try:
+        (video,) = recorder.recover(tmp_path).recovered
+        (tmp_path / "opened").write_bytes(b"")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (video.path, video.sidecar)}
+    assert modes == dict.fromkeys(modes, stat.S_IMODE((tmp_path / "opened").stat().st_mode))
+    assert modes[video.path.name] == 0o640
 
 
 def test_a_fragment_file_without_a_whole_fragment_is_removed(tmp_path: Path) -> None:
