@@ -167,15 +167,15 @@ def _recover_one(
             fds[role] = fd
         if "fragment" in fds:
             name = files["fragment"]
-            end, frames = scan_fragments(fds["fragment"])
-            if frames:
-                try:
-                    video = _write_partial(
-                        root, stem, name, _Prefix(fds["fragment"], end), ".mp4", "mp4"
-                    )
-                except (OSError, ValueError, av.FFmpegError) as e:
-                    skipped.append(Leftover(name, f"cannot be read: {e}"))
-                    return
+            try:
+                end, frames = scan_fragments(fds["fragment"])
+                reader = _Prefix(fds["fragment"], end)
+                video = _write_partial(root, stem, name, reader, ".mp4", "mp4") if frames else None
+            except (OSError, ValueError, av.FFmpegError) as e:
+                # Reported and left alone: one bad file does not stop the others.
+                skipped.append(Leftover(name, f"cannot be read: {e}"))
+                return
+            if video is not None:
                 recovered.append(video)
                 _unlink_if_same(root / name, fds["fragment"])
             elif _unlink_if_same(root / name, fds["fragment"]):

@@ -290,6 +290,38 @@ def test_a_fragment_file_without_a_whole_fragment_is_removed(tmp_path: Path) -> 
     assert os.listdir(tmp_path) == []
 
 
+def test_a_corrupt_fragment_file_is_reported_and_the_others_recovered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    encoder = open_encoder(tmp_path, "rl-video-episode-1")
+    for i in range(25):
+        encoder.write(painted(i))
+    encoder.salvage()
+    (good,) = (p for p in tmp_path.iterdir() if p.name.endswith(".rec-frag"))
+    whole = good.read_bytes()
+    # A moof whose traf claims a 64-bit size its parent has no room for: corrupt, not cut.
+    bad_moof = struct.pack(">I4sI4sI", 20, b"moof", 1, b"traf", 0)
+    corrupt = tmp_path / ".rl-video-episode-2.zzzz9999.mp4.rec-frag"
+    corrupt.write_bytes(whole + bad_moof + whole[-64:])
+    garbage = tmp_path / ".rl-video-episode-3.yyyy8888.mp4.rec-frag"
+    garbage.write_bytes(b"not a video at all, " * 50)
+
+    assert main(["recover", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"skipped {garbage.name}: cannot be read: not an mp4: it does not start with an ftyp box\n"
+        in out
+    )
+    assert out.endswith(f"2 recovered, 1 skipped, 1 removed in {tmp_path}\n")
+    assert garbage.exists()  # left as it is, for whoever put it there
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".mp4")) == [
+        "rl-video-episode-1-partial.mp4",
+        "rl-video-episode-2-partial.mp4",  # every fragment before the corrupt box
+    ]
+    assert decode(tmp_path / "rl-video-episode-1-partial.mp4").indices == list(range(25))
+    assert decode(tmp_path / "rl-video-episode-2-partial.mp4").indices == list(range(25))
+
+
 def test_other_hidden_files_are_ignored(tmp_path: Path) -> None:
     names = [
         ".index.html.abcd1234.rec-tmp",  # the gallery writing its page
