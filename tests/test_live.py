@@ -20,7 +20,7 @@ from helpers import painted, serving
 from recorder import Recorder
 from recorder._gallery import build_gallery
 from recorder._live import LiveFolder
-from recorder._metadata import MANIFEST, append_manifest
+from recorder._metadata import MANIFEST, append_manifest, read_manifest
 from recorder._serve import serve
 
 HOSTILE = {
@@ -87,6 +87,20 @@ def test_a_line_being_written_waits_and_a_deletion_is_an_event(tmp_path: Path) -
     answer = live.updates(start)
     assert answer["events"] == [{"remove": name}]
     assert answer["offset"] == start + len(line)
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_video(tmp_path: Path) -> None:
+    first = record(tmp_path, 0)
+    torn = b'{"path": "run-episode-9.mp4", "fra'  # its writer was killed mid-line
+    with open(tmp_path / MANIFEST, "ab") as f:
+        f.write(torn)
+    live = LiveFolder(tmp_path)
+    start = embedded(live.page())["live"]["offset"]
+    second = record(tmp_path, 1)
+    assert [e["add"]["file"] for e in live.updates(start)["events"]] == [second]
+    assert [r["path"] for r in read_manifest(tmp_path)] == [first, second]
+    assert (tmp_path / MANIFEST).read_bytes().splitlines()[1] == torn  # a line of its own
+    assert [p["file"] for p in embedded(live.page())["points"]] == [first, second]
 
 
 def test_a_replaced_or_missing_manifest_resets_the_page(tmp_path: Path) -> None:
