@@ -1,7 +1,8 @@
 """Recovery of the videos a crash left half-written: ``recorder recover FOLDER``.
 
 Every complete fragment of a dead writer's fragment file is copied (no re-encoding) into
-``{stem}-partial.mp4`` with a sidecar; docs/notes-surface.md describes the files involved.
+``{stem}-partial.mp4`` with a sidecar; docs/reliability.md (Crash recovery) describes the files
+involved.
 """
 
 from __future__ import annotations
