@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import os
 
-_STATUS = "/proc/self/status"
+
+def _from_proc() -> int | None:
+    """The umask as Linux shows it (``/proc/self/status``): read without changing it."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
-def _umask_once() -> int:
+def _by_setting() -> int:
     # The only portable read is a write, then back: racy with threads creating files meanwhile,
     # so done once, at import; 0o077 (not 0) so such a file is private, never world-writable.
     old = os.umask(0o077)
@@ -20,19 +30,14 @@ def _umask_once() -> int:
     return old
 
 
-_UMASK_AT_IMPORT = _umask_once()
+_SHOWN = _from_proc()
+_AT_IMPORT = _by_setting() if _SHOWN is None else _SHOWN
 
 
 def umask() -> int:
-    """The process's umask now (Linux: from ``/proc``, no change; elsewhere: at import)."""
-    try:
-        with open(_STATUS, "rb") as f:
-            for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return _UMASK_AT_IMPORT
+    """The process's umask now (Linux), else as it was when ``recorder`` was imported."""
+    now = _from_proc()
+    return _AT_IMPORT if now is None else now
 
 
 def share(fd: int) -> None:
