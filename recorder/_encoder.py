@@ -314,7 +314,7 @@ class PyAVEncoder:
             raise
         self._stream = stream
         self._src_format = fmt.pix_fmt
-        # One persistent reformatter per stream, its arguments bound once (see DESIGN.md).
+        # One persistent reformatter per stream, its arguments bound once (see docs/design.md).
         self._reformat = partial(
             VideoReformatter().reformat,
             format=pix_fmt,

@@ -22,6 +22,7 @@ import av
 
 from recorder._gallery_html import as_int, render
 from recorder._metadata import MANIFEST, read_manifest
+from recorder._modes import share
 
 __all__ = [
     "INDEX",
@@ -262,9 +263,9 @@ def write_gallery(
     target = root / INDEX
     fd, tmp = tempfile.mkstemp(prefix=f".{INDEX}.", suffix=".rec-tmp", dir=root)
     try:
+        share(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(page)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a page is for sharing
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

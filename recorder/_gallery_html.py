@@ -1,13 +1,14 @@
 """The HTML of the gallery page: one offline file, every string from a file or metadata escaped.
 
 Posters are PNG data URIs, style and script are inline, and a Content-Security-Policy
-forbids anything that is not in the folder.
+forbids anything that is not in the folder, and any script but the page's own (by its hash).
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import html
 import importlib.resources
 import json
@@ -41,15 +42,16 @@ def render(
     count = f"{len(entries)} video{'s' if len(entries) != 1 else ''}"
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
     data = {"live": dict(live) if live else None, "points": [e.point() for e in entries]}
+    script = _asset("gallery.js")
     return _PAGE.format(
         title=html.escape(title),
         count=html.escape(count),
         generated=html.escape(generated),
         cards=cards,
         empty="" if entries else '<p class="note" id="empty">No videos in this folder yet.</p>',
-        csp=html.escape(_CSP),
+        csp=html.escape(_CSP.format(script=_sha256(script))),
         style=_asset("gallery.css"),
-        script=_asset("gallery.js"),
+        script=script,
         data=script_json(data),
         newest=" selected" if live else "",
     )
@@ -108,6 +110,12 @@ def _asset(name: str) -> str:
     return importlib.resources.files("recorder").joinpath(name).read_text(encoding="utf-8")
 
 
+def _sha256(text: str) -> str:
+    """The CSP source that allows exactly the inline script *text*."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
 def _facts(entry: GalleryEntry) -> list[tuple[str, str]]:
     info = entry.info
     out: list[tuple[str, str]] = []
@@ -153,10 +161,11 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
-# Only what is in the folder loads: no network, even if a metadata string tried.
+# Only what is in the folder loads: no network, even if a metadata string tried; and only our
+# script runs (its hash), not one a string that escaped escaping would bring.
 _CSP = (
     "default-src 'none'; img-src 'self' data: file:; media-src 'self' file:; "
-    "style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'"
+    "style-src 'unsafe-inline'; script-src {script}; connect-src 'self'"
 )
 
 _PAGE = """<!DOCTYPE html>

@@ -12,6 +12,7 @@ import tempfile
 from typing import Any
 
 from recorder._encoder import Codec
+from recorder._modes import share
 from recorder._results import VideoInfo
 
 MANIFEST = "manifest.jsonl"
@@ -60,6 +61,7 @@ def write_sidecar(info: VideoInfo, record: dict[str, Any]) -> str:
     data = dumps(record, indent=2) + b"\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{info.name}.", suffix=".json.rec-tmp", dir=path.parent)
     try:
+        share(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -74,18 +76,23 @@ def append_manifest(folder: str | os.PathLike[str], record: dict[str, Any]) -> N
     """Append one line to ``folder/manifest.jsonl`` in a single locked O_APPEND write.
 
     Several recorders and processes may share the folder: a line is never torn or interleaved.
+    A line a dead writer left torn (no newline) is ended first, so it does not swallow this one.
     """
     line = dumps(record) + b"\n"
-    # O_NONBLOCK: a FIFO planted under the name fails (ENXIO) or is refused below, instead of
-    # blocking the worker in open() or write() for good.
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    # O_NONBLOCK: a FIFO planted under the name is refused below, instead of blocking the
+    # worker in open() or write() for good. O_RDWR: the last byte is read (a torn line?).
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
     path = os.path.join(folder, MANIFEST)
-    fd = os.open(path, flags, 0o644)
+    fd = os.open(path, flags, 0o666)  # less the umask, as open() does
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, f"{MANIFEST} is not a regular file", path)
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
+        # Under the lock, no other writer can end the file between this read and the write.
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
         written = os.write(fd, line)
         if written != len(line):
             raise OSError(f"short write to {MANIFEST}: {written} of {len(line)} bytes")

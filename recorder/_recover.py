@@ -1,7 +1,8 @@
 """Recovery of the videos a crash left half-written: ``recorder recover FOLDER``.
 
 Every complete fragment of a dead writer's fragment file is copied (no re-encoding) into
-``{stem}-partial.mp4`` with a sidecar; docs/notes-surface.md describes the files involved.
+``{stem}-partial.mp4`` with a sidecar; docs/reliability.md (Crash recovery) describes the files
+involved.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from recorder._encoder import (
     remux,
 )
 from recorder._metadata import append_manifest, record_of, write_sidecar
+from recorder._modes import share
 from recorder._mp4 import scan_fragments
 from recorder._results import ClipKind, VideoInfo
 
@@ -166,15 +168,15 @@ def _recover_one(
             fds[role] = fd
         if "fragment" in fds:
             name = files["fragment"]
-            end, frames = scan_fragments(fds["fragment"])
-            if frames:
-                try:
-                    video = _write_partial(
-                        root, stem, name, _Prefix(fds["fragment"], end), ".mp4", "mp4"
-                    )
-                except (OSError, ValueError, av.FFmpegError) as e:
-                    skipped.append(Leftover(name, f"cannot be read: {e}"))
-                    return
+            try:
+                end, frames = scan_fragments(fds["fragment"])
+                reader = _Prefix(fds["fragment"], end)
+                video = _write_partial(root, stem, name, reader, ".mp4", "mp4") if frames else None
+            except (OSError, ValueError, av.FFmpegError) as e:
+                # Reported and left alone: one bad file does not stop the others.
+                skipped.append(Leftover(name, f"cannot be read: {e}"))
+                return
+            if video is not None:
                 recovered.append(video)
                 _unlink_if_same(root / name, fds["fragment"])
             elif _unlink_if_same(root / name, fds["fragment"]):
@@ -239,6 +241,7 @@ def _write_partial(
     """Copy *reader*'s packets into ``{stem}-partial{ext}`` (a free name) with its sidecar."""
     fd, tmp = tempfile.mkstemp(prefix=f".{stem}-partial{ext}.", suffix=RECOVER_SUFFIX, dir=root)
     try:
+        share(fd)
         lock_file(fd)
         target = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else tmp
         frames = remux(reader, target, FASTSTART_OPTIONS if fmt == "mp4" else {}, fmt)

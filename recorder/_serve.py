@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import http.server
 import io
+import ipaddress
 import json
 import os
 import re
+import socket
 import urllib.parse
 from typing import Any
 
@@ -16,7 +18,13 @@ from recorder._live import LiveFolder
 
 UPDATES = "_recorder/updates"
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+#: the names that are this machine whatever address is bound (with the port, in Host).
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+#: the addresses that bind every interface.
+_ANY = frozenset({"", "0.0.0.0", "::"})
+# A Host header: a name or IPv4 address, or an IPv6 one in brackets; then maybe a port.
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[^:\[\]/@\s]+)(?::([0-9]{1,5}))?")
 
 
 class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
@@ -39,8 +47,13 @@ class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
         spec = self.headers.get("Range")
         match = None if spec is None else _RANGE.fullmatch(spec.strip())
         path = self.translate_path(self.path)
-        if match is None or not any(match.groups()) or not os.path.isfile(path):
-            return super().send_head()  # no range, several ranges (RFC 9110 allows 200)...
+        if (
+            match is None
+            or not any(match.groups())
+            or _reversed(*match.groups())
+            or not os.path.isfile(path)
+        ):  # no range, several (RFC 9110 allows 200), an invalid one (ignored: 200)...
+            return super().send_head()
         try:
             f = open(path, "rb")  # noqa: SIM115 - returned to the base class, which closes it
         except OSError:
@@ -50,9 +63,9 @@ class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
             size = os.fstat(f.fileno()).st_size
             first, last = match.groups()
             if first:
-                start, end = int(first), min(int(last), size - 1) if last else size - 1
+                start, end = _number(first, size), _number(last, size - 1) if last else size - 1
             else:  # "bytes=-N": the last N bytes
-                start, end = max(0, size - int(last)), size - 1
+                start, end = size - _number(last, size), size - 1
             if start > end:
                 f.close()
                 self.send_response(http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
@@ -94,28 +107,55 @@ class GalleryRequestHandler(RangeRequestHandler):
 
     Only regular files directly or deeper in the folder are served, after resolving symlinks;
     no path with a component starting with ``.`` (``..``, temporary files), no directory listing.
+    Only requests whose ``Host`` names this server are answered (see :func:`serve`).
     """
 
     live: LiveFolder
+    hosts: frozenset[str] = LOOPBACK_NAMES
+    any_address = False
+    port = 0
     quiet = True
 
     def send_head(self) -> Any:
         """Route: the page, the updates, or a file of the folder (404 for anything else)."""
         self._left = None
+        if not self._host_allowed():
+            # A page of another site reaching us by DNS rebinding: its name is not ours.
+            self.send_error(http.HTTPStatus.MISDIRECTED_REQUEST, "Host not served here")
+            return None
         url = urllib.parse.urlsplit(self.path)
         if url.path in ("/", "/" + INDEX):
-            return self._answer(self.live.page().encode(), "text/html; charset=utf-8")
+            return self._page()
         if url.path == "/" + UPDATES:
             offset = urllib.parse.parse_qs(url.query).get("offset", [""])[-1]
             if not offset.isdigit() or not offset.isascii():
                 self.send_error(http.HTTPStatus.BAD_REQUEST, "offset: a byte offset (0, 1, ...)")
                 return None
-            body = json.dumps(self.live.updates(int(offset))).encode()
+            body = json.dumps(self.live.updates(_number(offset, 2**63))).encode()
             return self._answer(body, "application/json")
         if not self._servable(urllib.parse.unquote(url.path)):
             self.send_error(http.HTTPStatus.NOT_FOUND, "File not found")
             return None
         return super().send_head()
+
+    def _page(self) -> io.BytesIO | None:
+        try:
+            page = self.live.page()
+        except (FileNotFoundError, NotADirectoryError):  # the folder went away
+            self.send_error(http.HTTPStatus.NOT_FOUND, "The folder is gone")
+            return None
+        return self._answer(page.encode(), "text/html; charset=utf-8")
+
+    def _host_allowed(self) -> bool:
+        """Whether ``Host`` names this server: one of :attr:`hosts` (or any IP address when
+        :attr:`any_address`), with :attr:`port` (without one: port 80)."""
+        match = _HOST.fullmatch((self.headers.get("Host") or "").strip().lower())
+        if match is None:
+            return False
+        name, port = match.groups()
+        if (int(port) if port else 80) != self.port:
+            return False
+        return name in self.hosts or (self.any_address and _is_address(name))
 
     def _servable(self, path: str) -> bool:
         parts = [p for p in path.split("/") if p]
@@ -152,9 +192,14 @@ def serve(
     ``/`` is the gallery, rendered at each load, whose page then asks for the videos saved
     since (``manifest.jsonl`` followed); the videos are served with byte ranges.
 
+    A request is answered only if its ``Host`` header names this server (any other gets 421,
+    so a web page cannot read the folder by DNS rebinding): ``localhost``, ``127.0.0.1``,
+    ``[::1]``, *host* and the address it bound, with the port; when *host* binds every
+    interface (``0.0.0.0``), also this machine's name and any IP address.
+
     Args:
         folder: the folder of videos.
-        host: the address to bind; the default is this machine only.
+        host: the address (or name) to bind; the default is this machine only.
         port: the port; 0 picks a free one (``server.server_port``).
         quiet: do not log requests to stderr.
         title: the page's title; the folder's name by default.
@@ -170,4 +215,40 @@ def serve(
     Handler.live = LiveFolder(folder, title, poll_ms)
     Handler.quiet = quiet
     handler = functools.partial(Handler, directory=os.fspath(folder))
-    return http.server.ThreadingHTTPServer((host, port), handler)
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    Handler.port = server.server_port
+    Handler.any_address = host.strip() in _ANY
+    names = {_host_name(host), _host_name(str(server.server_address[0]))}
+    if Handler.any_address:
+        names.add(socket.gethostname())
+    Handler.hosts = LOOPBACK_NAMES | {n.lower() for n in names if n}
+    return server
+
+
+def _host_name(host: str) -> str:
+    """*host* as a ``Host`` header names it: an IPv6 address in brackets."""
+    host = host.strip()
+    return f"[{host}]" if ":" in host else host
+
+
+def _is_address(name: str) -> bool:
+    """Whether the Host name *name* is an IP address (a rebinding attack needs a DNS name)."""
+    try:
+        ipaddress.ip_address(name[1:-1] if name.startswith("[") else name)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(digits: str, cap: int) -> int:
+    """``min(int(digits), cap)``, without parsing thousands of digits (int() refuses them)."""
+    digits = digits.lstrip("0") or "0"
+    return cap if len(digits) > len(str(cap)) else min(int(digits), cap)
+
+
+def _reversed(first: str, last: str) -> bool:
+    """Whether the range ``first-last`` ends before it starts: invalid (RFC 9110 §14.1.1)."""
+    if not (first and last):
+        return False
+    first, last = first.lstrip("0") or "0", last.lstrip("0") or "0"
+    return (len(last), last) < (len(first), first)

@@ -19,6 +19,7 @@ from recorder._clip import Clip, Item, State, Work
 from recorder._encoder import TMP_SUFFIX, Codec, EncoderFactory, VideoSpec, fragment_path, lock_file
 from recorder._keep import Keeper
 from recorder._metadata import append_manifest, record_of, write_sidecar
+from recorder._modes import share
 from recorder._queue import ClipQueue
 from recorder._results import ClipDroppedError, VideoInfo
 from recorder._sink import Deliveries, Delivery, read_all
@@ -283,11 +284,13 @@ def locked_tmp(path: Path) -> tuple[int, str]:
 
     Beside the final file (os.replace cannot cross file systems). mkstemp creates it
     exclusively (O_EXCL): nothing already there is followed. ``recorder recover`` may take
-    the lock of a file just created and delete it as a dead writer's: then a new one.
+    the lock of a file just created and delete it as a dead writer's: then a new one. Its mode
+    is the one ``open()`` gives (mkstemp's is private), kept by the rename.
     """
     for attempt in range(3):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TMP_SUFFIX, dir=path.parent)
         try:
+            share(fd)
             lock_file(fd)
             os.lstat(tmp)
         except FileNotFoundError:

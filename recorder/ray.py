@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder._metadata import append_manifest, dumps, read_manifest
+from recorder._modes import share
 
 try:
     import fcntl
@@ -170,6 +171,7 @@ class SinkServer:
             raise ValueError(f"not a video file name: {name!r}")
         fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=TMP_SUFFIX, dir=self.folder)
         try:
+            share(fd)  # the mode open() gives, kept by the link to the final name
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             final = self._link_free(Path(tmp), stem, suffix)
@@ -188,6 +190,7 @@ class SinkServer:
         sidecar = final.with_suffix(".json")
         fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=TMP_SUFFIX, dir=self.folder)
         with os.fdopen(fd, "wb") as f:
+            share(f.fileno())
             f.write(dumps(record, indent=2) + b"\n")
         os.replace(tmp, sidecar)
         append_manifest(self.folder, record)

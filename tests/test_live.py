@@ -6,6 +6,8 @@ import http.client
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import urllib.parse
@@ -18,7 +20,7 @@ from helpers import painted, serving
 from recorder import Recorder
 from recorder._gallery import build_gallery
 from recorder._live import LiveFolder
-from recorder._metadata import MANIFEST, append_manifest
+from recorder._metadata import MANIFEST, append_manifest, read_manifest
 from recorder._serve import serve
 
 HOSTILE = {
@@ -87,6 +89,20 @@ def test_a_line_being_written_waits_and_a_deletion_is_an_event(tmp_path: Path) -
     assert answer["offset"] == start + len(line)
 
 
+def test_a_torn_last_line_does_not_swallow_the_next_video(tmp_path: Path) -> None:
+    first = record(tmp_path, 0)
+    torn = b'{"path": "run-episode-9.mp4", "fra'  # its writer was killed mid-line
+    with open(tmp_path / MANIFEST, "ab") as f:
+        f.write(torn)
+    live = LiveFolder(tmp_path)
+    start = embedded(live.page())["live"]["offset"]
+    second = record(tmp_path, 1)
+    assert [e["add"]["file"] for e in live.updates(start)["events"]] == [second]
+    assert [r["path"] for r in read_manifest(tmp_path)] == [first, second]
+    assert (tmp_path / MANIFEST).read_bytes().splitlines()[1] == torn  # a line of its own
+    assert [p["file"] for p in embedded(live.page())["points"]] == [first, second]
+
+
 def test_a_replaced_or_missing_manifest_resets_the_page(tmp_path: Path) -> None:
     live = LiveFolder(tmp_path)
     assert embedded(live.page())["live"]["offset"] == 0
@@ -134,12 +150,12 @@ def test_hostile_metadata_is_escaped_in_cards_and_data(tmp_path: Path) -> None:
 # -- what the server serves ------------------------------------------------------------------
 
 
-def get(base: str, path: str) -> tuple[int, bytes]:
-    """GET *path* exactly as written (http.client does not normalize ``..``)."""
+def get(base: str, path: str, host: str | None = None) -> tuple[int, bytes]:
+    """GET *path* exactly as written (http.client does not normalize ``..``), *host* as Host."""
     url = urllib.parse.urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={} if host is None else {"Host": host})
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -187,6 +203,63 @@ def test_the_server_serves_only_files_inside_the_folder(tmp_path: Path) -> None:
         assert json.loads(body)["events"][0]["add"]["file"] == name
         for bad in ["", "?offset=", "?offset=-1", "?offset=abc", "?offset=%D9%A3"]:
             assert get(base, "/_recorder/updates" + bad)[0] == 400, bad
+        status, body = get(base, "/_recorder/updates?offset=" + "9" * 5000)
+        assert (status, json.loads(body)["reset"]) == (200, True)  # past the end: reload
+
+
+def test_only_requests_naming_this_server_are_answered(tmp_path: Path) -> None:
+    name = record(tmp_path, 0)
+    with serving(tmp_path) as base:
+        port = urllib.parse.urlsplit(base).port
+        for host in [
+            f"localhost:{port}",
+            f"127.0.0.1:{port}",
+            f"[::1]:{port}",
+            f"LocalHost:{port}",
+        ]:
+            assert get(base, "/", host)[0] == 200, host
+            assert get(base, "/" + name, host)[0] == 200, host
+        # A page of evil.example whose name now resolves to 127.0.0.1 (DNS rebinding), a
+        # wrong port, no Host at all, and the like: refused, whatever they ask for.
+        for host in [
+            f"evil.example:{port}",
+            f"localhost.evil.example:{port}",
+            f"10.0.0.7:{port}",
+            "localhost",
+            f"localhost:{port + 1}",
+            f"localhost:{port}@evil.example",
+            "",
+        ]:
+            for path in ["/", "/" + name, "/" + MANIFEST, "/_recorder/updates?offset=0"]:
+                status, body = get(base, path, host)
+                assert status == 421, (host, path)
+                assert len(body) < 1000, (host, path)
+                assert b"run-episode" not in body, (host, path)
+
+
+def test_a_server_on_every_interface_answers_its_addresses_and_name(tmp_path: Path) -> None:
+    with serving(tmp_path, host="0.0.0.0") as base:
+        port = urllib.parse.urlsplit(base).port
+        for host in ["10.0.0.7", "[fe80::1]", socket.gethostname(), "localhost"]:
+            assert get(base, "/", f"{host}:{port}")[0] == 200, host
+        for host in ["evil.example", "10.0.0.7.evil.example", "1.2.3"]:
+            assert get(base, "/", f"{host}:{port}")[0] == 421, host
+
+
+def test_a_folder_deleted_while_served_is_a_404(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "videos"
+    name = record(folder, 0)
+    with serving(folder) as base:
+        assert get(base, "/")[0] == 200
+        shutil.rmtree(folder)
+        assert get(base, "/")[0] == 404
+        assert get(base, "/" + name)[0] == 404
+        assert json.loads(get(base, "/_recorder/updates?offset=10")[1])["reset"]
+        folder.write_text("now a file")
+        assert get(base, "/")[0] == 404
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_the_server_binds_this_machine_only_by_default(tmp_path: Path) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-from helpers import painted
+import pytest
+from helpers import always, painted
 
 from recorder import Recorder
+from recorder._gallery import build_gallery
 from recorder._metadata import read_manifest
+from recorder.ray import SinkServer
 
 
 def test_sidecar_describes_the_video_and_the_episode(tmp_path: Path) -> None:
@@ -99,3 +104,40 @@ def test_sidecars_can_be_turned_off(tmp_path: Path) -> None:
     with Recorder(tmp_path, episode_trigger=lambda e: True, sidecars=False) as rec:
         rec.submit([painted(0)])
     assert [p.name for p in tmp_path.iterdir()] == ["rl-video-episode-0.mp4"]
+
+
+@pytest.mark.parametrize("mask", [0o027, 0o002])
+def test_final_files_have_the_mode_of_gymnasium_s_under_a_umask(tmp_path: Path, mask: int) -> None:
+    from gymnasium.utils.save_video import save_video
+
+    frames = [painted(i) for i in range(4)]
+    old = os.umask(mask)
+    try:
+        save_video(frames, str(tmp_path / "gym"), fps=10, episode_trigger=always)  # moviepy
+        with Recorder(tmp_path / "rec", fps=10, episode_trigger=always) as rec:
+            rec.submit(frames)
+        build_gallery(tmp_path / "rec")
+        (tmp_path / "sink").mkdir()
+        SinkServer(str(tmp_path / "sink")).deliver("p", "d0", "v.mp4", b"bytes", {})
+    finally:
+        os.umask(old)
+    reference = stat.S_IMODE((tmp_path / "gym" / "rl-video-episode-0.mp4").stat().st_mode)
+    assert reference == 0o666 & ~mask
+    modes = {
+        f"{p.parent.name}/{p.name}": stat.S_IMODE(p.stat().st_mode)
+        for folder in ("rec", "sink")
+        for p in (tmp_path / folder).iterdir()
+        if not p.name.startswith(".")  # the sink's lock file
+    }
+    assert modes == dict.fromkeys(
+        [
+            "rec/rl-video-episode-0.mp4",
+            "rec/rl-video-episode-0.json",
+            "rec/manifest.jsonl",
+            "rec/index.html",
+            "sink/p-v.mp4",
+            "sink/p-v.json",
+            "sink/manifest.jsonl",
+        ],
+        reference,
+    )

@@ -96,6 +96,38 @@ def test_relative_links_lead_to_existing_files_and_headings(page: Path) -> None:
             assert anchor in anchors(linked), f"{page.name}: {target} -> no such heading"
 
 
+# A file of the repository named in prose, code or comments: a path under one of its folders,
+# or a bare page or module name (``design.md``, ``_encoder.py``).
+CITED = re.compile(
+    r"(?<![\w./-])((?:(?:docs|recorder|scripts|tests)/)?(?:[\w-]+/)*[\w.-]+\.(?:md|py|js|css))"
+    r"(?![\w/])"
+)
+TOP = ("docs", "recorder", "scripts", "tests")
+# Where a bare name may live; a name with a placeholder stands for many files.
+FOLDERS = [ROOT, *(ROOT / top for top in TOP), ROOT / "recorder" / "wrappers"]
+PLACEHOLDERS = ("NAME", "FOLDER")
+CITING = [
+    *PAGES,
+    *sorted((ROOT / "recorder").rglob("*.py")),
+    *sorted((ROOT / "recorder").glob("gallery.*")),
+    *sorted((ROOT / "scripts").glob("*.py")),
+    *sorted((ROOT / "scripts").glob("*.md")),
+]
+
+
+@pytest.mark.parametrize("source", CITING, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_file_cited_exists(source: Path) -> None:
+    missing = []
+    for number, line in enumerate(source.read_text().splitlines(), 1):
+        for cited in CITED.findall(line):
+            top, slash, _ = cited.partition("/")
+            if any(p in cited for p in PLACEHOLDERS) or (slash and top not in TOP):
+                continue  # an example name, or a file of another project (site-packages)
+            if not any((place / cited).is_file() for place in ([ROOT] if slash else FOLDERS)):
+                missing.append(f"line {number}: {cited}")
+    assert not missing, f"{source.relative_to(ROOT)} cites files that do not exist: {missing}"
+
+
 def test_every_hand_written_page_is_linked_from_the_readme() -> None:
     linked = {(ROOT / t.partition("#")[0]).resolve() for t in LINK.findall(prose(README))}
     for page in DOCS.glob("*.md"):

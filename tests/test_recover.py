@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -255,6 +256,22 @@ def test_recover_never_overwrites(tmp_path: Path) -> None:
     assert decode(video.path).indices == list(range(12))
 
 
+def test_a_partial_video_has_the_mode_open_gives(tmp_path: Path) -> None:
+    encoder = open_encoder(tmp_path, "rl-video-episode-3")
+    for i in range(12):
+        encoder.write(painted(i))
+    encoder.salvage()
+    old = os.umask(0o027)
+    try:
+        (video,) = recorder.recover(tmp_path).recovered
+        (tmp_path / "opened").write_bytes(b"")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (video.path, video.sidecar)}
+    assert modes == dict.fromkeys(modes, stat.S_IMODE((tmp_path / "opened").stat().st_mode))
+    assert modes[video.path.name] == 0o640
+
+
 def test_a_fragment_file_without_a_whole_fragment_is_removed(tmp_path: Path) -> None:
     encoder = open_encoder(tmp_path, "rl-video-episode-0")
     for i in range(5):  # less than a fragment: still in the muxer's memory
@@ -271,6 +288,38 @@ def test_a_fragment_file_without_a_whole_fragment_is_removed(tmp_path: Path) -> 
         (copy.name, "no complete fragment: no frame")
     ]
     assert os.listdir(tmp_path) == []
+
+
+def test_a_corrupt_fragment_file_is_reported_and_the_others_recovered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    encoder = open_encoder(tmp_path, "rl-video-episode-1")
+    for i in range(25):
+        encoder.write(painted(i))
+    encoder.salvage()
+    (good,) = (p for p in tmp_path.iterdir() if p.name.endswith(".rec-frag"))
+    whole = good.read_bytes()
+    # A moof whose traf claims a 64-bit size its parent has no room for: corrupt, not cut.
+    bad_moof = struct.pack(">I4sI4sI", 20, b"moof", 1, b"traf", 0)
+    corrupt = tmp_path / ".rl-video-episode-2.zzzz9999.mp4.rec-frag"
+    corrupt.write_bytes(whole + bad_moof + whole[-64:])
+    garbage = tmp_path / ".rl-video-episode-3.yyyy8888.mp4.rec-frag"
+    garbage.write_bytes(b"not a video at all, " * 50)
+
+    assert main(["recover", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"skipped {garbage.name}: cannot be read: not an mp4: it does not start with an ftyp box\n"
+        in out
+    )
+    assert out.endswith(f"2 recovered, 1 skipped, 1 removed in {tmp_path}\n")
+    assert garbage.exists()  # left as it is, for whoever put it there
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".mp4")) == [
+        "rl-video-episode-1-partial.mp4",
+        "rl-video-episode-2-partial.mp4",  # every fragment before the corrupt box
+    ]
+    assert decode(tmp_path / "rl-video-episode-1-partial.mp4").indices == list(range(25))
+    assert decode(tmp_path / "rl-video-episode-2-partial.mp4").indices == list(range(25))
 
 
 def test_other_hidden_files_are_ignored(tmp_path: Path) -> None:
