@@ -33,7 +33,7 @@ from recorder._results import (
     RecorderStats,
     VideoInfo,
 )
-from recorder._validate import validate_frames
+from recorder._validate import check_timeout, describe, validate_frames
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -203,7 +203,10 @@ class AsyncEpisode:
                 :meth:`append` otherwise.
         """
         if not callable(render):
-            raise TypeError(f"offer() takes a callable that renders a frame, got {render!r}")
+            raise TypeError(
+                f"offer() takes a callable that renders a frame (env.render, not env.render()), "
+                f"got {describe(render)}"
+            )
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._check_idle()
         if not self._ep._peek():
@@ -427,7 +430,7 @@ class AsyncRecorder:
         another task is already closing: that close then finishes quickly). *timeout*, *cancel*
         and the errors raised are :meth:`Recorder.close`'s.
         """
-        await self._aclose(timeout, cancel, cancelled=False)
+        await self._aclose(check_timeout(timeout), cancel, cancelled=False)
         # A cancellation held off by the shield is delivered here.
         await anyio.lowlevel.checkpoint()
 

@@ -11,10 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from recorder._clip import Clip
-from recorder._frames import FrameFormat, Image, as_image, format_of, image_and_format
+from recorder._frames import (
+    FrameFormat,
+    Image,
+    as_image,
+    check_size,
+    format_of,
+    image_and_format,
+)
 from recorder._lane import Lane, put, suits
 from recorder._results import ClipHandle, ClipKind, RecorderClosedError
-from recorder._validate import Trigger, check_index, shape_changed
+from recorder._validate import Trigger, check_index, describe, shape_changed
 
 if TYPE_CHECKING:
     from recorder._recorder import Recorder
@@ -130,7 +137,10 @@ class Episode:
             Exception: whatever *render* raises; the episode then stays at this frame.
         """
         if not callable(render):
-            raise TypeError(f"offer() takes a callable that renders a frame, got {render!r}")
+            raise TypeError(
+                f"offer() takes a callable that renders a frame (env.render, not env.render()), "
+                f"got {describe(render)}"
+            )
         lane = self._lane
         if lane is not None and lane.spare:  # a hint (append checks again): a clip wants it
             self.append(render())
@@ -210,6 +220,7 @@ class Episode:
         # The training thread's hot path: every line here costs each recorded frame.
         if fmt is not self._format:
             if self._format is None:
+                check_size(fmt, self._rec.codec.name)
                 self._format = fmt
             elif fmt != self._format:
                 raise shape_changed(f"episode {self.episode_index}", self._format, fmt)
