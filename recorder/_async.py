@@ -257,7 +257,11 @@ class AsyncEpisode:
         self._ep.skip()
 
     def close(self) -> None:
-        """End the episode: its clips are finished in the background. Idempotent; never waits."""
+        """End the episode: its clips are finished in the background. Idempotent; never waits.
+
+        Raises:
+            TypeError, ValueError: as :meth:`Episode.close`, for metadata that cannot be stored.
+        """
         self._ep.close()
 
     def _check_idle(self) -> None:
@@ -267,9 +271,12 @@ class AsyncEpisode:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        # As the sync Episode: an exception (a cancellation too) ends it early, not a stall.
-        self._ep.__exit__(exc_type)
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, *_: object
+    ) -> None:
+        # As the sync Episode: an exception (a cancellation too) ends it early, not a stall;
+        # metadata that cannot be stored is raised here, or noted on the exception.
+        self._ep.__exit__(exc_type, exc)
 
 
 class AsyncRecorder:
