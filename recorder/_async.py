@@ -34,7 +34,7 @@ from recorder._results import (
     RecorderStats,
     VideoInfo,
 )
-from recorder._validate import validate_frames
+from recorder._validate import check_timeout, describe, validate_frames
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -204,7 +204,10 @@ class AsyncEpisode:
                 :meth:`append` otherwise.
         """
         if not callable(render):
-            raise TypeError(f"offer() takes a callable that renders a frame, got {render!r}")
+            raise TypeError(
+                f"offer() takes a callable that renders a frame (env.render, not env.render()), "
+                f"got {describe(render)}"
+            )
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._check_idle()
         if not self._ep._peek():
@@ -255,7 +258,11 @@ class AsyncEpisode:
         self._ep.skip()
 
     def close(self) -> None:
-        """End the episode: its clips are finished in the background. Idempotent; never waits."""
+        """End the episode: its clips are finished in the background. Idempotent; never waits.
+
+        Raises:
+            TypeError, ValueError: as :meth:`Episode.close`, for metadata that cannot be stored.
+        """
         self._ep.close()
 
     def _check_idle(self) -> None:
@@ -265,9 +272,12 @@ class AsyncEpisode:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        # As the sync Episode: an exception (a cancellation too) ends it early, not a stall.
-        self._ep.__exit__(exc_type)
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, *_: object
+    ) -> None:
+        # As the sync Episode: an exception (a cancellation too) ends it early, not a stall;
+        # metadata that cannot be stored is raised here, or noted on the exception.
+        self._ep.__exit__(exc_type, exc)
 
 
 class AsyncRecorder:
@@ -428,7 +438,7 @@ class AsyncRecorder:
         another task is already closing: that close then finishes quickly). *timeout*, *cancel*
         and the errors raised are :meth:`Recorder.close`'s.
         """
-        await self._aclose(timeout, cancel, cancelled=False)
+        await self._aclose(check_timeout(timeout), cancel, cancelled=False)
         # A cancellation held off by the shield is delivered here.
         await anyio.lowlevel.checkpoint()
 

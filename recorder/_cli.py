@@ -16,6 +16,7 @@ from typing import TypeAlias
 from recorder._cli_console import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, one_line
 from recorder._cli_folders import cmd_gallery, cmd_recover, cmd_serve
 from recorder._cli_record import cmd_record
+from recorder._encoder import check_codec_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,47 +218,12 @@ def _add_recover(sub: _Subparsers) -> None:
     )  # fmt: skip
 
 
-# x265 takes the same names.
-X264_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
-
-
 def _check_codec_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    # FFmpeg would only say so when the first video opens, once per video; and gif would
-    # silently ignore both options (see Codec.ffmpeg_settings).
-    codec: str = args.codec
-    preset: str | None = args.preset
-    if codec == "gif":
-        for option in ("crf", "preset"):
-            if getattr(args, option) is not None:
-                parser.error(f"--{option} does not apply to --codec gif (it has no such setting)")
-    if preset is not None and codec in ("h264", "h265") and preset not in X264_PRESETS:
-        parser.error(
-            f"--preset {preset!r} is not an x264/x265 preset (--codec {codec}): "
-            + ", ".join(X264_PRESETS)
-        )
-    if preset is not None and codec == "vp9":
-        try:
-            ok = -8 <= int(preset) <= 8  # libvpx-vp9 refuses the rest of FFmpeg's -16..16
-        except ValueError:
-            ok = False
-        if not ok:
-            parser.error(
-                f"--preset for --codec vp9 is its cpu-used level, an integer -8..8; got {preset!r}"
-            )
-    top = 63 if codec == "vp9" else 51  # x265 refuses more than 51; x264 clamps it to 51
-    if args.crf is not None and not 0 <= args.crf <= top:
-        parser.error(f"--crf for --codec {codec} must lie in 0..{top}, got {args.crf}")
+    # The library's own check (Codec), in the command line's words.
+    try:
+        check_codec_settings(args.codec, args.crf, args.preset, flag="--")
+    except ValueError as e:
+        parser.error(str(e))
 
 
 def _version() -> str:

@@ -28,8 +28,10 @@ from recorder._validate import (
     check_fps,
     check_index,
     check_name_prefix,
+    check_timeout,
     check_triggers,
     check_video_length,
+    make_folder,
     validate_frames,
 )
 
@@ -115,8 +117,7 @@ def save_video(
     images = validate_frames(frames)
     fps = _fps_of(kwargs.get("fps"), kwargs.get("durations"), len(images))
 
-    folder = Path(os.path.abspath(os.fspath(video_folder)))
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(video_folder)
     if episode_trigger is None and step_trigger is None:
         episode_trigger = capped_cubic_video_schedule
     plan = ClipPlan(folder, name_prefix, episode_trigger, step_trigger, video_length, fps)
@@ -149,9 +150,11 @@ def flush(timeout: float | None = None) -> None:
 
     Raises:
         TimeoutError: *timeout* passed first.
+        TypeError, ValueError: *timeout* is not a number >= 0.
         Exception: the error of a video that failed since the last flush, or an
             :class:`ExceptionGroup` of several.
     """
+    timeout = check_timeout(timeout)
     with _default_lock:
         rec = _default if _usable(_default) else None
     if rec is not None:

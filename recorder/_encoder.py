@@ -10,11 +10,12 @@ from functools import partial
 from typing import Any, Protocol
 
 import av
+import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from recorder._frames import FrameFormat, Image
 from recorder._mp4 import scan_fragments
-from recorder._validate import frame_rate
+from recorder._validate import describe, frame_rate, is_int
 
 try:
     import fcntl
@@ -72,12 +73,15 @@ class Codec:
     interpolation: str = "area"
 
     def __post_init__(self) -> None:
-        if self.name not in _CODECS:
-            raise ValueError(f"codec must be one of {sorted(_CODECS)}, got {self.name!r}")
-        if self.crf is not None and not (0 <= self.crf <= 63):
-            raise ValueError(f"crf must lie in 0..63, got {self.crf}")
+        check_codec_settings(self.name, self.crf, self.preset)
+        if not is_int(self.threads):
+            raise TypeError(f"threads must be an int, got {describe(self.threads)}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0: FFmpeg decides), got {self.threads}")
+        if not isinstance(self.options, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.options.items()
+        ):
+            raise TypeError(f"options must be a dict of str to str, got {describe(self.options)}")
         if self.interpolation not in _INTERPOLATIONS:
             raise ValueError(
                 f"interpolation must be one of {sorted(_INTERPOLATIONS)}, "
@@ -116,6 +120,63 @@ _INTERPOLATIONS = {
     "bicubic": Interpolation.BICUBIC,
     "area": Interpolation.AREA,
 }
+
+# x265 takes the same names.
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
+
+def check_codec_settings(codec: object, crf: object, preset: object, flag: str = "") -> None:
+    """Raise for a codec, crf or preset that the encoder would refuse, or ignore (gif).
+
+    FFmpeg would only say so when the first video opens, once per video, in the background.
+    *flag* prefixes the names in the message (the command line's ``--``).
+    """
+    if not isinstance(codec, str) or codec not in _CODECS:
+        raise ValueError(f"{flag}codec must be one of {sorted(_CODECS)}, got {codec!r}")
+    if codec == "gif":
+        for name, value in (("crf", crf), ("preset", preset)):
+            if value is not None:
+                raise ValueError(
+                    f"{flag}{name} does not apply to {flag}codec gif (it has no such setting)"
+                )
+        return
+    if crf is not None:
+        if isinstance(crf, bool) or not isinstance(crf, int | np.integer):
+            raise TypeError(f"{flag}crf must be an int, got {describe(crf)}")
+        top = 63 if codec == "vp9" else 51  # x265 refuses more than 51; x264 clamps it to 51
+        if not 0 <= crf <= top:
+            raise ValueError(f"{flag}crf for {flag}codec {codec} must lie in 0..{top}, got {crf}")
+    if preset is None:
+        return
+    if not isinstance(preset, str):
+        raise TypeError(f"{flag}preset must be a str, got {describe(preset)}")
+    if codec == "vp9":
+        try:
+            ok = -8 <= int(preset) <= 8  # libvpx-vp9 refuses the rest of FFmpeg's -16..16
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"{flag}preset for {flag}codec vp9 is its cpu-used level, an integer -8..8; "
+                f"got {preset!r}"
+            )
+    elif preset not in X264_PRESETS:
+        raise ValueError(
+            f"{flag}preset {preset!r} is not an x264/x265 preset ({flag}codec {codec}): "
+            + ", ".join(X264_PRESETS)
+        )
+
 
 # name: (ffmpeg encoder, extension, container, pixel format, default crf, default preset)
 _CODECS: dict[str, tuple[str, str, str, str, int, str]] = {
@@ -279,25 +340,31 @@ class PyAVEncoder:
         fmt = spec.frame_format
         height, width = fmt.shape[0], fmt.shape[1]
         self._target = writable_path(spec)
+        # PyAV's errors name the file as it was opened: /proc/self/fd/N says which file?
+        self._names = {self._target: f"the temporary file {spec.path}"}
         self._fragment: str | None = None
         self._fragment_fd: int | None = None
         if container_format == "mp4":
             self._fragment = fragment_path(spec.path, spec.codec.extension)
             flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
             self._fragment_fd = os.open(self._fragment, flags | os.O_CLOEXEC, 0o600)
+            fragment = _fd_path(self._fragment_fd, self._fragment)
+            self._names[fragment] = f"the fragment file {self._fragment}"
             try:
                 lock_file(self._fragment_fd)
                 self._container: Any = av.open(
-                    _fd_path(self._fragment_fd, self._fragment),
-                    "w",
-                    format=container_format,
-                    options=FRAGMENT_OPTIONS,
+                    fragment, "w", format=container_format, options=FRAGMENT_OPTIONS
                 )
-            except BaseException:
+            except BaseException as e:
+                self._name_file(e)
                 self._drop_fragment()
                 raise
         else:
-            self._container = av.open(self._target, "w", format=container_format)
+            try:
+                self._container = av.open(self._target, "w", format=container_format)
+            except BaseException as e:
+                self._name_file(e)
+                raise
         try:
             rate = frame_rate(spec.fps)
             stream: Any = self._container.add_stream(encoder, rate=rate)
@@ -332,7 +399,11 @@ class PyAVEncoder:
         out = self._reformat(frame)
         out.pts = self._pts
         self._pts += 1
-        self._container.mux(self._stream.encode(out))
+        try:
+            self._container.mux(self._stream.encode(out))
+        except OSError as e:  # a full disk, say
+            self._name_file(e)
+            raise
 
     def close(self) -> None:
         """Flush the encoder and write the trailer; an mp4 is then remuxed with +faststart."""
@@ -345,8 +416,17 @@ class PyAVEncoder:
                 self._check_fragments(self._fragment_fd, self._fragment)
                 # faststart reopens the target by name to move the moov atom: the fd's name.
                 remux(_fd_path(self._fragment_fd, self._fragment), self._target)
+        except OSError as e:
+            self._name_file(e)
+            raise
         finally:
             self._drop_fragment()
+
+    def _name_file(self, error: BaseException) -> None:
+        """Add a note to *error* saying which file the ``/proc/self/fd/N`` it names is."""
+        filename = getattr(error, "filename", None)
+        if isinstance(filename, str) and filename.startswith("/proc/") and filename in self._names:
+            error.add_note(f"{filename} is {self._names[filename]}")
 
     def _check_fragments(self, fd: int, path: str) -> None:
         # FFmpeg's fragmenting muxer drops write errors (a full disk, a file-size limit): the
@@ -387,6 +467,9 @@ class PyAVEncoder:
                 self._container.mux(self._stream.encode(None))
             finally:
                 self._container.close()
+        except OSError as e:
+            self._name_file(e)
+            raise
         finally:
             fd, self._fragment_fd, self._fragment = self._fragment_fd, None, None
             os.close(fd)

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from recorder._clip import Clip
-from recorder._frames import FrameFormat, Image, format_of, image_and_format
+from recorder._frames import FrameFormat, Image, check_size, format_of, image_and_format
+from recorder._metadata import check_metadata, first_error, split_metadata
 from recorder._results import ClipHandle, ClipKind, RecorderClosedError
-from recorder._validate import Trigger, check_index, shape_changed
+from recorder._validate import Trigger, check_index, describe, shape_changed
 
 if TYPE_CHECKING:
     from recorder._recorder import Recorder
@@ -69,8 +70,9 @@ class Episode:
     ) -> None:
         self.episode_index = check_index("episode_index", episode_index)
         self.step_starting_index = check_index("step_starting_index", step_starting_index)
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise TypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        # What the clips store (JSON data, a copy): checked here, then again as the clips start
+        # and when the episode ends, for what the caller added to ``metadata`` meanwhile.
+        self._stored = check_metadata(metadata)
         #: facts about the episode for the sidecars; add to it until the episode ends.
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._rec = recorder
@@ -127,7 +129,10 @@ class Episode:
             Exception: whatever *render* raises; the episode then stays at this frame.
         """
         if not callable(render):
-            raise TypeError(f"offer() takes a callable that renders a frame, got {render!r}")
+            raise TypeError(
+                f"offer() takes a callable that renders a frame (env.render, not env.render()), "
+                f"got {describe(render)}"
+            )
         self._check_open()
         if not self._wants():
             self._skip()
@@ -194,6 +199,7 @@ class Episode:
         # The training thread's hot path: every line here costs each recorded frame.
         if fmt is not self._format:
             if self._format is None:
+                check_size(fmt, self._rec.codec.name)
                 self._format = fmt
             elif fmt != self._format:
                 raise shape_changed(f"episode {self.episode_index}", self._format, fmt)
@@ -218,6 +224,7 @@ class Episode:
 
     def _start(self, kind: ClipKind, index: int) -> None:
         plan = self._plan
+        self._store_metadata()  # its refusals are raised when the episode ends
         clip = self._rec._new_clip(
             f"{plan.name_prefix}-{kind}-{index}",
             kind,
@@ -227,10 +234,21 @@ class Episode:
             length=plan.video_length,
             episode_index=self.episode_index,
             first_step=self.step_starting_index + max(self._k - 1, 0),
-            metadata=self.metadata,
+            metadata=self._stored,
         )
         self._open.append(clip)
         self._clips.append(clip)
+
+    def _store_metadata(self) -> list[TypeError | ValueError]:
+        """Update what the open clips store to :attr:`metadata`'s storable items; the errors
+        of the others (left out)."""
+        stored, errors = split_metadata(self.metadata, "ep.metadata")
+        # In place: the open clips share it (each takes a copy as it ends, maybe on another
+        # thread: Recorder.close()), so every state it passes through holds checked values.
+        self._stored.update(stored)
+        for key in [key for key in self._stored if key not in stored]:
+            del self._stored[key]
+        return errors
 
     def _abort(self, reason: str) -> None:
         """Drop every clip this episode started (the files are discarded)."""
@@ -249,20 +267,28 @@ class Episode:
         """End the episode: its clips are finished in the background. Idempotent.
 
         A stalled episode (see the class docstring) is logged and counted.
-        """
-        self._close(check_stalled=True)
 
-    def _close(self, *, check_stalled: bool) -> None:
+        Raises:
+            TypeError, ValueError: a value added to :attr:`metadata` that cannot be stored
+                (see :func:`recorder._metadata.json_ready`); the clips are saved without it.
+        """
+        error = self._close(check_stalled=True)
+        if error is not None:
+            raise error
+
+    def _close(self, *, check_stalled: bool) -> TypeError | ValueError | None:
+        """End the episode; the error of the metadata that cannot be stored, if any."""
         if self._closed:
-            return
+            return None
         self._closed = True
+        errors = self._store_metadata()
         for clip in self._open:
             self._rec._end_clip(clip)
         self._open = []
         # An episode whose every clip was dropped has no video: ranked, it would take a keep
         # slot from one that has (its drop is counted and logged already).
         if any(not clip.dropped for clip in self._clips):
-            self._rec._episode_ended(self.episode_index, self.metadata)
+            self._rec._episode_ended(self.episode_index, self._stored)
         if (
             check_stalled
             and self._k == 0
@@ -277,10 +303,22 @@ class Episode:
                     "frame, or use offer())"
                 )
             self._rec._stalled(self.episode_index, why)
+        if not errors:
+            return None
+        error = first_error(errors)
+        error.add_note(f"episode {self.episode_index}'s videos are saved without it")
+        return error
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None = None, *_: object
+    ) -> None:
         # An exception ends the episode early on purpose: that is not a stall to report.
-        self._close(check_stalled=exc_type is None)
+        error = self._close(check_stalled=exc_type is None)
+        if error is None:
+            return
+        if exc is None:
+            raise error
+        exc.add_note(f"and when episode {self.episode_index} ended: {error}")

@@ -40,12 +40,15 @@ class FrameFormat:
 def as_image(frame: Any) -> Image:
     """Return *frame* as a uint8 HxW (gray) or HxWx3 (RGB) view, without copying when possible.
 
-    Accepts uint8 HxW, HxWx1, HxWx3 and HxWx4 (alpha dropped) arrays, non-contiguous ones,
-    anything with ``__array__`` (a CPU torch tensor) and nested lists of ints in 0..255.
+    Accepts HxW, HxWx1, HxWx3 and HxWx4 (alpha dropped) arrays, non-contiguous ones, anything
+    with ``__array__`` (a CPU torch tensor) and nested lists. uint8 is taken as it is; other
+    integers and floats as gymnasium's writer takes them, when that gives an image: values in
+    0..255, floats truncated (converted here, a copy).
 
     Raises:
-        TypeError: not array-like, or a dtype other than uint8.
-        ValueError: wrong number of dimensions or channels, or an empty image.
+        TypeError: not array-like, or not numbers (bool, object...).
+        ValueError: wrong number of dimensions or channels, an empty image, values outside
+            0..255, or floats in 0..1 (gymnasium's writer would save them black).
     """
     if isinstance(frame, np.ndarray):
         arr: np.ndarray[Any, Any] = frame
@@ -56,16 +59,13 @@ def as_image(frame: Any) -> Image:
             arr = np.asarray(frame)
         except (TypeError, ValueError) as e:
             raise TypeError(f"a frame must be an array, got {type(frame).__name__}: {e}") from e
-        # Nested lists carry no dtype of their own: ints that fit are pixel values.
-        if not hasattr(frame, "dtype") and arr.dtype.kind in "iu" and arr.size:
-            if arr.min() < 0 or arr.max() > 255:
-                raise ValueError("frame values must lie in 0..255")
-            arr = arr.astype(np.uint8)
-    if arr.dtype != np.uint8:
-        raise TypeError(
-            f"frames must have dtype uint8, got {arr.dtype}"
-            + (" (scale floats with (x * 255).astype(np.uint8))" if arr.dtype.kind == "f" else "")
-        )
+    convert = arr.dtype != np.uint8
+    if convert and arr.dtype.kind not in "uif":
+        if arr.dtype.kind == "b":
+            raise TypeError(
+                "frames must be images (uint8), got a bool array: use frame.astype(np.uint8) * 255"
+            )
+        raise TypeError(f"frames must have dtype uint8, got {arr.dtype}")
     if arr.ndim == 3:
         channels = arr.shape[2]
         if channels == 1:
@@ -80,7 +80,65 @@ def as_image(frame: Any) -> Image:
         raise ValueError(f"frames must be HxW, HxWx1, HxWx3 or HxWx4 arrays, got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"frames must not be empty, got shape {arr.shape}")
-    return arr
+    return _to_uint8(arr) if convert else arr
+
+
+def _to_uint8(arr: np.ndarray[Any, Any]) -> Image:
+    """Integer or float pixel values in 0..255 as uint8, as gymnasium's writer converts them."""
+    lo, hi = arr.min(), arr.max()
+    if arr.dtype.kind != "f":
+        if lo < 0 or hi > 255:
+            raise ValueError(f"frame values must lie in 0..255, got {lo}..{hi}")
+    elif not 0 <= lo <= hi <= 255:  # NaN fails too
+        raise ValueError(
+            f"float frames must have values in 0..255, got {lo:g}..{hi:g}; "
+            "e.g. np.clip(frame, 0, 255)"
+        )
+    elif hi <= 1 and np.any(arr % 1):
+        # gymnasium's writer truncates these to 0 and 1: a black video.
+        raise ValueError(
+            "float frames must have values in 0..255, got fractions in 0..1: scale them, "
+            "e.g. (frame * 255).astype(np.uint8)"
+        )
+    # astype truncates floats, as moviepy (gymnasium's writer) does.
+    return arr.astype(np.uint8)
+
+
+#: the longest side (pixels, after padding to even) each codec's encoder takes, measured
+#: with PyAV 18 here (libx264 16384; libvpx-vp9 65536; gif 65535, a 16-bit field).
+_MAX_SIDE = {"h264": 16384, "h265": 16384, "vp9": 65536, "gif": 65535}
+#: libx265: at least 16 pixels a side; with a side under 32 its coding units are too small
+#: for the levels above 4.1, which longer sides need (measured: 4208 x 16 opens, 4210 x 16
+#: does not; 4096 kept as the rule); at most level 7.2's 142,606,336 pixels.
+_X265_MIN, _X265_NARROW, _X265_NARROW_MAX, _X265_MAX_AREA = 16, 32, 4096, 142_606_336
+#: FFmpeg opens no picture with ``(w + 128) * (h + 128) * 8 >= 2**31 - 1``
+#: (``av_image_check_size``).
+_FFMPEG_MAX_AREA = (2**31 - 1) // 8
+
+
+def check_size(fmt: FrameFormat, codec: str) -> None:
+    """Raise ValueError when the encoder of *codec* (its name) cannot take frames of *fmt*.
+
+    Checked on the caller's thread at a clip's first frame: the encoder would fail only when
+    it opens, in the background.
+    """
+    h, w = fmt.shape[0], fmt.shape[1]  # the padded frame the encoder gets
+    given = f"frames of {fmt.width}x{fmt.height} (width x height)"
+    if (w, h) != (fmt.width, fmt.height):
+        given += f", padded to {w}x{h},"
+    if max(w, h) > _MAX_SIDE[codec]:
+        problem = f"at most {_MAX_SIDE[codec]} pixels a side"
+    elif (w + 128) * (h + 128) > _FFMPEG_MAX_AREA:
+        problem = f"(width + 128) * (height + 128) under {_FFMPEG_MAX_AREA} (FFmpeg's limit)"
+    elif codec == "h265" and min(w, h) < _X265_MIN:
+        problem = f"at least {_X265_MIN} pixels a side"
+    elif codec == "h265" and min(w, h) < _X265_NARROW and max(w, h) > _X265_NARROW_MAX:
+        problem = f"at most {_X265_NARROW_MAX} pixels a side when a side is under {_X265_NARROW}"
+    elif codec == "h265" and w * h > _X265_MAX_AREA:
+        problem = f"at most {_X265_MAX_AREA} pixels"
+    else:
+        return
+    raise ValueError(f"{given} do not fit codec {codec!r}: it takes {problem}")
 
 
 def format_of(image: Image) -> FrameFormat:

@@ -33,8 +33,9 @@ class Keep:
         best: how many of the highest-scoring episodes to keep.
         worst: how many of the lowest-scoring episodes to keep.
         by: the episode metadata field that scores it (``ep.metadata["return"] = ...``,
-            set before the episode ends; the wrappers and the CLI set ``"return"``).
-            Ties keep the earlier episode.
+            set before the episode ends; the wrappers and the CLI set ``"return"``), as the
+            sidecar stores it: an episode whose score is not a finite number is kept,
+            unranked. Ties keep the earlier episode.
     """
 
     best: int = 0
@@ -216,8 +217,8 @@ class Keeper:
         if not self._unscored_logged:
             self._unscored_logged = True
             logger.warning(
-                "keep: episode %d ended without a numeric metadata[%r]: its videos are kept "
-                "(set ep.metadata[%r] before the episode ends)",
+                "keep: episode %d ended without a numeric metadata[%r] (a finite number): its "
+                "videos are kept (set ep.metadata[%r] before the episode ends)",
                 index,
                 self.keep.by,
                 self.keep.by,
@@ -225,7 +226,8 @@ class Keeper:
 
 
 def _score(value: Any) -> float | None:
+    # What the sidecar stores (recorder._metadata.json_ready): NaN and infinities are null.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     score = float(value)
-    return None if math.isnan(score) else score
+    return score if math.isfinite(score) else None

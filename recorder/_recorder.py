@@ -22,7 +22,7 @@ import numpy as np
 from recorder._clip import Clip
 from recorder._encoder import Codec, EncoderFactory, PyAVEncoder
 from recorder._episode import ClipPlan, Episode
-from recorder._frames import FrameFormat, Image, image_and_format
+from recorder._frames import FrameFormat, Image, check_size, image_and_format
 from recorder._keep import Keep, Keeper
 from recorder._metadata import append_manifest
 from recorder._process import EncodeIn, EncoderProcesses
@@ -34,11 +34,14 @@ from recorder._schedule import capped_cubic_video_schedule
 from recorder._sink import Deliveries, Sink
 from recorder._validate import (
     Trigger,
+    check_callable,
     check_fps,
     check_name_prefix,
+    check_timeout,
     check_triggers,
     check_video_length,
     is_int,
+    make_folder,
     shape_changed,
     validate_frames,
 )
@@ -154,7 +157,9 @@ class _ClipService:
         image, fmt = image_and_format(frame)
         for clip in clips:
             known = clip.frame_format
-            if known is not None and known is not fmt and known != fmt:
+            if known is None:
+                check_size(fmt, self.codec.name)
+            elif known is not fmt and known != fmt:
                 raise shape_changed(clip.name, known, fmt)
         self._queue.admit(image, fmt, clips)
 
@@ -347,10 +352,10 @@ class Recorder(_ClipService):
         _check_service(workers, max_queue_bytes, on_full, worker_nice, encode_in)
         self.codec = _codec_of(codec, crf, preset)
         check_fps(fps, self.codec.name)
+        check_callable("on_saved", on_saved)
         self.on_saved = on_saved
         self.sidecars = bool(sidecars)
-        self.video_folder = Path(os.path.abspath(os.fspath(video_folder)))
-        self.video_folder.mkdir(parents=True, exist_ok=True)
+        self.video_folder = make_folder(video_folder)
         plan = (self.video_folder, self.name_prefix, episode_trigger, step_trigger)
         self._plan = ClipPlan(*plan, self.video_length, self.fps)
         self.workers = workers
@@ -463,12 +468,14 @@ class Recorder(_ClipService):
 
         Raises:
             TimeoutError: *timeout* seconds passed first.
+            TypeError, ValueError: *timeout* is not a number >= 0 (None, inf: no limit).
             Exception: the error of a video that failed since the last flush()/close(), or an
                 :class:`ExceptionGroup` of them.
         """
         if os.getpid() != self._pid:
             raise RecorderClosedError("a Recorder cannot be used in a forked child process")
         self._not_from_own_thread("flush")
+        timeout = check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._queue.wait(deadline):
             pending = len(self._queue.live_clips())
@@ -491,10 +498,13 @@ class Recorder(_ClipService):
 
         Raises:
             TimeoutError: *timeout* passed (the rest was dropped).
+            TypeError, ValueError: *timeout* is not a number >= 0 (None, inf: no limit);
+                nothing is closed then.
             Exception: errors of failed videos not yet raised by flush(), one as itself,
                 several as an :class:`ExceptionGroup`.
         """
         self._not_from_own_thread("close")
+        timeout = check_timeout(timeout)
         with self._close_lock:
             if self._closed:
                 return

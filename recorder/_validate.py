@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 from collections.abc import Callable, Sequence
 from fractions import Fraction
+from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -17,6 +20,51 @@ Trigger = Callable[[int], bool]
 def is_int(value: object) -> bool:
     """Whether *value* is an int (numpy's too), and not a bool."""
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def describe(value: object) -> str:
+    """*value* for an error message, short: an array by its type, shape and dtype."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if isinstance(shape, tuple) and dtype is not None:
+        return f"{type(value).__name__} of shape {shape} and dtype {dtype}"
+    return f"{reprlib.repr(value)} ({type(value).__name__})"
+
+
+def check_callable(name: str, value: object) -> None:
+    """Raise TypeError for a *value* that is neither callable nor None."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, got {describe(value)}")
+
+
+def check_timeout(timeout: object) -> float | None:
+    """A timeout in seconds: ``None`` (or inf) waits for ever; NaN and negatives are refused."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float | np.integer | np.floating):
+        raise TypeError(f"timeout must be a number of seconds or None, got {describe(timeout)}")
+    value = float(timeout)
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"timeout must be >= 0 seconds (None: no limit), got {timeout!r}")
+    # The caller's own number (a message says "3 s", not "3.0 s").
+    return None if math.isinf(value) else cast(float, timeout)
+
+
+def make_folder(folder: object, name: str = "video_folder") -> Path:
+    """Create the folder *folder* (a str or path) if missing; its absolute path.
+
+    Raises:
+        TypeError: not a str or ``os.PathLike``.
+        ValueError: something other than a folder is there.
+        OSError: the folder cannot be created.
+    """
+    if not isinstance(folder, str | os.PathLike):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {describe(folder)}")
+    path = Path(os.path.abspath(os.fsdecode(folder)))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # only when it is not a folder (exist_ok)
+        raise ValueError(f"{name} {str(path)!r} exists and is not a folder") from None
+    return path
 
 
 def shape_of(fmt: FrameFormat) -> tuple[int, ...]:
@@ -31,9 +79,8 @@ def shape_changed(where: str, known: FrameFormat, fmt: FrameFormat) -> ValueErro
 
 def check_triggers(episode_trigger: object, step_trigger: object) -> None:
     """Raise TypeError for a trigger that is neither callable nor None."""
-    for name, trigger in (("episode_trigger", episode_trigger), ("step_trigger", step_trigger)):
-        if trigger is not None and not callable(trigger):
-            raise TypeError(f"{name} must be callable or None, got {trigger!r}")
+    check_callable("episode_trigger", episode_trigger)
+    check_callable("step_trigger", step_trigger)
 
 
 #: a gif stores each frame's delay in hundredths of a second.
@@ -75,25 +122,52 @@ def check_video_length(video_length: object) -> int | None:
     return int(video_length)
 
 
+#: digits of the largest index a file name is made with (episode, step, sub-environment).
+INDEX_DIGITS = 20
+#: what the longest name adds to a prefix: ``-env-{j}-episode-{i}`` (vector wrappers).
+_LONGEST_INDEXES = len("-env--episode-") + 2 * INDEX_DIGITS
+#: what the longest file made from a video's name adds to it: ``recorder recover``'s
+#: temporary ``.{name}-partial.mp4.{8 random}.rec-recover`` (the recorder's own temporary
+#: and fragment files, ``.{name}.{8 random}.mp4.rec-frag``, add 23).
+_LONGEST_WRAPPING = len(".-partial.mp4..rec-recover") + 8
+#: the longest name a file system takes (NAME_MAX, in bytes, on Linux and macOS).
+NAME_MAX = 255
+#: the longest name_prefix (UTF-8 bytes) whose every file name fits NAME_MAX.
+MAX_PREFIX_BYTES = NAME_MAX - _LONGEST_INDEXES - _LONGEST_WRAPPING
+
+
 def check_index(name: str, value: object) -> int:
-    """A non-negative int."""
+    """A non-negative int of at most :data:`INDEX_DIGITS` digits."""
     if not is_int(value):
-        raise TypeError(f"{name} must be an int, got {value!r}")
+        raise TypeError(f"{name} must be an int, got {describe(value)}")
     assert isinstance(value, int | np.integer)
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
+    if value >= 10**INDEX_DIGITS:
+        raise ValueError(
+            f"{name} must be < 10**{INDEX_DIGITS} (file names have room for "
+            f"{INDEX_DIGITS} digits), got {value}"
+        )
     return int(value)
 
 
 def check_name_prefix(prefix: object) -> str:
-    """A prefix that keeps every file inside video_folder."""
+    """A prefix that keeps every file inside video_folder, with names the file system takes."""
     if not isinstance(prefix, str):
-        raise TypeError(f"name_prefix must be a str, got {prefix!r}")
+        raise TypeError(f"name_prefix must be a str, got {describe(prefix)}")
     bad = [s for s in ("/", "\\", os.sep, os.altsep or "/", "\0", "..") if s in prefix]
     if bad:
         raise ValueError(
             f"name_prefix must not contain {bad[0]!r}: files stay inside video_folder "
             f"(got {prefix!r})"
+        )
+    size = len(os.fsencode(prefix))
+    if size > MAX_PREFIX_BYTES:
+        raise ValueError(
+            f"name_prefix must be at most {MAX_PREFIX_BYTES} bytes, got {size} "
+            f"({reprlib.repr(prefix)}): a file name holds {NAME_MAX} bytes, and the recorder "
+            f"adds up to {NAME_MAX - MAX_PREFIX_BYTES} (indices of {INDEX_DIGITS} digits, "
+            "its temporary names)"
         )
     return prefix
 

@@ -298,6 +298,11 @@ def locked_tmp(path: Path) -> tuple[int, str]:
                 os.close(fd)
                 continue
         except BaseException:
+            # Not locked (ENOLCK on some network file systems, Ctrl-C): nobody else would
+            # delete it (if the name is still ours).
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.lstat(tmp), os.fstat(fd)):
+                    os.unlink(tmp)
             os.close(fd)
             raise
         # Replaced by another file meanwhile: the rename's samestat check reports it.

@@ -444,20 +444,35 @@ def assert_usage_error(code: int, stderr: str, command: str, message: str) -> No
     assert stderr.count("error:") == 1
 
 
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["--codec", "gif", "--crf", "5"], "--crf does not apply to --codec gif"),
-        (["--codec", "gif", "--preset", "5"], "--preset does not apply to --codec gif"),
-        (["--preset", "fastest"], "--preset 'fastest' is not an x264/x265 preset (--codec h264)"),
-        (["--codec", "h265", "--preset", "8"], "--preset '8' is not an x264/x265 preset"),
-        (["--codec", "vp9", "--preset", "fast"], "--preset for --codec vp9 is its cpu-used"),
-        (["--codec", "vp9", "--preset", "9"], "cpu-used level, an integer -8..8; got '9'"),
-        (["--crf", "52"], "--crf for --codec h264 must lie in 0..51, got 52"),
-        (["--codec", "h265", "--crf", "-1"], "--crf for --codec h265 must lie in 0..51"),
-        (["--codec", "vp9", "--crf", "64"], "--crf for --codec vp9 must lie in 0..63, got 64"),
-    ],
-)
+CODEC_USAGE_ERRORS = [
+    (["--codec", "gif", "--crf", "5"], "--crf does not apply to --codec gif"),
+    (["--codec", "gif", "--preset", "5"], "--preset does not apply to --codec gif"),
+    (["--preset", "fastest"], "--preset 'fastest' is not an x264/x265 preset (--codec h264)"),
+    (["--codec", "h265", "--preset", "8"], "--preset '8' is not an x264/x265 preset"),
+    (["--codec", "vp9", "--preset", "fast"], "--preset for --codec vp9 is its cpu-used"),
+    (["--codec", "vp9", "--preset", "9"], "cpu-used level, an integer -8..8; got '9'"),
+    (["--crf", "52"], "--crf for --codec h264 must lie in 0..51, got 52"),
+    (["--codec", "h265", "--crf", "-1"], "--crf for --codec h265 must lie in 0..51"),
+    (["--codec", "vp9", "--crf", "64"], "--crf for --codec vp9 must lie in 0..63, got 64"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), CODEC_USAGE_ERRORS)
+def test_the_library_refuses_what_the_cli_refuses_in_the_same_words(
+    tmp_path: Path, argv: list[str], expected: str
+) -> None:
+    options = dict(zip(argv[::2], argv[1::2], strict=True))
+    crf = options.get("--crf")
+    with pytest.raises(ValueError, match=re.escape(expected.replace("--", ""))):
+        Recorder(
+            tmp_path,
+            codec=options.get("--codec", "h264"),
+            crf=None if crf is None else int(crf),
+            preset=options.get("--preset"),
+        )
+
+
+@pytest.mark.parametrize(("argv", "expected"), CODEC_USAGE_ERRORS)
 def test_codec_options_that_do_not_apply_are_usage_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:

@@ -82,7 +82,8 @@ def test_an_encoder_error_in_the_child_reaches_flush_with_its_type_and_traceback
 ) -> None:
     import av
 
-    bad = recorder.Codec("h264", preset="no-such-preset")
+    # Options go to FFmpeg unchecked (a preset given as crf= or preset= is refused at once).
+    bad = recorder.Codec("h264", options={"preset": "no-such-preset"})
     rec = Recorder(tmp_path, episode_trigger=always, codec=bad)
     try:
         (h,) = rec.submit([painted(i) for i in range(10)])

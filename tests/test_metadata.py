@@ -9,11 +9,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
+import anyio
+import numpy as np
 import pytest
 from helpers import always, painted
 
-from recorder import Recorder
+from recorder import AsyncRecorder, Recorder
 from recorder._gallery import build_gallery
 from recorder._metadata import read_manifest
 from recorder.ray import SinkServer
@@ -49,9 +52,186 @@ def test_metadata_set_before_the_episode_ends_is_recorded(tmp_path: Path) -> Non
     with rec, rec.episode(0, metadata={"checkpoint": "ckpt-3"}) as ep:
         ep.append(painted(0))
         ep.metadata["return"] = 1.0
-        ep.metadata["odd"] = {1, 2}  # not JSON: written as its repr
     side = json.loads((tmp_path / "rl-video-episode-0.json").read_text())
-    assert side["metadata"] == {"checkpoint": "ckpt-3", "return": 1.0, "odd": "{1, 2}"}
+    assert side["metadata"] == {"checkpoint": "ckpt-3", "return": 1.0}
+
+
+def strict_json(text: str) -> Any:
+    """JSON as the standard has it: NaN and Infinity are not numbers there."""
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"not JSON: {name}"))
+
+
+def test_numpy_values_are_stored_as_json_numbers(tmp_path: Path) -> None:
+    given = {
+        "return": np.float32(10.5),
+        "steps": np.int64(3),
+        "solved": np.bool_(True),
+        "obs": np.array([0.5, 1.5]),
+        "pair": (1, 2),
+        "checkpoint": Path("ckpt/3"),
+    }
+    stored = {
+        "return": 10.5,
+        "steps": 3,
+        "solved": True,
+        "obs": [0.5, 1.5],
+        "pair": [1, 2],
+        "checkpoint": "ckpt/3",
+    }
+    with Recorder(tmp_path, episode_trigger=lambda e: True) as rec:
+        (handle,) = rec.submit([painted(0)], metadata=given)
+        with rec.episode(1) as ep:
+            ep.append(painted(0))
+            ep.metadata.update(given)
+    for h, index in ((handle, 0), (ep.handles[0], 1)):
+        info = h.result()
+        assert info.metadata == stored
+        assert type(info.metadata["return"]) is float  # on_saved sees what the files hold
+        assert type(info.metadata["solved"]) is bool
+        side = strict_json((tmp_path / f"rl-video-episode-{index}.json").read_text())
+        assert side["metadata"] == stored
+    lines = (tmp_path / "manifest.jsonl").read_text().splitlines()
+    assert [strict_json(line)["metadata"] for line in lines] == [stored, stored]
+
+
+def test_keep_ranks_by_the_values_the_sidecars_hold(tmp_path: Path) -> None:
+    # np.float32 returns: ranked as the numbers the gallery plots from the sidecars.
+    keep = {"best": 1, "by": "return"}
+    with Recorder(tmp_path, keep=keep) as rec:
+        for i, score in enumerate([np.float32(1.5), np.float32(7.25), np.float64(3.0)]):
+            rec.submit([painted(i)], episode_index=i, metadata={"return": score})
+    (kept,) = tmp_path.glob("*.json")
+    assert strict_json(kept.read_text())["metadata"] == {"return": 7.25}
+    ranked = [r for r in read_manifest(tmp_path) if r.get("event") == "keep"]
+    assert [r["score"] for r in ranked] == [1.5, 7.25, 3.0]
+
+
+def test_nan_and_infinities_are_stored_as_null(tmp_path: Path) -> None:
+    given = {"loss": float("nan"), "return": -np.inf, "curve": [1.0, np.float32("nan")]}
+    keep = {"best": 1, "by": "return"}  # no finite score: kept, unranked, as the sidecar says
+    with Recorder(tmp_path, keep=keep) as rec:
+        (handle,) = rec.submit([painted(0)], metadata=given)
+    stored = {"loss": None, "return": None, "curve": [1.0, None]}
+    assert handle.result().metadata == stored
+    assert strict_json((tmp_path / "rl-video-episode-0.json").read_text())["metadata"] == stored
+    (line,) = (tmp_path / "manifest.jsonl").read_text().splitlines()
+    assert strict_json(line)["metadata"] == stored
+
+
+class Opaque:
+    pass
+
+
+CYCLE: dict[str, Any] = {}
+CYCLE["self"] = CYCLE
+
+UNSTORABLE: list[tuple[Any, type[Exception], str]] = [
+    ({(1, 2): 3}, TypeError, r"metadata has the key \(1, 2\) \(tuple\): JSON object keys are str"),
+    ({"a": {"b": {1: 2}}}, TypeError, r"metadata\['a'\]\['b'\] has the key 1 \(int\)"),
+    (CYCLE, ValueError, r"metadata\['self'\] refers back to a container it is in"),
+    ({"o": Opaque()}, TypeError, r"metadata\['o'\] is .*Opaque.*, which JSON cannot store"),
+    ({"s": [{1, 2}]}, TypeError, r"metadata\['s'\]\[0\] is \{1, 2\} \(set\)"),
+    ({"z": 1j}, TypeError, "complex"),
+    ([("a", 1)], TypeError, "metadata must be a mapping, got"),
+]
+
+
+@pytest.mark.parametrize(("metadata", "error", "match"), UNSTORABLE)
+def test_metadata_json_cannot_store_is_refused_at_the_call(
+    tmp_path: Path, metadata: Any, error: type[Exception], match: str
+) -> None:
+    with Recorder(tmp_path, episode_trigger=lambda e: True) as rec:
+        with pytest.raises(error, match=match):
+            rec.submit([painted(0)], metadata=metadata)
+        with pytest.raises(error, match=match):
+            rec.episode(1, metadata=metadata)
+        assert rec.stats().videos_started == 0
+        (handle,) = rec.submit([painted(0)], metadata={"fine": 1})  # the recorder goes on
+    assert handle.result().metadata == {"fine": 1}
+    assert strict_json((tmp_path / "rl-video-episode-0.json").read_text())["metadata"] == {
+        "fine": 1
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ((1, 2), 3, TypeError),
+        ("a", {"b": {1: 2}}, TypeError),
+        ("self", CYCLE, ValueError),
+        ("o", Opaque(), TypeError),
+        ("s", [{1, 2}], TypeError),
+    ],
+)
+def test_metadata_added_during_the_episode_is_checked_when_it_ends(
+    tmp_path: Path, key: Any, value: Any, error: type[Exception]
+) -> None:
+    with Recorder(tmp_path, episode_trigger=lambda e: True) as rec:
+        ep = rec.episode(0, metadata={"seed": 7})
+        ep.append(painted(0))
+        ep.metadata[key] = value
+        ep.metadata["return"] = 2.5
+        with pytest.raises(error, match=r"^ep\.metadata") as raised:
+            ep.close()
+    assert "episode 0's videos are saved without it" in raised.value.__notes__
+    # Saved, with what could be stored: no video whose sidecar or manifest line went missing.
+    info = ep.handles[0].result()
+    assert info.metadata == {"seed": 7, "return": 2.5}
+    assert strict_json((tmp_path / "rl-video-episode-0.json").read_text())["metadata"] == {
+        "seed": 7,
+        "return": 2.5,
+    }
+    assert [r["name"] for r in read_manifest(tmp_path)] == ["rl-video-episode-0"]
+    assert rec.stats().errors == ()
+
+
+def test_bad_metadata_at_the_end_of_a_with_block(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, episode_trigger=lambda e: True)
+    episodes = []
+
+    def record(index: int, fail: bool) -> None:
+        with rec.episode(index) as ep:
+            episodes.append(ep)
+            ep.append(painted(index))
+            ep.metadata["o"] = Opaque()
+            if fail:
+                raise KeyError("the user's")
+
+    with rec:
+        with pytest.raises(TypeError, match=r"ep\.metadata\['o'\] is .*JSON cannot store"):
+            record(0, fail=False)
+        # The block's own exception goes first; the metadata's is a note on it.
+        with pytest.raises(KeyError, match="the user's") as raised:
+            record(1, fail=True)
+    assert any("when episode 1 ended: ep.metadata['o']" in n for n in raised.value.__notes__)
+    assert [ep.handles[0].result().metadata for ep in episodes] == [{}, {}]
+
+
+def test_async_episode_checks_its_metadata_when_it_ends(tmp_path: Path) -> None:
+    async def record(rec: AsyncRecorder) -> None:
+        async with rec.episode(0) as ep:
+            await ep.append(painted(0))
+            ep.metadata["o"] = Opaque()
+
+    async def main() -> None:
+        async with AsyncRecorder(tmp_path, episode_trigger=lambda e: True) as rec:
+            with pytest.raises(TypeError, match=r"ep\.metadata\['o'\]"):
+                await record(rec)
+            with pytest.raises(ValueError, match="reference cycle"):
+                rec.episode(1, metadata=CYCLE)
+
+    anyio.run(main)
+    assert strict_json((tmp_path / "rl-video-episode-0.json").read_text())["metadata"] == {}
+
+
+def test_a_clip_ended_early_stores_what_was_set_when_it_started(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, episode_trigger=lambda e: True, video_length=2)
+    with rec, rec.episode(0) as ep:
+        ep.metadata["seed"] = np.int64(5)  # before its first frame: the clip stores it
+        for i in range(4):
+            ep.append(painted(i))
+        ep.metadata["return"] = 1.0  # after it ended
+    assert ep.handles[0].result().metadata == {"seed": 5}
 
 
 def test_sidecar_records_the_settings_used_and_where_the_episode_starts(tmp_path: Path) -> None:

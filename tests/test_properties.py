@@ -221,7 +221,7 @@ def test_streaming_plans_like_gymnasium_and_renders_only_what_is_wanted(
 
 # -- frames: a clear error at the call, or a correct video ------------------------------------
 
-# uint8 most of the time: the other dtypes all fail the same way.
+# uint8 most of the time; the others are taken as gymnasium takes them (values in 0..255).
 DTYPES = [np.uint8] * 14 + [np.int8, np.uint16, np.int64, np.float32, np.float64, np.bool_]
 
 
@@ -259,12 +259,15 @@ def frames(draw: st.DrawFn) -> FrameCase:
 
 
 def expected_error(frame: np.ndarray) -> type[Exception] | None:
-    """What recorder accepts: uint8 HxW, HxWx1, HxWx3 or HxWx4, not empty."""
-    if frame.dtype != np.uint8:
+    """What recorder accepts: HxW, HxWx1, HxWx3 or HxWx4 numbers in 0..255 (not bool), not
+    empty."""
+    if frame.dtype == np.bool_:
         return TypeError
     if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
         return ValueError
     if frame.shape[0] == 0 or frame.shape[1] == 0:
+        return ValueError
+    if frame.min() < 0:  # an int8 of a value above 127
         return ValueError
     return None
 

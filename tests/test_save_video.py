@@ -189,6 +189,49 @@ def test_moviepy_drops_a_last_frame_that_recorder_keeps(tmp_path: Path) -> None:
     assert decode(tmp_path / "rec" / "rl-video-episode-0.mp4").indices == list(range(15))
 
 
+@pytest.mark.parametrize(
+    "convert",
+    [lambda f: f.astype(np.float32) + 0.75, lambda f: f.astype(np.float64), lambda f: f + 0],
+    ids=["float32-with-fractions", "float64", "int64"],
+)
+def test_frames_gymnasium_takes_that_are_not_uint8(
+    tmp_path: Path, convert: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    from gymnasium.utils.save_video import save_video as gym_save_video
+
+    frames = [convert(f.astype(np.int64)) for f in episode(5)]
+    gym_save_video(frames, str(tmp_path / "gym"), episode_trigger=always, fps=FPS)
+    save_video(frames, tmp_path / "rec", episode_trigger=always, fps=FPS)
+    flush()
+    theirs = decode(tmp_path / "gym" / "rl-video-episode-0.mp4")
+    ours = decode(tmp_path / "rec" / "rl-video-episode-0.mp4")
+    assert ours.indices == list(range(5))
+    assert ours.indices[: len(theirs.frames)] == theirs.indices
+
+
+def test_odd_sizes_are_padded_where_gymnasium_keeps_them(tmp_path: Path) -> None:
+    """A difference gymnasium.md lists: yuv420p needs even sizes; VideoInfo keeps the given."""
+    from gymnasium.utils.save_video import save_video as gym_save_video
+
+    frames = [painted(i, 85, 85) for i in range(3)]
+    gym_save_video(frames, str(tmp_path / "gym"), episode_trigger=always, fps=FPS)
+    (handle,) = save_video(frames, tmp_path / "rec", episode_trigger=always, fps=FPS)
+    flush()
+    theirs = decode(tmp_path / "gym" / "rl-video-episode-0.mp4")
+    ours = decode(tmp_path / "rec" / "rl-video-episode-0.mp4")
+    assert (theirs.width, theirs.height) == (85, 85)
+    assert (ours.width, ours.height) == (86, 86)
+    info = handle.result()
+    assert (info.width, info.height, info.encoded_width, info.encoded_height) == (85, 85, 86, 86)
+
+
+def test_a_folder_that_is_a_file_is_refused_at_the_call(tmp_path: Path) -> None:
+    (tmp_path / "videos").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"video_folder .* exists and is not a folder"):
+        save_video(episode(2), tmp_path / "videos", episode_trigger=always, fps=FPS)
+    assert (tmp_path / "videos").read_text() == "not a folder"
+
+
 def test_durations_give_the_fps_moviepy_derives(tmp_path: Path) -> None:
     from gymnasium.utils.save_video import save_video as gym_save_video
 
@@ -375,7 +418,7 @@ def test_invalid_arguments(
         ("frames", TypeError),
         (np.zeros((H, W, 3), np.uint8), ValueError),  # one frame, not a list of them
         ([], ValueError),
-        ([np.zeros((H, W, 3), np.float32)], TypeError),
+        ([np.full((H, W, 3), 0.5, np.float32)], ValueError),  # 0..1: gymnasium's are black
         ([np.zeros((H, W, 3), np.uint8), np.zeros((H, W + 2, 3), np.uint8)], ValueError),
     ],
 )

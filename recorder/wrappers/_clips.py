@@ -13,6 +13,7 @@ from gymnasium import logger as gym_logger
 from recorder._queue import Clip
 from recorder._recorder import Recorder, check_fps, check_name_prefix
 from recorder._results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
+from recorder._validate import check_callable, make_folder
 
 #: Recorder arguments that the wrapper decides itself (clips are named and cut by the wrapper).
 WRAPPER_OWNED = (
@@ -53,8 +54,7 @@ class ClipSink:
         self._handles: list[ClipHandle] = []
         # Where clips go when that is not the Recorder's own folder (a shared Recorder).
         self._folder: Path | None = None
-        if on_saved is not None and not callable(on_saved):
-            raise TypeError(f"on_saved must be callable or None, got {on_saved!r}")
+        check_callable("on_saved", on_saved)
         if recorder is not None:
             if recorder_kwargs:
                 raise TypeError("give either recorder or recorder_kwargs, not both")
@@ -67,8 +67,7 @@ class ClipSink:
             recorder._check_usable()
             if Path(video_folder) != recorder.video_folder:
                 _warn_existing(video_folder)
-                os.makedirs(video_folder, exist_ok=True)
-                self._folder = Path(video_folder)
+                self._folder = make_folder(video_folder)
             self.recorder = recorder
             self.owned = False
         else:
