@@ -32,6 +32,17 @@ class _Video:
         # The parent's descriptor number means nothing here: this process's own copy, or none.
         self.encoder: PyAVEncoder | None = PyAVEncoder(replace(spec, fd=file_fd))
 
+    def write(self, arena: _Arena, offsets: tuple[int, ...]) -> None:
+        """Encode the frames at *offsets* in *arena*.
+
+        A function of its own: no view of the arena outlives it (a local of the serving loop
+        would, and a mapped view keeps ``forget`` from unmapping the arena).
+        """
+        assert self.encoder is not None
+        memory, shape, nbytes, write = arena.memory, self.shape, self.nbytes, self.encoder.write
+        for offset in offsets:
+            write(memory[offset : offset + nbytes].reshape(shape))
+
     def release(self, finish: bool, salvage: bool = False) -> None:
         try:
             if self.encoder is not None:
@@ -114,10 +125,7 @@ def main(fd: int, nice: int) -> None:
                     if video is None or video.encoder is None:
                         reply = ("skip", vid, None)
                     else:
-                        memory = arenas[message[2]].memory
-                        shape, nbytes, write = video.shape, video.nbytes, video.encoder.write
-                        for offset in message[3]:
-                            write(memory[offset : offset + nbytes].reshape(shape))
+                        video.write(arenas[message[2]], message[3])
                 elif kind == "arena":
                     arenas[vid] = _Arena(fds[0])
                     reply = ("ok", 0, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -203,6 +204,33 @@ def run_forked(child: Callable[[], object], meanwhile: Callable[[], object] = la
     meanwhile()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def wait_exit(pid: int, timeout: float = 30.0) -> bool:
+    """Wait until process *pid* (not necessarily our child) has exited; whether it did."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is *pid* (from /proc: Linux), e.g. a Recorder's encoder
+    processes when *pid* runs one."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # after the name: state, ppid
+                children.append(int(entry))
+    return children
 
 
 class TinyEnv(gym.Env[int, int]):
