@@ -20,7 +20,7 @@ import av
 import gymnasium as gym
 import numpy as np
 
-from recorder import VideoSpec
+from recorder import VideoSpec, _process
 
 BITS = 12
 CELL = 8
@@ -418,3 +418,16 @@ def abandoned(monkeypatch: Any) -> AbandonedCloses:
 
     monkeypatch.setattr(_recorder, "_close_abandoned", close)
     return spy
+
+
+def require_processes() -> None:
+    """Skip the calling test where no encoder process can run (not Linux); fail it instead
+    under RECORDER_REQUIRE_PROCESSES=1 (CI), where a Recorder would encode in threads."""
+    import pytest  # here: child scripts import this module
+
+    if _process.available():
+        return
+    reason = "encoder processes need Linux (memfd and descriptor passing)"
+    if os.environ.get("RECORDER_REQUIRE_PROCESSES"):
+        pytest.fail(f"RECORDER_REQUIRE_PROCESSES is set but {reason}")
+    pytest.skip(reason)

@@ -13,13 +13,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import always, decode, painted
+from helpers import always, decode, painted, require_processes
 
-from recorder import Recorder, _process
+from recorder import Recorder
 from recorder._arena import ALIGN, Arena, arena_size
 from recorder._process import ProcessEncoder
 
-needs_processes = pytest.mark.skipif(not _process.available(), reason="needs Linux (memfd)")
+needs_processes = pytest.mark.usefixtures("_needs_processes")
+
+
+@pytest.fixture
+def _needs_processes() -> None:
+    require_processes()
 
 
 def test_blocks_are_first_fit_aligned_and_merged_when_freed() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import always, decode, painted, run_forked, wait_exit
+from helpers import always, decode, painted, require_processes, run_forked, wait_exit
 
 import recorder
 from recorder import Recorder, _child, _process
@@ -33,7 +33,11 @@ from recorder._frames import format_of
 from recorder._process import EncoderProcessError, ProcessEncoder
 from recorder._worker import GRACE_SECONDS
 
-pytestmark = pytest.mark.skipif(not _process.available(), reason="needs Linux (memfd)")
+
+@pytest.fixture(autouse=True)
+def _needs_processes() -> None:
+    require_processes()
+
 
 TESTS = Path(__file__).resolve().parent
 
@@ -421,3 +425,17 @@ def test_a_forked_child_never_talks_to_the_parents_encoder_processes(
         rec.flush()
         assert rec._processes is not None
         assert rec._processes.pids() == [parent_pid]
+
+
+def test_where_processes_cannot_run_their_tests_skip_but_fail_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A Recorder there encodes in threads without a word: CI (.ci/run) must not pass by
+    # skipping every test of the default mode.
+    monkeypatch.setattr(_process, "available", lambda: False)
+    monkeypatch.delenv("RECORDER_REQUIRE_PROCESSES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="need Linux"):
+        require_processes()
+    monkeypatch.setenv("RECORDER_REQUIRE_PROCESSES", "1")
+    with pytest.raises(pytest.fail.Exception, match="RECORDER_REQUIRE_PROCESSES is set"):
+        require_processes()
