@@ -195,13 +195,13 @@ class _Child:
             self.request(encoder, ("arena", arena.id), [arena.fd])
             self.arenas.add(arena.id)
 
-    def forget(self, arena: Arena) -> bool:
+    def forget(self, arena: Arena, patience: float) -> bool:
         """Have the child unmap *arena* (an idle child kept for another recorder).
 
-        Returns whether it did within :data:`IDLE_ANSWER_SECONDS`; one that did not answer is
-        marked dead (then :meth:`kill` it).
+        Returns whether it did within *patience* seconds; one that did not answer is marked
+        dead (then :meth:`kill` it).
         """
-        if not self.lock.acquire(timeout=IDLE_ANSWER_SECONDS):
+        if not self.lock.acquire(timeout=patience):
             return False  # a worker still talks to it
         try:
             if arena.id in self.arenas and self.dead is None:
@@ -209,7 +209,7 @@ class _Child:
                 with contextlib.suppress(EncoderProcessError):
                     self.request(None, ("forget", arena.id))
             if self.unanswered and self.dead is None:
-                self.sock.settimeout(IDLE_ANSWER_SECONDS)  # a timeout marks it dead
+                self.sock.settimeout(patience)  # a timeout marks it dead
                 while self.unanswered and self.dead is None:
                     self.read_reply()
                 if self.dead is None:
@@ -504,13 +504,17 @@ class EncoderProcesses:
         with self._lock:
             return [c.proc.pid for c in self._children if c.dead is None]
 
-    def close(self, timeout: float = 10.0, *, hung: bool = False) -> None:
+    def close(
+        self, timeout: float = 10.0, *, hung: bool = False, until: float | None = None
+    ) -> None:
         """Give idle processes back for the next recorder, having them unmap its arena; stop
         the others.
 
         A process still busy (its worker died) is asked to exit and killed after *timeout*
         seconds; with *hung* (close() gave up on a worker stuck waiting for one), killed at
-        once, which frees that worker.
+        once, which frees that worker. An idle process has :data:`IDLE_ANSWER_SECONDS` to
+        answer, or until *until* (``time.monotonic()``: close()'s deadline) if sooner, but
+        a tenth of a second at least (it answers at once); one that does not is killed.
         """
         self._stopping.set()  # a process being started is given up
         with self._lock:
@@ -518,7 +522,10 @@ class EncoderProcesses:
             children, self._children = self._children, []
         for child in children:
             idle = child.dead is None and not child.videos and not child.unanswered
-            if idle and child.forget(self._arena):
+            patience = IDLE_ANSWER_SECONDS
+            if until is not None:
+                patience = min(patience, max(0.1, until - time.monotonic()))
+            if idle and child.forget(self._arena, patience):
                 _give_back(child)
             elif hung or idle:  # idle: it did not answer
                 child.kill("it is not answering")

@@ -52,13 +52,14 @@ class Workers:
         every encoder process) let go of it.
         """
         self.queue.stop_workers()
+        # A worker stuck inside one frame's encode gets a short grace after a timeout.
+        until = None if deadline is None else deadline + GRACE_SECONDS
         try:
-            # A worker stuck inside one frame's encode gets a short grace after a timeout.
-            _join(self.threads, None if deadline is None else deadline + GRACE_SECONDS)
+            _join(self.threads, until)
         finally:
             hung = any(t.is_alive() for t in self.threads)
             if processes is not None:
-                processes.close(hung=hung)
+                processes.close(hung=hung, until=until)
                 _join(self.threads, time.monotonic() + GRACE_SECONDS)
             stuck = [t.name for t in self.threads if t.is_alive()]
             if stuck:

@@ -259,19 +259,21 @@ def test_children_that_stop_answering_are_killed_by_close_with_a_timeout(
     assert not list(tmp_path.glob(".*"))
 
 
+@pytest.mark.parametrize("timeout", [None, 1.0])
 def test_an_idle_child_that_stops_answering_is_killed_by_close(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None, timeout: float | None
 ) -> None:
-    # Kept for the next Recorder, it is asked to unmap the arena first: no answer, no wait
-    # without an end (close() has no timeout here: nothing of the user's is left to wait for).
-    monkeypatch.setattr(_process, "IDLE_ANSWER_SECONDS", 0.5)
+    # Kept for the next Recorder, it is asked to unmap the arena first: it has a few seconds
+    # to answer, or what is left of close()'s timeout and grace (it holds no video).
+    if timeout is None:
+        monkeypatch.setattr(_process, "IDLE_ANSWER_SECONDS", 0.5)
     rec = Recorder(tmp_path, episode_trigger=always)
     (h,) = rec.submit([painted(i) for i in range(3)])
     assert h.result(timeout=60).frames == 3
     assert rec._processes is not None
     (pid,) = rec._processes.pids()
     os.kill(pid, signal.SIGSTOP)
-    closer = threading.Thread(target=rec.close)
+    closer = threading.Thread(target=rec.close, kwargs={"timeout": timeout})
     try:
         start = time.monotonic()
         closer.start()
@@ -283,7 +285,7 @@ def test_an_idle_child_that_stops_answering_is_killed_by_close(
         if not wait_exit(pid, 0):
             os.kill(pid, signal.SIGKILL)  # frees close() if it hangs
         closer.join()
-    assert elapsed < 0.5 + 5
+    assert elapsed < (0.5 if timeout is None else timeout + GRACE_SECONDS) + 1.0
     assert pid not in [c.proc.pid for c in _process._idle]  # not kept for the next one
 
 
