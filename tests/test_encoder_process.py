@@ -289,6 +289,36 @@ def test_an_idle_child_that_stops_answering_is_killed_by_close(
     assert pid not in [c.proc.pid for c in _process._idle]  # not kept for the next one
 
 
+def test_close_with_a_timeout_gives_up_on_an_encoder_process_that_never_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None
+) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+    popen = subprocess.Popen
+
+    def silent(args: Any, **kwargs: Any) -> Any:
+        # An interpreter that never says "ready" (a machine so loaded it takes minutes).
+        started.append(popen([sys.executable, "-c", "import time; time.sleep(300)"], **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", silent)
+    rec = Recorder(tmp_path, episode_trigger=always)
+    try:
+        (h,) = rec.submit([painted(i) for i in range(3)])
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            rec.close(timeout=1.0)
+        elapsed = time.monotonic() - start
+        (proc,) = started
+        assert proc.poll() is not None  # killed, not left to start
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+    assert elapsed < 1.0 + GRACE_SECONDS + 1.0
+    assert isinstance(h.exception(), Exception)
+    assert not list(tmp_path.glob(".*"))
+
+
 def memfds(pid: int) -> list[str]:
     """The recorder's shared memory mapped by process *pid* (memfd names in its maps)."""
     maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
