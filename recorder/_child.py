@@ -10,11 +10,13 @@ file of each open video and leaves it for ``recorder recover``.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import mmap
 import os
 import pickle
 import socket
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -23,21 +25,54 @@ import numpy as np
 from recorder._encoder import PyAVEncoder, VideoSpec
 from recorder._process import MAX_MESSAGE
 
+#: A test hook (docs/design.md): ``module:name`` of the :class:`PyAVEncoder` subclass (or
+#: factory) this process uses instead of PyAVEncoder, read once at start; the fault tests set
+#: it to inject errors here.
+ENCODER_HOOK = "RECORDER_TEST_ENCODER"
+
+EncoderMaker = Callable[[VideoSpec], PyAVEncoder]
+
+
+def _encoder_maker() -> EncoderMaker:
+    hook = os.environ.get(ENCODER_HOOK)
+    if not hook:
+        return PyAVEncoder
+    module, _, name = hook.partition(":")
+    maker: EncoderMaker = getattr(importlib.import_module(module), name)
+    return maker
+
 
 class _Video:
-    def __init__(self, spec: VideoSpec, file_fd: int | None) -> None:
+    def __init__(self, spec: VideoSpec, file_fd: int | None, make: EncoderMaker) -> None:
         self.file_fd = file_fd
         self.shape = spec.frame_format.shape
         self.nbytes = spec.frame_format.nbytes
         # The parent's descriptor number means nothing here: this process's own copy, or none.
-        self.encoder: PyAVEncoder | None = PyAVEncoder(replace(spec, fd=file_fd))
+        self.encoder: PyAVEncoder | None = make(replace(spec, fd=file_fd))
+
+    def write(self, arena: _Arena, offsets: tuple[int, ...]) -> None:
+        """Encode the frames at *offsets* in *arena*.
+
+        A function of its own: no view of the arena outlives it (a local of the serving loop
+        would, and a mapped view keeps ``forget`` from unmapping the arena).
+        """
+        assert self.encoder is not None
+        memory, shape, nbytes, write = arena.memory, self.shape, self.nbytes, self.encoder.write
+        for offset in offsets:
+            write(memory[offset : offset + nbytes].reshape(shape))
 
     def release(self, finish: bool, salvage: bool = False) -> None:
         try:
             if self.encoder is not None:
                 encoder, self.encoder = self.encoder, None
                 if finish:
-                    encoder.close()
+                    try:
+                        encoder.close()
+                    except BaseException:
+                        # As a worker thread does: a failed close still releases the encoder.
+                        with contextlib.suppress(Exception):
+                            encoder.abort()
+                        raise
                 elif salvage:
                     encoder.salvage()
                 else:
@@ -92,6 +127,7 @@ def main(fd: int, nice: int) -> None:
     videos: dict[int, _Video] = {}
     arenas: dict[int, _Arena] = {}
     orphaned = True  # until told to exit: the recorder died, its videos are left to recover
+    make = _encoder_maker()
     sock.send(pickle.dumps(("ready", 0, None)))  # PyAV is imported: videos can come
     try:
         while True:
@@ -114,10 +150,7 @@ def main(fd: int, nice: int) -> None:
                     if video is None or video.encoder is None:
                         reply = ("skip", vid, None)
                     else:
-                        memory = arenas[message[2]].memory
-                        shape, nbytes, write = video.shape, video.nbytes, video.encoder.write
-                        for offset in message[3]:
-                            write(memory[offset : offset + nbytes].reshape(shape))
+                        video.write(arenas[message[2]], message[3])
                 elif kind == "arena":
                     arenas[vid] = _Arena(fds[0])
                     reply = ("ok", 0, None)
@@ -129,7 +162,7 @@ def main(fd: int, nice: int) -> None:
                 elif kind == "open":
                     spec = message[2]
                     try:
-                        videos[vid] = _Video(spec, fds[0] if fds else None)
+                        videos[vid] = _Video(spec, fds[0] if fds else None, make)
                     except BaseException:
                         if fds:
                             os.close(fds[0])

@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from typing import Any, Literal
 
@@ -52,6 +53,11 @@ AHEAD = 16
 BATCH = 4
 _IN_FLIGHT = 64  # unanswered messages per child
 _START_TIMEOUT = 120.0  # seconds for a new encoder process to import PyAV (a loaded machine)
+#: seconds an idle encoder process has to answer (to unmap an arena, or to exit when asked);
+#: one that does not is killed: it holds no video, so nothing is lost.
+IDLE_ANSWER_SECONDS = 5.0
+#: how often a worker waiting for a new encoder process checks whether close() gave up.
+_START_POLL = 0.1
 #: the largest message either way (the child keeps error replies below it).
 MAX_MESSAGE = 1 << 16
 
@@ -90,7 +96,7 @@ class EncoderProcessError(RuntimeError):
 class _Child:
     """One encoder process, its socket, and the videos it has open."""
 
-    def __init__(self, nice: int) -> None:
+    def __init__(self, nice: int, cancel: threading.Event | None = None) -> None:
         self.nice = nice
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -109,19 +115,13 @@ class _Child:
         self.sock = parent
         # The child says "ready" once PyAV is imported: one that cannot start (an interpreter
         # that cannot import this package, say) fails here, where the recorder can fall back.
-        try:
-            parent.settimeout(_START_TIMEOUT)
-            ready = parent.recv(MAX_MESSAGE)
-            parent.settimeout(None)
-        except OSError as e:
-            ready = b""
-            cause: BaseException | None = e
-        else:
-            cause = None
+        ready, cause = _wait_ready(parent, cancel)
         if not ready or pickle.loads(ready)[0] != "ready":
             self.proc.kill()
             code = self.proc.wait()
             parent.close()
+            if cancel is not None and cancel.is_set():
+                raise RuntimeError("the recorder's encoder processes were stopped") from cause
             raise EncoderProcessError(
                 f"the encoder process (pid {self.proc.pid}) did not start (exit code {code})"
             ) from cause
@@ -195,15 +195,28 @@ class _Child:
             self.request(encoder, ("arena", arena.id), [arena.fd])
             self.arenas.add(arena.id)
 
-    def forget(self, arena: Arena) -> None:
-        """Have the child unmap *arena* (an idle child kept for another recorder)."""
-        with self.lock:
+    def forget(self, arena: Arena, patience: float) -> bool:
+        """Have the child unmap *arena* (an idle child kept for another recorder).
+
+        Returns whether it did within *patience* seconds; one that did not answer is marked
+        dead (then :meth:`kill` it).
+        """
+        if not self.lock.acquire(timeout=patience):
+            return False  # a worker still talks to it
+        try:
             if arena.id in self.arenas and self.dead is None:
                 self.arenas.discard(arena.id)
                 with contextlib.suppress(EncoderProcessError):
                     self.request(None, ("forget", arena.id))
+            if self.unanswered and self.dead is None:
+                self.sock.settimeout(patience)  # a timeout marks it dead
                 while self.unanswered and self.dead is None:
                     self.read_reply()
+                if self.dead is None:
+                    self.sock.settimeout(None)
+            return self.dead is None
+        finally:
+            self.lock.release()
 
     def _died(self, cause: BaseException | None) -> None:
         # Lock held: mark the child dead and release everything waiting on it; the exit code
@@ -239,7 +252,7 @@ class _Child:
             dead.args = (f"the encoder process (pid {self.proc.pid}) {how}",)
             self._settled = True
 
-    def stop(self, timeout: float | None) -> None:
+    def stop(self, timeout: float) -> None:
         """Ask the child to exit; kill it after *timeout* seconds.
 
         A worker stuck waiting for a hung child holds the lock: then the child is killed
@@ -261,11 +274,38 @@ class _Child:
                 self.proc.wait(timeout)
                 return
             except subprocess.TimeoutExpired:
-                logger.warning("killing encoder process %d: it did not exit", self.proc.pid)
+                self.kill("it did not exit")
         else:
-            logger.warning("killing encoder process %d: it is not answering", self.proc.pid)
+            self.kill("it is not answering")
+
+    def kill(self, why: str) -> None:
+        """Kill the child at once: a worker waiting for its answer sees its socket close."""
+        if self.proc.poll() is not None:
+            return
+        logger.warning("killing encoder process %d: %s", self.proc.pid, why)
         self.proc.kill()
-        self.proc.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(IDLE_ANSWER_SECONDS)  # SIGKILL: at once, unless the kernel is stuck
+
+
+def _wait_ready(
+    sock: socket.socket, cancel: threading.Event | None
+) -> tuple[bytes, BaseException | None]:
+    """The new child's first message (b"" if none), waiting at most :data:`_START_TIMEOUT`
+    seconds, or until *cancel* is set (close() gave up); and why there was none."""
+    deadline = time.monotonic() + _START_TIMEOUT
+    sock.settimeout(_START_POLL)
+    try:
+        while True:
+            try:
+                return sock.recv(MAX_MESSAGE), None
+            except TimeoutError as e:
+                if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
+                    return b"", e
+            except OSError as e:
+                return b"", e
+    finally:
+        sock.settimeout(None)
 
 
 def _unpickle_error(data: bytes) -> BaseException:
@@ -429,6 +469,8 @@ class EncoderProcesses:
         self._lock = threading.Lock()
         self._children: list[_Child] = []
         self._closed = False
+        # Set by close() before it takes the lock, which a worker starting a process holds.
+        self._stopping = threading.Event()
         self.fallback: BaseException | None = None  # why videos are encoded in threads
 
     def __call__(self, spec: VideoSpec) -> Encoder:
@@ -442,7 +484,7 @@ class EncoderProcesses:
             child = min(live, key=lambda c: len(c.videos), default=None)
             if child is None or (child.videos and len(self._children) < self._size):
                 try:
-                    child = _take_idle(self._nice) or _Child(self._nice)
+                    child = _take_idle(self._nice) or _Child(self._nice, self._stopping)
                 except (OSError, subprocess.SubprocessError, EncoderProcessError) as e:
                     if child is None:
                         self.fallback = e
@@ -462,19 +504,31 @@ class EncoderProcesses:
         with self._lock:
             return [c.proc.pid for c in self._children if c.dead is None]
 
-    def close(self, timeout: float | None = 10.0) -> None:
-        """Give idle processes back for the next recorder; stop the others.
+    def close(
+        self, timeout: float = 10.0, *, hung: bool = False, until: float | None = None
+    ) -> None:
+        """Give idle processes back for the next recorder, having them unmap its arena; stop
+        the others.
 
-        A process still busy (its worker stuck, or killed by a timeout) is asked to exit and
-        killed after *timeout* seconds.
+        A process still busy (its worker died) is asked to exit and killed after *timeout*
+        seconds; with *hung* (close() gave up on a worker stuck waiting for one), killed at
+        once, which frees that worker. An idle process has :data:`IDLE_ANSWER_SECONDS` to
+        answer, or until *until* (``time.monotonic()``: close()'s deadline) if sooner, but
+        a tenth of a second at least (it answers at once); one that does not is killed.
         """
+        self._stopping.set()  # a process being started is given up
         with self._lock:
             self._closed = True
             children, self._children = self._children, []
         for child in children:
-            if child.dead is None and not child.videos and not child.unanswered:
-                child.forget(self._arena)
+            idle = child.dead is None and not child.videos and not child.unanswered
+            patience = IDLE_ANSWER_SECONDS
+            if until is not None:
+                patience = min(patience, max(0.1, until - time.monotonic()))
+            if idle and child.forget(self._arena, patience):
                 _give_back(child)
+            elif hung or idle:  # idle: it did not answer
+                child.kill("it is not answering")
             else:
                 child.stop(timeout)
 
@@ -500,7 +554,7 @@ def _give_back(child: _Child) -> None:
         if len(_idle) < _IDLE_MAX and child.proc.poll() is None:
             _idle.append(child)
             return
-    child.stop(10.0)
+    child.stop(IDLE_ANSWER_SECONDS)
 
 
 def _stop_idle() -> None:
@@ -508,7 +562,7 @@ def _stop_idle() -> None:
         children = list(_idle)
         _idle.clear()
     for child in children:
-        child.stop(5.0)
+        child.stop(IDLE_ANSWER_SECONDS)
 
 
 def _forget_all_in_child() -> None:

@@ -533,6 +533,7 @@ class Recorder(_ClipService):
             # KeyboardInterrupt (a second Ctrl-C), a timeout: drop the rest quickly; workers
             # delete what they had half-written, and the interruption propagates.
             queue.drop_all("close() was interrupted")
+            deadline = time.monotonic()  # the workers get a grace, then their encoders die
             raise
         finally:
             self._workers.stop(deadline, self._processes)

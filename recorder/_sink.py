@@ -8,6 +8,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -19,6 +20,9 @@ class SinkSession(Protocol):
     """One producer's connection to a sink (made by :meth:`Sink.open` in the producer)."""
 
     producer: str
+    #: seconds the sink may leave every delivery waiting unanswered: then they fail with
+    #: TimeoutError, so that nothing (close() included) waits for it for ever. None: no limit.
+    timeout: float | None
 
     def send(
         self, name: str, data: bytes, record: dict[str, Any]
@@ -66,13 +70,16 @@ class Deliveries:
     """The videos a Recorder has handed to its sink and not yet seen acknowledged.
 
     The sink's answers arrive on threads of the transport (Ray's); they are handled on the
-    ``recorder-delivery`` thread, so that user callbacks never run on those.
+    ``recorder-delivery`` thread, so that user callbacks never run on those. That thread also
+    fails the deliveries waiting once the sink has answered none for ``session.timeout``.
     """
 
     def __init__(self, session: SinkSession) -> None:
         self.session = session
+        self._patience = session.timeout
         self._lock = threading.Lock()
         self._pending: set[Delivery] = set()
+        self._heard = time.monotonic()  # the sink's last answer, or when deliveries began waiting
         self._answers: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="recorder-delivery", daemon=True)
@@ -87,6 +94,8 @@ class Deliveries:
         with self._lock:
             if self._stopped:
                 raise RuntimeError("the recorder's sink connection is closed")
+            if not self._pending:
+                self._heard = time.monotonic()  # the sink's time to answer starts now
             self._pending.add(delivery)
         try:
             future = self.session.send(name, data, record)
@@ -99,14 +108,37 @@ class Deliveries:
 
     def _run(self) -> None:
         while True:
-            delivery = self._answers.get()
+            try:
+                delivery = self._answers.get(timeout=self._patience_left())
+            except queue.Empty:
+                self._expire()
+                continue
             if delivery is None:
                 return
             with self._lock:
+                self._heard = time.monotonic()
                 if delivery not in self._pending:
-                    continue  # already failed by stop()
+                    continue  # already failed by stop() or _expire()
                 self._pending.discard(delivery)
             self._answer(delivery)
+
+    def _patience_left(self) -> float | None:
+        if self._patience is None:
+            return None
+        with self._lock:
+            if not self._pending:
+                return self._patience  # send() restarts the clock: check again by then
+            return max(0.0, self._heard + self._patience - time.monotonic())
+
+    def _expire(self) -> None:
+        """Fail the deliveries waiting if the sink has answered none for its timeout."""
+        assert self._patience is not None
+        with self._lock:
+            if not self._pending or time.monotonic() - self._heard < self._patience:
+                return
+            left = list(self._pending)
+            self._pending.clear()
+        _fail(left, f"the recorder's sink answered nothing for {self._patience:g} s")
 
     @staticmethod
     def _answer(delivery: Delivery) -> None:
@@ -125,10 +157,7 @@ class Deliveries:
             self._stopped = True
             left = list(self._pending)
             self._pending.clear()
-        for delivery in left:
-            if delivery.future is not None:
-                delivery.future.cancel()
-            delivery.done(delivery, None, TimeoutError(reason))
+        _fail(left, reason)
         self._answers.put(None)
         if threading.current_thread() is not self._thread:
             self._thread.join()
@@ -136,3 +165,11 @@ class Deliveries:
         if close is not None:
             with contextlib.suppress(Exception):
                 close()
+
+
+def _fail(deliveries: list[Delivery], reason: str) -> None:
+    """Fail *deliveries* (no longer waited for) with ``TimeoutError(reason)``."""
+    for delivery in deliveries:
+        if delivery.future is not None:
+            delivery.future.cancel()
+        delivery.done(delivery, None, TimeoutError(reason))

@@ -16,6 +16,10 @@ from recorder._writer import ClipWriter
 
 logger = logging.getLogger("recorder")
 
+#: seconds a worker still has after close()'s deadline (or a Ctrl-C) to leave the frame it is
+#: encoding, before its encoder process is killed; and to leave once it is.
+GRACE_SECONDS = 1.0
+
 
 class Workers:
     """The encoder threads (and the arena's prefault thread) of one Recorder."""
@@ -42,24 +46,26 @@ class Workers:
     def stop(self, deadline: float | None, processes: EncoderProcesses | None) -> None:
         """Let the threads exit once nothing is ready, and join them (bounded after *deadline*).
 
-        Frees the arena once every thread (and so every encoder process) let go of it.
+        Without a deadline, waits for the threads as long as they work, unless interrupted
+        (Ctrl-C). After the deadline, or interrupted, a worker stuck waiting for its encoder
+        process is freed by killing that process. Frees the arena once every thread (and so
+        every encoder process) let go of it.
         """
         self.queue.stop_workers()
         # A worker stuck inside one frame's encode gets a short grace after a timeout.
-        grace = None if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
-        for thread in self.threads:
-            thread.join(grace)
-        if processes is not None:
-            # A worker still waiting for its encoder process is released when it is killed.
+        until = None if deadline is None else deadline + GRACE_SECONDS
+        try:
+            _join(self.threads, until)
+        finally:
             hung = any(t.is_alive() for t in self.threads)
-            processes.close(timeout=1.0 if hung else 10.0)
-            for thread in self.threads:
-                thread.join(1.0 if hung else None)
-        stuck = [t.name for t in self.threads if t.is_alive()]
-        if stuck:
-            logger.warning("close(): worker threads still busy: %s", ", ".join(stuck))
-        else:
-            self.queue.close_arena()
+            if processes is not None:
+                processes.close(hung=hung, until=until)
+                _join(self.threads, time.monotonic() + GRACE_SECONDS)
+            stuck = [t.name for t in self.threads if t.is_alive()]
+            if stuck:
+                logger.warning("close(): worker threads still busy: %s", ", ".join(stuck))
+            else:
+                self.queue.close_arena()
 
     def _prefault(self) -> None:
         lower_thread_priority(self._nice)
@@ -129,6 +135,12 @@ class Worker:
             died = RuntimeError("a recorder worker thread died")
             died.__cause__ = error  # the handle shows the real bug
             self.writer.fail(clip, died, held)
+
+
+def _join(threads: list[threading.Thread], deadline: float | None) -> None:
+    """Join *threads*, all by *deadline* (``time.monotonic()``), or without a limit."""
+    for thread in threads:
+        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
 def lower_thread_priority(nice: int) -> None:

@@ -21,6 +21,7 @@ import itertools
 import os
 import re
 import socket
+import sys
 import tempfile
 import time
 import uuid
@@ -39,6 +40,9 @@ except ImportError:  # pragma: no cover - not on Windows
 __all__ = ["SinkStats", "VideoSink", "start_sink"]
 
 LOCK_NAME = ".recorder-sink.lock"
+# Set in a process forked while Ray was connected: Ray's connection does not survive fork()
+# (calls from here would never be answered).
+_forked_from_ray = False
 TMP_SUFFIX = ".sink-tmp"
 _PRODUCER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -238,6 +242,8 @@ class VideoSink:
         folder: the sink's folder, on the sink's node.
         name: the producer name put in file names (see :meth:`producer`); ``None``: the Ray
             actor's name, else ``actor-{id}``, else ``{host}-{pid}``.
+        timeout: seconds to wait for :meth:`stats`; in a producer, seconds the sink may leave
+            every delivery unanswered before they fail with TimeoutError.
     """
 
     actor: Any
@@ -255,14 +261,26 @@ class VideoSink:
         return stats
 
     def open(self) -> _Session:
-        """Connect this process as a producer (the Recorder calls this)."""
+        """Connect this process as a producer (the Recorder calls this).
+
+        Raises:
+            RuntimeError: Ray is not initialized here, or this process was forked from one
+                where it was (Ray's connection does not survive fork()).
+        """
         ray = _ray()
+        if _forked_from_ray:
+            raise RuntimeError(
+                "a recorder.ray sink is used in a process forked from one connected to Ray: "
+                "Ray's connection does not survive fork(), so no video would reach the sink. "
+                "Record in the Ray actor or task itself (e.g. envs stepped there, not in "
+                "forked env processes), or give the forked process a Recorder without sink="
+            )
         if not ray.is_initialized():
             raise RuntimeError(
                 "a recorder.ray sink is used from a process where Ray is not initialized: "
                 "use it inside Ray actors or tasks, or call ray.init() first"
             )
-        return _Session(self.actor, self.name or _default_producer(ray))
+        return _Session(self.actor, self.name or _default_producer(ray), self.timeout)
 
     def shutdown(self) -> None:
         """Kill the sink actor (what it has written stays)."""
@@ -272,9 +290,10 @@ class VideoSink:
 class _Session:
     """A producer's connection: numbered deliveries, so that a retried one is recognised."""
 
-    def __init__(self, actor: Any, producer: str) -> None:
+    def __init__(self, actor: Any, producer: str, timeout: float) -> None:
         self.actor = actor
         self.producer = check_producer(producer)
+        self.timeout: float | None = timeout
         self._token = uuid.uuid4().hex[:12]
         self._seq = itertools.count()
 
@@ -317,7 +336,9 @@ def start_sink(
         max_restarts: restarts of the sink actor if it dies; deliveries in flight are then
             retried (and recognised if they had been written).
         name: a Ray actor name (to find the sink with ``ray.get_actor``).
-        timeout: seconds to wait for the actor to start and for :meth:`VideoSink.stats`.
+        timeout: seconds to wait for the actor to start and for :meth:`VideoSink.stats`; a
+            producer's deliveries fail with TimeoutError when the sink has answered none of
+            them for as long (see :class:`VideoSink`).
         server: the actor's class: :class:`SinkServer` or a subclass (to do more with each
             video, e.g. upload it), made as ``server(folder, *server_args)``.
         server_args: more arguments for *server*.
@@ -348,3 +369,14 @@ def start_sink(
         cause = e.__cause__ or e
         raise RuntimeError(f"the sink for {folder} did not start: {cause}") from e
     return VideoSink(actor, path, timeout=timeout)
+
+
+def _note_fork() -> None:
+    global _forked_from_ray
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        _forked_from_ray = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_note_fork)

@@ -3,12 +3,16 @@ files as the oracle, a fake env, fake encoders, running a function in a forked c
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import traceback
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +23,8 @@ import av
 import gymnasium as gym
 import numpy as np
 
-from recorder import VideoSpec
+from recorder import VideoSpec, _process
+from recorder._encoder import PyAVEncoder
 
 BITS = 12
 CELL = 8
@@ -203,6 +208,33 @@ def run_forked(child: Callable[[], object], meanwhile: Callable[[], object] = la
     meanwhile()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def wait_exit(pid: int, timeout: float = 30.0) -> bool:
+    """Wait until process *pid* (not necessarily our child) has exited; whether it did."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is *pid* (from /proc: Linux), e.g. a Recorder's encoder
+    processes when *pid* runs one."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # after the name: state, ppid
+                children.append(int(entry))
+    return children
 
 
 class TinyEnv(gym.Env[int, int]):
@@ -390,3 +422,152 @@ def abandoned(monkeypatch: Any) -> AbandonedCloses:
 
     monkeypatch.setattr(_recorder, "_close_abandoned", close)
     return spy
+
+
+def require_processes() -> None:
+    """Skip the calling test where no encoder process can run (not Linux); fail it instead
+    under RECORDER_REQUIRE_PROCESSES=1 (CI), where a Recorder would encode in threads."""
+    import pytest  # here: child scripts import this module
+
+    if _process.available():
+        return
+    reason = "encoder processes need Linux (memfd and descriptor passing)"
+    if os.environ.get("RECORDER_REQUIRE_PROCESSES"):
+        pytest.fail(f"RECORDER_REQUIRE_PROCESSES is set but {reason}")
+    pytest.skip(reason)
+
+
+# -- faults injected into real encoders, in worker threads or in encoder processes ------------
+
+#: Where :func:`child_faults` finds its :class:`Faults` (JSON) in an encoder process.
+FAULTS_ENV = "RECORDER_TEST_FAULTS"
+
+
+def video_name(spec: VideoSpec) -> str:
+    """The name of the video *spec* is for (its temporary file is ``.{name}.{random}.rec-tmp``)."""
+    return os.path.basename(spec.path)[1:].rsplit(".", 2)[0]
+
+
+@dataclass
+class Faults:
+    """An encoder factory for the fault tests: real PyAV encoders with injected faults.
+
+    The video *video* (every video when None) raises ``OSError(errno)`` naming its file at its
+    frame *fail_at*, or when it opens (*at_open*), or in close() (*at_close*). The video
+    *pause* waits at its frame *pause_at* until the :class:`Gate` at *gate* opens. Each
+    encoder notes in the file *log* what happens to it, and where (:meth:`events`).
+
+    The same faults run in the worker threads (``encoder_factory=faults``) or in encoder
+    processes, which make them from RECORDER_TEST_FAULTS through their test hook
+    (``RECORDER_TEST_ENCODER=helpers:child_faults``).
+    """
+
+    log: str
+    video: str | None = None
+    fail_at: int | None = None
+    errno: int = errno.ENOSPC
+    at_open: bool = False
+    at_close: bool = False
+    pause: str | None = None
+    pause_at: int = 0
+    gate: str | None = None
+
+    def __call__(self, spec: VideoSpec) -> FaultyEncoder:
+        return FaultyEncoder(spec, self)
+
+    def error(self, spec: VideoSpec) -> OSError:
+        """The error to raise for *spec* (an OSError subclass by errno, as the system's)."""
+        return OSError(self.errno, f"{os.strerror(self.errno)} ({os.path.basename(spec.path)})")
+
+    def note(self, event: str, spec: VideoSpec) -> None:
+        with open(self.log, "a") as f:  # one short append: whole lines from any process
+            f.write(f"{event} {video_name(spec)} {os.getpid()}\n")
+
+    def events(self, event: str) -> list[tuple[str, int]]:
+        """(video name, process id) of each *event* ("made", "aborted"), in order."""
+        lines = Path(self.log).read_text().splitlines() if os.path.exists(self.log) else []
+        return [(name, int(pid)) for kind, name, pid in map(str.split, lines) if kind == event]
+
+
+def child_faults(spec: VideoSpec) -> FaultyEncoder:
+    """The encoder processes' test hook in the fault tests: the Faults of RECORDER_TEST_FAULTS."""
+    return Faults(**json.loads(os.environ[FAULTS_ENV]))(spec)
+
+
+class FaultyEncoder(PyAVEncoder):
+    """A real PyAV encoder that fails or pauses as its :class:`Faults` say."""
+
+    def __init__(self, spec: VideoSpec, faults: Faults) -> None:
+        self.faults = faults
+        self.spec = spec
+        self.faulty = faults.video in (None, video_name(spec))
+        self.paused = faults.pause == video_name(spec)
+        if self.faulty and faults.at_open:
+            assert os.path.exists(spec.path)  # the temporary file exists by then: it is removed
+            raise faults.error(spec)
+        super().__init__(spec)
+        self.written = 0
+        faults.note("made", spec)
+
+    def write(self, image: Any) -> None:
+        if self.paused and self.written == self.faults.pause_at:
+            assert self.faults.gate is not None
+            wait_at_gate(self.faults.gate)
+        if self.faulty and self.written == self.faults.fail_at:
+            raise self.faults.error(self.spec)
+        super().write(image)
+        self.written += 1
+
+    def close(self) -> None:
+        if self.faulty and self.faults.at_close:
+            raise self.faults.error(self.spec)
+        super().close()
+
+    def abort(self) -> None:
+        self.faults.note("aborted", self.spec)
+        super().abort()
+
+
+class Gate:
+    """Where a paused :class:`FaultyEncoder`, in a worker thread or an encoder process, waits
+    until the test opens it: an abstract Unix socket (Linux) it connects to."""
+
+    def __init__(self) -> None:
+        self.address = f"\0recorder-test-gate-{uuid.uuid4().hex}"
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.address)
+        self._server.listen()
+        self._waiting: list[socket.socket] = []
+
+    def reached(self, timeout: float = 30) -> bool:
+        """Whether an encoder came to the gate within *timeout* seconds (it waits there)."""
+        self._server.settimeout(timeout)
+        try:
+            connection, _ = self._server.accept()
+        except TimeoutError:
+            return False
+        self._waiting.append(connection)
+        return True
+
+    def open(self) -> None:
+        """Let the encoders waiting at the gate go on."""
+        for connection in self._waiting:
+            with connection:
+                connection.sendall(b"go")
+        self._waiting.clear()
+
+    def __enter__(self) -> Gate:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.open()
+        self._server.close()
+
+
+def wait_at_gate(address: str, timeout: float = 30) -> None:
+    """Wait at the :class:`Gate` at *address* until the test opens it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(timeout)
+        connection.connect(address)
+        if connection.recv(2) != b"go":
+            raise TimeoutError("the test's gate closed without opening")

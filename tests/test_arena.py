@@ -14,14 +14,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import always, decode, painted
+from helpers import always, decode, painted, require_processes
 
-from recorder import Recorder, _process
+from recorder import Recorder
 from recorder._arena import ALIGN, arena_size
 from recorder._memory import MAX_SPARE_SHAPES, FrameMemory
 from recorder._process import ProcessEncoder
 
-needs_processes = pytest.mark.skipif(not _process.available(), reason="needs Linux (memfd)")
+needs_processes = pytest.mark.usefixtures("_needs_processes")
+
+
+@pytest.fixture
+def _needs_processes() -> None:
+    require_processes()
 
 
 def memory(budget: int) -> FrameMemory:

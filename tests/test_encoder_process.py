@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import os
 import pickle
-import select
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from helpers import always, decode, painted, run_forked
+from helpers import always, decode, painted, require_processes, run_forked, wait_exit
 
 import recorder
 from recorder import Recorder, _child, _process
@@ -31,22 +31,15 @@ from recorder._arena import Arena
 from recorder._encoder import VideoSpec
 from recorder._frames import format_of
 from recorder._process import EncoderProcessError, ProcessEncoder
+from recorder._worker import GRACE_SECONDS
 
-pytestmark = pytest.mark.skipif(not _process.available(), reason="needs Linux (memfd)")
+
+@pytest.fixture(autouse=True)
+def _needs_processes() -> None:
+    require_processes()
+
 
 TESTS = Path(__file__).resolve().parent
-
-
-def wait_exit(pid: int, timeout: float = 30.0) -> bool:
-    """Wait until process *pid* (not necessarily our child) has exited."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture
@@ -236,28 +229,122 @@ def test_no_worker_waits_for_a_dead_childs_exit_under_its_lock(
     pool.close()
 
 
-def test_a_child_that_stops_answering_is_killed_by_close_with_a_timeout(
+def test_children_that_stop_answering_are_killed_by_close_with_a_timeout(
     tmp_path: Path, fresh: None
 ) -> None:
-    rec = Recorder(tmp_path, episode_trigger=always, on_full="block")
-    pid = None
+    rec = Recorder(tmp_path, episode_trigger=always, on_full="block", workers=2)
+    pids: list[int] = []
     try:
-        rec.submit([painted(i) for i in range(2)])
+        for e in range(2):  # two videos at once: one encoder process each
+            rec.submit([painted(i) for i in range(40)], episode_index=e)
+        rec.flush()
+        assert rec._processes is not None
+        pids = rec._processes.pids()
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)  # hung: alive, never answering
+        handles = [rec.submit([painted(i) for i in range(40)], episode_index=e)[0] for e in (2, 3)]
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            rec.close(timeout=1.0)
+        # Each hung process costs no time of its own: the workers get one grace, together.
+        assert time.monotonic() - start < 1.0 + GRACE_SECONDS + 1.0
+        assert all(wait_exit(pid, 0) for pid in pids)  # close() has returned: killed
+        assert all(not t.is_alive() for t in rec._threads)
+        assert all(isinstance(h.exception(), Exception) for h in handles)
+    finally:
+        for pid in pids:
+            if not wait_exit(pid, 0):
+                os.kill(pid, signal.SIGKILL)
+        rec.close()
+    assert not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("timeout", [None, 1.0])
+def test_an_idle_child_that_stops_answering_is_killed_by_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None, timeout: float | None
+) -> None:
+    # Kept for the next Recorder, it is asked to unmap the arena first: it has a few seconds
+    # to answer, or what is left of close()'s timeout and grace (it holds no video).
+    if timeout is None:
+        monkeypatch.setattr(_process, "IDLE_ANSWER_SECONDS", 0.5)
+    rec = Recorder(tmp_path, episode_trigger=always)
+    (h,) = rec.submit([painted(i) for i in range(3)])
+    assert h.result(timeout=60).frames == 3
+    assert rec._processes is not None
+    (pid,) = rec._processes.pids()
+    os.kill(pid, signal.SIGSTOP)
+    closer = threading.Thread(target=rec.close, kwargs={"timeout": timeout})
+    try:
+        start = time.monotonic()
+        closer.start()
+        closer.join(30)
+        elapsed = time.monotonic() - start
+        assert not closer.is_alive(), "close() waits for an idle encoder process that hangs"
+        assert wait_exit(pid, 0)
+    finally:
+        if not wait_exit(pid, 0):
+            os.kill(pid, signal.SIGKILL)  # frees close() if it hangs
+        closer.join()
+    assert elapsed < (0.5 if timeout is None else timeout + GRACE_SECONDS) + 1.0
+    assert pid not in [c.proc.pid for c in _process._idle]  # not kept for the next one
+
+
+def test_close_with_a_timeout_gives_up_on_an_encoder_process_that_never_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None
+) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+    popen = subprocess.Popen
+
+    def silent(args: Any, **kwargs: Any) -> Any:
+        # An interpreter that never says "ready" (a machine so loaded it takes minutes).
+        started.append(popen([sys.executable, "-c", "import time; time.sleep(300)"], **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", silent)
+    rec = Recorder(tmp_path, episode_trigger=always)
+    try:
+        (h,) = rec.submit([painted(i) for i in range(3)])
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            rec.close(timeout=1.0)
+        elapsed = time.monotonic() - start
+        (proc,) = started
+        assert proc.poll() is not None  # killed, not left to start
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+    assert elapsed < 1.0 + GRACE_SECONDS + 1.0
+    assert isinstance(h.exception(), Exception)
+    assert not list(tmp_path.glob(".*"))
+
+
+def memfds(pid: int) -> list[str]:
+    """The recorder's shared memory mapped by process *pid* (memfd names in its maps)."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return sorted({line.split()[-2] for line in maps if "/memfd:recorder-" in line})
+
+
+def test_an_idle_child_kept_for_the_next_recorder_unmaps_the_closed_ones_memory(
+    tmp_path: Path, fresh: None
+) -> None:
+    frame = painted(0)
+    budget = 8 * frame.nbytes
+    with Recorder(tmp_path, episode_trigger=always, max_queue_bytes=budget, on_full="block") as rec:
+        rec.submit([painted(i) for i in range(20)])
         rec.flush()
         assert rec._processes is not None
         (pid,) = rec._processes.pids()
-        os.kill(pid, signal.SIGSTOP)  # hung: alive, never answering
-        (h,) = rec.submit([painted(i) for i in range(20)], episode_index=1)
-        with pytest.raises(TimeoutError):
-            rec.close(timeout=1.0)
-        assert wait_exit(pid, 0)  # close() has returned: the hung process was killed
-        assert all(not t.is_alive() for t in rec._threads)
-        assert isinstance(h.exception(), Exception)
-    finally:
-        if pid is not None and not wait_exit(pid, 0):
-            os.kill(pid, signal.SIGKILL)
-        rec.close()
-    assert not list(tmp_path.glob(".*"))
+        assert memfds(pid) == ["/memfd:recorder-arena"]
+        # Frames larger than the whole budget: each in memory of its own.
+        big = [painted(i, height=240, width=320) for i in range(3)]
+        rec.submit(big, episode_index=1)
+    # The process is kept for the next Recorder, but maps none of this one's memory (which
+    # the system could then never free).
+    assert pid in [c.proc.pid for c in _process._idle]
+    assert memfds(pid) == []
+    assert decode(tmp_path / "rl-video-episode-1.mp4").indices == [0, 1, 2]
 
 
 def test_the_child_ignores_ctrl_c_and_lowers_its_priority(tmp_path: Path, fresh: None) -> None:
@@ -371,3 +458,17 @@ def test_a_forked_child_never_talks_to_the_parents_encoder_processes(
         rec.flush()
         assert rec._processes is not None
         assert rec._processes.pids() == [parent_pid]
+
+
+def test_where_processes_cannot_run_their_tests_skip_but_fail_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A Recorder there encodes in threads without a word: CI (.ci/run) must not pass by
+    # skipping every test of the default mode.
+    monkeypatch.setattr(_process, "available", lambda: False)
+    monkeypatch.delenv("RECORDER_REQUIRE_PROCESSES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="need Linux"):
+        require_processes()
+    monkeypatch.setenv("RECORDER_REQUIRE_PROCESSES", "1")
+    with pytest.raises(pytest.fail.Exception, match="RECORDER_REQUIRE_PROCESSES is set"):
+        require_processes()

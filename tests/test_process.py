@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import assert_saved_whole, hidden_names, painted
+from helpers import assert_saved_whole, children_of, hidden_names, painted, wait_exit
 
 from recorder import Recorder
 
@@ -117,10 +117,16 @@ CHILD = textwrap.dedent(
     workers = 2 if mode == "kill" else 1
     options = dict(episode_trigger=lambda e: True, workers=workers, encoder_factory=Gated,
                    on_saved=saved)
+    if mode == "hung":  # encoding in an encoder process, which the parent stops (SIGSTOP)
+        del options["encoder_factory"]
     if mode == "sigterm-bare":
         record(recorder.Recorder(folder, **options))  # never closed: the at-exit close flushes
     else:
         with recorder.Recorder(folder, **options) as rec:
+            if mode == "hung":
+                rec.submit([painted(i) for i in range(2)], episode_index=9)[0].result()
+                say("encoding")  # the encoder process runs
+                gate.wait()  # until the parent has stopped it
             record(rec)
     """
 )
@@ -305,6 +311,35 @@ def test_second_sigint_aborts_the_flush_quickly(tmp_path: Path) -> None:
     assert [n for n in os.listdir(child.folder) if n.endswith(".mp4")] == []
     assert hidden_names(child.folder) == []
     assert "KeyboardInterrupt" in child.stderr
+
+
+def test_second_sigint_ends_a_flush_stuck_on_a_hung_encoder_process(tmp_path: Path) -> None:
+    # The encoder process stops answering (SIGSTOP): the flush of the first Ctrl-C waits for
+    # it; the second ends it quickly, killing that process, and the program exits.
+    with child_process(tmp_path, "hung") as child:
+        child.expect("encoding")
+        (encoder,) = children_of(child.proc.pid)
+        os.kill(encoder, signal.SIGSTOP)
+        try:
+            child.go()
+            child.expect("queued")
+            child.proc.send_signal(signal.SIGINT)
+            child.expect("waiting")
+            start = time.monotonic()
+            child.proc.send_signal(signal.SIGINT)
+            code = child.wait(timeout=30)
+            elapsed = time.monotonic() - start
+            killed = wait_exit(encoder, 0)
+        finally:
+            if not wait_exit(encoder, 0):
+                os.kill(encoder, signal.SIGKILL)
+    assert code == -signal.SIGINT, child.stderr
+    assert killed, "the hung encoder process outlived the program"
+    assert elapsed < 10
+    assert [line for line in child.seen if line.startswith("log killing encoder process")]
+    assert [line for line in child.seen if line.startswith("saved")] == ["saved rl-video-episode-9"]
+    assert_all_final_files_whole(child.folder, {"rl-video-episode-9": 2})
+    assert hidden_names(child.folder) == []
 
 
 def test_sigterm_is_not_taken_over_without_opting_in(tmp_path: Path) -> None:

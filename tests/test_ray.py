@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,10 +16,11 @@ import helpers
 import numpy as np
 import pytest
 import ray
-from helpers import decode, painted
+from helpers import TinyEnv, always, decode, painted, play_episodes, run_forked
 
 import recorder
 from recorder.ray import SinkServer, VideoSink, start_sink
+from recorder.wrappers import RecordVideo
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -274,6 +276,53 @@ def test_sink_killed_fails_the_handles_clearly_and_close_does_not_hang(tmp_path:
     assert stats.videos_failed == 3
     assert stats.videos_saved == 0
     assert final_videos(out) == []  # nothing under a final name
+
+
+def test_close_without_a_timeout_gives_up_on_a_sink_that_answers_nothing(tmp_path: Path) -> None:
+    gate = Gate.remote()
+    sink = start_sink(tmp_path / "videos", server=GatedServer, server_args=(gate,))
+    impatient = dataclasses.replace(sink.producer("p"), timeout=2.0)
+    producer = Producer.remote(impatient, str(tmp_path / "spool"))
+    try:
+        ray.get(producer.submit.remote(2))
+        ray.get(gate.until_waiting.remote(1))  # the sink holds the first video, for ever
+        seconds, error = ray.get(producer.close.remote(), timeout=60)  # close(): no timeout
+    finally:
+        ray.get(gate.open.remote())
+    assert seconds < 2.0 + 5
+    assert error == "ExceptionGroup: 2 videos failed (2 sub-exceptions)"
+    results = ray.get(producer.results.remote(0))
+    assert results == ["TimeoutError: the recorder's sink answered nothing for 2 s"] * 2
+    sink.shutdown()
+
+
+def test_a_sink_in_a_process_forked_from_a_ray_one_is_refused_at_the_call(tmp_path: Path) -> None:
+    # RLlib's envs in forked processes: Ray's connection does not survive fork(), so the sink
+    # would never answer there (no video, no error, and close() waiting for ever).
+    sink = start_sink(tmp_path / "videos")
+    env = RecordVideo(
+        TinyEnv(),
+        str(tmp_path / "spool"),
+        episode_trigger=always,
+        recorder_kwargs={"sink": sink.producer("parent")},
+    )
+
+    def child() -> None:
+        with pytest.raises(RuntimeError, match="forked from one connected to Ray"):
+            recorder.Recorder(tmp_path / "child", sink=sink)
+        # A wrapper made before fork() makes a Recorder of its own in the child: the same.
+        with pytest.raises(RuntimeError, match="forked from one connected to Ray"):
+            env.reset(seed=1)
+
+    try:
+        run_forked(child)
+        play_episodes(env, [0])  # the parent's recording goes on
+    finally:
+        env.close()
+    assert [r["path"] for r in check_folder(tmp_path / "videos")] == [
+        "parent-rl-video-episode-0.mp4"
+    ]
+    sink.shutdown()
 
 
 def test_sink_with_restarts_retries_what_it_was_writing(tmp_path: Path) -> None:
