@@ -275,6 +275,13 @@ def test_per_env_and_first_only_videos_show_their_sub_environment(tmp_path: Path
     assert all(near(tile_colours(f, 1, 1), [COLOURS[0]]) for f in frames)
 
 
+def test_a_bad_shared_recorder_is_refused_with_a_type_error(tmp_path: Path) -> None:
+    envs = coloured(2)
+    with pytest.raises(TypeError, match=r"recorder must be a recorder\.Recorder, got 'shared'"):
+        RecordVideo(envs, str(tmp_path / "v"), recorder="shared")  # type: ignore[arg-type]
+    envs.close()
+
+
 @pytest.mark.parametrize("mode", [None, "human"])
 def test_incompatible_render_modes(tmp_path: Path, mode: str | None) -> None:
     envs = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync", render_mode=mode)

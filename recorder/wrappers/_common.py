@@ -51,6 +51,14 @@ def resolve_video_length(video_length: int) -> float:
     return int(video_length) if video_length != 0 else math.inf
 
 
+def keeps(recorder: Recorder | None, recorder_kwargs: Mapping[str, Any] | None) -> bool:
+    """Whether the wrapper's Recorder (shared, or private with these settings) has a keep policy."""
+    if recorder is not None:
+        # Anything else is refused by ClipSink, with the error that names the argument.
+        return isinstance(recorder, Recorder) and recorder._keeps
+    return bool(recorder_kwargs and recorder_kwargs.get("keep") is not None)
+
+
 def record_constructor_args(wrapper: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
     """Save *wrapper*'s constructor arguments for gymnasium's ``RecordConstructorArgs``.
 
@@ -111,12 +119,10 @@ class RecordingWrapper:
     ) -> None:
         """Check the render mode; set the triggers (gymnasium's default schedule)."""
         check_render_mode(render_mode)
-        keeps = bool(recorder_kwargs and recorder_kwargs.get("keep") is not None) or (
-            recorder is not None and getattr(recorder, "_keeper", None) is not None
-        )
         if episode_trigger is None and step_trigger is None:
             # With a keep policy every episode is a candidate, as for a Recorder.
-            episode_trigger = (lambda _e: True) if keeps else capped_cubic_video_schedule
+            keep = keeps(recorder, recorder_kwargs)
+            episode_trigger = (lambda _e: True) if keep else capped_cubic_video_schedule
         self.episode_trigger = episode_trigger
         self.step_trigger = step_trigger
         self.disable_logger = disable_logger
