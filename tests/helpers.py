@@ -99,6 +99,11 @@ def frame_counts(folder: Path, ext: str = ".mp4") -> dict[str, int]:
     return {name: size[0] for name, size in frame_sizes(folder, ext).items()}
 
 
+def frame_rates(root: Path) -> dict[str, float]:
+    """{path relative to *root*: decoded frame rate} of the mp4 videos under *root*."""
+    return {str(p.relative_to(root)): decode(p).fps for p in sorted(root.rglob("*.mp4"))}
+
+
 def hidden_names(folder: Path) -> list[str]:
     """The hidden files in *folder* (temporaries: final names never start with a dot)."""
     return sorted(n for n in os.listdir(folder) if n.startswith("."))

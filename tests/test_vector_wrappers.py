@@ -18,6 +18,7 @@ from helpers import (
     abandoned,
     decode,
     frame_counts,
+    frame_rates,
     frame_sizes,
     moviepy_frames,
     unraisable,
@@ -273,6 +274,34 @@ def test_per_env_and_first_only_videos_show_their_sub_environment(tmp_path: Path
     frames = decode(tmp_path / "first" / "rl-video-step-1.mp4").frames
     assert len(frames) == 3
     assert all(near(tile_colours(f, 1, 1), [COLOURS[0]]) for f in frames)
+
+
+def test_fps_and_folder_assigned_later_apply_as_in_gymnasium(tmp_path: Path) -> None:
+    # As for the single-env wrapper (test_wrappers.py): read by gymnasium as it writes a clip.
+    def play(make: Any, root: Path, **kwargs: Any) -> None:
+        env = make(coloured(2), str(root / "first"), episode_trigger=lambda e: e % 2 == 0,
+                   **kwargs)  # fmt: skip
+        env.frames_per_sec = 10
+        env.reset(seed=0)
+        for step in range(16):  # sub-env 0's episodes: steps 0-5, 6-11, 12-
+            env.step(env.action_space.sample())
+            if step == 8:  # episode 1: no clip is recording
+                (root / "later").mkdir(exist_ok=True)  # gymnasium creates it only in __init__
+                env.frames_per_sec = 5
+                env.video_folder = str(root / "later")
+        env.close()
+
+    play(gym.wrappers.vector.RecordVideo, tmp_path / "gymnasium")
+    play(RecordVideo, tmp_path / "ours")
+    play(RecordVideo, tmp_path / "per-env", per_env=True)
+    expected = {"first/rl-video-episode-0.mp4": 10, "later/rl-video-episode-2.mp4": 5}
+    assert frame_rates(tmp_path / "gymnasium") == expected
+    assert frame_rates(tmp_path / "ours") == expected
+    assert frame_rates(tmp_path / "per-env") == {
+        f"{folder}/rl-video-env-{j}-episode-{e}.mp4": fps
+        for folder, e, fps in [("first", 0, 10), ("later", 2, 5)]
+        for j in (0, 1)
+    }
 
 
 def test_a_bad_shared_recorder_is_refused_with_a_type_error(tmp_path: Path) -> None:
