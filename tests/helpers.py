@@ -188,6 +188,16 @@ def unraisable() -> Iterator[list[Any]]:
         sys.unraisablehook = old_hook
 
 
+def unavailable(reason: str, required_by: str) -> None:
+    """Skip the test for *reason*; fail it when the environment variable *required_by* is set
+    (``.ci/run`` sets them: in CI what is missing is a failure, not a skip)."""
+    import pytest  # here: child scripts import this module
+
+    if os.environ.get(required_by):
+        pytest.fail(f"{required_by} is set but {reason}")
+    pytest.skip(reason)
+
+
 def run_forked(child: Callable[[], object], meanwhile: Callable[[], object] = lambda: None) -> None:
     """Run *child* in a forked process (*meanwhile* in this one); assert that it did not raise.
 
