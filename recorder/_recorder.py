@@ -171,6 +171,11 @@ class _ClipService:
         """Drop *clip* whole: its file is discarded, its handle raises ClipDroppedError."""
         self._queue.drop(clip, reason)
 
+    @property
+    def _keeps(self) -> bool:
+        """Whether a keep policy ranks the episodes (``Recorder(keep=...)``)."""
+        return self._keeper is not None
+
     def _episode_ended(self, episode_index: int, metadata: Mapping[str, Any]) -> None:
         """An episode that made clips ended: the keep policy scores it (may delete videos)."""
         if self._keeper is not None:

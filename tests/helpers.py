@@ -104,6 +104,11 @@ def frame_counts(folder: Path, ext: str = ".mp4") -> dict[str, int]:
     return {name: size[0] for name, size in frame_sizes(folder, ext).items()}
 
 
+def frame_rates(root: Path) -> dict[str, float]:
+    """{path relative to *root*: decoded frame rate} of the mp4 videos under *root*."""
+    return {str(p.relative_to(root)): decode(p).fps for p in sorted(root.rglob("*.mp4"))}
+
+
 def hidden_names(folder: Path) -> list[str]:
     """The hidden files in *folder* (temporaries: final names never start with a dot)."""
     return sorted(n for n in os.listdir(folder) if n.startswith("."))
@@ -186,6 +191,16 @@ def unraisable() -> Iterator[list[Any]]:
         yield seen
     finally:
         sys.unraisablehook = old_hook
+
+
+def unavailable(reason: str, required_by: str) -> None:
+    """Skip the test for *reason*; fail it when the environment variable *required_by* is set
+    (``.ci/run`` sets them: in CI what is missing is a failure, not a skip)."""
+    import pytest  # here: child scripts import this module
+
+    if os.environ.get(required_by):
+        pytest.fail(f"{required_by} is set but {reason}")
+    pytest.skip(reason)
 
 
 def run_forked(child: Callable[[], object], meanwhile: Callable[[], object] = lambda: None) -> None:

@@ -165,6 +165,8 @@ async def test_long_submissions_are_validated_off_the_loop_and_checked(tmp_path:
 async def test_block_suspends_the_task_not_the_loop(tmp_path: Path) -> None:
     fake = gated()
     appended = 0
+    ticks = 0  # the other task's turns on the loop
+    ticks_during: list[int] = []  # those taken while each append was under way
     finished = anyio.Event()
     async with AsyncRecorder(tmp_path, **budget(2, fake)) as rec:
 
@@ -172,7 +174,9 @@ async def test_block_suspends_the_task_not_the_loop(tmp_path: Path) -> None:
             nonlocal appended
             async with rec.episode(0) as ep:
                 for i in range(8):
+                    before = ticks
                     await ep.append(flat(i))
+                    ticks_during.append(ticks - before)
                     appended += 1
             finished.set()
 
@@ -180,11 +184,9 @@ async def test_block_suspends_the_task_not_the_loop(tmp_path: Path) -> None:
             tg.start_soon(produce)
             await until(lambda: appended == 2, "two frames fill the budget")
             await wait_thread_event(fake.started)  # the worker is stuck in frame 0
-            ticks = 0
-            for _ in range(200):  # the loop runs while the producer waits for room
+            for _ in range(200):
                 await anyio.sleep(0)
                 ticks += 1
-            assert ticks == 200
             assert appended == 2
             assert not finished.is_set()
             assert rec.stats().queued_bytes == 2 * FRAME
@@ -196,6 +198,8 @@ async def test_block_suspends_the_task_not_the_loop(tmp_path: Path) -> None:
                 other.close()
             fake.gate.set()
         assert appended == 8
+        # The third append waited for room, and the loop ran this task all the while.
+        assert ticks_during == [0, 0, 200, 0, 0, 0, 0, 0]
         await rec.flush()
         stats = rec.stats()
     assert stats.peak_queued_bytes <= 2 * FRAME

@@ -13,7 +13,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, VectorWrapper
-from helpers import abandoned, frame_counts, frame_sizes, moviepy_frames, unraisable
+from helpers import (
+    TinyEnv,
+    abandoned,
+    decode,
+    frame_counts,
+    frame_rates,
+    frame_sizes,
+    moviepy_frames,
+    unraisable,
+)
 
 import recorder
 from recorder.wrappers.vector import RecordVideo, grid_shape
@@ -38,6 +47,50 @@ class Oracle(gym.wrappers.vector.RecordVideo):  # type: ignore[type-arg]
             h, w = self.recorded_frames[0].shape[:2]
             self.clips[f"{self._video_name}.mp4"] = (len(self.recorded_frames), w, h)
         super().stop_recording()
+
+
+#: Sub-environment j's colour in :class:`Coloured` (apart after H.264's 4:2:0 chroma).
+COLOURS = [(220, 30, 30), (30, 200, 30), (30, 30, 220), (220, 220, 30), (220, 30, 220)]
+TILE = (32, 48)  # Coloured's frames: height, width
+
+
+class Coloured(TinyEnv):
+    """Sub-environment *j*: TinyEnv's episodes, frames filled with ``COLOURS[j]``."""
+
+    def __init__(self, j: int) -> None:
+        super().__init__()
+        self.colour = COLOURS[j]
+
+    def render(self) -> Any:
+        self.renders += 1
+        return np.full((*TILE, 3), self.colour, np.uint8)
+
+
+def coloured(n: int, mode: AutoresetMode = AutoresetMode.NEXT_STEP) -> Any:
+    """A vector env of *n* :class:`Coloured` sub-environments."""
+    return gym.vector.SyncVectorEnv(
+        [lambda j=j: Coloured(j) for j in range(n)], autoreset_mode=mode
+    )
+
+
+def tile_colours(frame: np.ndarray, rows: int, cols: int) -> list[tuple[int, ...]]:
+    """The mean colour of each tile of *frame* (row by row), away from the tiles' edges."""
+    h, w = TILE
+    assert frame.shape[:2] == (rows * h, cols * w)
+    return [
+        tuple(int(v) for v in frame[r * h + 6 : (r + 1) * h - 6, c * w + 6 : (c + 1) * w - 6]
+              .reshape(-1, 3).mean(axis=0).round())
+        for r in range(rows)
+        for c in range(cols)
+    ]  # fmt: skip
+
+
+def near(got: list[tuple[int, ...]], expected: list[tuple[int, ...]]) -> bool:
+    """Whether each colour of *got* is within H.264's error of the same one of *expected*."""
+    return len(got) == len(expected) and all(
+        max(abs(a - b) for a, b in zip(g, e, strict=True)) <= 12
+        for g, e in zip(got, expected, strict=True)
+    )
 
 
 def make_vec(n: int, mode: AutoresetMode) -> Any:
@@ -179,6 +232,83 @@ def test_prime_count_is_padded_with_blank_tiles(tmp_path: Path) -> None:
     assert frame.shape == (800, 1800, 3)
     assert frame[400:, 1200:].mean() < 8  # the sixth tile is blank (black)
     assert frame[:400, :600].mean() > 200  # a CartPole tile is mostly white
+
+
+@pytest.mark.parametrize(
+    ("n", "ratio", "grid"), [(4, (1, 1), (2, 2)), (4, (4, 1), (1, 4)), (5, (1, 1), (2, 3))]
+)
+def test_each_sub_environment_lands_in_its_tile(
+    tmp_path: Path, n: int, ratio: tuple[int, int], grid: tuple[int, int]
+) -> None:
+    # Row by row, as gymnasium tiles; a padded grid's last tiles are black.
+    env = RecordVideo(coloured(n), str(tmp_path / "v"), video_aspect_ratio=ratio,
+                      episode_trigger=lambda e: e == 0)  # fmt: skip
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(env.action_space.sample())
+    env.close()
+    assert (env.frame_rows, env.frame_cols) == grid
+    expected = COLOURS[:n] + [(0, 0, 0)] * (grid[0] * grid[1] - n)
+    frames = decode(tmp_path / "v" / "rl-video-episode-0.mp4").frames
+    assert len(frames) == 4
+    for frame in frames:
+        assert near(tile_colours(frame, *grid), expected), tile_colours(frame, *grid)
+
+
+def test_per_env_and_first_only_videos_show_their_sub_environment(tmp_path: Path) -> None:
+    def record(folder: str, **kwargs: Any) -> None:
+        env = RecordVideo(coloured(5), str(tmp_path / folder), step_trigger=lambda s: s == 1,
+                          video_length=2, **kwargs)  # fmt: skip
+        env.reset(seed=0)
+        for _ in range(4):
+            env.step(env.action_space.sample())
+        env.close()
+
+    record("per-env", per_env=(4, 1, 2))
+    record("first", record_first_only=True)
+    for j in (1, 2, 4):
+        frames = decode(tmp_path / "per-env" / f"rl-video-env-{j}-step-1.mp4").frames
+        assert len(frames) == 3
+        assert all(near(tile_colours(f, 1, 1), [COLOURS[j]]) for f in frames), j
+    assert len(list((tmp_path / "per-env").iterdir())) == 3
+    frames = decode(tmp_path / "first" / "rl-video-step-1.mp4").frames
+    assert len(frames) == 3
+    assert all(near(tile_colours(f, 1, 1), [COLOURS[0]]) for f in frames)
+
+
+def test_fps_and_folder_assigned_later_apply_as_in_gymnasium(tmp_path: Path) -> None:
+    # As for the single-env wrapper (test_wrappers.py): read by gymnasium as it writes a clip.
+    def play(make: Any, root: Path, **kwargs: Any) -> None:
+        env = make(coloured(2), str(root / "first"), episode_trigger=lambda e: e % 2 == 0,
+                   **kwargs)  # fmt: skip
+        env.frames_per_sec = 10
+        env.reset(seed=0)
+        for step in range(16):  # sub-env 0's episodes: steps 0-5, 6-11, 12-
+            env.step(env.action_space.sample())
+            if step == 8:  # episode 1: no clip is recording
+                (root / "later").mkdir(exist_ok=True)  # gymnasium creates it only in __init__
+                env.frames_per_sec = 5
+                env.video_folder = str(root / "later")
+        env.close()
+
+    play(gym.wrappers.vector.RecordVideo, tmp_path / "gymnasium")
+    play(RecordVideo, tmp_path / "ours")
+    play(RecordVideo, tmp_path / "per-env", per_env=True)
+    expected = {"first/rl-video-episode-0.mp4": 10, "later/rl-video-episode-2.mp4": 5}
+    assert frame_rates(tmp_path / "gymnasium") == expected
+    assert frame_rates(tmp_path / "ours") == expected
+    assert frame_rates(tmp_path / "per-env") == {
+        f"{folder}/rl-video-env-{j}-episode-{e}.mp4": fps
+        for folder, e, fps in [("first", 0, 10), ("later", 2, 5)]
+        for j in (0, 1)
+    }
+
+
+def test_a_bad_shared_recorder_is_refused_with_a_type_error(tmp_path: Path) -> None:
+    envs = coloured(2)
+    with pytest.raises(TypeError, match=r"recorder must be a recorder\.Recorder, got 'shared'"):
+        RecordVideo(envs, str(tmp_path / "v"), recorder="shared")  # type: ignore[arg-type]
+    envs.close()
 
 
 @pytest.mark.parametrize("mode", [None, "human"])

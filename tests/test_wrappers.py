@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import gc
 import json
 import os
@@ -19,6 +20,7 @@ from helpers import (
     TinyEnv,
     abandoned,
     frame_counts,
+    frame_rates,
     moviepy_frames,
     play_episodes,
     run_forked,
@@ -245,6 +247,81 @@ def test_fps_rule(tmp_path: Path) -> None:
     assert rate(TinyEnv(), "default") == 30  # no render_fps: 30
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_fps_and_folder_assigned_later_apply_as_in_gymnasium(tmp_path: Path, shared: bool) -> None:
+    # highway-env's documented idiom, env.unwrapped.set_record_video_wrapper(env), sets
+    # frames_per_sec on the wrapper after construction; gymnasium reads both at each clip.
+    def play(make: Any, root: Path) -> None:
+        env = make(TinyEnv(), str(root / "first"), episode_trigger=lambda e: e % 2 == 0)
+        env.frames_per_sec = 10
+        env.reset()
+        for episode in range(3):  # TinyEnv's episodes: 5 steps
+            for step in range(5):
+                env.step(0)
+                if episode == 1 and step == 2:  # no clip is recording: the next one is moved
+                    (root / "later").mkdir()  # gymnasium creates its folder only in __init__
+                    env.frames_per_sec = 5
+                    env.video_folder = str(root / "later")
+            env.reset()
+        env.close()
+
+    play(gym.wrappers.RecordVideo, tmp_path / "gymnasium")
+    with recorder.Recorder(tmp_path / "shared") as rec:
+
+        def ours(env: Any, folder: str, **kwargs: Any) -> RecordVideo[Any, Any]:
+            return RecordVideo(env, folder, recorder=rec if shared else None, **kwargs)
+
+        play(ours, tmp_path / "ours")
+    expected = {"first/rl-video-episode-0.mp4": 10, "later/rl-video-episode-2.mp4": 5}
+    assert frame_rates(tmp_path / "gymnasium") == expected
+    assert frame_rates(tmp_path / "ours") == expected
+    assert frame_counts(tmp_path / "ours" / "later") == {"rl-video-episode-2.mp4": 6}
+
+
+def test_fps_and_folder_assigned_during_a_clip_apply_from_the_next(tmp_path: Path) -> None:
+    # gymnasium would write the open clip with them (it reads them at the clip's end); its
+    # frames are being encoded here already (docs/gymnasium.md).
+    env = RecordVideo(TinyEnv(), str(tmp_path / "v"), episode_trigger=lambda e: True)
+    env.reset()
+    env.step(0)
+    env.frames_per_sec = 12
+    env.video_folder = str(tmp_path / "new" / "folder")  # created here, as gymnasium's __init__
+    assert (tmp_path / "new" / "folder").is_dir()
+    assert (env.frames_per_sec, env.video_folder) == (12, str(tmp_path / "new" / "folder"))
+    env.step(0)
+    env.reset()  # the next clip
+    env.step(0)
+    env.close()
+    assert frame_rates(tmp_path) == {
+        "v/rl-video-episode-0.mp4": 30,
+        "new/folder/rl-video-episode-1.mp4": 12,
+    }
+
+
+def test_bad_fps_or_folder_assigned_fail_at_the_assignment(tmp_path: Path) -> None:
+    env = RecordVideo(TinyEnv(), str(tmp_path / "v"), episode_trigger=lambda e: True, fps=8,
+                      recorder_kwargs={"codec": "gif"})  # fmt: skip
+    with pytest.raises(ValueError, match="fps must be a finite number > 0, got 0"):
+        env.frames_per_sec = 0
+    with pytest.raises(TypeError, match="fps must be a number, got '10'"):
+        env.frames_per_sec = "10"  # type: ignore[assignment]
+    with pytest.raises(ValueError, match=r"a gif .* at most 100, got 200"):
+        env.frames_per_sec = 200
+    with pytest.raises(TypeError, match=r"video_folder must be a str or os\.PathLike, got 3"):
+        env.video_folder = 3  # type: ignore[assignment]
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(FileExistsError):
+        env.video_folder = str(tmp_path / "a-file")
+    assert (env.frames_per_sec, env.video_folder) == (8, str(tmp_path / "v"))
+    env.reset()  # the wrapper records on, with the settings it had
+    env.step(0)
+    env.close()
+    (video,) = (tmp_path / "v").iterdir()
+    assert video.name == "rl-video-episode-0.gif"
+    with av.open(str(video)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 2
+
+
 def test_existing_folder_warns_like_gymnasium(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="Overwriting existing videos"):
         env = RecordVideo(cartpole(), str(tmp_path))
@@ -262,6 +339,22 @@ def test_argument_errors(tmp_path: Path) -> None:
         pytest.raises(TypeError, match="not both"),
     ):
         RecordVideo(cartpole(), str(tmp_path / "shared"), recorder=rec, recorder_kwargs={"crf": 30})
+
+
+def test_wrappers_reach_the_recorder_only_through_its_internal_interface(tmp_path: Path) -> None:
+    # docs/design.md: the front ends never touch the Recorder's own state (its attributes),
+    # only _ClipService's methods, so that either side can change alone.
+    with recorder.Recorder(tmp_path) as rec:
+        state = {name for name in vars(rec) if name.startswith("_")}
+    assert {"_queue", "_keeper", "_workers"} <= state
+    touched: dict[str, str] = {}
+    for path in sorted(Path(recorder.wrappers.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute):
+                touched.setdefault(node.attr, f"{path.name}:{node.lineno}")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):  # getattr(x, "_a")
+                touched.setdefault(node.value, f"{path.name}:{node.lineno}")
+    assert not {name: touched[name] for name in state & touched.keys()}
 
 
 # -- what the drop-in changes ------------------------------------------------------------------

@@ -33,9 +33,12 @@ PRIVATE_DEFAULTS: Mapping[str, Any] = {"on_full": "block", "sidecars": False}
 class ClipSink:
     """A wrapper's Recorder (private or shared) and the handles of the clips it started.
 
+    Clips go to :attr:`folder` at :attr:`fps`, both read when a clip opens (its first frame):
+    assigned meanwhile, they apply from the next clip.
+
     Args:
-        video_folder: the wrapper's folder (absolute).
-        fps: frames per second of every clip.
+        video_folder: the wrapper's folder.
+        fps: frames per second of the clips.
         recorder: a shared Recorder, not closed by :meth:`close`; clips still go to
             *video_folder*.
         recorder_kwargs: settings of the private Recorder (when *recorder* is None).
@@ -50,10 +53,7 @@ class ClipSink:
         recorder_kwargs: Mapping[str, Any] | None,
         on_saved: Callable[[VideoInfo], object] | None = None,
     ) -> None:
-        self.fps = fps
         self._handles: list[ClipHandle] = []
-        # Where clips go when that is not the Recorder's own folder (a shared Recorder).
-        self._folder: Path | None = None
         check_callable("on_saved", on_saved)
         if recorder is not None:
             if recorder_kwargs:
@@ -67,7 +67,6 @@ class ClipSink:
             recorder._check_usable()
             if Path(video_folder) != recorder.video_folder:
                 _warn_existing(video_folder)
-                self._folder = make_folder(video_folder)
             self.recorder = recorder
             self.owned = False
         else:
@@ -85,16 +84,36 @@ class ClipSink:
                     raise TypeError("give on_saved once, not in recorder_kwargs too")
                 kwargs["on_saved"] = on_saved
             _warn_existing(video_folder)
-            self._video_folder = video_folder
             self._kwargs = kwargs
             self.recorder = Recorder(video_folder, **kwargs)
             self.owned = True
         try:
-            self.fps = check_fps(fps, self.recorder.codec.name)  # a gif's limit
-        except ValueError:
+            self.fps = fps
+            self.folder = video_folder
+        except BaseException:
             if self.owned:
                 self.recorder.close()
             raise
+
+    @property
+    def fps(self) -> float:
+        """Frames per second of the next clip, as given."""
+        return self._fps
+
+    @fps.setter
+    def fps(self, fps: float) -> None:
+        check_fps(fps, self.recorder.codec.name)  # here, not in a worker; a gif's limit too
+        self._fps = fps
+
+    @property
+    def folder(self) -> str:
+        """Where the next clip goes (absolute)."""
+        return self._folder
+
+    @folder.setter
+    def folder(self, folder: str) -> None:
+        # Made at the call, as gymnasium's __init__ does.
+        self._folder = os.fspath(make_folder(folder))
 
     @property
     def stale(self) -> bool:
@@ -114,20 +133,18 @@ class ClipSink:
         if self.owned and self.stale:
             # Used again after env.close(), as gymnasium allows, or in a forked child (whose
             # parent's workers are gone): a private Recorder of the same settings takes over.
-            self.recorder = Recorder(self._video_folder, **self._kwargs)
+            self.recorder = Recorder(self._folder, **self._kwargs)
             self._handles = []
-        # Passed only when needed: ``folder=`` is the newer hook of the core.
-        where: dict[str, Any] = {} if self._folder is None else {"folder": self._folder}
         clip = self.recorder._new_clip(
             name,
             kind,
             index,
-            self.fps,
+            float(self._fps),
+            folder=Path(self._folder),
             length=None,
             episode_index=episode_index,
             first_step=first_step,
             metadata=metadata,
-            **where,
         )
         # Only pending or failed handles matter to close(): forget the rest as we go, so that
         # a long run does not accumulate one future per video.

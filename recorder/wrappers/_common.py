@@ -51,6 +51,14 @@ def resolve_video_length(video_length: int) -> float:
     return int(video_length) if video_length != 0 else math.inf
 
 
+def keeps(recorder: Recorder | None, recorder_kwargs: Mapping[str, Any] | None) -> bool:
+    """Whether the wrapper's Recorder (shared, or private with these settings) has a keep policy."""
+    if recorder is not None:
+        # Anything else is refused by ClipSink, with the error that names the argument.
+        return isinstance(recorder, Recorder) and recorder._keeps
+    return bool(recorder_kwargs and recorder_kwargs.get("keep") is not None)
+
+
 def record_constructor_args(wrapper: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
     """Save *wrapper*'s constructor arguments for gymnasium's ``RecordConstructorArgs``.
 
@@ -87,8 +95,6 @@ class RecordingWrapper:
     step_trigger: Callable[[int], bool] | None
     disable_logger: bool
     gc_trigger: Callable[[int], bool] | None
-    video_folder: str
-    frames_per_sec: float
     name_prefix: str
     video_length: float
     render_history: list[RenderFrame]
@@ -111,12 +117,10 @@ class RecordingWrapper:
     ) -> None:
         """Check the render mode; set the triggers (gymnasium's default schedule)."""
         check_render_mode(render_mode)
-        keeps = bool(recorder_kwargs and recorder_kwargs.get("keep") is not None) or (
-            recorder is not None and getattr(recorder, "_keeper", None) is not None
-        )
         if episode_trigger is None and step_trigger is None:
             # With a keep policy every episode is a candidate, as for a Recorder.
-            episode_trigger = (lambda _e: True) if keeps else capped_cubic_video_schedule
+            keep = keeps(recorder, recorder_kwargs)
+            episode_trigger = (lambda _e: True) if keep else capped_cubic_video_schedule
         self.episode_trigger = episode_trigger
         self.step_trigger = step_trigger
         self.disable_logger = disable_logger
@@ -136,17 +140,37 @@ class RecordingWrapper:
         **_: Any,
     ) -> None:
         """Check the clip settings; open the Recorder (private or shared) and the track."""
-        self.video_folder = os.path.abspath(video_folder)
-        self.frames_per_sec = resolve_fps(fps, metadata)
+        folder = os.path.abspath(video_folder)
+        fps = resolve_fps(fps, metadata)
         self.name_prefix = check_name_prefix(name_prefix)
         self.video_length = resolve_video_length(video_length)
         self.render_history = []
         self.step_id = -1
         self.episode_id = -1
-        self._sink = ClipSink(
-            self.video_folder, self.frames_per_sec, recorder, recorder_kwargs, on_saved
-        )
+        self._sink = ClipSink(folder, fps, recorder, recorder_kwargs, on_saved)
         self._track = Track(self._sink)
+
+    # gymnasium reads these two when it writes a clip, at its end; a clip here is encoded as
+    # its frames come, so they are read when it opens (docs/gymnasium.md).
+
+    @property
+    def frames_per_sec(self) -> float:
+        """Frames per second; a value assigned applies from the next clip's first frame."""
+        return self._sink.fps
+
+    @frames_per_sec.setter
+    def frames_per_sec(self, fps: float) -> None:
+        self._sink.fps = fps
+
+    @property
+    def video_folder(self) -> str:
+        """Where the videos go; a folder assigned is created now, used from the next clip's
+        first frame."""
+        return self._sink.folder
+
+    @video_folder.setter
+    def video_folder(self, folder: str) -> None:
+        self._sink.folder = folder
 
     @property
     def recorder(self) -> Recorder:

@@ -50,6 +50,9 @@ class RecordVideo(
     * ``gc_trigger`` defaults to None: no frames are held, so there is nothing for
       ``gc.collect()`` to free. A trigger given is honoured as gymnasium does (after a clip).
     * ``disable_logger`` is kept as an attribute; there is no moviepy logger.
+    * ``frames_per_sec`` and ``video_folder`` assigned later are read when a clip captures its
+      first frame (gymnasium: when it writes the clip, at its end), since frames are encoded
+      as they come: assigned while a clip records, they apply from the next one.
     * gymnasium's files lose their last frame for many clip lengths (moviepy writes
       ``int(n * (1 / fps) * fps)`` frames, rounding the float sum down); ours have every
       frame captured.

@@ -14,7 +14,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from recorder._recorder import Recorder
 from recorder._results import VideoInfo
 from recorder.wrappers._clips import Track
-from recorder.wrappers._common import RecordingWrapper, record_constructor_args
+from recorder.wrappers._common import RecordingWrapper, keeps, record_constructor_args
 from recorder.wrappers._per_env import EnvTracks, env_indices
 from recorder.wrappers._tiling import Tiler, grid_shape
 
@@ -102,9 +102,7 @@ class RecordVideo(
         if isinstance(per_env, Iterable) and not isinstance(per_env, str | bytes):
             per_env = tuple(per_env)  # a generator is read once, and saved below as a tuple
         given = record_constructor_args(self, locals())  # before any other local
-        if (recorder_kwargs and recorder_kwargs.get("keep") is not None) or (
-            recorder is not None and recorder._keeper is not None
-        ):
+        if keeps(recorder, recorder_kwargs):
             raise ValueError(
                 "keep is not supported by the vector RecordVideo yet: use the single-env "
                 "RecordVideo on each env, or Recorder.episode()"
