@@ -161,6 +161,11 @@ def check_name_prefix(prefix: object) -> str:
             f"name_prefix must not contain {bad[0]!r}: files stay inside video_folder "
             f"(got {prefix!r})"
         )
+    if prefix.startswith("."):
+        raise ValueError(
+            f"name_prefix must not start with '.' (got {prefix!r}): hidden names are the "
+            "recorder's temporary files, which recover, the gallery and serve leave alone"
+        )
     size = len(os.fsencode(prefix))
     if size > MAX_PREFIX_BYTES:
         raise ValueError(

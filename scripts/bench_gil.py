@@ -22,14 +22,15 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
-from recorder._arena import Arena
 from recorder._encoder import EncoderFactory, PyAVEncoder, VideoSpec
 from recorder._frames import format_of
+from recorder._memory import FrameMemory
 from recorder._process import EncoderProcesses
 
 TITLE = "GIL: how long the encoder thread stops a Python-bound training thread"
 GAP_S = 0.0005
-ARENA = Arena(1 << 24)
+MEMORY = FrameMemory(threading.Lock(), 1 << 24, prefault=False)  # the recorder's frame memory
+ARENA = MEMORY.arena
 PHASES = ("create (av.open, add_stream)", "1st write (x264 opens)", "other writes", "close")
 FULL, QUICK = (20, 20), (3, 5)  # videos, frames per video
 Spans = list[tuple[float, float]]
@@ -47,7 +48,7 @@ def measure(
     mode: str, factory: EncoderFactory, size: tuple[int, int], videos: int, frames: int
 ) -> list[list[object]]:
     """Rows of (mode, frame, phase, calls, median call ms, gaps, longest gap ms, gap ms/video)."""
-    image = ARENA.alloc((*size, 3))  # where the recorder's frames lie: its shared arena
+    image = MEMORY.alloc((*size, 3))  # where the recorder's frames lie: its shared arena
     assert image is not None
     image[:] = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     spans: dict[str, Spans] = {p: [] for p in PHASES}

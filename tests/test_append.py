@@ -49,7 +49,7 @@ def test_bad_frames_are_refused_at_the_call(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="shape changed"):
             ep.append(flat(3, height=10))
         with pytest.raises(TypeError):
-            ep.append(np.zeros((8, 8, 3), np.float32))
+            ep.append(np.zeros((8, 8, 3), np.bool_))
         # A view that is not C-contiguous takes the full path, and is recorded whole.
         ep.append(np.full((8, 16, 3), 4, np.uint8)[:, ::2])
         ep.append(np.asfortranarray(flat(5)))

@@ -194,6 +194,7 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"on_saved": 5}, TypeError, "on_saved must be callable or None, got 5"),
     ({"name_prefix": "x" * 300}, ValueError, "name_prefix must be at most 167 bytes, got 300"),
     ({"name_prefix": "é" * 84}, ValueError, "got 168"),  # bytes, not characters
+    ({"name_prefix": ".run"}, ValueError, "must not start with '.'"),
     ({"video_folder": 3}, TypeError, "video_folder must be a str or os.PathLike"),
 ]
 

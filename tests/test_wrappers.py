@@ -310,7 +310,7 @@ def test_bad_fps_or_folder_assigned_fail_at_the_assignment(tmp_path: Path) -> No
     with pytest.raises(TypeError, match=r"video_folder must be a str or os\.PathLike, got 3"):
         env.video_folder = 3  # type: ignore[assignment]
     (tmp_path / "a-file").write_bytes(b"")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(ValueError, match="exists and is not a folder"):
         env.video_folder = str(tmp_path / "a-file")
     assert (env.frames_per_sec, env.video_folder) == (8, str(tmp_path / "v"))
     env.reset()  # the wrapper records on, with the settings it had
