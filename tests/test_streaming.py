@@ -219,6 +219,8 @@ def _reaches(node: ast.AST, owner: bool) -> str | None:
 def test_only_the_recorder_touches_its_queue() -> None:
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "_testing.py":
+            continue  # the tests' one door into the insides (docs/design.md)
         owner = path.name in OWNERS and path.parent == PACKAGE
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             what = _reaches(node, owner)
