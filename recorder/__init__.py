@@ -8,13 +8,8 @@ shutdown.
 import importlib as _importlib
 import typing as _typing
 
-from recorder._default import flush, save_video
-from recorder._encoder import Codec, Encoder, EncoderFactory, VideoSpec
-from recorder._episode import Episode
-from recorder._keep import Keep
-from recorder._recorder import Recorder
-from recorder._recover import Leftover, RecoveredVideo, RecoveryReport, recover
-from recorder._results import (
+from recorder._base.codec import Codec, Encoder, EncoderFactory, VideoSpec
+from recorder._base.results import (
     ClipDroppedError,
     ClipHandle,
     QueueFullError,
@@ -22,11 +17,16 @@ from recorder._results import (
     RecorderStats,
     VideoInfo,
 )
-from recorder._schedule import capped_cubic_video_schedule
-from recorder._signals import handle_sigterm
+from recorder._base.schedule import capped_cubic_video_schedule
+from recorder._folder.recover import Leftover, RecoveredVideo, RecoveryReport, recover
+from recorder._front.default import flush, save_video
+from recorder._front.episode import Episode
+from recorder._front.recorder import Recorder
+from recorder._front.signals import handle_sigterm
+from recorder._service.keep import Keep
 
 if _typing.TYPE_CHECKING:
-    from recorder._async import AsyncClipHandle, AsyncEpisode, AsyncRecorder
+    from recorder._front.aio import AsyncClipHandle, AsyncEpisode, AsyncRecorder
 
 __all__ = [
     "AsyncClipHandle",
@@ -65,7 +65,7 @@ def __getattr__(name: str) -> object:
     if name in ("wrappers", "ray", "integrations"):
         return _importlib.import_module(f"recorder.{name}")
     if name in _ASYNC:
-        value = getattr(_importlib.import_module("recorder._async"), name)
+        value = getattr(_importlib.import_module("recorder._front.aio"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'recorder' has no attribute {name!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from recorder._cli import main
+from recorder._cli.main import main
 
 __all__ = ["main"]
 

@@ -12,50 +12,48 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from recorder import _async as async_module
-from recorder import _child as child_module
-from recorder import _cli as cli_module
-from recorder import _cli_record as cli_record_module
-from recorder import _default as default_module
-from recorder import _live as live_module
-from recorder import _process as process_module
-from recorder import _queue as queue_module
-from recorder import _recorder as recorder_module
-from recorder import _writer as writer_module
-from recorder._arena import ALIGN, Arena, arena_size
-from recorder._child import ENCODER_HOOK
-from recorder._child import _error_reply as error_reply
-from recorder._clip import Clip, Item, State
-from recorder._counters import MAX_ERRORS
-from recorder._default import _close_default as close_default
-from recorder._encoder import (
+from recorder._base.codec import Codec, EncoderFactory, VideoSpec
+from recorder._base.frames import as_image, format_of
+from recorder._base.results import ClipHandle
+from recorder._base.validate import MAX_PREFIX_BYTES, NAME_MAX
+from recorder._cli import main as cli_module
+from recorder._cli import record as cli_record_module
+from recorder._encode import child as child_module
+from recorder._encode import process as process_module
+from recorder._encode.child import ENCODER_HOOK
+from recorder._encode.child import _error_reply as error_reply
+from recorder._encode.encoder import (
     FRAGMENT_SUFFIX,
     TMP_SUFFIX,
-    Codec,
-    EncoderFactory,
     PyAVEncoder,
-    VideoSpec,
     keyframe_interval,
     remux,
 )
-from recorder._frames import as_image, format_of
-from recorder._gallery import INDEX, build_gallery, scan
-from recorder._keep import Keep, Ranking
-from recorder._live import LiveFolder
-from recorder._memory import MAX_SPARE_SHAPES, FrameMemory
-from recorder._metadata import MANIFEST, append_manifest, read_manifest
-from recorder._process import EncoderProcessError, EncoderProcesses, ProcessEncoder
-from recorder._queue import QUANTUM, ClipQueue
-from recorder._recover import RECOVER_SUFFIX
-from recorder._results import ClipHandle
-from recorder._serve import serve
-from recorder._validate import MAX_PREFIX_BYTES, NAME_MAX
-from recorder._worker import GRACE_SECONDS, Worker
-from recorder._writer import ClipWriter
+from recorder._encode.process import EncoderProcessError, EncoderProcesses, ProcessEncoder
+from recorder._encode.sidecars import MANIFEST, append_manifest, read_manifest
+from recorder._folder import live as live_module
+from recorder._folder.gallery import INDEX, build_gallery, scan
+from recorder._folder.live import LiveFolder
+from recorder._folder.recover import RECOVER_SUFFIX
+from recorder._folder.serve import serve
+from recorder._front import aio as async_module
+from recorder._front import default as default_module
+from recorder._front.default import _close_default as close_default
+from recorder._queue import queue as queue_module
+from recorder._queue.arena import ALIGN, Arena, arena_size
+from recorder._queue.clip import Clip, Item, State
+from recorder._queue.counters import MAX_ERRORS
+from recorder._queue.memory import MAX_SPARE_SHAPES, FrameMemory
+from recorder._queue.queue import QUANTUM, ClipQueue
+from recorder._service import service as recorder_module
+from recorder._service import writer as writer_module
+from recorder._service.keep import Keep, Ranking
+from recorder._service.worker import GRACE_SECONDS, Worker
+from recorder._service.writer import ClipWriter
 
 if TYPE_CHECKING:
-    from recorder._async import AsyncRecorder
-    from recorder._recorder import Recorder
+    from recorder._front.aio import AsyncRecorder
+    from recorder._front.recorder import Recorder
 
 __all__ = [
     "ALIGN",
@@ -131,17 +129,17 @@ __all__ = [
 
 def queue_of(rec: Recorder) -> ClipQueue:
     """The Recorder's queue."""
-    return rec._queue
+    return rec._service._queue
 
 
 def threads_of(rec: Recorder) -> list[threading.Thread]:
     """The Recorder's own threads (workers, prefault)."""
-    return rec._threads
+    return rec._service._threads
 
 
 def encoder_processes(rec: Recorder) -> EncoderProcesses | None:
     """The Recorder's encoder processes (None when it encodes in threads)."""
-    return rec._processes
+    return rec._service._processes
 
 
 def idle_encoder_pids() -> list[int]:
@@ -171,17 +169,17 @@ def default_options() -> dict[str, Any]:
 
 def finish_seam(rec: Recorder) -> Callable[[Clip], None]:
     """How the Recorder's workers finish a clip whose frames are all written."""
-    return rec._finish
+    return rec._service.finish
 
 
 def set_finish_seam(rec: Recorder, finish: Callable[[Clip], None]) -> None:
     """Replace it on a live Recorder (running workers use the new one): make a worker die."""
-    rec._finish = finish
+    rec._service.finish = finish
 
 
 def abandon(rec: Recorder) -> None:
     """What a wrapper's ``__del__`` does to its private Recorder."""
-    rec._abandon()
+    rec._service.abandon()
 
 
 def waiting_for_room(rec: AsyncRecorder) -> int:
@@ -196,7 +194,7 @@ def set_prefault(enabled: bool) -> None:
 
 def count_budget_waits(rec: Recorder) -> list[float]:
     """[times, seconds] producers of *rec* waited for room in its budget from now on."""
-    condition = rec._queue._not_full
+    condition = rec._service._queue._not_full
     total = [0.0, 0.0]
     original = condition.wait
 

@@ -23,7 +23,7 @@ from typing import Any
 import av
 import numpy as np
 
-from recorder._results import VideoInfo
+from recorder._base.results import VideoInfo
 
 __all__ = ["decode_frames", "gif_bytes", "tensorboard", "wandb"]
 

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder._metadata import append_manifest, dumps, read_manifest
-from recorder._modes import share
+from recorder._base.metadata import dumps
+from recorder._base.modes import share
+from recorder._encode.sidecars import append_manifest, read_manifest
 
 try:
     import fcntl

@@ -198,7 +198,7 @@ def _encoder_processes(what: str) -> float:
     """Of the recorder's encoder processes still running: CPU seconds so far (``cpu``; waited
     ones are in RUSAGE_CHILDREN) or the largest VmHWM MB (``hwm``: RUSAGE_CHILDREN's maxrss
     survives exec, so it reports a large parent's size)."""
-    from recorder import _process
+    from recorder._encode import process as _process
 
     values = [0.0]
     for child in list(_process._every_child):
@@ -219,7 +219,7 @@ def encoder_processes_hwm_mb() -> float:
 
 def stop_idle_encoder_processes() -> None:
     """Stop (and wait for) the encoder processes closed recorders kept for the next one."""
-    from recorder import _process
+    from recorder._encode import process as _process
 
     _process._stop_idle()
 
@@ -368,7 +368,7 @@ def ffmpeg_encode(
 ) -> None:
     """Encode RGB frames with the ffmpeg CLI: rgb24 on stdin, libx264, yuv420p, faststart, with
     the recorder's keyframe interval (``-g``): both encode the same stream."""
-    from recorder._encoder import keyframe_interval
+    from recorder._encode.encoder import keyframe_interval
 
     height, width = frames[0].shape[:2]
     cmd = [

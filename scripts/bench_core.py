@@ -23,9 +23,10 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
-from recorder import _queue
-from recorder._encoder import keyframe_interval
-from recorder._metadata import read_manifest
+from recorder import _testing
+from recorder._encode.encoder import keyframe_interval
+from recorder._encode.sidecars import read_manifest
+from recorder._queue import queue as _queue
 
 TITLE = "Core benchmark (issue 2)"
 OPTIONS = [
@@ -90,7 +91,7 @@ def append_after_render(
     try:
         env.reset(seed=0)
         with recorder.Recorder(folder, episode_trigger=bu.always, max_queue_bytes=budget) as rec:
-            queue = rec._queue
+            queue = _testing.queue_of(rec)
             with queue._lock:
                 blocks = [queue.memory.alloc((*size, 3)) for _ in range(REF_BLOCKS)]
             refs = [b for b in blocks if b is not None]

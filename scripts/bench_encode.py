@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 import recorder
-from recorder._encoder import keyframe_interval
+from recorder._encode.encoder import keyframe_interval
 
 TITLE = "Encode throughput: recorder vs PyAV, ffmpeg, imageio-ffmpeg, moviepy"
 FPS = 30

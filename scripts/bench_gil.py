@@ -22,10 +22,11 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
-from recorder._encoder import EncoderFactory, PyAVEncoder, VideoSpec
-from recorder._frames import format_of
-from recorder._memory import FrameMemory
-from recorder._process import EncoderProcesses
+from recorder._base.codec import EncoderFactory, VideoSpec
+from recorder._base.frames import format_of
+from recorder._encode.encoder import PyAVEncoder
+from recorder._encode.process import EncoderProcesses
+from recorder._queue.memory import FrameMemory
 
 TITLE = "GIL: how long the encoder thread stops a Python-bound training thread"
 GAP_S = 0.0005

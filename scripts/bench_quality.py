@@ -18,8 +18,9 @@ import av
 import numpy as np
 
 import recorder
-from recorder._encoder import PyAVEncoder, VideoSpec
-from recorder._frames import format_of
+from recorder._base.codec import VideoSpec
+from recorder._base.frames import format_of
+from recorder._encode.encoder import PyAVEncoder
 
 TITLE = "Quality at the default settings: recorder vs gymnasium's writer"
 FPS = 30

@@ -22,7 +22,7 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
-from recorder._encoder import PyAVEncoder
+from recorder._encode.encoder import PyAVEncoder
 
 TITLE = "Soak: {episodes} episodes, 2 workers"
 RSS_TOLERANCE_MB = 48.0

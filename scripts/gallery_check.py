@@ -15,8 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from recorder._gallery import INDEX, build_gallery, scan
-from recorder._serve import serve
+from recorder._folder.gallery import INDEX, build_gallery, scan
+from recorder._folder.serve import serve
 
 ARGS = [
     "--no-sandbox",

@@ -16,9 +16,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import recorder._encoder as encoder_module
-from recorder._encoder import Codec, PyAVEncoder, VideoSpec, remux
-from recorder._frames import format_of
+import recorder._encode.encoder as encoder_module
+from recorder._base.codec import Codec, VideoSpec
+from recorder._base.frames import format_of
+from recorder._encode.encoder import PyAVEncoder, remux
 
 FPS, SECONDS, ROUNDS = 30, 10, 7
 

@@ -23,8 +23,9 @@ import av
 import gymnasium as gym
 import numpy as np
 
-from recorder import VideoSpec, _process
-from recorder._encoder import PyAVEncoder
+from recorder import VideoSpec
+from recorder._encode import process as _process
+from recorder._encode.encoder import PyAVEncoder
 
 BITS = 12
 CELL = 8
@@ -379,7 +380,7 @@ def budget(frames: int, fake: FakeEncoders, on_full: str = "block") -> dict[str,
 @contextmanager
 def serving(folder: Path, **kwargs: Any) -> Iterator[str]:
     """*folder*'s live gallery served on a free port of 127.0.0.1: its base URL."""
-    from recorder._serve import serve
+    from recorder._folder.serve import serve
 
     server = serve(folder, port=0, **kwargs)
     thread = threading.Thread(target=server.serve_forever, name="test-http-server")
@@ -425,7 +426,8 @@ class AbandonedCloses:
 def abandoned(monkeypatch: Any) -> AbandonedCloses:
     """Idle workers check at once (``IDLE_SECONDS`` short) and every close of an abandoned
     Recorder is spied on (its thread kept, to join)."""
-    from recorder import _queue, _recorder
+    from recorder._queue import queue as _queue
+    from recorder._service import service as _recorder
 
     monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
     spy, original = AbandonedCloses(), _recorder._close_abandoned

@@ -15,6 +15,7 @@ block, the tracer outside it.
 from __future__ import annotations
 
 import dis
+import gc
 import sys
 from collections.abc import Callable
 from types import CodeType, FrameType
@@ -66,12 +67,15 @@ class Interrupts:
         self.where = ""  # the function and line it raised at
 
     def run(self, call: Callable[[], Any]) -> Any:
-        """Run *call* traced (in this thread only)."""
+        """Run *call* traced (in this thread only), without garbage collection: a finalizer
+        run by a collection would add points to one run and not the next."""
+        gc.disable()
         sys.settrace(self._global)
         try:
             return call()
         finally:
             sys.settrace(None)
+            gc.enable()
 
     def _point(self, frame: FrameType) -> None:
         k = self.count

@@ -17,9 +17,9 @@ import pytest
 from helpers import always, decode, painted, require_processes
 
 from recorder import Recorder
-from recorder._arena import ALIGN, arena_size
-from recorder._memory import MAX_SPARE_SHAPES, FrameMemory
-from recorder._process import ProcessEncoder
+from recorder._encode.process import ProcessEncoder
+from recorder._queue.arena import ALIGN, arena_size
+from recorder._queue.memory import MAX_SPARE_SHAPES, FrameMemory
 
 needs_processes = pytest.mark.usefixtures("_needs_processes")
 

@@ -19,9 +19,9 @@ import pytest
 from helpers import FRAME, FakeEncoders, always, budget, decode, flat, gated, painted
 
 import recorder
-import recorder._async
+import recorder._front.aio
 from recorder import ClipDroppedError, QueueFullError, Recorder, RecorderClosedError
-from recorder._async import AsyncClipHandle, AsyncRecorder
+from recorder._front.aio import AsyncClipHandle, AsyncRecorder
 
 pytestmark = pytest.mark.anyio
 
@@ -582,7 +582,7 @@ async def test_asyncio_second_cancel_drops_the_rest(
 ) -> None:
     fake = gated()
     waits = 0
-    wait_stoppable = recorder._async._wait_stoppable
+    wait_stoppable = recorder._front.aio._wait_stoppable
     # Set when the flush's first / second blocking wait runs in its thread: a cancellation
     # sent before the thread started would stop a wait that never began (a loaded machine).
     waiting = [threading.Event(), threading.Event()]
@@ -593,7 +593,7 @@ async def test_asyncio_second_cancel_drops_the_rest(
         waiting[min(waits, 2) - 1].set()
         wait_stoppable(*args)
 
-    monkeypatch.setattr(recorder._async, "_wait_stoppable", counted)
+    monkeypatch.setattr(recorder._front.aio, "_wait_stoppable", counted)
     leaving = anyio.Event()
     handles: list[AsyncClipHandle] = []
 

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from helpers import AnsiOnly, FakeEncoders, TinyEnv, decode, painted, unavailable
 
-import recorder._cli
-import recorder._cli_record
+import recorder._cli.main
+import recorder._cli.record
 from recorder import Recorder
 from recorder.__main__ import main
 
@@ -154,7 +154,7 @@ def encoder_held_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
     empty; an encoder that keeps up could empty it between frames and save a video. Held, it
     never does: every video overflows the budget.
     """
-    from recorder import _process
+    from recorder._encode import process as _process
 
     gate = threading.Event()
     write = _process.ProcessEncoder.write
@@ -204,9 +204,9 @@ def test_failed_videos_exit_non_zero_with_one_line_each(
 ) -> None:
     failing = FakeEncoders(fail_at=0)
     monkeypatch.setattr(
-        recorder._cli_record,
+        recorder._cli.record,
         "Recorder",
-        functools.partial(recorder._cli_record.Recorder, encoder_factory=failing),
+        functools.partial(recorder._cli.record.Recorder, encoder_factory=failing),
     )
     code, stdout, stderr = record(capsys, tmp_path, "--episodes 2 --every 1 --no-progress")
     assert code == 1
@@ -496,7 +496,7 @@ def test_codec_options_that_do_not_apply_are_usage_errors(
 def test_codec_options_that_apply_pass(
     argv: list[str], crf: int | None, preset: str | None
 ) -> None:
-    args = recorder._cli.parse_args(["record", "CartPole-v1", *argv])
+    args = recorder._cli.main.parse_args(["record", "CartPole-v1", *argv])
     assert (args.crf, args.preset) == (crf, preset)
 
 

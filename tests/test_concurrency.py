@@ -674,7 +674,7 @@ def test_no_user_code_runs_under_the_queue_lock(tmp_path: Path) -> None:
 def test_an_abandoned_recorder_is_closed_outside_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recorder import _recorder
+    from recorder._service import service as _recorder
 
     monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
     held: list[bool] = []

@@ -26,12 +26,14 @@ import pytest
 from helpers import always, decode, painted, require_processes, run_forked, wait_exit
 
 import recorder
-from recorder import Recorder, _child, _process
-from recorder._arena import Arena
-from recorder._encoder import VideoSpec
-from recorder._frames import format_of
-from recorder._process import EncoderProcessError, ProcessEncoder
-from recorder._worker import GRACE_SECONDS
+from recorder import Recorder
+from recorder._base.codec import VideoSpec
+from recorder._base.frames import format_of
+from recorder._encode import child as _child
+from recorder._encode import process as _process
+from recorder._encode.process import EncoderProcessError, ProcessEncoder
+from recorder._queue.arena import Arena
+from recorder._service.worker import GRACE_SECONDS
 
 
 @pytest.fixture(autouse=True)

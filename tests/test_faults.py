@@ -41,9 +41,10 @@ from helpers import (
     require_processes,
 )
 
-from recorder import Recorder, VideoSpec, _process
-from recorder._child import ENCODER_HOOK
-from recorder._queue import MAX_ERRORS
+from recorder import Recorder, VideoSpec
+from recorder._encode import process as _process
+from recorder._encode.child import ENCODER_HOOK
+from recorder._queue.queue import MAX_ERRORS
 
 TESTS = Path(__file__).resolve().parent
 FRAMES = 10

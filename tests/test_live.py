@@ -18,10 +18,10 @@ import pytest
 from helpers import painted, serving
 
 from recorder import Recorder
-from recorder._gallery import build_gallery
-from recorder._live import LiveFolder
-from recorder._metadata import MANIFEST, append_manifest, read_manifest
-from recorder._serve import serve
+from recorder._encode.sidecars import MANIFEST, append_manifest, read_manifest
+from recorder._folder.gallery import build_gallery
+from recorder._folder.live import LiveFolder
+from recorder._folder.serve import serve
 
 HOSTILE = {
     "note": '<img src=x onerror="window.__pwned=1">',
@@ -467,10 +467,10 @@ def test_a_new_video_plays_in_the_page(chromium: Any, tmp_path: Path) -> None:
 def test_answers_come_in_bounded_reads_and_a_huge_line_still_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import recorder._live
+    import recorder._folder.live
 
     names = [record(tmp_path, k) for k in range(3)]
-    monkeypatch.setattr(recorder._live, "MAX_READ", 64)  # shorter than any line
+    monkeypatch.setattr(recorder._folder.live, "MAX_READ", 64)  # shorter than any line
     live = LiveFolder(tmp_path)
     seen, offset = [], 0
     for _ in range(10):

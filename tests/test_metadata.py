@@ -17,8 +17,8 @@ import pytest
 from helpers import always, painted
 
 from recorder import AsyncRecorder, Recorder
-from recorder._gallery import build_gallery
-from recorder._metadata import read_manifest
+from recorder._encode.sidecars import read_manifest
+from recorder._folder.gallery import build_gallery
 from recorder.ray import SinkServer
 
 

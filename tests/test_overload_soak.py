@@ -24,8 +24,8 @@ import pytest
 from helpers import always, decode, flat, gated, painted
 
 from recorder import ClipDroppedError, QueueFullError, Recorder, VideoSpec
-from recorder._encoder import PyAVEncoder
-from recorder._queue import MAX_ERRORS
+from recorder._encode.encoder import PyAVEncoder
+from recorder._queue.queue import MAX_ERRORS
 
 # The soak benchmark's fault-injecting encoders and resource probes: one definition for both.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))

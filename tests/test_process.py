@@ -41,8 +41,8 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, tests)
     from helpers import painted
     import recorder
-    from recorder._encoder import PyAVEncoder
-    from recorder._queue import ClipQueue
+    from recorder._encode.encoder import PyAVEncoder
+    from recorder._queue.queue import ClipQueue
 
     said = threading.Lock()
 

@@ -26,14 +26,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 from interrupts import Interrupts
 
-from recorder import _queue
-from recorder._clip import Clip, Item, State
-from recorder._encoder import Codec, VideoSpec
-from recorder._frames import format_of
-from recorder._queue import ClipQueue
-from recorder._results import ClipHandle
-from recorder._worker import Worker
-from recorder._writer import ClipWriter
+from recorder._base.codec import Codec, VideoSpec
+from recorder._base.frames import format_of
+from recorder._base.results import ClipHandle
+from recorder._queue import queue as _queue
+from recorder._queue.clip import Clip, Item, State
+from recorder._queue.queue import ClipQueue
+from recorder._service.worker import Worker
+from recorder._service.writer import ClipWriter
 
 # 3072, 4608 and 6144 bytes: frames of several sizes fragment the arena.
 SMALL, LARGE, HUGE = (32, 32, 3), (48, 32, 3), (64, 32, 3)

@@ -104,12 +104,16 @@ CITED = re.compile(
 )
 TOP = ("docs", "recorder", "scripts", "tests")
 # Where a bare name may live; a name with a placeholder stands for many files.
-FOLDERS = [ROOT, *(ROOT / top for top in TOP), ROOT / "recorder" / "wrappers"]
+FOLDERS = [
+    ROOT,
+    *(ROOT / top for top in TOP),
+    *(p for p in (ROOT / "recorder").iterdir() if (p / "__init__.py").is_file()),
+]
 PLACEHOLDERS = ("NAME", "FOLDER")
 CITING = [
     *PAGES,
     *sorted((ROOT / "recorder").rglob("*.py")),
-    *sorted((ROOT / "recorder").glob("gallery.*")),
+    *sorted((ROOT / "recorder").rglob("gallery.*")),
     *sorted((ROOT / "scripts").glob("*.py")),
     *sorted((ROOT / "scripts").glob("*.md")),
 ]

@@ -28,8 +28,8 @@ from helpers import decode, hidden_names, painted
 import recorder
 from recorder import Codec, Recorder, VideoSpec
 from recorder.__main__ import main
-from recorder._encoder import PyAVEncoder
-from recorder._frames import format_of
+from recorder._base.frames import format_of
+from recorder._encode.encoder import PyAVEncoder
 
 TESTS = Path(__file__).resolve().parent
 FPS = 10  # a keyframe, so a fragment, every 20 frames (KEYFRAME_SECONDS)

@@ -25,8 +25,8 @@ from helpers import (
     run_forked,
 )
 
-from recorder import _default
-from recorder._default import flush, save_video
+from recorder._front import default as _default
+from recorder._front.default import flush, save_video
 
 Trigger = Callable[[int], bool] | None
 H, W = 32, 96  # small, and wide enough for painted() to carry a frame index
@@ -466,7 +466,7 @@ PAINTED = f"""
     import sys
     sys.path.insert(0, {str(Path(__file__).parent)!r})
     from helpers import painted
-    from recorder._default import save_video
+    from recorder._front.default import save_video
     always = lambda i: True
     frames = [painted(i, 64, 96) for i in range(120)]
 """

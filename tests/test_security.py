@@ -438,7 +438,7 @@ def test_no_process_is_started_when_encoding_in_threads(
 def test_the_only_process_started_is_the_encoder_without_a_shell(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recorder import _process
+    from recorder._encode import process as _process
 
     _process._stop_idle()  # the idle encoder processes of earlier tests would be reused
     seen: list[tuple[Any, dict[str, Any]]] = []

@@ -6,7 +6,6 @@ touches its queue.
 
 from __future__ import annotations
 
-import ast
 import logging
 from pathlib import Path
 from typing import Any
@@ -197,33 +196,3 @@ def test_no_stall_without_any_trigger_that_could_fire(tmp_path: Path) -> None:
 
 PACKAGE = Path(recorder.__file__).parent
 # The queue's owner and the queue itself; the rest go through Recorder's internal interface.
-OWNERS = {"_recorder.py", "_queue.py"}
-
-
-def _reaches(node: ast.AST, owner: bool) -> str | None:
-    """What *node* reaches into that is not its module's own, or None."""
-    if not isinstance(node, ast.Attribute):
-        return None
-    value = node.value
-    if node.attr.startswith("_") and isinstance(value, ast.Attribute) and value.attr == "_queue":
-        return f"._queue.{node.attr}"  # the queue's private state: not even for the Recorder
-    if owner:
-        return None
-    if node.attr == "_queue":
-        return "._queue"
-    if node.attr == "_closed" and not (isinstance(value, ast.Name) and value.id == "self"):
-        return "._closed"  # another object's _closed is its own state
-    return None
-
-
-def test_only_the_recorder_touches_its_queue() -> None:
-    offenders = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name == "_testing.py":
-            continue  # the tests' one door into the insides (docs/design.md)
-        owner = path.name in OWNERS and path.parent == PACKAGE
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            what = _reaches(node, owner)
-            if what is not None:
-                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} ({what})")
-    assert not offenders, f"reach into the Recorder's queue or state: {offenders}"

@@ -10,10 +10,10 @@ from typing import Any
 
 from gymnasium import logger as gym_logger
 
-from recorder._queue import Clip
-from recorder._recorder import Recorder, check_fps, check_name_prefix
-from recorder._results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
-from recorder._validate import check_callable, make_folder
+from recorder._base.results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
+from recorder._base.validate import check_callable, check_fps, check_name_prefix, make_folder
+from recorder._front.recorder import Recorder
+from recorder._service.service import Clip
 
 #: Recorder arguments that the wrapper decides itself (clips are named and cut by the wrapper).
 WRAPPER_OWNED = (
@@ -64,7 +64,7 @@ class ClipSink:
                 )
             if not isinstance(recorder, Recorder):
                 raise TypeError(f"recorder must be a recorder.Recorder, got {recorder!r}")
-            recorder._check_usable()
+            recorder._service.check_usable()
             if Path(video_folder) != recorder.video_folder:
                 _warn_existing(video_folder)
             self.recorder = recorder
@@ -118,7 +118,7 @@ class ClipSink:
     @property
     def stale(self) -> bool:
         """Whether the Recorder is closed, or the parent's in a forked child."""
-        return not self.recorder._usable
+        return not self.recorder._service.usable
 
     def open(
         self,
@@ -135,7 +135,7 @@ class ClipSink:
             # parent's workers are gone): a private Recorder of the same settings takes over.
             self.recorder = Recorder(self._folder, **self._kwargs)
             self._handles = []
-        clip = self.recorder._new_clip(
+        clip = self.recorder._service.new_clip(
             name,
             kind,
             index,
@@ -156,7 +156,7 @@ class ClipSink:
         """The wrapper went away without close(): a private Recorder closes itself once idle
         (its open clip is saved). Takes no lock: called by ``__del__``."""
         if self.owned:
-            self.recorder._abandon()
+            self.recorder._service.abandon()
 
     def close(self) -> None:
         """Wait until this wrapper's videos are on disk; raise the error of any that failed.
@@ -164,7 +164,7 @@ class ClipSink:
         A private Recorder is closed; a shared one is left open (its other users go on).
         """
         if self.owned:
-            if not self.recorder._forked:  # the parent's to close
+            if not self.recorder._service.forked:  # the parent's to close
                 self.recorder.close()
             return
         handles, self._handles = self._handles, []
@@ -261,7 +261,7 @@ class Track:
         if self.frames == 0:
             gym_logger.warn("Ignored saving a video as there were zero frames to save.")
         if self._clip is not None:
-            self.sink.recorder._end_clip(self._clip)
+            self.sink.recorder._service.end_clip(self._clip)
         self._clip = None
         self.frames = 0
         self.recording = False
@@ -297,7 +297,7 @@ class Track:
             self._clip = self.sink.open(
                 self.name, self._kind, self._index, self._episode, self._first_step, self._metadata
             )
-        self.sink.recorder._append_frame([self._clip], frame)
+        self.sink.recorder._service.append_frame([self._clip], frame)
         self.frames += 1
 
     def skip(self) -> None:

@@ -13,9 +13,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.core import RenderFrame
 
-from recorder._recorder import Recorder, check_fps, check_name_prefix
-from recorder._results import VideoInfo
-from recorder._schedule import capped_cubic_video_schedule
+from recorder._base.results import VideoInfo
+from recorder._base.schedule import capped_cubic_video_schedule
+from recorder._base.validate import check_fps, check_name_prefix
+from recorder._front.recorder import Recorder
 from recorder.wrappers._clips import ClipSink, Track
 
 
@@ -55,7 +56,7 @@ def keeps(recorder: Recorder | None, recorder_kwargs: Mapping[str, Any] | None) 
     """Whether the wrapper's Recorder (shared, or private with these settings) has a keep policy."""
     if recorder is not None:
         # Anything else is refused by ClipSink, with the error that names the argument.
-        return isinstance(recorder, Recorder) and recorder._keeps
+        return isinstance(recorder, Recorder) and recorder._service.keeps
     return bool(recorder_kwargs and recorder_kwargs.get("keep") is not None)
 
 

@@ -10,8 +10,8 @@ import numpy as np
 from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 
-from recorder._recorder import Recorder
-from recorder._results import VideoInfo
+from recorder._base.results import VideoInfo
+from recorder._front.recorder import Recorder
 from recorder.wrappers._common import RecordingWrapper, record_constructor_args
 
 
@@ -212,7 +212,7 @@ class RecordVideo(
         clip = self._track.clip
         dropped = clip is not None and clip.dropped  # no video: not ranked
         if self._episode_recorded and not self._sink.stale and not dropped:
-            self._sink.recorder._episode_ended(self.episode_id, {"return": self._return})
+            self._sink.recorder._service.episode_ended(self.episode_id, {"return": self._return})
         self._episode_recorded = False
         self._return = 0.0
 

@@ -11,8 +11,8 @@ from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
-from recorder._recorder import Recorder
-from recorder._results import VideoInfo
+from recorder._base.results import VideoInfo
+from recorder._front.recorder import Recorder
 from recorder.wrappers._clips import Track
 from recorder.wrappers._common import RecordingWrapper, keeps, record_constructor_args
 from recorder.wrappers._per_env import EnvTracks, env_indices

@@ -1,0 +1,2 @@
+"""Frames -> bytes in files: PyAV encoders, encoder processes, fragmented mp4, sidecars and the
+manifest. Imports _base and _queue (the arena encoder processes map)."""

@@ -1,0 +1,306 @@
+"""Video encoders: the PyAV one, and the interface a test can swap in."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from functools import partial
+from typing import Any, Protocol
+
+import av
+from av.video.reformatter import Interpolation, VideoReformatter
+
+from recorder._base.codec import Codec, VideoSpec
+from recorder._base.frames import Image
+from recorder._base.validate import frame_rate
+from recorder._encode.mp4 import scan_fragments
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
+#: the recorder's temporary file of a video: ``.{stem}.{random}.rec-tmp``.
+TMP_SUFFIX = ".rec-tmp"
+#: the fragmented mp4 an encoder writes first: ``.{stem}.{random}.mp4.rec-frag``.
+FRAGMENT_SUFFIX = ".rec-frag"
+#: seconds of video between keyframes, so between fragments: what a crash can lose at most.
+KEYFRAME_SECONDS = 2.0
+#: the muxer options of a fragment file: a playable prefix after every fragment (one per
+#: keyframe), written out at once (flush_packets) rather than kept in PyAV's 32 KiB buffer.
+FRAGMENT_OPTIONS = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "flush_packets": "1",
+}
+FASTSTART_OPTIONS = {"movflags": "+faststart"}
+
+
+def writable_path(spec: VideoSpec) -> str:
+    """A name that opens *spec*'s own file: ``/proc/self/fd/N`` where Linux has it."""
+    if spec.fd is not None and os.path.isdir("/proc/self/fd"):
+        return f"/proc/self/fd/{spec.fd}"
+    return spec.path
+
+
+def keyframe_interval(fps: float) -> int:
+    """Frames between the keyframes (so the fragments) of an mp4 at *fps*: x264's ``keyint``."""
+    return max(1, round(fps * KEYFRAME_SECONDS))
+
+
+def _fd_path(fd: int, path: str) -> str:
+    """A name that opens the file of *fd*: ``/proc/self/fd/N`` where Linux has it."""
+    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+
+
+def fragment_path(path: str, extension: str) -> str:
+    """The fragment file of the video whose temporary file is *path*.
+
+    ``.{stem}.{random}.rec-tmp`` gives ``.{stem}.{random}{extension}.rec-frag``: beside it,
+    hidden, unique while the temporary file exists, and mapping back to ``{stem}{extension}``.
+    """
+    folder, name = os.path.split(path)
+    name = name.removesuffix(TMP_SUFFIX)
+    if not name.startswith("."):
+        name = "." + name
+    return os.path.join(folder, f"{name}{extension}{FRAGMENT_SUFFIX}")
+
+
+def fragmented(codec: Codec) -> bool:
+    """Whether videos of *codec* are written as fragmented mp4 first (h264, h265)."""
+    return codec.ffmpeg_settings()[1] == "mp4"
+
+
+def lock_file(fd: int, *, block: bool = True) -> bool:
+    """Take ``flock(LOCK_EX)`` on *fd*: the mark of a live writer (it dies with the process).
+
+    Returns False when *block* is False and another open file holds the lock; True where
+    there is no flock (not POSIX).
+    """
+    if fcntl is None:  # pragma: no cover - not on Windows
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+class Readable(Protocol):
+    """A binary file object PyAV can read from and seek in."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+
+def remux(
+    source: str | Readable,
+    target: str,
+    options: dict[str, str] | None = None,
+    format: str = "mp4",
+) -> int:
+    """Copy the video packets of *source* into a new file *target* (no re-encoding).
+
+    Args:
+        source: a file name, or a binary file object (read from its current position).
+        target: the file to write (created or truncated).
+        options: the muxer options of *target*; ``+faststart`` by default.
+        format: the container format of *target*.
+
+    Returns:
+        The number of packets copied: the frames of the video.
+
+    Raises:
+        av.FFmpegError, OSError: *source* cannot be read or *target* written.
+        ValueError: *source* has no video stream.
+    """
+    with av.open(source, "r") as src:
+        if not src.streams.video:
+            raise ValueError("no video stream")
+        in_stream = src.streams.video[0]
+        out_options = FASTSTART_OPTIONS if options is None else options
+        with av.open(target, "w", format=format, options=out_options) as dst:
+            out_stream = dst.add_stream_from_template(in_stream)
+            copied = 0
+            for packet in src.demux(in_stream):
+                if packet.dts is None:  # the demuxer's end-of-stream packet
+                    continue
+                packet.stream = out_stream
+                dst.mux(packet)
+                copied += 1
+    return copied
+
+
+_INTERPOLATIONS = {
+    "point": Interpolation.POINT,
+    "bilinear": Interpolation.BILINEAR,
+    "bicubic": Interpolation.BICUBIC,
+    "area": Interpolation.AREA,
+}
+
+
+class PyAVEncoder:
+    """Encodes with PyAV: zero-copy frame wrap, one persistent reformatter, libx264 by default.
+
+    An mp4 (h264, h265) is written as fragmented mp4 first, into a fragment file of its own
+    beside ``spec.path`` (see :func:`fragment_path`; created exclusively, mode 0600, under
+    ``flock`` while written), with a keyframe, so a fragment, every :data:`KEYFRAME_SECONDS`:
+    after a crash, every fragment written plays (``recorder recover``). :meth:`close` copies
+    the packets into the file of *spec* as a plain ``+faststart`` mp4 and deletes the fragment
+    file. webm and gif are written into the file of *spec* directly.
+    """
+
+    def __init__(self, spec: VideoSpec) -> None:
+        encoder, container_format, pix_fmt, options = spec.codec.ffmpeg_settings()
+        fmt = spec.frame_format
+        height, width = fmt.shape[0], fmt.shape[1]
+        self._target = writable_path(spec)
+        # PyAV's errors name the file as it was opened: /proc/self/fd/N says which file?
+        self._names = {self._target: f"the temporary file {spec.path}"}
+        self._fragment: str | None = None
+        self._fragment_fd: int | None = None
+        if container_format == "mp4":
+            self._fragment = fragment_path(spec.path, spec.codec.extension)
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            self._fragment_fd = os.open(self._fragment, flags | os.O_CLOEXEC, 0o600)
+            fragment = _fd_path(self._fragment_fd, self._fragment)
+            self._names[fragment] = f"the fragment file {self._fragment}"
+            try:
+                lock_file(self._fragment_fd)
+                self._container: Any = av.open(
+                    fragment, "w", format=container_format, options=FRAGMENT_OPTIONS
+                )
+            except BaseException as e:
+                self._name_file(e)
+                self._drop_fragment()
+                raise
+        else:
+            try:
+                self._container = av.open(self._target, "w", format=container_format)
+            except BaseException as e:
+                self._name_file(e)
+                raise
+        try:
+            rate = frame_rate(spec.fps)
+            stream: Any = self._container.add_stream(encoder, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            # Before the codec opens: PyAV's default is sliced threading with an auto count.
+            stream.codec_context.thread_count = spec.codec.threads
+            stream.codec_context.time_base = 1 / rate
+            if self._fragment is not None:
+                stream.codec_context.gop_size = keyframe_interval(spec.fps)
+            stream.options = options
+        except BaseException:
+            self._container.close()
+            self._drop_fragment()
+            raise
+        self._stream = stream
+        self._src_format = fmt.pix_fmt
+        # One persistent reformatter per stream, its arguments bound once (see docs/design.md).
+        self._reformat = partial(
+            VideoReformatter().reformat,
+            format=pix_fmt,
+            width=width,
+            height=height,
+            # swscale's default (0) is one thread per CPU: keep the conversion on the codec's.
+            threads=spec.codec.threads,
+            interpolation=_INTERPOLATIONS[spec.codec.interpolation],
+        )
+        self._pts = 0
+
+    def write(self, image: Image) -> None:
+        """Encode one frame."""
+        frame = av.VideoFrame.from_numpy_buffer(image, format=self._src_format)
+        out = self._reformat(frame)
+        out.pts = self._pts
+        self._pts += 1
+        try:
+            self._container.mux(self._stream.encode(out))
+        except OSError as e:  # a full disk, say
+            self._name_file(e)
+            raise
+
+    def close(self) -> None:
+        """Flush the encoder and write the trailer; an mp4 is then remuxed with +faststart."""
+        try:
+            try:
+                self._container.mux(self._stream.encode(None))
+            finally:
+                self._container.close()
+            if self._fragment_fd is not None and self._fragment is not None:
+                self._check_fragments(self._fragment_fd, self._fragment)
+                # faststart reopens the target by name to move the moov atom: the fd's name.
+                remux(_fd_path(self._fragment_fd, self._fragment), self._target)
+        except OSError as e:
+            self._name_file(e)
+            raise
+        finally:
+            self._drop_fragment()
+
+    def _name_file(self, error: BaseException) -> None:
+        """Add a note to *error* saying which file the ``/proc/self/fd/N`` it names is."""
+        filename = getattr(error, "filename", None)
+        if isinstance(filename, str) and filename.startswith("/proc/") and filename in self._names:
+            error.add_note(f"{filename} is {self._names[filename]}")
+
+    def _check_fragments(self, fd: int, path: str) -> None:
+        # FFmpeg's fragmenting muxer drops write errors (a full disk, a file-size limit): the
+        # file must hold every frame in whole boxes, or the video is not saved.
+        size = os.fstat(fd).st_size
+        end, frames = scan_fragments(fd)
+        if end == size and frames == self._pts:
+            return
+        message = (
+            f"{path} was cut short: {frames} of {self._pts} frames in whole fragments, "
+            f"{size} bytes on disk"
+        )
+        try:  # the reason the write failed, as the system gives it now
+            os.pwrite(fd, b"\0", size)
+        except OSError as e:
+            raise OSError(e.errno, f"{message}: {e.strerror}") from e
+        os.ftruncate(fd, size)
+        raise OSError(errno.EIO, f"{message}: a write was lost")
+
+    def abort(self) -> None:
+        """Close the container without flushing the encoder; delete the fragment file."""
+        try:
+            self._container.close()
+        finally:
+            self._drop_fragment()
+
+    def salvage(self) -> None:
+        """Finish the fragment file and leave it for ``recorder recover`` (the recorder died).
+
+        Flushes the encoder and closes the fragmented container, so that every frame given
+        so far is in the file; releases its lock. Without a fragment file, as :meth:`abort`.
+        """
+        if self._fragment_fd is None:
+            self.abort()
+            return
+        try:
+            try:
+                self._container.mux(self._stream.encode(None))
+            finally:
+                self._container.close()
+        except OSError as e:
+            self._name_file(e)
+            raise
+        finally:
+            fd, self._fragment_fd, self._fragment = self._fragment_fd, None, None
+            os.close(fd)
+
+    def _drop_fragment(self) -> None:
+        """Delete the fragment file (if its name is still ours) and close it."""
+        fd, path = self._fragment_fd, self._fragment
+        self._fragment_fd = self._fragment = None
+        if fd is None or path is None:
+            return
+        try:
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.lstat(path), os.fstat(fd)):
+                    os.unlink(path)
+        finally:
+            os.close(fd)

@@ -1,0 +1,111 @@
+"""JSON sidecars next to each video and a manifest.jsonl per folder."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import json
+import os
+import stat
+import tempfile
+from typing import Any
+
+from recorder._base.codec import Codec
+from recorder._base.metadata import dumps
+from recorder._base.modes import share
+from recorder._base.results import VideoInfo
+
+MANIFEST = "manifest.jsonl"
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def record_of(info: VideoInfo, codec: Codec | None = None) -> dict[str, Any]:
+    """The JSON-ready description of a saved video, with the settings *codec* encoded it at."""
+    record = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
+    record["path"] = info.path.name  # relative: the folder may move
+    record["duration"] = info.duration
+    # Clips are dropped whole, so a saved video misses none of its frames; said explicitly
+    # for readers that compare it with the episode's length.
+    record["dropped_frames"] = 0
+    if codec is not None:
+        encoder, _container, pix_fmt, options = codec.ffmpeg_settings()
+        record["encoder"] = encoder
+        record["pix_fmt"] = pix_fmt
+        # What was used, defaults included (crf/preset do not apply to gif: absent then).
+        record["crf"] = int(options["crf"]) if "crf" in options else None
+        record["preset"] = options.get("preset", options.get("cpu-used"))
+        record["interpolation"] = codec.interpolation
+    return record
+
+
+def write_sidecar(info: VideoInfo, record: dict[str, Any]) -> str:
+    """Write ``{name}.json`` beside the video, atomically; returns its path."""
+    path = info.path.with_suffix(".json")
+    data = dumps(record, indent=2) + b"\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{info.name}.", suffix=".json.rec-tmp", dir=path.parent)
+    try:
+        share(fd)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return str(path)
+
+
+def append_manifest(folder: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Append one line to ``folder/manifest.jsonl`` in a single locked O_APPEND write.
+
+    Several recorders and processes may share the folder: a line is never torn or interleaved.
+    A line a dead writer left torn (no newline) is ended first, so it does not swallow this one.
+    """
+    line = dumps(record) + b"\n"
+    # O_NONBLOCK: a FIFO planted under the name is refused below, instead of blocking the
+    # worker in open() or write() for good. O_RDWR: the last byte is read (a torn line?).
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    path = os.path.join(folder, MANIFEST)
+    fd = os.open(path, flags, 0o666)  # less the umask, as open() does
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{MANIFEST} is not a regular file", path)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        # Under the lock, no other writer can end the file between this read and the write.
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(f"short write to {MANIFEST}: {written} of {len(line)} bytes")
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a folder's manifest, oldest first (missing file: none).
+
+    A line that is not a JSON object (torn by a crash or a full disk, edited by hand) is
+    skipped: one bad line does not hide the others.
+    """
+    path = os.path.join(folder, MANIFEST)
+    records: list[dict[str, Any]] = []
+    try:
+        # Bytes: a torn line may end inside a UTF-8 sequence, which would fail the whole file.
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    record = json.loads(line.decode("utf-8"))
+                except ValueError:  # UnicodeDecodeError, JSONDecodeError (a blank line too)
+                    continue
+                if isinstance(record, dict):
+                    records.append(record)
+    except FileNotFoundError:
+        return []
+    return records

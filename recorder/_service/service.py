@@ -1,0 +1,430 @@
+"""The ClipService port: what the front ends ask of the core, by name, and the service behind
+it: the queue, the worker threads and encoder processes, flush, close and the counters.
+
+The public :class:`~recorder._front.recorder.Recorder`, :class:`~recorder._front.episode.Episode`,
+the wrappers, the async facade and ``save_video`` hold a ClipService and call only its methods;
+none of them touches the queue, so each side can change alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from recorder._base.codec import Codec, EncoderFactory
+from recorder._base.frames import FrameFormat, Image, check_size, image_and_format
+from recorder._base.results import (
+    ClipHandle,
+    ClipKind,
+    RecorderClosedError,
+    RecorderStats,
+    VideoInfo,
+)
+from recorder._base.validate import Trigger, check_fps, check_timeout, shape_changed
+from recorder._encode.encoder import PyAVEncoder
+from recorder._encode.process import EncodeIn, EncoderProcesses
+from recorder._encode.process import available as processes_available
+from recorder._encode.sidecars import append_manifest
+from recorder._queue.clip import Clip
+from recorder._queue.queue import ClipQueue, OnFull
+from recorder._service.keep import Keep, Keeper
+from recorder._service.reporting import WarnOnce, logger, note_close_error, raise_errors
+from recorder._service.sink import Deliveries, Sink
+from recorder._service.worker import Workers
+from recorder._service.writer import ClipWriter
+
+# What the front ends need of the core comes from here, the port.
+__all__ = [
+    "Clip",
+    "ClipPlan",
+    "ClipService",
+    "EncodeIn",
+    "Keep",
+    "OnFull",
+    "Sink",
+    "note_close_error",
+]
+
+# Services not yet closed, closed by the interpreter before it joins non-daemon threads.
+_live: set[ClipService] = set()
+_live_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class ClipPlan:
+    """Which clips an episode makes, and where: gymnasium.utils.save_video's rules."""
+
+    folder: Path
+    name_prefix: str
+    episode_trigger: Trigger | None
+    step_trigger: Trigger | None
+    video_length: int | None
+    fps: float
+
+
+class ClipService:
+    """The core behind a Recorder, and the port the front ends use (arguments checked by them).
+
+    Args:
+        plan: the Recorder's clip plan (folder, name prefix, triggers, length, fps).
+        codec: how videos are encoded.
+        workers, max_queue_bytes, on_full, worker_nice, encode_in, encoder_factory, on_saved,
+            sidecars, sink, keep: as :class:`~recorder.Recorder` takes them.
+    """
+
+    def __init__(
+        self,
+        plan: ClipPlan,
+        codec: Codec,
+        *,
+        workers: int,
+        max_queue_bytes: int,
+        on_full: OnFull,
+        worker_nice: int,
+        encode_in: EncodeIn,
+        encoder_factory: EncoderFactory | None,
+        on_saved: Callable[[VideoInfo], object] | None,
+        sidecars: bool,
+        sink: Sink | None,
+        keep: Keep | None,
+    ) -> None:
+        self.plan = plan
+        self.fps = plan.fps
+        self.video_folder = plan.folder
+        self.codec = codec
+        self.on_full: OnFull = on_full
+        self._drops = WarnOnce("further drops are counted in stats(), logged at DEBUG")
+        self._queue = ClipQueue(max_queue_bytes, on_full, self._log_drop)
+        self._deliveries: Deliveries | None = None
+        try:
+            self._processes: EncoderProcesses | None = None
+            if encoder_factory is None and encode_in == "process" and processes_available():
+                self._processes = EncoderProcesses(workers, worker_nice, self._queue.arena)
+            self.encode_in: EncodeIn = "process" if self._processes is not None else "thread"
+            # Episodes closed before they could start a clip (see Episode); any thread closes one.
+            self._stalls = WarnOnce(
+                "further stalled episodes are counted in stats().episodes_stalled, logged at DEBUG"
+            )
+            self._pid = os.getpid()
+            self._close_lock = threading.Lock()
+            self._closed = False
+            factory = encoder_factory or self._processes or PyAVEncoder
+            self._keeper = None if keep is None else Keeper(keep, self._record)
+            self._deliveries = None if sink is None else Deliveries(sink.open())
+            writer = ClipWriter(
+                self._queue,
+                codec,
+                factory,
+                on_saved,
+                sidecars,
+                deliveries=self._deliveries,
+                keeper=self._keeper,
+            )
+            self._workers = Workers(self._queue, writer, workers, worker_nice)
+        except BaseException:  # e.g. a dead sink: nothing started, the arena's memfd goes
+            self._stop_deliveries("the Recorder could not be created")
+            self._queue.close_arena()
+            raise
+        self._threads = self._workers.threads
+        self._queue.on_abandoned = lambda: _close_abandoned(self)
+        with _live_lock:
+            _live.add(self)
+        self._workers.start()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def check_usable(self) -> None:
+        """Raise :class:`RecorderClosedError` when the recorder is closed or forked."""
+        if self._queue.forked or os.getpid() != self._pid:
+            raise RecorderClosedError("a Recorder cannot be used in a forked child process")
+        if self._closed or self._queue.closed:
+            raise RecorderClosedError("this Recorder is closed")
+
+    @property
+    def usable(self) -> bool:
+        """Whether clips and frames are still taken (no system call: read for every frame)."""
+        return not (self._closed or self._queue.closed)
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() has begun."""
+        return self._closed
+
+    @property
+    def forked(self) -> bool:
+        """Whether this is the parent's recorder seen in a forked child (the parent closes it)."""
+        return self._queue.forked
+
+    @property
+    def in_this_process(self) -> bool:
+        """Whether it was made in this process (not inherited through fork)."""
+        return self._pid == os.getpid()
+
+    @property
+    def keeps(self) -> bool:
+        """Whether a keep policy ranks the episodes (``Recorder(keep=...)``)."""
+        return self._keeper is not None
+
+    def abandon(self) -> None:
+        """The owner (a wrapper's private Recorder's wrapper) went away without close(): the
+        Recorder closes itself once its workers are idle. Takes no lock (called by __del__)."""
+        self._queue.abandoned = True
+
+    def plan_for(self, fps: float | None) -> ClipPlan:
+        """The clip plan of an episode with its own *fps* (None: the Recorder's)."""
+        return self.plan if fps is None else replace(self.plan, fps=check_fps(fps, self.codec.name))
+
+    # -- clips and frames ----------------------------------------------------------------------
+
+    def new_clip(
+        self,
+        name: str,
+        kind: ClipKind,
+        index: int | None,
+        fps: float | None = None,
+        *,
+        folder: Path | None = None,
+        length: int | None = None,
+        episode_index: int | None = None,
+        first_step: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Clip:
+        """Open a clip named *name* (no extension) in *folder* (default: video_folder).
+
+        It takes at most *length* frames (None: no limit). A live clip of the same path is
+        dropped: the last one wins, as when gymnasium overwrites a file.
+        """
+        path = (folder or self.video_folder) / f"{name}{self.codec.extension}"
+        clip = Clip(
+            name=name,
+            path=path,
+            kind=kind,
+            index=index,
+            fps=self.fps if fps is None else fps,
+            handle=ClipHandle(name, path, kind, index),
+            limit=math.inf if length is None else length,
+            metadata=metadata,
+            episode_index=episode_index,
+            first_step=first_step,
+        )
+        self._queue.open_clip(clip)
+        return clip
+
+    def admit(self, image: Image, fmt: FrameFormat, clips: Sequence[Clip]) -> list[Clip]:
+        """Queue the validated *image* for *clips* (on_full applies); the clips still accepting."""
+        return self._queue.admit(image, fmt, clips)
+
+    def append_frame(self, clips: Sequence[Clip], frame: Any) -> None:
+        """Validate *frame* and queue it once for every clip in *clips* still accepting."""
+        image, fmt = image_and_format(frame)
+        for clip in clips:
+            known = clip.frame_format
+            if known is None:
+                check_size(fmt, self.codec.name)
+            elif known is not fmt and known != fmt:
+                raise shape_changed(clip.name, known, fmt)
+        self._queue.admit(image, fmt, clips)
+
+    def end_clip(self, clip: Clip) -> None:
+        """No more frames for *clip*; it is finished in the background."""
+        self._queue.end(clip)
+
+    def drop_clip(self, clip: Clip, reason: str) -> None:
+        """Drop *clip* whole: its file is discarded, its handle raises ClipDroppedError."""
+        self._queue.drop(clip, reason)
+
+    def episode_ended(self, episode_index: int, metadata: Mapping[str, Any]) -> None:
+        """An episode that made clips ended: the keep policy scores it (may delete videos)."""
+        if self._keeper is not None:
+            try:
+                self._keeper.episode_ended(episode_index, metadata)
+            except OSError as e:
+                e.add_note(f"deleting the videos of episode {episode_index} (keep)")
+                logger.error("keep: %s", e)
+                self._queue.report(e)
+
+    def stalled(self, episode_index: int, why: str) -> None:
+        """Count (and log, the first time as a warning) an episode that recorded nothing."""
+        self._stalls("episode %d recorded nothing: %s", episode_index, why)
+
+    # -- waiting, for the async facade: it admits frames on the event loop only once they
+    # cannot wait, and waits (stoppably) on its own threads -----------------------------------
+
+    @property
+    def may_block(self) -> bool:
+        """Whether admitting a frame can wait now: ``on_full="block"``, open and not broken."""
+        queue = self._queue
+        return self.on_full == "block" and not queue.closed and queue.broken is None
+
+    def fits(self, nbytes: int) -> bool:
+        """Whether a frame of *nbytes* would be admitted now without waiting or dropping."""
+        return self._queue.fits(nbytes)
+
+    def wait_for_room(self, nbytes: int, stop: threading.Event) -> None:
+        """Wait until a frame of *nbytes* fits, the recorder closes or breaks, or *stop* is set."""
+        self._queue.wait_for_room(nbytes, stop)
+
+    def pending(self) -> list[tuple[Clip, int]]:
+        """What "everything so far" is for :meth:`wait_until`: each live clip's work."""
+        return self._queue.snapshot()
+
+    def wait_until(self, targets: list[tuple[Clip, int]] | None, stop: threading.Event) -> None:
+        """Wait until *targets* (from :meth:`pending`; None: every clip) are done, or *stop*."""
+        self._queue.wait(None, targets=targets, everything=targets is None, stop=stop)
+
+    def wake(self) -> None:
+        """Make the threads in :meth:`wait_for_room` / :meth:`wait_until` look at *stop*."""
+        self._queue.wake()
+
+    def end_all(self) -> None:
+        """Refuse new clips and frames, and end every live clip where it is."""
+        queue = self._queue
+        queue.close()
+        for clip in queue.live_clips():
+            queue.end(clip)
+
+    def drop_all(self, reason: str) -> None:
+        """Refuse new clips and frames, and drop every live clip (fast close)."""
+        self._queue.close()
+        self._queue.drop_all(reason)
+
+    def raise_errors(self) -> None:
+        """Raise the errors of background work not yet raised (one, or an ExceptionGroup)."""
+        raise_errors(*self._queue.take_unreported())
+
+    # -- flush, stats, close -------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """:meth:`Recorder.flush <recorder.Recorder.flush>`."""
+        if os.getpid() != self._pid:
+            raise RecorderClosedError("a Recorder cannot be used in a forked child process")
+        self._not_from_own_thread("flush")
+        timeout = check_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._queue.wait(deadline):
+            pending = len(self._queue.live_clips())
+            raise TimeoutError(f"flush() timed out after {timeout} s; {pending} videos pending")
+        self.raise_errors()
+
+    def stats(self) -> RecorderStats:
+        """:meth:`Recorder.stats <recorder.Recorder.stats>`."""
+        return replace(self._queue.stats(), episodes_stalled=self._stalls.count)
+
+    def close(self, timeout: float | None = None, *, cancel: bool = False) -> None:
+        """:meth:`Recorder.close <recorder.Recorder.close>`."""
+        self._not_from_own_thread("close")
+        timeout = check_timeout(timeout)
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if os.getpid() != self._pid:
+                return  # the workers live in the parent; nothing here to flush
+            self._shutdown(timeout, cancel)
+        self.raise_errors()
+
+    def _shutdown(self, timeout: float | None, cancel: bool) -> None:
+        queue = self._queue
+        queue.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for clip in queue.live_clips():
+                queue.end(clip)
+            if cancel:
+                queue.drop_all("the recorder was closed with cancel=True")
+                self._stop_deliveries("the recorder was closed with cancel=True")
+            if not queue.wait(deadline, everything=True):
+                queue.drop_all(f"close() timed out after {timeout} s")
+                raise TimeoutError(
+                    f"close() timed out after {timeout} s; the videos left were dropped"
+                )
+        except BaseException:
+            # KeyboardInterrupt (a second Ctrl-C), a timeout: drop the rest quickly; workers
+            # delete what they had half-written, and the interruption propagates.
+            queue.drop_all("close() was interrupted")
+            deadline = time.monotonic()  # the workers get a grace, then their encoders die
+            raise
+        finally:
+            self._workers.stop(deadline, self._processes)
+            self._stop_deliveries("the recorder closed before the sink acknowledged the video")
+            with _live_lock:
+                _live.discard(self)
+
+    def _not_from_own_thread(self, call: str) -> None:
+        # on_saved and a handle's done-callbacks run there: the call would wait for itself.
+        own = self._deliveries.thread if self._deliveries is not None else None
+        if threading.current_thread() in (*self._threads, own):
+            raise RuntimeError(
+                f"{call}() cannot be called from the recorder's own worker thread (an on_saved "
+                "callback or a handle's done-callback): it would wait for itself"
+            )
+
+    def _log_drop(self, clip: Clip, reason: str) -> None:
+        self._drops("dropped video %s: %s", clip.name, reason)
+
+    def _stop_deliveries(self, reason: str) -> None:
+        if self._deliveries is not None:
+            self._deliveries.stop(reason)
+
+    def _record(self, record: dict[str, Any]) -> None:
+        append_manifest(self.video_folder, record)
+
+    # The workers' per-clip finish: tests replace it to make a worker die.
+
+    @property
+    def finish(self) -> Callable[[Clip], None]:
+        """How the workers finish a clip whose frames are all written (a seam for tests)."""
+        return self._workers.finish
+
+    @finish.setter
+    def finish(self, finish: Callable[[Clip], None]) -> None:
+        self._workers.finish = finish
+
+
+def _close_abandoned(service: ClipService) -> None:
+    """Close *service*, abandoned by its owner, on a thread of its own (an idle worker calls
+    this); an error is logged: nobody is left to raise it to."""
+
+    def close() -> None:
+        try:
+            service.close()
+        except Exception as e:
+            logger.error("an unclosed wrapper's Recorder (%s) failed: %r", service.video_folder, e)
+
+    threading.Thread(target=close, name="recorder-close-abandoned").start()
+
+
+# -- process-wide plumbing ---------------------------------------------------------------------
+
+
+def _close_all_at_exit() -> None:
+    with _live_lock:
+        services = list(_live)
+    for service in services:
+        try:
+            service.close()
+        except Exception:
+            logger.exception("closing a Recorder at interpreter exit")
+
+
+def _forget_all_in_child() -> None:
+    # The workers did not survive fork(); the parent's recorders are its business. Using one
+    # here must fail clearly rather than queue frames no worker will ever take.
+    global _live_lock
+    _live_lock = threading.Lock()
+    for service in _live:
+        service._queue.mark_forked()
+    _live.clear()
+
+
+# Runs before the interpreter joins non-daemon threads (like concurrent.futures does), so a
+# Recorder that was never closed still flushes instead of hanging the exit.
+threading._register_atexit(_close_all_at_exit)  # type: ignore[attr-defined]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_all_in_child)
