@@ -23,8 +23,14 @@ import av
 import gymnasium as gym
 import numpy as np
 
-from recorder import VideoSpec, _process
-from recorder._encoder import PyAVEncoder
+from recorder import VideoSpec
+from recorder._testing import (
+    PyAVEncoder,
+    patch_close_abandoned,
+    process_module,
+    queue_module,
+    serve,
+)
 
 BITS = 12
 CELL = 8
@@ -379,8 +385,6 @@ def budget(frames: int, fake: FakeEncoders, on_full: str = "block") -> dict[str,
 @contextmanager
 def serving(folder: Path, **kwargs: Any) -> Iterator[str]:
     """*folder*'s live gallery served on a free port of 127.0.0.1: its base URL."""
-    from recorder._serve import serve
-
     server = serve(folder, port=0, **kwargs)
     thread = threading.Thread(target=server.serve_forever, name="test-http-server")
     thread.start()
@@ -425,17 +429,15 @@ class AbandonedCloses:
 def abandoned(monkeypatch: Any) -> AbandonedCloses:
     """Idle workers check at once (``IDLE_SECONDS`` short) and every close of an abandoned
     Recorder is spied on (its thread kept, to join)."""
-    from recorder import _queue, _recorder
-
-    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
-    spy, original = AbandonedCloses(), _recorder._close_abandoned
+    monkeypatch.setattr(queue_module, "IDLE_SECONDS", 0.01)
+    spy = AbandonedCloses()
 
     def close(rec: Any) -> None:
         original(rec)
         spy.threads += [t for t in threading.enumerate() if t.name == "recorder-close-abandoned"]
         spy.started.set()
 
-    monkeypatch.setattr(_recorder, "_close_abandoned", close)
+    original = patch_close_abandoned(monkeypatch, close)
     return spy
 
 
@@ -444,7 +446,7 @@ def require_processes() -> None:
     under RECORDER_REQUIRE_PROCESSES=1 (CI), where a Recorder would encode in threads."""
     import pytest  # here: child scripts import this module
 
-    if _process.available():
+    if process_module.available():
         return
     reason = "encoder processes need Linux (memfd and descriptor passing)"
     if os.environ.get("RECORDER_REQUIRE_PROCESSES"):

@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 from helpers import AnsiOnly, FakeEncoders, TinyEnv, decode, painted, unavailable
 
-import recorder._cli
-import recorder._cli_record
 from recorder import Recorder
 from recorder.__main__ import main
+from recorder._testing import ProcessEncoder, cli_module, cli_record_module
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -154,12 +153,10 @@ def encoder_held_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
     empty; an encoder that keeps up could empty it between frames and save a video. Held, it
     never does: every video overflows the budget.
     """
-    from recorder import _process
-
     gate = threading.Event()
-    write = _process.ProcessEncoder.write
+    write = ProcessEncoder.write
 
-    def held(encoder: _process.ProcessEncoder, image: Any) -> None:
+    def held(encoder: ProcessEncoder, image: Any) -> None:
         assert gate.wait(60)
         write(encoder, image)
 
@@ -169,7 +166,7 @@ def encoder_held_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
         gate.set()  # the run is over (the CLI flushes once, at the end)
         flush(rec, timeout)
 
-    monkeypatch.setattr(_process.ProcessEncoder, "write", held)
+    monkeypatch.setattr(ProcessEncoder, "write", held)
     monkeypatch.setattr(Recorder, "flush", opening)
 
 
@@ -204,9 +201,9 @@ def test_failed_videos_exit_non_zero_with_one_line_each(
 ) -> None:
     failing = FakeEncoders(fail_at=0)
     monkeypatch.setattr(
-        recorder._cli_record,
+        cli_record_module,
         "Recorder",
-        functools.partial(recorder._cli_record.Recorder, encoder_factory=failing),
+        functools.partial(cli_record_module.Recorder, encoder_factory=failing),
     )
     code, stdout, stderr = record(capsys, tmp_path, "--episodes 2 --every 1 --no-progress")
     assert code == 1
@@ -496,7 +493,7 @@ def test_codec_options_that_do_not_apply_are_usage_errors(
 def test_codec_options_that_apply_pass(
     argv: list[str], crf: int | None, preset: str | None
 ) -> None:
-    args = recorder._cli.parse_args(["record", "CartPole-v1", *argv])
+    args = cli_module.parse_args(["record", "CartPole-v1", *argv])
     assert (args.crf, args.preset) == (crf, preset)
 
 

@@ -15,7 +15,14 @@ from recorder import (
     QueueFullError,
     Recorder,
     RecorderClosedError,
-    _queue,
+)
+from recorder._testing import (
+    abandon,
+    patch_close_abandoned,
+    queue_locked,
+    queue_module,
+    set_finish_seam,
+    threads_of,
 )
 
 
@@ -231,7 +238,7 @@ def test_close_timeout_drops_and_raises(tmp_path: Path) -> None:
     with pytest.raises(TimeoutError):
         rec.close(timeout=0.1)
     fake.gate.set()
-    for t in rec._threads:
+    for t in threads_of(rec):
         t.join(10)
     assert isinstance(h.exception(timeout=10), ClipDroppedError)
     assert os.listdir(tmp_path) == []
@@ -419,7 +426,7 @@ def test_a_dead_worker_never_hangs_close(tmp_path: Path, caplog: pytest.LogCaptu
     def explode(clip: object) -> None:
         raise SystemExit("bug")  # escapes the per-clip error handling
 
-    rec._finish = explode  # type: ignore[method-assign]
+    set_finish_seam(rec, explode)
     rec.submit([painted(0)])
     with pytest.raises(RuntimeError, match="worker thread died"):
         rec.close(timeout=10)
@@ -499,7 +506,7 @@ def test_frames_short_of_a_batch_reach_the_encoder_once_the_producer_pauses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Else they would wait (in the clip's lane) for the next appends, lost with a crash.
-    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
+    monkeypatch.setattr(queue_module, "IDLE_SECONDS", 0.01)
     fake = FakeEncoders()
     with Recorder(tmp_path, **budget(64, fake)) as rec, rec.episode(0) as ep:
         ep.append(flat(1))  # a clip's first frame goes to a worker at once
@@ -674,19 +681,17 @@ def test_no_user_code_runs_under_the_queue_lock(tmp_path: Path) -> None:
 def test_an_abandoned_recorder_is_closed_outside_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recorder import _recorder
-
-    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
+    monkeypatch.setattr(queue_module, "IDLE_SECONDS", 0.01)
     held: list[bool] = []
     started = threading.Event()
 
     def close(rec: Recorder) -> None:
-        held.append(rec._queue._lock.locked())
+        held.append(queue_locked(rec))
         started.set()
 
-    monkeypatch.setattr(_recorder, "_close_abandoned", close)
+    patch_close_abandoned(monkeypatch, close)
     rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=FakeEncoders())
-    rec._abandon()
+    abandon(rec)
     assert started.wait(10)
     rec.close()
     assert held == [False]

@@ -41,9 +41,14 @@ from helpers import (
     require_processes,
 )
 
-from recorder import Recorder, VideoSpec, _process
-from recorder._child import ENCODER_HOOK
-from recorder._queue import MAX_ERRORS
+from recorder import Recorder, VideoSpec
+from recorder._testing import (
+    ENCODER_HOOK,
+    MAX_ERRORS,
+    finish_seam,
+    set_finish_seam,
+    stop_idle_encoders,
+)
 
 TESTS = Path(__file__).resolve().parent
 FRAMES = 10
@@ -69,9 +74,9 @@ def encode_in(request: pytest.FixtureRequest) -> Iterator[str]:
         yield "thread"
         return
     require_processes()
-    _process._stop_idle()  # an idle process of an earlier test would not have this one's faults
+    stop_idle_encoders()  # an idle process of an earlier test would not have this one's faults
     yield "process"
-    _process._stop_idle()  # ... nor may a later test get them
+    stop_idle_encoders()  # ... nor may a later test get them
 
 
 @pytest.fixture
@@ -442,7 +447,7 @@ def test_video_folder_removed_mid_run(
 def break_finish(rec: Recorder, name: str, go: threading.Event | None = None) -> None:
     """Make the worker finishing *name* die of an exception no per-clip handler catches (once
     *go* is set, if given)."""
-    original = rec._finish
+    original = finish_seam(rec)
 
     def finish(clip: Any) -> None:
         if clip.name == name:
@@ -451,7 +456,7 @@ def break_finish(rec: Recorder, name: str, go: threading.Event | None = None) ->
             raise SystemExit("a bug in the worker")
         original(clip)
 
-    rec._finish = finish  # type: ignore[method-assign]
+    set_finish_seam(rec, finish)
 
 
 def test_a_dying_worker_fails_its_video_only(

@@ -18,10 +18,15 @@ import pytest
 from helpers import painted, serving
 
 from recorder import Recorder
-from recorder._gallery import build_gallery
-from recorder._live import LiveFolder
-from recorder._metadata import MANIFEST, append_manifest, read_manifest
-from recorder._serve import serve
+from recorder._testing import (
+    MANIFEST,
+    LiveFolder,
+    append_manifest,
+    build_gallery,
+    live_module,
+    read_manifest,
+    serve,
+)
 
 HOSTILE = {
     "note": '<img src=x onerror="window.__pwned=1">',
@@ -467,10 +472,8 @@ def test_a_new_video_plays_in_the_page(chromium: Any, tmp_path: Path) -> None:
 def test_answers_come_in_bounded_reads_and_a_huge_line_still_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import recorder._live
-
     names = [record(tmp_path, k) for k in range(3)]
-    monkeypatch.setattr(recorder._live, "MAX_READ", 64)  # shorter than any line
+    monkeypatch.setattr(live_module, "MAX_READ", 64)  # shorter than any line
     live = LiveFolder(tmp_path)
     seen, offset = [], 0
     for _ in range(10):

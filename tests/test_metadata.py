@@ -17,8 +17,7 @@ import pytest
 from helpers import always, painted
 
 from recorder import AsyncRecorder, Recorder
-from recorder._gallery import build_gallery
-from recorder._metadata import read_manifest
+from recorder._testing import build_gallery, read_manifest
 from recorder.ray import SinkServer
 
 

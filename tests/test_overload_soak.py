@@ -24,8 +24,7 @@ import pytest
 from helpers import always, decode, flat, gated, painted
 
 from recorder import ClipDroppedError, QueueFullError, Recorder, VideoSpec
-from recorder._encoder import PyAVEncoder
-from recorder._queue import MAX_ERRORS
+from recorder._testing import MAX_ERRORS, PyAVEncoder
 
 # The soak benchmark's fault-injecting encoders and resource probes: one definition for both.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))

@@ -41,8 +41,7 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, tests)
     from helpers import painted
     import recorder
-    from recorder._encoder import PyAVEncoder
-    from recorder._queue import ClipQueue
+    from recorder._testing import ClipQueue, PyAVEncoder
 
     said = threading.Lock()
 

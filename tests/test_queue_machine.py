@@ -26,14 +26,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 from interrupts import Interrupts
 
-from recorder import _queue
-from recorder._clip import Clip, Item, State
-from recorder._encoder import Codec, VideoSpec
-from recorder._frames import format_of
-from recorder._queue import ClipQueue
-from recorder._results import ClipHandle
-from recorder._worker import Worker
-from recorder._writer import ClipWriter
+from recorder import Codec, VideoSpec
+from recorder._testing import (
+    Clip,
+    ClipHandle,
+    ClipQueue,
+    ClipWriter,
+    Item,
+    State,
+    Worker,
+    began,
+    format_of,
+    free_blocks,
+    queue_module,
+    releasing,
+    spare_blocks,
+)
 
 # 3072, 4608 and 6144 bytes: frames of several sizes fragment the arena.
 SMALL, LARGE, HUGE = (32, 32, 3), (48, 32, 3), (64, 32, 3)
@@ -172,7 +180,7 @@ class Harness:
         """The invariants that hold between any two calls."""
         queue, memory = self.queue, self.queue.memory
         assert memory.inflight is None
-        assert queue._releasing is None
+        assert releasing(queue) is None
         alive: dict[int, Item] = {}
         holders: dict[int, int] = defaultdict(int)
         for clip in queue.live_clips():
@@ -193,10 +201,10 @@ class Harness:
             for item in alive.values()
             if (off := memory.arena.offset(item.buffer)) is not None
         )
-        spans += [(start, start + size) for start, size in memory._free]
+        spans += [(start, start + size) for start, size in free_blocks(memory)]
         spans += [
             (off, off + block.nbytes)
-            for spare in memory._spare.values()
+            for spare in spare_blocks(memory).values()
             for block in spare
             if (off := memory.arena.offset(block)) is not None
         ]
@@ -216,7 +224,7 @@ class Harness:
 
 @pytest.fixture(autouse=True)
 def _short_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.001)
+    monkeypatch.setattr(queue_module, "IDLE_SECONDS", 0.001)
 
 
 # -- every point of an append, one scenario at a time ------------------------------------------
@@ -328,9 +336,9 @@ class QueueMachine(RuleBasedStateMachine):
     def cancel(self, clip: Clip) -> None:
         handle = clip.handle
         resolved = handle.done() and not handle.cancelled()
-        began = handle._began
+        begun = began(handle)
         # A handle whose clip a worker has begun cannot be cancelled (concurrent.futures).
-        assert handle.cancel() == (began is not True and not resolved)
+        assert handle.cancel() == (begun is not True and not resolved)
 
     @rule(clip=clips)
     def drop(self, clip: Clip) -> None:

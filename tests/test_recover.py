@@ -28,8 +28,7 @@ from helpers import decode, hidden_names, painted
 import recorder
 from recorder import Codec, Recorder, VideoSpec
 from recorder.__main__ import main
-from recorder._encoder import PyAVEncoder
-from recorder._frames import format_of
+from recorder._testing import PyAVEncoder, drop_episode, format_of
 
 TESTS = Path(__file__).resolve().parent
 FPS = 10  # a keyframe, so a fragment, every 20 frames (KEYFRAME_SECONDS)
@@ -382,7 +381,7 @@ def test_no_fragment_file_after_a_drop_or_cancel(tmp_path: Path, encode_in: str)
         ep.append(painted(i))
     rec.flush()  # encoded: its fragment file exists
     assert [n for n in os.listdir(tmp_path) if n.endswith(".rec-frag")]
-    ep._abort("dropped by the test")  # how submit() drops a clip it cannot finish
+    drop_episode(ep, "dropped by the test")  # how submit() drops a clip it cannot finish
     rec.flush()
     assert ep.handles[0].dropped
     assert hidden_names(tmp_path) == []

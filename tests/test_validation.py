@@ -13,7 +13,15 @@ from helpers import decode, painted
 
 import recorder
 from recorder import Recorder
-from recorder._frames import as_image
+from recorder._testing import (
+    FRAGMENT_SUFFIX,
+    MAX_PREFIX_BYTES,
+    NAME_MAX,
+    RECOVER_SUFFIX,
+    TMP_SUFFIX,
+    as_image,
+    writer_module,
+)
 
 
 @pytest.fixture
@@ -372,10 +380,6 @@ def test_a_wrapper_refuses_a_frame_its_codec_cannot_take(tmp_path: Path) -> None
 
 
 def test_the_longest_prefix_and_index_make_names_that_fit(tmp_path: Path) -> None:
-    from recorder._encoder import FRAGMENT_SUFFIX, TMP_SUFFIX
-    from recorder._recover import RECOVER_SUFFIX
-    from recorder._validate import MAX_PREFIX_BYTES, NAME_MAX
-
     prefix = "é" * (MAX_PREFIX_BYTES // 2) + "x" * (MAX_PREFIX_BYTES % 2)
     index = 10**20 - 1
     stem = f"{prefix}-env-{index}-episode-{index}"  # the vector wrappers' longest
@@ -469,12 +473,10 @@ def test_a_temporary_file_that_cannot_be_locked_is_not_left_behind(
 ) -> None:
     import errno
 
-    import recorder._writer
-
     def no_locks(fd: int, *, block: bool = True) -> bool:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(recorder._writer, "lock_file", no_locks)
+    monkeypatch.setattr(writer_module, "lock_file", no_locks)
     (handle,) = [h for h in rec.submit([GOOD], episode_index=0) if h.kind == "episode"]
     with pytest.raises(OSError, match="No locks available"):
         handle.result()

@@ -28,7 +28,8 @@ from helpers import (
 )
 
 import recorder
-from recorder._encoder import PyAVEncoder, VideoSpec
+from recorder import VideoSpec
+from recorder._testing import PyAVEncoder, threads_of
 from recorder.wrappers import RecordVideo
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -509,7 +510,7 @@ def test_a_wrapper_dropped_unclosed_closes_its_private_recorder_once_idle(
     assert closes.wait()
     assert rec.closed
     assert frame_counts(tmp_path / "v") == {"rl-video-episode-0.mp4": 3}  # its open clip, saved
-    assert not [t for t in rec._threads if t.is_alive()]
+    assert not [t for t in threads_of(rec) if t.is_alive()]
 
 
 def test_folder_holds_gymnasiums_files_only_and_infos_say_where_clips_start(
