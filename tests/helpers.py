@@ -1,18 +1,16 @@
 """What the tests share: triggers, frames that carry their index, decode-back, gymnasium's
-files as the oracle, a fake env, fake encoders, running a function in a forked child."""
+files as the oracle, a fake env, running a function in a forked child (the fake encoders are in
+``fakes``)."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import select
 import signal
-import socket
 import sys
 import threading
 import traceback
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,9 +21,7 @@ import av
 import gymnasium as gym
 import numpy as np
 
-from recorder import VideoSpec
 from recorder._testing import (
-    PyAVEncoder,
     patch_close_abandoned,
     process_module,
     queue_module,
@@ -300,88 +296,6 @@ class AnsiOnly(TinyEnv):
         return "x"
 
 
-@dataclass
-class FakeEncoder:
-    """Records what it was given; can block on an Event or fail at a given frame."""
-
-    spec: VideoSpec
-    owner: FakeEncoders
-    faulty: bool = True  # fails as the owner says (fail_at, error)
-    frames: list[int] = field(default_factory=list)
-    closed: bool = False
-    aborted: bool = False
-
-    def write(self, image: np.ndarray) -> None:
-        self.owner.started.set()
-        if not self.owner.gate.wait(timeout=5):
-            raise TimeoutError("test gate never opened")
-        if self.faulty and len(self.frames) == self.owner.fail_at:
-            raise self.owner.error
-        self.frames.append(int(image[0, 0, 0]) if image.ndim == 3 else int(image[0, 0]))
-        with self.owner.progress:
-            self.owner.progress.notify_all()
-
-    def close(self) -> None:
-        Path(self.spec.path).write_bytes(b"fake video")
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-
-@dataclass
-class FakeEncoders:
-    """An encoder factory for Recorder(encoder_factory=...) with a gate the test controls."""
-
-    gate: threading.Event = field(default_factory=threading.Event)
-    started: threading.Event = field(default_factory=threading.Event)
-    fail_at: int | None = None
-    error: BaseException = field(default_factory=lambda: OSError(28, "No space left on device"))
-    made: list[FakeEncoder] = field(default_factory=list)
-    fail_when: Callable[[VideoSpec], bool] = lambda spec: True
-    progress: threading.Condition = field(default_factory=threading.Condition)  # each write
-
-    def __post_init__(self) -> None:
-        self.gate.set()
-
-    def __call__(self, spec: VideoSpec) -> Any:
-        enc = FakeEncoder(spec, self, faulty=self.fail_when(spec))
-        self.made.append(enc)
-        return enc
-
-    def wait_for_frames(self, n: int, timeout: float = 10) -> bool:
-        """Whether the encoders made so far were given *n* frames within *timeout* seconds."""
-        with self.progress:
-            return self.progress.wait_for(
-                lambda: sum(len(e.frames) for e in self.made) >= n, timeout
-            )
-
-    def by_name(self, name: str) -> FakeEncoder:
-        return next(e for e in self.made if Path(e.spec.path).name.startswith(f".{name}."))
-
-    def plan(self) -> dict[str, list[int]]:
-        """{clip name: the frames its encoder got}."""
-        # A temporary file is named .{clip name}.{random}.rec-tmp
-        return {Path(e.spec.path).name[1:].rsplit(".", 2)[0]: e.frames for e in self.made}
-
-
-def gated(**kwargs: Any) -> FakeEncoders:
-    """Fake encoders whose writes wait until the test sets ``gate``."""
-    fake = FakeEncoders(**kwargs)
-    fake.gate.clear()
-    return fake
-
-
-def budget(frames: int, fake: FakeEncoders, on_full: str = "block") -> dict[str, Any]:
-    """Recorder keywords: record every episode with *fake*, room for *frames* flat() frames."""
-    return {
-        "episode_trigger": always,
-        "max_queue_bytes": frames * FRAME,
-        "on_full": on_full,
-        "encoder_factory": fake,
-    }
-
-
 @contextmanager
 def serving(folder: Path, **kwargs: Any) -> Iterator[str]:
     """*folder*'s live gallery served on a free port of 127.0.0.1: its base URL."""
@@ -452,139 +366,3 @@ def require_processes() -> None:
     if os.environ.get("RECORDER_REQUIRE_PROCESSES"):
         pytest.fail(f"RECORDER_REQUIRE_PROCESSES is set but {reason}")
     pytest.skip(reason)
-
-
-# -- faults injected into real encoders, in worker threads or in encoder processes ------------
-
-#: Where :func:`child_faults` finds its :class:`Faults` (JSON) in an encoder process.
-FAULTS_ENV = "RECORDER_TEST_FAULTS"
-
-
-def video_name(spec: VideoSpec) -> str:
-    """The name of the video *spec* is for (its temporary file is ``.{name}.{random}.rec-tmp``)."""
-    return os.path.basename(spec.path)[1:].rsplit(".", 2)[0]
-
-
-@dataclass
-class Faults:
-    """An encoder factory for the fault tests: real PyAV encoders with injected faults.
-
-    The video *video* (every video when None) raises ``OSError(errno)`` naming its file at its
-    frame *fail_at*, or when it opens (*at_open*), or in close() (*at_close*). The video
-    *pause* waits at its frame *pause_at* until the :class:`Gate` at *gate* opens. Each
-    encoder notes in the file *log* what happens to it, and where (:meth:`events`).
-
-    The same faults run in the worker threads (``encoder_factory=faults``) or in encoder
-    processes, which make them from RECORDER_TEST_FAULTS through their test hook
-    (``RECORDER_TEST_ENCODER=helpers:child_faults``).
-    """
-
-    log: str
-    video: str | None = None
-    fail_at: int | None = None
-    errno: int = errno.ENOSPC
-    at_open: bool = False
-    at_close: bool = False
-    pause: str | None = None
-    pause_at: int = 0
-    gate: str | None = None
-
-    def __call__(self, spec: VideoSpec) -> FaultyEncoder:
-        return FaultyEncoder(spec, self)
-
-    def error(self, spec: VideoSpec) -> OSError:
-        """The error to raise for *spec* (an OSError subclass by errno, as the system's)."""
-        return OSError(self.errno, f"{os.strerror(self.errno)} ({os.path.basename(spec.path)})")
-
-    def note(self, event: str, spec: VideoSpec) -> None:
-        with open(self.log, "a") as f:  # one short append: whole lines from any process
-            f.write(f"{event} {video_name(spec)} {os.getpid()}\n")
-
-    def events(self, event: str) -> list[tuple[str, int]]:
-        """(video name, process id) of each *event* ("made", "aborted"), in order."""
-        lines = Path(self.log).read_text().splitlines() if os.path.exists(self.log) else []
-        return [(name, int(pid)) for kind, name, pid in map(str.split, lines) if kind == event]
-
-
-def child_faults(spec: VideoSpec) -> FaultyEncoder:
-    """The encoder processes' test hook in the fault tests: the Faults of RECORDER_TEST_FAULTS."""
-    return Faults(**json.loads(os.environ[FAULTS_ENV]))(spec)
-
-
-class FaultyEncoder(PyAVEncoder):
-    """A real PyAV encoder that fails or pauses as its :class:`Faults` say."""
-
-    def __init__(self, spec: VideoSpec, faults: Faults) -> None:
-        self.faults = faults
-        self.spec = spec
-        self.faulty = faults.video in (None, video_name(spec))
-        self.paused = faults.pause == video_name(spec)
-        if self.faulty and faults.at_open:
-            assert os.path.exists(spec.path)  # the temporary file exists by then: it is removed
-            raise faults.error(spec)
-        super().__init__(spec)
-        self.written = 0
-        faults.note("made", spec)
-
-    def write(self, image: Any) -> None:
-        if self.paused and self.written == self.faults.pause_at:
-            assert self.faults.gate is not None
-            wait_at_gate(self.faults.gate)
-        if self.faulty and self.written == self.faults.fail_at:
-            raise self.faults.error(self.spec)
-        super().write(image)
-        self.written += 1
-
-    def close(self) -> None:
-        if self.faulty and self.faults.at_close:
-            raise self.faults.error(self.spec)
-        super().close()
-
-    def abort(self) -> None:
-        self.faults.note("aborted", self.spec)
-        super().abort()
-
-
-class Gate:
-    """Where a paused :class:`FaultyEncoder`, in a worker thread or an encoder process, waits
-    until the test opens it: an abstract Unix socket (Linux) it connects to."""
-
-    def __init__(self) -> None:
-        self.address = f"\0recorder-test-gate-{uuid.uuid4().hex}"
-        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._server.bind(self.address)
-        self._server.listen()
-        self._waiting: list[socket.socket] = []
-
-    def reached(self, timeout: float = 30) -> bool:
-        """Whether an encoder came to the gate within *timeout* seconds (it waits there)."""
-        self._server.settimeout(timeout)
-        try:
-            connection, _ = self._server.accept()
-        except TimeoutError:
-            return False
-        self._waiting.append(connection)
-        return True
-
-    def open(self) -> None:
-        """Let the encoders waiting at the gate go on."""
-        for connection in self._waiting:
-            with connection:
-                connection.sendall(b"go")
-        self._waiting.clear()
-
-    def __enter__(self) -> Gate:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.open()
-        self._server.close()
-
-
-def wait_at_gate(address: str, timeout: float = 30) -> None:
-    """Wait at the :class:`Gate` at *address* until the test opens it."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.settimeout(timeout)
-        connection.connect(address)
-        if connection.recv(2) != b"go":
-            raise TimeoutError("the test's gate closed without opening")

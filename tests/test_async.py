@@ -16,7 +16,8 @@ import anyio
 import anyio.lowlevel
 import numpy as np
 import pytest
-from helpers import FRAME, FakeEncoders, always, budget, decode, flat, gated, painted
+from fakes import FakeEncoders, budget, gated
+from helpers import FRAME, always, decode, flat, painted
 
 import recorder
 from recorder import (

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import AnsiOnly, FakeEncoders, TinyEnv, decode, painted, unavailable
+from fakes import FakeEncoders, HeldWrites
+from helpers import AnsiOnly, TinyEnv, decode, painted, unavailable
 
 from recorder import Recorder
 from recorder.__main__ import main
-from recorder._testing import ProcessEncoder, cli_module, cli_record_module
+from recorder._testing import cli_module, cli_record_module
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -153,20 +153,13 @@ def encoder_held_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
     empty; an encoder that keeps up could empty it between frames and save a video. Held, it
     never does: every video overflows the budget.
     """
-    gate = threading.Event()
-    write = ProcessEncoder.write
-
-    def held(encoder: ProcessEncoder, image: Any) -> None:
-        assert gate.wait(60)
-        write(encoder, image)
-
+    held = HeldWrites(monkeypatch)
     flush = Recorder.flush
 
     def opening(rec: Recorder, timeout: float | None = None) -> None:
-        gate.set()  # the run is over (the CLI flushes once, at the end)
+        held.go.set()  # the run is over (the CLI flushes once, at the end)
         flush(rec, timeout)
 
-    monkeypatch.setattr(ProcessEncoder, "write", held)
     monkeypatch.setattr(Recorder, "flush", opening)
 
 

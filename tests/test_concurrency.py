@@ -8,7 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import FRAME, FakeEncoders, always, budget, decode, flat, gated, painted, run_forked
+from fakes import FakeEncoders, budget, gated
+from helpers import FRAME, always, decode, flat, painted, run_forked
 
 from recorder import (
     ClipDroppedError,
@@ -273,25 +274,8 @@ def test_final_name_appears_only_when_complete(tmp_path: Path) -> None:
 
 
 def test_one_worker_serves_many_streams_fairly(tmp_path: Path) -> None:
-    order: list[str] = []
     fake = gated()
-
-    class Logged:
-        def __init__(self, spec):  # type: ignore[no-untyped-def]
-            self.inner = fake(spec)
-            self.name = Path(spec.path).name.split(".")[1]
-
-        def write(self, image):  # type: ignore[no-untyped-def]
-            self.inner.write(image)
-            order.append(self.name)
-
-        def close(self) -> None:
-            self.inner.close()
-
-        def abort(self) -> None:
-            self.inner.abort()
-
-    with Recorder(tmp_path, episode_trigger=always, encoder_factory=Logged) as rec:
+    with Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
         long = rec.episode(0)
         for i in range(100):
             long.append(flat(i))
@@ -303,6 +287,7 @@ def test_one_worker_serves_many_streams_fairly(tmp_path: Path) -> None:
         short_handle.result(timeout=10)
         long.close()
     # the short stream's frame was encoded within one quantum of the long one
+    order = [name for name, _ in fake.writes]
     assert order.index("rl-video-episode-1") <= 10
     assert rec.stats().videos_saved == 2
 

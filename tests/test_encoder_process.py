@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fakes import HeldWrites
 from helpers import always, decode, painted, require_processes, run_forked, wait_exit
 
 import recorder
@@ -157,28 +158,10 @@ def test_an_unpicklable_child_error_comes_back_as_runtime_error() -> None:
     assert "in the encoder process" in "\n".join(error.__notes__)
 
 
-class Gate:
-    """Stops the n-th ProcessEncoder.write until the test says go."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, at: int) -> None:
-        self.reached, self.go = threading.Event(), threading.Event()
-        self.calls = 0
-        original = ProcessEncoder.write
-
-        def write(encoder: ProcessEncoder, image: Any) -> None:
-            self.calls += 1
-            if self.calls == at:
-                self.reached.set()
-                assert self.go.wait(30)
-            original(encoder, image)
-
-        monkeypatch.setattr(ProcessEncoder, "write", write)
-
-
 def test_a_child_killed_mid_video_fails_that_video_and_the_next_gets_a_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None
 ) -> None:
-    gate = Gate(monkeypatch, at=5)
+    gate = HeldWrites(monkeypatch, at=5)
     with Recorder(tmp_path, episode_trigger=always, on_full="block") as rec:
         (h,) = rec.submit([painted(i) for i in range(12)])
         assert gate.reached.wait(30)

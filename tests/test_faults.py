@@ -5,7 +5,7 @@ other video is complete (decoded back with PyAV).
 
 Each test runs with the videos encoded in encoder processes (the default) and in the worker
 threads (``encode_in``); injected encoder faults reach the encoder processes through their
-test hook (``helpers.Faults``)."""
+test hook (``fakes.Faults``)."""
 
 from __future__ import annotations
 
@@ -29,17 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
-    FAULTS_ENV,
-    Faults,
-    FaultyEncoder,
-    Gate,
-    always,
-    assert_saved_whole,
-    decode,
-    painted,
-    require_processes,
-)
+from fakes import FAULTS_ENV, Faults, FaultyEncoder, Gate
+from helpers import always, assert_saved_whole, decode, painted, require_processes
 
 from recorder import Recorder, VideoSpec
 from recorder._testing import (
@@ -92,7 +83,7 @@ def inject(
         made.append(faults)
         if encode_in == "thread":
             return faults, {"encode_in": "thread", "encoder_factory": faults}
-        monkeypatch.setenv(ENCODER_HOOK, "helpers:child_faults")
+        monkeypatch.setenv(ENCODER_HOOK, "fakes:child_faults")
         monkeypatch.setenv(FAULTS_ENV, json.dumps(dataclasses.asdict(faults)))
         return faults, {"encode_in": "process"}
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TinyEnv, budget, decode, flat, gated, painted, play_episodes
+from fakes import budget, gated
+from helpers import TinyEnv, decode, flat, painted, play_episodes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import always, decode, flat, gated, painted
+from fakes import gated
+from helpers import always, decode, flat, painted
 
 from recorder import ClipDroppedError, QueueFullError, Recorder, VideoSpec
-from recorder._testing import MAX_ERRORS, PyAVEncoder
+from recorder._testing import MAX_ERRORS
 
 # The soak benchmark's fault-injecting encoders and resource probes: one definition for both.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -64,46 +65,6 @@ def assert_accounted(rec: Recorder, handles: list[Any]) -> dict[str, int]:
         outcome["failed"],
     )
     return outcome
-
-
-class OpenCounter:
-    """Real PyAV encoders whose writes wait for *gate*; remembers the most that were open
-    (made, not closed) at once."""
-
-    def __init__(self, gate: threading.Event) -> None:
-        self.gate = gate
-        self.open = 0
-        self.most = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, spec: VideoSpec) -> Any:
-        counter = self
-        inner = PyAVEncoder(spec)
-        with self.lock:
-            self.open += 1
-            self.most = max(self.most, self.open)
-
-        class Counted:
-            def write(self, image: np.ndarray) -> None:
-                if not counter.gate.wait(10):
-                    raise TimeoutError("test gate never opened")
-                inner.write(image)
-
-            def close(self) -> None:
-                try:
-                    inner.close()
-                finally:
-                    counter.closed()
-
-            def abort(self) -> None:
-                inner.abort()
-                counter.closed()
-
-        return Counted()
-
-    def closed(self) -> None:
-        with self.lock:
-            self.open -= 1
 
 
 # -- overload -------------------------------------------------------------------------------
@@ -152,15 +113,15 @@ def test_drop_never_waits_even_with_the_encoder_stuck(tmp_path: Path) -> None:
 def test_drop_real_encoder_saves_only_whole_videos(tmp_path: Path, workers: int) -> None:
     # How fast appends are with a slow encoder is scripts/bench_overload.py's to measure.
     budget = 6 * LARGE
-    gate = threading.Event()  # real PyAV encoders, held while a burst is produced
+    fake = gated(real=True)  # real PyAV encoders, held while a burst is produced
     rec = Recorder(tmp_path, episode_trigger=always, workers=workers, max_queue_bytes=budget,
-                   encoder_factory=OpenCounter(gate), sidecars=False)  # fmt: skip
+                   encoder_factory=fake, sidecars=False)  # fmt: skip
     handles: list[Any] = []
     with rec:
         for burst in range(4):
             # Three 5-frame episodes at once into a 6-frame budget: the first fits (the queue
             # was flushed), the next two cannot wait for the held encoder and are dropped.
-            gate.clear()
+            fake.gate.clear()
             for e in range(3 * burst, 3 * burst + 3):
                 with rec.episode(e) as ep:
                     for i in range(5):
@@ -170,7 +131,7 @@ def test_drop_real_encoder_saves_only_whole_videos(tmp_path: Path, workers: int)
                         else:
                             ep.skip()
                 handles += ep.handles
-            gate.set()
+            fake.gate.set()
             rec.flush()
     stats = rec.stats()
     outcome = assert_accounted(rec, handles)
@@ -256,16 +217,15 @@ def test_raise_is_immediate_and_clear_and_recording_resumes(tmp_path: Path) -> N
 def test_open_encoders_stay_bounded_by_workers(tmp_path: Path, workers: int) -> None:
     # Encoders are memory the budget does not count (x264 holds ~1.5 MB for a 96x64 stream
     # and far more for large frames): 2,000 queued 8-frame episodes took RSS to 3.2 GB here.
-    gate = threading.Event()
-    encoders = OpenCounter(gate)
+    fake = gated(real=True)
     with Recorder(
-        tmp_path, episode_trigger=always, workers=workers, encoder_factory=encoders, sidecars=False
+        tmp_path, episode_trigger=always, workers=workers, encoder_factory=fake, sidecars=False
     ) as rec:
         for e in range(30):  # all ended, all queued
             rec.submit([flat(i, 16, 16) for i in range(10)], episode_index=e)
-        gate.set()
+        fake.gate.set()
     assert rec.stats().videos_saved == 30
-    assert encoders.most <= workers
+    assert 1 <= fake.most_open <= workers
 
 
 def test_flush_returns_once_every_handle_is_resolved(tmp_path: Path) -> None:
@@ -387,54 +347,32 @@ def test_soak_resources_are_flat_and_nothing_is_lost(
         assert decode(tmp_path / name).indices == list(range(length))
 
 
-class HeldEncoder:
-    """Blocks in its first write until *write_gate*, and in abort() until *abort_gate*."""
-
-    def __init__(self, writing: threading.Event, write_gate: threading.Event,
-                 aborting: threading.Event, abort_gate: threading.Event) -> None:  # fmt: skip
-        self.events = (writing, write_gate, aborting, abort_gate)
-
-    def __call__(self, spec: VideoSpec) -> HeldEncoder:
-        return self
-
-    def write(self, image: np.ndarray) -> None:
-        self.events[0].set()
-        assert self.events[1].wait(10)
-
-    def close(self) -> None:  # pragma: no cover - the clip is dropped
-        pass
-
-    def abort(self) -> None:
-        self.events[2].set()
-        assert self.events[3].wait(10)
-
-
 def test_flush_waits_for_a_dropped_clip_whose_frames_were_all_taken(tmp_path: Path) -> None:
     # Found by the soak: the worker held every frame of the clip when the budget dropped it;
     # once through them, flush() saw nothing left to do and returned before the handle said
     # "dropped".
-    writing, write_gate, aborting, abort_gate = (threading.Event() for _ in range(4))
-    fake = HeldEncoder(writing, write_gate, aborting, abort_gate)
+    fake = gated()  # its writes wait for fake.gate, its aborts for fake.abort_gate
+    fake.abort_gate.clear()
     frame = flat(0, 16, 16)
     rec = Recorder(tmp_path, episode_trigger=always, max_queue_bytes=frame.nbytes,
                    encoder_factory=fake)  # fmt: skip
     try:
         with rec.episode(0) as ep:
             ep.append(frame)
-            assert writing.wait(10)  # the worker holds the clip's only frame
+            assert fake.started.wait(10)  # the worker holds the clip's only frame
             ep.append(flat(1, 16, 16))  # does not fit: the clip is dropped
         (handle,) = ep.handles
-        write_gate.set()
-        assert aborting.wait(10)  # the worker is discarding the clip; its handle is pending
+        fake.gate.set()
+        assert fake.aborting.wait(10)  # the worker is discarding the clip; its handle is pending
         with pytest.raises(TimeoutError):
             rec.flush(timeout=0.2)
         assert not handle.done()
-        abort_gate.set()
+        fake.abort_gate.set()
         rec.flush(timeout=10)
         assert handle.dropped
     finally:
-        write_gate.set()
-        abort_gate.set()
+        fake.gate.set()
+        fake.abort_gate.set()
         rec.close(timeout=10)
 
 

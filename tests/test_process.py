@@ -11,6 +11,8 @@ on time. Its encoder waits at a chosen frame until the parent writes "go" on its
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import queue
 import re
@@ -25,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fakes import Faults, Gate
 from helpers import assert_saved_whole, children_of, hidden_names, painted, wait_exit
 
 from recorder import Recorder
@@ -33,15 +36,16 @@ TESTS = Path(__file__).resolve().parent
 
 CHILD = textwrap.dedent(
     r"""
-    import logging, signal, sys, threading
-    mode, folder, tests = sys.argv[1], sys.argv[2], sys.argv[3]
+    import json, logging, signal, sys, threading
+    mode, folder, tests, faults = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     # Python leaves SIGINT ignored when it starts ignored (a background job of a shell, some
     # CI runners): restore Ctrl-C as a terminal delivers it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, tests)
+    from fakes import Faults, wait_at_gate
     from helpers import painted
     import recorder
-    from recorder._testing import ClipQueue, PyAVEncoder
+    from recorder._testing import ClipQueue
 
     said = threading.Lock()
 
@@ -52,38 +56,6 @@ CHILD = textwrap.dedent(
 
     # The "dropped video ..." warning tells the parent that a second SIGINT was handled.
     logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="log %(message)s")
-
-    gate = threading.Event()
-
-    def wait_for_go():
-        for line in sys.stdin:
-            if line.strip() == "go":
-                gate.set()
-                return
-
-    threading.Thread(target=wait_for_go, daemon=True).start()
-
-    # Which video pauses, and at which frame, until the parent says "go".
-    PAUSE = {"kill": ("rl-video-episode-4.", 30)}.get(mode, ("", 0))
-
-    class Gated:
-        def __init__(self, spec):
-            self.inner = PyAVEncoder(spec)
-            self.watched = PAUSE[0] in spec.path
-            self.n = 0
-
-        def write(self, image):
-            if self.watched and self.n == PAUSE[1]:
-                say("paused")
-                gate.wait()
-            self.inner.write(image)
-            self.n += 1
-
-        def close(self):
-            self.inner.close()
-
-        def abort(self):
-            self.inner.abort()
 
     original_wait = ClipQueue.wait
 
@@ -114,8 +86,9 @@ CHILD = textwrap.dedent(
     if mode.startswith("sigterm"):
         recorder.handle_sigterm()
     workers = 2 if mode == "kill" else 1
-    options = dict(episode_trigger=lambda e: True, workers=workers, encoder_factory=Gated,
-                   on_saved=saved)
+    # One video waits at the parent's gate at one of its frames (real PyAV encoders).
+    options = dict(episode_trigger=lambda e: True, workers=workers,
+                   encoder_factory=Faults(**faults), on_saved=saved)
     if mode == "hung":  # encoding in an encoder process, which the parent stops (SIGSTOP)
         del options["encoder_factory"]
     if mode == "sigterm-bare":
@@ -125,7 +98,7 @@ CHILD = textwrap.dedent(
             if mode == "hung":
                 rec.submit([painted(i) for i in range(2)], episode_index=9)[0].result()
                 say("encoding")  # the encoder process runs
-                gate.wait()  # until the parent has stopped it
+                wait_at_gate(faults["gate"])  # until the parent has stopped it
             record(rec)
     """
 )
@@ -135,16 +108,29 @@ TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[^.]+(\.json\.rec-tmp|\.rec-tmp|\.mp4\
 
 
 class Child:
-    """The child process, its stdout as a queue of lines, its stdin for "go"."""
+    """The child process, its stdout as a queue of lines, and the gate where it waits."""
 
     def __init__(self, tmp_path: Path, mode: str) -> None:
         script = tmp_path / "child.py"
         script.write_text(CHILD)
         self.folder = tmp_path / "videos"
         self.stderr_path = tmp_path / "stderr.txt"
+        self.gate = Gate()
+        # Killed mid-video: at frame 30 of its last; else at the first frame, until go().
+        pause = ("rl-video-episode-4", 30) if mode == "kill" else ("rl-video-episode-0", 0)
+        faults = Faults(
+            str(tmp_path / "faults.log"), pause=pause[0], pause_at=pause[1], gate=self.gate.address
+        )
         with self.stderr_path.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, str(script), mode, str(self.folder), str(TESTS)],
+                [
+                    sys.executable,
+                    str(script),
+                    mode,
+                    str(self.folder),
+                    str(TESTS),
+                    json.dumps(dataclasses.asdict(faults)),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -186,9 +172,9 @@ class Child:
             self.seen.append(line)
 
     def go(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
+        """Let what waits at the gate go on."""
+        assert self.gate.reached()
+        self.gate.open()
 
     def wait(self, timeout: float = 60) -> int:
         """Wait for the child to exit; every line it printed is then in seen."""
@@ -212,6 +198,7 @@ def child_process(tmp_path: Path, mode: str) -> Iterator[Child]:
         if child.proc.poll() is None:
             child.proc.kill()
         child.proc.wait(30)
+        child.gate.__exit__()
         for pipe in (child.proc.stdin, child.proc.stdout):
             if pipe is not None:
                 pipe.close()
@@ -235,7 +222,7 @@ def test_sigkill_mid_recording_leaves_whole_files_and_hidden_temporaries(tmp_pat
     with child_process(tmp_path, "kill") as child:
         child.expect("queued")
         saved = {child.expect("saved").split()[1] for _ in range(4)}
-        child.expect("paused")  # episode 4 is half-written: 30 of its 40 frames encoded
+        assert child.gate.reached()  # episode 4 is half-written: 30 of its 40 frames encoded
         child.proc.send_signal(signal.SIGKILL)
         assert child.wait() == -signal.SIGKILL
     folder = child.folder

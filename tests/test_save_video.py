@@ -15,15 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import (
-    FakeEncoders,
-    always,
-    decode,
-    gymnasium_clips,
-    moviepy_frames,
-    painted,
-    run_forked,
-)
+from fakes import FakeEncoders
+from helpers import always, decode, gymnasium_clips, moviepy_frames, painted, run_forked
 
 from recorder import flush, save_video
 from recorder._testing import close_default, default_options, default_recorder

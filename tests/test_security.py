@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, examples, painted
+from fakes import FakeEncoders
+from helpers import decode, examples, painted
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -14,6 +14,7 @@ import av
 import gymnasium as gym
 import numpy as np
 import pytest
+from fakes import FakeEncoders
 from gymnasium.wrappers import RenderCollection
 from helpers import (
     AnsiOnly,
@@ -29,7 +30,7 @@ from helpers import (
 
 import recorder
 from recorder import VideoSpec
-from recorder._testing import PyAVEncoder, threads_of
+from recorder._testing import threads_of
 from recorder.wrappers import RecordVideo
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -362,26 +363,13 @@ def test_wrappers_reach_the_recorder_only_through_its_internal_interface(tmp_pat
 
 
 def test_renders_only_frames_a_clip_needs_and_encodes_off_thread(tmp_path: Path) -> None:
-    threads: set[str] = set()
-
-    def factory(spec: VideoSpec) -> Any:
-        threads.add(threading.current_thread().name)
-        encoder = PyAVEncoder(spec)
-        write = encoder.write
-
-        def tracked(image: Any) -> None:
-            threads.add(threading.current_thread().name)
-            write(image)
-
-        encoder.write = tracked  # type: ignore[method-assign]
-        return encoder
-
+    fake = FakeEncoders(real=True)
     base = TinyEnv()  # episodes of 5 steps
     env = RecordVideo(
         base,
         str(tmp_path / "v"),
         episode_trigger=lambda e: e == 1,
-        recorder_kwargs={"encoder_factory": factory},
+        recorder_kwargs={"encoder_factory": fake},
     )
     env.reset()
     for _ in range(4):  # episodes 0..3
@@ -391,6 +379,7 @@ def test_renders_only_frames_a_clip_needs_and_encodes_off_thread(tmp_path: Path)
     env.close()
     assert base.renders == 6  # the reset frame and 5 steps of episode 1, nothing else
     assert frame_counts(tmp_path / "v") == {"rl-video-episode-1.mp4": 6}
+    threads = {e.thread for e in fake.made} | {thread for _, thread in fake.writes}
     assert threads
     assert threading.main_thread().name not in threads
 
