@@ -1,15 +1,19 @@
 """What the tests share: triggers, frames that carry their index, decode-back, gymnasium's
-files as the oracle, a fake env, running a function in a forked child (the fake encoders are in
-``fakes``)."""
+files as the oracle, a fake env, child processes (the fake encoders are in ``fakes``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import select
 import signal
+import subprocess
 import sys
+import textwrap
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -205,26 +209,168 @@ def unavailable(reason: str, required_by: str) -> None:
     pytest.skip(reason)
 
 
-def run_forked(child: Callable[[], object], meanwhile: Callable[[], object] = lambda: None) -> None:
-    """Run *child* in a forked process (*meanwhile* in this one); assert that it did not raise.
+#: This checkout and the tests' own modules (helpers, fakes): on a child interpreter's path.
+CHILD_PATH = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-    The child reports through its exit code only (no pytest there); an alarm ends it if it
-    hangs, so that waiting for it cannot block the test.
+
+class Child:
+    """A child process the test talks to in lines: its stdout comes back line by line
+    (:meth:`expect`), :meth:`say` writes to its stdin.
+
+    *target* is Python source (run with ``python -c``, *args* in ``sys.argv[1:]``), the
+    interpreter's own arguments (``["-m", "recorder", ...]``, a script and its arguments), or a
+    function, run with *args* in a fork of this process (a closure will do): it reports through
+    its exit code only (its traceback, if it raised, goes to this process's stderr) and is
+    killed after a minute. A new interpreter imports this checkout and the tests' modules.
     """
+
+    def __init__(
+        self,
+        target: str | list[str] | Callable[..., object],
+        *args: object,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.seen: list[str] = []  # the lines read so far
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._claimed: set[int] = set()
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._readers: list[threading.Thread] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.returncode: int | None = None
+        if callable(target):
+            self.args: list[str] = [getattr(target, "__qualname__", repr(target))]
+            self.pid = _fork(target, args)
+            return
+        code = ["-c", textwrap.dedent(target)] if isinstance(target, str) else target
+        self.args = [sys.executable, *code, *map(str, args)]
+        path = os.pathsep.join([*CHILD_PATH, os.environ.get("PYTHONPATH", "")])
+        self.proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, "PYTHONPATH": path, **(env or {})},
+        )
+        self.pid = self.proc.pid
+        for pipe, sink in ((self.proc.stdout, self._out), (self.proc.stderr, self._err)):
+            reader = threading.Thread(target=self._read, args=(pipe, sink), daemon=True)
+            reader.start()
+            self._readers.append(reader)
+
+    def _read(self, pipe: Any, sink: list[str]) -> None:
+        for line in pipe:
+            sink.append(line)
+            if sink is self._out:
+                self._lines.put(line.rstrip("\n"))
+
+    def say(self, line: str) -> None:
+        """Write *line* to the child's stdin."""
+        assert self.proc is not None, "a forked child reads nothing from the test"
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, prefix: str = "", timeout: float = 60) -> str:
+        """The first line starting with *prefix* not returned before, waiting for it if need
+        be (lines from different threads of the child may come in any order)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, line in enumerate(self.seen):
+                if i not in self._claimed and line.startswith(prefix):
+                    self._claimed.add(i)
+                    return line
+            # A child that died says nothing more: give up at once, not at the deadline.
+            exited = self.proc is None or self.proc.poll() is not None
+            try:
+                line = self._lines.get(timeout=0.1 if exited else 1.0)
+            except queue.Empty:
+                if not exited and time.monotonic() < deadline:
+                    continue
+                raise AssertionError(
+                    f"no line {prefix!r} from the child; saw {self.seen}; stderr: {self.stderr}"
+                ) from None
+            self.seen.append(line)
+
+    def send_signal(self, sig: int) -> None:
+        """Send *sig* to the child, unless it has exited."""
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+        elif self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        """Close the child's stdin (the test has nothing more to say) and wait until it exits:
+        its exit code (-N: killed by signal N). Every line it printed is then in ``seen``."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.proc is None:
+            if not wait_exit(self.pid, timeout):
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            return self.returncode
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+        self.returncode = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        while not self._lines.empty():
+            self.seen.append(self._lines.get())
+        return self.returncode
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._out)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._err)
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.returncode is None:
+            self.send_signal(signal.SIGKILL)
+            self.wait()
+        if self.proc is not None:
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+
+def _fork(target: Callable[..., object], args: tuple[object, ...]) -> int:
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            signal.alarm(60)
-            child()
+            signal.alarm(60)  # a child that hangs cannot block the test waiting for it
+            target(*args)
             code = 0
         except BaseException:
             traceback.print_exc()
         finally:
+            sys.stderr.flush()
             os._exit(code)
-    meanwhile()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    return pid
+
+
+def run_child(
+    target: str | list[str] | Callable[..., object],
+    *args: object,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a :class:`Child` (*target*, *args*) to its end, with nothing on its stdin: its exit
+    code and output."""
+    with Child(target, *args, env=env, cwd=cwd) as child:
+        code = child.wait(timeout)
+        return subprocess.CompletedProcess(child.args, code, child.stdout, child.stderr)
 
 
 def wait_exit(pid: int, timeout: float = 30.0) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeEncoders, budget, gated
-from helpers import FRAME, always, decode, flat, painted, run_forked
+from helpers import FRAME, always, decode, flat, painted, run_child
 
 from recorder import (
     ClipDroppedError,
@@ -479,7 +479,7 @@ def test_a_recorder_from_before_fork_fails_clearly_in_the_child(tmp_path: Path) 
         ep.close()  # ending the parent's clips is the parent's business: a no-op here
         rec.close()  # idempotent, returns at once in a child
 
-    run_forked(child)
+    assert run_child(child).returncode == 0
     fake.gate.set()
     ep.append(flat(1))
     ep.close()

@@ -14,7 +14,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fakes import HeldWrites
-from helpers import always, decode, painted, require_processes, run_forked, wait_exit
+from helpers import Child, always, decode, painted, require_processes, run_child, wait_exit
 
 import recorder
 from recorder import Recorder, VideoSpec
@@ -51,9 +50,6 @@ from recorder._testing import (
 @pytest.fixture(autouse=True)
 def _needs_processes() -> None:
     require_processes()
-
-
-TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture
@@ -390,10 +386,8 @@ def test_idle_encoder_processes_are_reused_and_bounded(tmp_path: Path, fresh: No
     assert all(wait_exit(pid, 0) for pid in idle)
 
 
-CHILD_OF_TEST = textwrap.dedent(
-    """
+CHILD_OF_TEST = """
     import os, sys
-    sys.path.insert(0, sys.argv[2])
     from helpers import painted
     import recorder
     from recorder._testing import encoder_pids
@@ -405,23 +399,13 @@ CHILD_OF_TEST = textwrap.dedent(
     print(encoder_pids(rec)[0], flush=True)
     sys.stdin.readline()
     os._exit(0)  # no close(), no atexit
-    """
-)
+"""
 
 
 def test_the_child_exits_when_the_training_process_dies(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", CHILD_OF_TEST, str(tmp_path), str(TESTS)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        encoder_pid = int(proc.stdout.readline())
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        assert proc.wait(60) == 0
+    with Child(CHILD_OF_TEST, tmp_path) as child:
+        encoder_pid = int(child.expect())
+        assert child.wait() == 0  # its stdin closed: it exits
     assert wait_exit(encoder_pid)
     assert decode(tmp_path / "rl-video-episode-0.mp4").indices == [0, 1, 2]
     assert not (tmp_path / "rl-video-episode-1.mp4").exists()
@@ -442,7 +426,7 @@ def test_a_forked_child_never_talks_to_the_parents_encoder_processes(
             assert encoder_processes(child_rec) is not None
             assert parent_pid not in encoder_pids(child_rec)
 
-    run_forked(child)
+    assert run_child(child).returncode == 0
     assert decode(tmp_path / "b" / "rl-video-episode-0.mp4").indices == [0, 1]
     # The parent's idle process still serves the parent.
     with Recorder(tmp_path / "c", episode_trigger=always) as rec:

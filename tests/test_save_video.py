@@ -5,9 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fakes import FakeEncoders
-from helpers import always, decode, gymnasium_clips, moviepy_frames, painted, run_forked
+from helpers import always, decode, gymnasium_clips, moviepy_frames, painted, run_child
 
 from recorder import flush, save_video
 from recorder._testing import close_default, default_options, default_recorder
@@ -444,21 +441,8 @@ def test_an_array_of_frames_is_accepted(tmp_path: Path) -> None:
 # -- interpreter exit and fork --------------------------------------------------------------
 
 
-def run_script(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(source))
-    return subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "videos")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-PAINTED = f"""
+PAINTED = """
     import sys
-    sys.path.insert(0, {str(Path(__file__).parent)!r})
     from helpers import painted
     from recorder import save_video
     always = lambda i: True
@@ -467,13 +451,13 @@ PAINTED = f"""
 
 
 def test_files_are_complete_at_exit_without_flush(tmp_path: Path) -> None:
-    result = run_script(
-        tmp_path,
+    result = run_child(
         PAINTED
         + """
     save_video(frames, sys.argv[1], episode_trigger=always, step_trigger=lambda s: s == 50, fps=30)
     print("returned")
     """,
+        tmp_path / "videos",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "returned"
@@ -488,8 +472,7 @@ def test_files_are_complete_at_exit_without_flush(tmp_path: Path) -> None:
 
 def test_save_video_from_a_thread_after_exit_began(tmp_path: Path) -> None:
     """A non-daemon thread saving after the main thread finished: saved, and no hang."""
-    result = run_script(
-        tmp_path,
+    result = run_child(
         PAINTED
         + """
     import threading
@@ -502,6 +485,7 @@ def test_save_video_from_a_thread_after_exit_began(tmp_path: Path) -> None:
     save_video(frames[:3], sys.argv[1], episode_trigger=always, name_prefix="early", fps=30)
     threading.Thread(target=late).start()
     """,
+        tmp_path / "videos",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
@@ -532,7 +516,7 @@ def test_a_forked_child_gets_its_own_default_recorder(tmp_path: Path) -> None:
         assert (tmp_path / "child" / "rl-video-episode-0.mp4").exists()
         close_default()
 
-    run_forked(child)
+    assert run_child(child).returncode == 0
     assert decode(tmp_path / "child" / "rl-video-episode-0.mp4").indices == [0, 1, 2, 3]
     # The parent's default recorder is untouched by the child.
     assert default_recorder() is parent_default

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import decode, painted
+from helpers import decode, painted, run_child
 
 import recorder
 from recorder import Recorder
@@ -448,17 +448,9 @@ print(json.dumps({"str": str(error), "notes": getattr(error, "__notes__", [])}))
 @pytest.mark.parametrize("codec", ["vp9", "gif"])
 def test_a_full_disk_error_names_the_video(tmp_path: Path, codec: str) -> None:
     import json
-    import subprocess
-    import sys
 
-    proc = subprocess.run(
-        [sys.executable, "-c", FULL_DISK_CHILD, str(tmp_path), codec],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(recorder.__file__).parent.parent)},
-    )
+    proc = run_child(FULL_DISK_CHILD, tmp_path, codec, timeout=120)
+    assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.splitlines()[-1])
     assert "File too large" in report["str"], report
     ext = ".webm" if codec == "vp9" else ".gif"

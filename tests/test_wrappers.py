@@ -18,13 +18,13 @@ from fakes import FakeEncoders
 from gymnasium.wrappers import RenderCollection
 from helpers import (
     AnsiOnly,
+    Child,
     TinyEnv,
     abandoned,
     frame_counts,
     frame_rates,
     moviepy_frames,
     play_episodes,
-    run_forked,
     unraisable,
 )
 
@@ -557,7 +557,9 @@ def test_wrapper_built_before_fork_records_in_the_child(tmp_path: Path) -> None:
             env.step(1)
         env.close()
 
-    run_forked(child, meanwhile=env.close)  # the parent's clip: the 4 frames before fork()
+    with Child(child) as forked:
+        env.close()  # the parent's clip: the 4 frames before fork()
+        assert forked.wait() == 0
     assert frame_counts(tmp_path / "v") == {
         "rl-video-episode-0.mp4": 4,
         "rl-video-episode-1.mp4": 6,
