@@ -53,7 +53,9 @@ from recorder._service.writer import ClipWriter
 
 if TYPE_CHECKING:
     from recorder._front.aio import AsyncRecorder
+    from recorder._front.episode import Episode
     from recorder._front.recorder import Recorder
+    from recorder._service.service import ClipService
 
 __all__ = [
     "ALIGN",
@@ -90,9 +92,11 @@ __all__ = [
     "Worker",
     "abandon",
     "append_manifest",
+    "arena_of",
     "arena_size",
     "as_image",
     "async_module",
+    "began",
     "build_gallery",
     "child_module",
     "cli_module",
@@ -102,24 +106,37 @@ __all__ = [
     "default_module",
     "default_options",
     "default_recorder",
+    "drop_episode",
+    "encoder_pids",
+    "encoder_process_code",
     "encoder_processes",
     "error_reply",
     "every_encoder_process",
     "finish_seam",
     "format_of",
+    "free_blocks",
+    "idle_encoder_max",
     "idle_encoder_pids",
     "keyframe_interval",
     "live_module",
+    "merge_spares",
+    "patch_close_abandoned",
+    "patch_private_send",
+    "patch_wait_stoppable",
     "process_module",
+    "process_of",
+    "queue_locked",
     "queue_module",
     "queue_of",
     "read_manifest",
     "recorder_module",
+    "releasing",
     "remux",
     "scan",
     "serve",
     "set_finish_seam",
     "set_prefault",
+    "spare_blocks",
     "stop_idle_encoders",
     "threads_of",
     "waiting_for_room",
@@ -208,3 +225,88 @@ def count_budget_waits(rec: Recorder) -> list[float]:
 
     condition.wait = wait  # type: ignore[method-assign]
     return total
+
+
+def encoder_pids(rec: Recorder) -> list[int]:
+    """The process ids of the Recorder's encoder processes ([] when it encodes in threads)."""
+    processes = rec._service._processes
+    return [] if processes is None else processes.pids()
+
+
+def idle_encoder_max() -> int:
+    """How many idle encoder processes are kept for the next Recorder."""
+    return process_module._IDLE_MAX
+
+
+def encoder_process_code() -> str:
+    """The code an encoder process runs (``python -c``)."""
+    return process_module._CHILD_CODE
+
+
+def process_of(encoder: ProcessEncoder) -> Any:
+    """The encoder process *encoder* writes to (``proc``: its Popen, ``lock``: its lock)."""
+    return encoder._child
+
+
+def arena_of(encoder: ProcessEncoder) -> Arena:
+    """The arena in which *encoder*'s encoder process reads the frames."""
+    return encoder._arena
+
+
+def patch_private_send(monkeypatch: Any, send: Callable[[ProcessEncoder, Any], None]) -> Any:
+    """Replace (with pytest's *monkeypatch*) how a ProcessEncoder sends a frame that is not in
+    the arena; returns the original."""
+    original = ProcessEncoder._send_private
+    monkeypatch.setattr(ProcessEncoder, "_send_private", send)
+    return original
+
+
+def free_blocks(memory: FrameMemory) -> list[tuple[int, int]]:
+    """(offset, size) of each free block of *memory*'s arena."""
+    return list(memory._free)
+
+
+def spare_blocks(memory: FrameMemory) -> dict[tuple[int, ...], list[Any]]:
+    """The blocks *memory* keeps whole for the next frames of their shape, by shape."""
+    return {shape: list(blocks) for shape, blocks in memory._spare.items()}
+
+
+def merge_spares(memory: FrameMemory) -> None:
+    """Give *memory*'s spare blocks back to the free list, as a frame finding no room does."""
+    memory._unspare()
+
+
+def releasing(queue: ClipQueue) -> Item | None:
+    """The frame *queue* is releasing (None between two of its calls)."""
+    return queue._releasing
+
+
+def began(handle: ClipHandle) -> bool | None:
+    """Whether a worker has begun *handle*'s clip (False: it was cancelled; None: not yet)."""
+    return handle._began
+
+
+def queue_locked(rec: Recorder) -> bool:
+    """Whether the lock of the Recorder's queue is held (by any thread)."""
+    return queue_of(rec)._lock.locked()
+
+
+def patch_close_abandoned(monkeypatch: Any, close: Callable[[ClipService], None]) -> Any:
+    """Replace (with *monkeypatch*) how an idle worker closes a Recorder (its ClipService)
+    whose wrapper was dropped unclosed; returns the original."""
+    original = recorder_module._close_abandoned
+    monkeypatch.setattr(recorder_module, "_close_abandoned", close)
+    return original
+
+
+def patch_wait_stoppable(monkeypatch: Any, wait: Callable[..., None]) -> Any:
+    """Replace (with *monkeypatch*) the AsyncRecorder's blocking wait, run in a thread for
+    flush and close; returns the original."""
+    original = async_module._wait_stoppable
+    monkeypatch.setattr(async_module, "_wait_stoppable", wait)
+    return original
+
+
+def drop_episode(episode: Episode, reason: str) -> None:
+    """Drop every clip *episode* started, as submit() drops one it cannot finish."""
+    episode._abort(reason)

@@ -1,18 +1,20 @@
 """What the tests share: triggers, frames that carry their index, decode-back, gymnasium's
-files as the oracle, a fake env, fake encoders, running a function in a forked child."""
+files as the oracle, a fake env, child processes (the fake encoders are in ``fakes``)."""
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import json
 import os
+import queue
 import select
 import signal
-import socket
+import subprocess
 import sys
+import textwrap
 import threading
+import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,9 +25,12 @@ import av
 import gymnasium as gym
 import numpy as np
 
-from recorder import VideoSpec
-from recorder._encode import process as _process
-from recorder._encode.encoder import PyAVEncoder
+from recorder._testing import (
+    patch_close_abandoned,
+    process_module,
+    queue_module,
+    serve,
+)
 
 BITS = 12
 CELL = 8
@@ -204,26 +209,168 @@ def unavailable(reason: str, required_by: str) -> None:
     pytest.skip(reason)
 
 
-def run_forked(child: Callable[[], object], meanwhile: Callable[[], object] = lambda: None) -> None:
-    """Run *child* in a forked process (*meanwhile* in this one); assert that it did not raise.
+#: This checkout and the tests' own modules (helpers, fakes): on a child interpreter's path.
+CHILD_PATH = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-    The child reports through its exit code only (no pytest there); an alarm ends it if it
-    hangs, so that waiting for it cannot block the test.
+
+class Child:
+    """A child process the test talks to in lines: its stdout comes back line by line
+    (:meth:`expect`), :meth:`say` writes to its stdin.
+
+    *target* is Python source (run with ``python -c``, *args* in ``sys.argv[1:]``), the
+    interpreter's own arguments (``["-m", "recorder", ...]``, a script and its arguments), or a
+    function, run with *args* in a fork of this process (a closure will do): it reports through
+    its exit code only (its traceback, if it raised, goes to this process's stderr) and is
+    killed after a minute. A new interpreter imports this checkout and the tests' modules.
     """
+
+    def __init__(
+        self,
+        target: str | list[str] | Callable[..., object],
+        *args: object,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.seen: list[str] = []  # the lines read so far
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._claimed: set[int] = set()
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._readers: list[threading.Thread] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.returncode: int | None = None
+        if callable(target):
+            self.args: list[str] = [getattr(target, "__qualname__", repr(target))]
+            self.pid = _fork(target, args)
+            return
+        code = ["-c", textwrap.dedent(target)] if isinstance(target, str) else target
+        self.args = [sys.executable, *code, *map(str, args)]
+        path = os.pathsep.join([*CHILD_PATH, os.environ.get("PYTHONPATH", "")])
+        self.proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, "PYTHONPATH": path, **(env or {})},
+        )
+        self.pid = self.proc.pid
+        for pipe, sink in ((self.proc.stdout, self._out), (self.proc.stderr, self._err)):
+            reader = threading.Thread(target=self._read, args=(pipe, sink), daemon=True)
+            reader.start()
+            self._readers.append(reader)
+
+    def _read(self, pipe: Any, sink: list[str]) -> None:
+        for line in pipe:
+            sink.append(line)
+            if sink is self._out:
+                self._lines.put(line.rstrip("\n"))
+
+    def say(self, line: str) -> None:
+        """Write *line* to the child's stdin."""
+        assert self.proc is not None, "a forked child reads nothing from the test"
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, prefix: str = "", timeout: float = 60) -> str:
+        """The first line starting with *prefix* not returned before, waiting for it if need
+        be (lines from different threads of the child may come in any order)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, line in enumerate(self.seen):
+                if i not in self._claimed and line.startswith(prefix):
+                    self._claimed.add(i)
+                    return line
+            # A child that died says nothing more: give up at once, not at the deadline.
+            exited = self.proc is None or self.proc.poll() is not None
+            try:
+                line = self._lines.get(timeout=0.1 if exited else 1.0)
+            except queue.Empty:
+                if not exited and time.monotonic() < deadline:
+                    continue
+                raise AssertionError(
+                    f"no line {prefix!r} from the child; saw {self.seen}; stderr: {self.stderr}"
+                ) from None
+            self.seen.append(line)
+
+    def send_signal(self, sig: int) -> None:
+        """Send *sig* to the child, unless it has exited."""
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+        elif self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        """Close the child's stdin (the test has nothing more to say) and wait until it exits:
+        its exit code (-N: killed by signal N). Every line it printed is then in ``seen``."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.proc is None:
+            if not wait_exit(self.pid, timeout):
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            return self.returncode
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+        self.returncode = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        while not self._lines.empty():
+            self.seen.append(self._lines.get())
+        return self.returncode
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._out)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._err)
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.returncode is None:
+            self.send_signal(signal.SIGKILL)
+            self.wait()
+        if self.proc is not None:
+            for pipe in (self.proc.stdout, self.proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+
+def _fork(target: Callable[..., object], args: tuple[object, ...]) -> int:
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            signal.alarm(60)
-            child()
+            signal.alarm(60)  # a child that hangs cannot block the test waiting for it
+            target(*args)
             code = 0
         except BaseException:
             traceback.print_exc()
         finally:
+            sys.stderr.flush()
             os._exit(code)
-    meanwhile()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    return pid
+
+
+def run_child(
+    target: str | list[str] | Callable[..., object],
+    *args: object,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a :class:`Child` (*target*, *args*) to its end, with nothing on its stdin: its exit
+    code and output."""
+    with Child(target, *args, env=env, cwd=cwd) as child:
+        code = child.wait(timeout)
+        return subprocess.CompletedProcess(child.args, code, child.stdout, child.stderr)
 
 
 def wait_exit(pid: int, timeout: float = 30.0) -> bool:
@@ -295,93 +442,9 @@ class AnsiOnly(TinyEnv):
         return "x"
 
 
-@dataclass
-class FakeEncoder:
-    """Records what it was given; can block on an Event or fail at a given frame."""
-
-    spec: VideoSpec
-    owner: FakeEncoders
-    faulty: bool = True  # fails as the owner says (fail_at, error)
-    frames: list[int] = field(default_factory=list)
-    closed: bool = False
-    aborted: bool = False
-
-    def write(self, image: np.ndarray) -> None:
-        self.owner.started.set()
-        if not self.owner.gate.wait(timeout=5):
-            raise TimeoutError("test gate never opened")
-        if self.faulty and len(self.frames) == self.owner.fail_at:
-            raise self.owner.error
-        self.frames.append(int(image[0, 0, 0]) if image.ndim == 3 else int(image[0, 0]))
-        with self.owner.progress:
-            self.owner.progress.notify_all()
-
-    def close(self) -> None:
-        Path(self.spec.path).write_bytes(b"fake video")
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-
-@dataclass
-class FakeEncoders:
-    """An encoder factory for Recorder(encoder_factory=...) with a gate the test controls."""
-
-    gate: threading.Event = field(default_factory=threading.Event)
-    started: threading.Event = field(default_factory=threading.Event)
-    fail_at: int | None = None
-    error: BaseException = field(default_factory=lambda: OSError(28, "No space left on device"))
-    made: list[FakeEncoder] = field(default_factory=list)
-    fail_when: Callable[[VideoSpec], bool] = lambda spec: True
-    progress: threading.Condition = field(default_factory=threading.Condition)  # each write
-
-    def __post_init__(self) -> None:
-        self.gate.set()
-
-    def __call__(self, spec: VideoSpec) -> Any:
-        enc = FakeEncoder(spec, self, faulty=self.fail_when(spec))
-        self.made.append(enc)
-        return enc
-
-    def wait_for_frames(self, n: int, timeout: float = 10) -> bool:
-        """Whether the encoders made so far were given *n* frames within *timeout* seconds."""
-        with self.progress:
-            return self.progress.wait_for(
-                lambda: sum(len(e.frames) for e in self.made) >= n, timeout
-            )
-
-    def by_name(self, name: str) -> FakeEncoder:
-        return next(e for e in self.made if Path(e.spec.path).name.startswith(f".{name}."))
-
-    def plan(self) -> dict[str, list[int]]:
-        """{clip name: the frames its encoder got}."""
-        # A temporary file is named .{clip name}.{random}.rec-tmp
-        return {Path(e.spec.path).name[1:].rsplit(".", 2)[0]: e.frames for e in self.made}
-
-
-def gated(**kwargs: Any) -> FakeEncoders:
-    """Fake encoders whose writes wait until the test sets ``gate``."""
-    fake = FakeEncoders(**kwargs)
-    fake.gate.clear()
-    return fake
-
-
-def budget(frames: int, fake: FakeEncoders, on_full: str = "block") -> dict[str, Any]:
-    """Recorder keywords: record every episode with *fake*, room for *frames* flat() frames."""
-    return {
-        "episode_trigger": always,
-        "max_queue_bytes": frames * FRAME,
-        "on_full": on_full,
-        "encoder_factory": fake,
-    }
-
-
 @contextmanager
 def serving(folder: Path, **kwargs: Any) -> Iterator[str]:
     """*folder*'s live gallery served on a free port of 127.0.0.1: its base URL."""
-    from recorder._folder.serve import serve
-
     server = serve(folder, port=0, **kwargs)
     thread = threading.Thread(target=server.serve_forever, name="test-http-server")
     thread.start()
@@ -426,18 +489,15 @@ class AbandonedCloses:
 def abandoned(monkeypatch: Any) -> AbandonedCloses:
     """Idle workers check at once (``IDLE_SECONDS`` short) and every close of an abandoned
     Recorder is spied on (its thread kept, to join)."""
-    from recorder._queue import queue as _queue
-    from recorder._service import service as _recorder
-
-    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
-    spy, original = AbandonedCloses(), _recorder._close_abandoned
+    monkeypatch.setattr(queue_module, "IDLE_SECONDS", 0.01)
+    spy = AbandonedCloses()
 
     def close(rec: Any) -> None:
         original(rec)
         spy.threads += [t for t in threading.enumerate() if t.name == "recorder-close-abandoned"]
         spy.started.set()
 
-    monkeypatch.setattr(_recorder, "_close_abandoned", close)
+    original = patch_close_abandoned(monkeypatch, close)
     return spy
 
 
@@ -446,145 +506,9 @@ def require_processes() -> None:
     under RECORDER_REQUIRE_PROCESSES=1 (CI), where a Recorder would encode in threads."""
     import pytest  # here: child scripts import this module
 
-    if _process.available():
+    if process_module.available():
         return
     reason = "encoder processes need Linux (memfd and descriptor passing)"
     if os.environ.get("RECORDER_REQUIRE_PROCESSES"):
         pytest.fail(f"RECORDER_REQUIRE_PROCESSES is set but {reason}")
     pytest.skip(reason)
-
-
-# -- faults injected into real encoders, in worker threads or in encoder processes ------------
-
-#: Where :func:`child_faults` finds its :class:`Faults` (JSON) in an encoder process.
-FAULTS_ENV = "RECORDER_TEST_FAULTS"
-
-
-def video_name(spec: VideoSpec) -> str:
-    """The name of the video *spec* is for (its temporary file is ``.{name}.{random}.rec-tmp``)."""
-    return os.path.basename(spec.path)[1:].rsplit(".", 2)[0]
-
-
-@dataclass
-class Faults:
-    """An encoder factory for the fault tests: real PyAV encoders with injected faults.
-
-    The video *video* (every video when None) raises ``OSError(errno)`` naming its file at its
-    frame *fail_at*, or when it opens (*at_open*), or in close() (*at_close*). The video
-    *pause* waits at its frame *pause_at* until the :class:`Gate` at *gate* opens. Each
-    encoder notes in the file *log* what happens to it, and where (:meth:`events`).
-
-    The same faults run in the worker threads (``encoder_factory=faults``) or in encoder
-    processes, which make them from RECORDER_TEST_FAULTS through their test hook
-    (``RECORDER_TEST_ENCODER=helpers:child_faults``).
-    """
-
-    log: str
-    video: str | None = None
-    fail_at: int | None = None
-    errno: int = errno.ENOSPC
-    at_open: bool = False
-    at_close: bool = False
-    pause: str | None = None
-    pause_at: int = 0
-    gate: str | None = None
-
-    def __call__(self, spec: VideoSpec) -> FaultyEncoder:
-        return FaultyEncoder(spec, self)
-
-    def error(self, spec: VideoSpec) -> OSError:
-        """The error to raise for *spec* (an OSError subclass by errno, as the system's)."""
-        return OSError(self.errno, f"{os.strerror(self.errno)} ({os.path.basename(spec.path)})")
-
-    def note(self, event: str, spec: VideoSpec) -> None:
-        with open(self.log, "a") as f:  # one short append: whole lines from any process
-            f.write(f"{event} {video_name(spec)} {os.getpid()}\n")
-
-    def events(self, event: str) -> list[tuple[str, int]]:
-        """(video name, process id) of each *event* ("made", "aborted"), in order."""
-        lines = Path(self.log).read_text().splitlines() if os.path.exists(self.log) else []
-        return [(name, int(pid)) for kind, name, pid in map(str.split, lines) if kind == event]
-
-
-def child_faults(spec: VideoSpec) -> FaultyEncoder:
-    """The encoder processes' test hook in the fault tests: the Faults of RECORDER_TEST_FAULTS."""
-    return Faults(**json.loads(os.environ[FAULTS_ENV]))(spec)
-
-
-class FaultyEncoder(PyAVEncoder):
-    """A real PyAV encoder that fails or pauses as its :class:`Faults` say."""
-
-    def __init__(self, spec: VideoSpec, faults: Faults) -> None:
-        self.faults = faults
-        self.spec = spec
-        self.faulty = faults.video in (None, video_name(spec))
-        self.paused = faults.pause == video_name(spec)
-        if self.faulty and faults.at_open:
-            assert os.path.exists(spec.path)  # the temporary file exists by then: it is removed
-            raise faults.error(spec)
-        super().__init__(spec)
-        self.written = 0
-        faults.note("made", spec)
-
-    def write(self, image: Any) -> None:
-        if self.paused and self.written == self.faults.pause_at:
-            assert self.faults.gate is not None
-            wait_at_gate(self.faults.gate)
-        if self.faulty and self.written == self.faults.fail_at:
-            raise self.faults.error(self.spec)
-        super().write(image)
-        self.written += 1
-
-    def close(self) -> None:
-        if self.faulty and self.faults.at_close:
-            raise self.faults.error(self.spec)
-        super().close()
-
-    def abort(self) -> None:
-        self.faults.note("aborted", self.spec)
-        super().abort()
-
-
-class Gate:
-    """Where a paused :class:`FaultyEncoder`, in a worker thread or an encoder process, waits
-    until the test opens it: an abstract Unix socket (Linux) it connects to."""
-
-    def __init__(self) -> None:
-        self.address = f"\0recorder-test-gate-{uuid.uuid4().hex}"
-        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._server.bind(self.address)
-        self._server.listen()
-        self._waiting: list[socket.socket] = []
-
-    def reached(self, timeout: float = 30) -> bool:
-        """Whether an encoder came to the gate within *timeout* seconds (it waits there)."""
-        self._server.settimeout(timeout)
-        try:
-            connection, _ = self._server.accept()
-        except TimeoutError:
-            return False
-        self._waiting.append(connection)
-        return True
-
-    def open(self) -> None:
-        """Let the encoders waiting at the gate go on."""
-        for connection in self._waiting:
-            with connection:
-                connection.sendall(b"go")
-        self._waiting.clear()
-
-    def __enter__(self) -> Gate:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.open()
-        self._server.close()
-
-
-def wait_at_gate(address: str, timeout: float = 30) -> None:
-    """Wait at the :class:`Gate` at *address* until the test opens it."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.settimeout(timeout)
-        connection.connect(address)
-        if connection.recv(2) != b"go":
-            raise TimeoutError("the test's gate closed without opening")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FRAME, FakeEncoders, always, decode, flat, gated, painted, read_index
+from fakes import FakeEncoders, gated
+from helpers import FRAME, always, decode, flat, painted, read_index
 
 import recorder
 from recorder import RecorderClosedError

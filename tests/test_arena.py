@@ -17,9 +17,18 @@ import pytest
 from helpers import always, decode, painted, require_processes
 
 from recorder import Recorder
-from recorder._encode.process import ProcessEncoder
-from recorder._queue.arena import ALIGN, arena_size
-from recorder._queue.memory import MAX_SPARE_SHAPES, FrameMemory
+from recorder._testing import (
+    ALIGN,
+    MAX_SPARE_SHAPES,
+    FrameMemory,
+    ProcessEncoder,
+    arena_of,
+    arena_size,
+    free_blocks,
+    merge_spares,
+    patch_private_send,
+    spare_blocks,
+)
 
 needs_processes = pytest.mark.usefixtures("_needs_processes")
 
@@ -54,8 +63,8 @@ def test_blocks_are_first_fit_aligned_and_merged_when_freed() -> None:
         mem.release(x, x.nbytes)
     assert mem.queued_bytes == 0
     assert mem.free_bytes == arena.size
-    mem._unspare()  # as when a frame finds no room otherwise: merged back into one block
-    assert mem._free == [(0, arena.size)]
+    merge_spares(mem)  # as when a frame finds no room otherwise: merged back into one block
+    assert free_blocks(mem) == [(0, arena.size)]
     mem.close()
 
 
@@ -86,7 +95,7 @@ def test_more_shapes_than_are_kept_whole_go_back_to_the_free_list() -> None:
     for x in blocks:
         mem.release(x, x.nbytes)
     assert mem.free_bytes == mem.arena.size
-    assert len(mem._spare) == MAX_SPARE_SHAPES
+    assert len(spare_blocks(mem)) == MAX_SPARE_SHAPES
     mem.close()
 
 
@@ -99,7 +108,7 @@ def test_a_frame_that_fits_the_budget_is_never_refused_by_a_fragmented_arena() -
     for x in blocks[0:6:2]:
         mem.release(x, x.nbytes)
     assert mem.queued_bytes == 350_000
-    largest_free = max(size for _, size in mem._free)
+    largest_free = max(size for _, size in free_blocks(mem))
     assert largest_free < 450_000 <= mem.free_bytes
     frame = block(mem, (1000, 450))  # memory of its own: one more copy, never a drop
     assert mem.arena.offset(frame) is None
@@ -163,10 +172,10 @@ def test_the_encoder_process_is_given_places_in_the_arena_not_frames(
 ) -> None:
     places: list[int | None] = []
     private: list[int] = []
-    write, send_private = ProcessEncoder.write, ProcessEncoder._send_private
+    write = ProcessEncoder.write
 
     def spy_write(encoder: ProcessEncoder, image: Any) -> None:
-        places.append(encoder._arena.offset(image))
+        places.append(arena_of(encoder).offset(image))
         write(encoder, image)
 
     def spy_private(encoder: ProcessEncoder, image: Any) -> None:
@@ -174,7 +183,7 @@ def test_the_encoder_process_is_given_places_in_the_arena_not_frames(
         send_private(encoder, image)
 
     monkeypatch.setattr(ProcessEncoder, "write", spy_write)
-    monkeypatch.setattr(ProcessEncoder, "_send_private", spy_private)
+    send_private = patch_private_send(monkeypatch, spy_private)
     big = painted(7, height=480, width=640)
     with Recorder(tmp_path, episode_trigger=always, max_queue_bytes=big.nbytes // 2) as rec:
         assert rec.encode_in == "process"

@@ -16,12 +16,19 @@ import anyio
 import anyio.lowlevel
 import numpy as np
 import pytest
-from helpers import FRAME, FakeEncoders, always, budget, decode, flat, gated, painted
+from fakes import FakeEncoders, budget, gated
+from helpers import FRAME, always, decode, flat, painted
 
 import recorder
-import recorder._front.aio
-from recorder import ClipDroppedError, QueueFullError, Recorder, RecorderClosedError
-from recorder._front.aio import AsyncClipHandle, AsyncRecorder
+from recorder import (
+    AsyncClipHandle,
+    AsyncRecorder,
+    ClipDroppedError,
+    QueueFullError,
+    Recorder,
+    RecorderClosedError,
+)
+from recorder._testing import patch_wait_stoppable, waiting_for_room
 
 pytestmark = pytest.mark.anyio
 
@@ -238,7 +245,7 @@ async def test_a_waiting_task_is_not_overtaken(tmp_path: Path) -> None:
             await first.append(flat(1))
             async with anyio.create_task_group() as tg:
                 tg.start_soon(first.append, flat(2))
-                await until(lambda: rec._waiting == 1, "the third frame waits for room")
+                await until(lambda: waiting_for_room(rec) == 1, "the third frame waits for room")
                 fake.gate.set()
                 # Hold the loop (the waiting task cannot resume) until there is room again.
                 deadline = time.monotonic() + 10
@@ -278,7 +285,7 @@ async def test_one_task_appends_to_an_episode_at_a_time(tmp_path: Path) -> None:
         async with rec.episode(0) as ep, anyio.create_task_group() as tg:
             await ep.append(flat(0))
             tg.start_soon(ep.append, flat(1))  # waits for room
-            await until(lambda: rec._waiting == 1, "the second frame waits")
+            await until(lambda: waiting_for_room(rec) == 1, "the second frame waits")
             with pytest.raises(anyio.BusyResourceError):
                 await ep.append(flat(2))
             with pytest.raises(anyio.BusyResourceError):
@@ -539,14 +546,14 @@ async def test_cancelled_submit_drops_its_clips(tmp_path: Path) -> None:
         with anyio.CancelScope() as scope:
 
             async def cancel_when_waiting() -> None:
-                await until(lambda: rec._waiting == 1, "submit waits for room")
+                await until(lambda: waiting_for_room(rec) == 1, "submit waits for room")
                 scope.cancel()
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(cancel_when_waiting)
                 await rec.submit([flat(i) for i in range(10)])
         assert scope.cancelled_caught
-        assert rec._waiting == 0
+        assert waiting_for_room(rec) == 0
         fake.gate.set()
         await rec.flush()
         stats = rec.stats()
@@ -582,7 +589,6 @@ async def test_asyncio_second_cancel_drops_the_rest(
 ) -> None:
     fake = gated()
     waits = 0
-    wait_stoppable = recorder._front.aio._wait_stoppable
     # Set when the flush's first / second blocking wait runs in its thread: a cancellation
     # sent before the thread started would stop a wait that never began (a loaded machine).
     waiting = [threading.Event(), threading.Event()]
@@ -593,7 +599,7 @@ async def test_asyncio_second_cancel_drops_the_rest(
         waiting[min(waits, 2) - 1].set()
         wait_stoppable(*args)
 
-    monkeypatch.setattr(recorder._front.aio, "_wait_stoppable", counted)
+    wait_stoppable = patch_wait_stoppable(monkeypatch, counted)
     leaving = anyio.Event()
     handles: list[AsyncClipHandle] = []
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +16,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import AnsiOnly, FakeEncoders, TinyEnv, decode, painted, unavailable
+from fakes import FakeEncoders, HeldWrites
+from helpers import AnsiOnly, Child, TinyEnv, decode, painted, run_child, unavailable
 
-import recorder._cli.main
-import recorder._cli.record
 from recorder import Recorder
 from recorder.__main__ import main
+from recorder._testing import cli_module, cli_record_module
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -154,22 +152,13 @@ def encoder_held_until_close(monkeypatch: pytest.MonkeyPatch) -> None:
     empty; an encoder that keeps up could empty it between frames and save a video. Held, it
     never does: every video overflows the budget.
     """
-    from recorder._encode import process as _process
-
-    gate = threading.Event()
-    write = _process.ProcessEncoder.write
-
-    def held(encoder: _process.ProcessEncoder, image: Any) -> None:
-        assert gate.wait(60)
-        write(encoder, image)
-
+    held = HeldWrites(monkeypatch)
     flush = Recorder.flush
 
     def opening(rec: Recorder, timeout: float | None = None) -> None:
-        gate.set()  # the run is over (the CLI flushes once, at the end)
+        held.go.set()  # the run is over (the CLI flushes once, at the end)
         flush(rec, timeout)
 
-    monkeypatch.setattr(_process.ProcessEncoder, "write", held)
     monkeypatch.setattr(Recorder, "flush", opening)
 
 
@@ -204,9 +193,9 @@ def test_failed_videos_exit_non_zero_with_one_line_each(
 ) -> None:
     failing = FakeEncoders(fail_at=0)
     monkeypatch.setattr(
-        recorder._cli.record,
+        cli_record_module,
         "Recorder",
-        functools.partial(recorder._cli.record.Recorder, encoder_factory=failing),
+        functools.partial(cli_record_module.Recorder, encoder_factory=failing),
     )
     code, stdout, stderr = record(capsys, tmp_path, "--episodes 2 --every 1 --no-progress")
     assert code == 1
@@ -496,7 +485,7 @@ def test_codec_options_that_do_not_apply_are_usage_errors(
 def test_codec_options_that_apply_pass(
     argv: list[str], crf: int | None, preset: str | None
 ) -> None:
-    args = recorder._cli.main.parse_args(["record", "CartPole-v1", *argv])
+    args = cli_module.parse_args(["record", "CartPole-v1", *argv])
     assert (args.crf, args.preset) == (crf, preset)
 
 
@@ -555,29 +544,16 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 # -- as a program -----------------------------------------------------------------------------
 
 
-def python_m_recorder(*argv: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
-    return subprocess.run(
-        [sys.executable, "-m", "recorder", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_python_m_recorder(tmp_path: Path) -> None:
-    done = python_m_recorder(
-        "record", "CartPole-v1", "--episodes", "2", "--every", "1", "--out", str(tmp_path)
-    )
+    argv = ["record", "CartPole-v1", "--episodes", "2", "--every", "1", "--out"]
+    done = run_child(["-m", "recorder", *argv], tmp_path)
     assert done.returncode == 0, done.stderr
     assert summary(done.stdout)["videos saved"] == "2"
     assert "encoding" in done.stderr  # the flush bar
     assert len(list(tmp_path.glob("*.mp4"))) == 2
     assert len(list(tmp_path.glob("*.json"))) == 2
 
-    done = python_m_recorder("record", "NoSuchEnv-v0", "--out", str(tmp_path / "x"))
+    done = run_child(["-m", "recorder", "record", "NoSuchEnv-v0", "--out"], tmp_path / "x")
     assert_one_line_error(done.returncode, done.stderr, "unknown environment")
 
 
@@ -585,36 +561,31 @@ def test_python_m_recorder(tmp_path: Path) -> None:
 def test_serve_until_ctrl_c(tmp_path: Path, command: str) -> None:
     with Recorder(tmp_path, episode_trigger=lambda e: True) as rec:
         rec.submit([painted(k) for k in range(5)])
-    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
     name, *flags = command.split()
-    argv = [sys.executable, "-m", "recorder", name, str(tmp_path), *flags, "--port", "0"]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env) as proc:
-        try:
-            assert proc.stdout is not None
-            if name == "gallery":
-                wrote = proc.stdout.readline()
-                assert wrote.startswith(f"wrote {tmp_path / 'index.html'} (1 videos)")
-            line = proc.stdout.readline()
-            match = re.fullmatch(
-                r"serving the live gallery of .* on (http://127\.0\.0\.1:\d+/) "
-                r"\(.*Ctrl-C to stop\)\n",
-                line,
-            )
-            assert match, line
-            with urllib.request.urlopen(match.group(1), timeout=10) as response:
-                page = response.read().decode()
-                assert "rl-video-episode-0.mp4" in page
-                assert '"updates": "_recorder/updates"' in page
-            request = urllib.request.Request(
-                match.group(1) + "rl-video-episode-0.mp4", headers={"Range": "bytes=0-9"}
-            )
-            with urllib.request.urlopen(request, timeout=10) as response:
-                assert response.status == 206
-                assert len(response.read()) == 10
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            proc.kill()
+    argv = ["-m", "recorder", name, str(tmp_path), *flags, "--port", "0"]
+    with Child(argv) as child:
+        if name == "gallery":
+            wrote = child.expect()
+            assert wrote.startswith(f"wrote {tmp_path / 'index.html'} (1 videos)")
+        line = child.expect()
+        match = re.fullmatch(
+            r"serving the live gallery of .* on (http://127\.0\.0\.1:\d+/) "
+            r"\(.*Ctrl-C to stop\)",
+            line,
+        )
+        assert match, line
+        with urllib.request.urlopen(match.group(1), timeout=10) as response:
+            page = response.read().decode()
+            assert "rl-video-episode-0.mp4" in page
+            assert '"updates": "_recorder/updates"' in page
+        request = urllib.request.Request(
+            match.group(1) + "rl-video-episode-0.mp4", headers={"Range": "bytes=0-9"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 206
+            assert len(response.read()) == 10
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=10) == 0
 
 
 def test_console_script(tmp_path: Path) -> None:

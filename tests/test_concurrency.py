@@ -8,14 +8,22 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import FRAME, FakeEncoders, always, budget, decode, flat, gated, painted, run_forked
+from fakes import FakeEncoders, budget, gated
+from helpers import FRAME, always, decode, flat, painted, run_child
 
 from recorder import (
     ClipDroppedError,
     QueueFullError,
     Recorder,
     RecorderClosedError,
-    _queue,
+)
+from recorder._testing import (
+    abandon,
+    patch_close_abandoned,
+    queue_locked,
+    queue_module,
+    set_finish_seam,
+    threads_of,
 )
 
 
@@ -231,7 +239,7 @@ def test_close_timeout_drops_and_raises(tmp_path: Path) -> None:
     with pytest.raises(TimeoutError):
         rec.close(timeout=0.1)
     fake.gate.set()
-    for t in rec._threads:
+    for t in threads_of(rec):
         t.join(10)
     assert isinstance(h.exception(timeout=10), ClipDroppedError)
     assert os.listdir(tmp_path) == []
@@ -266,25 +274,8 @@ def test_final_name_appears_only_when_complete(tmp_path: Path) -> None:
 
 
 def test_one_worker_serves_many_streams_fairly(tmp_path: Path) -> None:
-    order: list[str] = []
     fake = gated()
-
-    class Logged:
-        def __init__(self, spec):  # type: ignore[no-untyped-def]
-            self.inner = fake(spec)
-            self.name = Path(spec.path).name.split(".")[1]
-
-        def write(self, image):  # type: ignore[no-untyped-def]
-            self.inner.write(image)
-            order.append(self.name)
-
-        def close(self) -> None:
-            self.inner.close()
-
-        def abort(self) -> None:
-            self.inner.abort()
-
-    with Recorder(tmp_path, episode_trigger=always, encoder_factory=Logged) as rec:
+    with Recorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
         long = rec.episode(0)
         for i in range(100):
             long.append(flat(i))
@@ -296,6 +287,7 @@ def test_one_worker_serves_many_streams_fairly(tmp_path: Path) -> None:
         short_handle.result(timeout=10)
         long.close()
     # the short stream's frame was encoded within one quantum of the long one
+    order = [name for name, _ in fake.writes]
     assert order.index("rl-video-episode-1") <= 10
     assert rec.stats().videos_saved == 2
 
@@ -419,7 +411,7 @@ def test_a_dead_worker_never_hangs_close(tmp_path: Path, caplog: pytest.LogCaptu
     def explode(clip: object) -> None:
         raise SystemExit("bug")  # escapes the per-clip error handling
 
-    rec._finish = explode  # type: ignore[method-assign]
+    set_finish_seam(rec, explode)
     rec.submit([painted(0)])
     with pytest.raises(RuntimeError, match="worker thread died"):
         rec.close(timeout=10)
@@ -487,7 +479,7 @@ def test_a_recorder_from_before_fork_fails_clearly_in_the_child(tmp_path: Path) 
         ep.close()  # ending the parent's clips is the parent's business: a no-op here
         rec.close()  # idempotent, returns at once in a child
 
-    run_forked(child)
+    assert run_child(child).returncode == 0
     fake.gate.set()
     ep.append(flat(1))
     ep.close()
@@ -499,7 +491,7 @@ def test_frames_short_of_a_batch_reach_the_encoder_once_the_producer_pauses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Else they would wait (in the clip's lane) for the next appends, lost with a crash.
-    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
+    monkeypatch.setattr(queue_module, "IDLE_SECONDS", 0.01)
     fake = FakeEncoders()
     with Recorder(tmp_path, **budget(64, fake)) as rec, rec.episode(0) as ep:
         ep.append(flat(1))  # a clip's first frame goes to a worker at once
@@ -674,19 +666,17 @@ def test_no_user_code_runs_under_the_queue_lock(tmp_path: Path) -> None:
 def test_an_abandoned_recorder_is_closed_outside_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recorder._service import service as _recorder
-
-    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.01)
+    monkeypatch.setattr(queue_module, "IDLE_SECONDS", 0.01)
     held: list[bool] = []
     started = threading.Event()
 
     def close(rec: Recorder) -> None:
-        held.append(rec._queue._lock.locked())
+        held.append(queue_locked(rec))
         started.set()
 
-    monkeypatch.setattr(_recorder, "_close_abandoned", close)
+    patch_close_abandoned(monkeypatch, close)
     rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=FakeEncoders())
-    rec._abandon()
+    abandon(rec)
     assert started.wait(10)
     rec.close()
     assert held == [False]

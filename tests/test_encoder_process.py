@@ -14,7 +14,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -23,17 +22,29 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import always, decode, painted, require_processes, run_forked, wait_exit
+from fakes import HeldWrites
+from helpers import Child, always, decode, painted, require_processes, run_child, wait_exit
 
 import recorder
-from recorder import Recorder
-from recorder._base.codec import VideoSpec
-from recorder._base.frames import format_of
-from recorder._encode import child as _child
-from recorder._encode import process as _process
-from recorder._encode.process import EncoderProcessError, ProcessEncoder
-from recorder._queue.arena import Arena
-from recorder._service.worker import GRACE_SECONDS
+from recorder import Recorder, VideoSpec
+from recorder._testing import (
+    GRACE_SECONDS,
+    Arena,
+    EncoderProcessError,
+    EncoderProcesses,
+    ProcessEncoder,
+    child_module,
+    encoder_pids,
+    encoder_processes,
+    error_reply,
+    format_of,
+    idle_encoder_max,
+    idle_encoder_pids,
+    process_module,
+    process_of,
+    stop_idle_encoders,
+    threads_of,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,15 +52,12 @@ def _needs_processes() -> None:
     require_processes()
 
 
-TESTS = Path(__file__).resolve().parent
-
-
 @pytest.fixture
 def fresh() -> Iterator[None]:
     """No idle encoder process of an earlier test is reused (its pid would be known)."""
-    _process._stop_idle()
+    stop_idle_encoders()
     yield
-    _process._stop_idle()
+    stop_idle_encoders()
 
 
 def test_files_are_the_same_as_when_encoding_in_threads(tmp_path: Path) -> None:
@@ -87,7 +95,7 @@ def test_an_encoder_error_in_the_child_reaches_flush_with_its_type_and_traceback
         assert h.exception() is raised.value
         notes = "\n".join(raised.value.__notes__)
         assert "in the encoder process (pid" in notes
-        assert "_child.py" in notes  # the child's own traceback
+        assert Path(child_module.__file__).name in notes  # the child's own traceback
         # The process goes on serving: the next video gets the same error, from close().
         (again,) = rec.submit([painted(i) for i in range(3)], episode_index=1)
         with pytest.raises(av.error.ArgumentError) as second:
@@ -117,17 +125,18 @@ def test_when_no_encoder_process_can_start_videos_are_encoded_in_threads(
     assert [h.result().frames for h in handles] == [3, 3]
     assert decode(tmp_path / "rl-video-episode-1.mp4").indices == [0, 1, 2]
     assert len(starts) == 1  # tried once, not per video
-    assert rec._processes is not None
-    assert isinstance(rec._processes.fallback, EncoderProcessError)
-    assert "exit code 3" in str(rec._processes.fallback)
+    processes = encoder_processes(rec)
+    assert processes is not None
+    assert isinstance(processes.fallback, EncoderProcessError)
+    assert "exit code 3" in str(processes.fallback)
     warnings = [r for r in caplog.records if "could not start an encoder process" in r.message]
     assert len(warnings) == 1
 
 
 def test_a_huge_child_error_comes_back_shortened_within_one_message() -> None:
-    kind, _, data = _child._error_reply(1, ValueError("x" * 10 * _process.MAX_MESSAGE))
+    kind, _, data = error_reply(1, ValueError("x" * 10 * process_module.MAX_MESSAGE))
     assert kind == "err"
-    assert len(pickle.dumps((kind, 1, data))) < _process.MAX_MESSAGE
+    assert len(pickle.dumps((kind, 1, data))) < process_module.MAX_MESSAGE
     error = pickle.loads(data)
     assert type(error) is RuntimeError
     assert str(error).startswith("ValueError: xxx")
@@ -137,7 +146,7 @@ def test_an_unpicklable_child_error_comes_back_as_runtime_error() -> None:
     class Local(Exception):  # pickle cannot find a local class by name
         pass
 
-    kind, vid, data = _child._error_reply(7, Local("bad thing"))
+    kind, vid, data = error_reply(7, Local("bad thing"))
     assert (kind, vid) == ("err", 7)
     error = pickle.loads(data)
     assert type(error) is RuntimeError
@@ -145,33 +154,14 @@ def test_an_unpicklable_child_error_comes_back_as_runtime_error() -> None:
     assert "in the encoder process" in "\n".join(error.__notes__)
 
 
-class Gate:
-    """Stops the n-th ProcessEncoder.write until the test says go."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, at: int) -> None:
-        self.reached, self.go = threading.Event(), threading.Event()
-        self.calls = 0
-        original = ProcessEncoder.write
-
-        def write(encoder: ProcessEncoder, image: Any) -> None:
-            self.calls += 1
-            if self.calls == at:
-                self.reached.set()
-                assert self.go.wait(30)
-            original(encoder, image)
-
-        monkeypatch.setattr(ProcessEncoder, "write", write)
-
-
 def test_a_child_killed_mid_video_fails_that_video_and_the_next_gets_a_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None
 ) -> None:
-    gate = Gate(monkeypatch, at=5)
+    gate = HeldWrites(monkeypatch, at=5)
     with Recorder(tmp_path, episode_trigger=always, on_full="block") as rec:
-        assert rec._processes is not None
         (h,) = rec.submit([painted(i) for i in range(12)])
         assert gate.reached.wait(30)
-        (pid,) = rec._processes.pids()
+        (pid,) = encoder_pids(rec)
         os.kill(pid, signal.SIGKILL)
         assert wait_exit(pid)
         gate.go.set()
@@ -180,7 +170,7 @@ def test_a_child_killed_mid_video_fails_that_video_and_the_next_gets_a_new_one(
         assert h.exception() is not None
         (ok,) = rec.submit([painted(i) for i in range(4)], episode_index=1)
         assert ok.result(timeout=60).frames == 4
-        assert rec._processes.pids() != [pid]
+        assert encoder_pids(rec) != [pid]
     assert decode(tmp_path / "rl-video-episode-1.mp4").indices == [0, 1, 2, 3]
     assert not (tmp_path / "rl-video-episode-0.mp4").exists()
     assert not list(tmp_path.glob(".*"))
@@ -191,11 +181,11 @@ def test_no_worker_waits_for_a_dead_childs_exit_under_its_lock(
 ) -> None:
     # Several workers share a child: the one that finds it dead must not hold the child's
     # lock while it waits for the exit code, or every other worker stalls behind it.
-    pool = _process.EncoderProcesses(1, 10, Arena(1 << 20))
+    pool = EncoderProcesses(1, 10, Arena(1 << 20))
     spec = VideoSpec(str(tmp_path / "v.mp4"), 30, recorder.Codec(), format_of(painted(0)))
     encoder = pool(spec)
     assert isinstance(encoder, ProcessEncoder)
-    child = encoder._child
+    child = process_of(encoder)
     waiting, go = threading.Event(), threading.Event()
     real_wait = child.proc.wait
 
@@ -240,8 +230,7 @@ def test_children_that_stop_answering_are_killed_by_close_with_a_timeout(
         for e in range(2):  # two videos at once: one encoder process each
             rec.submit([painted(i) for i in range(40)], episode_index=e)
         rec.flush()
-        assert rec._processes is not None
-        pids = rec._processes.pids()
+        pids = encoder_pids(rec)
         assert len(pids) == 2
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)  # hung: alive, never answering
@@ -252,7 +241,7 @@ def test_children_that_stop_answering_are_killed_by_close_with_a_timeout(
         # Each hung process costs no time of its own: the workers get one grace, together.
         assert time.monotonic() - start < 1.0 + GRACE_SECONDS + 1.0
         assert all(wait_exit(pid, 0) for pid in pids)  # close() has returned: killed
-        assert all(not t.is_alive() for t in rec._threads)
+        assert all(not t.is_alive() for t in threads_of(rec))
         assert all(isinstance(h.exception(), Exception) for h in handles)
     finally:
         for pid in pids:
@@ -269,12 +258,11 @@ def test_an_idle_child_that_stops_answering_is_killed_by_close(
     # Kept for the next Recorder, it is asked to unmap the arena first: it has a few seconds
     # to answer, or what is left of close()'s timeout and grace (it holds no video).
     if timeout is None:
-        monkeypatch.setattr(_process, "IDLE_ANSWER_SECONDS", 0.5)
+        monkeypatch.setattr(process_module, "IDLE_ANSWER_SECONDS", 0.5)
     rec = Recorder(tmp_path, episode_trigger=always)
     (h,) = rec.submit([painted(i) for i in range(3)])
     assert h.result(timeout=60).frames == 3
-    assert rec._processes is not None
-    (pid,) = rec._processes.pids()
+    (pid,) = encoder_pids(rec)
     os.kill(pid, signal.SIGSTOP)
     closer = threading.Thread(target=rec.close, kwargs={"timeout": timeout})
     try:
@@ -289,7 +277,7 @@ def test_an_idle_child_that_stops_answering_is_killed_by_close(
             os.kill(pid, signal.SIGKILL)  # frees close() if it hangs
         closer.join()
     assert elapsed < (0.5 if timeout is None else timeout + GRACE_SECONDS) + 1.0
-    assert pid not in [c.proc.pid for c in _process._idle]  # not kept for the next one
+    assert pid not in idle_encoder_pids()  # not kept for the next one
 
 
 def test_close_with_a_timeout_gives_up_on_an_encoder_process_that_never_starts(
@@ -336,15 +324,14 @@ def test_an_idle_child_kept_for_the_next_recorder_unmaps_the_closed_ones_memory(
     with Recorder(tmp_path, episode_trigger=always, max_queue_bytes=budget, on_full="block") as rec:
         rec.submit([painted(i) for i in range(20)])
         rec.flush()
-        assert rec._processes is not None
-        (pid,) = rec._processes.pids()
+        (pid,) = encoder_pids(rec)
         assert memfds(pid) == ["/memfd:recorder-arena"]
         # Frames larger than the whole budget: each in memory of its own.
         big = [painted(i, height=240, width=320) for i in range(3)]
         rec.submit(big, episode_index=1)
     # The process is kept for the next Recorder, but maps none of this one's memory (which
     # the system could then never free).
-    assert pid in [c.proc.pid for c in _process._idle]
+    assert pid in idle_encoder_pids()
     assert memfds(pid) == []
     assert decode(tmp_path / "rl-video-episode-1.mp4").indices == [0, 1, 2]
 
@@ -353,8 +340,7 @@ def test_the_child_ignores_ctrl_c_and_lowers_its_priority(tmp_path: Path, fresh:
     with Recorder(tmp_path, episode_trigger=always, worker_nice=7) as rec:
         rec.submit([painted(i) for i in range(2)])
         rec.flush()
-        assert rec._processes is not None
-        (pid,) = rec._processes.pids()
+        (pid,) = encoder_pids(rec)
         status = Path(f"/proc/{pid}/status").read_text()
         ignored = int(
             next(ln for ln in status.splitlines() if ln.startswith("SigIgn:")).split()[1], 16
@@ -365,22 +351,22 @@ def test_the_child_ignores_ctrl_c_and_lowers_its_priority(tmp_path: Path, fresh:
         os.kill(pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the process group
         (h,) = rec.submit([painted(i) for i in range(3)], episode_index=1)
         assert h.result(timeout=60).frames == 3
-        assert rec._processes.pids() == [pid]
+        assert encoder_pids(rec) == [pid]
 
 
 def test_idle_encoder_processes_are_reused_and_bounded(tmp_path: Path, fresh: None) -> None:
-    pids: list[list[int]] = []
+    pids: list[int] = []
     for i in range(3):
         with Recorder(tmp_path / str(i), episode_trigger=always) as rec:
             rec.submit([painted(0)])
             rec.flush()
-            assert rec._processes is not None
-            pids.append(rec._processes.pids())
-        assert rec._processes.pids() == []
+            (pid,) = encoder_pids(rec)
+            pids.append(pid)
+        assert encoder_pids(rec) == []
     assert pids[0] == pids[1] == pids[2]  # one process, passed from recorder to recorder
     # Three videos open at once with room for three processes: three processes.
     # Frames outside the arena (these) go in a memfd of their own.
-    pool = _process.EncoderProcesses(3, 10, Arena(1 << 20))
+    pool = EncoderProcesses(3, 10, Arena(1 << 20))
     fmt = format_of(painted(0))
     specs = [VideoSpec(str(tmp_path / f"v{i}.mp4"), 30, recorder.Codec(), fmt) for i in range(3)]
     encoders = [pool(spec) for spec in specs]
@@ -393,44 +379,33 @@ def test_idle_encoder_processes_are_reused_and_bounded(tmp_path: Path, fresh: No
     running = pool.pids()
     pool.close()
     assert [decode(tmp_path / f"v{i}.mp4").indices for i in range(3)] == [[0], [0, 1], [0, 1, 2]]
-    idle = [c.proc.pid for c in _process._idle]
-    assert len(idle) == _process._IDLE_MAX  # one was already idle; the rest were stopped
+    idle = idle_encoder_pids()
+    assert len(idle) == idle_encoder_max()  # one was already idle; the rest were stopped
     assert all(wait_exit(pid) for pid in set(running) - set(idle))
-    _process._stop_idle()
+    stop_idle_encoders()
     assert all(wait_exit(pid, 0) for pid in idle)
 
 
-CHILD_OF_TEST = textwrap.dedent(
-    """
+CHILD_OF_TEST = """
     import os, sys
-    sys.path.insert(0, sys.argv[2])
     from helpers import painted
     import recorder
+    from recorder._testing import encoder_pids
     rec = recorder.Recorder(sys.argv[1], episode_trigger=lambda e: True)
     (h,) = rec.submit([painted(i) for i in range(3)])
     h.result(timeout=60)
     ep = rec.episode(1).__enter__()
     ep.append(painted(0))
-    print(rec._processes.pids()[0], flush=True)
+    print(encoder_pids(rec)[0], flush=True)
     sys.stdin.readline()
     os._exit(0)  # no close(), no atexit
-    """
-)
+"""
 
 
 def test_the_child_exits_when_the_training_process_dies(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", CHILD_OF_TEST, str(tmp_path), str(TESTS)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        encoder_pid = int(proc.stdout.readline())
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        assert proc.wait(60) == 0
+    with Child(CHILD_OF_TEST, tmp_path) as child:
+        encoder_pid = int(child.expect())
+        assert child.wait() == 0  # its stdin closed: it exits
     assert wait_exit(encoder_pid)
     assert decode(tmp_path / "rl-video-episode-0.mp4").indices == [0, 1, 2]
     assert not (tmp_path / "rl-video-episode-1.mp4").exists()
@@ -442,24 +417,22 @@ def test_a_forked_child_never_talks_to_the_parents_encoder_processes(
 ) -> None:
     with Recorder(tmp_path / "a", episode_trigger=always) as rec:
         rec.submit([painted(0)])
-    assert len(_process._idle) == 1
-    parent_pid = _process._idle[0].proc.pid
+    (parent_pid,) = idle_encoder_pids()
 
     def child() -> None:
-        assert _process._idle == []
+        assert idle_encoder_pids() == []
         with Recorder(tmp_path / "b", episode_trigger=always) as child_rec:
             child_rec.submit([painted(i) for i in range(2)])
-            assert child_rec._processes is not None
-            assert parent_pid not in child_rec._processes.pids()
+            assert encoder_processes(child_rec) is not None
+            assert parent_pid not in encoder_pids(child_rec)
 
-    run_forked(child)
+    assert run_child(child).returncode == 0
     assert decode(tmp_path / "b" / "rl-video-episode-0.mp4").indices == [0, 1]
     # The parent's idle process still serves the parent.
     with Recorder(tmp_path / "c", episode_trigger=always) as rec:
         rec.submit([painted(0)])
         rec.flush()
-        assert rec._processes is not None
-        assert rec._processes.pids() == [parent_pid]
+        assert encoder_pids(rec) == [parent_pid]
 
 
 def test_where_processes_cannot_run_their_tests_skip_but_fail_in_ci(
@@ -467,7 +440,7 @@ def test_where_processes_cannot_run_their_tests_skip_but_fail_in_ci(
 ) -> None:
     # A Recorder there encodes in threads without a word: CI (.ci/run) must not pass by
     # skipping every test of the default mode.
-    monkeypatch.setattr(_process, "available", lambda: False)
+    monkeypatch.setattr(process_module, "available", lambda: False)
     monkeypatch.delenv("RECORDER_REQUIRE_PROCESSES", raising=False)
     with pytest.raises(pytest.skip.Exception, match="need Linux"):
         require_processes()

@@ -5,7 +5,7 @@ other video is complete (decoded back with PyAV).
 
 Each test runs with the videos encoded in encoder processes (the default) and in the worker
 threads (``encode_in``); injected encoder faults reach the encoder processes through their
-test hook (``helpers.Faults``)."""
+test hook (``fakes.Faults``)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import textwrap
 import threading
 import time
 import weakref
@@ -29,24 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
-    FAULTS_ENV,
-    Faults,
-    FaultyEncoder,
-    Gate,
-    always,
-    assert_saved_whole,
-    decode,
-    painted,
-    require_processes,
-)
+from fakes import FAULTS_ENV, Faults, FaultyEncoder, Gate
+from helpers import Child, always, assert_saved_whole, decode, painted, require_processes, run_child
 
 from recorder import Recorder, VideoSpec
-from recorder._encode import process as _process
-from recorder._encode.child import ENCODER_HOOK
-from recorder._queue.queue import MAX_ERRORS
+from recorder._testing import (
+    ENCODER_HOOK,
+    MAX_ERRORS,
+    finish_seam,
+    set_finish_seam,
+    stop_idle_encoders,
+)
 
-TESTS = Path(__file__).resolve().parent
 FRAMES = 10
 
 
@@ -70,9 +61,9 @@ def encode_in(request: pytest.FixtureRequest) -> Iterator[str]:
         yield "thread"
         return
     require_processes()
-    _process._stop_idle()  # an idle process of an earlier test would not have this one's faults
+    stop_idle_encoders()  # an idle process of an earlier test would not have this one's faults
     yield "process"
-    _process._stop_idle()  # ... nor may a later test get them
+    stop_idle_encoders()  # ... nor may a later test get them
 
 
 @pytest.fixture
@@ -88,7 +79,7 @@ def inject(
         made.append(faults)
         if encode_in == "thread":
             return faults, {"encode_in": "thread", "encoder_factory": faults}
-        monkeypatch.setenv(ENCODER_HOOK, "helpers:child_faults")
+        monkeypatch.setenv(ENCODER_HOOK, "fakes:child_faults")
         monkeypatch.setenv(FAULTS_ENV, json.dumps(dataclasses.asdict(faults)))
         return faults, {"encode_in": "process"}
 
@@ -168,11 +159,9 @@ def test_encoder_error_is_raised_by_flush_once_and_recording_goes_on(
 
 # -- a full disk, for real: RLIMIT_FSIZE in a subprocess ----------------------------------------
 
-EFBIG_CHILD = textwrap.dedent(
-    """
+EFBIG_CHILD = """
     import json, logging, resource, signal, sys, threading, time
     import numpy as np
-    sys.path.insert(0, sys.argv[3])
     from helpers import painted
     from recorder import Recorder
 
@@ -184,7 +173,7 @@ EFBIG_CHILD = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    rec = Recorder(sys.argv[1], episode_trigger=lambda e: True, workers=2, encode_in=sys.argv[4])
+    rec = Recorder(sys.argv[1], episode_trigger=lambda e: True, workers=2, encode_in=sys.argv[3])
     handles = []
     for e in range(4):
         if e == 1:  # incompressible frames: this video grows past the limit
@@ -211,22 +200,12 @@ EFBIG_CHILD = textwrap.dedent(
         "threads": [t.name for t in threading.enumerate() if t.name.startswith("recorder-")],
         "encode_in": rec.encode_in,
     }))
-    """
-)
+"""
 
 
 def test_file_too_large_with_real_pyav(tmp_path: Path, encode_in: str) -> None:
-    script = tmp_path / "child.py"
-    script.write_text(EFBIG_CHILD)
     folder = tmp_path / "videos"
-    limit = 256 * 1024
-    proc = subprocess.run(
-        [sys.executable, str(script), str(folder), str(limit), str(TESTS), encode_in],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_child(EFBIG_CHILD, folder, 256 * 1024, encode_in, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.splitlines()[-1])
     assert report["encode_in"] == encode_in
@@ -247,11 +226,9 @@ def test_file_too_large_with_real_pyav(tmp_path: Path, encode_in: str) -> None:
 # A real one first: the folder made read-only mid-run. Root ignores modes, so as root the
 # recording runs in a child that drops to an unprivileged user; the rest inject the error.
 
-EACCES_CHILD = textwrap.dedent(
-    """
+EACCES_CHILD = """
     import json, os, sys, threading
-    folder, tests, encode_in = sys.argv[1], sys.argv[2], sys.argv[3]
-    sys.path.insert(0, tests)
+    folder, encode_in = sys.argv[1], sys.argv[2]
     from helpers import painted
     import recorder
     # Imported first: the interpreter's own files may not be readable by the user below.
@@ -276,8 +253,7 @@ EACCES_CHILD = textwrap.dedent(
         "encode_in": rec.encode_in,
         "threads": [t.name for t in threading.enumerate() if t is not threading.main_thread()],
     }), flush=True)
-    """
-)
+"""
 
 
 def test_permission_denied_for_real_when_the_folder_turns_read_only(encode_in: str) -> None:
@@ -288,29 +264,17 @@ def test_permission_denied_for_real_when_the_folder_turns_read_only(encode_in: s
         folder = base / "videos"
         folder.mkdir()
         folder.chmod(0o777)
-        script = base / "child.py"
-        script.write_text(EACCES_CHILD)
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(folder), str(TESTS), encode_in],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        assert proc.stdin is not None
-        assert proc.stdout.readline().strip() == "saved"
-        folder.chmod(0o555)
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        out, err = proc.communicate(timeout=90)
-        assert proc.returncode == 0, err
-        report = json.loads(out.splitlines()[-1])
+        with Child(EACCES_CHILD, folder, encode_in, cwd=base) as child:
+            assert child.expect() == "saved"
+            folder.chmod(0o555)
+            child.say("go")
+            assert child.wait(timeout=90) == 0, child.stderr
+        report = json.loads(child.seen[-1])
         assert report["encode_in"] == encode_in
         assert report["raised"] == ["PermissionError", errno.EACCES]
         assert report["same"], report  # the handle holds the very error close() raised
         assert report["threads"] == []
-        assert "failed to record" in err
+        assert "failed to record" in child.stderr
         assert temporaries(folder) == []
         assert_complete(folder, ["rl-video-episode-0"], frames=6)
     finally:
@@ -443,7 +407,7 @@ def test_video_folder_removed_mid_run(
 def break_finish(rec: Recorder, name: str, go: threading.Event | None = None) -> None:
     """Make the worker finishing *name* die of an exception no per-clip handler catches (once
     *go* is set, if given)."""
-    original = rec._finish
+    original = finish_seam(rec)
 
     def finish(clip: Any) -> None:
         if clip.name == name:
@@ -452,7 +416,7 @@ def break_finish(rec: Recorder, name: str, go: threading.Event | None = None) ->
             raise SystemExit("a bug in the worker")
         original(clip)
 
-    rec._finish = finish  # type: ignore[method-assign]
+    set_finish_seam(rec, finish)
 
 
 def test_a_dying_worker_fails_its_video_only(

@@ -22,7 +22,7 @@ import pytest
 from helpers import CELL, decode, painted, read_index, serving
 
 from recorder import Recorder
-from recorder._folder.gallery import build_gallery, scan
+from recorder._testing import build_gallery, scan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from gallery_check import PLAY

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import TinyEnv, budget, decode, flat, gated, painted, play_episodes
+from fakes import budget, gated
+from helpers import TinyEnv, decode, flat, painted, play_episodes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recorder
-from recorder._service.keep import Keep, Ranking
+from recorder._testing import Keep, Ranking
 
 
 def oracle(scores: list[float], best: int, worst: int) -> set[int]:
@@ -158,7 +159,7 @@ def test_the_vector_wrapper_refuses_keep_rather_than_ignore_it(tmp_path: Path) -
 
 
 def test_cli_keep_best_and_worst(tmp_path: Path) -> None:
-    from recorder._cli.main import main
+    from recorder.__main__ import main
 
     out = tmp_path / "videos"
     args = ["record", "CartPole-v1", "--episodes", "7", "--keep-best", "2", "--keep-worst", "1"]

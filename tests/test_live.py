@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import painted, serving
+from helpers import Child, painted, serving
 
 from recorder import Recorder
-from recorder._encode.sidecars import MANIFEST, append_manifest, read_manifest
-from recorder._folder.gallery import build_gallery
-from recorder._folder.live import LiveFolder
-from recorder._folder.serve import serve
+from recorder._testing import (
+    MANIFEST,
+    LiveFolder,
+    append_manifest,
+    build_gallery,
+    live_module,
+    read_manifest,
+    serve,
+)
 
 HOSTILE = {
     "note": '<img src=x onerror="window.__pwned=1">',
@@ -276,7 +278,6 @@ def test_the_server_binds_this_machine_only_by_default(tmp_path: Path) -> None:
 # "saved NAME" once the video and its manifest line are on disk.
 CHILD = """
 import json, sys
-sys.path.insert(0, sys.argv[2])
 from helpers import painted
 from recorder import Recorder
 
@@ -308,43 +309,16 @@ PLAYS = """(file) => {
 }"""
 
 
-class Child:
-    """The recording process: ``save()`` one episode and wait for the child to say it is saved."""
-
-    def __init__(self, folder: Path) -> None:
-        helpers = str(Path(__file__).resolve().parent)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(folder), helpers],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        )
-
-    def save(self, prefix: str, episode: int, **metadata: Any) -> str:
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        line = {"prefix": prefix, "episode": episode, "metadata": metadata}
-        self.proc.stdin.write(json.dumps(line) + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline().split()
-        assert answer[:1] == ["saved"], f"the recording process said {answer!r}"
-        return answer[1]
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.proc.stdin.close()
-        code = self.proc.wait(60)
-        self.proc.stdout.close()
-        assert code == 0
+def save(child: Child, prefix: str, episode: int, **metadata: Any) -> str:
+    """Have the recording process (CHILD) save one episode: the video's name, once saved."""
+    child.say(json.dumps({"prefix": prefix, "episode": episode, "metadata": metadata}))
+    return child.expect("saved").split()[1]
 
 
 @pytest.mark.slow
 def test_the_open_page_shows_each_new_video_and_its_point(chromium: Any, tmp_path: Path) -> None:
-    child = Child(tmp_path)
-    try:
-        first = child.save("alpha", 0, **{"return": 1.0})
+    with Child(CHILD, tmp_path) as child:
+        first = save(child, "alpha", 0, **{"return": 1.0})
         with serving(tmp_path, poll_ms=200) as base:
             page = chromium.new_page(viewport={"width": 1280, "height": 900})
             problems: list[str] = []
@@ -359,13 +333,13 @@ def test_the_open_page_shows_each_new_video_and_its_point(chromium: Any, tmp_pat
             returns = {first: 1.0}
             plan = [("beta", 1, 3.0), ("alpha", 2, 2.5), ("beta", 3, -1.0), ("alpha", 4, 4.0)]
             for prefix, episode, value in plan:
-                name = child.save(prefix, episode, **{"return": value})
+                name = save(child, prefix, episode, **{"return": value})
                 returns[name] = value
                 # Within 5 s of being saved, without a reload.
                 page.wait_for_selector(f'#grid article[data-file="{name}"]', timeout=5000)
                 page.wait_for_selector(f'#plot circle[data-file="{name}"]', timeout=5000)
-            unscored = child.save("beta", 5, seed=9)
-            hostile = child.save("alpha", 6, **HOSTILE)
+            unscored = save(child, "beta", 5, seed=9)
+            hostile = save(child, "alpha", 6, **HOSTILE)
             page.wait_for_selector(f'article[data-file="{hostile}"]', timeout=5000)
             assert page.evaluate("window.__marker") == 42
 
@@ -428,8 +402,7 @@ def test_the_open_page_shows_each_new_video_and_its_point(chromium: Any, tmp_pat
             assert shot.read_bytes().startswith(b"\x89PNG")
             assert problems == []  # no CSP violation, no script error
             assert [u for u in requests if not u.startswith((base, "data:"))] == []
-    finally:
-        child.close()
+        assert child.wait() == 0  # its stdin closed: it closes its recorders
 
     # The static page (file://) draws the same plot, without a server.
     build_gallery(tmp_path)
@@ -467,10 +440,8 @@ def test_a_new_video_plays_in_the_page(chromium: Any, tmp_path: Path) -> None:
 def test_answers_come_in_bounded_reads_and_a_huge_line_still_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import recorder._folder.live
-
     names = [record(tmp_path, k) for k in range(3)]
-    monkeypatch.setattr(recorder._folder.live, "MAX_READ", 64)  # shorter than any line
+    monkeypatch.setattr(live_module, "MAX_READ", 64)  # shorter than any line
     live = LiveFolder(tmp_path)
     seen, offset = [], 0
     for _ in range(10):

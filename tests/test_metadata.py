@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,11 +12,10 @@ from typing import Any
 import anyio
 import numpy as np
 import pytest
-from helpers import always, painted
+from helpers import Child, always, painted
 
 from recorder import AsyncRecorder, Recorder
-from recorder._encode.sidecars import read_manifest
-from recorder._folder.gallery import build_gallery
+from recorder._testing import build_gallery, read_manifest
 from recorder.ray import SinkServer
 
 
@@ -258,10 +255,6 @@ def test_manifest_one_line_per_video_from_many_writers(tmp_path: Path) -> None:
         "    for e in range(5):\n"
         "        rec.submit([np.zeros((16, 16, 3), np.uint8)] * 2, episode_index=e)\n"
     )
-    procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), f"proc{i}"])
-        for i in range(2)
-    ]
 
     def threaded(prefix: str) -> None:
         with Recorder(tmp_path, name_prefix=prefix, episode_trigger=lambda e: True) as rec:
@@ -269,12 +262,12 @@ def test_manifest_one_line_per_video_from_many_writers(tmp_path: Path) -> None:
                 rec.submit([painted(e)] * 2, episode_index=e)
 
     threads = [threading.Thread(target=threaded, args=(f"thread{i}",)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    for p in procs:
-        assert p.wait(60) == 0
+    with Child(script, tmp_path, "proc0") as first, Child(script, tmp_path, "proc1") as second:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert (first.wait(), second.wait()) == (0, 0)
     records = read_manifest(tmp_path)
     assert len(records) == 20
     assert sorted(r["path"] for r in records) == sorted(p.name for p in tmp_path.glob("*.mp4"))

@@ -6,43 +6,37 @@ besides, which a new Recorder ignores (documented in the README). SIGINT, and SI
 during that flush drops the rest quickly and leaves no half-written file.
 
 The child reports progress on stdout, one line per event; the parent acts on those lines, never
-on time. Its encoder waits at a chosen frame until the parent writes "go" on its stdin.
+on time. Its encoder waits at a chosen frame until the parent opens the gate (``fakes.Gate``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-import queue
 import re
 import signal
-import subprocess
-import sys
-import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import assert_saved_whole, children_of, hidden_names, painted, wait_exit
+from fakes import Faults, Gate
+from helpers import Child, assert_saved_whole, children_of, hidden_names, painted, wait_exit
 
 from recorder import Recorder
 
-TESTS = Path(__file__).resolve().parent
-
-CHILD = textwrap.dedent(
-    r"""
-    import logging, signal, sys, threading
-    mode, folder, tests = sys.argv[1], sys.argv[2], sys.argv[3]
+CHILD = r"""
+    import json, logging, signal, sys, threading
+    mode, folder, faults = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     # Python leaves SIGINT ignored when it starts ignored (a background job of a shell, some
     # CI runners): restore Ctrl-C as a terminal delivers it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    sys.path.insert(0, tests)
+    from fakes import Faults, wait_at_gate
     from helpers import painted
     import recorder
-    from recorder._encode.encoder import PyAVEncoder
-    from recorder._queue.queue import ClipQueue
+    from recorder._testing import ClipQueue
 
     said = threading.Lock()
 
@@ -53,38 +47,6 @@ CHILD = textwrap.dedent(
 
     # The "dropped video ..." warning tells the parent that a second SIGINT was handled.
     logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="log %(message)s")
-
-    gate = threading.Event()
-
-    def wait_for_go():
-        for line in sys.stdin:
-            if line.strip() == "go":
-                gate.set()
-                return
-
-    threading.Thread(target=wait_for_go, daemon=True).start()
-
-    # Which video pauses, and at which frame, until the parent says "go".
-    PAUSE = {"kill": ("rl-video-episode-4.", 30)}.get(mode, ("", 0))
-
-    class Gated:
-        def __init__(self, spec):
-            self.inner = PyAVEncoder(spec)
-            self.watched = PAUSE[0] in spec.path
-            self.n = 0
-
-        def write(self, image):
-            if self.watched and self.n == PAUSE[1]:
-                say("paused")
-                gate.wait()
-            self.inner.write(image)
-            self.n += 1
-
-        def close(self):
-            self.inner.close()
-
-        def abort(self):
-            self.inner.abort()
 
     original_wait = ClipQueue.wait
 
@@ -115,8 +77,9 @@ CHILD = textwrap.dedent(
     if mode.startswith("sigterm"):
         recorder.handle_sigterm()
     workers = 2 if mode == "kill" else 1
-    options = dict(episode_trigger=lambda e: True, workers=workers, encoder_factory=Gated,
-                   on_saved=saved)
+    # One video waits at the parent's gate at one of its frames (real PyAV encoders).
+    options = dict(episode_trigger=lambda e: True, workers=workers,
+                   encoder_factory=Faults(**faults), on_saved=saved)
     if mode == "hung":  # encoding in an encoder process, which the parent stops (SIGSTOP)
         del options["encoder_factory"]
     if mode == "sigterm-bare":
@@ -126,96 +89,33 @@ CHILD = textwrap.dedent(
             if mode == "hung":
                 rec.submit([painted(i) for i in range(2)], episode_index=9)[0].result()
                 say("encoding")  # the encoder process runs
-                gate.wait()  # until the parent has stopped it
+                wait_at_gate(faults["gate"])  # until the parent has stopped it
             record(rec)
-    """
-)
+"""
 
 # The recorder's temporary file, a sidecar's, and an mp4's fragment file (written by the encoder).
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[^.]+(\.json\.rec-tmp|\.rec-tmp|\.mp4\.rec-frag)$")
 
 
-class Child:
-    """The child process, its stdout as a queue of lines, its stdin for "go"."""
-
-    def __init__(self, tmp_path: Path, mode: str) -> None:
-        script = tmp_path / "child.py"
-        script.write_text(CHILD)
-        self.folder = tmp_path / "videos"
-        self.stderr_path = tmp_path / "stderr.txt"
-        with self.stderr_path.open("w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(script), mode, str(self.folder), str(TESTS)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-            )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self.claimed: set[int] = set()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def expect(self, prefix: str, timeout: float = 60) -> str:
-        """The first line starting with *prefix* not returned before, waiting for it if need be.
-
-        Lines from different threads of the child may come in any order.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, line in enumerate(self.seen):
-                if i not in self.claimed and line.startswith(prefix):
-                    self.claimed.add(i)
-                    return line
-            # A child that died says nothing more: give up at once, not at the deadline.
-            exited = self.proc.poll() is not None
-            try:
-                line = self.lines.get(timeout=0.1 if exited else 1.0)
-            except queue.Empty:
-                if not exited and time.monotonic() < deadline:
-                    continue
-                raise AssertionError(
-                    f"no line {prefix!r} from the child; saw {self.seen}; "
-                    f"stderr: {self.stderr_path.read_text()}"
-                ) from None
-            self.seen.append(line)
-
-    def go(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-
-    def wait(self, timeout: float = 60) -> int:
-        """Wait for the child to exit; every line it printed is then in seen."""
-        code = self.proc.wait(timeout)
-        self._reader.join(timeout)
-        while not self.lines.empty():
-            self.seen.append(self.lines.get())
-        return code
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-
 @contextmanager
-def child_process(tmp_path: Path, mode: str) -> Iterator[Child]:
-    child = Child(tmp_path, mode)
-    try:
-        yield child
-    finally:
-        if child.proc.poll() is None:
-            child.proc.kill()
-        child.proc.wait(30)
-        for pipe in (child.proc.stdin, child.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+def child_process(tmp_path: Path, mode: str) -> Iterator[tuple[Child, Gate]]:
+    """The child recording into tmp_path/videos in *mode*, and the gate where it waits: its
+    encoder at frame 30 of its last video (to be killed mid-video), else at the first frame; or,
+    hung, its main thread."""
+    pause = ("rl-video-episode-4", 30) if mode == "kill" else ("rl-video-episode-0", 0)
+    with Gate() as gate:
+        log = str(tmp_path / "faults.log")
+        faults = Faults(log, pause=pause[0], pause_at=pause[1], gate=gate.address)
+        with Child(
+            CHILD, mode, tmp_path / "videos", json.dumps(dataclasses.asdict(faults))
+        ) as child:
+            yield child, gate
+
+
+def go(gate: Gate) -> None:
+    """Let what waits at *gate* go on."""
+    assert gate.reached()
+    gate.open()
 
 
 def final_names(folder: Path) -> list[str]:
@@ -233,13 +133,13 @@ def assert_all_final_files_whole(folder: Path, frames: dict[str, int]) -> None:
 
 
 def test_sigkill_mid_recording_leaves_whole_files_and_hidden_temporaries(tmp_path: Path) -> None:
-    with child_process(tmp_path, "kill") as child:
+    with child_process(tmp_path, "kill") as (child, gate):
         child.expect("queued")
         saved = {child.expect("saved").split()[1] for _ in range(4)}
-        child.expect("paused")  # episode 4 is half-written: 30 of its 40 frames encoded
-        child.proc.send_signal(signal.SIGKILL)
+        assert gate.reached()  # episode 4 is half-written: 30 of its 40 frames encoded
+        child.send_signal(signal.SIGKILL)
         assert child.wait() == -signal.SIGKILL
-    folder = child.folder
+    folder = tmp_path / "videos"
     assert saved == {f"rl-video-episode-{e}" for e in range(4)}
     assert_all_final_files_whole(folder, dict.fromkeys(saved, 10))
     leftovers = hidden_names(folder)
@@ -278,55 +178,55 @@ QUEUED_AND_OPEN = {**QUEUED, "rl-video-episode-3": 5}
 def test_signal_flushes_what_was_queued(
     tmp_path: Path, mode: str, sig: signal.Signals, returncode: int
 ) -> None:
-    with child_process(tmp_path, mode) as child:
+    with child_process(tmp_path, mode) as (child, gate):
         # Nothing is encoded yet: every frame is still in the queue when the signal comes.
         assert child.expect("queued") == "queued 0"
-        child.proc.send_signal(sig)
+        child.send_signal(sig)
         child.expect("waiting")  # the process is exiting, flushing in close()
-        child.go()
+        go(gate)
         assert child.wait() == returncode, child.stderr
     assert {line.split()[1] for line in child.seen if line.startswith("saved")} == set(
         QUEUED_AND_OPEN
     )
-    assert_all_final_files_whole(child.folder, QUEUED_AND_OPEN)
-    assert hidden_names(child.folder) == []
+    assert_all_final_files_whole(tmp_path / "videos", QUEUED_AND_OPEN)
+    assert hidden_names(tmp_path / "videos") == []
     if sig == signal.SIGINT:
         assert "KeyboardInterrupt" in child.stderr
 
 
 def test_second_sigint_aborts_the_flush_quickly(tmp_path: Path) -> None:
-    with child_process(tmp_path, "sigint") as child:
+    with child_process(tmp_path, "sigint") as (child, gate):
         child.expect("queued")
-        child.proc.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGINT)
         child.expect("waiting")
         start = time.monotonic()
-        child.proc.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGINT)
         child.expect("log dropped video")  # the flush was abandoned: the rest is dropped
-        child.go()  # lets the worker leave the frame it is in
+        go(gate)  # lets the worker leave the frame it is in
         assert child.wait() == -signal.SIGINT, child.stderr
         elapsed = time.monotonic() - start
     assert elapsed < 10
     assert not [line for line in child.seen if line.startswith("saved")]
     # Nothing half-written under a final name, no temporary file left behind.
-    assert [n for n in os.listdir(child.folder) if n.endswith(".mp4")] == []
-    assert hidden_names(child.folder) == []
+    assert [n for n in os.listdir(tmp_path / "videos") if n.endswith(".mp4")] == []
+    assert hidden_names(tmp_path / "videos") == []
     assert "KeyboardInterrupt" in child.stderr
 
 
 def test_second_sigint_ends_a_flush_stuck_on_a_hung_encoder_process(tmp_path: Path) -> None:
     # The encoder process stops answering (SIGSTOP): the flush of the first Ctrl-C waits for
     # it; the second ends it quickly, killing that process, and the program exits.
-    with child_process(tmp_path, "hung") as child:
+    with child_process(tmp_path, "hung") as (child, gate):
         child.expect("encoding")
-        (encoder,) = children_of(child.proc.pid)
+        (encoder,) = children_of(child.pid)
         os.kill(encoder, signal.SIGSTOP)
         try:
-            child.go()
+            go(gate)
             child.expect("queued")
-            child.proc.send_signal(signal.SIGINT)
+            child.send_signal(signal.SIGINT)
             child.expect("waiting")
             start = time.monotonic()
-            child.proc.send_signal(signal.SIGINT)
+            child.send_signal(signal.SIGINT)
             code = child.wait(timeout=30)
             elapsed = time.monotonic() - start
             killed = wait_exit(encoder, 0)
@@ -338,16 +238,16 @@ def test_second_sigint_ends_a_flush_stuck_on_a_hung_encoder_process(tmp_path: Pa
     assert elapsed < 10
     assert [line for line in child.seen if line.startswith("log killing encoder process")]
     assert [line for line in child.seen if line.startswith("saved")] == ["saved rl-video-episode-9"]
-    assert_all_final_files_whole(child.folder, {"rl-video-episode-9": 2})
-    assert hidden_names(child.folder) == []
+    assert_all_final_files_whole(tmp_path / "videos", {"rl-video-episode-9": 2})
+    assert hidden_names(tmp_path / "videos") == []
 
 
 def test_sigterm_is_not_taken_over_without_opting_in(tmp_path: Path) -> None:
     # handle_sigterm() is opt-in: without it SIGTERM keeps its default action (the process
     # ends at once, no flush), as a library must not take a signal over behind its user.
-    with child_process(tmp_path, "plain") as child:
+    with child_process(tmp_path, "plain") as (child, _):
         child.expect("queued")
-        child.proc.send_signal(signal.SIGTERM)
+        child.send_signal(signal.SIGTERM)
         assert child.wait() == -signal.SIGTERM, child.stderr
     assert not [line for line in child.seen if line.startswith(("waiting", "saved"))]
-    assert [n for n in os.listdir(child.folder) if n.endswith(".mp4")] == []
+    assert [n for n in os.listdir(tmp_path / "videos") if n.endswith(".mp4")] == []

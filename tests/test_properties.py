@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, examples, flat, gymnasium_clips
+from fakes import FakeEncoders
+from helpers import decode, examples, flat, gymnasium_clips
 from hypothesis import event, given
 from hypothesis import strategies as st
 

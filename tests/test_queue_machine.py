@@ -21,51 +21,32 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fakes import FakeEncoders
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 from interrupts import Interrupts
 
-from recorder._base.codec import Codec, VideoSpec
-from recorder._base.frames import format_of
-from recorder._base.results import ClipHandle
-from recorder._queue import queue as _queue
-from recorder._queue.clip import Clip, Item, State
-from recorder._queue.queue import ClipQueue
-from recorder._service.worker import Worker
-from recorder._service.writer import ClipWriter
+from recorder import Codec
+from recorder._testing import (
+    Clip,
+    ClipHandle,
+    ClipQueue,
+    ClipWriter,
+    Item,
+    State,
+    Worker,
+    began,
+    format_of,
+    free_blocks,
+    queue_module,
+    releasing,
+    spare_blocks,
+)
 
 # 3072, 4608 and 6144 bytes: frames of several sizes fragment the arena.
 SMALL, LARGE, HUGE = (32, 32, 3), (48, 32, 3), (64, 32, 3)
 BUDGET = 6 * 3072
-
-
-class CheckingEncoder:
-    """Checks each frame against what its clip was given, in order; fails when told to."""
-
-    def __init__(self, spec: VideoSpec, harness: Harness) -> None:
-        self.spec = spec
-        self.harness = harness
-        self.name = Path(spec.path).name[1:].rsplit(".", 2)[0]  # .{name}.{random}.rec-tmp
-        harness.encoders[self.name] = self
-
-    def write(self, image: np.ndarray) -> None:
-        h = self.harness
-        if self.name in h.fail_next:
-            h.fail_next.discard(self.name)
-            raise OSError(5, "injected encoder failure")
-        seen = h.written[self.name]
-        value = int(image.flat[0])
-        expected = h.expected[self.name]
-        if not (image == value).all() or len(seen) >= len(expected) or expected[len(seen)] != value:
-            h.mismatches.append((self.name, len(seen), value))
-        seen.append(value)
-
-    def close(self) -> None:
-        Path(self.spec.path).write_bytes(b"video")
-
-    def abort(self) -> None:
-        pass
 
 
 class Harness:
@@ -74,16 +55,12 @@ class Harness:
     def __init__(self, budget: int = BUDGET, on_full: Any = "drop") -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="recorder-machine-"))
         self.queue = ClipQueue(budget, on_full, lambda clip, reason: None)
-        self.encoders: dict[str, CheckingEncoder] = {}
+        # Frames of one value each: one overwritten while queued is noted as -1.
+        self.fake = FakeEncoders(error=OSError(5, "injected encoder failure"), uniform=True)
         self.expected: dict[str, list[int]] = defaultdict(list)
-        self.written: dict[str, list[int]] = defaultdict(list)
-        self.mismatches: list[tuple[str, int, int]] = []
-        self.fail_next: set[str] = set()
         self.resolutions: dict[str, int] = defaultdict(int)
         self.clips: list[Clip] = []
-        writer = ClipWriter(
-            self.queue, Codec("h264"), lambda spec: CheckingEncoder(spec, self), None, False
-        )
+        writer = ClipWriter(self.queue, Codec("h264"), self.fake, None, False)
         self.worker = Worker(self.queue, writer, SimpleNamespace(finish=writer.finish))
         self.value = 0
 
@@ -158,7 +135,7 @@ class Harness:
             assert self.resolutions[clip.name] == 1, clip
             if clip.state is State.SAVED:
                 assert not handle.cancelled()
-                assert self.written[clip.name] == self.expected[clip.name]
+                assert self.fake.plan().get(clip.name, []) == self.expected[clip.name]
                 assert handle.result().frames == len(self.expected[clip.name])
             elif handle.cancelled():
                 assert clip.state is State.DROPPED
@@ -172,7 +149,7 @@ class Harness:
         """The invariants that hold between any two calls."""
         queue, memory = self.queue, self.queue.memory
         assert memory.inflight is None
-        assert queue._releasing is None
+        assert releasing(queue) is None
         alive: dict[int, Item] = {}
         holders: dict[int, int] = defaultdict(int)
         for clip in queue.live_clips():
@@ -193,16 +170,18 @@ class Harness:
             for item in alive.values()
             if (off := memory.arena.offset(item.buffer)) is not None
         )
-        spans += [(start, start + size) for start, size in memory._free]
+        spans += [(start, start + size) for start, size in free_blocks(memory)]
         spans += [
             (off, off + block.nbytes)
-            for spare in memory._spare.values()
+            for spare in spare_blocks(memory).values()
             for block in spare
             if (off := memory.arena.offset(block)) is not None
         ]
         spans.sort()
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
-        assert not self.mismatches
+        # Each encoder got its clip's frames in order (so far).
+        for name, written in self.fake.plan().items():
+            assert written == self.expected[name][: len(written)], name
         stats = queue.stats()
         undecided = [c for c in queue.live_clips() if c.state in (State.OPEN, State.ENDED)]
         assert stats.videos_in_progress == len(undecided) + sum(
@@ -216,7 +195,7 @@ class Harness:
 
 @pytest.fixture(autouse=True)
 def _short_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_queue, "IDLE_SECONDS", 0.001)
+    monkeypatch.setattr(queue_module, "IDLE_SECONDS", 0.001)
 
 
 # -- every point of an append, one scenario at a time ------------------------------------------
@@ -328,9 +307,9 @@ class QueueMachine(RuleBasedStateMachine):
     def cancel(self, clip: Clip) -> None:
         handle = clip.handle
         resolved = handle.done() and not handle.cancelled()
-        began = handle._began
+        begun = began(handle)
         # A handle whose clip a worker has begun cannot be cancelled (concurrent.futures).
-        assert handle.cancel() == (began is not True and not resolved)
+        assert handle.cancel() == (begun is not True and not resolved)
 
     @rule(clip=clips)
     def drop(self, clip: Clip) -> None:
@@ -338,7 +317,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(clip=clips)
     def fail_encoder(self, clip: Clip) -> None:
-        self.h.fail_next.add(clip.name)
+        self.h.fake.fail_next.add(clip.name)
 
     @precondition(lambda self: self.h.has_work())
     @rule()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import helpers
 import numpy as np
 import pytest
 import ray
-from helpers import TinyEnv, always, decode, painted, play_episodes, run_forked
+from helpers import TinyEnv, always, decode, painted, play_episodes, run_child
 
 import recorder
 from recorder.ray import SinkServer, VideoSink, start_sink
@@ -184,7 +183,7 @@ def test_wrappers_in_two_actors_deliver_every_video_once(tmp_path: Path) -> None
     assert stats.bytes == sum((out / r["path"]).stat().st_size for r in lines)
     assert stats.failures == stats.renamed == 0
     # The gallery and the CLI see the sink's folder as any folder.
-    subprocess.run([sys.executable, "-m", "recorder", "gallery", str(out)], check=True)
+    assert run_child(["-m", "recorder", "gallery"], out).returncode == 0
     page = (out / "index.html").read_text()
     assert all(r["path"] in page for r in lines)
     sink.shutdown()
@@ -315,7 +314,7 @@ def test_a_sink_in_a_process_forked_from_a_ray_one_is_refused_at_the_call(tmp_pa
             env.reset(seed=1)
 
     try:
-        run_forked(child)
+        assert run_child(child).returncode == 0
         play_episodes(env, [0])  # the parent's recording goes on
     finally:
         env.close()
@@ -428,24 +427,8 @@ def test_the_example_script_fills_one_folder_and_its_gallery(tmp_path: Path) -> 
     script = Path(__file__).resolve().parent.parent / "scripts" / "ray_example.py"
     address = ray.get_runtime_context().gcs_address
     out = tmp_path / "videos"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--out",
-            str(out),
-            "--episodes",
-            "2",
-            "--every",
-            "1",
-            "--address",
-            address,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=200,
-        check=False,
-    )
+    argv = ["--out", out, "--episodes", 2, "--every", 1, "--address", address]
+    result = run_child([str(script)], *argv, timeout=200)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = check_folder(out)
     assert sorted(r["path"] for r in lines) == [
@@ -473,9 +456,7 @@ def test_a_sink_used_where_ray_is_not_initialized_fails_at_the_recorder(tmp_path
         "sink = recorder.ray.VideoSink(actor=None, folder='x')\n"
         f"recorder.Recorder({str(tmp_path)!r}, sink=sink)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = run_child(code)
     assert result.returncode == 1
     assert "RuntimeError: a recorder.ray sink is used from a process where Ray is not" in (
         result.stderr

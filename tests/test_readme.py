@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import decode
+from helpers import decode, run_child
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 GYMNASIUM_PAGE = README.parent / "docs" / "gymnasium.md"
@@ -22,24 +19,11 @@ def python_blocks(page: Path = README) -> list[str]:
     return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
 
 
-def run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-
-
 @pytest.mark.timeout(120)
 def test_the_main_example_records_every_tenth_episode_whole(tmp_path: Path) -> None:
     example = python_blocks()[0]
     assert "ep.offer(env.render)" in example  # the README's streaming idiom
-    proc = run(example, tmp_path)
+    proc = run_child(example, cwd=tmp_path, timeout=110)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "WARNING" not in proc.stderr  # nothing dropped or stalled
     videos = tmp_path / "videos"
@@ -55,7 +39,7 @@ def test_the_main_example_records_every_tenth_episode_whole(tmp_path: Path) -> N
 
 def test_the_drop_in_imports_are_real(tmp_path: Path) -> None:
     block = next(b for b in python_blocks(GYMNASIUM_PAGE) if "was: from gymnasium" in b)
-    proc = run(block, tmp_path)
+    proc = run_child(block, cwd=tmp_path, timeout=110)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -148,14 +132,9 @@ def test_every_public_name_is_documented() -> None:
 
 @pytest.mark.parametrize("command", ["record", "gallery", "serve", "recover"])
 def test_every_cli_flag_is_documented(command: str) -> None:
-    help_text = subprocess.run(
-        [sys.executable, "-m", "recorder", command, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env={**os.environ, "COLUMNS": "200"},
-    ).stdout
+    done = run_child(["-m", "recorder", command, "--help"], env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    help_text = done.stdout
     cli_page = (DOCS / "cli.md").read_text()
     flags = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text)) - {"--help"}
     assert f"## `recorder {command}`" in cli_page

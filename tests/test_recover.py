@@ -16,29 +16,22 @@ import os
 import signal
 import stat
 import struct
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import av
 import pytest
-from helpers import decode, hidden_names, painted
+from helpers import Child, decode, hidden_names, painted
 
 import recorder
 from recorder import Codec, Recorder, VideoSpec
 from recorder.__main__ import main
-from recorder._base.frames import format_of
-from recorder._encode.encoder import PyAVEncoder
+from recorder._testing import PyAVEncoder, drop_episode, format_of
 
-TESTS = Path(__file__).resolve().parent
 FPS = 10  # a keyframe, so a fragment, every 20 frames (KEYFRAME_SECONDS)
 
-CRASH = textwrap.dedent(
-    r"""
+CRASH = r"""
     import sys
-    mode, folder, tests = sys.argv[1], sys.argv[2], sys.argv[3]
-    sys.path.insert(0, tests)
+    mode, folder = sys.argv[1], sys.argv[2]
     from helpers import painted
     import recorder
 
@@ -51,35 +44,16 @@ CRASH = textwrap.dedent(
     rec.flush()  # every frame given so far is encoded
     print("ready", flush=True)
     sys.stdin.readline()  # killed here
-    """
-)
+"""
 
 
 def crash(tmp_path: Path, mode: str) -> Path:
     """Run the recording subprocess, SIGKILL it mid-clip; returns its video folder."""
-    script = tmp_path / "crash.py"
-    script.write_text(CRASH)
     folder = tmp_path / "videos"
-    proc = subprocess.Popen(
-        [sys.executable, str(script), mode, str(folder), str(TESTS)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", proc.stderr.read() if proc.stderr else ""
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(60)
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+    with Child(CRASH, mode, folder) as child:
+        assert child.expect() == "ready", child.stderr
+        child.send_signal(signal.SIGKILL)
+        assert child.wait() == -signal.SIGKILL
     return folder
 
 
@@ -382,7 +356,7 @@ def test_no_fragment_file_after_a_drop_or_cancel(tmp_path: Path, encode_in: str)
         ep.append(painted(i))
     rec.flush()  # encoded: its fragment file exists
     assert [n for n in os.listdir(tmp_path) if n.endswith(".rec-frag")]
-    ep._abort("dropped by the test")  # how submit() drops a clip it cannot finish
+    drop_episode(ep, "dropped by the test")  # how submit() drops a clip it cannot finish
     rec.flush()
     assert ep.handles[0].dropped
     assert hidden_names(tmp_path) == []

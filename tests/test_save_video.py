@@ -5,9 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import subprocess
-import sys
-import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,18 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import (
-    FakeEncoders,
-    always,
-    decode,
-    gymnasium_clips,
-    moviepy_frames,
-    painted,
-    run_forked,
-)
+from fakes import FakeEncoders
+from helpers import always, decode, gymnasium_clips, moviepy_frames, painted, run_child
 
-from recorder._front import default as _default
-from recorder._front.default import flush, save_video
+from recorder import flush, save_video
+from recorder._testing import close_default, default_options, default_recorder
 
 Trigger = Callable[[int], bool] | None
 H, W = 32, 96  # small, and wide enough for painted() to carry a frame index
@@ -49,16 +39,16 @@ STARTS = [(0, 0), (8, 5), (3, 11)]
 @pytest.fixture(autouse=True)
 def fresh_default() -> Iterator[None]:
     """Each test gets its own default recorder, closed (and its threads joined) at the end."""
-    _default._close_default()
+    close_default()
     yield
-    _default._close_default()
+    close_default()
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEncoders:
     """Make the default recorder encode with a controllable fake encoder."""
     encoders = FakeEncoders()
-    monkeypatch.setitem(_default._options, "encoder_factory", encoders)
+    monkeypatch.setitem(default_options(), "encoder_factory", encoders)
     return encoders
 
 
@@ -313,11 +303,12 @@ def test_nothing_dropped_when_the_budget_is_full(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frame_bytes = H * W * 3
-    monkeypatch.setitem(_default._options, "max_queue_bytes", 3 * frame_bytes)
+    monkeypatch.setitem(default_options(), "max_queue_bytes", 3 * frame_bytes)
     frames = episode(40)
     handles = save_video(frames, tmp_path, step_trigger=lambda s: s % 10 == 0, fps=FPS)
     flush()
-    stats = _default._default.stats() if _default._default else None
+    default = default_recorder()
+    stats = default.stats() if default else None
     assert stats is not None
     assert stats.videos_dropped == 0
     assert stats.peak_queued_bytes <= 3 * frame_bytes
@@ -336,7 +327,7 @@ def test_one_recorder_for_every_folder(tmp_path: Path) -> None:
             fps=10 + i,
         )
     workers = [t for t in threading.enumerate() if t.name.startswith("recorder-worker")]
-    assert len(workers) == _default._options["workers"] == 1
+    assert len(workers) == default_options()["workers"] == 1
     flush()
     for i in range(4):
         video = decode(tmp_path / f"run{i}" / f"p{i}-episode-0.mp4")
@@ -384,7 +375,7 @@ def test_unknown_keyword_is_a_type_error(tmp_path: Path, kwargs: dict[str, Any])
     bad = next(k for k in kwargs if k != "fps")
     assert repr(bad) in str(info.value)
     assert not (tmp_path / "videos").exists()
-    assert _default._default is None
+    assert default_recorder() is None
 
 
 @pytest.mark.parametrize(
@@ -450,36 +441,23 @@ def test_an_array_of_frames_is_accepted(tmp_path: Path) -> None:
 # -- interpreter exit and fork --------------------------------------------------------------
 
 
-def run_script(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(source))
-    return subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "videos")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-PAINTED = f"""
+PAINTED = """
     import sys
-    sys.path.insert(0, {str(Path(__file__).parent)!r})
     from helpers import painted
-    from recorder._front.default import save_video
+    from recorder import save_video
     always = lambda i: True
     frames = [painted(i, 64, 96) for i in range(120)]
 """
 
 
 def test_files_are_complete_at_exit_without_flush(tmp_path: Path) -> None:
-    result = run_script(
-        tmp_path,
+    result = run_child(
         PAINTED
         + """
     save_video(frames, sys.argv[1], episode_trigger=always, step_trigger=lambda s: s == 50, fps=30)
     print("returned")
     """,
+        tmp_path / "videos",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "returned"
@@ -494,8 +472,7 @@ def test_files_are_complete_at_exit_without_flush(tmp_path: Path) -> None:
 
 def test_save_video_from_a_thread_after_exit_began(tmp_path: Path) -> None:
     """A non-daemon thread saving after the main thread finished: saved, and no hang."""
-    result = run_script(
-        tmp_path,
+    result = run_child(
         PAINTED
         + """
     import threading
@@ -508,6 +485,7 @@ def test_save_video_from_a_thread_after_exit_began(tmp_path: Path) -> None:
     save_video(frames[:3], sys.argv[1], episode_trigger=always, name_prefix="early", fps=30)
     threading.Thread(target=late).start()
     """,
+        tmp_path / "videos",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
@@ -525,23 +503,23 @@ def test_save_video_from_a_thread_after_exit_began(tmp_path: Path) -> None:
 def test_a_forked_child_gets_its_own_default_recorder(tmp_path: Path) -> None:
     save_video(episode(3), tmp_path / "parent", episode_trigger=always, fps=FPS)
     flush()  # the parent's worker is idle when we fork
-    parent_default = _default._default
+    parent_default = default_recorder()
     assert parent_default is not None
 
     def child() -> None:
-        assert _default._default is None
+        assert default_recorder() is None
         handles = save_video(episode(4), tmp_path / "child", episode_trigger=always, fps=FPS)
         flush()
-        assert _default._default is not None
-        assert _default._default is not parent_default
+        assert default_recorder() is not None
+        assert default_recorder() is not parent_default
         assert handles[0].result().frames == 4
         assert (tmp_path / "child" / "rl-video-episode-0.mp4").exists()
-        _default._close_default()
+        close_default()
 
-    run_forked(child)
+    assert run_child(child).returncode == 0
     assert decode(tmp_path / "child" / "rl-video-episode-0.mp4").indices == [0, 1, 2, 3]
     # The parent's default recorder is untouched by the child.
-    assert _default._default is parent_default
+    assert default_recorder() is parent_default
     save_video(
         episode(2), tmp_path / "parent", episode_trigger=always, name_prefix="after", fps=FPS
     )

@@ -28,11 +28,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, decode, examples, painted
+from fakes import FakeEncoders
+from helpers import decode, examples, painted
 from hypothesis import given
 from hypothesis import strategies as st
 
 from recorder import Recorder
+from recorder._testing import (
+    encoder_process_code,
+    process_module,
+    stop_idle_encoders,
+    threads_of,
+)
 
 _counter = itertools.count()
 
@@ -375,7 +382,7 @@ def test_manifest_fifo_does_not_hang_the_recorder(tmp_path: Path) -> None:
     finally:
         # Let a worker stuck in open() go: a reader appears, and disappears.
         os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-        for thread in rec._threads:
+        for thread in threads_of(rec):
             thread.join(10)
         if not rec.closed:
             rec.close(timeout=10)
@@ -438,9 +445,7 @@ def test_no_process_is_started_when_encoding_in_threads(
 def test_the_only_process_started_is_the_encoder_without_a_shell(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recorder._encode import process as _process
-
-    _process._stop_idle()  # the idle encoder processes of earlier tests would be reused
+    stop_idle_encoders()  # the idle encoder processes of earlier tests would be reused
     seen: list[tuple[Any, dict[str, Any]]] = []
 
     def allow(args: Any, **kwargs: Any) -> bool:
@@ -449,9 +454,9 @@ def test_the_only_process_started_is_the_encoder_without_a_shell(
         # sys.path: nothing from the metadata, names or folder reaches a command line.
         return (
             isinstance(args, list)
-            and args[:3] == [sys.executable, "-c", _process._CHILD_CODE]
+            and args[:3] == [sys.executable, "-c", encoder_process_code()]
             and args[3].isdigit()
-            and args[4] == str(_process.target_nice(10))
+            and args[4] == str(process_module.target_nice(10))
             and args[5:] == [p for p in sys.path if p]
             and not kwargs.get("shell", False)
         )

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import FakeEncoders, always, decode, flat, painted
+from fakes import FakeEncoders
+from helpers import always, decode, flat, painted
 
 import recorder
 from recorder import Recorder

@@ -9,11 +9,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import decode, painted
+from helpers import decode, painted, run_child
 
 import recorder
 from recorder import Recorder
-from recorder._base.frames import as_image
+from recorder._testing import (
+    FRAGMENT_SUFFIX,
+    MAX_PREFIX_BYTES,
+    NAME_MAX,
+    RECOVER_SUFFIX,
+    TMP_SUFFIX,
+    as_image,
+    writer_module,
+)
 
 
 @pytest.fixture
@@ -372,10 +380,6 @@ def test_a_wrapper_refuses_a_frame_its_codec_cannot_take(tmp_path: Path) -> None
 
 
 def test_the_longest_prefix_and_index_make_names_that_fit(tmp_path: Path) -> None:
-    from recorder._base.validate import MAX_PREFIX_BYTES, NAME_MAX
-    from recorder._encode.encoder import FRAGMENT_SUFFIX, TMP_SUFFIX
-    from recorder._folder.recover import RECOVER_SUFFIX
-
     prefix = "é" * (MAX_PREFIX_BYTES // 2) + "x" * (MAX_PREFIX_BYTES % 2)
     index = 10**20 - 1
     stem = f"{prefix}-env-{index}-episode-{index}"  # the vector wrappers' longest
@@ -444,17 +448,9 @@ print(json.dumps({"str": str(error), "notes": getattr(error, "__notes__", [])}))
 @pytest.mark.parametrize("codec", ["vp9", "gif"])
 def test_a_full_disk_error_names_the_video(tmp_path: Path, codec: str) -> None:
     import json
-    import subprocess
-    import sys
 
-    proc = subprocess.run(
-        [sys.executable, "-c", FULL_DISK_CHILD, str(tmp_path), codec],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(Path(recorder.__file__).parent.parent)},
-    )
+    proc = run_child(FULL_DISK_CHILD, tmp_path, codec, timeout=120)
+    assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.splitlines()[-1])
     assert "File too large" in report["str"], report
     ext = ".webm" if codec == "vp9" else ".gif"
@@ -469,12 +465,10 @@ def test_a_temporary_file_that_cannot_be_locked_is_not_left_behind(
 ) -> None:
     import errno
 
-    import recorder._service.writer
-
     def no_locks(fd: int, *, block: bool = True) -> bool:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(recorder._service.writer, "lock_file", no_locks)
+    monkeypatch.setattr(writer_module, "lock_file", no_locks)
     (handle,) = [h for h in rec.submit([GOOD], episode_index=0) if h.kind == "episode"]
     with pytest.raises(OSError, match="No locks available"):
         handle.result()

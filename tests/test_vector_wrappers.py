@@ -25,6 +25,7 @@ from helpers import (
 )
 
 import recorder
+from recorder._testing import threads_of
 from recorder.wrappers.vector import RecordVideo, grid_shape
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -347,7 +348,7 @@ def test_a_vector_wrapper_dropped_unclosed_saves_its_clips_and_frees_its_recorde
     with pytest.warns(UserWarning, match="was not closed"):
         del env  # the last reference: CPython runs __del__ here
     assert closes.wait()
-    assert not [t for t in rec._threads if t.is_alive()]
+    assert not [t for t in threads_of(rec) if t.is_alive()]
     counts = frame_counts(tmp_path / "v")
     assert list(counts.values()) == [5, 5]  # each sub-env's open clip, saved
     envs.close()

@@ -13,22 +13,23 @@ import av
 import gymnasium as gym
 import numpy as np
 import pytest
+from fakes import FakeEncoders
 from gymnasium.wrappers import RenderCollection
 from helpers import (
     AnsiOnly,
+    Child,
     TinyEnv,
     abandoned,
     frame_counts,
     frame_rates,
     moviepy_frames,
     play_episodes,
-    run_forked,
     unraisable,
 )
 
 import recorder
-from recorder._base.codec import VideoSpec
-from recorder._encode.encoder import PyAVEncoder
+from recorder import VideoSpec
+from recorder._testing import threads_of
 from recorder.wrappers import RecordVideo
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -345,26 +346,13 @@ def test_argument_errors(tmp_path: Path) -> None:
 
 
 def test_renders_only_frames_a_clip_needs_and_encodes_off_thread(tmp_path: Path) -> None:
-    threads: set[str] = set()
-
-    def factory(spec: VideoSpec) -> Any:
-        threads.add(threading.current_thread().name)
-        encoder = PyAVEncoder(spec)
-        write = encoder.write
-
-        def tracked(image: Any) -> None:
-            threads.add(threading.current_thread().name)
-            write(image)
-
-        encoder.write = tracked  # type: ignore[method-assign]
-        return encoder
-
+    fake = FakeEncoders(real=True)
     base = TinyEnv()  # episodes of 5 steps
     env = RecordVideo(
         base,
         str(tmp_path / "v"),
         episode_trigger=lambda e: e == 1,
-        recorder_kwargs={"encoder_factory": factory},
+        recorder_kwargs={"encoder_factory": fake},
     )
     env.reset()
     for _ in range(4):  # episodes 0..3
@@ -374,6 +362,7 @@ def test_renders_only_frames_a_clip_needs_and_encodes_off_thread(tmp_path: Path)
     env.close()
     assert base.renders == 6  # the reset frame and 5 steps of episode 1, nothing else
     assert frame_counts(tmp_path / "v") == {"rl-video-episode-1.mp4": 6}
+    threads = {e.thread for e in fake.made} | {thread for _, thread in fake.writes}
     assert threads
     assert threading.main_thread().name not in threads
 
@@ -493,7 +482,7 @@ def test_a_wrapper_dropped_unclosed_closes_its_private_recorder_once_idle(
     assert closes.wait()
     assert rec.closed
     assert frame_counts(tmp_path / "v") == {"rl-video-episode-0.mp4": 3}  # its open clip, saved
-    assert not [t for t in rec._threads if t.is_alive()]
+    assert not [t for t in threads_of(rec) if t.is_alive()]
 
 
 def test_folder_holds_gymnasiums_files_only_and_infos_say_where_clips_start(
@@ -551,7 +540,9 @@ def test_wrapper_built_before_fork_records_in_the_child(tmp_path: Path) -> None:
             env.step(1)
         env.close()
 
-    run_forked(child, meanwhile=env.close)  # the parent's clip: the 4 frames before fork()
+    with Child(child) as forked:
+        env.close()  # the parent's clip: the 4 frames before fork()
+        assert forked.wait() == 0
     assert frame_counts(tmp_path / "v") == {
         "rl-video-episode-0.mp4": 4,
         "rl-video-episode-1.mp4": 6,
