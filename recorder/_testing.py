@@ -48,6 +48,7 @@ from recorder._queue.queue import QUANTUM, ClipQueue
 from recorder._service import service as recorder_module
 from recorder._service import writer as writer_module
 from recorder._service.keep import Keep, Ranking
+from recorder._service.service import ClipService
 from recorder._service.worker import GRACE_SECONDS, Worker
 from recorder._service.writer import ClipWriter
 
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
     from recorder._front.aio import AsyncRecorder
     from recorder._front.episode import Episode
     from recorder._front.recorder import Recorder
-    from recorder._service.service import ClipService
 
 __all__ = [
     "ALIGN",
@@ -134,6 +134,7 @@ __all__ = [
     "remux",
     "scan",
     "serve",
+    "service_of",
     "set_finish_seam",
     "set_prefault",
     "spare_blocks",
@@ -144,19 +145,24 @@ __all__ = [
 ]
 
 
-def queue_of(rec: Recorder) -> ClipQueue:
+def service_of(rec: Recorder | ClipService) -> ClipService:
+    """The ClipService behind a Recorder (a ClipService is its own)."""
+    return rec if isinstance(rec, ClipService) else rec._service
+
+
+def queue_of(rec: Recorder | ClipService) -> ClipQueue:
     """The Recorder's queue."""
-    return rec._service._queue
+    return service_of(rec)._queue
 
 
 def threads_of(rec: Recorder) -> list[threading.Thread]:
     """The Recorder's own threads (workers, prefault)."""
-    return rec._service._threads
+    return service_of(rec)._threads
 
 
 def encoder_processes(rec: Recorder) -> EncoderProcesses | None:
     """The Recorder's encoder processes (None when it encodes in threads)."""
-    return rec._service._processes
+    return service_of(rec)._processes
 
 
 def idle_encoder_pids() -> list[int]:
@@ -186,17 +192,17 @@ def default_options() -> dict[str, Any]:
 
 def finish_seam(rec: Recorder) -> Callable[[Clip], None]:
     """How the Recorder's workers finish a clip whose frames are all written."""
-    return rec._service.finish
+    return service_of(rec).finish
 
 
 def set_finish_seam(rec: Recorder, finish: Callable[[Clip], None]) -> None:
     """Replace it on a live Recorder (running workers use the new one): make a worker die."""
-    rec._service.finish = finish
+    service_of(rec).finish = finish
 
 
 def abandon(rec: Recorder) -> None:
     """What a wrapper's ``__del__`` does to its private Recorder."""
-    rec._service.abandon()
+    service_of(rec).abandon()
 
 
 def waiting_for_room(rec: AsyncRecorder) -> int:
@@ -211,7 +217,7 @@ def set_prefault(enabled: bool) -> None:
 
 def count_budget_waits(rec: Recorder) -> list[float]:
     """[times, seconds] producers of *rec* waited for room in its budget from now on."""
-    condition = rec._service._queue._not_full
+    condition = service_of(rec)._queue._not_full
     total = [0.0, 0.0]
     original = condition.wait
 
@@ -229,7 +235,7 @@ def count_budget_waits(rec: Recorder) -> list[float]:
 
 def encoder_pids(rec: Recorder) -> list[int]:
     """The process ids of the Recorder's encoder processes ([] when it encodes in threads)."""
-    processes = rec._service._processes
+    processes = service_of(rec)._processes
     return [] if processes is None else processes.pids()
 
 
@@ -286,7 +292,7 @@ def began(handle: ClipHandle) -> bool | None:
     return handle._began
 
 
-def queue_locked(rec: Recorder) -> bool:
+def queue_locked(rec: Recorder | ClipService) -> bool:
     """Whether the lock of the Recorder's queue is held (by any thread)."""
     return queue_of(rec)._lock.locked()
 

@@ -74,7 +74,8 @@ def test_tests_import_no_private_module_but_the_door() -> None:
     reaches = {
         path.name: found
         for path in sorted(TESTS.glob("*.py"))
-        if path.name != Path(__file__).name  # its examples above
+        # Its examples above; the house's plan, whose subject is the package's module names.
+        if path.name not in (Path(__file__).name, "test_layout.py")
         and (found := private_reaches(path.read_text()))
     }
     assert not reaches, f"tests reaching past {DOOR}: {reaches}"

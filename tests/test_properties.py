@@ -268,7 +268,8 @@ def expected_error(frame: np.ndarray) -> type[Exception] | None:
         return ValueError
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         return ValueError
-    if frame.min() < 0:  # an int8 of a value above 127
+    kept = frame[..., :3] if frame.ndim == 3 else frame  # the alpha channel is dropped
+    if kept.min() < 0:  # an int8 of a value above 127
         return ValueError
     return None
 
