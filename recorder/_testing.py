@@ -17,6 +17,7 @@ from recorder import _child as child_module
 from recorder import _cli as cli_module
 from recorder import _cli_record as cli_record_module
 from recorder import _default as default_module
+from recorder import _encoder as encoder_module
 from recorder import _live as live_module
 from recorder import _process as process_module
 from recorder import _queue as queue_module
@@ -104,11 +105,13 @@ __all__ = [
     "default_module",
     "default_options",
     "default_recorder",
+    "encoder_module",
     "encoder_processes",
     "error_reply",
     "every_encoder_process",
     "finish_seam",
     "format_of",
+    "give_back_arena_blocks",
     "idle_encoder_pids",
     "keyframe_interval",
     "live_module",
@@ -123,6 +126,7 @@ __all__ = [
     "set_finish_seam",
     "set_prefault",
     "stop_idle_encoders",
+    "take_arena_blocks",
     "threads_of",
     "waiting_for_room",
     "writer_module",
@@ -210,3 +214,23 @@ def count_budget_waits(rec: Recorder) -> list[float]:
 
     condition.wait = wait  # type: ignore[method-assign]
     return total
+
+
+def take_arena_blocks(rec: Recorder, shape: tuple[int, ...], count: int) -> list[Any]:
+    """*count* blocks of *shape* (uint8) from the Recorder's frame memory, charged to its
+    budget until :func:`give_back_arena_blocks` (a benchmark's copy into the same arena)."""
+    queue = rec._queue
+    with queue._lock:
+        blocks = [queue.memory.alloc(shape) for _ in range(count)]
+    if any(block is None for block in blocks):
+        give_back_arena_blocks(rec, [block for block in blocks if block is not None])
+        raise ValueError(f"{count} blocks of {shape} do not fit the budget")
+    return blocks
+
+
+def give_back_arena_blocks(rec: Recorder, blocks: list[Any]) -> None:
+    """Give back blocks from :func:`take_arena_blocks`."""
+    queue = rec._queue
+    with queue._lock:
+        for block in blocks:
+            queue.memory.release(block, block.nbytes)
