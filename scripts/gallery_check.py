@@ -15,8 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from recorder._gallery import INDEX, build_gallery, scan
-from recorder._serve import serve
+from recorder._testing import INDEX, build_gallery, scan, serve
 
 ARGS = [
     "--no-sandbox",

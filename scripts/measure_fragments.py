@@ -16,9 +16,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import recorder._encoder as encoder_module
-from recorder._encoder import Codec, PyAVEncoder, VideoSpec, remux
-from recorder._frames import format_of
+from recorder import Codec, VideoSpec
+from recorder._testing import PyAVEncoder, encoder_module, format_of, remux
 
 FPS, SECONDS, ROUNDS = 30, 10, 7
 
