@@ -28,6 +28,7 @@ import platform
 import re
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -554,6 +555,14 @@ class _Carrier:
 
 
 PERF_HOOK = SimpleNamespace(name="usage", load=lambda: _Carrier)
+
+
+def scratch(stack: contextlib.ExitStack, data: Path, prefix: str) -> Path:
+    """A pyperf worker's own folder under the parent's *data*, removed when *stack* closes
+    (after what the worker made there: enter those after this)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=data))
+    stack.callback(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 _made: dict[str, Any] = {}

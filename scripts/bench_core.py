@@ -281,7 +281,7 @@ def arena_run(
     the next of REF_BLOCKS blocks of the same Recorder's arena) runs: *loops* calls of one
     CartPole frame at *size* (in the caches, as just rendered), their seconds."""
     frame = bu.resize_nearest(np.load(data / "frames.npy")[0], *size)
-    folder = tempfile.mkdtemp(prefix=f"{variant}-", dir=data)
+    folder = bu.scratch(stack, data, variant)
     rec = stack.enter_context(recorder.Recorder(
         folder, episode_trigger=bu.always, on_full="drop", encoder_factory=Parked,
         max_queue_bytes=(CHUNK + REF_BLOCKS + 2) * frame.nbytes, sidecars=False,
@@ -461,7 +461,7 @@ def perf(runner: Any, args: Any, stack: contextlib.ExitStack) -> None:
 
         def make(size: tuple[int, int] = size) -> Any:
             frames = bu.resized(list(np.load(args.data / "frames.npy")), *size)
-            here = Path(tempfile.mkdtemp(prefix=f"{args.variant}-", dir=args.data))
+            here = bu.scratch(stack, args.data, args.variant)
             return encode_run(args.variant, frames[: cfg.encode_frames], cfg.encode_videos,
                               settings, here, stack)  # fmt: skip
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -161,7 +160,7 @@ def make_run(
     training run (threads and buffers warm after pyperf's warm-up)."""
     height, width, _ = case
     preset, per = preset_of(case), frames // videos
-    folder = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=data))
+    folder = bu.scratch(stack, data, key)
     base = list(np.load(data / "frames.npy"))  # the parent's CartPole renders
     cycled = list(itertools.islice(itertools.cycle(bu.resized(base, height, width)), frames))
     clips = [cycled[i * per : (i + 1) * per] for i in range(videos)]
