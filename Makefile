@@ -1,11 +1,12 @@
-# Every target CI or a new user runs: `make test`, `make demo`, `make bench` (`make bench-quick`).
+# Every target CI or a new user runs: `make test`, `make demo`, `make bench` (`make bench-quick`,
+# `make bench-render`).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 
-.PHONY: test lint typecheck pytest demo bench bench-quick browser clean
+.PHONY: test lint typecheck pytest demo bench bench-render bench-quick browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,13 +43,21 @@ demo: $(STAMP) browser
 	elif [ $$status != 0 ]; then exit $$status; fi
 	@echo "open videos/index.html, or watch a run live: $(PY) -m recorder serve videos"
 
-# Every scripts/bench_*.py, one report: docs/benchmarks.md (tables) and docs/benchmarks.png.
+# Every scripts/bench_*.py, measured into build/bench/ (raw JSON, pyperf files), then rendered
+# into one report: docs/benchmarks.md (tables) and docs/benchmarks.png. `make bench-render`
+# renders again from build/bench/ without measuring (after a change to a report's code or words).
+# A scenario that crashed is reported as such and makes the status 1, after the report is written.
 bench: $(STAMP)
-	$(PY) scripts/bench_all.py --out-dir docs
+	$(PY) scripts/bench_all.py measure --out-dir build/bench; status=$$?; \
+	$(PY) scripts/bench_all.py render build/bench --out-dir docs && exit $$status
 
-# Every scenario's smoke run (small counts, ~2 min): the same report, in build/ (not committed).
+bench-render: $(STAMP)
+	$(PY) scripts/bench_all.py render build/bench --out-dir docs
+
+# Every scenario's smoke run (small counts, ~3 min): the same report, in build/ (not committed).
 bench-quick: $(STAMP)
-	$(PY) scripts/bench_all.py --quick --out-dir build/bench-quick
+	$(PY) scripts/bench_all.py measure --quick --out-dir build/bench-quick; status=$$?; \
+	$(PY) scripts/bench_all.py render build/bench-quick --out-dir build/bench-quick && exit $$status
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

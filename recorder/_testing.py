@@ -19,6 +19,7 @@ from recorder._base.validate import MAX_PREFIX_BYTES, NAME_MAX
 from recorder._cli import main as cli_module
 from recorder._cli import record as cli_record_module
 from recorder._encode import child as child_module
+from recorder._encode import encoder as encoder_module
 from recorder._encode import process as process_module
 from recorder._encode.child import ENCODER_HOOK
 from recorder._encode.child import _error_reply as error_reply
@@ -107,6 +108,7 @@ __all__ = [
     "default_options",
     "default_recorder",
     "drop_episode",
+    "encoder_module",
     "encoder_pids",
     "encoder_process_code",
     "encoder_processes",
@@ -115,6 +117,7 @@ __all__ = [
     "finish_seam",
     "format_of",
     "free_blocks",
+    "give_back_arena_blocks",
     "idle_encoder_max",
     "idle_encoder_pids",
     "keyframe_interval",
@@ -139,6 +142,7 @@ __all__ = [
     "set_prefault",
     "spare_blocks",
     "stop_idle_encoders",
+    "take_arena_blocks",
     "threads_of",
     "waiting_for_room",
     "writer_module",
@@ -316,3 +320,24 @@ def patch_wait_stoppable(monkeypatch: Any, wait: Callable[..., None]) -> Any:
 def drop_episode(episode: Episode, reason: str) -> None:
     """Drop every clip *episode* started, as submit() drops one it cannot finish."""
     episode._abort(reason)
+
+
+def take_arena_blocks(rec: Recorder, shape: tuple[int, ...], count: int) -> list[Any]:
+    """*count* blocks of *shape* (uint8) from the Recorder's frame memory, charged to its
+    budget until :func:`give_back_arena_blocks` (a benchmark's copy into the same arena)."""
+    queue = queue_of(rec)
+    with queue._lock:
+        blocks = [queue.memory.alloc(shape) for _ in range(count)]
+        queue.memory.inflight = None
+    if any(block is None for block in blocks):
+        give_back_arena_blocks(rec, [block for block in blocks if block is not None])
+        raise ValueError(f"{count} blocks of {shape} do not fit the budget")
+    return blocks
+
+
+def give_back_arena_blocks(rec: Recorder, blocks: list[Any]) -> None:
+    """Give back blocks from :func:`take_arena_blocks`."""
+    queue = queue_of(rec)
+    with queue._lock:
+        for block in blocks:
+            queue.memory.release(block, block.nbytes)

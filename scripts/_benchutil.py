@@ -1,15 +1,18 @@
 """The benchmark harness: one runner, one report format, the measuring tools scenarios share.
 
-A scenario (``scripts/bench_*.py``) defines ``TITLE``, ``FULL`` and ``QUICK`` (its counts) and
-``run(bench) -> dict`` (its figures, JSON-able), adds its markdown with ``bench.add`` (tables)
-and ``bench.say`` (the words around them, kept in ``scripts/bench_*.md`` beside the script), and
-ends with ``raise SystemExit(bu.main(sys.modules[__name__]))``. :func:`main` gives each the same
-command line (``--quick``, ``--out``, ``--json``); ``bench_all.py`` runs each in its own process.
+A scenario (``scripts/bench_*.py``) defines ``TITLE``, ``FULL`` and ``QUICK`` (its counts),
+``measure(bench) -> dict`` (its figures, JSON-able: the raw results) and ``report(doc, data)``
+(its markdown from those figures alone: tables with ``doc.add``, the words around them with
+``doc.say``, kept in ``scripts/bench_*.md`` beside the script), and ends with
+``raise SystemExit(bu.main(sys.modules[__name__]))``. :func:`main` gives each the same command
+line (``--quick``, ``--out``, ``--json``); ``bench_all.py measure`` runs each in its own process
+and keeps the JSON, ``bench_all.py render`` turns the JSON into the report (:func:`render`).
 
-The machines are shared and noisy: variants run interleaved (:func:`interleave`, order rotated
-each round), repeated; medians with their spread; ratios per round, then medianed. (pyperf's
-runner times one benchmark after another in worker processes: it cannot interleave A and B
-within a run, nor keep the figures that are not times: drops, RSS, PSNR.)
+The machines are shared and noisy. Whole-loop scenarios run their variants interleaved
+(:func:`interleave`, order rotated each round), repeated; medians with their spread; ratios per
+round, then medianed. Throughput microbenchmarks run on pyperf (:meth:`Bench.perf`: calibrated
+loops, worker processes), one variant's benchmarks after another; their ratios are of mean
+times, with ``pyperf compare_to``'s verdict on their significance (:func:`perf_compare`).
 """
 
 from __future__ import annotations
@@ -25,19 +28,22 @@ import platform
 import re
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
+
+from recorder import _testing
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
@@ -198,10 +204,8 @@ def _encoder_processes(what: str) -> float:
     """Of the recorder's encoder processes still running: CPU seconds so far (``cpu``; waited
     ones are in RUSAGE_CHILDREN) or the largest VmHWM MB (``hwm``: RUSAGE_CHILDREN's maxrss
     survives exec, so it reports a large parent's size)."""
-    from recorder._encode import process as _process
-
     values = [0.0]
-    for child in list(_process._every_child):
+    for child in _testing.every_encoder_process():
         with contextlib.suppress(OSError, KeyError):
             if what == "cpu" and child.proc.returncode is None:
                 with open(f"/proc/{child.proc.pid}/stat") as f:
@@ -219,9 +223,7 @@ def encoder_processes_hwm_mb() -> float:
 
 def stop_idle_encoder_processes() -> None:
     """Stop (and wait for) the encoder processes closed recorders kept for the next one."""
-    from recorder._encode import process as _process
-
-    _process._stop_idle()
+    _testing.stop_idle_encoders()
 
 
 def _cpu_seconds() -> float:
@@ -292,6 +294,13 @@ def maxrss_mb() -> float:
     return kib / (1024 * 1024) if sys.platform == "darwin" else kib / 1024
 
 
+def counters(stats: Any) -> dict[str, float]:
+    """The numbers of a ``RecorderStats`` (not its errors), for the JSON."""
+    return {
+        f.name: v for f in fields(stats) if isinstance(v := getattr(stats, f.name), int | float)
+    }
+
+
 def open_fds() -> int:
     """Open file descriptors of this process (Linux /proc; -1 elsewhere)."""
     try:
@@ -309,26 +318,6 @@ def in_child(script: str, *args: object, timeout: float = 900) -> dict[str, Any]
         raise RuntimeError(f"{shlex.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
-
-
-def instrument_waits(rec: Any) -> list[float]:
-    """[times, seconds] producers have waited on the queue's private ``not_full`` condition so
-    far (instrumentation only; both stay 0 when the core has no such condition)."""
-    cond = getattr(getattr(rec, "_queue", None), "_not_full", None)
-    total = [0.0, 0.0]
-    if cond is not None:
-        original = cond.wait
-
-        def wait(timeout: float | None = None) -> bool:
-            t0 = time.perf_counter()
-            try:
-                return bool(original(timeout))
-            finally:
-                total[0] += 1
-                total[1] += time.perf_counter() - t0
-
-        cond.wait = wait
-    return total
 
 
 @contextlib.contextmanager
@@ -368,15 +357,13 @@ def ffmpeg_encode(
 ) -> None:
     """Encode RGB frames with the ffmpeg CLI: rgb24 on stdin, libx264, yuv420p, faststart, with
     the recorder's keyframe interval (``-g``): both encode the same stream."""
-    from recorder._encode.encoder import keyframe_interval
-
     height, width = frames[0].shape[:2]
     cmd = [
         exe, "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
         "-i", "-",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-threads", str(threads),
-        "-g", str(keyframe_interval(fps)),
+        "-g", str(_testing.keyframe_interval(fps)),
         "-pix_fmt", "yuv420p", "-movflags", "+faststart", os.fspath(path),
     ]  # fmt: skip
     # stderr to a file: a pipe nobody reads while we write could fill up and deadlock.
@@ -461,23 +448,18 @@ def machine_info() -> str:
 
 
 @dataclass
-class Bench:
-    """What the runner gives a scenario's ``run``: its counts, options, a scratch folder
-    (removed after), and its report: markdown blocks printed to stdout as they are added."""
+class Report:
+    """What a scenario's ``report`` writes into: markdown blocks made from its figures alone,
+    the words of its ``.md`` file, and ``meta`` (how, when and on what it was measured)."""
 
-    cfg: Any
-    args: argparse.Namespace
     title: str
-    tmp: Path
-    words: dict[str, str] = field(default_factory=dict)
+    words: dict[str, str]
+    meta: dict[str, Any]
     parts: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-    load_before: str = field(default_factory=load_average)
 
     def add(self, text: str) -> None:
-        """Append a block (a paragraph or a table) to the report and print it."""
+        """Append a block (a paragraph or a table) to the report."""
         self.parts.append(text.rstrip() + "\n")
-        print(text.rstrip() + "\n", flush=True)
 
     def say(self, block: str, **values: object) -> None:
         """Add the report text *block* (of the scenario's ``.md`` file), its ``{names}`` filled
@@ -488,29 +470,24 @@ class Bench:
         """The whole report."""
         return f"# {self.title}\n\n" + "\n".join(self.parts)
 
-    def command(self) -> str:
-        """The command line that made this report, as ``python scripts/NAME.py ...``."""
-        argv = sys.argv[1:]
-        if "--json" in argv:  # where the figures go for bench_all is no part of the report
-            del argv[argv.index("--json") : argv.index("--json") + 2]
-        return shlex.join(["python", f"scripts/{Path(sys.argv[0]).name}", *argv])
-
     def header(self, machine: str = "", before: str = "") -> None:
         """The report's first block: how, when and on what it was measured."""
+        m = self.meta
         self.add(
-            f"Generated by `{self.command()}` on {datetime.date.today().isoformat()}"
-            f"{QUICK_NOTE if self.args.quick else ''}.\n\n{before}Machine: {machine_info()}"
-            f"{machine}. Load average before / after: {self.load_before} → {load_average()} "
-            "(a shared machine: compare rows of one run, not across runs)."
+            f"Generated by `{m['command']}` on {m['date']}{QUICK_NOTE if m['quick'] else ''}."
+            f"\n\n{before}Machine: {m['machine']}{machine}. Load average before / after: "
+            f"{m['load_before']} → {m['load_after']} (a shared machine: compare rows of one "
+            "run, not across runs)."
         )
 
     def short_header(self) -> str:
         """The command and the machine, for the reports that start with their description."""
-        return f"`{self.command()}`\n\n{machine_info()}; load {self.load_before}.\n\n"
+        m = self.meta
+        return f"`{m['command']}`\n\n{m['machine']}; load {m['load_before']}.\n\n"
 
     def footer(self) -> None:
-        """The report's last line: how long it took."""
-        self.add(f"Total benchmark time: {time.perf_counter() - self.started:.0f} s.")
+        """The report's last line: how long the measuring took."""
+        self.add(f"Total benchmark time: {self.meta['seconds']:.0f} s.")
 
 
 def report_text(path: Path) -> dict[str, str]:
@@ -526,18 +503,276 @@ def report_text(path: Path) -> dict[str, str]:
     return {name: unwrap(text.strip()) for name, text in zip(parts[1::2], parts[2::2], strict=True)}
 
 
-def main(scenario: ModuleType, argv: Sequence[str] | None = None) -> int:
-    """Run *scenario* (a ``bench_*`` module) from the command line; its exit status.
+def render(scenario: ModuleType, record: dict[str, Any]) -> str:
+    """The markdown report of a measured *record* (what ``--json`` wrote): the scenario's
+    ``report`` applied to its figures, no measuring."""
+    words = report_text(Path(scenario.__file__ or "bench").with_suffix(".md"))
+    doc = Report(scenario.TITLE, words, record["meta"])
+    scenario.report(doc, record["data"])
+    return doc.text()
 
-    ``--child JSON`` runs the module's ``child(*args)`` instead (see :func:`in_child`).
+
+# -- pyperf: the throughput microbenchmarks --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerfPlan:
+    """pyperf's options for a group of benchmarks: *processes* worker processes per benchmark,
+    each *warmups* warm-up values then *values* values of *loops* calls (0: calibrated, each
+    value at least pyperf's ``--min-time``)."""
+
+    processes: int
+    values: int
+    warmups: int
+    loops: int = 0
+
+    def args(self) -> list[str]:
+        """As pyperf's command-line options."""
+        return [f"--{k}={v}" for k, v in asdict(self).items()]
+
+
+#: What a pyperf worker's benchmark function records besides its times: each value's Usage
+#: (:func:`perf_time`) and notes on what it made (a scenario's checks of its last file).
+perf_usages: list[Usage] = []
+perf_notes: dict[str, Any] = {}
+
+
+class _Carrier:
+    """A pyperf hook (``--hook usage``): writes :data:`perf_usages` and :data:`perf_notes` into
+    the worker's run metadata. pyperf makes one for the warm-ups, then one for the values: the
+    values' usages are the run's."""
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def teardown(self, metadata: dict[str, Any]) -> None:
+        metadata["usage"] = json.dumps([[u.wall, u.cpu, u.others] for u in perf_usages])
+        metadata["notes"] = json.dumps(perf_notes)
+        perf_usages.clear()
+
+
+PERF_HOOK = SimpleNamespace(name="usage", load=lambda: _Carrier)
+
+
+def scratch(stack: contextlib.ExitStack, data: Path, prefix: str) -> Path:
+    """A pyperf worker's own folder under the parent's *data*, removed when *stack* closes
+    (after what the worker made there: enter those after this)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=data))
+    stack.callback(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+_made: dict[str, Any] = {}
+
+
+def made_once(key: str, make: Callable[[], Any]) -> Any:
+    """``make()``, made at a pyperf worker's first call under *key* (its first warm-up: setup
+    stays out of the values) and kept for the next calls."""
+    if key not in _made:
+        _made[key] = make()
+    return _made[key]
+
+
+def perf_time(loops: int, run: Callable[[], Any]) -> float:
+    """A pyperf time function: *run* called *loops* times, one value; its wall time. A run that
+    returns a :class:`Usage` measured its own part, without setup (as :class:`Variant`)."""
+    total = Usage()
+    for _ in range(loops):
+        gc.collect()  # no collection of an earlier run's garbage inside this one
+        with measure() as usage:
+            result = run()
+        part = result if isinstance(result, Usage) else usage
+        total.wall, total.cpu = total.wall + part.wall, total.cpu + part.cpu
+        total.others += part.others
+    perf_usages.append(total)
+    return total.wall
+
+
+def options_given(
+    options: Iterable[tuple[Sequence[str], Any]], args: argparse.Namespace
+) -> list[str]:
+    """The scenario's own ``OPTIONS`` given in *args*, as command-line arguments again (for
+    pyperf's processes)."""
+    given = (
+        (flags[0], getattr(args, flags[0].lstrip("-").replace("-", "_"))) for flags, _ in options
+    )
+    return [arg for flag, value in given if value is not None for arg in (flag, str(value))]
+
+
+def perf_main(scenario: ModuleType, argv: Sequence[str]) -> int:
+    """The ``--perf`` mode: pyperf's Runner over the benchmarks of one variant (``--variant``)
+    that the scenario's ``perf(runner, args, stack)`` declares; pyperf starts the worker
+    processes, each running this script again (``--perf --worker ...``), one benchmark each.
+    ``--data``: a folder the parent prepared (frames; scratch space)."""
+    import pyperf
+
+    options = getattr(scenario, "OPTIONS", ())
+
+    def forward(cmd: list[str], args: argparse.Namespace) -> None:
+        cmd += ["--variant", args.variant, "--data", str(args.data)] + ["--quick"] * args.quick
+        cmd += options_given(options, args)
+
+    script = str(Path(scenario.__file__ or "bench").resolve())
+    runner = pyperf.Runner(
+        program_args=(script, "--perf"), add_cmdline_args=forward, hooks=[PERF_HOOK]
+    )
+    parser = runner.argparser
+    parser.add_argument("--perf", action="store_true", help="this mode")
+    parser.add_argument("--quick", action="store_true", help="the QUICK counts")
+    parser.add_argument("--variant", required=True, help="whose benchmarks to run")
+    parser.add_argument("--data", type=Path, required=True, help="the parent's folder")
+    for flags, kwargs in options:
+        parser.add_argument(*flags, **kwargs)
+    args = runner.parse_args(list(argv))
+    logging.getLogger("recorder").setLevel(logging.CRITICAL)
+    with contextlib.ExitStack() as stack:  # what the worker's benchmark made, closed at exit
+        scenario.perf(runner, args, stack)
+    return 0
+
+
+def perf_load(path: Path) -> dict[str, dict[str, Any]]:
+    """Each benchmark of a pyperf JSON file: its values (seconds per inner loop), their mean,
+    each value's usage ``[wall, cpu, others]`` of its ``loops`` and each worker's notes."""
+    import pyperf
+
+    benchmarks = {}
+    for bench in pyperf.BenchmarkSuite.load(str(path)).get_benchmarks():
+        runs = [run for run in bench.get_runs() if run.values]  # not the calibration runs
+        metadata = [run.get_metadata() for run in runs]
+        benchmarks[bench.get_name()] = {
+            "values": [v for run in runs for v in run.values],
+            "mean": bench.mean(),
+            "usage": [u for m in metadata for u in json.loads(m.get("usage", "[]"))],
+            "notes": [json.loads(m["notes"]) for m in metadata if "notes" in m],
+            "loops": metadata[0]["loops"],
+            "inner_loops": metadata[0].get("inner_loops", 1),
+        }
+    return benchmarks
+
+
+#: ``pyperf compare_to -v``'s lines on significance: the first that applies is the verdict.
+_VERDICTS = (
+    ("ERROR when testing", "untested"),  # one value each: no t-test
+    ("Significant", "significant"),
+    ("Not significant", "not significant"),
+)
+
+
+def perf_compare(ref: Path, changed: Path) -> dict[str, str]:
+    """``pyperf compare_to``'s verdict on each benchmark both files hold (Student's t-test of
+    their values): ``significant``, ``not significant`` or ``untested`` (one value each)."""
+    cmd = [sys.executable, "-m", "pyperf", "compare_to", "-v", str(ref), str(changed)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    log(f"$ {shlex.join(['pyperf', *cmd[3:]])}\n{out.rstrip()}")
+    theirs = perf_load(changed)
+    names = [n for n in perf_load(ref) if n in theirs]
+    lines = out.splitlines()
+    name, verdicts = (names[0] if len(names) == 1 else None), {}
+    for i, line in enumerate(lines):
+        if line in names and lines[i + 1 : i + 2] and lines[i + 1].startswith("==="):
+            name = line  # the title of a benchmark's block (shown when there are several)
+        verdict = next((v for start, v in _VERDICTS if line.startswith(start)), None)
+        if name is not None and verdict is not None:
+            verdicts.setdefault(name, verdict)
+    if set(verdicts) != set(names):
+        raise RuntimeError(f"pyperf compare_to: no verdict for {set(names) - set(verdicts)}")
+    return verdicts
+
+
+def compared(ratio: float, significance: str) -> dict[str, Any]:
+    """A ratio between two pyperf variants and pyperf's verdict on it, for the JSON."""
+    return {"ratio": ratio, "significance": significance}
+
+
+def fmt_compared(d: dict[str, Any] | None, digits: int = 2) -> str:
+    """A :func:`compared` formatted: ``ratio (verdict)``, or ``-``."""
+    return "-" if d is None else f"{d['ratio']:.{digits}f} ({d['significance']})"
+
+
+def perf_rates(bench: dict[str, Any]) -> list[float]:
+    """A pyperf benchmark's values as rates (inner loops per second: frames/s)."""
+    return [1 / v for v in bench["values"]]
+
+
+def perf_usage(bench: dict[str, Any]) -> list[Usage]:
+    """A pyperf benchmark's usage of each value."""
+    return [Usage(*u) for u in bench["usage"]]
+
+
+def perf_cpu_ms(bench: dict[str, Any]) -> float:
+    """Median CPU ms per inner loop (frame) of a pyperf benchmark's values."""
+    pairs = zip(bench["values"], perf_usage(bench), strict=True)
+    return 1e3 * statistics.median(v * u.cpu / u.wall for v, u in pairs)
+
+
+def speed_ratio(x: dict[str, Any], ref: dict[str, Any], significance: str) -> dict[str, Any]:
+    """x's rate / ref's (pyperf benchmarks: the ratio of their mean times, ref's over x's),
+    with pyperf's verdict on it."""
+    return compared(ref["mean"] / x["mean"], significance)
+
+
+# -- the runner --------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """What the runner gives a scenario's ``measure``: its counts, options, a scratch folder
+    (removed after) and where its pyperf results go (kept beside ``--json``)."""
+
+    cfg: Any
+    args: argparse.Namespace
+    tmp: Path
+    script: Path
+    perf_dir: Path
+    options: list[str]  # the scenario's OPTIONS given, for its pyperf processes
+
+    def perf(self, variant: str, *pyperf_args: str) -> Path:
+        """Run the scenario's pyperf benchmarks of *variant* (``perf(runner, args, stack)``, in
+        pyperf's worker processes; *pyperf_args*: its options, e.g. ``--processes 3``); the
+        pyperf JSON file they are in. ``self.tmp`` is the workers' ``--data`` folder."""
+        self.perf_dir.mkdir(parents=True, exist_ok=True)
+        out = self.perf_dir / f"{variant}.json"
+        out.unlink(missing_ok=True)  # pyperf refuses to overwrite
+        cmd = [sys.executable, str(self.script), "--perf", "--variant", variant, "--data",
+               str(self.tmp), "--hook", "usage", "--copy-env", "--quiet", "-o", str(out),
+               *pyperf_args, *self.options, *["--quick"] * self.args.quick]  # fmt: skip
+        log(f"pyperf {variant}: {shlex.join(cmd[2:])}")
+        # pyperf's lines (a benchmark's mean) to stderr: stdout carries the report.
+        subprocess.run(cmd, stdout=sys.stderr, check=True)
+        return out
+
+
+def command(name: str, argv: Sequence[str]) -> str:
+    """The command line that measured, as ``python scripts/NAME.py ...`` (where the report
+    and the figures went is no part of it)."""
+    argv = list(argv)
+    for option in ("--json", "--out"):
+        if option in argv:
+            del argv[argv.index(option) : argv.index(option) + 2]
+    return shlex.join(["python", f"scripts/{name}.py", *argv])
+
+
+def main(scenario: ModuleType, argv: Sequence[str] | None = None) -> int:
+    """Measure *scenario* (a ``bench_*`` module) from the command line, print its report; its
+    exit status.
+
+    ``--child JSON`` runs the module's ``child(*args)`` instead (see :func:`in_child`),
+    ``--perf ...`` its pyperf benchmarks (see :func:`perf_main`).
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--perf"]:
+        return perf_main(scenario, argv)
     parser = argparse.ArgumentParser(description=(scenario.__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run (small counts)")
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
-    parser.add_argument("--json", type=Path, help="write the key figures here (for bench_all)")
+    parser.add_argument("--json", type=Path, help="write the raw figures here (for bench_all)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    for args, kwargs in getattr(scenario, "OPTIONS", ()):
-        parser.add_argument(*args, **kwargs)
+    options = getattr(scenario, "OPTIONS", ())
+    for flags, kwargs in options:
+        parser.add_argument(*flags, **kwargs)
     args = parser.parse_args(argv)
     # Drops and failures are reported from stats(); the recorder's log would clutter stderr.
     logging.getLogger("recorder").setLevel(logging.CRITICAL)
@@ -545,13 +780,25 @@ def main(scenario: ModuleType, argv: Sequence[str] | None = None) -> int:
         print(json.dumps(scenario.child(*json.loads(args.child))))
         return 0
     name = Path(scenario.__file__ or "bench").stem
+    meta: dict[str, Any] = {
+        "command": command(name, argv), "date": datetime.date.today().isoformat(),
+        "quick": args.quick, "machine": machine_info(), "load_before": load_average(),
+    }  # fmt: skip
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"{name.replace('_', '-')}-") as tmp:
+        perf_dir = args.json.parent / f"{name}-pyperf" if args.json else Path(tmp, "pyperf")
         cfg = scenario.QUICK if args.quick else scenario.FULL
-        words = report_text(Path(scenario.__file__ or name).with_suffix(".md"))
-        bench = Bench(cfg, args, scenario.TITLE, Path(tmp), words)
-        data: dict[str, Any] = scenario.run(bench)
-    for path, text in ((args.out, bench.text()), (args.json, json.dumps(data))):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        script = Path(scenario.__file__ or name).resolve()
+        bench = Bench(cfg, args, Path(tmp), script, perf_dir, options_given(options, args))
+        data: dict[str, Any] = scenario.measure(bench)
+    meta |= {"load_after": load_average(), "seconds": time.perf_counter() - started}
+    record = {"scenario": name, "meta": meta, "data": data}
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=1))
+    text = render(scenario, record)
+    print(text, flush=True)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
     return 0 if data.get("ok", True) else 1

@@ -1,17 +1,22 @@
 """Every benchmark in scripts/, one report: docs/benchmarks.md (tables) and docs/benchmarks.png.
 
-Runs each ``scripts/bench_*.py`` scenario in its own subprocess (``--out`` markdown and
-``--json`` figures), then writes a summary of the issues' targets, the plot, and every
-scenario's report. A missed target is printed, never an error; a scenario that crashes is
-reported and makes the exit status 1 (after the report is written).
+Two steps. ``measure`` runs each ``scripts/bench_*.py`` scenario in its own subprocess, which
+writes its raw figures as JSON (``--json``; its pyperf files beside it) into the output folder,
+with ``bench_all.json`` (the run: command, machine, load, each script's exit status and time).
+``render`` writes the summary of the issues' targets, the plot and every scenario's report from
+that JSON alone: a renderer change needs no new measurement. A missed target is printed, never an
+error; a scenario that crashes is reported and makes ``measure``'s exit status 1 (after every
+other one ran).
 
-Usage: ``python scripts/bench_all.py [--quick] [--out-dir docs] [--only bench_encode ...]``.
+Usage: ``python scripts/bench_all.py measure [--quick] [--out-dir build/bench] [--only NAME ...]``
+then ``python scripts/bench_all.py render [build/bench] [--out-dir docs]`` (``make bench``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import re
@@ -31,6 +36,7 @@ SCRIPTS = Path(__file__).resolve().parent
 # Run first: the heaviest and most noise-sensitive; then the rest alphabetically.
 ORDER = ("bench_cartpole", "bench_encode", "bench_core", "bench_overload")
 TIMEOUT_S = 1800
+RUN = "bench_all.json"  # the run's record in the output folder
 
 
 @dataclass
@@ -52,25 +58,62 @@ def discover(only: Sequence[str] | None) -> list[str]:
     return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
-def run_script(name: str, quick: bool, tmp: Path) -> Result:
-    # Relative to the child's working directory (tmp): the command each report quotes stays short.
-    out, js = tmp / f"{name}.md", tmp / f"{name}.json"
-    cmd = [sys.executable, str(SCRIPTS / f"{name}.py"), "--out", out.name, "--json", js.name]
+def run_script(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
+    """Measure one scenario into ``out_dir/NAME.json``; its exit status and time."""
+    js = out_dir.resolve() / f"{name}.json"
+    js.unlink(missing_ok=True)  # a crash must not leave an older run's figures to render
+    cmd = [sys.executable, str(SCRIPTS / f"{name}.py"), "--json", str(js)]
     cmd += ["--quick"] if quick else []
     bu.log(f"== {name}: {shlex.join(cmd[1:])}")
     env = {**os.environ, "SDL_VIDEODRIVER": os.environ.get("SDL_VIDEODRIVER", "dummy")}
     start = time.perf_counter()
-    try:
-        # The child's report (stdout) goes to our stderr: our stdout carries the summary.
-        code = subprocess.run(
-            cmd, stdout=sys.stderr, env=env, timeout=TIMEOUT_S, check=False, cwd=tmp
-        ).returncode
-    except subprocess.TimeoutExpired:
-        code = -1
+    # A scratch working directory: nothing a scenario leaves there lands in the caller's.
+    with tempfile.TemporaryDirectory(prefix="bench-all-") as tmp:
+        try:
+            # The child's report (stdout) goes to our stderr: it is rendered again from the JSON.
+            code = subprocess.run(
+                cmd, stdout=sys.stderr, env=env, timeout=TIMEOUT_S, check=False, cwd=tmp
+            ).returncode
+        except subprocess.TimeoutExpired:
+            code = -1
     seconds = time.perf_counter() - start
     bu.log(f"== {name}: exit {code} after {seconds:.0f} s")
-    markdown = out.read_text() if out.exists() else None
-    return Result(name, code, seconds, markdown, json.loads(js.read_text()) if js.exists() else {})
+    return {"name": name, "returncode": code, "seconds": seconds}
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Run the scenarios; their JSON and the run's record into ``args.out_dir``."""
+    names = discover(args.only)
+    started, load_before = time.perf_counter(), bu.load_average()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    scripts = [run_script(name, args.quick, args.out_dir) for name in names]
+    command = "python scripts/bench_all.py measure" + (" --quick" if args.quick else "")
+    command += " --only " + " ".join(args.only) if args.only else ""
+    run = {
+        "command": command, "date": datetime.date.today().isoformat(), "quick": args.quick,
+        "machine": bu.machine_info(), "load_before": load_before, "load_after": bu.load_average(),
+        "seconds": time.perf_counter() - started, "scripts": scripts,
+    }  # fmt: skip
+    (args.out_dir / RUN).write_text(json.dumps(run, indent=1))
+    bu.log(
+        f"wrote {args.out_dir}: render it with python scripts/bench_all.py render {args.out_dir}"
+    )
+    return 0 if all(s["returncode"] == 0 for s in scripts) else 1
+
+
+def load(folder: Path) -> tuple[dict[str, Any], dict[str, Result]]:
+    """The run's record and each scenario's result (its report rendered from its JSON)."""
+    if not (folder / RUN).exists():
+        raise SystemExit(f"{folder / RUN} not found: measure first (bench_all.py measure)")
+    run = json.loads((folder / RUN).read_text())
+    results = {}
+    for script in run["scripts"]:
+        name, js = script["name"], folder / f"{script['name']}.json"
+        record = json.loads(js.read_text()) if js.exists() else None
+        markdown = None if record is None else bu.render(importlib.import_module(name), record)
+        data = {} if record is None else record["data"]
+        results[name] = Result(name, script["returncode"], script["seconds"], markdown, data)
+    return run, results
 
 
 # -- the summary of the targets ------------------------------------------------------------------
@@ -96,6 +139,11 @@ def short(label: str) -> str:
 def core_latency(data: dict[str, Any]) -> list[dict[str, Any]]:
     """bench_core's append latencies (µs) of the plotted modes, per frame size."""
     return [r for r in data.get("append", ()) if r["mode"] in ("render", "paced", "burst")]
+
+
+#: the met cell of a target this 2-core machine cannot settle: its figure, no verdict
+RETIRED = "retired"
+RETIRED_PRESETS = ("ultrafast",)  # where 2 workers / 1 worker is retired
 
 
 def summary_rows(results: dict[str, Result]) -> list[list[object]]:
@@ -144,9 +192,11 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
             ("rec1_vs_ffmpeg", "recorder 1 worker / ffmpeg CLI", 1.0),
             ("rec2_vs_rec1", "recorder 2 workers / 1 worker", 1.6),
         ):
-            q = sp(case[key])
-            add("3", f"{what}: {name} (frames/s)", f"≥ {target}", q.fmt(2),
-                mark(q.median >= target))  # fmt: skip
+            q = case[key]
+            met = mark(q["ratio"] >= target)
+            if key == "rec2_vs_rec1" and case["preset"] in RETIRED_PRESETS:
+                met = RETIRED
+            add("3", f"{what}: {name} (frames/s, pyperf)", f"≥ {target}", bu.fmt_compared(q), met)
     if rss := cp.get("rss"):
         for r in rss["runs"]:
             if r["kind"] != "gymnasium":
@@ -161,17 +211,16 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
                 fps = f"; encoder {e.median:.0f} frames per worker-second" if e else ""
                 add("5", f"Python-bound loop, {r['label']}", "-", sp(r["loop_ratio"]).fmt(2) + fps)
     for r in core_latency(core):
-        # The target is the training loop's case at CartPole's size; the rest for context.
+        # The target was the training loop's case at CartPole's size (retired); the rest for
+        # context.
         targeted = r["size"] == "600x400" and r["mode"] == "render"
         add("6", f"append latency {r['size']}, {r['mode']}: median / p99 / max µs",
             "≤ 30 / ≤ 100 / -" if targeted else "-",
             f"{r['median']:.1f} / {r['p99']:.1f} / {r['max']:.0f}",
-            mark(r["median"] <= 30 and r["p99"] <= 100) if targeted else "-")  # fmt: skip
-    for r in core.get("append", ()):
-        if r["mode"] == "ratio" and r["size"] == "600x400":
-            ratio = r["median"]
-            add("13", "append / numpy copy into the same arena, 600x400 after render (medians)",
-                "≤ 1.15", f"{ratio:.2f}", mark(ratio <= 1.15))  # fmt: skip
+            RETIRED if targeted else "-")  # fmt: skip
+    if ratio := core.get("arena", {}).get("600x400", {}).get("ratio"):
+        add("13", "append / numpy copy into the same arena, 600x400 (pyperf: mean times)",
+            "≤ 1.15", bu.fmt_compared(ratio), mark(ratio["ratio"] <= 1.15))  # fmt: skip
     if keep := core.get("keep"):
         add("15", f"keep best 5 / worst 2 of {keep['episodes']} episodes: candidates encoded / "
             "kept (encode s all / kept)", "-", f"{keep['candidates']} / {keep['kept']} "
@@ -274,12 +323,6 @@ def _panel_latency(ax: Any, lat: list[dict[str, Any]]) -> None:
     _grouped_bars(ax, sizes, [(f"{mode} {stat}", [
         next((r[stat] for r in lat if r["size"] == s and r["mode"] == mode), 0.0) for s in sizes
     ]) for mode, stat in series])  # fmt: skip
-    if "600x400" in sizes:
-        i = sizes.index("600x400")
-        for target, name, style in ((30, "target median ≤ 30 µs", "--"),
-                                    (100, "target p99 ≤ 100 µs", ":")):  # fmt: skip
-            ax.hlines(target, i - 0.45, i + 0.45, colors="red", linestyles=style, lw=1.5,
-                      label=name)  # fmt: skip
     ax.set_ylabel("µs per append (log)", fontsize=8)
     ax.legend(fontsize=7)
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -338,8 +381,8 @@ def plot(results: dict[str, Result], path: Path, subtitle: str) -> None:
         ("6. Episode.append latency (bench_core; log scale)", lat,
          lambda ax: _panel_latency(ax, lat)),
     ]  # fmt: skip
-    more = {2: "\ntargets: recorder-1 ≥ ffmpeg CLI,\nrecorder-2 ≥ 1.6x recorder-1",
-            5: "\ntargets at 600x400"}  # fmt: skip
+    more = {2: "\ntargets: recorder-1 ≥ ffmpeg CLI,\nrecorder-2 ≥ 1.6x recorder-1 (veryfast)",
+            5: "\n(issue 2's targets retired)"}  # fmt: skip
     for i, (title, data, draw) in enumerate(panels):
         ax = axes[i // 3][i % 3]
         if data:
@@ -364,31 +407,26 @@ def demote(markdown: str) -> str:
     return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", markdown, flags=re.MULTILINE)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="every script's smoke run")
-    parser.add_argument("--out-dir", type=Path, default=Path("docs"))
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these scripts")
-    args = parser.parse_args(argv)
-    names = discover(args.only)
-    started, load_before = time.perf_counter(), bu.load_average()
-    with tempfile.TemporaryDirectory(prefix="bench-all-") as tmp:
-        results = {name: run_script(name, args.quick, Path(tmp)) for name in names}
-    total = time.perf_counter() - started
-    command = "python scripts/bench_all.py" + (" --quick" if args.quick else "")
-    command += " --only " + " ".join(args.only) if args.only else ""
-    today = datetime.date.today().isoformat()
+def render(args: argparse.Namespace) -> int:
+    """docs/benchmarks.md and .png from a measured folder's JSON (no measuring)."""
+    run, results = load(args.folder)
     png = args.out_dir / "benchmarks.png"
-    plot(results, png, f"{today}, {'QUICK smoke run, ' if args.quick else ''}{bu.machine_info()}")
+    quick = "QUICK smoke run, " if run["quick"] else ""
+    plot(results, png, f"{run['date']}, {quick}{run['machine']}")
     parts = [
         "# Benchmarks\n",
-        (f"Generated by `{command}` (`make bench`) on {today} in {total / 60:.1f} min"
-        f"{bu.QUICK_NOTE if args.quick else ''}.\n"),
-        (f"Machine: {bu.machine_info()}. Load average before / after: {load_before} → "
-        f"{bu.load_average()}. The machine is shared and noisy: every figure below compares "
-        "variants measured in the same run, interleaved (order rotated each round), repeated; "
-        "medians with the spread (min-max); ratios are computed per round, then medianed. "
-        "A benchmark never fails on a target: it prints what it measured.\n"),
+        (f"Generated by `{run['command']}` then `python scripts/bench_all.py render` "
+         f"(`make bench{'-quick' if run['quick'] else ''}`) on {run['date']} in "
+         f"{run['seconds'] / 60:.1f} min{bu.QUICK_NOTE if run['quick'] else ''}.\n"),
+        (f"Machine: {run['machine']}. Load average before / after: {run['load_before']} → "
+         f"{run['load_after']}. The machine is shared and noisy: the whole-loop scenarios compare "
+         "variants measured in the same run, interleaved (order rotated each round), repeated; "
+         "medians with the spread (min-max); ratios are computed per round, then medianed. The "
+         "throughput microbenchmarks (encode frames/s, the append against a copy into the "
+         "arena) run on pyperf (calibrated loops, worker processes): their ratios are of mean "
+         "times, with pyperf's verdict on their significance. A benchmark never fails on a "
+         "target: it prints what it measured; a target this 2-core machine cannot settle is "
+         f"*{RETIRED}*: its figure is shown, without a verdict.\n"),
         f"![benchmarks]({png.name})\n",
         "## Summary\n",
         bu.markdown_table("scenario | measure | target | measured: median (min-max) | met",
@@ -405,7 +443,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out_dir / "benchmarks.md").write_text(text)
     print(text)
     bu.log(f"wrote {args.out_dir / 'benchmarks.md'} and {png}")
-    return 0 if all(r.returncode == 0 for r in results.values()) else 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    steps = parser.add_subparsers(dest="step", required=True)
+    m = steps.add_parser("measure", help="run the scenarios; their raw figures as JSON")
+    m.add_argument("--quick", action="store_true", help="every script's smoke run")
+    m.add_argument("--out-dir", type=Path, default=Path("build/bench"))
+    m.add_argument("--only", nargs="+", metavar="NAME", help="run only these scripts")
+    r = steps.add_parser("render", help="the report from a measured folder's JSON")
+    r.add_argument("folder", type=Path, nargs="?", default=Path("build/bench"))
+    r.add_argument("--out-dir", type=Path, default=Path("docs"))
+    args = parser.parse_args(argv)
+    return measure(args) if args.step == "measure" else render(args)
 
 
 if __name__ == "__main__":

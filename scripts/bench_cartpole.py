@@ -34,6 +34,7 @@ from gymnasium.wrappers import RecordVideo
 
 import recorder
 import recorder.wrappers
+from recorder._testing import count_budget_waits
 
 TITLE = "CartPole benchmark: recorder vs gymnasium (issues 3 and 7)"
 ENV_ID = "CartPole-v1"
@@ -127,7 +128,7 @@ class Loop:
             env = recorder.wrappers.RecordVideo(
                 env, str(folder), episode_trigger=trigger, recorder_kwargs=kwargs or None
             )
-            blocked = bu.instrument_waits(env.recorder)
+            blocked = count_budget_waits(env.recorder)
         elif way == "gymnasium":
             env = RecordVideo(env, str(folder), episode_trigger=trigger)
         frames: list[Any] = []
@@ -510,22 +511,27 @@ def rss_table(res: dict[str, Any]) -> str:
 # -- the report ---------------------------------------------------------------------------------
 
 
-def run(bench: bu.Bench) -> dict[str, Any]:
+def measure(bench: bu.Bench) -> dict[str, Any]:
     """Peak RSS first, while this process is small (ru_maxrss survives exec; VmHWM does not)."""
     cfg = bench.cfg
     rss = scenario_rss(cfg)
     loop = scenario_loop(cfg, bench.tmp)
     python = scenario_python(cfg, bench.tmp)
-    bench.header(machine=f"; gymnasium {gym.__version__}")
+    return {"cfg": asdict(cfg), "gymnasium": gym.__version__, "loop": loop, "rss": rss,
+            "python": python}  # fmt: skip
+
+
+def report(doc: bu.Report, data: dict[str, Any]) -> None:
+    cfg, loop, python = Config(**data["cfg"]), data["loop"], data["python"]
+    doc.header(machine=f"; gymnasium {data['gymnasium']}")
     every, sched, verdicts = loop_report(loop["rows"])
     videos = next(r for r in loop["rows"] if r["label"] == DEFAULT_RV)["expected"][0]
-    bench.say("loop", cfg=cfg, videos=videos, rounds=loop["rounds"], table=every)
-    bench.say("schedule", sched_rounds=loop["sched_rounds"], rounds=loop["rounds"], table=sched)
-    bench.say("verdicts", **verdicts)
-    bench.say("rss", cfg=cfg, frame_mb=400 * 600 * 3 / 1e6, table=rss_table(rss))
-    bench.say("python", cfg=cfg, python=python, table=python_table(python))
-    bench.footer()
-    return {"loop": loop, "rss": rss, "python": python}
+    doc.say("loop", cfg=cfg, videos=videos, rounds=loop["rounds"], table=every)
+    doc.say("schedule", sched_rounds=loop["sched_rounds"], rounds=loop["rounds"], table=sched)
+    doc.say("verdicts", **verdicts)
+    doc.say("rss", cfg=cfg, frame_mb=400 * 600 * 3 / 1e6, table=rss_table(data["rss"]))
+    doc.say("python", cfg=cfg, python=python, table=python_table(python))
+    doc.footer()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Encode throughput (issue 7 scenario 3): recorder vs PyAV, ffmpeg, imageio-ffmpeg, moviepy.
 
+Each tool and case is a pyperf benchmark (worker processes, warm-ups); one pyperf file per tool.
+
 Usage: ``python scripts/bench_encode.py [--quick] [--out PATH] [--json PATH]``.
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -19,7 +21,7 @@ import av
 import numpy as np
 
 import recorder
-from recorder._encode.encoder import keyframe_interval
+from recorder._testing import keyframe_interval
 
 TITLE = "Encode throughput: recorder vs PyAV, ffmpeg, imageio-ffmpeg, moviepy"
 FPS = 30
@@ -31,7 +33,8 @@ GOP = keyframe_interval(FPS)
 X264_ARGS = ["-crf", str(CRF), "-threads", str(THREADS), "-g", str(GOP), "-movflags", "+faststart"]
 X264_SHOWN = "preset threads lookahead_threads crf bframes ref subme me"  # in the notes
 REC1_VS_FFMPEG = 1.0  # target: recorder 1 worker frames/s / ffmpeg CLI's
-REC2_VS_REC1 = 1.6  # target: recorder 2 workers / 1 worker
+REC2_VS_REC1 = 1.6  # target: recorder 2 workers / 1 worker (retired at ultrafast: see the .md)
+RETIRED_PRESETS = ("ultrafast",)  # ... where 2 CPUs shared with others cannot settle it
 Case = tuple[int, int, str | None]  # height, width, preset (None: the recorder's default)
 CASES: tuple[Case, ...] = ((64, 64, None), (256, 256, None), (400, 600, None), (720, 1280, None),
                            (400, 600, "veryfast"))  # fmt: skip
@@ -39,16 +42,33 @@ CASES: tuple[Case, ...] = ((64, 64, None), (256, 256, None), (400, 600, None), (
 
 @dataclass(frozen=True)
 class Config:
-    """How much to measure: frames per case (in the order of CASES), videos they are cut in."""
+    """How much to measure: frames per case (in the order of CASES), videos they are cut in,
+    distinct CartPole renders (cycled), and pyperf's plan."""
 
     frames: tuple[int, ...]
     videos: int
-    rounds: int
-    base_frames: int  # distinct CartPole renders, cycled
+    base_frames: int
+    perf: bu.PerfPlan
 
 
-FULL = Config((3000, 1200, 480, 160, 240), videos=4, rounds=5, base_frames=480)
-QUICK = Config((80, 40, 24, 8, 16), videos=2, rounds=1, base_frames=24)
+FULL = Config((3000, 1200, 480, 160, 240), 4, 480, bu.PerfPlan(3, 2, 1, loops=1))
+QUICK = Config((80, 40, 24, 8, 16), 2, 24, bu.PerfPlan(1, 2, 1, loops=1))
+
+
+def preset_of(case: Case) -> str:
+    """The case's preset (the recorder's default when it names none)."""
+    return case[2] or recorder.Codec("h264").ffmpeg_settings()[3]["preset"]
+
+
+def retired(preset: str) -> bool:
+    """Whether the target of 2 workers / 1 worker is retired at *preset*."""
+    return preset in RETIRED_PRESETS
+
+
+def case_name(case: Case) -> str:
+    """``WxH preset``: the name of the case's pyperf benchmark in every tool's file."""
+    return f"{case[1]}x{case[0]} {preset_of(case)}"
+
 
 # -- the tools: the peers write one video, the runs return the last file ------------------------
 
@@ -129,58 +149,89 @@ LABELS = {
     "moviepy": "moviepy `ImageSequenceClip.write_videofile`",
 }
 
-# -- measuring ----------------------------------------------------------------------------------
+# -- measuring: the pyperf workers -------------------------------------------------------------
 
 
-def measure_case(case: Case, frames: int, base: Video, bench: bu.Bench) -> dict[str, Any]:
-    height, width, preset = case
-    preset = preset or recorder.Codec("h264").ffmpeg_settings()[3]["preset"]
-    cfg = bench.cfg
-    size = f"{width}x{height}"
-    per = frames // cfg.videos
+def make_run(
+    key: str, case: Case, frames: int, videos: int, data: Path, stack: contextlib.ExitStack
+) -> Callable[[], Path]:
+    """What one value of tool *key* on *case* runs (a worker's first call makes it): encode the
+    case's videos, the last file. A recorder is one long-lived ``Recorder`` per worker, as in a
+    training run (threads and buffers warm after pyperf's warm-up)."""
+    height, width, _ = case
+    preset, per = preset_of(case), frames // videos
+    folder = bu.scratch(stack, data, key)
+    base = list(np.load(data / "frames.npy"))  # the parent's CartPole renders
     cycled = list(itertools.islice(itertools.cycle(bu.resized(base, height, width)), frames))
-    videos = [cycled[i * per : (i + 1) * per] for i in range(cfg.videos)]
-    folder = bench.tmp / f"{size}-{preset}"
-    episodes = itertools.count(1)
-    with contextlib.ExitStack() as stack:
-        # One long-lived Recorder per variant, as in a training run (threads and buffers warm).
-        recs: dict[str, recorder.Recorder] = {}
-        for k, (workers, nice) in RECORDERS.items():
-            recs[k] = stack.enter_context(recorder.Recorder(
-                folder / k, fps=FPS, episode_trigger=bu.always, workers=workers, on_full="block",
-                preset=preset, crf=CRF, worker_nice=nice, sidecars=False,
-            ))  # fmt: skip
-        runs = [bu.Variant(k, partial(submit_all, r, videos, episodes)) for k, r in recs.items()]
-        runs += [bu.Variant(k, partial(one_by_one, k, videos, folder, preset)) for k in PEERS]
-        bu.log(f"encode {size} {preset}: warm-up")
-        for v in runs:
-            v.run()
-        bu.log(f"encode {size} {preset}: {len(runs)} tools x {cfg.rounds} interleaved rounds")
-        bu.interleave(cfg.rounds, runs)
-    total = per * cfg.videos
-    fps = {v.label: [total / u.wall for u in v.usages] for v in runs}
-    # Each tool's last file: its frames, and the x264 settings it holds against the recorder's.
-    files = {v.label: v.results[-1] for v in runs}
-    checks = {
-        k: {"packets": bu.video_frames(f), "x264": bu.x264_options(f)} for k, f in files.items()
-    }
-    for check in checks.values():
-        check["same_x264"] = check["x264"] == checks["recorder-1"]["x264"]
-    return {
-        "size": size,
-        "preset": preset,
-        "videos": cfg.videos,
-        "frames_per_video": per,
-        "fps": {k: asdict(bu.spread(v)) for k, v in fps.items()},
-        "cpu_ms_per_frame": {
-            v.label: 1e3 * np.median([u.cpu for u in v.usages]) / total for v in runs
-        },
-        "rec1_vs_ffmpeg": asdict(bu.paired_ratios(fps["recorder-1"], fps["ffmpeg"])),
-        "rec2_vs_rec1": asdict(bu.paired_ratios(fps["recorder-2"], fps["recorder-1"])),
-        "vs_ffmpeg": {k: asdict(bu.paired_ratios(v, fps["ffmpeg"])) for k, v in fps.items()},
-        "checks": checks,
-        "reference_x264": checks["recorder-1"]["x264"],
-    }
+    clips = [cycled[i * per : (i + 1) * per] for i in range(videos)]
+    if key in PEERS:
+        return partial(one_by_one, key, clips, folder, preset)
+    workers, nice = RECORDERS[key]
+    rec = stack.enter_context(recorder.Recorder(
+        folder / key, fps=FPS, episode_trigger=bu.always, workers=workers, on_full="block",
+        preset=preset, crf=CRF, worker_nice=nice, sidecars=False,
+    ))  # fmt: skip
+    return partial(submit_all, rec, clips, itertools.count(1))
+
+
+def time_case(
+    loops: int, key: str, case: Case, frames: int, videos: int, data: Path, stack: Any
+) -> float:
+    """pyperf's time function of tool *key* on *case*; notes the last file's frames and x264
+    options (:data:`bu.perf_notes`) for the checks."""
+    run = bu.made_once(case_name(case), partial(make_run, key, case, frames, videos, data, stack))
+    last: list[Path] = []
+    wall = bu.perf_time(loops, lambda: last.append(run()))
+    bu.perf_notes["last"] = {"packets": bu.video_frames(last[-1]),
+                             "x264": bu.x264_options(last[-1])}  # fmt: skip
+    return wall
+
+
+def perf(runner: Any, args: Any, stack: contextlib.ExitStack) -> None:
+    """Tool ``args.variant``'s benchmarks: one per case, in frames (inner loops)."""
+    cfg = QUICK if args.quick else FULL
+    for case, frames in zip(CASES, cfg.frames, strict=True):
+        total = frames // cfg.videos * cfg.videos
+        runner.bench_time_func(case_name(case), time_case, args.variant, case, frames,
+                               cfg.videos, args.data, stack, inner_loops=total)  # fmt: skip
+
+
+# -- measuring: the parent ----------------------------------------------------------------------
+
+
+def measure(bench: bu.Bench) -> dict[str, Any]:
+    """Every tool's pyperf benchmarks, one file each; per case the frames/s, CPU, ratios with
+    pyperf's verdicts and each tool's last file checked against the recorder's."""
+    cfg = bench.cfg
+    bu.log("collecting CartPole frames")
+    np.save(bench.tmp / "frames.npy", np.stack(bu.cartpole_frames(cfg.base_frames)))
+    files = {key: bench.perf(key, *cfg.perf.args()) for key in LABELS}
+    runs = {key: bu.perf_load(path) for key, path in files.items()}
+    verdicts = {key: bu.perf_compare(files["ffmpeg"], path) for key, path in files.items()
+                if key != "ffmpeg"}  # fmt: skip
+    rec2 = bu.perf_compare(files["recorder-1"], files["recorder-2"])
+    results = []
+    for case, frames in zip(CASES, cfg.frames, strict=True):
+        name = case_name(case)
+        bench_of = {key: runs[key][name] for key in LABELS}
+        checks = {key: b["notes"][-1]["last"] for key, b in bench_of.items()}
+        for check in checks.values():
+            check["same_x264"] = check["x264"] == checks["recorder-1"]["x264"]
+        ffmpeg = bench_of["ffmpeg"]
+        results.append({
+            "size": name.split()[0], "preset": preset_of(case), "videos": cfg.videos,
+            "frames_per_video": frames // cfg.videos,
+            "fps": {k: asdict(bu.spread(bu.perf_rates(b))) for k, b in bench_of.items()},
+            "cpu_ms_per_frame": {k: bu.perf_cpu_ms(b) for k, b in bench_of.items()},
+            "rec1_vs_ffmpeg": bu.speed_ratio(bench_of["recorder-1"], ffmpeg,
+                                             verdicts["recorder-1"][name]),
+            "rec2_vs_rec1": bu.speed_ratio(bench_of["recorder-2"], bench_of["recorder-1"],
+                                           rec2[name]),
+            "vs_ffmpeg": {k: bu.speed_ratio(b, ffmpeg, verdicts[k][name])
+                          for k, b in bench_of.items() if k != "ffmpeg"},
+            "checks": checks, "reference_x264": checks["recorder-1"]["x264"],
+        })  # fmt: skip
+    return {"cfg": asdict(cfg), "encode": results}
 
 
 def tables(results: list[dict[str, Any]]) -> dict[str, str]:
@@ -194,17 +245,20 @@ def tables(results: list[dict[str, Any]]) -> dict[str, str]:
             lost = "" if check["packets"] == r["frames_per_video"] else " ❌"
             rows.append(
                 [r["size"], r["preset"], label, bu.fmt_spread(r["fps"][key], 0),
-                 bu.fmt_spread(r["vs_ffmpeg"][key], 2), f"{r['cpu_ms_per_frame'][key]:.2f}",
+                 bu.fmt_compared(r["vs_ffmpeg"].get(key)) if key != "ffmpeg" else "1 (reference)",
+                 f"{r['cpu_ms_per_frame'][key]:.2f}",
                  f"{check['packets']}{lost}", "yes" if check["same_x264"] else "**no**"]
             )  # fmt: skip
-        q1, q2 = bu.Spread(**r["rec1_vs_ffmpeg"]), bu.Spread(**r["rec2_vs_rec1"])
+        q1, q2 = r["rec1_vs_ffmpeg"], r["rec2_vs_rec1"]
+        rec2_mark = "" if retired(r["preset"]) else f" {bu.mark(q2['ratio'] >= REC2_VS_REC1)}"
         # Both targets hold only for 1 worker's frames/s between these (medians).
         low = r["fps"]["ffmpeg"]["median"] * REC1_VS_FFMPEG
         high = r["fps"]["recorder-2"]["median"] / REC2_VS_REC1
         window = f"{low:.0f}-{high:.0f}" if low <= high else f"none ({low:.0f} > {high:.0f})"
         ratio_rows.append(
-            [r["size"], r["preset"], f"{q1.fmt(2)} {bu.mark(q1.median >= REC1_VS_FFMPEG)}",
-             f"{q2.fmt(2)} {bu.mark(q2.median >= REC2_VS_REC1)}",
+            [r["size"], r["preset"],
+             f"{bu.fmt_compared(q1)} {bu.mark(q1['ratio'] >= REC1_VS_FFMPEG)}",
+             bu.fmt_compared(q2) + rec2_mark,
              f"{r['fps']['recorder-1']['median']:.0f}", window]
         )  # fmt: skip
         differ = "; ".join(
@@ -231,18 +285,15 @@ def tables(results: list[dict[str, Any]]) -> dict[str, str]:
     return {"tools": tools, "targets": targets, "notes": "\n".join(notes)}
 
 
-def run(bench: bu.Bench) -> dict[str, Any]:
-    """Every case; the tables and the x264 notes."""
-    cfg = bench.cfg
-    bu.log("collecting CartPole frames")
-    base = bu.cartpole_frames(cfg.base_frames)
-    results = [measure_case(c, n, base, bench) for c, n in zip(CASES, cfg.frames, strict=True)]
-    bench.header()
-    bench.say(
-        "encode", cfg=cfg, fps=FPS, crf=CRF, threads=THREADS, rec2=REC2_VS_REC1, **tables(results)
-    )
-    bench.footer()
-    return {"encode": results}
+def report(doc: bu.Report, data: dict[str, Any]) -> None:
+    """The tables and the x264 notes."""
+    cfg = data["cfg"]
+    doc.header()
+    doc.say(
+        "encode", cfg=cfg, perf=cfg["perf"], fps=FPS, crf=CRF, threads=THREADS, rec2=REC2_VS_REC1,
+        **tables(data["encode"]),
+    )  # fmt: skip
+    doc.footer()
 
 
 if __name__ == "__main__":

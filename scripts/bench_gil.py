@@ -22,16 +22,10 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
-from recorder._base.codec import EncoderFactory, VideoSpec
-from recorder._base.frames import format_of
-from recorder._encode.encoder import PyAVEncoder
-from recorder._encode.process import EncoderProcesses
-from recorder._queue.memory import FrameMemory
+from recorder._testing import EncoderProcesses, FrameMemory, PyAVEncoder, format_of
 
 TITLE = "GIL: how long the encoder thread stops a Python-bound training thread"
 GAP_S = 0.0005
-MEMORY = FrameMemory(threading.Lock(), 1 << 24, prefault=False)  # the recorder's frame memory
-ARENA = MEMORY.arena
 PHASES = ("create (av.open, add_stream)", "1st write (x264 opens)", "other writes", "close")
 FULL, QUICK = (20, 20), (3, 5)  # videos, frames per video
 Spans = list[tuple[float, float]]
@@ -45,11 +39,17 @@ def timed(spans: Spans, call: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
-def measure(
-    mode: str, factory: EncoderFactory, size: tuple[int, int], videos: int, frames: int
-) -> list[list[object]]:
-    """Rows of (mode, frame, phase, calls, median call ms, gaps, longest gap ms, gap ms/video)."""
-    image = MEMORY.alloc((*size, 3))  # where the recorder's frames lie: its shared arena
+def measure_calls(
+    mode: str,
+    factory: recorder.EncoderFactory,
+    memory: FrameMemory,
+    size: tuple[int, int],
+    videos: int,
+    frames: int,
+) -> list[dict[str, Any]]:
+    """Per encoder call (phase): its calls, median ms, the gaps it overlapped (count, longest
+    ms, total ms per video)."""
+    image = memory.alloc((*size, 3))  # where the recorder's frames lie: its shared arena
     assert image is not None
     image[:] = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     spans: dict[str, Spans] = {p: [] for p in PHASES}
@@ -59,7 +59,8 @@ def measure(
     def work(folder: str) -> None:
         for v in range(videos):
             path = os.path.join(folder, f"{v}.mp4")
-            enc = timed(create, factory, VideoSpec(path, 30, recorder.Codec(), format_of(image)))
+            spec = recorder.VideoSpec(path, 30, recorder.Codec(), format_of(image))
+            enc = timed(create, factory, spec)
             for i in range(frames):
                 timed(other if i else first, enc.write, image)
             timed(close, enc.close)
@@ -74,41 +75,51 @@ def measure(
             if now - last > GAP_S:
                 gaps.append((last, now))
             last = now
-    rows: list[list[object]] = []
+    rows = []
     for phase, calls in spans.items():
         hit = [b - a for a, b in gaps if any(s <= b and e >= a for s, e in calls)]
-        rows.append(
-            [mode, f"{size[1]}x{size[0]}", phase, len(calls),
-             f"{statistics.median(e - s for s, e in calls) * 1e3:.2f}", len(hit),
-             f"{max(hit, default=0) * 1e3:.2f}", f"{sum(hit) * 1e3 / videos:.2f}"]
-        )  # fmt: skip
+        rows.append({
+            "mode": mode, "frame": f"{size[1]}x{size[0]}", "phase": phase, "calls": len(calls),
+            "median_ms": statistics.median(e - s for s, e in calls) * 1e3, "gaps": len(hit),
+            "longest_ms": max(hit, default=0) * 1e3, "per_video_ms": sum(hit) * 1e3 / videos,
+        })  # fmt: skip
     return rows
 
 
-def run(bench: bu.Bench) -> dict[str, Any]:
+def measure(bench: bu.Bench) -> dict[str, Any]:
     """Thread, then process; each after a warm-up video."""
     videos, frames = bench.cfg
-    bench.say(
-        "setup", header=bench.short_header(), videos=videos, frames=frames, gap_ms=GAP_S * 1e3
-    )
-    processes = EncoderProcesses(1, 0, ARENA)
-    rows: list[list[object]] = []
+    memory = FrameMemory(threading.Lock(), 1 << 24, prefault=False)  # the recorder's memory
+    processes = EncoderProcesses(1, 0, memory.arena)
+    rows: list[dict[str, Any]] = []
     try:
         for mode, factory in (("thread", PyAVEncoder), ("process", processes)):
             bu.log(f"{mode} ...")
-            measure(mode, factory, (64, 64), 1, 2)
+            measure_calls(mode, factory, memory, (64, 64), 1, 2)
             for size in ((400, 600), (64, 64)):
-                rows += measure(mode, factory, size, videos, frames)
+                rows += measure_calls(mode, factory, memory, size, videos, frames)
     finally:
         processes.close()
-    bench.add(
+    return {"videos": videos, "frames": frames, "rows": rows}
+
+
+def report(doc: bu.Report, data: dict[str, Any]) -> None:
+    doc.say(
+        "setup", header=doc.short_header(), videos=data["videos"], frames=data["frames"],
+        gap_ms=GAP_S * 1e3,
+    )  # fmt: skip
+    rows = [
+        [r["mode"], r["frame"], r["phase"], r["calls"], f"{r['median_ms']:.2f}", r["gaps"],
+         f"{r['longest_ms']:.2f}", f"{r['per_video_ms']:.2f}"]
+        for r in data["rows"]
+    ]  # fmt: skip
+    doc.add(
         bu.markdown_table(
             "encode in | frame | encoder call | calls | median call ms | gaps > 0.5 ms | "
             "longest gap ms | gap ms per video",
             rows,
         )
     )
-    return {"rows": rows}
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from typing import Any
 
 import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
+from recorder._testing import count_budget_waits
 
 TITLE = "Overload: producer much faster than the encoder"
 TARGET_MAX_US = 1000.0
@@ -43,9 +45,9 @@ def make_frames(count: int) -> list[np.ndarray]:
 
 def produce(
     frames: list[np.ndarray], episodes: int, on_full: str, encode_in: str
-) -> tuple[list[object], dict[str, bool]]:
-    """Stream *episodes* episodes of LENGTH frames as fast as possible into one Recorder; the
-    table row and the checks of its *on_full* policy."""
+) -> tuple[dict[str, Any], dict[str, bool]]:
+    """Stream *episodes* episodes of LENGTH frames as fast as possible into one Recorder; its
+    figures and the checks of its *on_full* policy."""
     first: list[int] = []  # append times (ns) of the first episode, then of the others
     later: list[int] = []
     with tempfile.TemporaryDirectory(prefix="bench-overload-") as folder:
@@ -54,7 +56,7 @@ def produce(
             max_queue_bytes=BUDGET_FRAMES * frames[0].nbytes, on_full=on_full,  # type: ignore[arg-type]
             encode_in=encode_in,  # type: ignore[arg-type]
         )  # fmt: skip
-        waits = bu.instrument_waits(rec)
+        waits = count_budget_waits(rec)
         handles: list[recorder.ClipHandle] = []
         start = time.perf_counter()
         with rec:
@@ -78,13 +80,13 @@ def produce(
         complete = sum(bu.video_frames(h.path, True) == h.result().frames == LENGTH for h in saved)
         files = len([n for n in os.listdir(folder) if n.endswith(".mp4")])
     s, lat, waited = rec.stats(), bu.latency_us(later or first), int(waits[0])
-    row = [
-        f"{lat.n} / {episodes * LENGTH}", f"{lat.median:.0f}", f"{lat.p99:.0f}",
-        f"{lat.max:.0f}", f"{bu.latency_us(first).max:.0f}", waited,
-        f"{s.videos_saved} ({complete} complete)", s.videos_dropped, s.videos_failed,
-        f"{s.peak_queued_bytes / bu.MiB:.1f} / {s.max_queue_bytes / bu.MiB:.1f}",
-        f"{producer_s:.2f}", f"{flush_s:.2f}",
-    ]  # fmt: skip
+    row = {
+        "appends": lat.n, "steps": episodes * LENGTH, "latency_us": asdict(lat),
+        "first_max_us": bu.latency_us(first).max, "waits": waited, "saved": s.videos_saved,
+        "complete": complete, "dropped": s.videos_dropped, "failed": s.videos_failed,
+        "peak_mib": s.peak_queued_bytes / bu.MiB, "budget_mib": s.max_queue_bytes / bu.MiB,
+        "producer_s": producer_s, "flush_s": flush_s,
+    }  # fmt: skip
     if on_full == "block":
         return row, {"nothing dropped": s.videos_dropped == 0}
     return row, {
@@ -99,26 +101,40 @@ def produce(
     }
 
 
-def run(bench: bu.Bench) -> dict[str, Any]:
+def measure(bench: bu.Bench) -> dict[str, Any]:
     """Each mode after a one-episode warm-up (imports)."""
     frames = make_frames(16)
-    nbytes = frames[0].nbytes
-    bench.say(
-        "setup", header=bench.short_header(), height=HEIGHT, width=WIDTH, length=LENGTH,
-        frame_mib=nbytes / bu.MiB, budget_frames=BUDGET_FRAMES, episodes=bench.cfg,
-        budget_mib=BUDGET_FRAMES * nbytes / bu.MiB, step_us=STEP_US,
-    )  # fmt: skip
     rows, checks = [], {}
     for label, on_full, encode_in in MODES:
         bu.log(f"{label} ...")
         produce(frames, 1, on_full, encode_in)
         row, verdicts = produce(frames, bench.cfg, on_full, encode_in)
-        rows.append([label, *row])
+        rows.append({"label": label, **row})
         if label in CHECKED:
             checks |= {f"{label}: {name}": ok for name, ok in verdicts.items()}
-    bench.add(bu.markdown_table(HEADERS, rows))
-    bench.add(bu.checklist(checks))
-    return {"checks": checks}
+    return {"episodes": bench.cfg, "frame_bytes": frames[0].nbytes, "rows": rows,
+            "checks": checks}  # fmt: skip
+
+
+def report(doc: bu.Report, data: dict[str, Any]) -> None:
+    nbytes = data["frame_bytes"]
+    doc.say(
+        "setup", header=doc.short_header(), height=HEIGHT, width=WIDTH, length=LENGTH,
+        frame_mib=nbytes / bu.MiB, budget_frames=BUDGET_FRAMES, episodes=data["episodes"],
+        budget_mib=BUDGET_FRAMES * nbytes / bu.MiB, step_us=STEP_US,
+    )  # fmt: skip
+    rows = []
+    for r in data["rows"]:
+        lat = bu.Latency(**r["latency_us"])
+        rows.append(
+            [r["label"], f"{r['appends']} / {r['steps']}", f"{lat.median:.0f}", f"{lat.p99:.0f}",
+             f"{lat.max:.0f}", f"{r['first_max_us']:.0f}", r["waits"],
+             f"{r['saved']} ({r['complete']} complete)", r["dropped"], r["failed"],
+             f"{r['peak_mib']:.1f} / {r['budget_mib']:.1f}", f"{r['producer_s']:.2f}",
+             f"{r['flush_s']:.2f}"]
+        )  # fmt: skip
+    doc.add(bu.markdown_table(HEADERS, rows))
+    doc.add(bu.checklist(data["checks"]))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
@@ -18,9 +19,7 @@ import av
 import numpy as np
 
 import recorder
-from recorder._base.codec import VideoSpec
-from recorder._base.frames import format_of
-from recorder._encode.encoder import PyAVEncoder
+from recorder._testing import PyAVEncoder, format_of
 
 TITLE = "Quality at the default settings: recorder vs gymnasium's writer"
 FPS = 30
@@ -72,7 +71,7 @@ def encoder_run(
     video), or the whole ``save_video`` call (moviepy feeding an ffmpeg process)."""
     if codec is None:
         return partial(write_file, codec, frames, path.parent / "gymnasium-timed")
-    spec = VideoSpec(str(path), FPS, codec, format_of(frames[0]))
+    spec = recorder.VideoSpec(str(path), FPS, codec, format_of(frames[0]))
     images = [np.ascontiguousarray(f) for f in frames]
 
     def run() -> None:
@@ -165,7 +164,7 @@ def measure_input(name: str, frames: list[np.ndarray], cfg: Config, tmp: Path) -
     }
 
 
-def report(results: list[dict[str, Any]], words: dict[str, str]) -> dict[str, str]:
+def tables(results: list[dict[str, Any]], words: dict[str, str]) -> dict[str, str]:
     """The table, the verdicts and what the defaults trade against gymnasium's writer."""
     rows: list[list[object]] = []
     verdicts, trades = [], []
@@ -202,8 +201,8 @@ def report(results: list[dict[str, Any]], words: dict[str, str]) -> dict[str, st
     return {"table": table, "verdicts": "\n".join(verdicts), "trades": "; ".join(trades)}
 
 
-def run(bench: bu.Bench) -> dict[str, Any]:
-    """Both inputs, every writer; the table, the verdicts and the trade."""
+def measure(bench: bu.Bench) -> dict[str, Any]:
+    """Both inputs, every writer."""
     cfg = bench.cfg
     bu.log("collecting CartPole frames")
     inputs = {
@@ -212,21 +211,27 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     }
     results = [measure_input(n, f, cfg, bench.tmp) for n, f in inputs.items()]
     bu.stop_idle_encoder_processes()
-    bench.header()
     defaults = recorder.Codec()
     _, _, pix_fmt, options = defaults.ffmpeg_settings()
-    bench.say(
+    codec = {k: getattr(defaults, k) for k in ("name", "interpolation", "threads")}
+    return {"cfg": asdict(cfg), "codec": codec, "pix_fmt": pix_fmt, "options": options,
+            "quality": results}  # fmt: skip
+
+
+def report(doc: bu.Report, data: dict[str, Any]) -> None:
+    """The table, the verdicts and the trade."""
+    doc.header()
+    doc.say(
         "quality",
-        cfg=cfg,
+        cfg=Config(**data["cfg"]),
         ramp_frames=RAMP_FRAMES,
         fps=FPS,
-        codec=defaults,
-        options=options,
-        pix_fmt=pix_fmt,
-        **report(results, bench.words),
+        codec=SimpleNamespace(**data["codec"]),
+        options=data["options"],
+        pix_fmt=data["pix_fmt"],
+        **tables(data["quality"], doc.words),
     )
-    bench.footer()
-    return {"quality": results}
+    doc.footer()
 
 
 if __name__ == "__main__":

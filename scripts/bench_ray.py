@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -34,7 +35,7 @@ class Producer:
         return sum(h.result().size_bytes for h in handles)
 
 
-def run(bench: bu.Bench) -> dict[str, Any]:
+def measure(bench: bu.Bench) -> dict[str, Any]:
     """Every (mode, producers) variant once a round, the order rotating."""
     import ray
 
@@ -43,7 +44,6 @@ def run(bench: bu.Bench) -> dict[str, Any]:
     videos, frames, rounds = bench.cfg
     clip = bu.cartpole_frames(frames)
     raw = frames * clip[0].nbytes
-    bench.say("setup", header=bench.short_header(), videos=videos, frames=frames, rounds=rounds)
     # Ray's sockets live under its temp dir, whose path must stay short (AF_UNIX: 107 bytes).
     os.environ.setdefault("RAY_TMPDIR", "/tmp")
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
@@ -76,28 +76,39 @@ def run(bench: bu.Bench) -> dict[str, Any]:
         bu.interleave(rounds, [bu.Variant(f"{m} {n}", partial(once, m, n)) for m, n in rates])
     finally:
         ray.shutdown()
-    rows, figures = [], {}
+    figures = {}
     for n in COUNTS:
         local, sink = rates["local", n], rates["sink", n]
         lr, sr, ratio = bu.spread(local), bu.spread(sink), bu.paired_ratios(sink, local)
-        figures[str(n)] = {"local": lr.__dict__, "sink": sr.__dict__, "ratio": ratio.__dict__}
-        rows.append([n, lr.fmt(1), sr.fmt(1), ratio.fmt(2), f"{sr.median / n:.1f}"])
-    size = float(np.median(sizes))
-    per_video_ms = 1e3 * float(np.median(busy))
-    bench.add(
+        figures[str(n)] = {"local": asdict(lr), "sink": asdict(sr), "ratio": asdict(ratio)}
+    return {
+        "videos": videos, "frames": frames, "rounds": rounds, "cores": os.cpu_count(),
+        "rates": figures, "bytes_per_video": float(np.median(sizes)), "raw_bytes_per_video": raw,
+        "sink_ms_per_video": 1e3 * float(np.median(busy)),
+    }  # fmt: skip
+
+
+def report(doc: bu.Report, data: dict[str, Any]) -> None:
+    doc.say("setup", header=doc.short_header(), videos=data["videos"], frames=data["frames"],
+            rounds=data["rounds"])  # fmt: skip
+    rows = []
+    for n, rates in data["rates"].items():
+        lr, sr, ratio = (bu.Spread(**rates[k]) for k in ("local", "sink", "ratio"))
+        rows.append([n, lr.fmt(1), sr.fmt(1), ratio.fmt(2), f"{sr.median / int(n):.1f}"])
+    doc.add(
         bu.markdown_table(
             "producers | local videos/s | sink videos/s | sink / local | "
             "sink videos/s per producer",
             rows,
         )
     )
-    bench.say(
-        "bytes", size_kb=size / 1e3, raw_mb=raw / 1e6, less=raw / size, cores=os.cpu_count(),
+    size, raw, per_video_ms = (data[k] for k in ("bytes_per_video", "raw_bytes_per_video",
+                                                 "sink_ms_per_video"))  # fmt: skip
+    doc.say(
+        "bytes", size_kb=size / 1e3, raw_mb=raw / 1e6, less=raw / size, cores=data["cores"],
         per_video_ms=per_video_ms, sink_rate=1e3 / per_video_ms,
     )  # fmt: skip
-    bench.footer()
-    return {"rates": figures, "bytes_per_video": size, "raw_bytes_per_video": raw,
-            "sink_ms_per_video": per_video_ms}  # fmt: skip
+    doc.footer()
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
-from recorder._encode.encoder import PyAVEncoder
+from recorder._testing import PyAVEncoder
 
 TITLE = "Soak: {episodes} episodes, 2 workers"
 RSS_TOLERANCE_MB = 48.0
@@ -87,10 +88,9 @@ def checkpoint(action: Callable[[], None], handles: list[Any], tally: Counter[st
     handles.clear()
 
 
-def run(bench: bu.Bench) -> dict[str, Any]:
+def measure(bench: bu.Bench) -> dict[str, Any]:
     """The soak; each burst's handles are checked against the folder once it is flushed."""
     episodes, folder = bench.cfg, bench.tmp
-    bench.title = TITLE.format(episodes=episodes)
     warmup = max(BURST, episodes // 20 // BURST * BURST)
     frames = [painted(i) for i in range(LENGTH)]
     tally: Counter[str] = Counter()
@@ -137,21 +137,31 @@ def run(bench: bu.Bench) -> dict[str, Any]:
             t.name.startswith("recorder-") for t in threading.enumerate()
         ),
     }
-    bench.say(
-        "setup", header=bench.short_header(), episodes=episodes, length=LENGTH, burst=BURST,
-        budget_frames=BUDGET_FRAMES, fail_every=FAIL_EVERY, elapsed=elapsed,
+    return {
+        "episodes": episodes, "warmup": warmup, "elapsed_s": elapsed, "warm": warm, "end": end,
+        "samples": samples, "stats": bu.counters(s), "tally": dict(tally), "checks": checks,
+        "ok": all(checks.values()),
+    }  # fmt: skip
+
+
+def report(doc: bu.Report, data: dict[str, Any]) -> None:
+    episodes, s = data["episodes"], SimpleNamespace(**data["stats"])
+    doc.title = TITLE.format(episodes=episodes)
+    doc.say(
+        "setup", header=doc.short_header(), episodes=episodes, length=LENGTH, burst=BURST,
+        budget_frames=BUDGET_FRAMES, fail_every=FAIL_EVERY, elapsed=data["elapsed_s"],
     )  # fmt: skip
-    moments = {f"after warm-up ({warmup} episodes)": warm, f"at the end ({episodes} episodes)": end}
+    moments = {f"after warm-up ({data['warmup']} episodes)": data["warm"],
+               f"at the end ({episodes} episodes)": data["end"]}  # fmt: skip
     rows = [[when, f"{rss:.0f}", fds, threads] for when, (rss, fds, threads) in moments.items()]
-    bench.add(bu.markdown_table("when | RSS MB | open fds | threads", rows))
-    if samples:
-        bench.add("RSS every 1000 episodes (MB): " + ", ".join(f"{n}: {m:.0f}" for n, m in samples))
-    bench.say(
-        "outcome", s=s, tally=tally, peak_mib=s.peak_queued_bytes / bu.MiB,
+    doc.add(bu.markdown_table("when | RSS MB | open fds | threads", rows))
+    if samples := data["samples"]:
+        doc.add("RSS every 1000 episodes (MB): " + ", ".join(f"{n}: {m:.0f}" for n, m in samples))
+    doc.say(
+        "outcome", s=s, tally=Counter(data["tally"]), peak_mib=s.peak_queued_bytes / bu.MiB,
         budget_mib=s.max_queue_bytes / bu.MiB,
     )  # fmt: skip
-    bench.add(bu.checklist(checks))
-    return {"checks": checks, "ok": all(checks.values())}
+    doc.add(bu.checklist(data["checks"]))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from recorder._folder.gallery import INDEX, build_gallery, scan
-from recorder._folder.serve import serve
+from recorder._testing import INDEX, build_gallery, scan, serve
 
 ARGS = [
     "--no-sandbox",

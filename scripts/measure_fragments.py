@@ -16,10 +16,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import recorder._encode.encoder as encoder_module
-from recorder._base.codec import Codec, VideoSpec
-from recorder._base.frames import format_of
-from recorder._encode.encoder import PyAVEncoder, remux
+from recorder import Codec, VideoSpec
+from recorder._testing import PyAVEncoder, encoder_module, format_of, remux
 
 FPS, SECONDS, ROUNDS = 30, 10, 7
 
