@@ -197,12 +197,13 @@ def test_signal_flushes_what_was_queued(
 def test_second_sigint_aborts_the_flush_quickly(tmp_path: Path) -> None:
     with child_process(tmp_path, "sigint") as (child, gate):
         child.expect("queued")
+        assert gate.reached()  # the worker is inside the first frame of episode 0
         child.send_signal(signal.SIGINT)
         child.expect("waiting")
         start = time.monotonic()
         child.send_signal(signal.SIGINT)
         child.expect("log dropped video")  # the flush was abandoned: the rest is dropped
-        go(gate)  # lets the worker leave the frame it is in
+        gate.open()  # lets the worker leave the frame it is in
         assert child.wait() == -signal.SIGINT, child.stderr
         elapsed = time.monotonic() - start
     assert elapsed < 10
