@@ -566,7 +566,7 @@ def test_serve_until_ctrl_c(tmp_path: Path, command: str) -> None:
     with Child(argv) as child:
         if name == "gallery":
             wrote = child.expect()
-            assert wrote.startswith(f"wrote {tmp_path / 'index.html'} (1 videos)")
+            assert wrote.startswith(f"wrote {tmp_path / 'index.html'} (1 video)")
         line = child.expect()
         match = re.fullmatch(
             r"serving the live gallery of .* on (http://127\.0\.0\.1:\d+/) "

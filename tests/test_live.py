@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import shutil
 import socket
 import urllib.parse
@@ -13,6 +12,17 @@ from typing import Any
 
 import pytest
 from helpers import Child, painted, serving
+from test_gallery import (
+    BLANK,
+    LOAD,
+    TRACK_LOADS,
+    at_frame,
+    embedded,
+    health,
+    open_page,
+    publish,
+    shown,
+)
 
 from recorder import Recorder
 from recorder._testing import (
@@ -36,13 +46,6 @@ def record(folder: Path, episode: int, prefix: str = "run", **metadata: Any) -> 
     with Recorder(folder, fps=10, name_prefix=prefix, episode_trigger=lambda e: True) as rec:
         rec.submit([painted(10 * episode + k) for k in range(6)], episode, metadata=metadata)
     return f"{prefix}-episode-{episode}.mp4"
-
-
-def embedded(page: str) -> dict[str, Any]:
-    match = re.search(r'<script type="application/json" id="recorder-data">(.*?)</script>', page)
-    assert match is not None
-    data: dict[str, Any] = json.loads(match.group(1))
-    return data
 
 
 # -- what the server follows -----------------------------------------------------------------
@@ -147,6 +150,27 @@ def test_hostile_metadata_is_escaped_in_cards_and_data(tmp_path: Path) -> None:
     assert page.count("</script>") == page.count("<script")
     assert embedded(page)["points"][0]["file"] == name
     assert embedded(page)["points"][0]["series"] == "evil <b>&"
+
+
+def test_updates_carry_the_timeline_and_the_badges(tmp_path: Path) -> None:
+    live = LiveFolder(tmp_path)
+    start = embedded(live.page())["live"]["offset"]
+    name = publish(tmp_path, "run", 0, 6, health=health(BLANK), partial=True)
+    [event] = live.updates(start)["events"]
+    add = event["add"]
+    assert add["timeline"]["columns"]["reward"] == [0, 1, 2, 0, 1, 2]
+    assert add["timeline"]["fps"] == 10
+    assert add["point"]["suspect"] is True
+    assert '<p class="badge suspect">' in add["html"]
+    assert '<p class="badge partial">' in add["html"]
+    assert '<track kind="captions" src="run-episode-0.vtt"' in add["html"]
+    data = embedded(live.page())
+    assert data["timelines"][name] == add["timeline"]
+    assert data["captions"] == {}  # served: the track loads the file itself
+    plain = publish(tmp_path, "plain", 0, 3, episode=1, columns={}, captions=False)
+    assert [e["add"]["timeline"] for e in live.updates(start)["events"]] == [add["timeline"], None]
+    assert embedded(live.page())["timelines"].keys() == {name}
+    assert plain in [p["file"] for p in embedded(live.page())["points"]]
 
 
 # -- what the server serves ------------------------------------------------------------------
@@ -351,7 +375,8 @@ def test_the_open_page_shows_each_new_video_and_its_point(chromium: Any, tmp_pat
             assert sorted(dots) == sorted(returns)
             assert page.locator("#legend span").all_inner_texts() == ["alpha", "beta"]
             assert page.evaluate("window.__pwned") is None
-            assert HOSTILE["note"] in page.inner_text(f'article[data-file="{hostile}"]')
+            # As text, under "all metadata" (folded: not in inner_text).
+            assert HOSTILE["note"] in page.text_content(f'article[data-file="{hostile}"]')
 
             # A click on a point plays that episode's video, and only it.
             page.click('#plot circle[data-file="beta-episode-3.mp4"]')
@@ -452,3 +477,32 @@ def test_answers_come_in_bounded_reads_and_a_huge_line_still_passes(
             break
     assert seen == names
     assert offset == (tmp_path / MANIFEST).stat().st_size
+
+
+def test_a_new_video_comes_with_its_strip_captions_and_health(
+    chromium: Any, tmp_path: Path
+) -> None:
+    with serving(tmp_path, poll_ms=200) as base:
+        page, problems = open_page(chromium, base)
+        page.select_option("#health", "ok")  # hide suspect
+        good = publish(tmp_path, "good", 500, 24, episode=0, health=health())
+        page.wait_for_selector(f'article[data-file="{good}"] .strip-plot', timeout=5000)
+        card = page.query_selector(f'article[data-file="{good}"]')
+        assert page.inner_text("#count") == "1 video"
+        assert card.evaluate(LOAD) >= 2
+        page.mouse.click(*at_frame(page, card, 17, 24))
+        painted, playhead, readout = shown(card)
+        assert (painted - 500, playhead) == (17, 17)
+        assert readout == "frame 17 · reward 2"
+        got = card.evaluate(TRACK_LOADS, False)
+        assert (got["before"], got["result"], len(got["cues"])) == ("disabled", "load", 24)
+        assert got["src"] == base + "good-episode-0.vtt"
+
+        bad = publish(tmp_path, "bad", 600, 6, episode=1, health=health(BLANK))
+        page.wait_for_selector(f'article[data-file="{bad}"]', state="attached", timeout=5000)
+        assert page.locator(f'article[data-file="{bad}"]').is_hidden()
+        assert page.locator("#health option").nth(1).inner_text() == "only suspect (1)"
+        page.select_option("#health", "suspect")
+        assert page.locator(f'article[data-file="{bad}"] .strip-plot').is_visible()
+        assert page.locator(f'article[data-file="{good}"]').is_hidden()
+        assert problems == []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from recorder._cli.console import CLIError
 from recorder._folder.gallery import build_gallery, scan, write_gallery
+from recorder._folder.html import videos
 from recorder._folder.recover import recover
 from recorder._folder.serve import serve
 
@@ -20,7 +21,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
     entries = scan(folder)
     with _cannot(f"cannot write the gallery in {args.folder!r}"):
         page = write_gallery(folder, entries, title=args.title)
-    print(f"wrote {page} ({len(entries)} videos)")
+    print(f"wrote {page} ({videos(len(entries))})")
     if not args.serve:
         print(f"open {page.resolve().as_uri()}")
         print(f"or serve it: {_serve_command(folder)}")

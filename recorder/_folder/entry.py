@@ -27,6 +27,8 @@ class GalleryEntry:
         poster: PNG bytes of the first frame, or None when it could not be decoded.
         error: why the video could not be read, or None.
         mtime: when the file was last modified.
+        timeline: the strip's data from its ``{name}.timeline.json`` (see ``strip``), or None.
+        captions: its WebVTT file, or None.
     """
 
     file: str
@@ -35,6 +37,8 @@ class GalleryEntry:
     poster: bytes | None = None
     error: str | None = None
     mtime: float | None = None
+    timeline: dict[str, Any] | None = None
+    captions: Path | None = None
 
     @property
     def name(self) -> str:
@@ -51,6 +55,22 @@ class GalleryEntry:
         """The user metadata recorded with the episode (seed, return...)."""
         meta = self.info.get("metadata")
         return meta if isinstance(meta, Mapping) else {}
+
+    @property
+    def health(self) -> Mapping[str, Any] | None:
+        """What the recorder's health check found (``suspect``, ``why``...), or None."""
+        health = self.info.get("health")
+        return health if isinstance(health, Mapping) else None
+
+    @property
+    def suspect(self) -> bool:
+        """Whether the health check found the video suspect (blank, frozen...)."""
+        return self.health is not None and self.health.get("suspect") is True
+
+    @property
+    def partial(self) -> bool:
+        """Whether the video was cut short (Ctrl-C, close) or recovered after a crash."""
+        return self.info.get("partial") is True
 
     @property
     def series(self) -> str:
@@ -81,6 +101,7 @@ class GalleryEntry:
             "episode": as_int(self.info.get("episode_index")),
             "first_step": as_int(self.info.get("first_step")),
             "created": self.created,
+            "suspect": self.suspect,
             "values": values,
         }
 

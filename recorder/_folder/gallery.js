@@ -1,5 +1,6 @@
-// The gallery page: filters, order, the plot of a metadata field per episode, and (when served
-// by `recorder serve`) the cards of new videos as the manifest announces them.
+// The gallery page: filters, order, the plot of a metadata field per episode, the timeline strip
+// under each video (a field per frame, a playhead, click or drag to seek), and (when served by
+// `recorder serve`) the cards of new videos as the manifest announces them.
 // Strings from metadata reach the page only through textContent, attribute values set with
 // setAttribute, or card HTML the server already escaped: never through innerHTML of our own.
 (function () {
@@ -12,14 +13,18 @@
   const live = data.live;
   const grid = $("grid");
   const points = new Map(data.points.map((p) => [p.file, p]));
+  const timelines = new Map(Object.entries(data.timelines || {}));
+  const captions = new Map(Object.entries(data.captions || {}));
+  const strips = new Map(); // file -> the strip under its video ({ choose })
   const cards = new Map();
   grid.querySelectorAll(".card").forEach((c) => cards.set(c.getAttribute("data-file"), c));
   const ui = {
     filter: $("filter"), series: $("series"), min: $("ep-min"), max: $("ep-max"),
-    sort: $("sort"), field: $("field"), shown: $("shown"), count: $("count"),
+    sort: $("sort"), health: $("health"), field: $("field"), shown: $("shown"), count: $("count"),
     status: $("status"), plot: $("plot"), box: $("plot-box"), legend: $("legend"),
   };
   let playing = null;
+  let stripField = null; // the timeline field last chosen: every strip that has it plots it
 
   function number(input) {
     const v = input.value.trim();
@@ -33,6 +38,8 @@
     const name = card ? card.getAttribute("data-name") : "";
     if (!words.every((w) => name.indexOf(w) >= 0)) return false;
     if (ui.series.value && p.series !== ui.series.value) return false;
+    if (ui.health.value === "suspect" && !p.suspect) return false;
+    if (ui.health.value === "ok" && p.suspect) return false;
     const lo = number(ui.min), hi = number(ui.max);
     if (lo !== null || hi !== null) {
       if (typeof p.episode !== "number") return false;
@@ -77,6 +84,9 @@
     const before = ui.field.value;
     keep(ui.field, list, 0);
     if (!before && list.indexOf("return") >= 0) ui.field.value = "return";
+    let suspect = 0;
+    points.forEach((p) => { if (p.suspect && cards.has(p.file)) suspect += 1; });
+    ui.health.options[1].textContent = "only suspect (" + suspect + ")";
   }
 
   function refresh() {
@@ -92,7 +102,8 @@
     });
     const total = cards.size;
     ui.count.textContent = total + " video" + (total === 1 ? "" : "s");
-    const filtered = ui.filter.value.trim() || ui.series.value || ui.min.value || ui.max.value;
+    const filtered = ui.filter.value.trim() || ui.series.value || ui.min.value || ui.max.value
+      || ui.health.value;
     ui.shown.textContent = filtered ? " · " + n + " shown" : "";
     draw();
   }
@@ -162,6 +173,7 @@
         const dot = el("circle", { cx: X(s.x), cy: Y(s.y), r: 4.5, fill: color }, svg);
         dot.setAttribute("data-file", s.p.file);
         if (s.p.file === playing) dot.classList.add("playing");
+        if (s.p.suspect) dot.classList.add("suspect");
         el("title", {}, dot).textContent =
           s.p.name + " · episode " + s.x + " · " + field + " = " + label(s.y);
         dot.addEventListener("click", () => play(s.p.file));
@@ -181,6 +193,7 @@
     if (!card) return;
     if (card.hidden) {
       ui.filter.value = ""; ui.series.value = ""; ui.min.value = ""; ui.max.value = "";
+      ui.health.value = "";
       refresh();
     }
     grid.querySelectorAll("video").forEach((v) => { if (!card.contains(v)) v.pause(); });
@@ -191,6 +204,195 @@
     card.scrollIntoView({ block: "center" });
     const video = card.querySelector("video");
     if (video) video.play().catch(() => {});
+  }
+
+  // -- the timeline strip under a video ------------------------------------------------------
+
+  // One column of a timeline (strip.py's forms) as [frame, value] points, and its value at a
+  // frame (a reduced column: the point at or before it).
+  function column(spec) {
+    if (Array.isArray(spec)) {
+      return { points: spec.map((v, i) => [i, v]), at: (f) => (f < spec.length ? spec[f] : null) };
+    }
+    if (Array.isArray(spec.x)) {
+      const at = (f) => {
+        let lo = 0, hi = spec.x.length - 1;
+        if (hi < 0 || spec.x[0] > f) return null;
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >> 1;
+          if (spec.x[mid] <= f) lo = mid; else hi = mid - 1;
+        }
+        return spec.y[lo];
+      };
+      return { points: spec.x.map((x, i) => [x, spec.y[i]]), at: at };
+    }
+    const at = (f) => (f < spec.count ? spec.start + f * spec.step : null);
+    return { points: [[0, spec.start], [spec.count - 1, at(spec.count - 1)]], at: at };
+  }
+
+  function fieldsOf(timeline) {
+    const names = Object.keys(timeline.columns);
+    const first = ["reward", "return"].filter((n) => names.indexOf(n) >= 0);
+    return first.concat(names.filter((n) => first.indexOf(n) < 0).sort());
+  }
+
+  // Builds the strip under *card*'s video: a field of *timeline* against the frame, a playhead
+  // on the frame the video shows; a click, a drag or the arrow keys seek the video.
+  function strip(card, file, timeline) {
+    const video = card.querySelector("video");
+    if (!video) return;
+    const W = 1000, H = 48, PAD = 4;
+    const frames = timeline.frames, fps = timeline.fps;
+    const fields = fieldsOf(timeline);
+    const box = document.createElement("div");
+    box.className = "strip";
+    const head = document.createElement("div");
+    head.className = "strip-head";
+    const chooser = document.createElement("label");
+    chooser.appendChild(document.createTextNode("plot "));
+    const select = document.createElement("select");
+    select.setAttribute("aria-label", "Timeline field");
+    fields.forEach((f) => select.add(new Option(f, f)));
+    chooser.appendChild(select);
+    const readout = document.createElement("span");
+    readout.className = "strip-value";
+    const range = document.createElement("span");
+    range.className = "strip-range";
+    head.appendChild(chooser);
+    head.appendChild(readout);
+    head.appendChild(range);
+    const svg = document.createElementNS(SVG, "svg");
+    const attrs = {
+      class: "strip-plot", viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none",
+      role: "slider", tabindex: 0, "aria-label": "Frame", "aria-valuemin": 0,
+      "aria-valuemax": frames - 1,
+    };
+    Object.keys(attrs).forEach((k) => svg.setAttribute(k, String(attrs[k])));
+    const line = el("path", { class: "strip-line" }, svg);
+    const playhead = el("line", { class: "playhead", y1: 0, y2: H }, svg);
+    box.appendChild(head);
+    box.appendChild(svg);
+    video.after(box);
+
+    const X = (f) => (f + 0.5) / frames * W;
+    const clamp = (f) => Math.max(0, Math.min(frames - 1, f));
+    let frame = 0, values = null, dragging = false;
+
+    function show(f) {
+      frame = clamp(f);
+      playhead.setAttribute("x1", X(frame));
+      playhead.setAttribute("x2", X(frame));
+      const v = values.at(frame);
+      const text = "frame " + frame + " · " + select.value + " "
+        + (typeof v === "number" ? String(v) : "–");
+      readout.textContent = text;
+      svg.setAttribute("data-frame", String(frame));
+      svg.setAttribute("aria-valuenow", String(frame));
+      svg.setAttribute("aria-valuetext", text);
+    }
+
+    function plot() {
+      values = column(timeline.columns[select.value]);
+      const ys = values.points.map((p) => p[1]).filter((v) => typeof v === "number");
+      const lo = Math.min(...ys), hi = Math.max(...ys);
+      const Y = (v) => (hi === lo ? H / 2 : PAD + (hi - v) / (hi - lo) * (H - 2 * PAD));
+      let d = "", pen = false;
+      values.points.forEach((p) => {
+        if (typeof p[1] !== "number") { pen = false; return; }
+        d += (pen ? "L" : "M") + X(p[0]).toFixed(1) + " " + Y(p[1]).toFixed(1);
+        pen = true;
+      });
+      line.setAttribute("d", d);
+      range.textContent = ys.length ? label(lo) + " … " + label(hi) : "";
+      show(frame);
+    }
+
+    function seek(f) {
+      show(f);
+      video.currentTime = (frame + 0.5) / fps; // the middle of the frame: no rounding across
+    }
+
+    function choose(name) {
+      if (fields.indexOf(name) < 0) return;
+      select.value = name;
+      plot();
+    }
+
+    const frameAtX = (x) => {
+      const r = svg.getBoundingClientRect();
+      return clamp(Math.floor((x - r.left) / r.width * frames));
+    };
+    svg.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      e.preventDefault();
+      svg.focus({ preventScroll: true });
+      svg.setPointerCapture(e.pointerId);
+      dragging = true;
+      seek(frameAtX(e.clientX));
+    });
+    svg.addEventListener("pointermove", (e) => { if (dragging) seek(frameAtX(e.clientX)); });
+    svg.addEventListener("pointerup", () => { dragging = false; });
+    svg.addEventListener("pointercancel", () => { dragging = false; });
+    const keys = new Map([["ArrowLeft", -1], ["ArrowDown", -1], ["ArrowRight", 1],
+                          ["ArrowUp", 1], ["PageDown", -10], ["PageUp", 10]]);
+    svg.addEventListener("keydown", (e) => {
+      let f = null;
+      if (keys.has(e.key)) f = frame + keys.get(e.key);
+      else if (e.key === "Home") f = 0;
+      else if (e.key === "End") f = frames - 1;
+      if (f === null) return;
+      e.preventDefault();
+      seek(f);
+    });
+    select.addEventListener("change", () => {
+      stripField = select.value;
+      strips.forEach((s) => s.choose(stripField));
+    });
+
+    // The playhead follows the frame on screen: each presented frame's own time when the
+    // browser tells it (requestVideoFrameCallback), else the clock's.
+    const frameAt = (t) => Math.floor(t * fps + 1e-3);
+    if (video.requestVideoFrameCallback) {
+      const presented = (now, meta) => {
+        show(Math.round(meta.mediaTime * fps));
+        video.requestVideoFrameCallback(presented);
+      };
+      video.requestVideoFrameCallback(presented);
+    } else {
+      video.addEventListener("timeupdate", () => show(frameAt(video.currentTime)));
+    }
+    video.addEventListener("seeked", () => show(frameAt(video.currentTime)));
+
+    choose(stripField !== null && fields.indexOf(stripField) >= 0 ? stripField : fields[0]);
+    strips.set(file, { choose: choose });
+  }
+
+  // A page opened from file:// cannot load a <track> file (Chromium: each file is its own
+  // origin): it carries the captions gzipped, and hands them to the track as a blob once they
+  // are turned on (the track's src is dropped until then: a file: URL would only fail).
+  function packedCaptions(video, track, packed) {
+    track.removeAttribute("src");
+    const unpack = async () => {
+      if (track.track.mode === "disabled") return;
+      video.textTracks.removeEventListener("change", unpack);
+      const bytes = Uint8Array.from(atob(packed), (c) => c.charCodeAt(0));
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      const text = await new Response(stream).text();
+      track.src = URL.createObjectURL(new Blob([text], { type: "text/vtt" }));
+    };
+    video.textTracks.addEventListener("change", unpack);
+  }
+
+  // What a card gets besides its server-rendered HTML: its strip, its captions from file://.
+  function setup(card, file) {
+    strips.delete(file);
+    const timeline = timelines.get(file);
+    if (timeline) strip(card, file, timeline);
+    const track = card.querySelector("track");
+    const packed = captions.get(file);
+    if (track && packed && location.protocol === "file:" && window.DecompressionStream) {
+      packedCaptions(card.querySelector("video"), track, packed);
+    }
   }
 
   function add(update) {
@@ -204,7 +406,10 @@
     card.classList.add("new");
     cards.set(update.file, card);
     points.set(update.file, update.point);
+    if (update.timeline) timelines.set(update.file, update.timeline);
+    else timelines.delete(update.file);
     grid.appendChild(card);
+    setup(card, update.file);
     const empty = $("empty");
     if (empty) empty.remove();
   }
@@ -214,6 +419,8 @@
     if (card) card.remove();
     cards.delete(file);
     points.delete(file);
+    timelines.delete(file);
+    strips.delete(file);
   }
 
   async function poll(offset) {
@@ -236,8 +443,9 @@
   }
 
   [ui.filter, ui.min, ui.max].forEach((i) => i.addEventListener("input", refresh));
-  [ui.series, ui.sort, ui.field].forEach((s) => s.addEventListener("change", refresh));
+  [ui.series, ui.sort, ui.health, ui.field].forEach((s) => s.addEventListener("change", refresh));
   window.addEventListener("resize", draw);
+  cards.forEach((card, file) => setup(card, file));
   refresh();
   if (live) {
     ui.status.textContent = "live";

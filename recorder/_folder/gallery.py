@@ -1,4 +1,5 @@
-"""``index.html`` for a folder of videos: its entries (sidecars, probes, posters), and the page.
+"""``index.html`` for a folder of videos: its entries (sidecars, probes, posters, timelines), and
+the page.
 
 Posters are the first frame, decoded and encoded as PNG with PyAV (no Pillow). The HTML is
 ``_gallery_html``'s; serving the folder, ``_serve``'s.
@@ -13,7 +14,7 @@ import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import av
 
@@ -21,6 +22,7 @@ from recorder._base.modes import share
 from recorder._encode.sidecars import MANIFEST, read_manifest
 from recorder._folder.entry import NAME_INDEX, VIDEO_SUFFIXES, GalleryEntry
 from recorder._folder.html import render
+from recorder._folder.strip import read_timeline
 
 __all__ = [
     "INDEX",
@@ -28,6 +30,7 @@ __all__ = [
     "build_gallery",
     "describe",
     "inside",
+    "plain_name",
     "poster_png",
     "probe",
     "scan",
@@ -78,11 +81,8 @@ def describe(
         return None
     if not stat.S_ISREG(st.st_mode) or not inside(path, path.parent):
         return None
-    try:  # the sidecar lands after the video: a change of it is a change of the entry
-        side = path.with_suffix(".json").stat().st_mtime_ns
-    except OSError:
-        side = None
-    key = (st.st_mtime_ns, st.st_size, st.st_ino, side)
+    # The sidecar and the timeline land after the video: a change of them changes the entry.
+    key = (st.st_mtime_ns, st.st_size, st.st_ino, *(_mtime(path, s) for s in _BESIDE))
     if cache is not None and (hit := cache.get(path.name)) is not None and hit[0] == key:
         return hit[1]
     entry = GalleryEntry(path.name, mtime=st.st_mtime)
@@ -100,6 +100,11 @@ def describe(
         entry.info.update(recorded)
     elif (m := NAME_INDEX.search(entry.name)) and m.group(1) == "episode":
         entry.info.setdefault("episode_index", int(m.group(2)))
+    if entry.is_video:
+        timeline = _beside(path, entry.info.get("timeline"), ".timeline.json")
+        if timeline is not None:
+            entry.timeline = read_timeline(timeline, entry.info.get("fps"))
+        entry.captions = _beside(path, entry.info.get("captions"), ".vtt")
     if cache is not None:
         cache[path.name] = (key, entry)
     return entry
@@ -194,6 +199,36 @@ def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool
     """Whether *path*, symlinks resolved, is *folder* or in it."""
     root = os.path.realpath(folder)
     return os.path.commonpath([os.path.realpath(path), root]) == root
+
+
+def plain_name(name: Any) -> TypeGuard[str]:
+    """Whether *name* is a file directly in the folder: a hostile record cannot point elsewhere."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and os.path.basename(name) == name
+        and "\\" not in name
+        and "\0" not in name
+    )
+
+
+# The files a video's record may name beside it, by the suffix of their default name.
+_BESIDE = (".json", ".timeline.json", ".vtt")
+
+
+def _mtime(video: Path, suffix: str) -> int | None:
+    try:
+        return video.with_name(video.stem + suffix).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _beside(video: Path, named: Any, suffix: str) -> Path | None:
+    """The file a video's record names (*named*), else ``{stem}{suffix}``, if it is a regular
+    file directly beside the video, symlinks resolved; else None."""
+    name = named if plain_name(named) else video.stem + suffix
+    path = video.with_name(name)
+    return path if path.is_file() and inside(path, video.parent) else None
 
 
 def _size(path: str | os.PathLike[str]) -> int | None:

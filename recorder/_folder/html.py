@@ -17,10 +17,12 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from recorder._folder.entry import GalleryEntry, as_int
+from recorder._folder.entry import GalleryEntry, as_int, finite
+from recorder._folder.strip import pack_captions
 
-# Fields of the sidecar shown in the card's list, in order, with their labels.
-_SHOWN = ("episode_index", "first_step", "frames", "fps", "duration", "size", "codec", "size_bytes")
+# Fields of the sidecar listed under "all metadata", in order (the card's key fields, the
+# episode, return, length and health, are above it).
+_SHOWN = ("first_step", "fps", "size", "codec", "size_bytes")
 # Fields not repeated in the card's "all metadata" table (shown above, or noise).
 _HIDDEN = {"path", "name", "metadata"}
 
@@ -34,17 +36,25 @@ def render(
         entries: the videos, in the page's order.
         title: the page's title.
         live: for a served page, where and how often it asks for new videos
-            (``{"offset", "updates", "poll_ms"}``, see ``_live``); None for a static file.
+            (``{"offset", "updates", "poll_ms"}``, see ``_live``); None for a static file,
+            which then carries its captions too (a page from ``file://`` cannot load them).
     """
     entries = list(entries)
     cards = "\n".join(card(e) for e in entries)
-    count = f"{len(entries)} video{'s' if len(entries) != 1 else ''}"
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
-    data = {"live": dict(live) if live else None, "points": [e.point() for e in entries]}
+    captions = {}
+    if not live:
+        captions = {e.file: c for e in entries if e.captions and (c := pack_captions(e.captions))}
+    data = {
+        "live": dict(live) if live else None,
+        "points": [e.point() for e in entries],
+        "timelines": {e.file: e.timeline for e in entries if e.timeline},
+        "captions": captions,
+    }
     script = _asset("gallery.js")
     return _PAGE.format(
         title=html.escape(title),
-        count=html.escape(count),
+        count=html.escape(videos(len(entries))),
         generated=html.escape(generated),
         cards=cards,
         empty="" if entries else '<p class="note" id="empty">No videos in this folder yet.</p>',
@@ -56,8 +66,14 @@ def render(
     )
 
 
+def videos(count: int) -> str:
+    """``"1 video"``, ``"2 videos"``."""
+    return f"{count} video{'' if count == 1 else 's'}"
+
+
 def card(entry: GalleryEntry) -> str:
-    """One video's ``<article>``: the video (or GIF), its name and every metadata field, escaped."""
+    """One video's ``<article>``: the video (or GIF) first, its badges, name and key fields,
+    then every metadata field under "all metadata"; every string escaped."""
     esc = html.escape
     info = entry.info
     src = esc(urllib.parse.quote(entry.file))
@@ -69,16 +85,22 @@ def card(entry: GalleryEntry) -> str:
         poster = f"data:image/png;base64,{data}"
     if entry.is_video:
         poster_attr = f' poster="{esc(poster)}"' if poster else ""
+        track = ""
+        if entry.captions is not None:  # no "default": captions are off until asked for
+            vtt = esc(urllib.parse.quote(entry.captions.name))
+            track = f'<track kind="captions" src="{vtt}" srclang="en" label="timeline">'
         media = (
             f'<video src="{src}"{poster_attr}{size_attrs} controls muted loop playsinline '
-            f'preload="metadata"></video>'
+            f'preload="metadata">{track}</video>'
         )
     else:
         media = f'<img src="{src}"{size_attrs} alt="{esc(entry.name)}" loading="lazy">'
+    key = "".join(f"<dt>{esc(label)}</dt><dd>{esc(value)}</dd>" for label, value in _key(entry))
     facts = "".join(f"<dt>{esc(label)}</dt><dd>{esc(value)}</dd>" for label, value in _facts(entry))
     user = "".join(
-        f"<dt>{esc(str(key))}</dt><dd>{esc(_fmt(value))}</dd>"
-        for key, value in entry.metadata.items()
+        f"<dt>{esc(str(k))}</dt><dd>{esc(_fmt(v))}</dd>"
+        for k, v in entry.metadata.items()
+        if k != "return"
     )
     rest = "".join(
         f"<tr><th>{esc(str(key))}</th><td>{esc(_fmt(value))}</td></tr>"
@@ -87,13 +109,15 @@ def card(entry: GalleryEntry) -> str:
     )
     error = f'<p class="error">{esc(entry.error)}</p>' if entry.error else ""
     source = "" if entry.source != "probe" else '<p class="note">no sidecar: probed</p>'
+    classes = "card" + " suspect" * entry.suspect + " partial" * entry.partial
     return (
-        f'<article class="card" data-name="{esc(entry.name.lower())}" '
+        f'<article class="{classes}" data-name="{esc(entry.name.lower())}" '
         f'data-file="{esc(entry.file)}" data-series="{esc(entry.series)}">'
-        f"{media}"
+        f"{media}{_badges(entry)}"
         f'<h2><a href="{src}">{esc(entry.name)}</a></h2>{error}'
-        f"<dl>{facts}{user}</dl>{source}"
-        f"<details><summary>all metadata</summary><table>{rest}</table></details>"
+        f'<dl class="key">{key}</dl>{source}'
+        f"<details><summary>all metadata</summary><dl>{facts}{user}</dl>"
+        f"<table>{rest}</table></details>"
         f"</article>"
     )
 
@@ -115,6 +139,41 @@ def _sha256(text: str) -> str:
     return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
 
 
+def _badges(entry: GalleryEntry) -> str:
+    """What is wrong with the video, in words, where the eye lands after the video."""
+    out = ""
+    if entry.suspect:
+        why = entry.health.get("why") if entry.health else None
+        text = why if isinstance(why, str) and why else "the health check found it suspect"
+        out += f'<p class="badge suspect"><b>suspect</b> {html.escape(text)}</p>'
+    if entry.partial:
+        if entry.info.get("recovered_from") is not None:
+            text = "recovered after a crash: the frames written before it"
+        else:
+            text = "cut short: the recording stopped (Ctrl-C, close) before the episode ended"
+        out += f'<p class="badge partial"><b>partial</b> {text}</p>'
+    return out
+
+
+def _key(entry: GalleryEntry) -> list[tuple[str, str]]:
+    """The fields a card shows above "all metadata": episode, return, length, health."""
+    info = entry.info
+    out: list[tuple[str, str]] = []
+    if (episode := info.get("episode_index")) is not None:
+        out.append(("episode", _fmt(episode)))
+    if "return" in entry.metadata:
+        out.append(("return", _fmt(entry.metadata["return"])))
+    frames, duration = info.get("frames"), info.get("duration")
+    length = [f"{_fmt(frames)} frames"] if frames is not None else []
+    if finite(duration):
+        length.append(f"{duration:.2f} s")
+    if length:
+        out.append(("length", " · ".join(length)))
+    if entry.health is not None:
+        out.append(("health", "suspect" if entry.suspect else "ok"))
+    return out
+
+
 def _facts(entry: GalleryEntry) -> list[tuple[str, str]]:
     info = entry.info
     out: list[tuple[str, str]] = []
@@ -127,12 +186,8 @@ def _facts(entry: GalleryEntry) -> list[tuple[str, str]]:
             continue
         if value is None:
             continue
-        if key == "episode_index":
-            out.append(("episode", _fmt(value)))
-        elif key == "first_step":
+        if key == "first_step":
             out.append(("first step", _fmt(value)))
-        elif key == "duration" and isinstance(value, int | float):
-            out.append(("duration", f"{value:.2f} s"))
         elif key == "size_bytes" and isinstance(value, int | float):
             out.append(("file", _human_bytes(value)))
         elif key == "fps" and isinstance(value, int | float):
@@ -161,9 +216,10 @@ def _human_bytes(n: float) -> str:
 
 
 # Only what is in the folder loads: no network, even if a metadata string tried; and only our
-# script runs (its hash), not one a string that escaped escaping would bring.
+# script runs (its hash), not one a string that escaped escaping would bring. blob: media are
+# the captions our script unpacks for a page opened from file://.
 _CSP = (
-    "default-src 'none'; img-src 'self' data: file:; media-src 'self' file:; "
+    "default-src 'none'; img-src 'self' data: file:; media-src 'self' file: blob:; "
     "style-src 'unsafe-inline'; script-src {script}; connect-src 'self'"
 )
 
@@ -187,6 +243,8 @@ _PAGE = """<!DOCTYPE html>
 <select id="series" aria-label="Series"><option value="">all series</option></select>
 <label>episodes <input id="ep-min" type="number" step="1" aria-label="First episode">
 &ndash; <input id="ep-max" type="number" step="1" aria-label="Last episode"></label>
+<select id="health" aria-label="Health"><option value="">all videos</option>
+<option value="suspect">only suspect</option><option value="ok">hide suspect</option></select>
 <select id="sort" aria-label="Order"><option value="episode">by episode</option>
 <option value="newest"{newest}>newest first</option></select>
 </div>

@@ -11,10 +11,10 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from recorder._encode.sidecars import MANIFEST
-from recorder._folder.gallery import GalleryEntry, describe, scan
+from recorder._folder.gallery import GalleryEntry, describe, plain_name, scan
 from recorder._folder.html import card, render
 
 # One answer reads at most this much of the manifest; the page asks again at once for more.
@@ -55,8 +55,9 @@ class LiveFolder:
 
         Returns:
             ``{"offset": next, "more": bool, "events": [...], "reset": bool}``; an event is
-            ``{"add": {"file", "html", "point"}}`` or ``{"remove": file}``. ``reset``: the
-            manifest is shorter than *offset* (replaced): the page reloads.
+            ``{"add": {"file", "html", "point", "timeline"}}`` (timeline: the strip's data, or
+            None) or ``{"remove": file}``. ``reset``: the manifest is shorter than *offset*
+            (replaced): the page reloads.
         """
         try:
             with open(self.root / MANIFEST, "rb") as f:
@@ -85,13 +86,16 @@ class LiveFolder:
             file = record.get("file")
             return {"remove": file} if isinstance(file, str) else None
         name = record.get("path")
-        if record.get("event") is not None or not _plain_name(name):
+        if record.get("event") is not None or not plain_name(name):
             return None
         with self._lock:
             entry = describe(self.root / name, record, self._cache)
         if entry is None:  # deleted since (keep), or not a video
             return None
-        return {"add": {"file": entry.file, "html": card(entry), "point": entry.point()}}
+        html, point = card(entry), entry.point()
+        return {
+            "add": {"file": entry.file, "html": html, "point": point, "timeline": entry.timeline}
+        }
 
     def _end_of_lines(self) -> int:
         try:
@@ -100,14 +104,3 @@ class LiveFolder:
         except FileNotFoundError:
             return 0
         return data.rfind(b"\n") + 1
-
-
-def _plain_name(name: Any) -> TypeGuard[str]:
-    """A file directly in the folder: a hostile manifest line cannot point elsewhere."""
-    return (
-        isinstance(name, str)
-        and name not in ("", ".", "..")
-        and os.path.basename(name) == name
-        and "\\" not in name
-        and "\0" not in name
-    )
