@@ -27,8 +27,9 @@ logger = logging.getLogger("recorder")
 #: rows of pixels between the rows a probe looks at: a thing on screen at least this tall is
 #: always seen (CartPole's cart is 30 pixels tall). Each row read costs memory bandwidth
 #: (frames lie in shared memory, rarely in this CPU's caches): every 8th row, and at most
-#: MAX_ROWS rows (evenly spaced) of a taller frame, keep the probe near 1% of an encode; a
-#: small frame is read more densely, MIN_ROWS rows at least (every row of a frame that short).
+#: MAX_ROWS rows (evenly spaced) of a taller frame, keep the probe near 1% of an encode
+#: (scripts/bench_health.py); a small frame is read more densely, MIN_ROWS rows at least
+#: (every row of a frame that short).
 ROW_STEP = 8
 MIN_ROWS = 32
 MAX_ROWS = 64
