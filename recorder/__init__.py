@@ -15,6 +15,7 @@ from recorder._base.results import (
     QueueFullError,
     RecorderClosedError,
     RecorderStats,
+    VideoHealth,
     VideoInfo,
 )
 from recorder._base.schedule import capped_cubic_video_schedule
@@ -46,6 +47,7 @@ __all__ = [
     "RecorderStats",
     "RecoveredVideo",
     "RecoveryReport",
+    "VideoHealth",
     "VideoInfo",
     "VideoSpec",
     "capped_cubic_video_schedule",

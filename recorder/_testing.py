@@ -62,15 +62,19 @@ __all__ = [
     "ALIGN",
     "ENCODER_HOOK",
     "FRAGMENT_SUFFIX",
+    "FROZEN_MIN",
     "GRACE_SECONDS",
     "INDEX",
     "MANIFEST",
     "MAX_ERRORS",
     "MAX_PREFIX_BYTES",
+    "MAX_ROWS",
     "MAX_SPARE_SHAPES",
+    "MIN_ROWS",
     "NAME_MAX",
     "QUANTUM",
     "RECOVER_SUFFIX",
+    "ROW_STEP",
     "TMP_SUFFIX",
     "Arena",
     "Clip",
@@ -85,6 +89,7 @@ __all__ = [
     "Item",
     "Keep",
     "LiveFolder",
+    "Probe",
     "ProcessEncoder",
     "PyAVEncoder",
     "Ranking",
@@ -118,6 +123,7 @@ __all__ = [
     "format_of",
     "free_blocks",
     "give_back_arena_blocks",
+    "health_module",
     "idle_encoder_max",
     "idle_encoder_pids",
     "keyframe_interval",
@@ -341,3 +347,8 @@ def give_back_arena_blocks(rec: Recorder, blocks: list[Any]) -> None:
     with queue._lock:
         for block in blocks:
             queue.memory.release(block, block.nbytes)
+
+
+# Appended for the health check (issue 29): tests and its benchmark reach it here.
+from recorder._encode import health as health_module  # noqa: E402
+from recorder._encode.health import FROZEN_MIN, MAX_ROWS, MIN_ROWS, ROW_STEP, Probe  # noqa: E402

@@ -239,6 +239,11 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
         size = f"{d['kb_per_s']:.1f} / {g['kb_per_s']:.1f} ({d['size_vs_gymnasium']:.1f}x)"
         add("quality", f"{case['input']}: kB per s of video, recorder defaults / gymnasium", "-",
             size)  # fmt: skip
+    health = results["bench_health"].data if "bench_health" in results else {}
+    for r in health.get("sizes", ()):
+        s = sp(r["ratio"])
+        add("29", f"{r['size']}: encode frames/s, health check on / off (interleaved rounds)",
+            "≥ 0.97", s.fmt(3), mark(s.median >= 0.97))  # fmt: skip
     return rows
 
 

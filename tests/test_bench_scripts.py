@@ -302,6 +302,26 @@ def test_bench_core_quick_writes_its_tables(bench_dir: Path) -> None:
     check_pyperf_files(m.folder / "bench_core-pyperf", arena | encoders, timed_alone=arena)
 
 
+@pytest.mark.timeout(120)
+def test_bench_health_quick_compares_health_on_and_off(bench_dir: Path) -> None:
+    m = measured(bench_dir, "bench_health", "Health check")
+    assert m.data["ok"]  # every frame saved; CartPole's videos looked at, none suspect
+    rows = table_rows(m.text)
+    sizes = ["64x64", "600x400", "1280x720"]
+    throughput = [r for r in rows if len(r) == 5]
+    assert [(r[0], r[1]) for r in throughput] == [
+        (size, label) for size in sizes for label in ("`health=True` (default)", "`health=False`")
+    ]
+    assert all(r[4].endswith((" ✅", " ❌")) for r in throughput[::2])  # the target, per size
+    assert all(r[4] == "" for r in throughput[1::2])
+    probe = [r for r in rows if len(r) == 4]
+    assert [r[0] for r in probe] == sizes
+    for size in m.data["sizes"]:
+        assert size["probe"]["probe_us"] > 0
+        assert size["probe"]["encode_us"] > 0
+        assert len(size["on"]["rounds"]) == len(size["off"]["rounds"]) == m.data["cfg"]["rounds"]
+
+
 @pytest.mark.timeout(300)
 def test_bench_ray_quick_measures_sink_and_local(bench_dir: Path) -> None:
     m = measured(bench_dir, "bench_ray", "Ray: videos per second into one sink")

@@ -229,6 +229,14 @@ class RendersFloats(_Tiny):
         return np.zeros((8, 8, 3), np.float32)
 
 
+def striped(shape: tuple[int, ...]) -> np.ndarray:
+    """A frame that is not blank, so that its video (a failed run's first frame) is not
+    suspect: the health check's warning would be a line of stderr more."""
+    frame = np.zeros(shape, np.uint8)
+    frame[::2] = 200
+    return frame
+
+
 class GrowingFrames(_Tiny):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
 
@@ -238,7 +246,7 @@ class GrowingFrames(_Tiny):
 
     def render(self) -> np.ndarray:
         self.renders += 1
-        return np.zeros((8 + 2 * self.renders, 8, 3), np.uint8)
+        return striped((8 + 2 * self.renders, 8, 3))
 
 
 class ResetFailsFromSeed1(_Tiny):
@@ -250,7 +258,7 @@ class ResetFailsFromSeed1(_Tiny):
         return super().reset(seed=seed)
 
     def render(self) -> np.ndarray:
-        return np.zeros((8, 8, 3), np.uint8)
+        return striped((8, 8, 3))
 
 
 class StepFails(ResetFailsFromSeed1):

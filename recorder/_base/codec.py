@@ -168,6 +168,8 @@ class VideoSpec:
     #: the recorder's open descriptor of the file at *path*: write through it (see
     #: :func:`writable_path`), so that a name swapped for a symlink meanwhile is not followed.
     fd: int | None = None
+    #: look at the frames too (blank, frozen): the encoder's ``seen`` after close, see below.
+    health: bool = False
 
 
 class Encoder(Protocol):
@@ -177,7 +179,8 @@ class Encoder(Protocol):
     from the shared arena) also has ``released() -> int``, how many of the frames written it
     is done with, in order, and ``drain()``, which returns once it is done with all of them;
     the worker keeps such frames in the budget until then. Without them, a frame is free
-    again as soon as ``write`` returns.
+    again as soon as ``write`` returns. An encoder that looks at the frames (``spec.health``)
+    has ``seen``, read after :meth:`close`: what it saw (``recorder._encode.health.Seen``).
     """
 
     def write(self, image: Image) -> None:

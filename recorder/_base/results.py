@@ -33,6 +33,35 @@ class ClipDroppedError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class VideoHealth:
+    """What the recorder saw of a saved video's frames (``Recorder(health=True)``, the default).
+
+    Looked at in the encoder, off the training thread: rows of pixels of each frame, evenly
+    spaced (every 8th row, but at least 32 and at most 64 rows).
+
+    Attributes:
+        suspect: the video likely does not show what was meant: every frame is blank, or one
+            image repeats for most of it (at least 10 frames). It is saved all the same.
+        why: for a suspect video, what is wrong and its likely cause, in a sentence; else None.
+        frames: frames looked at (all of the video's).
+        blank_frames: frames of one flat colour (black, white, a clear colour).
+        longest_frozen: frames in the longest run of identical consecutive frames (1 when no
+            frame repeats the one before).
+        stale_first_frame: whether the first frame repeats the last frame of the previous
+            episode's video (a render taken before ``reset()`` took effect); None when there is
+            no such video to compare with (not an episode video, the previous episode not
+            recorded, cut by ``video_length``, or not saved yet).
+    """
+
+    suspect: bool
+    why: str | None
+    frames: int
+    blank_frames: int
+    longest_frozen: int
+    stale_first_frame: bool | None
+
+
+@dataclass(frozen=True, slots=True)
 class VideoInfo:
     """A saved video.
 
@@ -55,6 +84,8 @@ class VideoInfo:
         metadata: the user metadata given with the episode, as it was when the clip ended.
         created: when the file was complete (seconds since the epoch).
         wall_seconds: from the clip's first frame to the file being complete.
+        health: what the recorder saw of the frames (:class:`VideoHealth`); None with
+            ``Recorder(health=False)`` or an encoder of ``encoder_factory`` that does not look.
     """
 
     path: Path
@@ -75,6 +106,7 @@ class VideoInfo:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     created: float = 0.0
     wall_seconds: float = 0.0
+    health: VideoHealth | None = None
 
     @property
     def duration(self) -> float:
@@ -158,6 +190,10 @@ class RecorderStats:
         episodes_stalled: streamed episodes closed before they advanced at all while a clip
             could have started (see :class:`recorder.Episode`): nothing was recorded of
             them; the first is logged as a warning.
+        videos_suspect: saved videos whose :class:`VideoHealth` is suspect (all blank, or
+            frozen for most of their length); each is logged as a warning.
+        videos_stale_first_frame: saved videos whose first frame repeats the last frame of
+            the previous episode's video; the first is logged as a warning.
     """
 
     queued_bytes: int
@@ -175,8 +211,10 @@ class RecorderStats:
     bytes_written: int
     encode_seconds: float
     errors: tuple[BaseException, ...]
-    # With a default: the queue's snapshot leaves it to the Recorder, which keeps the count.
+    # With defaults: the queue's snapshot leaves them to the Recorder, which keeps the counts.
     episodes_stalled: int = 0
+    videos_suspect: int = 0
+    videos_stale_first_frame: int = 0
 
     @property
     def videos_in_progress(self) -> int:

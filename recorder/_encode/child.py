@@ -24,6 +24,7 @@ import numpy as np
 
 from recorder._base.codec import VideoSpec
 from recorder._encode.encoder import PyAVEncoder
+from recorder._encode.health import Seen
 from recorder._encode.process import MAX_MESSAGE
 
 #: A test hook (docs/design.md): ``module:name`` of the :class:`PyAVEncoder` subclass (or
@@ -62,7 +63,9 @@ class _Video:
         for offset in offsets:
             write(memory[offset : offset + nbytes].reshape(shape))
 
-    def release(self, finish: bool, salvage: bool = False) -> None:
+    def release(self, finish: bool, salvage: bool = False) -> Seen | None:
+        """Finish, salvage or abort the video; what its frames showed, once finished."""
+        seen = None
         try:
             if self.encoder is not None:
                 encoder, self.encoder = self.encoder, None
@@ -74,6 +77,7 @@ class _Video:
                         with contextlib.suppress(Exception):
                             encoder.abort()
                         raise
+                    seen = encoder.seen
                 elif salvage:
                     encoder.salvage()
                 else:
@@ -82,6 +86,7 @@ class _Video:
             if self.file_fd is not None:
                 os.close(self.file_fd)
                 self.file_fd = None
+        return seen
 
 
 class _Arena:
@@ -171,7 +176,7 @@ def main(fd: int, nice: int) -> None:
                 elif kind in ("close", "abort"):
                     video = videos.pop(vid, None)
                     if video is not None:
-                        video.release(finish=kind == "close")
+                        reply = ("ok", vid, video.release(finish=kind == "close"))
             except Exception as e:
                 broken = videos.pop(vid, None) if kind not in ("arena", "forget") else None
                 if broken is not None:

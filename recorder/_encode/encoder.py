@@ -14,6 +14,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from recorder._base.codec import Codec, VideoSpec
 from recorder._base.frames import Image
 from recorder._base.validate import frame_rate
+from recorder._encode.health import Probe, Seen
 from recorder._encode.mp4 import scan_fragments
 
 try:
@@ -210,6 +211,7 @@ class PyAVEncoder:
             interpolation=_INTERPOLATIONS[spec.codec.interpolation],
         )
         self._pts = 0
+        self._probe = Probe(fmt.shape) if spec.health else None
 
     def write(self, image: Image) -> None:
         """Encode one frame."""
@@ -222,6 +224,13 @@ class PyAVEncoder:
         except OSError as e:  # a full disk, say
             self._name_file(e)
             raise
+        if self._probe is not None:
+            self._probe.see(image)
+
+    @property
+    def seen(self) -> Seen | None:
+        """What the frames written showed (``spec.health``; read after :meth:`close`)."""
+        return None if self._probe is None else self._probe.seen()
 
     def close(self) -> None:
         """Flush the encoder and write the trailer; an mp4 is then remuxed with +faststart."""

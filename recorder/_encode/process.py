@@ -14,8 +14,12 @@ other's socket buffer and block):
     ("forget", aid)                          ("ok", 0, None): unmap it
     ("open", vid, spec) + [file]             ("ok", vid, None) | ("err", vid, exc)
     ("write", vid, aid, offsets)             ("ok", vid, None) | ("err", vid, exc) | ("skip", ...)
-    ("close", vid) / ("abort", vid)          ("ok", vid, None) | ("err", vid, exc)
+    ("close", vid)                           ("ok", vid, seen) | ("err", vid, exc)
+    ("abort", vid)                           ("ok", vid, None) | ("err", vid, exc)
     ("exit",)                                (none: the child exits)
+
+*seen*: what the video's frames showed (:class:`~recorder._encode.health.Seen`), or None when
+the spec did not ask (``VideoSpec.health``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import numpy as np
 from recorder._base.codec import Encoder, VideoSpec
 from recorder._base.frames import Image
 from recorder._encode.encoder import PyAVEncoder
+from recorder._encode.health import Seen
 from recorder._queue.arena import Arena
 
 logger = logging.getLogger("recorder")
@@ -188,6 +193,8 @@ class _Child:
             encoder.frames_done += frames
             if kind == "err" and encoder.error is None:
                 encoder.error = _unpickle_error(value)
+            elif kind == "ok" and value is not None:  # a close's
+                encoder.seen = value
         return True
 
     def share(self, arena: Arena, encoder: ProcessEncoder) -> None:
@@ -336,6 +343,7 @@ class ProcessEncoder:
         self.frames_done = 0  # frames the child has finished with
         self._pending: list[int] = []  # offsets of frames not yet announced to the child
         self.error: BaseException | None = None
+        self.seen: Seen | None = None  # what the frames showed: the close's reply
         self._frames = 0
         # The child opens by path when there is no descriptor to share.
         fds = [] if spec.fd is None else [spec.fd]

@@ -28,6 +28,10 @@ def record_of(info: VideoInfo, codec: Codec | None = None) -> dict[str, Any]:
     """The JSON-ready description of a saved video, with the settings *codec* encoded it at."""
     record = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
     record["path"] = info.path.name  # relative: the folder may move
+    if info.health is None:  # Recorder(health=False)
+        del record["health"]
+    else:
+        record["health"] = dataclasses.asdict(info.health)
     record["duration"] = info.duration
     # Clips are dropped whole, so a saved video misses none of its frames; said explicitly
     # for readers that compare it with the episode's length.

@@ -19,6 +19,7 @@ from recorder._base.validate import (
     check_name_prefix,
     check_triggers,
     check_video_length,
+    describe,
     is_int,
     make_folder,
     validate_frames,
@@ -88,6 +89,11 @@ class Recorder:
             recorded (unless a trigger says otherwise) and, when it ends, scored by
             ``ep.metadata[by]``; the videos of episodes out of both rankings are deleted,
             and the manifest says which were kept and why.
+        health: look at each video's frames as they are encoded (off the training thread):
+            a video whose frames are all blank, or one image repeated for most of it, is
+            *suspect* (a headless render, a cached image): saved all the same, logged as a
+            warning, counted in ``stats().videos_suspect``, and described in
+            ``VideoInfo.health`` and the sidecar (:class:`VideoHealth`). False: not looked at.
 
     Raises:
         TypeError, ValueError: for an invalid argument.
@@ -115,6 +121,7 @@ class Recorder:
         sidecars: bool = True,
         sink: Sink | None = None,
         keep: Keep | Mapping[str, Any] | None = None,
+        health: bool = True,
     ) -> None:
         self.fps = check_fps(fps)
         self.video_length = check_video_length(video_length)
@@ -136,6 +143,9 @@ class Recorder:
         check_callable("on_saved", on_saved)
         self.on_saved = on_saved
         self.sidecars = bool(sidecars)
+        if not isinstance(health, bool):
+            raise TypeError(f"health must be True or False, got {describe(health)}")
+        self.health = health
         self.video_folder = make_folder(video_folder)
         self.workers = workers
         self.max_queue_bytes = max_queue_bytes
@@ -161,6 +171,7 @@ class Recorder:
             sidecars=self.sidecars,
             sink=sink,
             keep=keep,
+            health=health,
         )
         self.encode_in: EncodeIn = self._service.encode_in
 

@@ -28,6 +28,7 @@ from recorder._base.results import (
 )
 from recorder._base.validate import Trigger, check_fps, check_timeout, shape_changed
 from recorder._encode.encoder import PyAVEncoder
+from recorder._encode.health import Judge
 from recorder._encode.process import EncodeIn, EncoderProcesses
 from recorder._encode.process import available as processes_available
 from recorder._encode.sidecars import append_manifest
@@ -75,7 +76,7 @@ class ClipService:
         plan: the Recorder's clip plan (folder, name prefix, triggers, length, fps).
         codec: how videos are encoded.
         workers, max_queue_bytes, on_full, worker_nice, encode_in, encoder_factory, on_saved,
-            sidecars, sink, keep: as :class:`~recorder.Recorder` takes them.
+            sidecars, sink, keep, health: as :class:`~recorder.Recorder` takes them.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class ClipService:
         sidecars: bool,
         sink: Sink | None,
         keep: Keep | None,
+        health: bool,
     ) -> None:
         self.plan = plan
         self.fps = plan.fps
@@ -117,6 +119,7 @@ class ClipService:
             factory = encoder_factory or self._processes or PyAVEncoder
             self._keeper = None if keep is None else Keeper(keep, self._record)
             self._deliveries = None if sink is None else Deliveries(sink.open())
+            self._judge = Judge() if health else None
             writer = ClipWriter(
                 self._queue,
                 codec,
@@ -125,6 +128,7 @@ class ClipService:
                 sidecars,
                 deliveries=self._deliveries,
                 keeper=self._keeper,
+                judge=self._judge,
             )
             self._workers = Workers(self._queue, writer, workers, worker_nice)
         except BaseException:  # e.g. a dead sink: nothing started, the arena's memfd goes
@@ -314,7 +318,13 @@ class ClipService:
 
     def stats(self) -> RecorderStats:
         """:meth:`Recorder.stats <recorder.Recorder.stats>`."""
-        return replace(self._queue.stats(), episodes_stalled=self._stalls.count)
+        suspect, stale = (0, 0) if self._judge is None else self._judge.counts()
+        return replace(
+            self._queue.stats(),
+            episodes_stalled=self._stalls.count,
+            videos_suspect=suspect,
+            videos_stale_first_frame=stale,
+        )
 
     def close(self, timeout: float | None = None, *, cancel: bool = False) -> None:
         """:meth:`Recorder.close <recorder.Recorder.close>`."""

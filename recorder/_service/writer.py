@@ -17,8 +17,9 @@ from pathlib import Path
 
 from recorder._base.codec import Codec, EncoderFactory, VideoSpec
 from recorder._base.modes import share
-from recorder._base.results import ClipDroppedError, VideoInfo
+from recorder._base.results import ClipDroppedError, VideoHealth, VideoInfo
 from recorder._encode.encoder import TMP_SUFFIX, fragment_path, lock_file
+from recorder._encode.health import Judge
 from recorder._encode.sidecars import append_manifest, record_of, write_sidecar
 from recorder._queue.clip import Clip, Item, State, Work
 from recorder._queue.queue import ClipQueue
@@ -40,6 +41,7 @@ class ClipWriter:
         sidecars: bool,
         deliveries: Deliveries | None = None,
         keeper: Keeper | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self.queue = queue  # given by the Recorder: where outcomes are counted
         self.codec = codec
@@ -48,6 +50,7 @@ class ClipWriter:
         self.sidecars = sidecars
         self.deliveries = deliveries  # with a sink: finished files go there, not renamed
         self.keeper = keeper
+        self.judge = judge  # the videos' health (None: not looked at)
 
     def write(self, clip: Clip, frames: list[Item]) -> tuple[list[Item], int]:
         """Encode *frames* (a batch of one clip's), opening its encoder at the first.
@@ -61,7 +64,14 @@ class ClipWriter:
             assert clip.frame_format is not None
             clip.tmp_fd, clip.tmp_path = locked_tmp(clip.path)
             clip.encoder = self.encoder_factory(
-                VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format, clip.tmp_fd)
+                VideoSpec(
+                    clip.tmp_path,
+                    clip.fps,
+                    self.codec,
+                    clip.frame_format,
+                    clip.tmp_fd,
+                    health=self.judge is not None,
+                )
             )
             clip.released = getattr(clip.encoder, "released", None)
         write = clip.encoder.write
@@ -108,6 +118,8 @@ class ClipWriter:
         start = time.perf_counter()
         try:
             clip.encoder.close()
+            seen = getattr(clip.encoder, "seen", None)
+            health = None if seen is None or self.judge is None else self.judge.verdict(clip, seen)
             clip.encoder = None
             held = list(clip.held)
             clip.held.clear()
@@ -116,7 +128,7 @@ class ClipWriter:
             assert clip.tmp_fd is not None
             tmp, fd = clip.tmp_path, clip.tmp_fd
             if self.deliveries is not None:
-                self._deliver(clip, start)
+                self._deliver(clip, start, health)
                 return
             size = os.fstat(fd).st_size
 
@@ -137,11 +149,13 @@ class ClipWriter:
             self.fail(clip, e)
             return
         clip.encode_seconds += time.perf_counter() - start
-        self._saved(clip, info_of(clip, self.codec, size), sidecars=self.sidecars)
+        self._saved(clip, info_of(clip, self.codec, size, health), sidecars=self.sidecars)
 
     def _saved(self, clip: Clip, info: VideoInfo, *, sidecars: bool) -> None:
         """*clip* is saved as *info*: count it, write its metadata, resolve its handle."""
         self.queue.saved(clip, info.size_bytes)
+        if self.judge is not None:
+            self.judge.saved(info)
         errors: list[BaseException] = []
         if sidecars:
             try:
@@ -171,7 +185,7 @@ class ClipWriter:
             self.queue.report(error)
         self.queue.retire(clip)
 
-    def _deliver(self, clip: Clip, start: float) -> None:
+    def _deliver(self, clip: Clip, start: float, health: VideoHealth | None) -> None:
         """Hand *clip*'s finished file to the sink; its handle resolves on the sink's answer.
 
         The bytes count against the budget until then: a slow sink slows admission, never
@@ -185,7 +199,7 @@ class ClipWriter:
             return
         self._cleanup(clip)  # the temporary file: its bytes are in *data*
         clip.encode_seconds += time.perf_counter() - start
-        info = info_of(clip, self.codec, len(data))
+        info = info_of(clip, self.codec, len(data), health)
         self.queue.charge(len(data))
         delivery = Delivery(clip, info, len(data), self.delivered)
         try:
@@ -253,7 +267,7 @@ class ClipWriter:
         return encoded
 
 
-def info_of(clip: Clip, codec: Codec, size: int) -> VideoInfo:
+def info_of(clip: Clip, codec: Codec, size: int, health: VideoHealth | None = None) -> VideoInfo:
     """The :class:`VideoInfo` of *clip*, complete now in a file of *size* bytes."""
     fmt = clip.frame_format
     assert fmt is not None
@@ -277,6 +291,7 @@ def info_of(clip: Clip, codec: Codec, size: int) -> VideoInfo:
         metadata=clip.metadata or {},
         created=now,
         wall_seconds=now - clip.started,
+        health=health,
     )
 
 
