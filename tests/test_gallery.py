@@ -130,7 +130,9 @@ def publish(
     ``{name}.vtt``, its sidecar (with *record*'s fields: health, partial...), then its manifest
     line. Returns the video's file name."""
     staging = folder / ".staging"
-    with Recorder(staging, fps=fps, name_prefix=name, episode_trigger=lambda e: True) as rec:
+    # health=False: the sidecar holds the health record the test gives, or none.
+    options = {"fps": fps, "name_prefix": name, "episode_trigger": lambda e: True, "health": False}
+    with Recorder(staging, **options) as rec:
         rec.submit([painted(first + k) for k in range(frames)], episode_index=episode)
     stem = f"{name}-episode-{episode}"
     sidecar = json.loads((staging / f"{stem}.json").read_text())
