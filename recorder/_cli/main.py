@@ -14,7 +14,15 @@ from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 from recorder._base.codec import check_codec_settings
-from recorder._cli.console import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, one_line
+from recorder._cli.console import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
+    CLIError,
+    one_line,
+    stdout_closed,
+)
+from recorder._cli.doctor import cmd_doctor
 from recorder._cli.folders import cmd_gallery, cmd_recover, cmd_serve
 from recorder._cli.record import cmd_record
 
@@ -38,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recorder: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `recorder gallery ... | head`: the reader left, as `head` may
+        stdout_closed()
+        return EXIT_PIPE
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -64,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record(sub)
     _add_gallery(sub)
     _add_recover(sub)
+    _add_doctor(sub)
     return parser
 
 
@@ -216,6 +228,26 @@ def _add_recover(sub: _Subparsers) -> None:
         "sidecar; delete leftovers without a frame. Files whose writer is alive are left "
         "alone. Prints one line per file and a summary.",
     )  # fmt: skip
+
+
+def _add_doctor(sub: _Subparsers) -> None:
+    doc = sub.add_parser(
+        "doctor",
+        help="check that this machine can record, and say what to change when it cannot",
+        description=(
+            "Check Python, PyAV and its encoders, shared memory, cores, the encoder process, "
+            "rendering (pygame with and without a display; MuJoCo's MUJOCO_GL backends when "
+            "mujoco is installed) and a Chromium for the gallery check: one line per check, "
+            "ok / missing / broken with the fix. Exit status 1 when recording cannot work."
+        ),
+    )
+    doc.set_defaults(command=cmd_doctor)
+    doc.add_argument(
+        "--env",
+        metavar="ENV_ID",
+        help="also make this env, render frames, check they are neither blank nor frozen, "
+        "record them and decode the video back",
+    )
 
 
 def _check_codec_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
