@@ -55,6 +55,9 @@ class VideoInfo:
         metadata: the user metadata given with the episode, as it was when the clip ended.
         created: when the file was complete (seconds since the epoch).
         wall_seconds: from the clip's first frame to the file being complete.
+        partial: the clip was cut short: ended while its episode was still going, by a
+            ``close()`` (the episode's, a wrapper's or the Recorder's) as Ctrl-C (or
+            ``SystemExit``) unwound, or by the Recorder's close while its episode was open.
     """
 
     path: Path
@@ -75,6 +78,7 @@ class VideoInfo:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     created: float = 0.0
     wall_seconds: float = 0.0
+    partial: bool = False
 
     @property
     def duration(self) -> float:
@@ -158,6 +162,8 @@ class RecorderStats:
         episodes_stalled: streamed episodes closed before they advanced at all while a clip
             could have started (see :class:`recorder.Episode`): nothing was recorded of
             them; the first is logged as a warning.
+        videos_deleted: saved videos a keep policy deleted since (``Recorder(keep=...)``):
+            ``videos_saved - videos_deleted`` are on disk.
     """
 
     queued_bytes: int
@@ -177,6 +183,7 @@ class RecorderStats:
     errors: tuple[BaseException, ...]
     # With a default: the queue's snapshot leaves it to the Recorder, which keeps the count.
     episodes_stalled: int = 0
+    videos_deleted: int = 0
 
     @property
     def videos_in_progress(self) -> int:

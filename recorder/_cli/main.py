@@ -39,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_ERROR
     command: Callable[[argparse.Namespace], int] = args.command
     try:
-        return command(args)
+        status = command(args)
+        sys.stdout.flush()  # a reader gone shows here, not in the interpreter's last flush
+        return status
     except CLIError as e:
         print(f"recorder: error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_ERROR
@@ -195,7 +197,7 @@ def _add_gallery(sub: _Subparsers) -> None:
         action="store_true",
         help="then serve the live gallery until Ctrl-C, as `recorder serve FOLDER` does",
     )
-    _add_address(gal, "with --serve; ")
+    _add_server_options(gal, "with --serve; ")
     srv = _folder_command(
         sub, "serve", cmd_serve,
         "serve FOLDER's live gallery over HTTP: new videos appear as they are saved",
@@ -205,10 +207,10 @@ def _add_gallery(sub: _Subparsers) -> None:
         "the byte ranges browsers need to seek in videos.",
     )  # fmt: skip
     srv.add_argument("--title", help="page title (default: the folder's name)")
-    _add_address(srv, "")
+    _add_server_options(srv, "")
 
 
-def _add_address(parser: argparse.ArgumentParser, prefix: str) -> None:
+def _add_server_options(parser: argparse.ArgumentParser, prefix: str) -> None:
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -216,6 +218,12 @@ def _add_address(parser: argparse.ArgumentParser, prefix: str) -> None:
     )
     parser.add_argument(
         "--port", type=_port, default=8000, help=f"{prefix}0 picks a free port (default: 8000)"
+    )
+    parser.add_argument(
+        "--log-requests",
+        action="store_true",
+        help=f"{prefix}log every HTTP request on stderr (default: quiet; an open page asks "
+        "for updates every second)",
     )
 
 

@@ -11,7 +11,7 @@ import os
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,6 +40,7 @@ class ClipWriter:
         sidecars: bool,
         deliveries: Deliveries | None = None,
         keeper: Keeper | None = None,
+        cut: Container[Clip] = (),
     ) -> None:
         self.queue = queue  # given by the Recorder: where outcomes are counted
         self.codec = codec
@@ -48,6 +49,7 @@ class ClipWriter:
         self.sidecars = sidecars
         self.deliveries = deliveries  # with a sink: finished files go there, not renamed
         self.keeper = keeper
+        self.cut = cut  # the clips cut short: VideoInfo.partial
 
     def write(self, clip: Clip, frames: list[Item]) -> tuple[list[Item], int]:
         """Encode *frames* (a batch of one clip's), opening its encoder at the first.
@@ -137,7 +139,8 @@ class ClipWriter:
             self.fail(clip, e)
             return
         clip.encode_seconds += time.perf_counter() - start
-        self._saved(clip, info_of(clip, self.codec, size), sidecars=self.sidecars)
+        info = info_of(clip, self.codec, size, partial=clip in self.cut)
+        self._saved(clip, info, sidecars=self.sidecars)
 
     def _saved(self, clip: Clip, info: VideoInfo, *, sidecars: bool) -> None:
         """*clip* is saved as *info*: count it, write its metadata, resolve its handle."""
@@ -185,7 +188,7 @@ class ClipWriter:
             return
         self._cleanup(clip)  # the temporary file: its bytes are in *data*
         clip.encode_seconds += time.perf_counter() - start
-        info = info_of(clip, self.codec, len(data))
+        info = info_of(clip, self.codec, len(data), partial=clip in self.cut)
         self.queue.charge(len(data))
         delivery = Delivery(clip, info, len(data), self.delivered)
         try:
@@ -253,7 +256,7 @@ class ClipWriter:
         return encoded
 
 
-def info_of(clip: Clip, codec: Codec, size: int) -> VideoInfo:
+def info_of(clip: Clip, codec: Codec, size: int, *, partial: bool = False) -> VideoInfo:
     """The :class:`VideoInfo` of *clip*, complete now in a file of *size* bytes."""
     fmt = clip.frame_format
     assert fmt is not None
@@ -277,6 +280,7 @@ def info_of(clip: Clip, codec: Codec, size: int) -> VideoInfo:
         metadata=clip.metadata or {},
         created=now,
         wall_seconds=now - clip.started,
+        partial=partial,
     )
 
 
