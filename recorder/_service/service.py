@@ -205,7 +205,10 @@ class ClipService:
         It takes at most *length* frames (None: no limit). A live clip of the same path is
         dropped: the last one wins, as when gymnasium overwrites a file.
         """
-        path = (folder or self.video_folder) / f"{name}{self.codec.extension}"
+        file = name
+        if self._deliveries is not None:  # a spool: the producer's name survives recover
+            file = f"{self._deliveries.session.producer}-{name}"
+        path = (folder or self.video_folder) / f"{file}{self.codec.extension}"
         clip = Clip(
             name=name,
             path=path,

@@ -192,7 +192,8 @@ class ClipWriter:
         self.queue.charge(len(data))
         delivery = Delivery(clip, info, len(data), self.delivered)
         try:
-            self.deliveries.send(delivery, clip.path.name, data, record_of(info, self.codec))
+            name = clip.name + clip.path.suffix  # the sink prefixes the producer itself
+            self.deliveries.send(delivery, name, data, record_of(info, self.codec))
         except BaseException as e:
             self.delivered(delivery, None, e)
 
