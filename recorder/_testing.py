@@ -107,6 +107,7 @@ __all__ = [
     "default_module",
     "default_options",
     "default_recorder",
+    "doctor_module",
     "drop_episode",
     "encoder_module",
     "encoder_pids",
@@ -341,3 +342,7 @@ def give_back_arena_blocks(rec: Recorder, blocks: list[Any]) -> None:
     with queue._lock:
         for block in blocks:
             queue.memory.release(block, block.nbytes)
+
+
+# Appended for `recorder doctor` (issue 29): its timeouts, patched by tests/test_doctor.py.
+from recorder._cli import doctor as doctor_module  # noqa: E402

@@ -67,7 +67,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def line(finding: Finding) -> str:
     """One finding as one line: status, name, detail, and the fix when there is one."""
-    text = f"{finding.status:<{WIDTH}}{finding.name:<26} {one_line(finding.detail)}"
+    text = f"{finding.status:<{WIDTH}}{finding.name:<25}  {one_line(finding.detail)}"
     return f"{text} -> fix: {finding.fix}" if finding.fix else text
 
 
