@@ -35,12 +35,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve_forever(folder: Path, args: argparse.Namespace) -> int:
     with _cannot(f"cannot serve on {args.host}:{args.port}"):
         server = serve(folder, args.host, args.port, quiet=not args.log_requests, title=args.title)
-    print(
-        f"serving the live gallery of {folder} on http://{args.host}:{server.server_port}/ "
-        "(new videos appear as they are saved; Ctrl-C to stop)",
-        flush=True,
-    )
-    with server, contextlib.suppress(KeyboardInterrupt):
+    with server, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C once this is said stops it
+        print(
+            f"serving the live gallery of {folder} on http://{args.host}:{server.server_port}/ "
+            "(new videos appear as they are saved; Ctrl-C to stop)",
+            flush=True,
+        )
         server.serve_forever()
     return 0
 
