@@ -243,8 +243,9 @@ class VideoSink:
     Attributes:
         actor: the sink's Ray actor handle.
         folder: the sink's folder, on the sink's node.
-        name: the producer name put in file names (see :meth:`producer`); ``None``: the Ray
-            actor's name, else ``actor-{id}``, else ``{host}-{pid}``.
+        name: the producer name put in file names (see :meth:`producer`); ``None``: one of
+            each Recorder's own, ``{actor}-{pid}`` (the Ray actor's name, else ``actor-{id}``;
+            outside an actor the host's name), ``-2``, ``-3``... for a process's next ones.
         timeout: seconds to wait for :meth:`stats`; in a producer, seconds the sink may leave
             every delivery unanswered before they fail with TimeoutError.
     """

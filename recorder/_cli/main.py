@@ -1,6 +1,6 @@
 """The command line: its entry point, and the parsing and checking of its arguments.
 
-The commands run in ``_cli_record`` (record) and ``_cli_folders`` (gallery, recover).
+The commands run in ``record`` (record), ``folders`` (gallery, serve, recover) and ``doctor``.
 """
 
 from __future__ import annotations
