@@ -182,7 +182,9 @@ def _encoder(name: str) -> Callable[[], tuple[Finding, bool]]:
 
 def _missing_encoder(label: str, encoder: str) -> Finding:
     detail = f"{encoder} is not in PyAV's FFmpeg"
-    return Finding(label, "missing", detail, pip_command("--force-reinstall", "av"))
+    # PyAV's wheel brings an FFmpeg with every encoder; a build from source uses the system's.
+    fix = pip_command("--force-reinstall", "--only-binary=av", "av")
+    return Finding(label, "missing", detail, fix)
 
 
 def _encode(label: str, codec: str, encoder: str) -> Finding:
