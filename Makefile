@@ -34,14 +34,26 @@ pytest: $(STAMP) browser
 
 test: lint typecheck pytest
 
+# The demo's own install: the package with its cli extra, and playwright for the gallery
+# check; not the test stack (`make test` adds it to the same venv).
+DEMO_STAMP := $(VENV)/.demo-installed
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[cli]' 'playwright>=1.45'
+	touch $(DEMO_STAMP)
+
 # Then every video is played in headless Chromium and the page saved as videos/gallery.png
-# (skipped, with the reason, when no browser can start: exit status 2 of gallery_check.py).
-demo: $(STAMP) browser
-	$(PY) -m recorder record CartPole-v1 --episodes 30 --every 5 --out videos --gallery
+# (optional: skipped, with the reason, when no browser can start: exit status 2 of
+# gallery_check.py).
+demo: $(DEMO_STAMP) browser
+	$(VENV)/bin/recorder record CartPole-v1 --episodes 30 --every 5 --out videos --gallery
 	@$(PY) scripts/gallery_check.py videos --screenshot videos/gallery.png; status=$$?; \
-	if [ $$status = 2 ]; then echo "no browser: the screenshot was skipped"; \
+	if [ $$status = 2 ]; then echo "the browser check was skipped (optional; reason above)"; \
 	elif [ $$status != 0 ]; then exit $$status; fi
-	@echo "open videos/index.html, or watch a run live: $(PY) -m recorder serve videos"
+	@echo "open videos/index.html, or watch a run live: $(VENV)/bin/recorder serve videos"
+	@echo "the command line: $(VENV)/bin/recorder --help (or: source $(VENV)/bin/activate)"
 
 # Every scripts/bench_*.py, measured into build/bench/ (raw JSON, pyperf files), then rendered
 # into one report: docs/benchmarks.md (tables) and docs/benchmarks.png. `make bench-render`

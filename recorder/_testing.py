@@ -112,6 +112,7 @@ __all__ = [
     "default_module",
     "default_options",
     "default_recorder",
+    "doctor_module",
     "drop_episode",
     "encoder_module",
     "encoder_pids",
@@ -350,5 +351,7 @@ def give_back_arena_blocks(rec: Recorder, blocks: list[Any]) -> None:
 
 
 # Appended for the health check (issue 29): tests and its benchmark reach it here.
+# Appended for `recorder doctor` (issue 29): its timeouts, patched by tests/test_doctor.py.
+from recorder._cli import doctor as doctor_module  # noqa: E402
 from recorder._encode import health as health_module  # noqa: E402
 from recorder._encode.health import FROZEN_MIN, MAX_ROWS, MIN_ROWS, ROW_STEP, Probe  # noqa: E402

@@ -45,6 +45,8 @@ LOCK_NAME = ".recorder-sink.lock"
 # (calls from here would never be answered).
 _forked_from_ray = False
 TMP_SUFFIX = ".sink-tmp"
+# The default-named sessions opened in this process (see _default_producer).
+_sessions = itertools.count(1)
 _PRODUCER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -241,8 +243,9 @@ class VideoSink:
     Attributes:
         actor: the sink's Ray actor handle.
         folder: the sink's folder, on the sink's node.
-        name: the producer name put in file names (see :meth:`producer`); ``None``: the Ray
-            actor's name, else ``actor-{id}``, else ``{host}-{pid}``.
+        name: the producer name put in file names (see :meth:`producer`); ``None``: one of
+            each Recorder's own, ``{actor}-{pid}`` (the Ray actor's name, else ``actor-{id}``;
+            outside an actor the host's name), ``-2``, ``-3``... for a process's next ones.
         timeout: seconds to wait for :meth:`stats`; in a producer, seconds the sink may leave
             every delivery unanswered before they fail with TimeoutError.
     """
@@ -308,16 +311,23 @@ class _Session:
 
 
 def _default_producer(ray: Any) -> str:
+    """A name no other producer has: the actor's (its name, else ``actor-{id}``) or the
+    host's, this process's id (an actor restarted after a crash is a new process, with new
+    episode numbers from 0), and ``-2``, ``-3``... for the second and next sessions of the
+    process (an env runner with several envs, each with its own Recorder)."""
     context = ray.get_runtime_context()
     actor_id = context.get_actor_id()
+    base = ""
     if actor_id:
         with contextlib.suppress(Exception):
             actor_name = context.get_actor_name()
             if actor_name and _PRODUCER.fullmatch(actor_name):
-                return str(actor_name)
-        return f"actor-{actor_id[:8]}"
-    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:40] or "host"
-    return f"{host}-{os.getpid()}"
+                base = str(actor_name)[:40]
+        base = base or f"actor-{actor_id[:8]}"
+    else:
+        base = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:40] or "host"
+    session = next(_sessions)
+    return f"{base}-{os.getpid()}" + (f"-{session}" if session > 1 else "")
 
 
 def start_sink(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from fakes import FakeEncoders, HeldWrites
-from helpers import AnsiOnly, Child, TinyEnv, decode, painted, run_child, unavailable
+from helpers import CHILD_PATH, AnsiOnly, Child, TinyEnv, decode, painted, run_child, unavailable
 
 from recorder import Recorder
 from recorder.__main__ import main
@@ -128,6 +131,16 @@ def test_record_steps_with_step_trigger_and_video_length(
     assert (last["frames"], last["first_step"], last["codec"]) == (1, 39, "vp9")
     assert len(decode(tmp_path / "rl-video-step-0.webm").frames) == 5
     assert len(decode(tmp_path / "rl-video-step-39.webm").frames) == 1
+
+
+def test_keep_summary_says_how_many_videos_were_deleted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, stdout, stderr = record(capsys, tmp_path, "--episodes 6 --keep-best 1 --keep-worst 1")
+    assert code == 0, stderr
+    assert len(list(tmp_path.glob("*.mp4"))) == 2
+    saved = summary(stdout)["videos saved"]
+    assert saved == "6, 2 kept (4 deleted: best 1 and worst 1 by return)"
 
 
 def test_record_then_gallery(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -394,6 +407,8 @@ def test_ctrl_c_in_the_env_still_flushes_and_exits_130(
     assert stderr == "recorder: interrupted\n"
     assert summary(stdout)["videos saved"] == "1"  # the reset frame, saved before exiting
     assert len(decode(tmp_path / "rl-video-episode-0.mp4").frames) == 1
+    # Cut by Ctrl-C mid-episode: not a normal-looking video.
+    assert json.loads((tmp_path / "rl-video-episode-0.json").read_text())["partial"] is True
 
 
 def test_unwritable_folder_is_one_line_error(
@@ -411,7 +426,7 @@ def test_missing_tqdm_gives_the_install_hint(
 ) -> None:
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
     code, _, stderr = record(capsys, tmp_path)
-    assert_one_line_error(code, stderr, 'pip install "recorder[cli]"', "--no-progress")
+    assert_one_line_error(code, stderr, "-m pip install tqdm", "--no-progress")
     assert not list(tmp_path.iterdir())
     # ... and without the bar, tqdm is not needed.
     code, _, stderr = record(capsys, tmp_path, "--episodes 1 --no-progress")
@@ -425,7 +440,7 @@ def test_missing_pygame_gives_the_install_hint(
     out = tmp_path / "videos"
     code, _, stderr = record(capsys, out, "--no-progress")
     assert_one_line_error(
-        code, stderr, "missing dependency: pygame", 'or: pip install "recorder[cli]"'
+        code, stderr, "missing dependency: pygame", "-m pip install 'gymnasium[classic-control]'"
     )
     assert not out.exists()
 
@@ -552,6 +567,84 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 # -- as a program -----------------------------------------------------------------------------
 
 
+def test_record_without_a_display_renders_headless_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR"):
+        monkeypatch.delenv(name, raising=False)  # a new user's shell on a server
+    argv = ["-m", "recorder", "record", "CartPole-v1", "--episodes", "1", "--no-progress"]
+    done = run_child([*argv, "--out", str(tmp_path)])
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # not SDL's "XDG_RUNTIME_DIR is invalid or not set"
+    assert len(decode(tmp_path / "rl-video-episode-0.mp4").frames) > 1
+
+
+def test_the_serve_hints_run_from_where_the_user_is(tmp_path: Path) -> None:
+    argv = ["-m", "recorder", "record", "CartPole-v1", "--episodes", "1", "--no-progress"]
+    done = run_child([*argv, "--out", "videos", "--gallery"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    hints = re.findall(r"or serve it: (.*?)\)?$", done.stdout, re.MULTILINE)
+    done = run_child(["-m", "recorder", "gallery", "videos"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    hints += re.findall(r"or serve it: (.*)$", done.stdout, re.MULTILINE)
+    assert len(hints) == 2
+    assert hints[0] == hints[1]
+    # Run as the user would paste it into a shell, here (PATH as it is: no venv activated).
+    shell = subprocess.Popen(
+        f"exec {hints[0]} --port 0",
+        shell=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(CHILD_PATH)},
+    )
+    try:
+        assert shell.stdout is not None
+        line = shell.stdout.readline()
+        assert line.startswith("serving the live gallery of videos on http://127.0.0.1:"), (
+            line + shell.communicate(timeout=30)[1]
+        )
+    finally:
+        shell.send_signal(signal.SIGINT)
+        _, err = shell.communicate(timeout=30)
+    assert shell.returncode == 0, err
+
+
+def test_a_missing_package_hint_installs_into_this_interpreter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    _, _, stderr = record(capsys, tmp_path)
+    hint = re.search(r"needs tqdm: (.*) install tqdm \(or pass --no-progress\)", stderr)
+    assert hint, stderr
+    program, *rest = shlex.split(hint.group(1))
+    assert rest == ["-m", "pip"]
+    assert os.path.samefile(shutil.which(program) or program, sys.executable)
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """``recorder gallery FOLDER | head``: head may leave before the command writes."""
+    with Recorder(tmp_path, episode_trigger=lambda e: True) as rec:
+        rec.submit([painted(k) for k in range(3)])
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "recorder", "gallery", str(tmp_path)],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(CHILD_PATH)},
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+    assert (tmp_path / "index.html").exists()  # the work was done before the output
+
+
 def test_python_m_recorder(tmp_path: Path) -> None:
     argv = ["record", "CartPole-v1", "--episodes", "2", "--every", "1", "--out"]
     done = run_child(["-m", "recorder", *argv], tmp_path)
@@ -594,6 +687,19 @@ def test_serve_until_ctrl_c(tmp_path: Path, command: str) -> None:
             assert len(response.read()) == 10
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=10) == 0
+        assert "GET /" not in child.stderr  # quiet: an open page asks every second
+
+
+def test_serve_logs_requests_when_asked(tmp_path: Path) -> None:
+    argv = ["-m", "recorder", "serve", str(tmp_path), "--port", "0", "--log-requests"]
+    with Child(argv) as child:
+        address = re.search(r"http://\S+/", child.expect("serving"))
+        assert address
+        with urllib.request.urlopen(address.group(0), timeout=10) as response:
+            assert response.status == 200
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=10) == 0
+    assert '"GET / HTTP/1.1" 200' in child.stderr
 
 
 def test_console_script(tmp_path: Path) -> None:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import dataclasses
+import fcntl
+import importlib
 import json
+import os
+import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import helpers
 import numpy as np
 import pytest
 import ray
 from helpers import TinyEnv, always, decode, painted, play_episodes, run_child
+from test_readme import python_blocks
 
 import recorder
 from recorder.ray import SinkServer, VideoSink, start_sink
@@ -55,6 +63,13 @@ class Producer:
         self.ep = self.rec.episode(index)
         for f in FRAMES[:frames]:
             self.ep.offer(lambda f=f: f)
+
+    def stream_and_flush(self, index: int, frames: int) -> None:
+        """Stream *frames* frames of an episode, leave it open, and wait until all are encoded."""
+        self.ep = self.rec.episode(index)
+        for k in range(frames):
+            self.ep.append(painted(k))
+        self.rec.flush()
 
     def results(self, timeout: float) -> list[str]:
         """Each handle's outcome: the sink path, or the error's type and message."""
@@ -446,7 +461,189 @@ def test_producers_without_a_name_are_named_after_their_actor(tmp_path: Path) ->
     ray.get([p.close.remote(60) for p in producers])
     names = {r["producer"] for r in check_folder(out)}
     assert len(names) == 2
-    assert all(n.startswith("actor-") for n in names)
+    assert all(re.fullmatch(r"actor-[0-9a-f]{8}-\d+", n) for n in names), names
+    sink.shutdown()
+
+
+def wait_for_writers(folder: Path) -> None:
+    """Block until no process holds the lock of a leftover (an encoder process finishing)."""
+    for name in os.listdir(folder):
+        if name.endswith((".rec-tmp", ".rec-frag")):
+            fd = os.open(folder / name, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # blocks while the writer lives
+            finally:
+                os.close(fd)
+
+
+def test_a_killed_producers_spool_is_recovered_under_its_name(tmp_path: Path) -> None:
+    out, spool = tmp_path / "videos", tmp_path / "spool"
+    sink = start_sink(out)
+    doomed = Producer.remote(sink, str(spool), fps=10)  # a fragment every 20 frames
+    ray.get(doomed.submit.remote(1))
+    ray.get(doomed.results.remote(60))
+    ray.get(doomed.stream_and_flush.remote(1, 45))
+    ray.kill(doomed)
+    wait_for_writers(spool)
+    (producer,) = sink.stats().producers
+    report = recorder.recover(spool)
+    (video,) = report.recovered
+    assert video.path.name == f"{producer}-rl-video-episode-1-partial.mp4"
+    assert video.frames >= 40
+    sidecar = json.loads(video.sidecar.read_text())
+    assert (sidecar["partial"], sidecar["episode_index"]) == (True, 1)
+    sink.shutdown()
+
+
+# -- ray.md's RLlib example --------------------------------------------------------------------
+
+RAY_PAGE = Path(__file__).resolve().parent.parent / "docs" / "ray.md"
+SPOOL = '"/tmp/recorder-spool"'
+
+
+def rllib_example(spool: Path) -> str:
+    """ray.md's RLlib example, its spool moved into the test's folder."""
+    (code,) = [b for b in python_blocks(RAY_PAGE) if "from ray.rllib" in b]
+    assert code.count(SPOOL) == 1
+    return code.replace(SPOOL, repr(str(spool)))
+
+
+def rllib_installed() -> bool:
+    try:
+        importlib.import_module("ray.rllib.algorithms.ppo")
+        importlib.import_module("torch")
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(600)
+def test_the_rllib_example_records_each_env_of_each_runner_apart(tmp_path: Path) -> None:
+    """Run as written where RLlib is installed; elsewhere, its ``env_creator`` in env-runner
+    actors that make, step and restart envs as RLlib 2.60's do."""
+    code = rllib_example(tmp_path / "spool")
+    if not rllib_installed():
+        run_env_creator_as_rllib_does(tmp_path, code)
+        return
+    done = run_child(code, cwd=tmp_path, timeout=580)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "renamed=0" in done.stdout
+    lines = check_folder(tmp_path / "videos")
+    assert len({r["producer"] for r in lines}) == 4  # 2 runners x 2 envs
+    assert "Overwriting existing videos" not in done.stderr
+    assert os.listdir(tmp_path / "spool") == []
+
+
+@ray.remote(num_cpus=0)
+class Delivered:
+    """The producers whose videos a sink has written, for a test to wait on."""
+
+    def __init__(self) -> None:
+        self.producers: set[str] = set()
+        self.changed = asyncio.Condition()
+
+    async def add(self, producer: str) -> None:
+        async with self.changed:
+            self.producers.add(producer)
+            self.changed.notify_all()
+
+    async def until(self, part: str, count: int) -> None:
+        """Wait until *count* producers whose name holds *part* have delivered."""
+        async with self.changed:
+            await self.changed.wait_for(lambda: sum(part in p for p in self.producers) >= count)
+
+
+class NotingServer(SinkServer):
+    """A sink that tells *delivered* (a :class:`Delivered`) each producer it wrote for."""
+
+    def __init__(self, folder: str, delivered: Any) -> None:
+        super().__init__(folder)
+        self.delivered = delivered
+
+    def deliver(self, producer: str, *args: Any) -> str:
+        path = super().deliver(producer, *args)
+        ray.get(self.delivered.add.remote(producer))
+        return path
+
+
+class EnvContext(dict):  # type: ignore[type-arg]
+    """RLlib's EnvContext: the env config, and where the env is."""
+
+    def __init__(self, worker_index: int, vector_index: int = 0) -> None:
+        super().__init__()
+        self.worker_index = worker_index
+        self.vector_index = vector_index  # RLlib 2.60 gives 0 to every env of a runner
+        self.num_workers = 2
+
+
+@ray.remote(num_cpus=0, max_restarts=1, max_task_retries=-1)
+class RLlibLikeRunner:
+    """An env runner as RLlib 2.60's SingleAgentEnvRunner makes its envs: the registered
+    creator, called per env with the runner's EnvContext, in a SyncVectorEnv."""
+
+    def __init__(self, creator: Any, worker_index: int, envs: int) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.env = gym.vector.SyncVectorEnv(
+                [lambda: creator(EnvContext(worker_index)) for _ in range(envs)]
+            )
+        self.warnings = [str(w.message) for w in caught]
+        self.env.action_space.seed(worker_index)
+        self.env.reset(seed=worker_index)
+
+    def sample(self) -> int:
+        """Step until every env has ended an episode and been reset (the reset ends the
+        episode's clip, as gymnasium's RecordVideo does); this runner's process id."""
+        ended = np.zeros(self.env.num_envs, bool)
+        while not ended.all():
+            *_, terminated, truncated, _ = self.env.step(self.env.action_space.sample())
+            ended |= terminated | truncated
+        self.env.step(self.env.action_space.sample())  # autoreset: the last ones' reset
+        return os.getpid()
+
+    def made_with(self) -> list[str]:
+        return self.warnings
+
+    def stop(self) -> None:
+        self.env.close()  # algo.stop(): the wrappers' last videos reach the sink
+
+
+def run_env_creator_as_rllib_does(tmp_path: Path, code: str) -> None:
+    # The example's env_creator and the imports it needs: not RLlib's or Tune's.
+    keep = [
+        node
+        for node in ast.parse(code).body
+        if (isinstance(node, ast.FunctionDef) and node.name == "env_creator")
+        or (
+            isinstance(node, ast.Import | ast.ImportFrom)
+            and not re.search(r"rllib|tune", ast.unparse(node))
+        )
+    ]
+    delivered = Delivered.remote()
+    namespace: dict[str, Any] = {
+        "__name__": "ray_md_example",
+        "sink": start_sink(tmp_path / "videos", server=NotingServer, server_args=(delivered,)),
+    }
+    exec(compile(ast.Module(keep, []), "docs/ray.md", "exec"), namespace)
+    sink, creator = namespace["sink"], namespace["env_creator"]
+    runners = {i: RLlibLikeRunner.remote(creator, i, 2) for i in (1, 2)}
+    first_life = ray.get(runners[1].sample.remote())
+    ray.get(runners[2].sample.remote())
+    ray.get(delivered.until.remote(f"-{first_life}", 2), timeout=60)  # both envs' episode 0
+    ray.kill(runners[1], no_restart=False)  # a crash: Ray restarts it, same worker_index
+    second_life = ray.get(runners[1].sample.remote())
+    assert second_life != first_life
+    made_with = ray.get([r.made_with.remote() for r in runners.values()])
+    ray.get([r.stop.remote() for r in runners.values()])
+    stats = sink.stats()
+    lines = check_folder(tmp_path / "videos")
+    assert stats.renamed == 0
+    producers = {r["producer"] for r in lines}
+    # Each env of each runner's each life: its own name, so its own series in the gallery.
+    assert len(producers) == 6
+    assert len({p for p in producers if f"-{first_life}" in p}) == 2
+    assert len({p for p in producers if f"-{second_life}" in p}) == 2
+    assert not [w for ws in made_with for w in ws if "Overwriting existing videos" in w]
     sink.shutdown()
 
 

@@ -15,8 +15,14 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 GYMNASIUM_PAGE = README.parent / "docs" / "gymnasium.md"
 
 
-def python_blocks(page: Path = README) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+# A ```python block runs as written; a ```python fragment block is a piece of a program (it
+# is only compiled): every page's full examples are run by test_every_python_block_runs.
+BLOCK = re.compile(r"^```python( fragment)?\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def python_blocks(page: Path = README, *, fragments: bool = False) -> list[str]:
+    """The page's runnable python blocks (and its fragments too, with *fragments*)."""
+    return [code for kind, code in BLOCK.findall(page.read_text()) if fragments or not kind]
 
 
 @pytest.mark.timeout(120)
@@ -37,10 +43,9 @@ def test_the_main_example_records_every_tenth_episode_whole(tmp_path: Path) -> N
     assert not [p.name for p in videos.iterdir() if p.name.startswith(".")]
 
 
-def test_the_drop_in_imports_are_real(tmp_path: Path) -> None:
+def test_the_drop_in_imports_are_real() -> None:
     block = next(b for b in python_blocks(GYMNASIUM_PAGE) if "was: from gymnasium" in b)
-    proc = run_child(block, cwd=tmp_path, timeout=110)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "from recorder.wrappers import RecordVideo" in block  # run with the others below
 
 
 # -- the docs pages: short README, links that lead somewhere, nothing undocumented ---------------
@@ -130,7 +135,7 @@ def test_every_public_name_is_documented() -> None:
     assert not missing, f"public names the README and docs/ never mention: {missing}"
 
 
-@pytest.mark.parametrize("command", ["record", "gallery", "serve", "recover"])
+@pytest.mark.parametrize("command", ["record", "gallery", "serve", "recover", "doctor"])
 def test_every_cli_flag_is_documented(command: str) -> None:
     done = run_child(["-m", "recorder", command, "--help"], env={"COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
@@ -144,6 +149,32 @@ def test_every_cli_flag_is_documented(command: str) -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_python_snippets_are_valid_python(page: Path) -> None:
-    for block in python_blocks(page):
-        # The async examples await at top level, as they would inside an async function.
+    for block in python_blocks(page, fragments=True):
         compile(block, page.name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+#: blocks another test runs: README's main example (above, with more checks) and ray.md's
+#: RLlib example (tests/test_ray.py: it needs RLlib, or stands in for it).
+RUN_ELSEWHERE = ("ep.offer(env.render)        # renders only", "from ray.rllib")
+RUNNABLE = [
+    pytest.param(page, code, id=f"{page.name}-{i}")
+    for page in PAGES
+    for i, code in enumerate(python_blocks(page))
+    if not any(marker in code for marker in RUN_ELSEWHERE)
+]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("page", "code"), RUNNABLE)
+def test_every_python_block_runs_as_written(tmp_path: Path, page: Path, code: str) -> None:
+    # As a user without a W&B account or a display runs it.
+    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "SDL_VIDEODRIVER": "dummy"}
+    proc = run_child(code, cwd=tmp_path, env=env, timeout=170)
+    assert proc.returncode == 0, f"{page.name}:\n{code}\n{proc.stderr[-3000:]}"
+
+
+def test_every_python_block_is_run_by_a_test() -> None:
+    blocks = [code for page in PAGES for code in python_blocks(page)]
+    elsewhere = [code for code in blocks if any(m in code for m in RUN_ELSEWHERE)]
+    assert len(blocks) == len(RUNNABLE) + len(elsewhere)
+    assert len(elsewhere) == len(RUN_ELSEWHERE)  # each marker names one block

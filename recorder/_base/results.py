@@ -86,6 +86,9 @@ class VideoInfo:
         wall_seconds: from the clip's first frame to the file being complete.
         health: what the recorder saw of the frames (:class:`VideoHealth`); None with
             ``Recorder(health=False)`` or an encoder of ``encoder_factory`` that does not look.
+        partial: the clip was cut short: ended while its episode was still going, by a
+            ``close()`` (the episode's, a wrapper's or the Recorder's) as Ctrl-C (or
+            ``SystemExit``) unwound, or by the Recorder's close while its episode was open.
     """
 
     path: Path
@@ -107,6 +110,7 @@ class VideoInfo:
     created: float = 0.0
     wall_seconds: float = 0.0
     health: VideoHealth | None = None
+    partial: bool = False
 
     @property
     def duration(self) -> float:
@@ -194,6 +198,8 @@ class RecorderStats:
             frozen for most of their length); each is logged as a warning.
         videos_stale_first_frame: saved videos whose first frame repeats the last frame of
             the previous episode's video; the first is logged as a warning.
+        videos_deleted: saved videos a keep policy deleted since (``Recorder(keep=...)``):
+            ``videos_saved - videos_deleted`` are on disk.
     """
 
     queued_bytes: int
@@ -215,6 +221,7 @@ class RecorderStats:
     episodes_stalled: int = 0
     videos_suspect: int = 0
     videos_stale_first_frame: int = 0
+    videos_deleted: int = 0
 
     @property
     def videos_in_progress(self) -> int:

@@ -5,27 +5,81 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import re
+import shlex
+import shutil
 import signal
 import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol, TextIO
-
-# The cli extra: tqdm for the progress bar, and gymnasium[classic-control] (pygame) for
-# the embedded default env CartPole-v1 and its neighbours to render rgb_array.
-INSTALL_HINT = 'pip install "recorder[cli]"'
 
 # Exit statuses: argparse uses 2 for a bad command line.
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141  # what a shell reports for a program killed by SIGPIPE
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # gymnasium colours its warnings
 
 
 class CLIError(Exception):
     """An error reported in one line, without a traceback."""
+
+
+def recorder_command(*args: str) -> str:
+    """``recorder ARGS`` as the user can type it here: ``recorder`` when that is this
+    program on the PATH, else this environment's script or ``PYTHON -m recorder`` by path."""
+    script = Path(sys.executable).parent / "recorder"
+    if script.is_file():
+        found = shutil.which("recorder")
+        program = "recorder" if found and Path(found).samefile(script) else _here(script)
+    else:
+        program = f"{python_command()} -m recorder"
+    return " ".join([program, *map(shlex.quote, args)])
+
+
+def pip_command(*requirements: str) -> str:
+    """A pip command that installs *requirements* into the environment running this."""
+    return " ".join([python_command(), "-m", "pip", "install", *map(shlex.quote, requirements)])
+
+
+def python_command() -> str:
+    """This interpreter as the user can type it here: ``python`` if that is it."""
+    found = shutil.which("python")
+    if found and os.path.abspath(found) == os.path.abspath(sys.executable):
+        return "python"
+    return _here(Path(sys.executable))
+
+
+def _here(path: Path) -> str:
+    """*path* (absolute, symlinks kept) relative to the current folder when inside it."""
+    path = Path(os.path.abspath(path))
+    with contextlib.suppress(ValueError):
+        relative = str(path.relative_to(Path.cwd()))
+        # With a slash, the shell takes it as a path rather than a name to look up.
+        return shlex.quote(relative if "/" in relative else f"./{relative}")
+    return shlex.quote(str(path))
+
+
+def stdout_closed() -> None:
+    """The reader of stdout went away: send what is left to /dev/null, so that the
+    interpreter's final flush does not print a BrokenPipeError traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def headless_video() -> None:
+    """On a machine without a display, have SDL (pygame) render without one, quietly.
+
+    Without a driver set, SDL tries Wayland and X11 first and prints
+    ``XDG_RUNTIME_DIR is invalid or not set`` before it falls back.
+    """
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def one_line(text: str) -> str:
@@ -71,7 +125,7 @@ class Console:
                 tqdm_module = importlib.import_module("tqdm")
             except ImportError:
                 raise CLIError(
-                    f"the progress bar needs tqdm: {INSTALL_HINT} (or pass --no-progress)"
+                    f"the progress bar needs tqdm: {pip_command('tqdm')} (or pass --no-progress)"
                 ) from None
             # No monitor thread: a command leaves no thread behind.
             self._tqdm = type("Bar", (tqdm_module.tqdm,), {"monitor_interval": 0})

@@ -10,9 +10,9 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
-from recorder._cli.console import INSTALL_HINT, CLIError
+from recorder._cli.console import CLIError, pip_command
 
-# The envs that the cli extra's gymnasium[classic-control] brings (see INSTALL_HINT).
+# The envs that the cli extra's gymnasium[classic-control] brings (pygame renders them).
 CLI_EXTRA_ENVS = "gymnasium.envs.classic_control"
 
 
@@ -76,7 +76,7 @@ def _import_for(env_id: str, module: str) -> None:
 def _dependency_error(env_id: str, error: Exception, entry_point: object = None) -> CLIError:
     hint = ""
     if isinstance(entry_point, str) and entry_point.startswith(CLI_EXTRA_ENVS):
-        hint = f" (or: {INSTALL_HINT}, which includes it)"
+        hint = f" (here: {pip_command('gymnasium[classic-control]')})"
     return CLIError(f"{env_id}: missing dependency: {error}{hint}")
 
 
@@ -86,7 +86,7 @@ def env_failed(env_id: str, call: str, error: Exception) -> CLIError:
 
 
 def _missing_dependency(env_id: str, error: ImportError) -> str:
-    package = f" (try: pip install {error.name.split('.')[0]})" if error.name else ""
+    package = f" (try: {pip_command(error.name.split('.')[0])})" if error.name else ""
     return f"{env_id}: missing dependency: {error}{package}"
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
-from recorder._cli.console import CLIError
+from recorder._cli.console import CLIError, recorder_command
 from recorder._folder.gallery import build_gallery, scan, write_gallery
 from recorder._folder.html import videos
 from recorder._folder.recover import recover
@@ -36,13 +35,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve_forever(folder: Path, args: argparse.Namespace) -> int:
     with _cannot(f"cannot serve on {args.host}:{args.port}"):
-        server = serve(folder, args.host, args.port, quiet=False, title=args.title)
-    print(
-        f"serving the live gallery of {folder} on http://{args.host}:{server.server_port}/ "
-        "(new videos appear as they are saved; Ctrl-C to stop)",
-        flush=True,
-    )
-    with server, contextlib.suppress(KeyboardInterrupt):
+        server = serve(folder, args.host, args.port, quiet=not args.log_requests, title=args.title)
+    with server, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C once this is said stops it
+        print(
+            f"serving the live gallery of {folder} on http://{args.host}:{server.server_port}/ "
+            "(new videos appear as they are saved; Ctrl-C to stop)",
+            flush=True,
+        )
         server.serve_forever()
     return 0
 
@@ -81,4 +80,4 @@ def _cannot(doing: str) -> Iterator[None]:
 
 
 def _serve_command(folder: Path) -> str:
-    return f"python -m recorder serve {shlex.quote(str(folder))}"
+    return recorder_command("serve", str(folder))

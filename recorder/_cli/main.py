@@ -1,6 +1,6 @@
 """The command line: its entry point, and the parsing and checking of its arguments.
 
-The commands run in ``_cli_record`` (record) and ``_cli_folders`` (gallery, recover).
+The commands run in ``record`` (record), ``folders`` (gallery, serve, recover) and ``doctor``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
 from recorder._base.codec import check_codec_settings
-from recorder._cli.console import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, one_line
+from recorder._cli.console import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
+    CLIError,
+    one_line,
+    stdout_closed,
+)
+from recorder._cli.doctor import cmd_doctor
 from recorder._cli.folders import cmd_gallery, cmd_recover, cmd_serve
 from recorder._cli.record import cmd_record
 
@@ -31,13 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else EXIT_ERROR
     command: Callable[[argparse.Namespace], int] = args.command
     try:
-        return command(args)
+        status = command(args)
+        sys.stdout.flush()  # a reader gone shows here, not in the interpreter's last flush
+        return status
     except CLIError as e:
         print(f"recorder: error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("recorder: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `recorder gallery ... | head`: the reader left, as `head` may
+        stdout_closed()
+        return EXIT_PIPE
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -64,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record(sub)
     _add_gallery(sub)
     _add_recover(sub)
+    _add_doctor(sub)
     return parser
 
 
@@ -183,7 +197,7 @@ def _add_gallery(sub: _Subparsers) -> None:
         action="store_true",
         help="then serve the live gallery until Ctrl-C, as `recorder serve FOLDER` does",
     )
-    _add_address(gal, "with --serve; ")
+    _add_server_options(gal, "with --serve; ")
     srv = _folder_command(
         sub, "serve", cmd_serve,
         "serve FOLDER's live gallery over HTTP: new videos appear as they are saved",
@@ -193,10 +207,10 @@ def _add_gallery(sub: _Subparsers) -> None:
         "the byte ranges browsers need to seek in videos.",
     )  # fmt: skip
     srv.add_argument("--title", help="page title (default: the folder's name)")
-    _add_address(srv, "")
+    _add_server_options(srv, "")
 
 
-def _add_address(parser: argparse.ArgumentParser, prefix: str) -> None:
+def _add_server_options(parser: argparse.ArgumentParser, prefix: str) -> None:
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -204,6 +218,12 @@ def _add_address(parser: argparse.ArgumentParser, prefix: str) -> None:
     )
     parser.add_argument(
         "--port", type=_port, default=8000, help=f"{prefix}0 picks a free port (default: 8000)"
+    )
+    parser.add_argument(
+        "--log-requests",
+        action="store_true",
+        help=f"{prefix}log every HTTP request on stderr (default: quiet; an open page asks "
+        "for updates every second)",
     )
 
 
@@ -216,6 +236,26 @@ def _add_recover(sub: _Subparsers) -> None:
         "sidecar; delete leftovers without a frame. Files whose writer is alive are left "
         "alone. Prints one line per file and a summary.",
     )  # fmt: skip
+
+
+def _add_doctor(sub: _Subparsers) -> None:
+    doc = sub.add_parser(
+        "doctor",
+        help="check that this machine can record, and say what to change when it cannot",
+        description=(
+            "Check Python, PyAV and its encoders, shared memory, cores, the encoder process, "
+            "rendering (pygame with and without a display; MuJoCo's MUJOCO_GL backends when "
+            "mujoco is installed) and a Chromium for the gallery check: one line per check, "
+            "ok / missing / broken with the fix. Exit status 1 when recording cannot work."
+        ),
+    )
+    doc.set_defaults(command=cmd_doctor)
+    doc.add_argument(
+        "--env",
+        metavar="ENV_ID",
+        help="also make this env, render frames, check they are neither blank nor frozen, "
+        "record them and decode the video back",
+    )
 
 
 def _check_codec_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

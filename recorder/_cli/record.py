@@ -20,6 +20,7 @@ from recorder._cli.console import (
     Bar,
     CLIError,
     Console,
+    headless_video,
     sigterm_unwinds,
 )
 from recorder._cli.env import env_failed, env_fps, make_env
@@ -45,6 +46,7 @@ class RunResult:
 def cmd_record(args: argparse.Namespace) -> int:
     """``recorder record``: see :func:`recorder._cli.main.build_parser`."""
     console = Console(progress=not args.no_progress)
+    headless_video()
     with console.capture(), sigterm_unwinds():
         env = make_env(args.env_id)  # first: a typo in the id leaves no empty folder behind
         try:
@@ -61,7 +63,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                 _finish(rec, result, console)
         finally:
             env.close()
-    _print_summary(result, rec.stats(), folder, sys.stdout)
+    _print_summary(result, rec.stats(), _keep_of(args), folder, sys.stdout)
     status = _report_problems(rec.stats())
     if args.gallery:
         gallery_after_record(folder, args.out)
@@ -93,10 +95,8 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
     if args.at_steps is not None:
         at: frozenset[int] = args.at_steps
         step_trigger = at.__contains__
-    keep = None
-    if args.keep_best or args.keep_worst:
-        keep = Keep(best=args.keep_best or 0, worst=args.keep_worst or 0, by="return")
-    elif episode_trigger is None and step_trigger is None:
+    keep = _keep_of(args)
+    if keep is None and episode_trigger is None and step_trigger is None:
         episode_trigger = capped_cubic_video_schedule
     try:
         return Recorder(
@@ -116,6 +116,12 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
         )
     except (TypeError, ValueError) as e:
         raise CLIError(str(e)) from None
+
+
+def _keep_of(args: argparse.Namespace) -> Keep | None:
+    if args.keep_best or args.keep_worst:
+        return Keep(best=args.keep_best or 0, worst=args.keep_worst or 0, by="return")
+    return None
 
 
 def _run(
@@ -261,14 +267,24 @@ def _finish(rec: Recorder, result: RunResult, console: Console) -> None:
         result.flush_seconds = time.perf_counter() - start
 
 
-def _print_summary(result: RunResult, stats: RecorderStats, folder: Path, out: TextIO) -> None:
+def _saved(stats: RecorderStats, keep: Keep | None) -> str:
+    """The videos saved, and with a keep policy how many of them it deleted since."""
+    if keep is None:
+        return str(stats.videos_saved)
+    kept = stats.videos_saved - stats.videos_deleted
+    return f"{stats.videos_saved}, {kept} kept ({stats.videos_deleted} deleted: {keep.describe()})"
+
+
+def _print_summary(
+    result: RunResult, stats: RecorderStats, keep: Keep | None, folder: Path, out: TextIO
+) -> None:
     loop = result.loop_seconds
     share = result.recorder_seconds / loop if loop > 0 else 0.0
     speed = stats.frames_encoded / stats.encode_seconds if stats.encode_seconds > 0 else 0.0
     rows = [
         ("environment", result.env_id),
         ("episodes / steps", f"{result.episodes} / {result.steps}"),
-        ("videos saved", str(stats.videos_saved)),
+        ("videos saved", _saved(stats, keep)),
         ("videos dropped", str(stats.videos_dropped)),
         ("videos failed", str(stats.videos_failed)),
         ("frames encoded", str(stats.frames_encoded)),

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -116,6 +118,8 @@ class ClipService:
             self._pid = os.getpid()
             self._close_lock = threading.Lock()
             self._closed = False
+            # Clips cut short (see VideoInfo.partial): their sidecars say so.
+            self._cut: weakref.WeakSet[Clip] = weakref.WeakSet()
             factory = encoder_factory or self._processes or PyAVEncoder
             self._keeper = None if keep is None else Keeper(keep, self._record)
             self._deliveries = None if sink is None else Deliveries(sink.open())
@@ -129,6 +133,7 @@ class ClipService:
                 deliveries=self._deliveries,
                 keeper=self._keeper,
                 judge=self._judge,
+                cut=self._cut,
             )
             self._workers = Workers(self._queue, writer, workers, worker_nice)
         except BaseException:  # e.g. a dead sink: nothing started, the arena's memfd goes
@@ -204,7 +209,10 @@ class ClipService:
         It takes at most *length* frames (None: no limit). A live clip of the same path is
         dropped: the last one wins, as when gymnasium overwrites a file.
         """
-        path = (folder or self.video_folder) / f"{name}{self.codec.extension}"
+        file = name
+        if self._deliveries is not None:  # a spool: the producer's name survives recover
+            file = f"{self._deliveries.session.producer}-{name}"
+        path = (folder or self.video_folder) / f"{file}{self.codec.extension}"
         clip = Clip(
             name=name,
             path=path,
@@ -236,7 +244,12 @@ class ClipService:
         self._queue.admit(image, fmt, clips)
 
     def end_clip(self, clip: Clip) -> None:
-        """No more frames for *clip*; it is finished in the background."""
+        """No more frames for *clip*; it is finished in the background.
+
+        Ended while Ctrl-C (or SystemExit) unwinds or is handled, an open clip was cut short.
+        """
+        if clip.accepting and isinstance(sys.exc_info()[1], KeyboardInterrupt | SystemExit):
+            self._cut.add(clip)
         self._queue.end(clip)
 
     def drop_clip(self, clip: Clip, reason: str) -> None:
@@ -319,11 +332,13 @@ class ClipService:
     def stats(self) -> RecorderStats:
         """:meth:`Recorder.stats <recorder.Recorder.stats>`."""
         suspect, stale = (0, 0) if self._judge is None else self._judge.counts()
+        deleted = 0 if self._keeper is None else self._keeper.deleted
         return replace(
             self._queue.stats(),
             episodes_stalled=self._stalls.count,
             videos_suspect=suspect,
             videos_stale_first_frame=stale,
+            videos_deleted=deleted,
         )
 
     def close(self, timeout: float | None = None, *, cancel: bool = False) -> None:
@@ -345,6 +360,8 @@ class ClipService:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for clip in queue.live_clips():
+                if clip.accepting:  # its episode never ended: cut short
+                    self._cut.add(clip)
                 queue.end(clip)
             if cancel:
                 queue.drop_all("the recorder was closed with cancel=True")

@@ -11,7 +11,7 @@ import os
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +42,7 @@ class ClipWriter:
         deliveries: Deliveries | None = None,
         keeper: Keeper | None = None,
         judge: Judge | None = None,
+        cut: Container[Clip] = (),
     ) -> None:
         self.queue = queue  # given by the Recorder: where outcomes are counted
         self.codec = codec
@@ -51,6 +52,7 @@ class ClipWriter:
         self.deliveries = deliveries  # with a sink: finished files go there, not renamed
         self.keeper = keeper
         self.judge = judge  # the videos' health (None: not looked at)
+        self.cut = cut  # the clips cut short: VideoInfo.partial
 
     def write(self, clip: Clip, frames: list[Item]) -> tuple[list[Item], int]:
         """Encode *frames* (a batch of one clip's), opening its encoder at the first.
@@ -149,7 +151,8 @@ class ClipWriter:
             self.fail(clip, e)
             return
         clip.encode_seconds += time.perf_counter() - start
-        self._saved(clip, info_of(clip, self.codec, size, health), sidecars=self.sidecars)
+        info = info_of(clip, self.codec, size, health, partial=clip in self.cut)
+        self._saved(clip, info, sidecars=self.sidecars)
 
     def _saved(self, clip: Clip, info: VideoInfo, *, sidecars: bool) -> None:
         """*clip* is saved as *info*: count it, write its metadata, resolve its handle."""
@@ -199,11 +202,12 @@ class ClipWriter:
             return
         self._cleanup(clip)  # the temporary file: its bytes are in *data*
         clip.encode_seconds += time.perf_counter() - start
-        info = info_of(clip, self.codec, len(data), health)
+        info = info_of(clip, self.codec, len(data), health, partial=clip in self.cut)
         self.queue.charge(len(data))
         delivery = Delivery(clip, info, len(data), self.delivered)
         try:
-            self.deliveries.send(delivery, clip.path.name, data, record_of(info, self.codec))
+            name = clip.name + clip.path.suffix  # the sink prefixes the producer itself
+            self.deliveries.send(delivery, name, data, record_of(info, self.codec))
         except BaseException as e:
             self.delivered(delivery, None, e)
 
@@ -267,7 +271,14 @@ class ClipWriter:
         return encoded
 
 
-def info_of(clip: Clip, codec: Codec, size: int, health: VideoHealth | None = None) -> VideoInfo:
+def info_of(
+    clip: Clip,
+    codec: Codec,
+    size: int,
+    health: VideoHealth | None = None,
+    *,
+    partial: bool = False,
+) -> VideoInfo:
     """The :class:`VideoInfo` of *clip*, complete now in a file of *size* bytes."""
     fmt = clip.frame_format
     assert fmt is not None
@@ -292,6 +303,7 @@ def info_of(clip: Clip, codec: Codec, size: int, health: VideoHealth | None = No
         created=now,
         wall_seconds=now - clip.started,
         health=health,
+        partial=partial,
     )
 
 

@@ -83,7 +83,8 @@ class ClipSink:
                 if recorder_kwargs and "on_saved" in recorder_kwargs:
                     raise TypeError("give on_saved once, not in recorder_kwargs too")
                 kwargs["on_saved"] = on_saved
-            _warn_existing(video_folder)
+            if kwargs.get("sink") is None:  # with a sink the folder is a spool: nothing stays
+                _warn_existing(video_folder)
             self._kwargs = kwargs
             self.recorder = Recorder(video_folder, **kwargs)
             self.owned = True
