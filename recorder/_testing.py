@@ -16,10 +16,12 @@ from recorder._base.codec import Codec, EncoderFactory, VideoSpec
 from recorder._base.frames import as_image, format_of
 from recorder._base.results import ClipHandle
 from recorder._base.validate import MAX_PREFIX_BYTES, NAME_MAX
+from recorder._cli import doctor as doctor_module
 from recorder._cli import main as cli_module
 from recorder._cli import record as cli_record_module
 from recorder._encode import child as child_module
 from recorder._encode import encoder as encoder_module
+from recorder._encode import health as health_module
 from recorder._encode import process as process_module
 from recorder._encode.child import ENCODER_HOOK
 from recorder._encode.child import _error_reply as error_reply
@@ -30,6 +32,7 @@ from recorder._encode.encoder import (
     keyframe_interval,
     remux,
 )
+from recorder._encode.health import FROZEN_MIN, MAX_ROWS, MIN_ROWS, ROW_STEP, Probe
 from recorder._encode.process import EncoderProcessError, EncoderProcesses, ProcessEncoder
 from recorder._encode.sidecars import MANIFEST, append_manifest, read_manifest
 from recorder._folder import live as live_module
@@ -348,10 +351,3 @@ def give_back_arena_blocks(rec: Recorder, blocks: list[Any]) -> None:
     with queue._lock:
         for block in blocks:
             queue.memory.release(block, block.nbytes)
-
-
-# Appended for the health check (issue 29): tests and its benchmark reach it here.
-# Appended for `recorder doctor` (issue 29): its timeouts, patched by tests/test_doctor.py.
-from recorder._cli import doctor as doctor_module  # noqa: E402
-from recorder._encode import health as health_module  # noqa: E402
-from recorder._encode.health import FROZEN_MIN, MAX_ROWS, MIN_ROWS, ROW_STEP, Probe  # noqa: E402
