@@ -15,6 +15,7 @@ from recorder._base.codec import Codec, VideoSpec
 from recorder._base.frames import Image
 from recorder._base.validate import frame_rate
 from recorder._encode.mp4 import scan_fragments
+from recorder._encode.overlay import TextBand
 
 try:
     import fcntl
@@ -210,9 +211,15 @@ class PyAVEncoder:
             interpolation=_INTERPOLATIONS[spec.codec.interpolation],
         )
         self._pts = 0
+        self._band: TextBand | None = None  # the overlay's, made at its first text
 
-    def write(self, image: Image) -> None:
-        """Encode one frame."""
+    def write(self, image: Image, text: str | None = None) -> None:
+        """Encode one frame, with *text* drawn onto a copy of it (an overlay)."""
+        if text:
+            if self._band is None:
+                self._band = TextBand(image.shape)
+            # The copy is reused: the reformatter below makes a frame of its own from it.
+            image = self._band.draw(image, text)
         frame = av.VideoFrame.from_numpy_buffer(image, format=self._src_format)
         out = self._reformat(frame)
         out.pts = self._pts

@@ -10,6 +10,7 @@ from typing import Any, Self
 import numpy as np
 
 from recorder._base.codec import Codec, EncoderFactory
+from recorder._base.info import Overlay, check_infos, check_overlay
 from recorder._base.results import ClipHandle, RecorderStats, VideoInfo
 from recorder._base.schedule import capped_cubic_video_schedule
 from recorder._base.validate import (
@@ -88,9 +89,16 @@ class Recorder:
             recorded (unless a trigger says otherwise) and, when it ends, scored by
             ``ep.metadata[by]``; the videos of episodes out of both rankings are deleted,
             and the manifest says which were kept and why.
+        overlay: draw each frame's info (``ep.append(frame, info=...)``) onto the video, in
+            the encoder process (or worker thread), never on the calling thread: the keys to
+            show, e.g. ``("step", "reward", "return")``, ``True`` for all, or a callable
+            ``info -> str`` (called on a worker thread with a read-only mapping). Light text
+            on a darkened band in the top-left corner; the frames given are not changed.
+            Needs Pillow (``pip install 'recorder[overlay]'``).
 
     Raises:
         TypeError, ValueError: for an invalid argument.
+        ModuleNotFoundError: *overlay* without Pillow.
     """
 
     def __init__(
@@ -115,6 +123,7 @@ class Recorder:
         sidecars: bool = True,
         sink: Sink | None = None,
         keep: Keep | Mapping[str, Any] | None = None,
+        overlay: Overlay = None,
     ) -> None:
         self.fps = check_fps(fps)
         self.video_length = check_video_length(video_length)
@@ -135,6 +144,8 @@ class Recorder:
         check_fps(fps, self.codec.name)
         check_callable("on_saved", on_saved)
         self.on_saved = on_saved
+        text_of = check_overlay(overlay)
+        self.overlay = overlay
         self.sidecars = bool(sidecars)
         self.video_folder = make_folder(video_folder)
         self.workers = workers
@@ -161,6 +172,7 @@ class Recorder:
             sidecars=self.sidecars,
             sink=sink,
             keep=keep,
+            overlay=text_of,
         )
         self.encode_in: EncodeIn = self._service.encode_in
 
@@ -200,24 +212,26 @@ class Recorder:
         *,
         fps: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        infos: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[ClipHandle]:
         """Record a whole episode's frames; returns at once, one handle per clip.
 
         Produces the clips :func:`gymnasium.utils.save_video.save_video` would: the episode
         clip (``frames[:video_length]``) when episode_trigger fires, and a clip from each frame
         ``k >= 1`` whose step ``step_starting_index + k - 1`` fires step_trigger. Frame 0 is
-        the reset frame.
+        the reset frame. *infos*: one info (see :meth:`Episode.append`) or None per frame.
 
         Raises:
-            TypeError, ValueError: bad frames or indices, before anything is queued.
+            TypeError, ValueError: bad frames, infos or indices, before anything is queued.
             QueueFullError: ``on_full="raise"`` and the budget is full.
         """
         service = self._service
         service.check_usable()
         images = validate_frames(frames)
+        checked = check_infos(infos, len(images))
         plan = service.plan_for(fps)
         return Episode(service, plan, episode_index, step_starting_index, metadata)._record_all(
-            images
+            images, checked
         )
 
     def flush(self, timeout: float | None = None) -> None:
