@@ -6,8 +6,9 @@ Light text on a darkened band in the frame's top-left corner, as small as the te
 shows around it, and at a quarter of its brightness behind it. Drawn with Pillow (the
 ``overlay`` extra) in its default font (Aileron, rendered by FreeType), at about a 28th of the
 frame's shorter side (8 pixels at least: a 64x64 frame shows ``step 12`` on a line). Pillow
-takes tens of microseconds per character per call, so each character is rendered once per
-video and the lines are composed from those with numpy.
+takes tens of microseconds per character per call, so each character is rendered once (ASCII's
+once per process and font size, the rest once per video) and a frame's lines are composed from
+those cells with numpy.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from recorder._base.info import SEPARATOR
 INSTALL_HINT = "pip install 'recorder[overlay]'"
 #: font sizes in pixels: about a 28th of the frame's shorter side, within these bounds.
 MIN_FONT, MAX_FONT = 8, 40
-#: characters rendered once and kept, per video.
+#: characters rendered and kept per video (ASCII's are rendered once per process).
 MAX_GLYPHS = 512
 
 
@@ -51,6 +52,44 @@ def font_size(height: int, width: int) -> int:
     return min(MAX_FONT, max(MIN_FONT, round(min(height, width) / 28)))
 
 
+class _Face:
+    """The font at one size, and the cells of ASCII's printable characters: made once per
+    process and size (loading the font and rendering those takes milliseconds), read-only
+    afterwards, shared by the videos' :class:`TextBand`."""
+
+    def __init__(self, size: int) -> None:
+        image, draw, font = require_pillow()
+        self.new_image: Any = image.new
+        self.draw: Any = draw.Draw
+        self.font: Any = font.load_default(size)
+        # A line is as high as the ink of ASCII's printable characters (a font's ascent and
+        # descent leave room for accents above that: a fifth of the line, kept for the scene).
+        _left, self.top, _right, bottom = self.font.getbbox(_ASCII)
+        self.line = int(bottom - self.top)
+        self.glyphs: dict[str, Image] = {}
+        self.widths: dict[str, int] = {}
+        for char in _ASCII + SEPARATOR:
+            self.glyphs[char], self.widths[char] = self.render(char)
+
+    def render(self, char: str) -> tuple[Image, int]:
+        """*char* in a cell as wide as its advance and as high as a line; that width."""
+        width = max(1, round(self.font.getlength(char)))
+        cell = self.new_image("L", (width, self.line))
+        self.draw(cell).text((0, -self.top), char, font=self.font, fill=255)
+        return np.asarray(cell), width
+
+
+_ASCII = string.printable[:95]  # letters, digits, punctuation and the space
+_faces: dict[int, _Face] = {}
+
+
+def _face(size: int) -> _Face:
+    face = _faces.get(size)
+    if face is None:  # two threads may each make one: the same, and one is kept
+        face = _faces[size] = _Face(size)
+    return face
+
+
 class TextBand:
     """Draws text onto copies of the frames of one video (of *shape*), in a top-left band.
 
@@ -61,19 +100,16 @@ class TextBand:
     """
 
     def __init__(self, shape: tuple[int, ...]) -> None:
-        image, draw, font = require_pillow()
-        self._new_image: Any = image.new
-        self._draw: Any = draw.Draw
-        self._font: Any = font.load_default(font_size(shape[0], shape[1]))
-        # A line is as high as the ink of ASCII's printable characters (a font's ascent and
-        # descent leave room for accents above that: a fifth of the line, kept for the scene).
-        _left, self._top, _right, bottom = self._font.getbbox(string.printable[:94])
-        self._line = int(bottom - self._top)
+        self._face = face = _face(font_size(shape[0], shape[1]))
+        self._line = face.line
         self._pad = max(1, self._line // 6)
         self._height, self._width = shape[0], shape[1]
         self._channels = shape[2] if len(shape) == 3 else 0
         self._copy = np.empty(shape, np.uint8)
-        self._glyphs: dict[str, Image] = {}
+        # Each character's cell and width, looked up per character of every frame's text, so
+        # in C (map, set comparisons): the face's, and those this video's texts added.
+        self._glyphs = dict(face.glyphs)
+        self._widths = dict(face.widths)
         self._last: tuple[str | None, Image] = (None, np.zeros((0, 0), np.uint8))
 
     def mask(self, text: str) -> Image:
@@ -89,7 +125,7 @@ class TextBand:
         for i, chars in enumerate(lines):
             top = pad + i * line
             if chars and top < height:
-                row = np.concatenate([self._glyph(c) for c in chars], axis=1)
+                row = np.concatenate(list(map(self._glyphs.__getitem__, chars)), axis=1)
                 row = row[: height - top, : mask.shape[1] - pad]
                 mask[top : top + row.shape[0], pad : pad + row.shape[1]] = row
         if self._channels:  # numpy's maximum() is many times slower broadcasting one
@@ -108,41 +144,43 @@ class TextBand:
         return out
 
     def _lines(self, text: str) -> list[str]:
-        """*text* broken into lines that fit the frame's width; as many as its height holds."""
+        """*text* broken into lines that fit the frame's width (each of its characters
+        rendered); as many lines as the frame's height holds."""
         room = self._width - 2 * self._pad
+        paragraphs = [p if p.isprintable() else _printable(p) for p in text.splitlines()]
+        self._render(SEPARATOR + "".join(paragraphs))
+        joint = self._measure(SEPARATOR)
         lines: list[str] = []
-        for given in text.splitlines():
-            paragraph = given if given.isprintable() else _printable(given)
+        for paragraph in paragraphs:
             if self._measure(paragraph) <= room:
                 lines.append(paragraph)
                 continue
             parts = paragraph.split(SEPARATOR)
-            line = parts[0]
+            line, width = parts[0], self._measure(parts[0])
             for part in parts[1:]:
-                longer = line + SEPARATOR + part
-                if self._measure(longer) <= room:
-                    line = longer
+                more = self._measure(part)
+                if width + joint + more <= room:
+                    line, width = line + SEPARATOR + part, width + joint + more
                 else:
                     lines.append(line)
-                    line = part
+                    line, width = part, more
             lines.append(line)
         return lines[: max(1, (self._height - 2 * self._pad) // self._line)]
 
     def _measure(self, text: str) -> int:
-        """The width of *text* in pixels."""
-        return sum([self._glyph(c).shape[1] for c in text])
+        """The width of *text* (its characters rendered) in pixels."""
+        return sum(map(self._widths.__getitem__, text))
 
-    def _glyph(self, char: str) -> Image:
-        """*char* rendered in a cell as wide as its advance and as high as a line."""
-        glyph = self._glyphs.get(char)
-        if glyph is None:
-            width = max(1, round(self._font.getlength(char)))
-            cell = self._new_image("L", (width, self._line))
-            self._draw(cell).text((0, -self._top), char, font=self._font, fill=255)
-            glyph = np.asarray(cell)
-            if len(self._glyphs) < MAX_GLYPHS:
-                self._glyphs[char] = glyph
-        return glyph
+    def _render(self, text: str) -> None:
+        """Render the characters of *text* not yet rendered."""
+        glyphs = self._glyphs
+        if glyphs.keys() >= set(text):
+            return
+        if len(glyphs) + len(text) > MAX_GLYPHS:  # texts of many characters: start again
+            glyphs = self._glyphs = dict(self._face.glyphs)
+            self._widths = dict(self._face.widths)
+        for char in set(text) - glyphs.keys():
+            glyphs[char], self._widths[char] = self._face.render(char)
 
 
 def _printable(text: str) -> str:
