@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from recorder._base.codec import Codec, EncoderFactory, VideoSpec
 from recorder._base.frames import as_image, format_of
+from recorder._base.info import MAX_INFO_BYTES, check_info
 from recorder._base.results import ClipHandle
 from recorder._base.validate import MAX_PREFIX_BYTES, NAME_MAX
 from recorder._cli import doctor as doctor_module
@@ -22,6 +23,7 @@ from recorder._cli import record as cli_record_module
 from recorder._encode import child as child_module
 from recorder._encode import encoder as encoder_module
 from recorder._encode import health as health_module
+from recorder._encode import overlay as overlay_module
 from recorder._encode import process as process_module
 from recorder._encode.child import ENCODER_HOOK
 from recorder._encode.child import _error_reply as error_reply
@@ -33,6 +35,8 @@ from recorder._encode.encoder import (
     remux,
 )
 from recorder._encode.health import FROZEN_MIN, MAX_ROWS, MIN_ROWS, ROW_STEP, Probe
+from recorder._encode.overlay import TextBand
+from recorder._encode.overlay import font_size as overlay_font_size
 from recorder._encode.process import EncoderProcessError, EncoderProcesses, ProcessEncoder
 from recorder._encode.sidecars import MANIFEST, append_manifest, read_manifest
 from recorder._folder import live as live_module
@@ -70,6 +74,7 @@ __all__ = [
     "INDEX",
     "MANIFEST",
     "MAX_ERRORS",
+    "MAX_INFO_BYTES",
     "MAX_PREFIX_BYTES",
     "MAX_ROWS",
     "MAX_SPARE_SHAPES",
@@ -107,6 +112,7 @@ __all__ = [
     "async_module",
     "began",
     "build_gallery",
+    "check_info",
     "child_module",
     "cli_module",
     "cli_record_module",
@@ -133,6 +139,9 @@ __all__ = [
     "keyframe_interval",
     "live_module",
     "merge_spares",
+    "overlay_band",
+    "overlay_font_size",
+    "overlay_module",
     "patch_close_abandoned",
     "patch_private_send",
     "patch_wait_stoppable",
@@ -273,9 +282,9 @@ def arena_of(encoder: ProcessEncoder) -> Arena:
     return encoder._arena
 
 
-def patch_private_send(monkeypatch: Any, send: Callable[[ProcessEncoder, Any], None]) -> Any:
+def patch_private_send(monkeypatch: Any, send: Callable[..., None]) -> Any:
     """Replace (with pytest's *monkeypatch*) how a ProcessEncoder sends a frame that is not in
-    the arena; returns the original."""
+    the arena (``send(encoder, image, text)``); returns the original."""
     original = ProcessEncoder._send_private
     monkeypatch.setattr(ProcessEncoder, "_send_private", send)
     return original
@@ -351,3 +360,12 @@ def give_back_arena_blocks(rec: Recorder, blocks: list[Any]) -> None:
     with queue._lock:
         for block in blocks:
             queue.memory.release(block, block.nbytes)
+
+
+# -- per-frame info and overlays (issue 31) ----------------------------------------------------
+
+
+def overlay_band(shape: tuple[int, ...], text: str) -> tuple[int, int]:
+    """(height, width) of the top-left band an overlay of *text* covers on frames of *shape*."""
+    height, width = TextBand(shape).mask(text).shape[:2]
+    return height, width

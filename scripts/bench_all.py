@@ -231,6 +231,15 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
     if ray:
         less = ray["raw_bytes_per_video"] / ray["bytes_per_video"]
         add("14", "Ray: bytes sent per video / raw frame bytes", "-", f"1 / {less:,.0f}")
+    timeline = results["bench_timeline"].data if "bench_timeline" in results else {}
+    for r in timeline.get("loop", {}).get("rows", ()):
+        if r.get("minus_off"):  # issue 31: the overlay's row has the target
+            s, overlay = sp(r["minus_off"]), "overlay" in r["label"]
+            add("31", f"{r['label']}: loop / render-only, minus no info's", "≤ 0.02" if overlay
+                else "-", s.fmt(3), mark(s.median <= 0.02) if overlay else "-")  # fmt: skip
+    for r in timeline.get("encode", ()):
+        fps = bu.fmt_compared({**r["ratio"], "ratio": 1 / r["ratio"]["ratio"]})
+        add("31", f"{r['size']}: encoder frames/s with overlay / without (pyperf)", "-", fps)
     for case in quality.get("quality", ()):
         d, g = case["rows"]["defaults"], case["rows"]["gymnasium"]
         add("quality", f"{case['input']}: min PSNR, recorder defaults / gymnasium save_video",

@@ -178,9 +178,9 @@ def test_the_encoder_process_is_given_places_in_the_arena_not_frames(
         places.append(arena_of(encoder).offset(image))
         write(encoder, image)
 
-    def spy_private(encoder: ProcessEncoder, image: Any) -> None:
+    def spy_private(encoder: ProcessEncoder, image: Any, *text: Any) -> None:
         private.append(image.nbytes)
-        send_private(encoder, image)
+        send_private(encoder, image, *text)
 
     monkeypatch.setattr(ProcessEncoder, "write", spy_write)
     send_private = patch_private_send(monkeypatch, spy_private)

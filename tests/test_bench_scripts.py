@@ -211,6 +211,32 @@ def test_bench_overload_quick_drops_never_block(bench_dir: Path) -> None:
     assert "- met: drop: every saved video complete" in text
 
 
+@pytest.mark.timeout(300)
+def test_bench_timeline_quick_measures_the_loop_the_encoder_and_the_append(
+    bench_dir: Path,
+) -> None:
+    m = measured(bench_dir, "bench_timeline", "Timeline and overlays")
+    assert "NOT met" not in m.text  # every video and frame on disk, timelines whole
+    rows = table_rows(m.text)
+    loop = [r for r in rows if len(r) == 6]
+    assert [r[0].split(" (")[0].split(",")[0] for r in loop] == [
+        "render only",
+        "RecordVideo",
+        "RecordVideo",
+        "RecordVideo",
+    ]
+    assert [r[5] for r in loop[1:]] == [str(m.data["loop"]["rows"][1]["videos"][0])] * 3
+    assert re.search(r"an overlay costs the loop at most 0\.02 .*: median [-+]\d", m.text)
+    encode = [r for r in rows if len(r) == 5 and r[3].endswith(VERDICTS)]
+    assert [r[0] for r in encode] == ["84x84", "600x400", "1280x720"]
+    append = [r for r in rows if len(r) == 5 and not r[3].endswith(VERDICTS)]
+    assert [r[0] for r in append] == ["84x84", "600x400"]
+    assert all(r[4].endswith(VERDICTS) for r in append)
+    variants = {"plain", "overlay", "append", "append-info"}
+    check_pyperf_files(m.folder / "bench_timeline-pyperf", variants, timed_alone=frozenset(
+        {"append", "append-info"}))  # fmt: skip
+
+
 @pytest.mark.timeout(120)
 def test_bench_gil_quick_times_every_encoder_call(bench_dir: Path) -> None:
     rows = table_rows(measured(bench_dir, "bench_gil", "GIL").text)

@@ -210,7 +210,10 @@ def test_the_wrapper_does_not_rank_an_episode_whose_video_was_dropped(tmp_path: 
         **budget(1, fake, "drop") | {"max_queue_bytes": 3 * frame_bytes},
     )
     inner = Rewarding()
-    env = RecordVideo(inner, str(tmp_path), episode_trigger=lambda e: True, recorder=rec)
+    # No per-frame info: the budget holds 3 frames exactly.
+    env = RecordVideo(
+        inner, str(tmp_path), episode_trigger=lambda e: True, recorder=rec, record_info=False
+    )
     try:
         for length in (2, 6):  # returns 2 and 6; the second episode's 7 frames do not fit
             inner.length = length

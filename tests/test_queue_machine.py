@@ -37,6 +37,7 @@ from recorder._testing import (
     State,
     Worker,
     began,
+    check_info,
     format_of,
     free_blocks,
     queue_module,
@@ -82,17 +83,21 @@ class Harness:
         self.value = self.value % 250 + 1
         return np.full(shape, self.value, np.uint8)
 
-    def append(self, clips: list[Clip], at: int | None = None) -> Interrupts:
-        """Append one new frame to *clips*; with *at*, interrupted there (see Interrupts)."""
+    def append(self, clips: list[Clip], at: int | None = None, info: bool = False) -> Interrupts:
+        """Append one new frame to *clips*, with per-frame info if *info*; with *at*,
+        interrupted there (see Interrupts)."""
         shape = clips[0].frame_format.shape  # type: ignore[union-attr]
         image = self.frame(shape)
         fmt = format_of(image)
+        checked = (
+            check_info({"value": self.value, "name": "x" * (self.value % 60)}) if info else None
+        )
         before = [c.frames for c in clips]
-        fits = self.queue.fits(image.nbytes)
+        fits = self.queue.fits(image.nbytes + (checked[1] if checked else 0))
         was_open = [c.state is State.OPEN for c in clips]
         interrupts = Interrupts(at)
         try:
-            interrupts.run(lambda: self.queue.admit(image, fmt, clips))
+            interrupts.run(lambda: self.queue.admit(image, fmt, clips, checked))
         except KeyboardInterrupt:
             assert interrupts.raised
         for clip, n in zip(clips, before, strict=True):
@@ -166,7 +171,7 @@ class Harness:
         assert queue.counts.queued_frames == len(alive)
         # No two alive frames, and no free block, share a byte of the arena.
         spans = sorted(
-            (off, off + item.nbytes)
+            (off, off + item.buffer.nbytes)
             for item in alive.values()
             if (off := memory.arena.offset(item.buffer)) is not None
         )
@@ -217,6 +222,12 @@ def _shared(h: Harness) -> list[Clip]:
     return [h.open(SMALL), h.open(SMALL)]
 
 
+def _with_info(h: Harness) -> list[Clip]:
+    clip = h.open(SMALL)
+    h.append([clip], info=True)
+    return [clip]
+
+
 def _full(h: Harness) -> list[Clip]:
     clip = h.open(SMALL)
     for _ in range(BUDGET // 3072):
@@ -233,19 +244,22 @@ def _fragmented(h: Harness) -> list[Clip]:
     return [h.open(HUGE)]  # fits the budget, in no free block of the arena
 
 
-@pytest.mark.parametrize("scenario", [_plain, _at_its_length, _shared, _full, _fragmented])
+@pytest.mark.parametrize(
+    "scenario", [_plain, _at_its_length, _shared, _with_info, _full, _fragmented]
+)
 def test_a_keyboard_interrupt_anywhere_in_append_loses_or_corrupts_nothing(scenario: Any) -> None:
     def setup() -> tuple[Harness, list[Clip]]:
         h = Harness()
         return h, scenario(h)
 
+    info = scenario is _with_info  # its frames carry info, charged to the budget with them
     h, clips = setup()
-    total = h.append(clips).count
+    total = h.append(clips, info=info).count
     h.dispose()
     assert total > 10
     for at in range(total):
         h, clips = setup()
-        where = h.append(clips, at=at).where
+        where = h.append(clips, at=at, info=info).where
         assert where
         try:
             h.check()
@@ -283,20 +297,20 @@ class QueueMachine(RuleBasedStateMachine):
         return self.h.open(LARGE if large else SMALL, limit)
 
     @precondition(lambda self: not self.closed)
-    @rule(clip=clips)
-    def append(self, clip: Clip) -> None:
-        self.h.append([clip])
+    @rule(clip=clips, info=st.booleans())
+    def append(self, clip: Clip, info: bool) -> None:
+        self.h.append([clip], info=info)
 
     @precondition(lambda self: not self.closed)
-    @rule(a=clips, b=clips)
-    def append_shared(self, a: Clip, b: Clip) -> None:
+    @rule(a=clips, b=clips, info=st.booleans())
+    def append_shared(self, a: Clip, b: Clip, info: bool) -> None:
         if a is not b and a.frame_format == b.frame_format:
-            self.h.append([a, b])
+            self.h.append([a, b], info=info)
 
     @precondition(lambda self: not self.closed)
-    @rule(clip=clips, at=st.integers(0, 300))
-    def append_interrupted(self, clip: Clip, at: int) -> None:
-        self.h.append([clip], at=at)
+    @rule(clip=clips, at=st.integers(0, 300), info=st.booleans())
+    def append_interrupted(self, clip: Clip, at: int, info: bool) -> None:
+        self.h.append([clip], at=at, info=info)
 
     @precondition(lambda self: not self.closed)
     @rule(clip=clips)

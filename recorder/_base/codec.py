@@ -183,8 +183,12 @@ class Encoder(Protocol):
     has ``seen``, read after :meth:`close`: what it saw (``recorder._encode.health.Seen``).
     """
 
-    def write(self, image: Image) -> None:
-        """Encode one frame (a buffer of ``spec.frame_format.shape``; see above for keeping it)."""
+    def write(self, image: Image, text: str | None = None) -> None:
+        """Encode one frame (a buffer of ``spec.frame_format.shape``; see above for keeping it).
+
+        *text*: an overlay to draw onto a copy of it (the frame itself stays as it is); given
+        only to the encoders of a Recorder with ``overlay=``.
+        """
 
     def close(self) -> None:
         """Finish the file: flush the encoder and write the container trailer."""

@@ -52,16 +52,22 @@ class _Video:
         # The parent's descriptor number means nothing here: this process's own copy, or none.
         self.encoder: PyAVEncoder | None = make(replace(spec, fd=file_fd))
 
-    def write(self, arena: _Arena, offsets: tuple[int, ...]) -> None:
-        """Encode the frames at *offsets* in *arena*.
+    def write(
+        self, arena: _Arena, offsets: tuple[int, ...], texts: tuple[str | None, ...] | None
+    ) -> None:
+        """Encode the frames at *offsets* in *arena*, with their overlay *texts* (if any).
 
         A function of its own: no view of the arena outlives it (a local of the serving loop
         would, and a mapped view keeps ``forget`` from unmapping the arena).
         """
         assert self.encoder is not None
         memory, shape, nbytes, write = arena.memory, self.shape, self.nbytes, self.encoder.write
-        for offset in offsets:
-            write(memory[offset : offset + nbytes].reshape(shape))
+        if texts is None:
+            for offset in offsets:
+                write(memory[offset : offset + nbytes].reshape(shape))
+        else:
+            for offset, text in zip(offsets, texts, strict=True):
+                write(memory[offset : offset + nbytes].reshape(shape), text)
 
     def release(self, finish: bool, salvage: bool = False) -> Seen | None:
         """Finish, salvage or abort the video; what its frames showed, once finished."""
@@ -156,7 +162,7 @@ def main(fd: int, nice: int) -> None:
                     if video is None or video.encoder is None:
                         reply = ("skip", vid, None)
                     else:
-                        video.write(arenas[message[2]], message[3])
+                        video.write(arenas[message[2]], message[3], message[4])
                 elif kind == "arena":
                     arenas[vid] = _Arena(fds[0])
                     reply = ("ok", 0, None)

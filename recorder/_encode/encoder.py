@@ -16,6 +16,7 @@ from recorder._base.frames import Image
 from recorder._base.validate import frame_rate
 from recorder._encode.health import Probe, Seen
 from recorder._encode.mp4 import scan_fragments
+from recorder._encode.overlay import TextBand
 
 try:
     import fcntl
@@ -212,9 +213,17 @@ class PyAVEncoder:
         )
         self._pts = 0
         self._probe = Probe(fmt.shape) if spec.health else None
+        self._band: TextBand | None = None  # the overlay's, made at its first text
 
-    def write(self, image: Image) -> None:
-        """Encode one frame."""
+    def write(self, image: Image, text: str | None = None) -> None:
+        """Encode one frame, with *text* drawn onto a copy of it (an overlay)."""
+        if self._probe is not None:
+            self._probe.see(image)  # the frame as rendered: an overlay's text is not the scene
+        if text:
+            if self._band is None:
+                self._band = TextBand(image.shape)
+            # The copy is reused: the reformatter below makes a frame of its own from it.
+            image = self._band.draw(image, text)
         frame = av.VideoFrame.from_numpy_buffer(image, format=self._src_format)
         out = self._reformat(frame)
         out.pts = self._pts
@@ -224,8 +233,6 @@ class PyAVEncoder:
         except OSError as e:  # a full disk, say
             self._name_file(e)
             raise
-        if self._probe is not None:
-            self._probe.see(image)
 
     @property
     def seen(self) -> Seen | None:

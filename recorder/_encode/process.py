@@ -13,7 +13,7 @@ other's socket buffer and block):
     ("arena", aid) + [memfd]                 ("ok", 0, None): map it (once per arena)
     ("forget", aid)                          ("ok", 0, None): unmap it
     ("open", vid, spec) + [file]             ("ok", vid, None) | ("err", vid, exc)
-    ("write", vid, aid, offsets)             ("ok", vid, None) | ("err", vid, exc) | ("skip", ...)
+    ("write", vid, aid, offsets, texts)      ("ok", vid, None) | ("err", vid, exc) | ("skip", ...)
     ("close", vid)                           ("ok", vid, seen) | ("err", vid, exc)
     ("abort", vid)                           ("ok", vid, None) | ("err", vid, exc)
     ("exit",)                                (none: the child exits)
@@ -342,6 +342,8 @@ class ProcessEncoder:
         self.answered = 0  # ... and answered (or lost with the child)
         self.frames_done = 0  # frames the child has finished with
         self._pending: list[int] = []  # offsets of frames not yet announced to the child
+        # ... and their overlay texts (all None without an overlay: then none are sent)
+        self._texts: list[str | None] = []
         self.error: BaseException | None = None
         self.seen: Seen | None = None  # what the frames showed: the close's reply
         self._frames = 0
@@ -365,10 +367,12 @@ class ProcessEncoder:
 
     def _announce(self) -> None:
         pending, self._pending = self._pending, []
-        message = ("write", self._id, self._arena.id, tuple(pending))
+        texts, self._texts = self._texts, []
+        drawn = tuple(texts) if any(texts) else None
+        message = ("write", self._id, self._arena.id, tuple(pending), drawn)
         self._child.request(self, message, frames=len(pending))
 
-    def _send_private(self, image: Image) -> None:
+    def _send_private(self, image: Image, text: str | None = None) -> None:
         # A frame outside the arena (larger than the whole budget): its own memfd, once.
         if self._pending:
             self._announce()
@@ -382,13 +386,15 @@ class ProcessEncoder:
             aid = next(_private_ids)
             child = self._child
             child.request(self, ("arena", aid), [fd])
-            child.request(self, ("write", self._id, aid, (0,)), frames=1)
+            texts = None if text is None else (text,)
+            child.request(self, ("write", self._id, aid, (0,), texts), frames=1)
             child.request(self, ("forget", aid))
         finally:
             os.close(fd)
 
-    def write(self, image: Image) -> None:
-        """Have the child encode *image*, a frame in the arena (where it reads it)."""
+    def write(self, image: Image, text: str | None = None) -> None:
+        """Have the child encode *image*, a frame in the arena (where it reads it), with
+        *text* drawn onto a copy of it (see :meth:`PyAVEncoder.write`)."""
         child = self._child
         with child.lock:
             while self.error is None and self._frames - self.frames_done >= AHEAD:
@@ -401,9 +407,10 @@ class ProcessEncoder:
                 offset = self._arena.offset(image) if self._arena.fd is not None else None
                 try:
                     if offset is None or image.nbytes != self._nbytes:
-                        self._send_private(image)
+                        self._send_private(image, text)
                     else:
                         self._pending.append(offset)
+                        self._texts.append(text)
                         if len(self._pending) >= BATCH:
                             self._announce()
                 except EncoderProcessError as e:

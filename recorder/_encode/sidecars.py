@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from recorder._base.codec import Codec
@@ -50,8 +51,15 @@ def record_of(info: VideoInfo, codec: Codec | None = None) -> dict[str, Any]:
 def write_sidecar(info: VideoInfo, record: dict[str, Any]) -> str:
     """Write ``{name}.json`` beside the video, atomically; returns its path."""
     path = info.path.with_suffix(".json")
-    data = dumps(record, indent=2) + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{info.name}.", suffix=".json.rec-tmp", dir=path.parent)
+    write_atomic(path, dumps(record, indent=2) + b"\n", info.name)
+    return str(path)
+
+
+def write_atomic(path: Path, data: bytes, stem: str) -> None:
+    """Write *data* into *path* atomically: a hidden temporary file ``.{stem}.*.rec-tmp`` in
+    its folder, renamed over it once whole."""
+    suffix = f"{path.name.removeprefix(stem)}.rec-tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
     try:
         share(fd)
         with os.fdopen(fd, "wb") as f:
@@ -61,7 +69,6 @@ def write_sidecar(info: VideoInfo, record: dict[str, Any]) -> str:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return str(path)
 
 
 def append_manifest(folder: str | os.PathLike[str], record: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ import contextlib
 import inspect
 import math
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
@@ -21,7 +21,8 @@ import anyio
 import anyio.lowlevel
 import numpy as np
 
-from recorder._base.frames import as_image, format_of
+from recorder._base.frames import Image, as_image, format_of
+from recorder._base.info import Checked, check_info, check_infos
 from recorder._base.results import (
     ClipHandle,
     ClipKind,
@@ -159,33 +160,39 @@ class AsyncEpisode:
         """Handles of the clips this episode has started, in order."""
         return [AsyncClipHandle(h) for h in self._ep.handles]
 
-    async def append(self, frame: Any) -> None:
-        """Add the next frame: validated and copied now, encoded in the background.
+    async def append(self, frame: Any, info: Mapping[str, Any] | None = None) -> None:
+        """Add the next frame (and its *info*, as :meth:`Episode.append` takes it): validated
+        and copied now, encoded in the background.
 
         With ``on_full="block"`` and the budget full, the task (never the event loop) waits for
         room. If it is cancelled while waiting, the frame was not taken: the episode is as it was.
 
         Raises:
-            TypeError, ValueError: a bad frame, or one whose shape differs from the first.
+            TypeError, ValueError: a bad frame or info, or a frame whose shape differs from the
+                first.
             QueueFullError: ``on_full="raise"`` and the budget is full (the clips are dropped).
             RecorderClosedError: the episode or the recorder is closed.
             anyio.BusyResourceError: another task is appending to this episode.
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._check_idle()
-        image = as_image(frame)
+        await self._append(as_image(frame), check_info(info))
+
+    async def _append(self, image: Image, info: Checked | None) -> None:
         ep = self._ep
         if ep._peek():
             self._appending = True
             try:
-                await self._owner._admit(format_of(image).nbytes, partial(ep.append, image))
+                nbytes = format_of(image).nbytes + (0 if info is None else info[1])
+                await self._owner._admit(nbytes, partial(ep._append_checked, image, info))
             finally:
                 self._appending = False
         else:
-            ep.append(image)  # no clip wants it: checked, then ignored, as the sync Episode does
+            # No clip wants it: checked, then ignored, as the sync Episode does.
+            ep._append_checked(image, info)
         await anyio.lowlevel.cancel_shielded_checkpoint()
 
-    async def offer(self, render: Callable[[], Any]) -> bool:
+    async def offer(self, render: Callable[[], Any], info: Mapping[str, Any] | None = None) -> bool:
         """Call ``render()`` and append its frame if a clip wants this frame; always advance.
 
         One call per frame, e.g. ``await ep.offer(env.render)``. *render* runs on the event
@@ -194,7 +201,7 @@ class AsyncEpisode:
         Appending waits as :meth:`append` does.
 
         Returns:
-            Whether *render* was called (and its frame appended).
+            Whether *render* was called (and its frame appended, with *info*).
 
         Raises:
             TypeError: *render* is not callable, or the frame is not an image.
@@ -212,6 +219,7 @@ class AsyncEpisode:
             self._ep.skip()
             await anyio.lowlevel.cancel_shielded_checkpoint()
             return False
+        checked = check_info(info)  # before render(), as the sync Episode does
         self._appending = True  # until appended: render() may await, another task must wait
         try:
             frame = render()
@@ -219,10 +227,12 @@ class AsyncEpisode:
                 frame = await frame
         finally:
             self._appending = False
-        await self.append(frame)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        self._check_idle()
+        await self._append(as_image(frame), checked)
         return True
 
-    def append_nowait(self, frame: Any) -> None:
+    def append_nowait(self, frame: Any, info: Mapping[str, Any] | None = None) -> None:
         """Add the next frame without waiting: copied at once, or refused.
 
         With ``on_full="drop"`` or ``"raise"`` this is :meth:`append` minus the checkpoint (the
@@ -237,9 +247,10 @@ class AsyncEpisode:
         """
         self._check_idle()
         image = as_image(frame)
+        checked = check_info(info)
         ep = self._ep
         if ep._peek():
-            nbytes = format_of(image).nbytes
+            nbytes = format_of(image).nbytes + (0 if checked is None else checked[1])
             if self._owner._would_wait(nbytes):
                 rec = self._owner._rec
                 raise QueueFullError(
@@ -248,7 +259,7 @@ class AsyncEpisode:
                     f"frame of {nbytes}): the frame was not taken and nothing was dropped; "
                     "await append() to wait for room"
                 )
-        ep.append(image)
+        ep._append_checked(image, checked)
 
     def skip(self) -> None:
         """Advance past a frame that was not rendered (when :attr:`wants_frame` is False)."""
@@ -362,16 +373,20 @@ class AsyncRecorder:
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._rec._service.check_usable()
+        infos = kwargs.pop("infos", None)
         if isinstance(frames, Sequence | np.ndarray) and len(frames) > _VALIDATE_INLINE:
             images = await anyio.to_thread.run_sync(validate_frames, frames)
         else:
             images = validate_frames(frames)
+        checked = check_infos(infos, len(images))
         ep = self._rec.episode(*args, **kwargs)  # the same parameters after frames
         try:
             skipped = 0
-            for image in images:
+            for i, image in enumerate(images):
                 if ep._peek():
-                    await self._admit(format_of(image).nbytes, partial(ep.append, image))
+                    info = None if checked is None else checked[i]
+                    nbytes = format_of(image).nbytes + (0 if info is None else info[1])
+                    await self._admit(nbytes, partial(ep._append_checked, image, info))
                     await anyio.lowlevel.checkpoint()
                 else:
                     ep.skip()

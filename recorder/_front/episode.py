@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 from recorder._base.frames import FrameFormat, Image, check_size, format_of, image_and_format
+from recorder._base.info import Checked, check_info
 from recorder._base.metadata import check_metadata, first_error, split_metadata
 from recorder._base.results import ClipHandle, ClipKind, RecorderClosedError
 from recorder._base.validate import check_index, describe, shape_changed
@@ -94,7 +95,7 @@ class Episode:
         self._answer = answer
         return answer
 
-    def offer(self, render: Callable[[], Any]) -> bool:
+    def offer(self, render: Callable[[], Any], info: Mapping[str, Any] | None = None) -> bool:
         """Call ``render()`` and append its frame if a clip wants this frame; always advance.
 
         One call per frame, e.g. ``ep.offer(env.render)``: nothing to get wrong. A False
@@ -102,6 +103,8 @@ class Episode:
 
         Args:
             render: a callable of no arguments returning the frame (called at most once).
+            info: the frame's data, as :meth:`append` takes it (checked only when the frame
+                is appended).
 
         Returns:
             Whether *render* was called (and its frame appended).
@@ -120,19 +123,29 @@ class Episode:
         if not self._wants():
             self._skip()
             return False
-        self._append_image(*image_and_format(render()))
+        checked = check_info(info)  # before render(): a bad info leaves the episode as it was
+        self._append_image(*image_and_format(render()), checked)
         return True
 
-    def append(self, frame: Any) -> None:
+    def append(self, frame: Any, info: Mapping[str, Any] | None = None) -> None:
         """Add the next frame: validated and copied now, encoded in the background.
 
+        Args:
+            frame: the image (HxW, HxWx1, HxWx3 or HxWx4).
+            info: the frame's data, e.g. ``{"reward": r, "action": a}``: str keys, values
+                numbers, bools, None, strings of up to 64 characters or vectors of up to 32
+                numbers, about 1 kB in all. With ``sidecars`` it is written beside each video
+                as ``{name}.timeline.json`` and ``{name}.vtt``; an ``overlay`` draws it.
+
         Raises:
-            TypeError, ValueError: a bad frame, or one whose shape differs from the first.
+            TypeError, ValueError: a bad frame, or one whose shape differs from the first; a
+                bad info. Nothing is appended then.
             QueueFullError: ``on_full="raise"`` and the budget is full.
             RecorderClosedError: the episode or the recorder is closed.
         """
         self._check_open()
-        self._append_image(*image_and_format(frame))
+        image, fmt = image_and_format(frame)
+        self._append_image(image, fmt, check_info(info))
 
     def skip(self) -> None:
         """Advance past a frame that was not rendered (when :attr:`wants_frame` is False)."""
@@ -143,12 +156,15 @@ class Episode:
 
     # -- for the Recorder and the async facade (recorder._front.aio) ----------------------------
 
-    def _record_all(self, images: list[Image]) -> list[ClipHandle]:
-        """Record a whole episode's validated frames, and close the episode."""
+    def _record_all(
+        self, images: list[Image], infos: list[Checked | None] | None = None
+    ) -> list[ClipHandle]:
+        """Record a whole episode's validated frames (and their checked infos), and close
+        the episode."""
         try:
-            for image in images:
+            for i, image in enumerate(images):
                 if self._wants():
-                    self._append_image(image, format_of(image))
+                    self._append_image(image, format_of(image), None if infos is None else infos[i])
                 else:
                     self._skip()
         except BaseException:
@@ -177,8 +193,13 @@ class Episode:
         self._k += 1
         self._open = [c for c in self._open if c.accepting]
 
-    def _append_image(self, image: Image, fmt: FrameFormat) -> None:
-        """Add a validated frame."""
+    def _append_checked(self, image: Image, info: Checked | None) -> None:
+        """:meth:`append` of a frame and info checked already (the async facade's)."""
+        self._check_open()
+        self._append_image(*image_and_format(image), info)
+
+    def _append_image(self, image: Image, fmt: FrameFormat, info: Checked | None = None) -> None:
+        """Add a validated frame and its checked info."""
         # The training thread's hot path: every line here costs each recorded frame.
         if fmt is not self._format:
             if self._format is None:
@@ -196,7 +217,7 @@ class Episode:
         self._step_wanted = None
         self._answer = None
         if self._open:
-            self._open = self._service.admit(image, fmt, self._open)
+            self._open = self._service.admit(image, fmt, self._open, info)
 
     def _step_fires(self) -> bool:
         if self._step_wanted is None:

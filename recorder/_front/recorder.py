@@ -10,6 +10,7 @@ from typing import Any, Self
 import numpy as np
 
 from recorder._base.codec import Codec, EncoderFactory
+from recorder._base.info import Overlay, check_infos, check_overlay
 from recorder._base.results import ClipHandle, RecorderStats, VideoInfo
 from recorder._base.schedule import capped_cubic_video_schedule
 from recorder._base.validate import (
@@ -94,9 +95,16 @@ class Recorder:
             *suspect* (a headless render, a cached image): saved all the same, logged as a
             warning, counted in ``stats().videos_suspect``, and described in
             ``VideoInfo.health`` and the sidecar (:class:`VideoHealth`). False: not looked at.
+        overlay: draw each frame's info (``ep.append(frame, info=...)``) onto the video, in
+            the encoder process (or worker thread), never on the calling thread: the keys to
+            show, e.g. ``("step", "reward", "return")``, ``True`` for all, or a callable
+            ``info -> str`` (called on a worker thread with a read-only mapping). Light text
+            on a darkened band in the top-left corner; the frames given are not changed.
+            Needs Pillow (``pip install 'recorder[overlay]'``).
 
     Raises:
         TypeError, ValueError: for an invalid argument.
+        ModuleNotFoundError: *overlay* without Pillow.
     """
 
     def __init__(
@@ -122,6 +130,7 @@ class Recorder:
         sink: Sink | None = None,
         keep: Keep | Mapping[str, Any] | None = None,
         health: bool = True,
+        overlay: Overlay = None,
     ) -> None:
         self.fps = check_fps(fps)
         self.video_length = check_video_length(video_length)
@@ -142,6 +151,8 @@ class Recorder:
         check_fps(fps, self.codec.name)
         check_callable("on_saved", on_saved)
         self.on_saved = on_saved
+        text_of = check_overlay(overlay)
+        self.overlay = overlay
         self.sidecars = bool(sidecars)
         if not isinstance(health, bool):
             raise TypeError(f"health must be True or False, got {describe(health)}")
@@ -172,6 +183,7 @@ class Recorder:
             sink=sink,
             keep=keep,
             health=health,
+            overlay=text_of,
         )
         self.encode_in: EncodeIn = self._service.encode_in
 
@@ -211,24 +223,26 @@ class Recorder:
         *,
         fps: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        infos: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[ClipHandle]:
         """Record a whole episode's frames; returns at once, one handle per clip.
 
         Produces the clips :func:`gymnasium.utils.save_video.save_video` would: the episode
         clip (``frames[:video_length]``) when episode_trigger fires, and a clip from each frame
         ``k >= 1`` whose step ``step_starting_index + k - 1`` fires step_trigger. Frame 0 is
-        the reset frame.
+        the reset frame. *infos*: one info (see :meth:`Episode.append`) or None per frame.
 
         Raises:
-            TypeError, ValueError: bad frames or indices, before anything is queued.
+            TypeError, ValueError: bad frames, infos or indices, before anything is queued.
             QueueFullError: ``on_full="raise"`` and the budget is full.
         """
         service = self._service
         service.check_usable()
         images = validate_frames(frames)
+        checked = check_infos(infos, len(images))
         plan = service.plan_for(fps)
         return Episode(service, plan, episode_index, step_starting_index, metadata)._record_all(
-            images
+            images, checked
         )
 
     def flush(self, timeout: float | None = None) -> None:

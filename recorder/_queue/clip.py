@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recorder._base.frames import FrameFormat, Image
+from recorder._base.info import Info
 from recorder._base.results import ClipHandle, ClipKind
 
 if TYPE_CHECKING:
@@ -19,14 +20,16 @@ if TYPE_CHECKING:
 
 
 class Item:
-    """One copied frame, shared by every clip that wants it (*refs* of them)."""
+    """One copied frame, shared by every clip that wants it (*refs* of them); *nbytes*
+    counts its *info* (checked per-frame data) too."""
 
-    __slots__ = ("buffer", "nbytes", "refs")
+    __slots__ = ("buffer", "info", "nbytes", "refs")
 
-    def __init__(self, buffer: Image, nbytes: int, refs: int = 0) -> None:
+    def __init__(self, buffer: Image, nbytes: int, refs: int = 0, info: Info | None = None) -> None:
         self.buffer = buffer
         self.nbytes = nbytes
         self.refs = refs
+        self.info = info
 
 
 class _Marker:
@@ -126,6 +129,8 @@ class Clip:
     freed: int = 0
     written: int = 0
     encode_seconds: float = 0.0
+    # The info of each frame encoded, in order: the video's timeline (recorder._encode.timeline).
+    infos: list[Info | None] = field(default_factory=list)
 
     @property
     def accepting(self) -> bool:

@@ -53,8 +53,10 @@ class FrameMemory:
         self.queued_bytes = 0
         self.peak_queued_bytes = 0
         #: the block :meth:`alloc` handed out last, until its frame is queued (the queue clears
-        #: it): what a KeyboardInterrupt in between gives back (recorder._queue.queue).
+        #: it): what a KeyboardInterrupt in between gives back (recorder._queue.queue); and the
+        #: bytes it was charged.
         self.inflight: Image | None = None
+        self.inflight_bytes = 0
         # Free blocks of the arena as (start, size) pairs, sorted by start.
         self._free: list[tuple[int, int]] = [(0, self.arena.size)]
         self.high_water = 0  # end of the highest block ever handed out
@@ -70,8 +72,9 @@ class FrameMemory:
         self._asked = False  # the prefault thread was woken and has not taken a target yet
         self._stopping = False
 
-    def alloc(self, shape: tuple[int, ...]) -> Image | None:
-        """A block for one frame of *shape*, charged to the budget; None when it does not fit.
+    def alloc(self, shape: tuple[int, ...], extra: int = 0) -> Image | None:
+        """A block for one frame of *shape*, charged to the budget with *extra* bytes (its
+        per-frame info); None when it does not fit.
 
         A frame that fits the budget always gets a block: of the arena when a free one is
         large enough, else memory of its own (the arena fragmented by frames of several
@@ -79,8 +82,9 @@ class FrameMemory:
         A frame larger than the whole budget gets memory of its own when nothing else is
         queued. The block is ``inflight`` until the caller clears it.
         """
-        nbytes = math.prod(shape)
-        size = rounded(nbytes)
+        frame_bytes = math.prod(shape)
+        nbytes = frame_bytes + extra
+        size = rounded(frame_bytes)
         fits = self.queued_bytes + nbytes <= self.max_bytes
         if not fits and self.queued_bytes:
             return None
@@ -89,7 +93,7 @@ class FrameMemory:
         if spare:
             block = spare[-1]
         else:
-            place = self._first_fit(shape, nbytes, size) if fits else None
+            place = self._first_fit(shape, frame_bytes, size) if fits else None
             block = np.empty(shape, np.uint8) if place is None else place[2]
         # No call from here to the return: interrupted before, nothing changed.
         if spare:
@@ -108,6 +112,7 @@ class FrameMemory:
         if self.queued_bytes > self.peak_queued_bytes:  # noqa: PLR1730 (max() is a call)
             self.peak_queued_bytes = self.queued_bytes
         self.inflight = block
+        self.inflight_bytes = nbytes
         return block
 
     def _first_fit(

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from recorder._base.frames import FrameFormat, Image, copy_into
+from recorder._base.info import Checked
 from recorder._base.results import QueueFullError, RecorderClosedError, RecorderStats
 from recorder._queue.clip import DROP, END, YIELD, Clip, Custody, Item, State, Work, moved
 from recorder._queue.counters import MAX_ERRORS, Counters
@@ -132,8 +133,15 @@ class ClipQueue:
                 raise
         run(effects)
 
-    def admit(self, image: Image, fmt: FrameFormat, clips: Iterable[Clip]) -> list[Clip]:
-        """Copy *image* once into the queue for every clip of *clips* still open.
+    def admit(
+        self,
+        image: Image,
+        fmt: FrameFormat,
+        clips: Iterable[Clip],
+        info: Checked | None = None,
+    ) -> list[Clip]:
+        """Copy *image* once into the queue for every clip of *clips* still open, with its
+        checked per-frame *info* (its bytes charged to the budget too).
 
         Applies the on_full policy when the budget is exhausted. Ends clips that reach their
         length. Returns the clips of *clips* still open afterwards.
@@ -146,23 +154,30 @@ class ClipQueue:
                 self._check_usable()
                 targets = [c for c in clips if c.state is State.OPEN]
                 if targets:
-                    self._admit(image, fmt, targets, effects)
+                    self._admit(image, fmt, targets, effects, info)
                 return [c for c in targets if c.state is State.OPEN]
         finally:
             run(effects)
 
     def _admit(
-        self, image: Image, fmt: FrameFormat, targets: list[Clip], effects: list[Effect]
+        self,
+        image: Image,
+        fmt: FrameFormat,
+        targets: list[Clip],
+        effects: list[Effect],
+        info: Checked | None,
     ) -> None:
-        memory, nbytes = self.memory, fmt.nbytes
+        memory = self.memory
+        data, extra = (None, 0) if info is None else info
+        nbytes = fmt.nbytes + extra
         try:
-            block = self._reserve(fmt, targets, effects)
+            block = self._reserve(fmt, targets, effects, extra)
             if block is None:
                 return
             # Under the lock: the copy holds the GIL anyway (see copy_into), so no worker
             # could use the lock meanwhile; one acquisition instead of two.
             copy_into(block, image)
-            item = Item(block, nbytes, len(targets))
+            item = Item(block, nbytes, len(targets), data)
             for clip in targets:
                 if clip.frame_format is None:
                     clip.frame_format = fmt
@@ -196,7 +211,7 @@ class ClipQueue:
                     item = work
         if item is None:
             # No call in these two lines: uncharged and no longer in flight, or neither.
-            memory.queued_bytes -= block.nbytes
+            memory.queued_bytes -= memory.inflight_bytes
             memory.inflight = None
             memory.free(block)
             self._not_full.notify_all()
@@ -213,11 +228,12 @@ class ClipQueue:
             self._schedule_if_worth(clip)
 
     def _reserve(
-        self, fmt: FrameFormat, targets: list[Clip], effects: list[Effect]
+        self, fmt: FrameFormat, targets: list[Clip], effects: list[Effect], extra: int = 0
     ) -> Image | None:
-        """Charge one frame to the budget and return its block, or apply on_full (then None)."""
+        """Charge one frame (and *extra* bytes of its info) to the budget and return its
+        block, or apply on_full (then None)."""
         while True:
-            block = self.memory.alloc(fmt.shape)
+            block = self.memory.alloc(fmt.shape, extra)
             if block is not None:
                 self.memory.prefault_ahead(fmt.nbytes)
                 return block
@@ -230,7 +246,7 @@ class ClipQueue:
                 continue
             reason = (
                 f"max_queue_bytes={self.max_bytes} full "
-                f"({self.memory.queued_bytes} bytes waiting, frame of {fmt.nbytes})"
+                f"({self.memory.queued_bytes} bytes waiting, frame of {fmt.nbytes + extra})"
             )
             for clip in targets:
                 self._drop(clip, reason, effects)

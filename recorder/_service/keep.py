@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder._base.results import VideoInfo
+from recorder._encode.timeline import timeline_paths
 
 logger = logging.getLogger("recorder")
 
@@ -197,7 +198,7 @@ class Keeper:
         return False
 
     def _delete(self, info: VideoInfo, score: float | None) -> None:
-        for path in (info.path, info.path.with_suffix(".json")):
+        for path in (info.path, info.path.with_suffix(".json"), *timeline_paths(info.path)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         with self._lock:

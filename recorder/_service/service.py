@@ -21,6 +21,7 @@ from typing import Any
 
 from recorder._base.codec import Codec, EncoderFactory
 from recorder._base.frames import FrameFormat, Image, check_size, image_and_format
+from recorder._base.info import Checked, TextOf, check_info
 from recorder._base.results import (
     ClipHandle,
     ClipKind,
@@ -31,6 +32,7 @@ from recorder._base.results import (
 from recorder._base.validate import Trigger, check_fps, check_timeout, shape_changed
 from recorder._encode.encoder import PyAVEncoder
 from recorder._encode.health import Judge
+from recorder._encode.overlay import require_pillow
 from recorder._encode.process import EncodeIn, EncoderProcesses
 from recorder._encode.process import available as processes_available
 from recorder._encode.sidecars import append_manifest
@@ -79,6 +81,11 @@ class ClipService:
         codec: how videos are encoded.
         workers, max_queue_bytes, on_full, worker_nice, encode_in, encoder_factory, on_saved,
             sidecars, sink, keep, health: as :class:`~recorder.Recorder` takes them.
+        overlay: a frame's overlay text from its info (checked by
+            :func:`~recorder._base.info.check_overlay`); None: no overlay.
+
+    Raises:
+        ModuleNotFoundError: an overlay without Pillow (with the install hint).
     """
 
     def __init__(
@@ -97,7 +104,10 @@ class ClipService:
         sink: Sink | None,
         keep: Keep | None,
         health: bool,
+        overlay: TextOf | None = None,
     ) -> None:
+        if overlay is not None:
+            require_pillow()  # here, at the Recorder's call, not in an encoder
         self.plan = plan
         self.fps = plan.fps
         self.video_folder = plan.folder
@@ -134,12 +144,16 @@ class ClipService:
                 keeper=self._keeper,
                 judge=self._judge,
                 cut=self._cut,
+                overlay=overlay,
             )
             self._workers = Workers(self._queue, writer, workers, worker_nice)
         except BaseException:  # e.g. a dead sink: nothing started, the arena's memfd goes
             self._stop_deliveries("the Recorder could not be created")
             self._queue.close_arena()
             raise
+        #: whether per-frame info is used: written as timelines (sidecars, without a sink) or
+        #: drawn (overlay). The wrappers make none when it is not.
+        self.keeps_info = overlay is not None or writer.timelines
         self._threads = self._workers.threads
         self._queue.on_abandoned = lambda: _close_abandoned(self)
         with _live_lock:
@@ -228,20 +242,27 @@ class ClipService:
         self._queue.open_clip(clip)
         return clip
 
-    def admit(self, image: Image, fmt: FrameFormat, clips: Sequence[Clip]) -> list[Clip]:
-        """Queue the validated *image* for *clips* (on_full applies); the clips still accepting."""
-        return self._queue.admit(image, fmt, clips)
+    def admit(
+        self, image: Image, fmt: FrameFormat, clips: Sequence[Clip], info: Checked | None = None
+    ) -> list[Clip]:
+        """Queue the validated *image* and its checked *info* for *clips* (on_full applies);
+        the clips still accepting."""
+        return self._queue.admit(image, fmt, clips, info)
 
-    def append_frame(self, clips: Sequence[Clip], frame: Any) -> None:
-        """Validate *frame* and queue it once for every clip in *clips* still accepting."""
+    def append_frame(
+        self, clips: Sequence[Clip], frame: Any, info: Mapping[str, Any] | None = None
+    ) -> None:
+        """Validate *frame* and *info* and queue them once for every clip in *clips* still
+        accepting."""
         image, fmt = image_and_format(frame)
+        checked = check_info(info)
         for clip in clips:
             known = clip.frame_format
             if known is None:
                 check_size(fmt, self.codec.name)
             elif known is not fmt and known != fmt:
                 raise shape_changed(clip.name, known, fmt)
-        self._queue.admit(image, fmt, clips)
+        self._queue.admit(image, fmt, clips, checked)
 
     def end_clip(self, clip: Clip) -> None:
         """No more frames for *clip*; it is finished in the background.

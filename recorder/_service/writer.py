@@ -16,11 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from recorder._base.codec import Codec, EncoderFactory, VideoSpec
+from recorder._base.info import TextOf
 from recorder._base.modes import share
 from recorder._base.results import ClipDroppedError, VideoHealth, VideoInfo
 from recorder._encode.encoder import TMP_SUFFIX, fragment_path, lock_file
 from recorder._encode.health import Judge
 from recorder._encode.sidecars import append_manifest, record_of, write_sidecar
+from recorder._encode.timeline import write_timeline
 from recorder._queue.clip import Clip, Item, State, Work
 from recorder._queue.queue import ClipQueue
 from recorder._service.keep import Keeper
@@ -43,6 +45,7 @@ class ClipWriter:
         keeper: Keeper | None = None,
         judge: Judge | None = None,
         cut: Container[Clip] = (),
+        overlay: TextOf | None = None,
     ) -> None:
         self.queue = queue  # given by the Recorder: where outcomes are counted
         self.codec = codec
@@ -53,6 +56,9 @@ class ClipWriter:
         self.keeper = keeper
         self.judge = judge  # the videos' health (None: not looked at)
         self.cut = cut  # the clips cut short: VideoInfo.partial
+        self.overlay = overlay  # a frame's overlay text from its info
+        #: whether the frames' info is kept for the videos' timelines (written as sidecars).
+        self.timelines = sidecars and deliveries is None
 
     def write(self, clip: Clip, frames: list[Item]) -> tuple[list[Item], int]:
         """Encode *frames* (a batch of one clip's), opening its encoder at the first.
@@ -78,16 +84,22 @@ class ClipWriter:
             clip.released = getattr(clip.encoder, "released", None)
         write = clip.encoder.write
         released = clip.released
+        overlay = self.overlay
         n = 0
         try:
             for item in frames:
                 if clip.state is State.DROPPED:  # a read without the lock: a hint, checked again
                     break
-                write(item.buffer)
+                if overlay is None:
+                    write(item.buffer)
+                else:
+                    write(item.buffer, overlay(item.info))
                 n += 1
         finally:
             if released is not None:
                 clip.held.extend(frames[:n])
+        if self.timelines:
+            clip.infos += [item.info for item in frames[:n]]  # frame i of the video: infos[i]
         if released is None:  # encoded on this thread: done with every frame
             done, written = frames, n
         else:
@@ -163,12 +175,14 @@ class ClipWriter:
         if sidecars:
             try:
                 record = record_of(info, self.codec)
+                record |= write_timeline(info.path, info.name, info.fps, clip.infos)
                 write_sidecar(info, record)
                 append_manifest(clip.path.parent, record)
             except BaseException as e:  # even SystemExit: the video is saved, count it once
                 e.add_note(f"writing the sidecar or manifest of {clip.path}")
                 logger.error("could not write the metadata of %s", clip.path, exc_info=True)
                 errors.append(e)
+        clip.infos = []
         kept = True
         if self.keeper is not None:
             try:
@@ -256,6 +270,7 @@ class ClipWriter:
             clip.encoder = None
         encoded = list(clip.held)
         clip.held.clear()
+        clip.infos = []
         if clip.tmp_path is not None:
             # The fragment file an encoder process that died could not delete (its name is
             # ours alone while our temporary file exists).

@@ -10,6 +10,7 @@ from typing import Any
 
 from gymnasium import logger as gym_logger
 
+from recorder._base.info import Overlay
 from recorder._base.results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
 from recorder._base.validate import check_callable, check_fps, check_name_prefix, make_folder
 from recorder._front.recorder import Recorder
@@ -42,7 +43,8 @@ class ClipSink:
         recorder: a shared Recorder, not closed by :meth:`close`; clips still go to
             *video_folder*.
         recorder_kwargs: settings of the private Recorder (when *recorder* is None).
-        on_saved: the private Recorder's ``on_saved`` (a shared one has its own).
+        on_saved, overlay: the private Recorder's ``on_saved`` and ``overlay`` (a shared one
+            has its own).
     """
 
     def __init__(
@@ -52,16 +54,18 @@ class ClipSink:
         recorder: Recorder | None,
         recorder_kwargs: Mapping[str, Any] | None,
         on_saved: Callable[[VideoInfo], object] | None = None,
+        overlay: Overlay = None,
     ) -> None:
         self._handles: list[ClipHandle] = []
         check_callable("on_saved", on_saved)
         if recorder is not None:
             if recorder_kwargs:
                 raise TypeError("give either recorder or recorder_kwargs, not both")
-            if on_saved is not None:
-                raise TypeError(
-                    "on_saved belongs to the shared Recorder: Recorder(..., on_saved=...)"
-                )
+            for name, value in (("on_saved", on_saved), ("overlay", overlay)):
+                if value is not None:
+                    raise TypeError(
+                        f"{name} belongs to the shared Recorder: Recorder(..., {name}=...)"
+                    )
             if not isinstance(recorder, Recorder):
                 raise TypeError(f"recorder must be a recorder.Recorder, got {recorder!r}")
             recorder._service.check_usable()
@@ -79,10 +83,11 @@ class ClipSink:
                         "arguments decide them"
                     )
                 kwargs.update(recorder_kwargs)
-            if on_saved is not None:
-                if recorder_kwargs and "on_saved" in recorder_kwargs:
-                    raise TypeError("give on_saved once, not in recorder_kwargs too")
-                kwargs["on_saved"] = on_saved
+            for name, value in (("on_saved", on_saved), ("overlay", overlay)):
+                if value is not None:
+                    if recorder_kwargs and name in recorder_kwargs:
+                        raise TypeError(f"give {name} once, not in recorder_kwargs too")
+                    kwargs[name] = value
             if kwargs.get("sink") is None:  # with a sink the folder is a spool: nothing stays
                 _warn_existing(video_folder)
             self._kwargs = kwargs
@@ -287,8 +292,8 @@ class Track:
         """Whether a clip with frames is open."""
         return self._clip is not None
 
-    def add(self, frame: Any) -> None:
-        """Capture *frame* into the current clip (validated and copied now)."""
+    def add(self, frame: Any, info: Mapping[str, Any] | None = None) -> None:
+        """Capture *frame* and its *info* into the current clip (validated and copied now)."""
         assert self.recording, "Cannot capture a frame, recording wasn't started."
         if self._clip is not None and self.sink.stale:
             self.frames += 1  # the parent's clip (see wants_frame)
@@ -298,17 +303,22 @@ class Track:
             self._clip = self.sink.open(
                 self.name, self._kind, self._index, self._episode, self._first_step, self._metadata
             )
-        self.sink.recorder._service.append_frame([self._clip], frame)
+        self.sink.recorder._service.append_frame([self._clip], frame, info)
         self.frames += 1
 
     def skip(self) -> None:
         """Count a frame the clip no longer wants (it was dropped): the clip cut stays put."""
         self.frames += 1
 
-    def offer(self, render: Callable[[], Any]) -> bool:
-        """Capture ``render()`` if the clip wants a frame, else :meth:`skip`; True if rendered."""
+    def offer(
+        self,
+        render: Callable[[], Any],
+        info: Callable[[], Mapping[str, Any] | None] | None = None,
+    ) -> bool:
+        """Capture ``render()`` (with the info ``info()``) if the clip wants a frame, else
+        :meth:`skip`; True if rendered."""
         if not self.wants_frame:
             self.skip()  # the Recorder dropped this clip: do not render for it
             return False
-        self.add(render())
+        self.add(render(), None if info is None else info())
         return True

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.core import RenderFrame
 
+from recorder._base.info import Overlay
 from recorder._base.results import VideoInfo
 from recorder._base.schedule import capped_cubic_video_schedule
 from recorder._base.validate import check_fps, check_name_prefix
@@ -99,6 +100,7 @@ class RecordingWrapper:
     name_prefix: str
     video_length: float
     render_history: list[RenderFrame]
+    record_info: bool
     step_id: int
     episode_id: int
     _sink: ClipSink
@@ -138,6 +140,8 @@ class RecordingWrapper:
         recorder: Recorder | None,
         recorder_kwargs: Mapping[str, Any] | None,
         on_saved: Callable[[VideoInfo], object] | None,
+        record_info: bool = True,
+        overlay: Overlay = None,
         **_: Any,
     ) -> None:
         """Check the clip settings; open the Recorder (private or shared) and the track."""
@@ -146,9 +150,10 @@ class RecordingWrapper:
         self.name_prefix = check_name_prefix(name_prefix)
         self.video_length = resolve_video_length(video_length)
         self.render_history = []
+        self.record_info = bool(record_info)
         self.step_id = -1
         self.episode_id = -1
-        self._sink = ClipSink(folder, fps, recorder, recorder_kwargs, on_saved)
+        self._sink = ClipSink(folder, fps, recorder, recorder_kwargs, on_saved, overlay)
         self._track = Track(self._sink)
 
     # gymnasium reads these two when it writes a clip, at its end; a clip here is encoded as
@@ -177,6 +182,11 @@ class RecordingWrapper:
     def recorder(self) -> Recorder:
         """The Recorder that encodes this wrapper's videos."""
         return self._sink.recorder
+
+    @property
+    def _infos_wanted(self) -> bool:
+        """Whether frames get their info: record_info, and the Recorder writes or draws it."""
+        return self.record_info and self._sink.recorder._service.keeps_info
 
     @property
     def recording(self) -> bool:

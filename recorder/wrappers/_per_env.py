@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,8 +53,10 @@ class EnvTracks:
         render_all: Callable[[], Sequence[Any]],
         video_length: float,
         stop: Callable[[int], None],
+        info_of: Callable[[int], Mapping[str, Any] | None] | None = None,
     ) -> None:
-        """Capture a frame for each of *envs* that is recording (one render for all).
+        """Capture a frame for each of *envs* that is recording (one render for all), with
+        its info ``info_of(j)``.
 
         A clip longer than *video_length* frames then ends (``stop(j)``).
         """
@@ -66,7 +68,7 @@ class EnvTracks:
             if track.wants_frame:
                 if envs_frame is None:
                     envs_frame = render_all()
-                track.add(envs_frame[j])
+                track.add(envs_frame[j], None if info_of is None else info_of(j))
             else:
                 track.skip()
             if track.frames > video_length:

@@ -10,9 +10,11 @@ import numpy as np
 from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 
+from recorder._base.info import Overlay
 from recorder._base.results import VideoInfo
 from recorder._front.recorder import Recorder
 from recorder.wrappers._common import RecordingWrapper, record_constructor_args
+from recorder.wrappers._info import step_info
 
 
 class RecordVideo(
@@ -76,6 +78,16 @@ class RecordVideo(
             video this wrapper saves (to log it to TensorBoard or W&B, say); an exception it
             raises is reported like an encoding error, by ``close()``. With a shared
             ``recorder``, give it to that Recorder instead.
+        record_info: give each recorded frame its info: ``step`` (``step_id``; None for a
+            reset frame), ``reward``, ``return`` (the episode's so far, as
+            ``RecordEpisodeStatistics`` counts it) and ``action`` (when a number or a vector of
+            at most 32). The Recorder writes it beside each video as ``{name}.timeline.json``
+            and ``{name}.vtt`` when it writes sidecars (a shared Recorder's default; for the
+            private one, ``recorder_kwargs={"sidecars": True}``), and draws it with
+            *overlay*; otherwise no info is made. False: none.
+        overlay: draw the frames' info onto the videos (the private Recorder's ``overlay``,
+            e.g. ``("step", "reward", "return")``; see :class:`recorder.Recorder`). With a
+            shared ``recorder``, give it to that Recorder instead.
 
     Raises:
         ValueError: the render mode gives no image (None, ``"human"``, ``"ansi"``), or a bad
@@ -98,6 +110,8 @@ class RecordVideo(
         recorder: Recorder | None = None,
         recorder_kwargs: Mapping[str, Any] | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
+        record_info: bool = True,
+        overlay: Overlay = None,
     ) -> None:
         given = record_constructor_args(self, locals())  # before any other local
         gym.Wrapper.__init__(self, env)
@@ -109,6 +123,8 @@ class RecordVideo(
         # The sidecar metadata of the episode's clip: its return lands there at the episode's
         # end when the clip is still open then (a whole-episode clip ends at the next reset).
         self._episode_metadata: dict[str, Any] = {}
+        # The last step's index, reward and action, for the next frame's info (None: a reset).
+        self._last_step: tuple[int | None, float | None, Any] = (None, None, None)
 
     def _capture_frame(self) -> None:
         assert self.recording, "Cannot capture a frame, recording wasn't started."
@@ -127,7 +143,7 @@ class RecordVideo(
             self.render_history += frame
             frame = frame[-1]
         if isinstance(frame, np.ndarray):
-            track.add(frame)
+            track.add(frame, self._frame_info())
         else:
             self.stop_recording()
             gym_logger.warn(
@@ -142,6 +158,7 @@ class RecordVideo(
         """Reset the environment; start a clip if episode_trigger says so."""
         obs, info = super().reset(seed=seed, options=options)
         self._episode_over()
+        self._last_step = (None, None, None)
         self.episode_id += 1
         before = self._track.name if self.recording else None  # a clip going on from before
         self._episode_metadata = {}
@@ -163,7 +180,9 @@ class RecordVideo(
         """Step the environment; capture a frame if a clip is recording."""
         obs, rew, terminated, truncated, info = self.env.step(action)
         self.step_id += 1
-        self._return += float(rew)
+        reward = float(rew)
+        self._return += reward
+        self._last_step = (self.step_id, reward, action)
         if self.step_trigger and self.step_trigger(self.step_id):
             self._step_begins(self._track, self.name_prefix, self.episode_id)
             self._episode_recorded = True
@@ -205,6 +224,13 @@ class RecordVideo(
             if self.recording:
                 self.stop_recording()
             self._sink.close()
+
+    def _frame_info(self) -> dict[str, Any] | None:
+        """The info of the frame captured now, if frames get one."""
+        if not self._infos_wanted:
+            return None
+        step, reward, action = self._last_step
+        return step_info(step, reward, self._return, action)
 
     def _episode_over(self) -> None:
         """The episode that made clips is over: its return scores it (for keep)."""

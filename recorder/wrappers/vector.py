@@ -11,10 +11,12 @@ from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
+from recorder._base.info import Overlay
 from recorder._base.results import VideoInfo
 from recorder._front.recorder import Recorder
 from recorder.wrappers._clips import Track
 from recorder.wrappers._common import RecordingWrapper, keeps, record_constructor_args
+from recorder.wrappers._info import VectorReturns
 from recorder.wrappers._per_env import EnvTracks, env_indices
 from recorder.wrappers._tiling import Tiler, grid_shape
 
@@ -72,6 +74,10 @@ class RecordVideo(
         recorder: a shared :class:`recorder.Recorder` (see :class:`recorder.wrappers.RecordVideo`).
         recorder_kwargs: settings of the private Recorder (defaults ``on_full="block"``,
             ``sidecars=False``).
+        on_saved, overlay: as :class:`recorder.wrappers.RecordVideo`.
+        record_info: as :class:`recorder.wrappers.RecordVideo`: the info of a tiled frame is
+            sub-environment 0's (whose episodes the videos follow); with ``per_env``, each
+            video's is its sub-environment's. ``step`` is the vector step (``step_id``).
 
     Raises:
         ValueError: the render mode gives no image, bad indices, ``per_env`` with
@@ -97,6 +103,8 @@ class RecordVideo(
         recorder: Recorder | None = None,
         recorder_kwargs: Mapping[str, Any] | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
+        record_info: bool = True,
+        overlay: Overlay = None,
     ) -> None:
         VectorWrapper.__init__(self, env)
         if isinstance(per_env, Iterable) and not isinstance(per_env, str | bytes):
@@ -140,6 +148,7 @@ class RecordVideo(
         self._init_clips(self.metadata, **given)
         # self._track is the tiled video (gymnasium's); these, per_env's.
         self._envs = EnvTracks(self.per_env or (), self.num_envs, self._sink)
+        self._returns = VectorReturns(self.num_envs, self.autoreset_mode)
 
     # -- attributes ---------------------------------------------------------------------------
 
@@ -161,6 +170,7 @@ class RecordVideo(
         mask = None
         if options is not None and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"], dtype=bool)
+        self._returns.reset(mask)
         if mask is None or mask[0]:
             self.episode_id += 1
             if self.per_env is None:
@@ -188,6 +198,8 @@ class RecordVideo(
         """Step the environments; capture frames for the clips recording."""
         obs, rewards, terminations, truncations, info = self.env.step(actions)
         self.step_id += 1
+        if self._infos_wanted:
+            self._returns.step(self.step_id, rewards, terminations, truncations, actions)
 
         # gymnasium's episode_id follows sub-environment 0.
         started0 = False
@@ -305,9 +317,16 @@ class RecordVideo(
     def _capture_tiled(self) -> None:
         track = self._track
         assert track.recording, "Cannot capture a frame, recording wasn't started."
-        track.offer(self._render_tiled)
+        track.offer(self._render_tiled, self._info_of_first)
         if track.frames > self.video_length:
             self.stop_recording()
+
+    def _info_of_first(self) -> dict[str, Any] | None:
+        return self._info_of(0)
+
+    def _info_of(self, j: int) -> dict[str, Any] | None:
+        """The info of sub-environment *j*'s frame now, if frames get one."""
+        return self._returns.info(j) if self._infos_wanted else None
 
     def _render_tiled(self) -> Any:
         envs_frame = self._render_all()
@@ -320,5 +339,9 @@ class RecordVideo(
 
     def _capture_envs(self, envs: Iterable[int]) -> None:
         self._envs.capture(
-            envs, self._render_all, self.video_length, lambda j: self.stop_recording(env_index=j)
+            envs,
+            self._render_all,
+            self.video_length,
+            lambda j: self.stop_recording(env_index=j),
+            self._info_of,
         )

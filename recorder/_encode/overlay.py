@@ -1,0 +1,193 @@
+"""Text drawn onto frames (``Recorder(overlay=...)``), off the training thread: in the encoder
+process, or in the worker thread that encodes. The frame in the queue is never changed (other
+clips may share it): the text goes onto a copy.
+
+Light text on a darkened band in the frame's top-left corner, as small as the text: the scene
+shows around it, and at a quarter of its brightness behind it. Drawn with Pillow (the
+``overlay`` extra) in its default font (Aileron, rendered by FreeType), at about a 28th of the
+frame's shorter side (8 pixels at least: a 64x64 frame shows ``step 12`` on a line). Pillow
+takes tens of microseconds per character per call, so each character is rendered once (ASCII's
+once per process and font size, the rest once per video) and a frame's lines are composed from
+those cells with numpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import string
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from recorder._base.frames import Image
+from recorder._base.info import SEPARATOR
+
+INSTALL_HINT = "pip install 'recorder[overlay]'"
+#: font sizes in pixels: about a 28th of the frame's shorter side, within these bounds.
+MIN_FONT, MAX_FONT = 8, 40
+#: characters rendered and kept per video (ASCII's are rendered once per process).
+MAX_GLYPHS = 512
+
+
+def require_pillow() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """Pillow's Image, ImageDraw and ImageFont modules.
+
+    Raises:
+        ModuleNotFoundError: Pillow is not installed (the message says how to install it).
+    """
+    try:
+        return tuple(  # type: ignore[return-value]
+            importlib.import_module(f"PIL.{name}") for name in ("Image", "ImageDraw", "ImageFont")
+        )
+    except ImportError as e:
+        raise ModuleNotFoundError(
+            f"overlay= draws its text with Pillow, which is not installed: {INSTALL_HINT}",
+            name="PIL",
+        ) from e
+
+
+def font_size(height: int, width: int) -> int:
+    """The font size (pixels) of the overlay on frames of *height* x *width*."""
+    return min(MAX_FONT, max(MIN_FONT, round(min(height, width) / 28)))
+
+
+class _Face:
+    """The font at one size, and the cells of ASCII's printable characters: made once per
+    process and size (loading the font and rendering those takes milliseconds), read-only
+    afterwards, shared by the videos' :class:`TextBand`."""
+
+    def __init__(self, size: int) -> None:
+        image, draw, font = require_pillow()
+        self.new_image: Any = image.new
+        self.draw: Any = draw.Draw
+        self.font: Any = font.load_default(size)
+        # A line is as high as the ink of ASCII's printable characters (a font's ascent and
+        # descent leave room for accents above that: a fifth of the line, kept for the scene).
+        _left, self.top, _right, bottom = self.font.getbbox(_ASCII)
+        self.line = int(bottom - self.top)
+        self.glyphs: dict[str, Image] = {}
+        self.widths: dict[str, int] = {}
+        for char in _ASCII + SEPARATOR:
+            self.glyphs[char], self.widths[char] = self.render(char)
+
+    def render(self, char: str) -> tuple[Image, int]:
+        """*char* in a cell as wide as its advance and as high as a line; that width."""
+        width = max(1, round(self.font.getlength(char)))
+        cell = self.new_image("L", (width, self.line))
+        self.draw(cell).text((0, -self.top), char, font=self.font, fill=255)
+        return np.asarray(cell), width
+
+
+_ASCII = string.printable[:95]  # letters, digits, punctuation and the space
+_faces: dict[int, _Face] = {}
+
+
+def _face(size: int) -> _Face:
+    face = _faces.get(size)
+    if face is None:  # two threads may each make one: the same, and one is kept
+        face = _faces[size] = _Face(size)
+    return face
+
+
+class TextBand:
+    """Draws text onto copies of the frames of one video (of *shape*), in a top-left band.
+
+    The band is the text's lines plus a margin, rounded up to even sizes (so that the 4:2:0
+    chroma of the pixels around it is the scene's alone), clipped to the frame. A line that
+    is too wide for the frame breaks at the separators (``·``) and newlines; what still does
+    not fit is cut.
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self._face = face = _face(font_size(shape[0], shape[1]))
+        self._line = face.line
+        self._pad = max(1, self._line // 6)
+        self._height, self._width = shape[0], shape[1]
+        self._channels = shape[2] if len(shape) == 3 else 0
+        self._copy = np.empty(shape, np.uint8)
+        # Each character's cell and width, looked up per character of every frame's text, so
+        # in C (map, set comparisons): the face's, and those this video's texts added.
+        self._glyphs = dict(face.glyphs)
+        self._widths = dict(face.widths)
+        self._last: tuple[str | None, Image] = (None, np.zeros((0, 0), np.uint8))
+
+    def mask(self, text: str) -> Image:
+        """The band of *text*: how much of each of its pixels the text covers (0..255), with
+        the frame's channels (HxW, or HxWx3 with equal channels)."""
+        if text == self._last[0]:
+            return self._last[1]  # a run of frames with the same text
+        pad, line = self._pad, self._line
+        lines = self._lines(text)
+        width = max(map(self._measure, lines), default=0)
+        height = _even(2 * pad + line * len(lines), self._height)
+        mask = np.zeros((height, _even(2 * pad + width, self._width)), np.uint8)
+        for i, chars in enumerate(lines):
+            top = pad + i * line
+            if chars and top < height:
+                row = np.concatenate(list(map(self._glyphs.__getitem__, chars)), axis=1)
+                row = row[: height - top, : mask.shape[1] - pad]
+                mask[top : top + row.shape[0], pad : pad + row.shape[1]] = row
+        if self._channels:  # numpy's maximum() is many times slower broadcasting one
+            mask = np.repeat(mask[:, :, None], self._channels, axis=2)
+        self._last = (text, mask)
+        return mask
+
+    def draw(self, image: Image, text: str) -> Image:
+        """A copy of *image* with *text* drawn on it (valid until the next call)."""
+        mask = self.mask(text)
+        out = self._copy
+        np.copyto(out, image)
+        band = out[: mask.shape[0], : mask.shape[1]]
+        np.right_shift(band, 2, out=band)  # a quarter of the scene's brightness
+        np.maximum(band, mask, out=band)
+        return out
+
+    def _lines(self, text: str) -> list[str]:
+        """*text* broken into lines that fit the frame's width (each of its characters
+        rendered); as many lines as the frame's height holds."""
+        room = self._width - 2 * self._pad
+        paragraphs = [p if p.isprintable() else _printable(p) for p in text.splitlines()]
+        self._render(SEPARATOR + "".join(paragraphs))
+        joint = self._measure(SEPARATOR)
+        lines: list[str] = []
+        for paragraph in paragraphs:
+            if self._measure(paragraph) <= room:
+                lines.append(paragraph)
+                continue
+            parts = paragraph.split(SEPARATOR)
+            line, width = parts[0], self._measure(parts[0])
+            for part in parts[1:]:
+                more = self._measure(part)
+                if width + joint + more <= room:
+                    line, width = line + SEPARATOR + part, width + joint + more
+                else:
+                    lines.append(line)
+                    line, width = part, more
+            lines.append(line)
+        return lines[: max(1, (self._height - 2 * self._pad) // self._line)]
+
+    def _measure(self, text: str) -> int:
+        """The width of *text* (its characters rendered) in pixels."""
+        return sum(map(self._widths.__getitem__, text))
+
+    def _render(self, text: str) -> None:
+        """Render the characters of *text* not yet rendered."""
+        glyphs = self._glyphs
+        if glyphs.keys() >= set(text):
+            return
+        if len(glyphs) + len(text) > MAX_GLYPHS:  # texts of many characters: start again
+            glyphs = self._glyphs = dict(self._face.glyphs)
+            self._widths = dict(self._face.widths)
+        for char in set(text) - glyphs.keys():
+            glyphs[char], self._widths[char] = self._face.render(char)
+
+
+def _printable(text: str) -> str:
+    """*text* with a space for each character that is not printable (a tab, say)."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+def _even(size: int, limit: int) -> int:
+    """*size* rounded up to even, at most *limit* (an even frame side)."""
+    return min(size + size % 2, limit)
