@@ -344,3 +344,20 @@ def test_video_health_is_public() -> None:
     assert recorder.VideoHealth is VideoHealth
     assert "VideoHealth" in recorder.__all__
     assert VideoInfo.__dataclass_fields__["health"].default is None
+
+
+@pytest.mark.parametrize("encode_in", ["process", "thread"])
+def test_an_overlay_does_not_hide_a_frozen_render(tmp_path: Path, encode_in: Any) -> None:
+    # The overlay's step counter changes every frame; the scene does not: still suspect.
+    if encode_in == "process":
+        require_processes()
+    frame = np.full((64, 64, 3), 90, np.uint8)
+    frame[20:40, 20:40] = 200
+    with Recorder(tmp_path, episode_trigger=always, overlay=("step",), encode_in=encode_in) as rec:
+        (handle,) = rec.submit([frame] * 30, infos=[{"step": i} for i in range(30)])
+    health = handle.result().health
+    assert health is not None
+    assert health.suspect
+    assert health.longest_frozen == 30
+    decoded = decode(handle.result().path).frames
+    assert not np.array_equal(decoded[0], decoded[-1])  # the text is on the video
