@@ -49,6 +49,7 @@ from recorder._queue.queue import QUANTUM, ClipQueue
 from recorder._service import service as recorder_module
 from recorder._service import writer as writer_module
 from recorder._service.keep import Keep, Ranking
+from recorder._service.presets import FASTER, RUSH, SLOWER, Pinned, next_rung
 from recorder._service.service import ClipService
 from recorder._service.worker import GRACE_SECONDS, Worker
 from recorder._service.writer import ClipWriter
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALIGN",
     "ENCODER_HOOK",
+    "FASTER",
     "FRAGMENT_SUFFIX",
     "GRACE_SECONDS",
     "INDEX",
@@ -71,6 +73,8 @@ __all__ = [
     "NAME_MAX",
     "QUANTUM",
     "RECOVER_SUFFIX",
+    "RUSH",
+    "SLOWER",
     "TMP_SUFFIX",
     "Arena",
     "Clip",
@@ -123,11 +127,13 @@ __all__ = [
     "keyframe_interval",
     "live_module",
     "merge_spares",
+    "next_rung",
     "patch_close_abandoned",
     "patch_private_send",
     "patch_wait_stoppable",
     "process_module",
     "process_of",
+    "quality_of",
     "queue_locked",
     "queue_module",
     "queue_of",
@@ -341,3 +347,9 @@ def give_back_arena_blocks(rec: Recorder, blocks: list[Any]) -> None:
     with queue._lock:
         for block in blocks:
             queue.memory.release(block, block.nbytes)
+
+
+def quality_of(rec: Recorder) -> Pinned:
+    """How the Recorder's videos get their preset (adaptive or pinned); its ``_fill`` (when
+    adaptive) is the queue fill it reads."""
+    return service_of(rec)._workers.writer.quality

@@ -55,6 +55,10 @@ class VideoInfo:
         metadata: the user metadata given with the episode, as it was when the clip ended.
         created: when the file was complete (seconds since the epoch).
         wall_seconds: from the clip's first frame to the file being complete.
+        preset: the encoder preset the video starts with (None for gif); with adaptive
+            quality (no preset given), the one the backlog allowed.
+        preset_changes: ``(frame, preset)`` for each change of preset within the video
+            (adaptive h264: at a keyframe, as the backlog grew or shrank); usually none.
     """
 
     path: Path
@@ -75,6 +79,8 @@ class VideoInfo:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     created: float = 0.0
     wall_seconds: float = 0.0
+    preset: str | None = None
+    preset_changes: tuple[tuple[int, str], ...] = ()
 
     @property
     def duration(self) -> float:

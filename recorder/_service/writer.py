@@ -23,6 +23,7 @@ from recorder._encode.sidecars import append_manifest, record_of, write_sidecar
 from recorder._queue.clip import Clip, Item, State, Work
 from recorder._queue.queue import ClipQueue
 from recorder._service.keep import Keeper
+from recorder._service.presets import Settings, quality_of
 from recorder._service.sink import Deliveries, Delivery, read_all
 
 logger = logging.getLogger("recorder")
@@ -48,6 +49,8 @@ class ClipWriter:
         self.sidecars = sidecars
         self.deliveries = deliveries  # with a sink: finished files go there, not renamed
         self.keeper = keeper
+        #: each video's preset: adaptive (from the queue's fill), or the one given
+        self.quality = quality_of(codec, lambda: queue.memory.queued_bytes / queue.max_bytes)
 
     def write(self, clip: Clip, frames: list[Item]) -> tuple[list[Item], int]:
         """Encode *frames* (a batch of one clip's), opening its encoder at the first.
@@ -60,10 +63,13 @@ class ClipWriter:
         if clip.encoder is None:
             assert clip.frame_format is not None
             clip.tmp_fd, clip.tmp_path = locked_tmp(clip.path)
+            codec = self.quality.open(clip, len(frames))
             clip.encoder = self.encoder_factory(
-                VideoSpec(clip.tmp_path, clip.fps, self.codec, clip.frame_format, clip.tmp_fd)
+                VideoSpec(clip.tmp_path, clip.fps, codec, clip.frame_format, clip.tmp_fd)
             )
             clip.released = getattr(clip.encoder, "released", None)
+        else:
+            self.quality.tune(clip, len(frames))
         write = clip.encoder.write
         released = clip.released
         n = 0
@@ -106,6 +112,7 @@ class ClipWriter:
             self.discard(clip)
             return
         start = time.perf_counter()
+        settings = self.quality.finish(clip)
         try:
             clip.encoder.close()
             clip.encoder = None
@@ -116,7 +123,7 @@ class ClipWriter:
             assert clip.tmp_fd is not None
             tmp, fd = clip.tmp_path, clip.tmp_fd
             if self.deliveries is not None:
-                self._deliver(clip, start)
+                self._deliver(clip, start, settings)
                 return
             size = os.fstat(fd).st_size
 
@@ -137,7 +144,7 @@ class ClipWriter:
             self.fail(clip, e)
             return
         clip.encode_seconds += time.perf_counter() - start
-        self._saved(clip, info_of(clip, self.codec, size), sidecars=self.sidecars)
+        self._saved(clip, info_of(clip, settings, size), sidecars=self.sidecars)
 
     def _saved(self, clip: Clip, info: VideoInfo, *, sidecars: bool) -> None:
         """*clip* is saved as *info*: count it, write its metadata, resolve its handle."""
@@ -171,7 +178,7 @@ class ClipWriter:
             self.queue.report(error)
         self.queue.retire(clip)
 
-    def _deliver(self, clip: Clip, start: float) -> None:
+    def _deliver(self, clip: Clip, start: float, settings: Settings) -> None:
         """Hand *clip*'s finished file to the sink; its handle resolves on the sink's answer.
 
         The bytes count against the budget until then: a slow sink slows admission, never
@@ -185,7 +192,7 @@ class ClipWriter:
             return
         self._cleanup(clip)  # the temporary file: its bytes are in *data*
         clip.encode_seconds += time.perf_counter() - start
-        info = info_of(clip, self.codec, len(data))
+        info = info_of(clip, settings, len(data))
         self.queue.charge(len(data))
         delivery = Delivery(clip, info, len(data), self.delivered)
         try:
@@ -232,6 +239,7 @@ class ClipWriter:
 
     def _cleanup(self, clip: Clip) -> list[Item]:
         """Abort *clip*'s encoder and file; returns the frames the encoder had (now free)."""
+        self.quality.forget(clip)
         if clip.encoder is not None:
             with contextlib.suppress(Exception):
                 clip.encoder.abort()  # returns once it no longer reads any frame
@@ -253,8 +261,9 @@ class ClipWriter:
         return encoded
 
 
-def info_of(clip: Clip, codec: Codec, size: int) -> VideoInfo:
-    """The :class:`VideoInfo` of *clip*, complete now in a file of *size* bytes."""
+def info_of(clip: Clip, settings: Settings, size: int) -> VideoInfo:
+    """The :class:`VideoInfo` of *clip*, complete now in a file of *size* bytes, encoded at
+    *settings*."""
     fmt = clip.frame_format
     assert fmt is not None
     now = time.time()
@@ -269,7 +278,7 @@ def info_of(clip: Clip, codec: Codec, size: int) -> VideoInfo:
         height=fmt.height,
         encoded_width=fmt.shape[1],
         encoded_height=fmt.shape[0],
-        codec=codec.name,
+        codec=settings.codec.name,
         size_bytes=size,
         encode_seconds=clip.encode_seconds,
         episode_index=clip.episode_index,
@@ -277,6 +286,8 @@ def info_of(clip: Clip, codec: Codec, size: int) -> VideoInfo:
         metadata=clip.metadata or {},
         created=now,
         wall_seconds=now - clip.started,
+        preset=settings.preset,
+        preset_changes=settings.changes,
     )
 
 
