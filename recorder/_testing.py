@@ -48,7 +48,7 @@ from recorder._queue.memory import MAX_SPARE_SHAPES, FrameMemory
 from recorder._queue.queue import QUANTUM, ClipQueue
 from recorder._service import service as recorder_module
 from recorder._service import writer as writer_module
-from recorder._service.keep import Keep, Ranking
+from recorder._service.keep import Keep, Keeper, Ranking
 from recorder._service.presets import FASTER, RUSH, SLOWER, Pinned, next_rung
 from recorder._service.service import ClipService
 from recorder._service.worker import GRACE_SECONDS, Worker
@@ -88,6 +88,7 @@ __all__ = [
     "FrameMemory",
     "Item",
     "Keep",
+    "Keeper",
     "LiveFolder",
     "ProcessEncoder",
     "PyAVEncoder",

@@ -104,6 +104,13 @@ def _add_record(sub: _Subparsers) -> None:
         "every episode is recorded unless --every or --at-steps says otherwise",
     )
     _add_count(trig, "--keep-worst", "keep the videos of the N lowest-return episodes too")
+    trig.add_argument(
+        "--keep-max-mb",
+        type=_positive_float,
+        metavar="MB",
+        help="keep at most MB MiB of videos: the least valuable go first (the lowest-ranked "
+        "under --keep-best/--keep-worst, else the oldest), never the newest of each kind",
+    )
     enc = rec.add_argument_group("videos")
     enc.add_argument(
         "--out", default="videos", metavar="FOLDER", help="output folder (default: videos)"

@@ -94,9 +94,10 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
         at: frozenset[int] = args.at_steps
         step_trigger = at.__contains__
     keep = None
-    if args.keep_best or args.keep_worst:
-        keep = Keep(best=args.keep_best or 0, worst=args.keep_worst or 0, by="return")
-    elif episode_trigger is None and step_trigger is None:
+    quota = None if args.keep_max_mb is None else max(1, int(args.keep_max_mb * 2**20))
+    if args.keep_best or args.keep_worst or quota:
+        keep = Keep(best=args.keep_best or 0, worst=args.keep_worst or 0, max_bytes=quota)
+    if (keep is None or not keep.ranks) and episode_trigger is None and step_trigger is None:
         episode_trigger = capped_cubic_video_schedule
     try:
         return Recorder(

@@ -87,7 +87,8 @@ class Recorder:
             ``{"best": 5, "worst": 2, "by": "return"}`` (a :class:`Keep`): every episode is
             recorded (unless a trigger says otherwise) and, when it ends, scored by
             ``ep.metadata[by]``; the videos of episodes out of both rankings are deleted,
-            and the manifest says which were kept and why.
+            and the manifest says which were kept and why. ``{"max_bytes": 2 * 2**30}``
+            caps the size of the videos kept: the least valuable go first (see :class:`Keep`).
 
     Raises:
         TypeError, ValueError: for an invalid argument.
@@ -126,8 +127,9 @@ class Recorder:
         if keep is not None and sink is not None:
             raise ValueError("keep cannot be combined with a sink yet: the sink's folder is remote")
         if episode_trigger is None and step_trigger is None:
-            # With keep, every episode is a candidate; else gymnasium's default schedule.
-            episode_trigger = capped_cubic_video_schedule if keep is None else _always
+            # Ranked, every episode is a candidate; else gymnasium's default schedule.
+            ranks = keep is not None and keep.ranks
+            episode_trigger = _always if ranks else capped_cubic_video_schedule
         self.episode_trigger = episode_trigger
         self.step_trigger = step_trigger
         _check_service(workers, max_queue_bytes, on_full, worker_nice, encode_in)

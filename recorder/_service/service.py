@@ -168,8 +168,8 @@ class ClipService:
 
     @property
     def keeps(self) -> bool:
-        """Whether a keep policy ranks the episodes (``Recorder(keep=...)``)."""
-        return self._keeper is not None
+        """Whether a keep policy ranks the episodes (``Recorder(keep=...)`` with best or worst)."""
+        return self._keeper is not None and self._keeper.keep.ranks
 
     def abandon(self) -> None:
         """The owner (a wrapper's private Recorder's wrapper) went away without close(): the
