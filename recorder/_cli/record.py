@@ -114,6 +114,7 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
             crf=args.crf,
             preset=args.preset,
             keep=keep,
+            frame_stride=args.frame_stride,
         )
     except (TypeError, ValueError) as e:
         raise CLIError(str(e)) from None

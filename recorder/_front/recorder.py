@@ -12,6 +12,7 @@ import numpy as np
 from recorder._base.codec import Codec, EncoderFactory
 from recorder._base.results import ClipHandle, RecorderStats, VideoInfo
 from recorder._base.schedule import capped_cubic_video_schedule
+from recorder._base.stride import check_frame_stride
 from recorder._base.validate import (
     Trigger,
     check_callable,
@@ -89,6 +90,10 @@ class Recorder:
             ``ep.metadata[by]``; the videos of episodes out of both rankings are deleted,
             and the manifest says which were kept and why. ``{"max_bytes": 2 * 2**30}``
             caps the size of the videos kept: the least valuable go first (see :class:`Keep`).
+        frame_stride: record every k-th frame of each clip (its first frame, then every
+            k-th: the reset frame first), at ``fps / k``: files about k times smaller, as
+            long as the clip; the frames between are not rendered. ``video_length`` counts
+            the frames a clip spans, of which it keeps ``ceil(video_length / k)``.
 
     Raises:
         TypeError, ValueError: for an invalid argument.
@@ -116,9 +121,11 @@ class Recorder:
         sidecars: bool = True,
         sink: Sink | None = None,
         keep: Keep | Mapping[str, Any] | None = None,
+        frame_stride: int = 1,
     ) -> None:
         self.fps = check_fps(fps)
         self.video_length = check_video_length(video_length)
+        self.frame_stride = check_frame_stride(frame_stride)
         self.name_prefix = check_name_prefix(name_prefix)
         check_triggers(episode_trigger, step_trigger)
         keep = None if keep is None else Keep.of(keep)
@@ -134,7 +141,7 @@ class Recorder:
         self.step_trigger = step_trigger
         _check_service(workers, max_queue_bytes, on_full, worker_nice, encode_in)
         self.codec = _codec_of(codec, crf, preset)
-        check_fps(fps, self.codec.name)
+        check_fps(fps / self.frame_stride, self.codec.name)
         check_callable("on_saved", on_saved)
         self.on_saved = on_saved
         self.sidecars = bool(sidecars)
@@ -149,6 +156,7 @@ class Recorder:
             step_trigger,
             self.video_length,
             self.fps,
+            self.frame_stride,
         )
         self._service = ClipService(
             plan,

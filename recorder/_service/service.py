@@ -66,6 +66,8 @@ class ClipPlan:
     step_trigger: Trigger | None
     video_length: int | None
     fps: float
+    #: record every k-th frame of each clip (recorder._base.stride), at fps / k
+    frame_stride: int = 1
 
 
 class ClipService:

@@ -11,6 +11,7 @@ from typing import Any
 from gymnasium import logger as gym_logger
 
 from recorder._base.results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
+from recorder._base.stride import check_frame_stride
 from recorder._base.validate import check_callable, check_fps, check_name_prefix, make_folder
 from recorder._front.recorder import Recorder
 from recorder._service.service import Clip
@@ -23,6 +24,7 @@ WRAPPER_OWNED = (
     "step_trigger",
     "video_length",
     "name_prefix",
+    "frame_stride",
 )
 
 #: Defaults of a wrapper's private Recorder: lossless, so that every triggered clip is saved,
@@ -43,6 +45,8 @@ class ClipSink:
             *video_folder*.
         recorder_kwargs: settings of the private Recorder (when *recorder* is None).
         on_saved: the private Recorder's ``on_saved`` (a shared one has its own).
+        frame_stride: record every k-th frame of each clip, at ``fps / k``; None: the
+            shared Recorder's (1 for a private one).
     """
 
     def __init__(
@@ -52,8 +56,11 @@ class ClipSink:
         recorder: Recorder | None,
         recorder_kwargs: Mapping[str, Any] | None,
         on_saved: Callable[[VideoInfo], object] | None = None,
+        frame_stride: int | None = None,
     ) -> None:
         self._handles: list[ClipHandle] = []
+        if frame_stride is not None:
+            frame_stride = check_frame_stride(frame_stride)
         check_callable("on_saved", on_saved)
         if recorder is not None:
             if recorder_kwargs:
@@ -87,6 +94,8 @@ class ClipSink:
             self._kwargs = kwargs
             self.recorder = Recorder(video_folder, **kwargs)
             self.owned = True
+        #: every k-th frame of a clip is recorded (recorder._base.stride)
+        self.stride = frame_stride or self.recorder.frame_stride
         try:
             self.fps = fps
             self.folder = video_folder
@@ -139,7 +148,7 @@ class ClipSink:
             name,
             kind,
             index,
-            float(self._fps),
+            float(self._fps) / self.stride,
             folder=Path(self._folder),
             length=None,
             episode_index=episode_index,
@@ -274,6 +283,8 @@ class Track:
         A clip open when the process forked is the parent's: a child skips its frames.
         """
         clip = self._clip
+        if self.frames % self.sink.stride:
+            return False  # between the frames a frame stride records
         return self.recording and (clip is None or (clip.accepting and not self.sink.stale))
 
     @property
@@ -289,8 +300,8 @@ class Track:
     def add(self, frame: Any) -> None:
         """Capture *frame* into the current clip (validated and copied now)."""
         assert self.recording, "Cannot capture a frame, recording wasn't started."
-        if self._clip is not None and self.sink.stale:
-            self.frames += 1  # the parent's clip (see wants_frame)
+        if (self._clip is not None and self.sink.stale) or self.frames % self.sink.stride:
+            self.frames += 1  # the parent's clip (see wants_frame), or one a stride passes
             return
         if self._clip is None:
             assert self.name is not None
@@ -301,13 +312,14 @@ class Track:
         self.frames += 1
 
     def skip(self) -> None:
-        """Count a frame the clip no longer wants (it was dropped): the clip cut stays put."""
+        """Count a frame the clip does not want (a stride passes it, or the clip was dropped):
+        the clip cut stays put."""
         self.frames += 1
 
     def offer(self, render: Callable[[], Any]) -> bool:
         """Capture ``render()`` if the clip wants a frame, else :meth:`skip`; True if rendered."""
         if not self.wants_frame:
-            self.skip()  # the Recorder dropped this clip: do not render for it
+            self.skip()  # dropped by the Recorder, or between strided frames: no render
             return False
         self.add(render())
         return True

@@ -146,6 +146,7 @@ class RecordingWrapper:
         recorder: Recorder | None,
         recorder_kwargs: Mapping[str, Any] | None,
         on_saved: Callable[[VideoInfo], object] | None,
+        frame_stride: int | None = None,
         **_: Any,
     ) -> None:
         """Check the clip settings; open the Recorder (private or shared) and the track."""
@@ -156,7 +157,7 @@ class RecordingWrapper:
         self.render_history = []
         self.step_id = -1
         self.episode_id = -1
-        self._sink = ClipSink(folder, fps, recorder, recorder_kwargs, on_saved)
+        self._sink = ClipSink(folder, fps, recorder, recorder_kwargs, on_saved, frame_stride)
         self._track = Track(self._sink)
 
     # gymnasium reads these two when it writes a clip, at its end; a clip here is encoded as

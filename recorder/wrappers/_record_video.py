@@ -76,6 +76,10 @@ class RecordVideo(
             video this wrapper saves (to log it to TensorBoard or W&B, say); an exception it
             raises is reported like an encoding error, by ``close()``. With a shared
             ``recorder``, give it to that Recorder instead.
+        frame_stride: record every k-th frame of each clip (its first, then every k-th: the
+            reset frame first), at ``fps / k``: the frames between are not rendered, and
+            ``video_length`` still counts the steps a clip spans. None: a shared
+            ``recorder``'s own ``frame_stride`` (1 for the private Recorder).
 
     Raises:
         ValueError: the render mode gives no image (None, ``"human"``, ``"ansi"``), or a bad
@@ -98,6 +102,7 @@ class RecordVideo(
         recorder: Recorder | None = None,
         recorder_kwargs: Mapping[str, Any] | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
+        frame_stride: int | None = None,
     ) -> None:
         given = record_constructor_args(self, locals())  # before any other local
         gym.Wrapper.__init__(self, env)

@@ -72,6 +72,8 @@ class RecordVideo(
         recorder: a shared :class:`recorder.Recorder` (see :class:`recorder.wrappers.RecordVideo`).
         recorder_kwargs: settings of the private Recorder (defaults ``on_full="block"``,
             ``sidecars=False``).
+        frame_stride: record every k-th frame of each clip (see
+            :class:`recorder.wrappers.RecordVideo`).
 
     Raises:
         ValueError: the render mode gives no image, bad indices, ``per_env`` with
@@ -97,6 +99,7 @@ class RecordVideo(
         recorder: Recorder | None = None,
         recorder_kwargs: Mapping[str, Any] | None = None,
         on_saved: Callable[[VideoInfo], object] | None = None,
+        frame_stride: int | None = None,
     ) -> None:
         VectorWrapper.__init__(self, env)
         if isinstance(per_env, Iterable) and not isinstance(per_env, str | bytes):
