@@ -45,8 +45,8 @@ def test_a_backlog_that_grows_and_shrinks_moves_the_preset_down_and_back_up(
     with rec:
         rec.submit([flat(0)], episode_index=0)  # opens at an empty queue: the slowest preset
         assert fake.started.wait(10)
-        for e in (1, 2, 3):  # 12 frames queued behind it: the budget is 60% full
-            rec.submit([flat(e)] * 4, episode_index=e)
+        for e, n in ((1, 1), (2, 1), (3, 2)):  # 4 frames queued behind it
+            rec.submit([flat(e)] * n, episode_index=e)
         fake.gate.set()
         rec.flush()
         for e in (4, 5, 6):  # one at a time, the queue empty: one preset slower each
@@ -55,9 +55,9 @@ def test_a_backlog_that_grows_and_shrinks_moves_the_preset_down_and_back_up(
     opened = {e.name: e.spec.codec.preset for e in fake.made}
     assert [opened[f"rl-video-episode-{e}"] for e in range(7)] == [
         "veryfast",
-        "ultrafast",  # 12 of 20 frames queued: >= RUSH, the fastest at once
-        "ultrafast",  # 8 of 20: one faster (it is the fastest)
-        "ultrafast",  # 4 of 20: in between, no change
+        "superfast",  # 4 of 20 frames queued: >= FASTER, one faster
+        "ultrafast",  # 3 of 20: one faster again
+        "ultrafast",  # 2 of 20: in between, no change
         "superfast",  # back up one at a time
         "veryfast",
         "veryfast",
@@ -83,14 +83,14 @@ def test_a_long_video_changes_preset_at_keyframes(tmp_path: Path) -> None:
         for k in range(1, 60):  # 59 more frames while the encoder waits: 74% of the budget
             ep.append(painted(k))
         fake.gate.set()
-        rec.flush()  # the backlog drains: back up, one preset per batch of 8
-        for k in range(60, 76, 8):
-            for j in range(k, k + 8):
+        rec.flush()  # the backlog drains: back up, one preset per short queue
+        for k in range(60, 76, 4):
+            for j in range(k, k + 4):
                 ep.append(painted(j))
             rec.flush()
     info = ep.handles[0].result()
     (encoder,) = fake.made
-    # Asked at batch starts (8 frames): the fastest at once, then one slower per short queue.
+    # Asked at batch starts: the fastest at once (74% full), then one slower per short queue.
     assert [preset for _, preset in encoder.retunes] == ["ultrafast", "superfast", "veryfast"]
     # Done at the next keyframe (every 8 frames, 2 s at 4 fps); superfast, asked for at frame
     # 57, was replaced by veryfast before frame 64.

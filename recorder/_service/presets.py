@@ -29,11 +29,12 @@ from recorder._encode.encoder import keyframe_interval
 from recorder._queue.clip import Clip
 
 #: queue fill at or above which videos go straight to the fastest preset.
-RUSH = 0.5
+RUSH = 1 / 4
 #: ... at or above which they step one preset faster.
-FASTER = 0.25
-#: ... at or below which they step one preset slower (the backlog is short).
-SLOWER = 0.125
+FASTER = 1 / 8
+#: ... at or below which they step one preset slower (the backlog is short). Low: a backlog
+#: made at a slow preset must still be worked off at the fast one, which may barely keep up.
+SLOWER = 1 / 16
 
 
 def next_rung(rung: int, fill: float, fastest: int) -> int:
