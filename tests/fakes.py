@@ -73,10 +73,10 @@ class FakeEncoder:
             owner.writes.append((self.name, threading.current_thread().name))
             owner.progress.notify_all()
 
-    def retune(self, codec: Any) -> None:
+    def retune(self, codec: Any, at_once: bool = False) -> None:
         self.retunes.append((len(self.frames), codec.preset))
         if self.real is not None:
-            self.real.retune(codec)
+            self.real.retune(codec, at_once)
 
     def close(self) -> None:
         try:

@@ -92,15 +92,37 @@ def test_a_long_video_changes_preset_at_keyframes(tmp_path: Path) -> None:
     (encoder,) = fake.made
     # Asked at batch starts: the fastest at once (74% full), then one slower per short queue.
     assert [preset for _, preset in encoder.retunes] == ["ultrafast", "superfast", "veryfast"]
-    # Done at the next keyframe (every 8 frames, 2 s at 4 fps); superfast, asked for at frame
-    # 57, was replaced by veryfast before frame 64.
-    assert (info.preset, info.preset_changes) == ("veryfast", ((8, "ultrafast"), (64, "veryfast")))
+    # The rush at once (frame 1); then, at the current encoder's keyframes (every 8 frames from
+    # frame 1, 2 s at 4 fps), superfast at frame 57 and veryfast at 65.
+    changes = ((1, "ultrafast"), (57, "superfast"), (65, "veryfast"))
+    assert (info.preset, info.preset_changes) == ("veryfast", changes)
     # One stream: every frame decodes, in order, across the changes.
     assert [read_index(f) for f in decode(info.path).frames] == list(range(76))
     # Each preset's encoder left its options in the stream where it began (x264's SEI).
-    assert x264_subme(info.path) == [SUBME["veryfast"], SUBME["ultrafast"], SUBME["veryfast"]]
+    assert x264_subme(info.path) == [SUBME[p] for p in ("veryfast", "ultrafast", "superfast",
+                                                        "veryfast")]  # fmt: skip
     side = json.loads(info.path.with_suffix(".json").read_text())
-    assert side["preset_changes"] == [[8, "ultrafast"], [64, "veryfast"]]
+    assert side["preset_changes"] == [list(c) for c in changes]
+
+
+def test_a_video_that_opens_in_a_rush_is_plain_ultrafast_all_along(tmp_path: Path) -> None:
+    fake = gated()
+    rec = Recorder(
+        tmp_path, fps=4, episode_trigger=always, max_queue_bytes=40 * FRAME, on_full="block",
+        encoder_factory=fake,
+    )  # fmt: skip
+    with rec:
+        rec.submit([flat(0)], episode_index=0)
+        assert fake.started.wait(10)
+        (rushed,) = rec.submit([flat(1)] * 30, episode_index=1)  # 30 of 40: >= RUSH at its open
+        fake.gate.set()
+    first, second = fake.made
+    assert (first.spec.codec.preset, second.spec.codec.preset) == ("veryfast", "ultrafast")
+    # Without the options the rungs share (plain x264 ultrafast), so it cannot change: it
+    # stays, however short the queue gets as it drains.
+    assert second.spec.codec.options == {}
+    assert second.retunes == []
+    assert (rushed.result().preset, rushed.result().preset_changes) == ("ultrafast", ())
 
 
 #: x264's subpel refinement, by preset: what tells the rungs apart in a stream's x264 SEI.

@@ -155,7 +155,7 @@ def main(fd: int, nice: int) -> None:
                 elif kind == "tune":
                     video = videos.get(vid)
                     if video is not None and video.encoder is not None:
-                        video.encoder.retune(message[2])
+                        video.encoder.retune(message[2], message[3])
                 elif kind == "arena":
                     arenas[vid] = _Arena(fds[0])
                     reply = ("ok", 0, None)

@@ -214,7 +214,9 @@ class PyAVEncoder:
         self._encode: Callable[[Any], list[Any]] = stream.encode
         self._codec = spec.codec  # the settings encoding now
         self._next: Codec | None = None  # ... and from the next keyframe (retune)
+        self._at_once = False  # ... or from the next frame
         self._keyint = stream.codec_context.gop_size
+        self._start = 0  # the frame the current encoder began at: its keyframes follow
         self._src_format = fmt.pix_fmt
         # One persistent reformatter per stream, its arguments bound once (see docs/design.md).
         self._reformat = partial(
@@ -230,7 +232,9 @@ class PyAVEncoder:
 
     def write(self, image: Image) -> None:
         """Encode one frame."""
-        if self._next is not None and self._pts % self._keyint == 0:
+        if self._next is not None and (
+            self._at_once or (self._pts - self._start) % self._keyint == 0
+        ):
             self._switch()
         frame = av.VideoFrame.from_numpy_buffer(image, format=self._src_format)
         out = self._reformat(frame)
@@ -259,16 +263,17 @@ class PyAVEncoder:
         finally:
             self._drop_fragment()
 
-    def retune(self, codec: Codec) -> None:
-        """Encode at *codec*'s settings from the next keyframe on (the next frame whose index
-        is a multiple of the keyframe interval, maybe the next frame); the settings of the
-        frames before stay. A later call replaces one not yet reached.
+    def retune(self, codec: Codec, at_once: bool = False) -> None:
+        """Encode at *codec*'s settings from the current encoder's next keyframe on (maybe the
+        next frame), or with *at_once* from the next frame (one keyframe more); the frames
+        before keep theirs. A later call replaces one not yet reached.
 
-        There, this encoder is flushed and a new one opened into the same stream, so *codec*
-        must write the same stream headers (the rungs of a
-        :class:`~recorder._base.codec.Ladder`).
+        There, this encoder is flushed and a new one opened into the same stream (its first
+        frame a keyframe, its keyframes every interval from there), so *codec* must write the
+        same stream headers (the rungs of a :class:`~recorder._base.codec.Ladder`).
         """
         self._next = None if codec == self._codec else codec
+        self._at_once = at_once
 
     def _switch(self) -> None:
         codec, self._next = self._next, None
@@ -297,7 +302,7 @@ class PyAVEncoder:
                 packet.stream = stream
             return packets
 
-        self._encode, self._codec = encode, codec
+        self._encode, self._codec, self._start = encode, codec, self._pts
 
     def _name_file(self, error: BaseException) -> None:
         """Add a note to *error* saying which file the ``/proc/self/fd/N`` it names is."""

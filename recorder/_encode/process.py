@@ -14,7 +14,7 @@ other's socket buffer and block):
     ("forget", aid)                          ("ok", 0, None): unmap it
     ("open", vid, spec) + [file]             ("ok", vid, None) | ("err", vid, exc)
     ("write", vid, aid, offsets)             ("ok", vid, None) | ("err", vid, exc) | ("skip", ...)
-    ("tune", vid, codec)                     ("ok", vid, None): PyAVEncoder.retune, in order
+    ("tune", vid, codec, at_once)            ("ok", vid, None): PyAVEncoder.retune, in order
     ("close", vid) / ("abort", vid)          ("ok", vid, None) | ("err", vid, exc)
     ("exit",)                                (none: the child exits)
 """
@@ -407,8 +407,8 @@ class ProcessEncoder:
             child.settle()
             raise error
 
-    def retune(self, codec: Codec) -> None:
-        """Have the child change the video's settings at its next keyframe
+    def retune(self, codec: Codec, at_once: bool = False) -> None:
+        """Have the child change the video's settings at its next keyframe, or at once
         (:meth:`PyAVEncoder.retune`), after the frames written so far."""
         child = self._child
         with child.lock:
@@ -416,7 +416,7 @@ class ProcessEncoder:
                 with contextlib.suppress(EncoderProcessError):  # write() raises it next
                     if self._pending:
                         self._announce()
-                    child.request(self, ("tune", self._id, codec))
+                    child.request(self, ("tune", self._id, codec, at_once))
 
     def released(self) -> int:
         """How many of the frames written the child is done with (frames in order)."""

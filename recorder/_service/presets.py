@@ -8,7 +8,8 @@ allows when its encoder opens, and an h264 video moves between rungs at its keyf
 backlog changes (every rung writes the same SPS and PPS). The rule reads one number, the queue
 fill (queued bytes / budget), and one state, the Recorder's current rung:
 
-* fill >= :data:`RUSH`: the fastest rung at once;
+* fill >= :data:`RUSH`: the fastest rung at once (a video opening then gets plain x264
+  ultrafast, without the shared options, and keeps it; one under way changes at the next frame);
 * fill >= :data:`FASTER`: one rung faster;
 * fill <= :data:`SLOWER`: one rung slower (more size-efficient);
 * in between: no change.
@@ -22,11 +23,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from recorder._base.codec import LADDERS, Codec
 from recorder._encode.encoder import keyframe_interval
 from recorder._queue.clip import Clip
+from recorder._queue.queue import ClipQueue
 
 #: queue fill at or above which videos go straight to the fastest preset.
 RUSH = 1 / 4
@@ -57,6 +59,7 @@ class _Tuning:
     rung: int  # in force from the last change on (maybe not reached yet: see changes)
     changes: list[tuple[int, int]] = field(default_factory=list)  # (frame, rung)
     passed: int = 0  # frames given to the encoder
+    fixed: bool = False  # opened in a rush at the plain fastest preset: it stays
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,24 +108,29 @@ class Adaptive(Pinned):
         ladder = LADDERS[codec.name]
         self.presets = ladder.presets
         self._codecs = tuple(codec.at(preset) for preset in ladder.presets)
+        self._fastest = len(ladder.presets) - 1
+        # A video that opens in a rush gets the fastest preset as it is, without the options
+        # the rungs share (plain x264 ultrafast is a few percent faster): it stays there.
+        self._rushed = replace(codec, preset=ladder.presets[-1])
         # Options of the user's own could change the stream's headers between rungs.
         self.within_video = ladder.within_video and not codec.options
         self._fill = fill
-        self._fastest = len(ladder.presets) - 1
         self._lock = threading.Lock()
         self._rung = 0  # the Recorder's current rung: where the next video starts
         self._videos: dict[Clip, _Tuning] = {}  # each touched by its clip's owning worker only
 
-    def _step(self) -> int:
+    def _step(self) -> tuple[int, bool]:
+        """The current rung after the rule, and whether the backlog is a rush."""
         fill = self._fill()
         with self._lock:
             self._rung = rung = next_rung(self._rung, fill, self._fastest)
-        return rung
+        return rung, fill >= RUSH
 
     def open(self, clip: Clip, frames: int) -> Codec:
-        rung = self._step()
-        self._videos[clip] = _Tuning(rung, keyframe_interval(clip.fps), rung, passed=frames)
-        return self._codecs[rung]
+        rung, rush = self._step()
+        tuning = _Tuning(rung, keyframe_interval(clip.fps), rung, passed=frames, fixed=rush)
+        self._videos[clip] = tuning
+        return self._rushed if rush else self._codecs[rung]
 
     def tune(self, clip: Clip, frames: int) -> None:
         tuning = self._videos[clip]
@@ -130,30 +138,38 @@ class Adaptive(Pinned):
         tuning.passed += frames
         retune = getattr(clip.encoder, "retune", None)
         # Not every frame a keyframe, and an encoder that can change (the tests' may not).
-        if not self.within_video or tuning.keyint < 2 or retune is None:
+        if tuning.fixed or not self.within_video or tuning.keyint < 2 or retune is None:
             return
-        rung = self._step()
+        rung, rush = self._step()
         if rung == tuning.rung:
             return
-        # The encoder changes at its next keyframe (see PyAVEncoder.retune); a change asked
-        # for before the earlier one was reached replaces it there.
-        at = -(-passed // tuning.keyint) * tuning.keyint
         changes = tuning.changes
-        if changes and changes[-1][0] == at:
+        while changes and changes[-1][0] >= passed:  # asked for, not reached: replaced
             changes.pop()
-        if (changes[-1][1] if changes else tuning.start) != rung:
+        start, current = changes[-1] if changes else (0, tuning.start)
+        # In a rush at once (the next frame, a keyframe more); else at the encoder's next
+        # keyframe, as PyAVEncoder.retune does.
+        at = passed if rush else start + -(-(passed - start) // tuning.keyint) * tuning.keyint
+        if current != rung:
             changes.append((at, rung))
         tuning.rung = rung
-        retune(self._codecs[rung])
+        retune(self._codecs[rung], at_once=rush)
 
     def finish(self, clip: Clip) -> Settings:
         tuning = self._videos.pop(clip)
         presets = self.presets
         made = tuple((at, presets[rung]) for at, rung in tuning.changes if at < tuning.passed)
-        return Settings(self._codecs[tuning.start], presets[tuning.start], made)
+        first = self._rushed if tuning.fixed else self._codecs[tuning.start]
+        return Settings(first, presets[tuning.start], made)
 
     def forget(self, clip: Clip) -> None:
         self._videos.pop(clip, None)
+
+
+def fill_of(queue: ClipQueue) -> Callable[[], float]:
+    """The fill the rule reads: *queue*'s queued bytes / budget, without its lock (a hint)."""
+    memory, budget = queue.memory, queue.max_bytes
+    return lambda: memory.queued_bytes / budget
 
 
 def quality_of(codec: Codec, fill: Callable[[], float]) -> Pinned:

@@ -23,7 +23,7 @@ from recorder._encode.sidecars import append_manifest, record_of, write_sidecar
 from recorder._queue.clip import Clip, Item, State, Work
 from recorder._queue.queue import ClipQueue
 from recorder._service.keep import Keeper
-from recorder._service.presets import Settings, quality_of
+from recorder._service.presets import Settings, fill_of, quality_of
 from recorder._service.sink import Deliveries, Delivery, read_all
 
 logger = logging.getLogger("recorder")
@@ -50,7 +50,7 @@ class ClipWriter:
         self.deliveries = deliveries  # with a sink: finished files go there, not renamed
         self.keeper = keeper
         #: each video's preset: adaptive (from the queue's fill), or the one given
-        self.quality = quality_of(codec, lambda: queue.memory.queued_bytes / queue.max_bytes)
+        self.quality = quality_of(codec, fill_of(queue))
 
     def write(self, clip: Clip, frames: list[Item]) -> tuple[list[Item], int]:
         """Encode *frames* (a batch of one clip's), opening its encoder at the first.
