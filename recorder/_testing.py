@@ -55,7 +55,8 @@ from recorder._queue.memory import MAX_SPARE_SHAPES, FrameMemory
 from recorder._queue.queue import QUANTUM, ClipQueue
 from recorder._service import service as recorder_module
 from recorder._service import writer as writer_module
-from recorder._service.keep import Keep, Ranking
+from recorder._service.keep import Keep, Keeper, Ranking
+from recorder._service.presets import FASTER, RUSH, SLOWER, Pinned, next_rung
 from recorder._service.service import ClipService
 from recorder._service.worker import GRACE_SECONDS, Worker
 from recorder._service.writer import ClipWriter
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALIGN",
     "ENCODER_HOOK",
+    "FASTER",
     "FRAGMENT_SUFFIX",
     "FROZEN_MIN",
     "GRACE_SECONDS",
@@ -83,6 +85,8 @@ __all__ = [
     "QUANTUM",
     "RECOVER_SUFFIX",
     "ROW_STEP",
+    "RUSH",
+    "SLOWER",
     "TMP_SUFFIX",
     "Arena",
     "Clip",
@@ -96,6 +100,7 @@ __all__ = [
     "FrameMemory",
     "Item",
     "Keep",
+    "Keeper",
     "LiveFolder",
     "Probe",
     "ProcessEncoder",
@@ -139,6 +144,7 @@ __all__ = [
     "keyframe_interval",
     "live_module",
     "merge_spares",
+    "next_rung",
     "overlay_band",
     "overlay_font_size",
     "overlay_module",
@@ -147,6 +153,7 @@ __all__ = [
     "patch_wait_stoppable",
     "process_module",
     "process_of",
+    "quality_of",
     "queue_locked",
     "queue_module",
     "queue_of",
@@ -360,6 +367,12 @@ def give_back_arena_blocks(rec: Recorder, blocks: list[Any]) -> None:
     with queue._lock:
         for block in blocks:
             queue.memory.release(block, block.nbytes)
+
+
+def quality_of(rec: Recorder) -> Pinned:
+    """How the Recorder's videos get their preset (adaptive or pinned); its ``_fill`` (when
+    adaptive) is the queue fill it reads."""
+    return service_of(rec)._workers.writer.quality
 
 
 # -- per-frame info and overlays (issue 31) ----------------------------------------------------

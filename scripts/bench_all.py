@@ -240,6 +240,36 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
     for r in timeline.get("encode", ()):
         fps = bu.fmt_compared({**r["ratio"], "ratio": 1 / r["ratio"]["ratio"]})
         add("31", f"{r['size']}: encoder frames/s with overlay / without (pyperf)", "-", fps)
+    if presets := (results["bench_presets"].data if "bench_presets" in results else {}):
+        v = importlib.import_module("bench_presets").verdicts(presets)
+        m = v["marks"]
+        block, drop = (
+            "{:.2f} / {:.2f}".format(*v["outrun_block"]),
+            "{} / {}".format(*v["outrun_drop"]),
+        )
+        rows30 = (
+            ("paced_bytes", "paced loop, RecordVideo defaults: bytes / gymnasium's", "≤ 1.2",
+             f"{v['paced_bytes']:.2f}"),
+            ("paced_loop", "paced loop: loop / paced render-only", "≤ 1.1",
+             f"{v['paced_loop']:.3f}"),
+            ("paced_cpu", "paced loop: loop-thread CPU ratio minus pinned ultrafast's",
+             "within ±0.03", f"{v['paced_cpu']:+.3f}"),
+            ("paced_dropped", "paced loop: frames dropped", "0", str(v["paced_dropped"])),
+            ("schedule_bytes", "default schedule: bytes / gymnasium's", "≤ 1.1",
+             f"{v['schedule_bytes']:.2f}"),
+            ("stress_loop", "stress loop: loop / pinned ultrafast's (per round)",
+             "no worse (within noise)", v["stress_loop"].fmt(2)),
+            ("stress_disk", "stress loop: time to disk / pinned ultrafast's (per round)",
+             "no worse (within noise)", v["stress_disk"].fmt(2)),
+            ("stress_disk_gym", "stress loop: time to disk / gymnasium's", "≤ 0.4",
+             f"{v['stress_disk_gym']:.2f} (bytes {v['stress_bytes']:.2f}x gymnasium's)"),
+            ("outrun_block", ("1280x720 producer outrunning ultrafast, block: blocked s, "
+                              "adaptive / pinned ultrafast"), "no more", block),
+            ("outrun_drop", ("1280x720 producer, drop: videos dropped, adaptive / pinned "
+                             "ultrafast"), "no more", drop),
+        )  # fmt: skip
+        for key, what, target, cell in rows30:
+            add("30", what, target, cell, m[key])
     for case in quality.get("quality", ()):
         d, g = case["rows"]["defaults"], case["rows"]["gymnasium"]
         add("quality", f"{case['input']}: min PSNR, recorder defaults / gymnasium save_video",
@@ -254,6 +284,53 @@ def summary_rows(results: dict[str, Result]) -> list[list[object]]:
         add("29", f"{r['size']}: encode frames/s, health check on / off (interleaved rounds)",
             "≥ 0.97", s.fmt(3), mark(s.median >= 0.97))  # fmt: skip
     return rows
+
+
+#: bench_quality's writer -> bench_presets' paced-loop variant, for :func:`trades`
+TRADED = {
+    "defaults": "recorder RecordVideo, defaults (adaptive)",
+    "superfast": None,
+    "fastest": None,
+    "ultrafast": 'recorder RecordVideo, preset="ultrafast" (the default before)',
+    "veryfast": 'recorder RecordVideo, preset="veryfast"',
+    "av1": 'recorder RecordVideo, codec="av1"',
+    "gymnasium": "gymnasium.wrappers.RecordVideo",
+}
+
+
+def trades(quality: dict[str, Any], presets: dict[str, Any]) -> str:
+    """Issue 30's table: each preset or codec's kB/s and encode frames/s (CartPole, the noisy
+    ramp: bench_quality) and its paced loop's ratios (bench_presets), beside gymnasium's."""
+    paced = {r["label"]: r for r in presets.get("paced", ())}
+    inputs = {case["input"]: case["rows"] for case in quality.get("quality", ())}
+    rows = []
+    for key, label in TRADED.items():
+        cells: list[object] = []
+        for case in inputs.values():
+            row = case.get(key)
+            cells += ["-", "-"] if row is None else [
+                f"{row['kb_per_s']:.1f} ({row['size_vs_gymnasium']:.2f}x)",
+                f"{bu.Spread(**row['fps']).median:.0f}"]  # fmt: skip
+        loop = paced.get(label) if label else None
+        cells += (
+            ["-", "-"] if loop is None
+            else [bu.fmt_spread(loop["loop_ratio"], 2), bu.fmt_spread(loop["bytes_ratio"], 2)]
+        )  # fmt: skip
+        name = next((case[key]["label"] for case in inputs.values() if key in case), key)
+        rows.append([name, *cells])
+    headers = " | ".join(
+        [
+            "setting",
+            *(f"{i}: kB per s of video (x gymnasium's) | {i}: encode frames/s" for i in inputs),
+            "paced CartPole loop / render-only",
+            "paced CartPole loop: bytes / gymnasium's",
+        ]
+    )
+    return (
+        "## Presets and codecs: what each setting trades (issue 30)\n\n"
+        "From bench_quality (the encoder alone on each input) and bench_presets (the paced "
+        "training loop, every episode recorded).\n\n" + bu.markdown_table(headers, rows) + "\n"
+    )
 
 
 # -- the plot -----------------------------------------------------------------------------------
@@ -449,6 +526,8 @@ def render(args: argparse.Namespace) -> int:
                           [[r.name, r.returncode, f"{r.seconds:.0f}"] for r in results.values()])
         + "\n",
     ]  # fmt: skip
+    if "bench_presets" in results and "bench_quality" in results:
+        parts.append(trades(results["bench_quality"].data, results["bench_presets"].data))
     for r in results.values():
         no_report = f"## {r.name}\n\nNo report: exit status {r.returncode}.\n"
         parts.append(no_report if r.markdown is None else demote(r.markdown))

@@ -11,6 +11,7 @@ Usage: ``python scripts/bench_cartpole.py [--quick] [--out PATH] [--json PATH]``
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import resource
@@ -106,7 +107,8 @@ class Loop:
     after the reset and every step of an episode the trigger wants (None: the default schedule),
     the save ways save each episode at its end (the last, partial one after the loop: as close).
     A run has ``loop_s`` (first reset to last step), ``disk_s`` (+ close/flush), ``cpu_s`` (the
-    loop thread's), ``videos`` on disk, the ``expected`` ones, and the recorder's figures.
+    loop thread's), ``videos`` on disk, the ``expected`` ones, their ``bytes``, and the
+    recorder's figures (``presets``: frames encoded at each preset).
     """
 
     tmp: Path
@@ -124,10 +126,12 @@ class Loop:
         save_fn, schedule = save.get(way), trigger or recorder.capped_cubic_video_schedule
         env: Any = make_env()
         neighbour = None
+        presets: collections.Counter[str] = collections.Counter()
         if way == "recorder":
             env = recorder.wrappers.RecordVideo(
-                env, str(folder), episode_trigger=trigger, recorder_kwargs=kwargs or None
-            )
+                env, str(folder), episode_trigger=trigger, recorder_kwargs=kwargs or None,
+                on_saved=partial(count_presets, presets),
+            )  # fmt: skip
             blocked = count_budget_waits(env.recorder)
         elif way == "gymnasium":
             env = RecordVideo(env, str(folder), episode_trigger=trigger)
@@ -176,6 +180,7 @@ class Loop:
                 env.close()
             run.disk_s = time.perf_counter() - start  # every video on disk
             run.videos = len(list(folder.glob("*.mp4")))
+            run.bytes = sum(p.stat().st_size for p in folder.glob("*.mp4"))
             run.expected = sum(bool(schedule(e)) for e in range(episodes + 1))
             if way == "recorder-save":
                 run.videos_dropped = sum(h.exception() is not None for h in handles)
@@ -184,6 +189,7 @@ class Loop:
                 run.frames_dropped, run.frames_encoded = s.frames_dropped, s.frames_encoded
                 run.videos_dropped = s.videos_dropped + s.videos_failed
                 run.peak_queued_mib, run.blocked_s = s.peak_queued_bytes / bu.MiB, blocked[1]
+                run.presets = dict(presets)
                 if s.frames_encoded and s.encode_seconds:
                     run.encoder_fps = s.frames_encoded / s.encode_seconds
             return run
@@ -194,6 +200,16 @@ class Loop:
                 neighbour.wait()
             shutil.rmtree(folder.parent, ignore_errors=True)
             sys.setswitchinterval(default_switch)
+
+
+def count_presets(counts: collections.Counter[str], info: recorder.VideoInfo) -> None:
+    """Add *info*'s frames to *counts*, by the preset that encoded them (on_saved)."""
+    start = 0
+    preset = info.preset or "-"
+    for frame, changed in info.preset_changes:
+        counts[preset] += frame - start
+        start, preset = frame, changed
+    counts[preset] += info.frames - start
 
 
 def summary(x: bu.Variant, base: bu.Variant) -> dict[str, Any]:

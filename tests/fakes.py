@@ -44,6 +44,8 @@ class FakeEncoder:
     closed: bool = False
     aborted: bool = False
     thread: str = field(default_factory=lambda: threading.current_thread().name)  # made in
+    # (frames written, preset) of each retune() call: adaptive quality's changes asked for
+    retunes: list[tuple[int, str | None]] = field(default_factory=list)
     name: str = field(init=False)  # the video's
     real: PyAVEncoder | None = field(init=False)
 
@@ -70,6 +72,11 @@ class FakeEncoder:
         with owner.progress:
             owner.writes.append((self.name, threading.current_thread().name))
             owner.progress.notify_all()
+
+    def retune(self, codec: Any, at_once: bool = False) -> None:
+        self.retunes.append((len(self.frames), codec.preset))
+        if self.real is not None:
+            self.real.retune(codec, at_once)
 
     def close(self) -> None:
         try:

@@ -257,11 +257,15 @@ def test_bench_quality_quick_compares_with_gymnasium(bench_dir: Path) -> None:
     m = measured(bench_dir, "bench_quality", "Quality at the default settings")
     assert "The trade:" in m.text
     rows = table_rows(m.text)
-    assert [r[0] for r in rows] == ["CartPole 600x400"] * 4 + ["noisy ramp 128x96"] * 4
-    assert [r[1] for r in rows[:4]] == [
-        "recorder, defaults",
-        'recorder, `interpolation="point"` (the default before)',
-        'recorder, `preset="veryfast"`',
+    assert [r[0] for r in rows] == ["CartPole 600x400"] * 8 + ["noisy ramp 128x96"] * 8
+    assert [r[1] for r in rows[:8]] == [
+        "recorder, defaults (adaptive: veryfast while the queue has room)",
+        "recorder, adaptive's middle rung (superfast)",
+        "recorder, adaptive's fastest rung (ultrafast)",
+        'recorder, `preset="ultrafast"` (the default before)',
+        'recorder, `preset="ultrafast", interpolation="point"` (the default before that)',
+        'recorder, `preset="veryfast"` (plain x264 veryfast)',
+        'recorder, `codec="av1"` (SVT-AV1, preset 8, crf 30)',
         "gymnasium `save_video` (moviepy, preset medium)",
     ]
     for case in m.data["quality"]:
@@ -272,6 +276,27 @@ def test_bench_quality_quick_compares_with_gymnasium(bench_dir: Path) -> None:
             assert row["kb_per_s"] > 0
             if key != "gymnasium":
                 assert row["frames_in_file"] == case["frames"]
+
+
+@pytest.mark.timeout(300)
+def test_bench_presets_quick_compares_adaptive_with_pinned(bench_dir: Path) -> None:
+    m = measured(bench_dir, "bench_presets", "Smaller files at no cost to the loop")
+    for heading in ("## 1. A paced", "## 2. The default schedule", "## 3. The unpaced", "## 4. A "):
+        assert heading in m.text
+    rows = table_rows(m.text)
+    assert len([r for r in rows if len(r) == 15]) == 6 + 4 + 2  # paced, stress, schedule
+    assert len([r for r in rows if len(r) == 8]) == 4  # the outrunning producer
+    data = m.data
+    for group in ("paced", "stress", "schedule"):
+        for row in data[group]:
+            assert row["complete"], (group, row["label"])  # every video on disk
+            assert row["frames_dropped"] in (None, 0)
+            if row["kind"] == "recorder":
+                assert sum(row["presets"].values()) > 0
+    pinned = next(r for r in data["paced"] if "ultrafast" in r["label"])
+    assert set(pinned["presets"]) == {"ultrafast"}
+    assert all(r["videos_saved"] > 0 for r in data["outrun"])
+    assert m.text.count("✅") + m.text.count("❌") == 10  # one mark per target
 
 
 @pytest.mark.timeout(300)
@@ -400,6 +425,14 @@ def test_bench_all_renders_the_report_from_the_measured_json_alone(
     quality = [r for r in rows if r[0] == "quality"]
     assert len(quality) == 4  # min PSNR and size, per input
     assert all(r[2] == "≥ gymnasium - 1 dB" for r in quality[::2])
+    smaller = [r for r in rows if r[0] == "30" and len(r) == 5]  # issue 30's targets
+    assert len(smaller) == 10
+    assert all(r[4] in ("✅", "❌") for r in smaller)
+    section = text.split("## Presets and codecs: what each setting trades (issue 30)")[1]
+    traded = table_rows(section.split("\n## ")[0])
+    assert len(traded) == 7  # the settings, gymnasium's last
+    assert traded[-1][0] == "gymnasium `save_video` (moviepy, preset medium)"
+    assert all(len(r) == 7 for r in traded)
     png = (docs / "benchmarks.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 20_000

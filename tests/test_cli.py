@@ -466,6 +466,8 @@ CODEC_USAGE_ERRORS = [
     (["--crf", "52"], "--crf for --codec h264 must lie in 0..51, got 52"),
     (["--codec", "h265", "--crf", "-1"], "--crf for --codec h265 must lie in 0..51"),
     (["--codec", "vp9", "--crf", "64"], "--crf for --codec vp9 must lie in 0..63, got 64"),
+    (["--codec", "av1", "--crf", "64"], "--crf for --codec av1 must lie in 0..63, got 64"),
+    (["--codec", "av1", "--preset", "veryfast"], "--preset for --codec av1 is an SVT-AV1 preset"),
 ]
 
 
@@ -502,6 +504,7 @@ def test_codec_options_that_do_not_apply_are_usage_errors(
         (["--codec", "vp9", "--preset", "0"], None, "0"),
         (["--codec", "h265", "--preset", "veryslow", "--crf", "51"], 51, "veryslow"),
         (["--codec", "h264", "--crf", "0"], 0, None),
+        (["--codec", "av1", "--preset", "13", "--crf", "63"], 63, "13"),
         (["--codec", "gif"], None, None),
     ],
 )

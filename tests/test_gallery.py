@@ -6,6 +6,7 @@ import base64
 import hashlib
 import html
 import io
+import itertools
 import json
 import os
 import re
@@ -26,7 +27,7 @@ import pytest
 from helpers import CELL, decode, painted, read_index, serving
 
 from recorder import Recorder
-from recorder._testing import append_manifest, build_gallery, cli_module, scan
+from recorder._testing import append_manifest, build_gallery, cli_module, quality_of, scan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from gallery_check import PLAY
@@ -74,6 +75,18 @@ def make_videos(root: Path) -> list[Made]:
         rec.submit([painted(400 + k) for k in range(20)], episode_index=4)
     (root / "steps-step-5.json").unlink()
     made.append(Made("steps-step-5.mp4", 6, 12, 406, 4))
+    # Adaptive quality that changed preset within the video (at keyframes), and AV1.
+    fills = itertools.chain([0.0] * 2, [0.9] * 2, itertools.repeat(0.0))
+    with Recorder(root, fps=8, name_prefix="tuned", episode_trigger=lambda e: True) as rec:
+        quality_of(rec)._fill = lambda: next(fills)  # type: ignore[attr-defined]
+        (tuned,) = rec.submit([painted(500 + k) for k in range(48)], episode_index=5)
+    assert len(tuned.result().preset_changes) >= 2
+    made.append(Made("tuned-episode-5.mp4", 48, 8, 500, 5))
+    with Recorder(
+        root, fps=10, name_prefix="av1", episode_trigger=lambda e: True, codec="av1"
+    ) as rec:
+        rec.submit([painted(600 + k) for k in range(20)], episode_index=6)
+    made.append(Made("av1-episode-6.mp4", 20, 10, 600, 6))
     # No sidecar, no manifest line: probed; the episode comes from the name.
     with Recorder(
         root, fps=30, name_prefix="plain", episode_trigger=lambda e: True, sidecars=False
@@ -191,6 +204,8 @@ def test_scan_sorts_by_episode_and_finds_metadata(tmp_path: Path) -> None:
         "rl-video-episode-2.webm": "sidecar",
         f"{EVIL}-episode-3.mp4": "sidecar",
         "steps-step-5.mp4": "manifest",
+        "tuned-episode-5.mp4": "sidecar",
+        "av1-episode-6.mp4": "sidecar",
         "plain-episode-7.mp4": "probe",
     }
     for entry, m in zip(entries, made, strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recorder
-from recorder._testing import Keep, Ranking
+from recorder._testing import Keep, Keeper, LiveFolder, Ranking
 
 
 def oracle(scores: list[float], best: int, worst: int) -> set[int]:
@@ -227,3 +228,213 @@ def test_the_wrapper_does_not_rank_an_episode_whose_video_was_dropped(tmp_path: 
         fake.gate.set()
         rec.close()
     assert files(tmp_path) == {"rl-video-episode-0.mp4"}
+
+
+# -- a byte quota ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vid:
+    """A video the quota tests save: its file, size and kind, and its episode (None: free)."""
+
+    name: str
+    size: int
+    kind: str
+    episode: int | None
+
+
+Event = tuple[str, Any, Any]  # ("save", Vid, None) or ("end", episode, score or None)
+
+
+def quota_oracle(events: list[Event], best: int, worst: int, max_bytes: int) -> set[str]:
+    """The videos left: the whole policy replayed by brute force after each event (rankings by
+    sorting every score so far; the quota by sorting every video on disk)."""
+    ranks = best + worst > 0
+    disk: list[tuple[int, Vid]] = []  # (save order, video)
+    scores: dict[int, float | None] = {}  # ended episodes
+    newest: dict[str, int] = {}  # kind -> save order of its last video put on disk
+    out: set[int] = set()
+    saves = 0
+
+    def places() -> dict[int, int]:
+        scored = [e for e, s in scores.items() if s is not None]
+        top = sorted(scored, key=lambda e: (-scores[e], e))[:best]  # type: ignore[operator]
+        bottom = sorted(scored, key=lambda e: (scores[e], e))[:worst]
+        place: dict[int, int] = {}
+        for ends in (top, bottom):
+            for p, e in enumerate(ends):
+                place[e] = min(p, place.get(e, p))
+        return place
+
+    for kind, a, b in events:
+        if kind == "save":
+            if ranks and a.episode in out:
+                continue  # deleted at once
+            disk.append((saves, a))
+            newest[a.kind] = saves
+            saves += 1
+        elif ranks:
+            scores[a] = b
+            if b is not None:
+                out |= {e for e, s in scores.items() if s is not None} - set(places())
+                disk = [(s, v) for s, v in disk if v.episode not in out]
+        total = sum(v.size for _, v in disk)
+        if total <= max_bytes:
+            continue
+        place = places()
+        candidates = []
+        for seq, v in disk:
+            if seq in newest.values() or (
+                ranks and v.episode is not None and v.episode not in scores
+            ):
+                continue  # the newest of its kind; an episode not ranked yet
+            if not ranks or v.episode is None or scores[v.episode] is None:
+                candidates.append(((0, seq), (seq, v)))  # by age
+            else:
+                candidates.append(((1, -place[v.episode], -v.episode, seq), (seq, v)))
+        for _, item in sorted(candidates):
+            if total <= max_bytes:
+                break
+            disk.remove(item)
+            total -= item[1].size
+    return {v.name for _, v in disk}
+
+
+def video_info(folder: Path, v: Vid) -> recorder.VideoInfo:
+    path = folder / f"{v.name}.mp4"
+    path.write_bytes(b"v" * v.size)
+    path.with_suffix(".json").write_text("{}")
+    return recorder.VideoInfo(
+        path=path, name=v.name, kind=v.kind, index=v.episode, frames=1, fps=1.0, width=2,  # type: ignore[arg-type]
+        height=2, encoded_width=2, encoded_height=2, codec="h264", size_bytes=v.size,
+        encode_seconds=0.0, episode_index=v.episode,
+    )  # fmt: skip
+
+
+@st.composite
+def quota_runs(draw: st.DrawFn) -> tuple[list[Event], int, int, int]:
+    best, worst = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    events: list[Event] = []
+    free = 0
+    for e in range(draw(st.integers(1, 9))):
+        videos = [
+            ("episode" if j == 0 else "step", draw(st.integers(1, 900)))
+            for j in range(draw(st.integers(1, 3)))
+        ]
+        saves: list[Event] = [("save", Vid(f"e{e}-{j}", size, k, e), None)
+                              for j, (k, size) in enumerate(videos)]  # fmt: skip
+        end: Event = ("end", e, draw(st.none() | st.integers(-3, 3).map(float)))
+        events += [end, *saves] if draw(st.booleans()) else [*saves, end]
+        if draw(st.booleans()):  # a clip named freely (a wrapper's start_recording)
+            events.append(
+                ("save", Vid(f"clip-{free}", draw(st.integers(1, 900)), "clip", None), None)
+            )
+            free += 1
+    return events, best, worst, draw(st.integers(1, 3000))
+
+
+@settings(deadline=None, max_examples=200)
+@given(quota_runs())
+def test_the_quota_deletes_what_the_oracle_deletes(
+    tmp_path_factory: pytest.TempPathFactory, run: tuple[list[Event], int, int, int]
+) -> None:
+    events, best, worst, max_bytes = run
+    folder = tmp_path_factory.mktemp("quota")
+    lines: list[dict[str, Any]] = []
+    keeper = Keeper(Keep(best, worst, max_bytes=max_bytes), lines.append)
+    for kind, a, b in events:
+        if kind == "save":
+            keeper.saved(video_info(folder, a))
+        else:
+            keeper.episode_ended(a, {} if b is None else {"return": b})
+    left = quota_oracle(events, best, worst, max_bytes)
+    assert {p.stem for p in folder.glob("*.mp4")} == left
+    assert {p.stem for p in folder.glob("*.json")} == left  # with their sidecars
+    saved = {a.name for kind, a, _ in events if kind == "save"}
+    deleted = [line["file"] for line in lines if line.get("event") == "deleted"]
+    assert sorted(deleted) == sorted(f"{n}.mp4" for n in saved - left)  # once each
+    quota_lines = [line for line in lines if "byte quota" in line.get("reason", "")]
+    assert all(f"max_bytes {max_bytes}" in line["reason"] for line in quota_lines)
+
+
+def test_the_recorders_quota_keeps_what_the_oracle_keeps(tmp_path: Path) -> None:
+    scores = [1.0, 5.0, -2.0, 3.0, 0.0, 4.0, 2.0, 6.0]
+    folder = tmp_path / "videos"
+    events: list[Event] = []
+    sizes = []
+    quota = 5000  # about three of these videos (~1.5 kB each)
+    with recorder.Recorder(folder, keep={"best": 3, "worst": 1, "max_bytes": quota}) as rec:
+        for i, score in enumerate(scores):  # one at a time: each ends, then is saved
+            with rec.episode(i) as ep:
+                for f in FRAMES[: 2 + i % 3]:
+                    ep.append(f)
+                ep.metadata["return"] = score
+            rec.flush()
+            info = ep.handles[0].result()
+            sizes.append(info.size_bytes)
+            video = Vid(info.name, info.size_bytes, "episode", i)
+            events += [("end", i, score), ("save", video, None)]
+    left = quota_oracle(events, 3, 1, quota)
+    assert files(folder) == {f"{n}.mp4" for n in left}
+    lines = [json.loads(x) for x in (folder / "manifest.jsonl").read_text().splitlines()]
+    by_quota = [e["file"] for e in lines if "byte quota" in e.get("reason", "")]
+    assert by_quota, (sizes, left)  # the quota deleted some of the ranking's
+    assert len(left) >= 2, (sizes, left)
+    assert "rl-video-episode-7.mp4" in files(folder)  # the newest (and best)
+    with recorder.Recorder(tmp_path / "quota", keep={"max_bytes": 2500}) as rec:
+        for i in range(6):  # the default schedule (episodes 0 and 1): no ranking to feed
+            rec.submit(FRAMES[: 2 + i], episode_index=i)
+    assert files(tmp_path / "quota") <= {"rl-video-episode-0.mp4", "rl-video-episode-1.mp4"}
+    assert "rl-video-episode-1.mp4" in files(tmp_path / "quota")
+
+
+def test_quota_deletions_leave_the_live_gallery(tmp_path: Path) -> None:
+    live = LiveFolder(tmp_path)
+    offset = 0
+    with recorder.Recorder(tmp_path, episode_trigger=lambda e: True, keep={"max_bytes": 1}) as rec:
+        for i in range(3):
+            rec.submit(FRAMES[:3], episode_index=i)
+            rec.flush()
+    events = live.updates(offset)["events"]
+    removed = [e["remove"] for e in events if "remove" in e]
+    assert removed == ["rl-video-episode-0.mp4", "rl-video-episode-1.mp4"]
+    assert files(tmp_path) == {"rl-video-episode-2.mp4"}
+    page = live.page()
+    assert "rl-video-episode-2.mp4" in page
+    assert "rl-video-episode-0.mp4" not in page
+
+
+@pytest.mark.parametrize(
+    ("keep", "error", "words"),
+    [
+        ({"max_bytes": 0}, ValueError, "max_bytes must be > 0"),
+        ({"max_bytes": 1.5}, TypeError, "max_bytes must be an int"),
+        ({"max_bytes": "1G"}, TypeError, "max_bytes must be an int"),
+        ({"best": 0}, ValueError, "best or worst > 0, or max_bytes"),
+        ({"max": 3}, ValueError, "best, worst, by, max_bytes"),
+    ],
+)
+def test_a_bad_quota_fails_at_the_recorder(
+    tmp_path: Path, keep: dict[str, Any], error: type, words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        recorder.Recorder(tmp_path, keep=keep)
+
+
+def test_cli_keep_max_mb(tmp_path: Path) -> None:
+    from recorder.__main__ import main
+
+    out = tmp_path / "videos"
+    args = ["record", "CartPole-v1", "--episodes", "9", "--every", "1", "--keep-max-mb", "0.01"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    saved = [e for e in lines if "event" not in e]  # one record per video, in save order
+    assert len(saved) == 9
+    events: list[Event] = [
+        ("save", Vid(e["name"], e["size_bytes"], "episode", e["episode_index"]), None)
+        for e in saved
+    ]
+    left = quota_oracle(events, 0, 0, int(0.01 * 2**20))
+    assert files(out) == {f"{n}.mp4" for n in left}
+    assert "rl-video-episode-8.mp4" in files(out)
+    assert sum(e.get("event") == "deleted" for e in lines) == 9 - len(left) > 0

@@ -238,7 +238,9 @@ def test_sidecar_records_the_settings_used_and_where_the_episode_starts(tmp_path
     side = json.loads((tmp_path / "rl-video-episode-2.json").read_text())
     # The reset frame is followed by step 40: the clip is placed in the run's step count.
     assert (side["episode_index"], side["first_step"]) == (2, 40)
-    assert (side["crf"], side["preset"], side["encoder"]) == (23, "ultrafast", "libx264")
+    # Adaptive quality: an empty queue allows the most size-efficient preset, all along.
+    assert (side["crf"], side["preset"], side["encoder"]) == (23, "veryfast", "libx264")
+    assert side["preset_changes"] == []
     assert side["pix_fmt"] == "yuv420p"
     assert side["dropped_frames"] == 0
     with Recorder(tmp_path / "gif", episode_trigger=lambda e: True, codec="gif") as rec:

@@ -197,6 +197,10 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"codec": "vp9", "preset": 4}, TypeError, "preset must be a str"),
     ({"codec": "h265", "crf": 60}, ValueError, "crf for codec h265 must lie in 0..51"),
     ({"codec": "vp9", "crf": 64}, ValueError, "0..63"),
+    ({"codec": "av1", "preset": "fast"}, ValueError, "SVT-AV1 preset, an integer 0..13"),
+    ({"codec": "av1", "preset": "14"}, ValueError, "SVT-AV1 preset, an integer 0..13"),
+    ({"codec": "av1", "crf": 70}, ValueError, "crf for codec av1 must lie in 0..63"),
+    ({"frame_stride": 0}, ValueError, "frame_stride must be >= 1"),
     ({"codec": "gif", "crf": 10}, ValueError, "crf does not apply to codec gif"),
     ({"codec": "gif", "preset": "fast"}, ValueError, "preset does not apply to codec gif"),
     ({"on_saved": 5}, TypeError, "on_saved must be callable or None, got 5"),
@@ -337,6 +341,8 @@ def test_async_offer_given_a_frame_names_its_type(tmp_path: Path) -> None:
         ("h265", (8, 8, 3), "at least 16 pixels a side"),
         ("h265", (16, 4100, 3), "at most 4096 pixels a side when a side is under 32"),
         ("gif", (2, 65535), "padded to 65536x2"),
+        ("av1", (2, 2, 3), "at least 4 pixels a side"),
+        ("av1", (8706, 8, 3), "at most 8704 pixels high"),
     ],
 )
 def test_frames_the_codec_cannot_take_are_refused_at_the_call(

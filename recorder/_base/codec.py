@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -20,16 +20,19 @@ class Codec:
     """How videos are encoded.
 
     Args:
-        name: ``"h264"`` (mp4, default), ``"h265"`` (mp4), ``"vp9"`` (webm) or ``"gif"``.
-            An mp4 survives a crash up to its last 2 s fragment (see :class:`PyAVEncoder` and
-            :func:`recorder.recover`); webm and gif are written as they are and do not.
-        crf: constant rate factor, lower is better quality (h264 default 23, h265 28, vp9 32);
-            ignored for gif.
-        preset: x264/x265 speed preset (``"ultrafast"`` ... ``"veryslow"``), default
-            ``"ultrafast"``: the encoder shares the machine with the training loop. At crf 23
-            it encodes faster than ``"veryfast"`` and than gymnasium's writer (preset
-            ``"medium"``) at a PSNR at least theirs minus 1 dB (higher on CartPole frames), for
-            files several times larger; for vp9 the ``cpu-used`` level (-8..8, default 8).
+        name: ``"h264"`` (mp4, default), ``"h265"`` (mp4), ``"av1"`` (mp4, libsvtav1), ``"vp9"``
+            (webm) or ``"gif"``. An mp4 survives a crash up to its last 2 s fragment (see
+            :class:`PyAVEncoder` and :func:`recorder.recover`); webm and gif are written as they
+            are and do not.
+        crf: constant rate factor, lower is better quality (h264 default 23, h265 28, av1 30,
+            vp9 32); ignored for gif.
+        preset: the encoder's speed preset. ``None`` (default) for h264 and av1: *adaptive*,
+            each video starts at the most size-efficient preset of :data:`LADDERS` while the
+            queue has room and steps toward the fastest as the backlog grows (h264: within a
+            video too, at a keyframe), so that the encoder keeps up with the training loop.
+            A preset given pins it: x264/x265 ``"ultrafast"`` ... ``"veryslow"`` (h265's
+            default ``"ultrafast"``), SVT-AV1 ``"0"`` ... ``"13"``, vp9 its ``cpu-used`` level
+            (-8..8, default 8).
         threads: codec threads per video; 1 keeps one video on one core.
         options: extra codec options passed to FFmpeg as they are.
         interpolation: swscale's filter for the RGB to YUV 4:2:0 conversion (the frame is
@@ -70,8 +73,24 @@ class Codec:
         """File extension of the videos, with the dot."""
         return _CODECS[self.name][1]
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether the preset adapts to the backlog (no preset given, a codec with a ladder)."""
+        return self.preset is None and self.name in LADDERS
+
+    def at(self, preset: str) -> Codec:
+        """This codec at one preset of its ladder, with the options every rung shares."""
+        return replace(
+            self, preset=preset, options=_merged(LADDERS[self.name].options, self.options)
+        )
+
     def ffmpeg_settings(self) -> tuple[str, str, str, dict[str, str]]:
-        """(FFmpeg encoder, container format, pixel format, encoder options)."""
+        """(FFmpeg encoder, container format, pixel format, encoder options).
+
+        An adaptive codec gives the settings of its ladder's first (most size-efficient) rung.
+        """
+        if self.adaptive:
+            return self.at(LADDERS[self.name].presets[0]).ffmpeg_settings()
         encoder, _ext, container, pix_fmt, crf, preset = _CODECS[self.name]
         opts: dict[str, str] = {}
         if self.name in ("h264", "h265"):
@@ -79,6 +98,11 @@ class Codec:
             opts["preset"] = self.preset or preset
             if self.name == "h265":
                 opts["x265-params"] = "log-level=error"
+        elif self.name == "av1":
+            opts = {"crf": str(self.crf if self.crf is not None else crf)}
+            opts["preset"] = self.preset or preset
+            if self.threads:  # SVT-AV1's own threads: FFmpeg's thread count does not reach it
+                opts["svtav1-params"] = f"lp={self.threads}"
         elif self.name == "vp9":
             opts = {
                 "crf": str(self.crf if self.crf is not None else crf),
@@ -87,9 +111,47 @@ class Codec:
                 "cpu-used": self.preset or preset,
                 "row-mt": "0" if self.threads == 1 else "1",
             }
-        opts.update(self.options)
-        return encoder, container, pix_fmt, opts
+        return encoder, container, pix_fmt, _merged(opts, self.options)
 
+
+def _merged(ours: dict[str, str], given: dict[str, str]) -> dict[str, str]:
+    """*ours* updated with *given*; the ``...-params`` strings joined, *given*'s last (it wins)."""
+    merged = dict(ours)
+    for key, value in given.items():
+        known = merged.get(key)
+        merged[key] = f"{known}:{value}" if known and key.endswith("-params") else value
+    return merged
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    """The presets an adaptive codec moves between, and the options they all get.
+
+    Attributes:
+        presets: from the most size-efficient (used while the queue has room) to the fastest.
+        options: given at every rung. For h264 they make the rungs write the same SPS and PPS
+            (CABAC, 8x8 transform, one reference, no B-frames, weighted P prediction), so that
+            a video can change preset at a keyframe and stay one valid stream.
+        within_video: whether a video may change preset at a keyframe (else per video).
+    """
+
+    presets: tuple[str, ...]
+    options: dict[str, str]
+    within_video: bool
+
+
+#: Adaptive quality, by codec (``preset=None``): see :class:`Ladder`. Measured in
+#: docs/benchmarks.md ("Quality"): h264 veryfast with these options is about gymnasium's size
+#: on CartPole frames, and its ultrafast rung about ultrafast's speed.
+LADDERS: dict[str, Ladder] = {
+    "h264": Ladder(
+        ("veryfast", "superfast", "ultrafast"),
+        {"x264-params": "cabac=1:8x8dct=1:ref=1:bframes=0:weightp=1"},
+        within_video=True,
+    ),
+    # SVT-AV1's presets change its sequence header: a video keeps the preset it started with.
+    "av1": Ladder(("8", "10", "11"), {}, within_video=False),
+}
 
 # x265 takes the same names.
 X264_PRESETS = (
@@ -104,6 +166,10 @@ X264_PRESETS = (
     "veryslow",
     "placebo",
 )
+
+
+#: SVT-AV1's presets (as strings, like the others): 0 (slowest) .. 13.
+SVT_PRESETS = tuple(str(n) for n in range(14))
 
 
 def check_codec_settings(codec: object, crf: object, preset: object, flag: str = "") -> None:
@@ -124,7 +190,7 @@ def check_codec_settings(codec: object, crf: object, preset: object, flag: str =
     if crf is not None:
         if isinstance(crf, bool) or not isinstance(crf, int | np.integer):
             raise TypeError(f"{flag}crf must be an int, got {describe(crf)}")
-        top = 63 if codec == "vp9" else 51  # x265 refuses more than 51; x264 clamps it to 51
+        top = 63 if codec in ("vp9", "av1") else 51  # x265 refuses more than 51; x264 clamps it
         if not 0 <= crf <= top:
             raise ValueError(f"{flag}crf for {flag}codec {codec} must lie in 0..{top}, got {crf}")
     if preset is None:
@@ -141,6 +207,12 @@ def check_codec_settings(codec: object, crf: object, preset: object, flag: str =
                 f"{flag}preset for {flag}codec vp9 is its cpu-used level, an integer -8..8; "
                 f"got {preset!r}"
             )
+    elif codec == "av1":
+        if preset not in SVT_PRESETS:
+            raise ValueError(
+                f"{flag}preset for {flag}codec av1 is an SVT-AV1 preset, an integer 0..13 "
+                f"(higher is faster); got {preset!r}"
+            )
     elif preset not in X264_PRESETS:
         raise ValueError(
             f"{flag}preset {preset!r} is not an x264/x265 preset ({flag}codec {codec}): "
@@ -152,6 +224,7 @@ def check_codec_settings(codec: object, crf: object, preset: object, flag: str =
 _CODECS: dict[str, tuple[str, str, str, str, int, str]] = {
     "h264": ("libx264", ".mp4", "mp4", "yuv420p", 23, "ultrafast"),
     "h265": ("libx265", ".mp4", "mp4", "yuv420p", 28, "ultrafast"),
+    "av1": ("libsvtav1", ".mp4", "mp4", "yuv420p", 30, "8"),
     "vp9": ("libvpx-vp9", ".webm", "webm", "yuv420p", 32, "8"),
     "gif": ("gif", ".gif", "gif", "rgb8", 0, ""),
 }
@@ -181,6 +254,8 @@ class Encoder(Protocol):
     the worker keeps such frames in the budget until then. Without them, a frame is free
     again as soon as ``write`` returns. An encoder that looks at the frames (``spec.health``)
     has ``seen``, read after :meth:`close`: what it saw (``recorder._encode.health.Seen``).
+    One that can change settings within the video also has ``retune(codec)``: from the next
+    keyframe on, encode at *codec*'s (adaptive quality).
     """
 
     def write(self, image: Image, text: str | None = None) -> None:

@@ -106,7 +106,9 @@ def _to_uint8(arr: np.ndarray[Any, Any]) -> Image:
 
 #: the longest side (pixels, after padding to even) each codec's encoder takes, measured
 #: with PyAV 18 here (libx264 16384; libvpx-vp9 65536; gif 65535, a 16-bit field).
-_MAX_SIDE = {"h264": 16384, "h265": 16384, "vp9": 65536, "gif": 65535}
+_MAX_SIDE = {"h264": 16384, "h265": 16384, "av1": 16384, "vp9": 65536, "gif": 65535}
+#: libsvtav1: 4..16384 pixels wide, 4..8704 high.
+_SVT_MIN, _SVT_MAX_HEIGHT = 4, 8704
 #: libx265: at least 16 pixels a side; with a side under 32 its coding units are too small
 #: for the levels above 4.1, which longer sides need (measured: 4208 x 16 opens, 4210 x 16
 #: does not; 4096 kept as the rule); at most level 7.2's 142,606,336 pixels.
@@ -130,6 +132,10 @@ def check_size(fmt: FrameFormat, codec: str) -> None:
         problem = f"at most {_MAX_SIDE[codec]} pixels a side"
     elif (w + 128) * (h + 128) > _FFMPEG_MAX_AREA:
         problem = f"(width + 128) * (height + 128) under {_FFMPEG_MAX_AREA} (FFmpeg's limit)"
+    elif codec == "av1" and min(w, h) < _SVT_MIN:
+        problem = f"at least {_SVT_MIN} pixels a side"
+    elif codec == "av1" and h > _SVT_MAX_HEIGHT:
+        problem = f"at most {_SVT_MAX_HEIGHT} pixels high"
     elif codec == "h265" and min(w, h) < _X265_MIN:
         problem = f"at least {_X265_MIN} pixels a side"
     elif codec == "h265" and min(w, h) < _X265_NARROW and max(w, h) > _X265_NARROW_MAX:

@@ -89,6 +89,10 @@ class VideoInfo:
         partial: the clip was cut short: ended while its episode was still going, by a
             ``close()`` (the episode's, a wrapper's or the Recorder's) as Ctrl-C (or
             ``SystemExit``) unwound, or by the Recorder's close while its episode was open.
+        preset: the encoder preset the video starts with (None for gif); with adaptive
+            quality (no preset given), the one the backlog allowed.
+        preset_changes: ``(frame, preset)`` for each change of preset within the video
+            (adaptive h264: at a keyframe, as the backlog grew or shrank); usually none.
     """
 
     path: Path
@@ -111,6 +115,8 @@ class VideoInfo:
     wall_seconds: float = 0.0
     health: VideoHealth | None = None
     partial: bool = False
+    preset: str | None = None
+    preset_changes: tuple[tuple[int, str], ...] = ()
 
     @property
     def duration(self) -> float:

@@ -118,6 +118,13 @@ def _add_record(sub: _Subparsers) -> None:
         "every episode is recorded unless --every or --at-steps says otherwise",
     )
     _add_count(trig, "--keep-worst", "keep the videos of the N lowest-return episodes too")
+    trig.add_argument(
+        "--keep-max-mb",
+        type=_positive_float,
+        metavar="MB",
+        help="keep at most MB MiB of videos: the least valuable go first (the lowest-ranked "
+        "under --keep-best/--keep-worst, else the oldest), never the newest of each kind",
+    )
     enc = rec.add_argument_group("videos")
     enc.add_argument(
         "--out", default="videos", metavar="FOLDER", help="output folder (default: videos)"
@@ -129,18 +136,30 @@ def _add_record(sub: _Subparsers) -> None:
         "--fps", type=_positive_float, help="frames per second (default: the env's render_fps)"
     )
     enc.add_argument(
-        "--codec", default="h264", choices=("h264", "h265", "vp9", "gif"), help="default: h264"
+        "--frame-stride",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="record every K-th frame of each video (its first, then every K-th), at fps / K "
+        "(default: 1, every frame)",
+    )
+    enc.add_argument(
+        "--codec",
+        default="h264",
+        choices=("h264", "h265", "av1", "vp9", "gif"),
+        help="default: h264 (av1: libsvtav1, mp4)",
     )
     enc.add_argument(
         "--crf",
         type=int,
-        help="quality, lower is better: h264/h265 0..51 (default 23, 28), vp9 0..63 "
-        "(default 32); not for gif",
+        help="quality, lower is better: h264/h265 0..51 (default 23, 28), av1/vp9 0..63 "
+        "(default 30, 32); not for gif",
     )
     enc.add_argument(
         "--preset",
-        help="encoder speed: h264/h265 an x264 preset (default: ultrafast); vp9 its cpu-used "
-        "level -8..8 (default: 8, the fastest); not for gif",
+        help="encoder speed: h264/h265 an x264 preset, av1 an SVT-AV1 preset 0..13; h264 and "
+        "av1 by default adapt to the backlog (size-efficient while the encoder keeps up), "
+        "h265 ultrafast; vp9 its cpu-used level -8..8 (default: 8, the fastest); not for gif",
     )
     enc.add_argument("--workers", type=_positive_int, default=1, help="encoder threads")
     enc.add_argument(

@@ -96,7 +96,7 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
         at: frozenset[int] = args.at_steps
         step_trigger = at.__contains__
     keep = _keep_of(args)
-    if keep is None and episode_trigger is None and step_trigger is None:
+    if (keep is None or not keep.ranks) and episode_trigger is None and step_trigger is None:
         episode_trigger = capped_cubic_video_schedule
     try:
         return Recorder(
@@ -113,14 +113,17 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
             crf=args.crf,
             preset=args.preset,
             keep=keep,
+            frame_stride=args.frame_stride,
         )
     except (TypeError, ValueError) as e:
         raise CLIError(str(e)) from None
 
 
 def _keep_of(args: argparse.Namespace) -> Keep | None:
-    if args.keep_best or args.keep_worst:
-        return Keep(best=args.keep_best or 0, worst=args.keep_worst or 0, by="return")
+    quota = None if args.keep_max_mb is None else max(1, int(args.keep_max_mb * 2**20))
+    if args.keep_best or args.keep_worst or quota:
+        best, worst = args.keep_best or 0, args.keep_worst or 0
+        return Keep(best=best, worst=worst, by="return", max_bytes=quota)
     return None
 
 

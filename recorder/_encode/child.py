@@ -163,6 +163,10 @@ def main(fd: int, nice: int) -> None:
                         reply = ("skip", vid, None)
                     else:
                         video.write(arenas[message[2]], message[3], message[4])
+                elif kind == "tune":
+                    video = videos.get(vid)
+                    if video is not None and video.encoder is not None:
+                        video.encoder.retune(message[2], message[3])
                 elif kind == "arena":
                     arenas[vid] = _Arena(fds[0])
                     reply = ("ok", 0, None)

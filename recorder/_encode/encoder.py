@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
@@ -36,6 +37,13 @@ FRAGMENT_OPTIONS = {
     "flush_packets": "1",
 }
 FASTSTART_OPTIONS = {"movflags": "+faststart"}
+
+
+def quiet_svt() -> None:
+    """Keep SVT-AV1's banner (``Svt[info]: ...`` on stderr, at each video's first frame) and
+    warnings off the terminal; its errors still show. The library reads ``SVT_LOG`` once per
+    process, at its first encoder; one set by the user is kept."""
+    os.environ.setdefault("SVT_LOG", "1")  # 1: errors (-1 all .. 4 debug)
 
 
 def writable_path(spec: VideoSpec) -> str:
@@ -125,7 +133,8 @@ def remux(
         in_stream = src.streams.video[0]
         out_options = FASTSTART_OPTIONS if options is None else options
         with av.open(target, "w", format=format, options=out_options) as dst:
-            out_stream = dst.add_stream_from_template(in_stream)
+            # opaque: the template's own codec (a decoder, libdav1d for av1: no encoder named so)
+            out_stream = dst.add_stream_from_template(in_stream, opaque=True)
             copied = 0
             for packet in src.demux(in_stream):
                 if packet.dts is None:  # the demuxer's end-of-stream packet
@@ -153,10 +162,14 @@ class PyAVEncoder:
     after a crash, every fragment written plays (``recorder recover``). :meth:`close` copies
     the packets into the file of *spec* as a plain ``+faststart`` mp4 and deletes the fragment
     file. webm and gif are written into the file of *spec* directly.
+
+    :meth:`retune` changes the settings at the next keyframe (adaptive quality).
     """
 
     def __init__(self, spec: VideoSpec) -> None:
         encoder, container_format, pix_fmt, options = spec.codec.ffmpeg_settings()
+        if encoder == "libsvtav1":
+            quiet_svt()
         fmt = spec.frame_format
         height, width = fmt.shape[0], fmt.shape[1]
         self._target = writable_path(spec)
@@ -200,6 +213,12 @@ class PyAVEncoder:
             self._drop_fragment()
             raise
         self._stream = stream
+        self._encode: Callable[[Any], list[Any]] = stream.encode
+        self._codec = spec.codec  # the settings encoding now
+        self._next: Codec | None = None  # ... and from the next keyframe (retune)
+        self._at_once = False  # ... or from the next frame
+        self._keyint = stream.codec_context.gop_size
+        self._start = 0  # the frame the current encoder began at: its keyframes follow
         self._src_format = fmt.pix_fmt
         # One persistent reformatter per stream, its arguments bound once (see docs/design.md).
         self._reformat = partial(
@@ -217,6 +236,10 @@ class PyAVEncoder:
 
     def write(self, image: Image, text: str | None = None) -> None:
         """Encode one frame, with *text* drawn onto a copy of it (an overlay)."""
+        if self._next is not None and (
+            self._at_once or (self._pts - self._start) % self._keyint == 0
+        ):
+            self._switch()
         if self._probe is not None:
             self._probe.see(image)  # the frame as rendered: an overlay's text is not the scene
         if text:
@@ -229,7 +252,7 @@ class PyAVEncoder:
         out.pts = self._pts
         self._pts += 1
         try:
-            self._container.mux(self._stream.encode(out))
+            self._container.mux(self._encode(out))
         except OSError as e:  # a full disk, say
             self._name_file(e)
             raise
@@ -243,7 +266,7 @@ class PyAVEncoder:
         """Flush the encoder and write the trailer; an mp4 is then remuxed with +faststart."""
         try:
             try:
-                self._container.mux(self._stream.encode(None))
+                self._container.mux(self._encode(None))
             finally:
                 self._container.close()
             if self._fragment_fd is not None and self._fragment is not None:
@@ -255,6 +278,47 @@ class PyAVEncoder:
             raise
         finally:
             self._drop_fragment()
+
+    def retune(self, codec: Codec, at_once: bool = False) -> None:
+        """Encode at *codec*'s settings from the current encoder's next keyframe on (maybe the
+        next frame), or with *at_once* from the next frame (one keyframe more); the frames
+        before keep theirs. A later call replaces one not yet reached.
+
+        There, this encoder is flushed and a new one opened into the same stream (its first
+        frame a keyframe, its keyframes every interval from there), so *codec* must write the
+        same stream headers (the rungs of a :class:`~recorder._base.codec.Ladder`).
+        """
+        self._next = None if codec == self._codec else codec
+        self._at_once = at_once
+
+    def _switch(self) -> None:
+        codec, self._next = self._next, None
+        assert codec is not None
+        encoder, _, _, options = codec.ffmpeg_settings()
+        try:
+            self._container.mux(self._encode(None))  # every frame so far, in the old settings
+        except OSError as e:
+            self._name_file(e)
+            raise
+        old = self._stream.codec_context
+        context: Any = av.CodecContext.create(encoder, "w")
+        context.width, context.height, context.pix_fmt = old.width, old.height, old.pix_fmt
+        context.time_base, context.framerate = old.time_base, old.framerate
+        context.gop_size, context.thread_count, context.flags = (
+            old.gop_size,
+            old.thread_count,
+            old.flags,
+        )
+        context.options = options
+        stream = self._stream
+
+        def encode(frame: Any) -> list[Any]:
+            packets: list[Any] = context.encode(frame)
+            for packet in packets:
+                packet.stream = stream
+            return packets
+
+        self._encode, self._codec, self._start = encode, codec, self._pts
 
     def _name_file(self, error: BaseException) -> None:
         """Add a note to *error* saying which file the ``/proc/self/fd/N`` it names is."""
@@ -298,7 +362,7 @@ class PyAVEncoder:
             return
         try:
             try:
-                self._container.mux(self._stream.encode(None))
+                self._container.mux(self._encode(None))
             finally:
                 self._container.close()
         except OSError as e:

@@ -14,6 +14,7 @@ other's socket buffer and block):
     ("forget", aid)                          ("ok", 0, None): unmap it
     ("open", vid, spec) + [file]             ("ok", vid, None) | ("err", vid, exc)
     ("write", vid, aid, offsets, texts)      ("ok", vid, None) | ("err", vid, exc) | ("skip", ...)
+    ("tune", vid, codec, at_once)            ("ok", vid, None): PyAVEncoder.retune, in order
     ("close", vid)                           ("ok", vid, seen) | ("err", vid, exc)
     ("abort", vid)                           ("ok", vid, None) | ("err", vid, exc)
     ("exit",)                                (none: the child exits)
@@ -41,7 +42,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from recorder._base.codec import Encoder, VideoSpec
+from recorder._base.codec import Codec, Encoder, VideoSpec
 from recorder._base.frames import Image
 from recorder._encode.encoder import PyAVEncoder
 from recorder._encode.health import Seen
@@ -420,6 +421,17 @@ class ProcessEncoder:
         if error is not None:
             child.settle()
             raise error
+
+    def retune(self, codec: Codec, at_once: bool = False) -> None:
+        """Have the child change the video's settings at its next keyframe, or at once
+        (:meth:`PyAVEncoder.retune`), after the frames written so far."""
+        child = self._child
+        with child.lock:
+            if self.error is None:
+                with contextlib.suppress(EncoderProcessError):  # write() raises it next
+                    if self._pending:
+                        self._announce()
+                    child.request(self, ("tune", self._id, codec, at_once))
 
     def released(self) -> int:
         """How many of the frames written the child is done with (frames in order)."""

@@ -43,7 +43,9 @@ def record_of(info: VideoInfo, codec: Codec | None = None) -> dict[str, Any]:
         record["pix_fmt"] = pix_fmt
         # What was used, defaults included (crf/preset do not apply to gif: absent then).
         record["crf"] = int(options["crf"]) if "crf" in options else None
-        record["preset"] = options.get("preset", options.get("cpu-used"))
+        # The preset the video was encoded at (adaptive: the one it started with).
+        preset = options.get("preset", options.get("cpu-used"))
+        record["preset"] = info.preset if info.preset is not None else preset
         record["interpolation"] = codec.interpolation
     return record
 

@@ -22,6 +22,7 @@ import numpy as np
 from recorder._base.frames import Image
 from recorder._base.results import ClipHandle, RecorderClosedError, VideoInfo
 from recorder._base.schedule import capped_cubic_video_schedule
+from recorder._base.stride import check_frame_stride
 from recorder._base.validate import (
     Trigger,
     check_fps,
@@ -68,6 +69,8 @@ def save_video(
     episode_index: int = 0,
     step_starting_index: int = 0,
     save_logger: Any = None,
+    *,
+    frame_stride: int = 1,
     **kwargs: Any,
 ) -> list[ClipHandle]:
     """Save videos of an episode's frames, as :func:`gymnasium.utils.save_video.save_video`.
@@ -93,6 +96,8 @@ def save_video(
         step_starting_index: the step index of the first frame after the reset frame.
         save_logger: gymnasium's moviepy progress logger; when not ``None``, each saved (or
             failed) video is logged at INFO level on the ``recorder`` logger.
+        frame_stride: keep every k-th frame of each clip, from its first, at ``fps / k``
+            (not gymnasium's; see :class:`recorder.Recorder`).
         **kwargs: ``fps=`` (required, as moviepy requires it), or ``durations=`` (moviepy's
             per-frame durations in seconds; they must all be equal: a video has one frame rate).
 
@@ -116,13 +121,17 @@ def save_video(
     name_prefix = check_name_prefix(name_prefix)
     episode_index = check_index("episode_index", episode_index)
     step_starting_index = check_index("step_starting_index", step_starting_index)
+    frame_stride = check_frame_stride(frame_stride)
     images = validate_frames(frames)
     fps = _fps_of(kwargs.get("fps"), kwargs.get("durations"), len(images))
+    check_fps(fps / frame_stride)
 
     folder = make_folder(video_folder)
     if episode_trigger is None and step_trigger is None:
         episode_trigger = capped_cubic_video_schedule
-    plan = ClipPlan(folder, name_prefix, episode_trigger, step_trigger, video_length, fps)
+    plan = ClipPlan(
+        folder, name_prefix, episode_trigger, step_trigger, video_length, fps, frame_stride
+    )
     args = (images, plan, episode_index, step_starting_index)
     handles: list[ClipHandle] | None = None
     rec = _get_default(folder)

@@ -12,6 +12,7 @@ from recorder._base.frames import FrameFormat, Image, check_size, format_of, ima
 from recorder._base.info import Checked, check_info
 from recorder._base.metadata import check_metadata, first_error, split_metadata
 from recorder._base.results import ClipHandle, ClipKind, RecorderClosedError
+from recorder._base.stride import kept
 from recorder._base.validate import check_index, describe, shape_changed
 from recorder._service.service import Clip, ClipPlan, ClipService
 
@@ -69,6 +70,8 @@ class Episode:
         self._answer: bool | None = None
         self._open: list[Clip] = []  # clips that may still want frames
         self._clips: list[Clip] = []  # every clip started
+        self._stride = plan.frame_stride
+        self._starts: dict[Clip, int] = {}  # with a frame stride: each clip's first frame
         self._format: FrameFormat | None = None
         self._closed = False
 
@@ -185,7 +188,14 @@ class Episode:
     def _wants(self) -> bool:
         if self._k == 0:
             return self._want_episode
+        if self._stride > 1:
+            return any(c.accepting for c in self._due(self._k)) or self._step_fires()
         return any(c.accepting for c in self._open) or self._step_fires()
+
+    def _due(self, k: int) -> list[Clip]:
+        """The open clips whose stride takes frame *k* (frame_stride > 1)."""
+        stride, starts = self._stride, self._starts
+        return [c for c in self._open if (k - starts[c]) % stride == 0]
 
     def _skip(self) -> None:
         self._answer = None
@@ -216,8 +226,17 @@ class Episode:
         self._k = k + 1
         self._step_wanted = None
         self._answer = None
-        if self._open:
+        if self._stride > 1:
+            self._admit_strided(image, fmt, k, info)
+        elif self._open:
             self._open = self._service.admit(image, fmt, self._open, info)
+
+    def _admit_strided(self, image: Image, fmt: FrameFormat, k: int, info: Checked | None) -> None:
+        """Queue frame *k* for the open clips whose stride takes it; the others wait for theirs."""
+        due = self._due(k)
+        if due:
+            still = self._service.admit(image, fmt, due, info)
+            self._open = [c for c in self._open if c in still or (c not in due and c.accepting)]
 
     def _step_fires(self) -> bool:
         if self._step_wanted is None:
@@ -234,14 +253,16 @@ class Episode:
             kind,
             index,
             folder=plan.folder,
-            fps=plan.fps,
-            length=plan.video_length,
+            fps=plan.fps / plan.frame_stride,
+            length=kept(plan.video_length, plan.frame_stride),
             episode_index=self.episode_index,
             first_step=self.step_starting_index + max(self._k - 1, 0),
             metadata=self._stored,
         )
         self._open.append(clip)
         self._clips.append(clip)
+        if self._stride > 1:
+            self._starts[clip] = self._k
 
     def _store_metadata(self) -> list[TypeError | ValueError]:
         """Update what the open clips store to :attr:`metadata`'s storable items; the errors

@@ -13,6 +13,7 @@ from recorder._base.codec import Codec, EncoderFactory
 from recorder._base.info import Overlay, check_infos, check_overlay
 from recorder._base.results import ClipHandle, RecorderStats, VideoInfo
 from recorder._base.schedule import capped_cubic_video_schedule
+from recorder._base.stride import check_frame_stride
 from recorder._base.validate import (
     Trigger,
     check_callable,
@@ -89,7 +90,8 @@ class Recorder:
             ``{"best": 5, "worst": 2, "by": "return"}`` (a :class:`Keep`): every episode is
             recorded (unless a trigger says otherwise) and, when it ends, scored by
             ``ep.metadata[by]``; the videos of episodes out of both rankings are deleted,
-            and the manifest says which were kept and why.
+            and the manifest says which were kept and why. ``{"max_bytes": 2 * 2**30}``
+            caps the size of the videos kept: the least valuable go first (see :class:`Keep`).
         health: look at each video's frames as they are encoded (off the training thread):
             a video whose frames are all blank, or one image repeated for most of it, is
             *suspect* (a headless render, a cached image): saved all the same, logged as a
@@ -101,6 +103,10 @@ class Recorder:
             ``info -> str`` (called on a worker thread with a read-only mapping). Light text
             on a darkened band in the top-left corner; the frames given are not changed.
             Needs Pillow (``pip install 'recorder[overlay]'``).
+        frame_stride: record every k-th frame of each clip (its first frame, then every
+            k-th: the reset frame first), at ``fps / k``: files about k times smaller, as
+            long as the clip; the frames between are not rendered. ``video_length`` counts
+            the frames a clip spans, of which it keeps ``ceil(video_length / k)``.
 
     Raises:
         TypeError, ValueError: for an invalid argument.
@@ -131,9 +137,11 @@ class Recorder:
         keep: Keep | Mapping[str, Any] | None = None,
         health: bool = True,
         overlay: Overlay = None,
+        frame_stride: int = 1,
     ) -> None:
         self.fps = check_fps(fps)
         self.video_length = check_video_length(video_length)
+        self.frame_stride = check_frame_stride(frame_stride)
         self.name_prefix = check_name_prefix(name_prefix)
         check_triggers(episode_trigger, step_trigger)
         keep = None if keep is None else Keep.of(keep)
@@ -142,13 +150,14 @@ class Recorder:
         if keep is not None and sink is not None:
             raise ValueError("keep cannot be combined with a sink yet: the sink's folder is remote")
         if episode_trigger is None and step_trigger is None:
-            # With keep, every episode is a candidate; else gymnasium's default schedule.
-            episode_trigger = capped_cubic_video_schedule if keep is None else _always
+            # Ranked, every episode is a candidate; else gymnasium's default schedule.
+            ranks = keep is not None and keep.ranks
+            episode_trigger = _always if ranks else capped_cubic_video_schedule
         self.episode_trigger = episode_trigger
         self.step_trigger = step_trigger
         _check_service(workers, max_queue_bytes, on_full, worker_nice, encode_in)
         self.codec = _codec_of(codec, crf, preset)
-        check_fps(fps, self.codec.name)
+        check_fps(fps / self.frame_stride, self.codec.name)
         check_callable("on_saved", on_saved)
         self.on_saved = on_saved
         text_of = check_overlay(overlay)
@@ -168,6 +177,7 @@ class Recorder:
             step_trigger,
             self.video_length,
             self.fps,
+            self.frame_stride,
         )
         self._service = ClipService(
             plan,

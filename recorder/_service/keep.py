@@ -3,7 +3,8 @@
 Every recorded episode is a candidate; once its score is known (when it ends) the videos of
 episodes that are neither among the ``best`` highest nor among the ``worst`` lowest scores so
 far are deleted. Two heaps of k entries decide it exactly: an episode pushed out of one set
-while the other holds k episodes below (above) it can never come back into either.
+while the other holds k episodes below (above) it can never come back into either. A byte
+quota (``max_bytes``) deletes more when the videos kept exceed it (:mod:`.quota`).
 """
 
 from __future__ import annotations
@@ -18,17 +19,21 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from recorder._base.results import VideoInfo
+from recorder._base.validate import describe, is_int
 from recorder._encode.timeline import timeline_paths
+from recorder._service.quota import BY_AGE, Held, Quota
 
 logger = logging.getLogger("recorder")
 
 
 @dataclass(frozen=True)
 class Keep:
-    """Which videos stay on disk: those of the *best* and *worst* episodes by *by*.
+    """Which videos stay on disk: those of the *best* and *worst* episodes by *by*, and at
+    most *max_bytes* of them.
 
     Args:
         best: how many of the highest-scoring episodes to keep.
@@ -37,21 +42,38 @@ class Keep:
             set before the episode ends; the wrappers and the CLI set ``"return"``), as the
             sidecar stores it: an episode whose score is not a finite number is kept,
             unranked. Ties keep the earlier episode.
+        max_bytes: a quota on the size of the videos this Recorder keeps in its folder: when
+            a video takes them over it, the least valuable go until they fit (with best or
+            worst: the unranked videos, oldest first, then the lowest-ranked episodes';
+            otherwise the oldest), never the newest video of each kind (episode, step, clip)
+            nor one whose episode is not ranked yet. None: no quota.
     """
 
     best: int = 0
     worst: int = 0
     by: str = "return"
+    max_bytes: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("best", "worst"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"keep {name} must be an int >= 0, got {value!r}")
-        if self.best + self.worst == 0:
-            raise ValueError("keep needs best or worst > 0 (None keeps every video)")
+        quota = self.max_bytes
+        if quota is not None:
+            if not is_int(quota):
+                raise TypeError(f"keep max_bytes must be an int (bytes), got {describe(quota)}")
+            if quota <= 0:
+                raise ValueError(f"keep max_bytes must be > 0 (None: no quota), got {quota}")
+        if self.best + self.worst == 0 and quota is None:
+            raise ValueError("keep needs best or worst > 0, or max_bytes (None keeps every video)")
         if not isinstance(self.by, str) or not self.by:
             raise ValueError(f"keep by must be a metadata field name, got {self.by!r}")
+
+    @property
+    def ranks(self) -> bool:
+        """Whether episodes are ranked (best or worst > 0): then every episode is recorded."""
+        return self.best + self.worst > 0
 
     @classmethod
     def of(cls, value: Keep | Mapping[str, Any]) -> Keep:
@@ -59,9 +81,11 @@ class Keep:
         if isinstance(value, Keep):
             return value
         if isinstance(value, Mapping):
-            unknown = set(value) - {"best", "worst", "by"}
+            unknown = set(value) - {"best", "worst", "by", "max_bytes"}
             if unknown:
-                raise ValueError(f"unknown keep fields {sorted(unknown)}: best, worst, by")
+                raise ValueError(
+                    f"unknown keep fields {sorted(unknown)}: best, worst, by, max_bytes"
+                )
             return cls(**value)
         raise TypeError(f"keep must be a Keep or a mapping, got {type(value).__name__}")
 
@@ -77,7 +101,7 @@ class Keep:
 class _Episode:
     seq: int  # arrival order: ties keep the earlier episode
     score: float | None = None
-    videos: list[VideoInfo] = field(default_factory=list)
+    videos: list[Held] = field(default_factory=list)
 
 
 class Ranking:
@@ -109,6 +133,14 @@ class Ranking:
     def kept(self) -> set[int]:
         return {-s for _, s in self._best} | {-s for _, s in self._worst}
 
+    def positions(self) -> dict[int, int]:
+        """Each kept episode's place from the end it is kept at (0: the best, or the worst)."""
+        places: dict[int, int] = {}
+        for heap in (self._best, self._worst):
+            for place, (_, seq) in enumerate(sorted(heap, reverse=True)):
+                places[-seq] = min(place, places.get(-seq, place))
+        return places
+
     def why(self, seq: int) -> str:
         """Why episode *seq* is kept so far ("" if it is not)."""
         reasons = []
@@ -122,8 +154,10 @@ class Ranking:
 class Keeper:
     """Applies a :class:`Keep` to a Recorder's saved videos (any thread).
 
-    Holds a few dozen bytes per recorded episode (the indices of those deleted), never frames.
-    Episode indices name files, so they are taken as unique per recorder.
+    Holds a few dozen bytes per recorded episode (the indices of those deleted) and, with a
+    quota, per video on disk; never frames. Episode indices name files, so they are taken as
+    unique per recorder. Decisions are made under one lock; files are deleted, and manifest
+    lines written, after it.
 
     Args:
         keep: the policy.
@@ -133,7 +167,8 @@ class Keeper:
     def __init__(self, keep: Keep, record: Callable[[dict[str, Any]], None]) -> None:
         self.keep = keep
         self._record = record
-        self._ranking = Ranking(keep.best, keep.worst)
+        self._ranking = Ranking(keep.best, keep.worst) if keep.ranks else None
+        self._quota = None if keep.max_bytes is None else Quota(keep.max_bytes)
         self._lock = threading.Lock()
         self._seq = itertools.count()
         self._open: dict[int, _Episode] = {}  # by index: not ended yet, or ranked and kept
@@ -152,58 +187,104 @@ class Keeper:
 
     def episode_ended(self, index: int, metadata: Mapping[str, Any]) -> None:
         """Episode *index*, which made clips, ended with *metadata* (its score)."""
+        if self._ranking is None:
+            return  # a quota alone: episodes are not ranked
         score = _score(metadata.get(self.keep.by))
+        effects: list[Callable[[], None]] = []
         with self._lock:
             episode = self._episode(index)
             episode.score = score
             if score is None:
                 self._unscored.add(index)
                 del self._open[index], self._by_seq[episode.seq]
-                self._warn_unscored(index)
-                return
-            deletions = []
-            gone = self._ranking.add(episode.seq, score)
-            why = self._ranking.why(episode.seq) or f"not among the {self.keep.describe()}"
-            self._record(
-                {
-                    "event": "keep",
-                    "episode_index": index,
-                    "score": score,
-                    "kept": episode.seq not in gone,
-                    "why": why,
-                }
-            )
-            for seq in gone:
-                victim = self._by_seq.pop(seq)
-                index_of = next(i for i, e in self._open.items() if e is victim)
-                del self._open[index_of]
-                self._out.add(index_of)
-                deletions.append((victim.videos, victim.score))
-        for videos, victim_score in deletions:
-            for info in videos:
-                self._delete(info, victim_score)
+                for held in episode.videos:  # kept, unranked: by age under a quota
+                    held.episode = None
+                if not self._unscored_logged:
+                    self._unscored_logged = True
+                    effects.append(lambda: self._warn_unscored(index))
+            else:
+                gone = self._ranking.add(episode.seq, score)
+                why = self._ranking.why(episode.seq) or f"not among the {self.keep.describe()}"
+                line = {"event": "keep", "episode_index": index, "score": score}
+                line |= {"kept": episode.seq not in gone, "why": why}
+                effects.append(lambda: self._record(line))
+                reason = f"not among the {self.keep.describe()}"
+                for seq in gone:
+                    victim = self._by_seq.pop(seq)
+                    index_of = next(i for i, e in self._open.items() if e is victim)
+                    del self._open[index_of]
+                    self._out.add(index_of)
+                    effects += [self._deletion(held, reason) for held in victim.videos]
+            effects += self._over_quota()
+        for effect in effects:
+            effect()
 
     def saved(self, info: VideoInfo) -> bool:
         """*info* is on disk; deleted at once if its episode is already out (returns False)."""
         index = info.episode_index
-        if index is None:
-            return True  # a clip named freely: no episode's
         with self._lock:
-            if index in self._unscored:
-                return True
-            if index not in self._out:
-                self._episode(index).videos.append(info)
-                return True
-        self._delete(info, None)
-        return False
+            kept = index is None or index not in self._out
+            if not kept:
+                effects = [self._deletion(Held(info, -1), f"not among the {self.keep.describe()}")]
+            else:
+                # Ranked with its episode; by age under a quota when there is no ranking, no
+                # episode (a clip named freely) or no score.
+                episode = None
+                if self._ranking is not None and index is not None and index not in self._unscored:
+                    episode = self._episode(index)
+                quota = self._quota
+                held = Held(info, -1) if quota is None else quota.add(info, episode)
+                if episode is not None:
+                    episode.videos.append(held)
+                effects = self._over_quota()
+        for effect in effects:
+            effect()
+        return kept
 
-    def _delete(self, info: VideoInfo, score: float | None) -> None:
-        for path in (info.path, info.path.with_suffix(".json"), *timeline_paths(info.path)):
+    def _over_quota(self) -> list[Callable[[], None]]:
+        """Decide what the quota deletes now (lock held); the deletions, to run after it."""
+        quota = self._quota
+        if quota is None:
+            return []
+        places = {} if self._ranking is None else self._ranking.positions()
+
+        def value(held: Held) -> tuple[float, ...] | None:
+            episode = held.episode
+            if episode is None:
+                return BY_AGE
+            assert isinstance(episode, _Episode)
+            if episode.score is None:
+                return None  # not ranked yet: it may be the best
+            # The episode furthest from both ends first; ties keep the earlier episode.
+            return (-places[episode.seq], -episode.seq, held.seq)
+
+        total = quota.total
+        gone = quota.over(value)
+        why = (
+            "the oldest video goes first"
+            if self._ranking is None
+            else ("the videos of no ranked episode go first, oldest first, then the lowest-ranked")
+        )
+        reason = f"over the byte quota: {total} bytes of videos > max_bytes {quota.max_bytes}; "
+        for held in gone:
+            episode = held.episode
+            if isinstance(episode, _Episode):
+                episode.videos.remove(held)
+        return [self._deletion(held, reason + why) for held in gone]
+
+    def _deletion(self, held: Held, reason: str) -> Callable[[], None]:
+        """Delete *held* (lock held: no longer counted); returns the deletion, to run after."""
+        if self._quota is not None:
+            self._quota.remove(held)
+        self.deleted += 1
+        return lambda: self._delete(held.info, reason)
+
+    def _delete(self, info: VideoInfo, reason: str) -> None:
+        """Delete *info*'s video, then its sidecar and companions, then say so in the manifest:
+        the live gallery removes its card at that line."""
+        for path in companions(info.path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        with self._lock:
-            self.deleted += 1
-        reason = f"not among the {self.keep.describe()}"
         logger.debug("keep: deleted %s (%s)", info.path, reason)
         self._record(
             {
@@ -215,15 +296,13 @@ class Keeper:
         )
 
     def _warn_unscored(self, index: int) -> None:
-        if not self._unscored_logged:
-            self._unscored_logged = True
-            logger.warning(
-                "keep: episode %d ended without a numeric metadata[%r] (a finite number): its "
-                "videos are kept (set ep.metadata[%r] before the episode ends)",
-                index,
-                self.keep.by,
-                self.keep.by,
-            )
+        logger.warning(
+            "keep: episode %d ended without a numeric metadata[%r] (a finite number): its "
+            "videos are kept (set ep.metadata[%r] before the episode ends)",
+            index,
+            self.keep.by,
+            self.keep.by,
+        )
 
 
 def _score(value: Any) -> float | None:
@@ -232,3 +311,8 @@ def _score(value: Any) -> float | None:
         return None
     score = float(value)
     return score if math.isfinite(score) else None
+
+
+def companions(video: Path) -> list[Path]:
+    """*video* and the files that go with it: its sidecar, timeline and captions."""
+    return [video, video.with_suffix(".json"), *timeline_paths(video)]

@@ -71,6 +71,8 @@ class ClipPlan:
     step_trigger: Trigger | None
     video_length: int | None
     fps: float
+    #: record every k-th frame of each clip (recorder._base.stride), at fps / k
+    frame_stride: int = 1
 
 
 class ClipService:
@@ -191,8 +193,8 @@ class ClipService:
 
     @property
     def keeps(self) -> bool:
-        """Whether a keep policy ranks the episodes (``Recorder(keep=...)``)."""
-        return self._keeper is not None
+        """Whether a keep policy ranks the episodes (``Recorder(keep=...)`` with best or worst)."""
+        return self._keeper is not None and self._keeper.keep.ranks
 
     def abandon(self) -> None:
         """The owner (a wrapper's private Recorder's wrapper) went away without close(): the

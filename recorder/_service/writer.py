@@ -26,6 +26,7 @@ from recorder._encode.timeline import write_timeline
 from recorder._queue.clip import Clip, Item, State, Work
 from recorder._queue.queue import ClipQueue
 from recorder._service.keep import Keeper
+from recorder._service.presets import Settings, fill_of, quality_of
 from recorder._service.sink import Deliveries, Delivery, read_all
 
 logger = logging.getLogger("recorder")
@@ -59,6 +60,8 @@ class ClipWriter:
         self.overlay = overlay  # a frame's overlay text from its info
         #: whether the frames' info is kept for the videos' timelines (written as sidecars).
         self.timelines = sidecars and deliveries is None
+        #: each video's preset: adaptive (from the queue's fill), or the one given
+        self.quality = quality_of(codec, fill_of(queue))
 
     def write(self, clip: Clip, frames: list[Item]) -> tuple[list[Item], int]:
         """Encode *frames* (a batch of one clip's), opening its encoder at the first.
@@ -71,17 +74,20 @@ class ClipWriter:
         if clip.encoder is None:
             assert clip.frame_format is not None
             clip.tmp_fd, clip.tmp_path = locked_tmp(clip.path)
+            codec = self.quality.open(clip, len(frames))
             clip.encoder = self.encoder_factory(
                 VideoSpec(
                     clip.tmp_path,
                     clip.fps,
-                    self.codec,
+                    codec,
                     clip.frame_format,
                     clip.tmp_fd,
                     health=self.judge is not None,
                 )
             )
             clip.released = getattr(clip.encoder, "released", None)
+        else:
+            self.quality.tune(clip, len(frames))
         write = clip.encoder.write
         released = clip.released
         overlay = self.overlay
@@ -130,6 +136,7 @@ class ClipWriter:
             self.discard(clip)
             return
         start = time.perf_counter()
+        settings = self.quality.finish(clip)
         try:
             clip.encoder.close()
             seen = getattr(clip.encoder, "seen", None)
@@ -142,7 +149,7 @@ class ClipWriter:
             assert clip.tmp_fd is not None
             tmp, fd = clip.tmp_path, clip.tmp_fd
             if self.deliveries is not None:
-                self._deliver(clip, start, health)
+                self._deliver(clip, start, settings, health)
                 return
             size = os.fstat(fd).st_size
 
@@ -163,7 +170,7 @@ class ClipWriter:
             self.fail(clip, e)
             return
         clip.encode_seconds += time.perf_counter() - start
-        info = info_of(clip, self.codec, size, health, partial=clip in self.cut)
+        info = info_of(clip, settings, size, health, partial=clip in self.cut)
         self._saved(clip, info, sidecars=self.sidecars)
 
     def _saved(self, clip: Clip, info: VideoInfo, *, sidecars: bool) -> None:
@@ -202,7 +209,9 @@ class ClipWriter:
             self.queue.report(error)
         self.queue.retire(clip)
 
-    def _deliver(self, clip: Clip, start: float, health: VideoHealth | None) -> None:
+    def _deliver(
+        self, clip: Clip, start: float, settings: Settings, health: VideoHealth | None
+    ) -> None:
         """Hand *clip*'s finished file to the sink; its handle resolves on the sink's answer.
 
         The bytes count against the budget until then: a slow sink slows admission, never
@@ -216,7 +225,7 @@ class ClipWriter:
             return
         self._cleanup(clip)  # the temporary file: its bytes are in *data*
         clip.encode_seconds += time.perf_counter() - start
-        info = info_of(clip, self.codec, len(data), health, partial=clip in self.cut)
+        info = info_of(clip, settings, len(data), health, partial=clip in self.cut)
         self.queue.charge(len(data))
         delivery = Delivery(clip, info, len(data), self.delivered)
         try:
@@ -264,6 +273,7 @@ class ClipWriter:
 
     def _cleanup(self, clip: Clip) -> list[Item]:
         """Abort *clip*'s encoder and file; returns the frames the encoder had (now free)."""
+        self.quality.forget(clip)
         if clip.encoder is not None:
             with contextlib.suppress(Exception):
                 clip.encoder.abort()  # returns once it no longer reads any frame
@@ -288,13 +298,14 @@ class ClipWriter:
 
 def info_of(
     clip: Clip,
-    codec: Codec,
+    settings: Settings,
     size: int,
     health: VideoHealth | None = None,
     *,
     partial: bool = False,
 ) -> VideoInfo:
-    """The :class:`VideoInfo` of *clip*, complete now in a file of *size* bytes."""
+    """The :class:`VideoInfo` of *clip*, complete now in a file of *size* bytes, encoded at
+    *settings*."""
     fmt = clip.frame_format
     assert fmt is not None
     now = time.time()
@@ -309,7 +320,7 @@ def info_of(
         height=fmt.height,
         encoded_width=fmt.shape[1],
         encoded_height=fmt.shape[0],
-        codec=codec.name,
+        codec=settings.codec.name,
         size_bytes=size,
         encode_seconds=clip.encode_seconds,
         episode_index=clip.episode_index,
@@ -319,6 +330,8 @@ def info_of(
         wall_seconds=now - clip.started,
         health=health,
         partial=partial,
+        preset=settings.preset,
+        preset_changes=settings.changes,
     )
 
 

@@ -12,6 +12,7 @@ from gymnasium import logger as gym_logger
 
 from recorder._base.info import Overlay
 from recorder._base.results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
+from recorder._base.stride import check_frame_stride
 from recorder._base.validate import check_callable, check_fps, check_name_prefix, make_folder
 from recorder._front.recorder import Recorder
 from recorder._service.service import Clip
@@ -24,6 +25,7 @@ WRAPPER_OWNED = (
     "step_trigger",
     "video_length",
     "name_prefix",
+    "frame_stride",
 )
 
 #: Defaults of a wrapper's private Recorder: lossless, so that every triggered clip is saved,
@@ -45,6 +47,8 @@ class ClipSink:
         recorder_kwargs: settings of the private Recorder (when *recorder* is None).
         on_saved, overlay: the private Recorder's ``on_saved`` and ``overlay`` (a shared one
             has its own).
+        frame_stride: record every k-th frame of each clip, at ``fps / k``; None: the
+            shared Recorder's (1 for a private one).
     """
 
     def __init__(
@@ -55,8 +59,11 @@ class ClipSink:
         recorder_kwargs: Mapping[str, Any] | None,
         on_saved: Callable[[VideoInfo], object] | None = None,
         overlay: Overlay = None,
+        frame_stride: int | None = None,
     ) -> None:
         self._handles: list[ClipHandle] = []
+        if frame_stride is not None:
+            frame_stride = check_frame_stride(frame_stride)
         check_callable("on_saved", on_saved)
         if recorder is not None:
             if recorder_kwargs:
@@ -93,6 +100,8 @@ class ClipSink:
             self._kwargs = kwargs
             self.recorder = Recorder(video_folder, **kwargs)
             self.owned = True
+        #: every k-th frame of a clip is recorded (recorder._base.stride)
+        self.stride = frame_stride or self.recorder.frame_stride
         try:
             self.fps = fps
             self.folder = video_folder
@@ -145,7 +154,7 @@ class ClipSink:
             name,
             kind,
             index,
-            float(self._fps),
+            float(self._fps) / self.stride,
             folder=Path(self._folder),
             length=None,
             episode_index=episode_index,
@@ -280,6 +289,8 @@ class Track:
         A clip open when the process forked is the parent's: a child skips its frames.
         """
         clip = self._clip
+        if self.frames % self.sink.stride:
+            return False  # between the frames a frame stride records
         return self.recording and (clip is None or (clip.accepting and not self.sink.stale))
 
     @property
@@ -295,8 +306,8 @@ class Track:
     def add(self, frame: Any, info: Mapping[str, Any] | None = None) -> None:
         """Capture *frame* and its *info* into the current clip (validated and copied now)."""
         assert self.recording, "Cannot capture a frame, recording wasn't started."
-        if self._clip is not None and self.sink.stale:
-            self.frames += 1  # the parent's clip (see wants_frame)
+        if (self._clip is not None and self.sink.stale) or self.frames % self.sink.stride:
+            self.frames += 1  # the parent's clip (see wants_frame), or one a stride passes
             return
         if self._clip is None:
             assert self.name is not None
@@ -307,7 +318,8 @@ class Track:
         self.frames += 1
 
     def skip(self) -> None:
-        """Count a frame the clip no longer wants (it was dropped): the clip cut stays put."""
+        """Count a frame the clip does not want (a stride passes it, or the clip was dropped):
+        the clip cut stays put."""
         self.frames += 1
 
     def offer(
@@ -318,7 +330,7 @@ class Track:
         """Capture ``render()`` (with the info ``info()``) if the clip wants a frame, else
         :meth:`skip`; True if rendered."""
         if not self.wants_frame:
-            self.skip()  # the Recorder dropped this clip: do not render for it
+            self.skip()  # dropped by the Recorder, or between strided frames: no render
             return False
         self.add(render(), None if info is None else info())
         return True

@@ -18,6 +18,7 @@ from recorder._base.results import VideoInfo
 from recorder._base.schedule import capped_cubic_video_schedule
 from recorder._base.validate import check_fps, check_name_prefix
 from recorder._front.recorder import Recorder
+from recorder._service.service import Keep
 from recorder.wrappers._clips import ClipSink, Track
 
 
@@ -54,11 +55,18 @@ def resolve_video_length(video_length: int) -> float:
 
 
 def keeps(recorder: Recorder | None, recorder_kwargs: Mapping[str, Any] | None) -> bool:
-    """Whether the wrapper's Recorder (shared, or private with these settings) has a keep policy."""
+    """Whether the wrapper's Recorder (shared, or private with these settings) has a keep
+    policy that ranks episodes (best or worst; a byte quota alone ranks nothing)."""
     if recorder is not None:
         # Anything else is refused by ClipSink, with the error that names the argument.
         return isinstance(recorder, Recorder) and recorder._service.keeps
-    return bool(recorder_kwargs and recorder_kwargs.get("keep") is not None)
+    keep = recorder_kwargs.get("keep") if recorder_kwargs else None
+    if keep is None:
+        return False
+    try:
+        return Keep.of(keep).ranks
+    except (TypeError, ValueError):
+        return True  # the Recorder says what is wrong with it
 
 
 def record_constructor_args(wrapper: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -142,6 +150,7 @@ class RecordingWrapper:
         on_saved: Callable[[VideoInfo], object] | None,
         record_info: bool = True,
         overlay: Overlay = None,
+        frame_stride: int | None = None,
         **_: Any,
     ) -> None:
         """Check the clip settings; open the Recorder (private or shared) and the track."""
@@ -153,7 +162,9 @@ class RecordingWrapper:
         self.record_info = bool(record_info)
         self.step_id = -1
         self.episode_id = -1
-        self._sink = ClipSink(folder, fps, recorder, recorder_kwargs, on_saved, overlay)
+        self._sink = ClipSink(
+            folder, fps, recorder, recorder_kwargs, on_saved, overlay, frame_stride
+        )
         self._track = Track(self._sink)
 
     # gymnasium reads these two when it writes a clip, at its end; a clip here is encoded as

@@ -88,6 +88,10 @@ class RecordVideo(
         overlay: draw the frames' info onto the videos (the private Recorder's ``overlay``,
             e.g. ``("step", "reward", "return")``; see :class:`recorder.Recorder`). With a
             shared ``recorder``, give it to that Recorder instead.
+        frame_stride: record every k-th frame of each clip (its first, then every k-th: the
+            reset frame first), at ``fps / k``: the frames between are not rendered, and
+            ``video_length`` still counts the steps a clip spans. None: a shared
+            ``recorder``'s own ``frame_stride`` (1 for the private Recorder).
 
     Raises:
         ValueError: the render mode gives no image (None, ``"human"``, ``"ansi"``), or a bad
@@ -112,6 +116,7 @@ class RecordVideo(
         on_saved: Callable[[VideoInfo], object] | None = None,
         record_info: bool = True,
         overlay: Overlay = None,
+        frame_stride: int | None = None,
     ) -> None:
         given = record_constructor_args(self, locals())  # before any other local
         gym.Wrapper.__init__(self, env)

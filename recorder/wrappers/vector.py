@@ -78,6 +78,8 @@ class RecordVideo(
         record_info: as :class:`recorder.wrappers.RecordVideo`: the info of a tiled frame is
             sub-environment 0's (whose episodes the videos follow); with ``per_env``, each
             video's is its sub-environment's. ``step`` is the vector step (``step_id``).
+        frame_stride: record every k-th frame of each clip (see
+            :class:`recorder.wrappers.RecordVideo`).
 
     Raises:
         ValueError: the render mode gives no image, bad indices, ``per_env`` with
@@ -105,6 +107,7 @@ class RecordVideo(
         on_saved: Callable[[VideoInfo], object] | None = None,
         record_info: bool = True,
         overlay: Overlay = None,
+        frame_stride: int | None = None,
     ) -> None:
         VectorWrapper.__init__(self, env)
         if isinstance(per_env, Iterable) and not isinstance(per_env, str | bytes):

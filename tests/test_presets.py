@@ -1,0 +1,214 @@
+"""Adaptive quality: the preset of each video follows the backlog; a preset given never moves."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from fakes import FakeEncoders, gated
+from helpers import FRAME, always, decode, flat, painted, read_index
+from hypothesis import given
+from hypothesis import strategies as st
+
+import recorder
+from recorder import Codec, Recorder
+from recorder._testing import FASTER, RUSH, SLOWER, next_rung, quality_of
+
+LADDER = ("veryfast", "superfast", "ultrafast")
+
+
+@given(st.integers(0, 2), st.floats(0, 1.5))
+def test_the_rule(rung: int, fill: float) -> None:
+    expected = (
+        2 if fill >= RUSH else min(rung + 1, 2) if fill >= FASTER else max(rung - 1, 0)
+        if fill <= SLOWER else rung
+    )  # fmt: skip
+    assert next_rung(rung, fill, 2) == expected
+
+
+def test_a_backlog_that_grows_and_shrinks_moves_the_preset_down_and_back_up(
+    tmp_path: Path,
+) -> None:
+    fake = gated()
+    rec = Recorder(
+        tmp_path, episode_trigger=always, max_queue_bytes=20 * FRAME, on_full="block",
+        encoder_factory=fake,
+    )  # fmt: skip
+    with rec:
+        rec.submit([flat(0)], episode_index=0)  # opens at an empty queue: the slowest preset
+        assert fake.started.wait(10)
+        for e, n in ((1, 1), (2, 1), (3, 2)):  # 4 frames queued behind it
+            rec.submit([flat(e)] * n, episode_index=e)
+        fake.gate.set()
+        rec.flush()
+        for e in (4, 5, 6):  # one at a time, the queue empty: one preset slower each
+            rec.submit([flat(e)], episode_index=e)
+            rec.flush()
+    opened = {e.name: e.spec.codec.preset for e in fake.made}
+    assert [opened[f"rl-video-episode-{e}"] for e in range(7)] == [
+        "veryfast",
+        "superfast",  # 4 of 20 frames queued: >= FASTER, one faster
+        "ultrafast",  # 3 of 20: one faster again
+        "ultrafast",  # 2 of 20: in between, no change
+        "superfast",  # back up one at a time
+        "veryfast",
+        "veryfast",
+    ]
+    sidecars = [json.loads((tmp_path / f"rl-video-episode-{e}.json").read_text()) for e in range(7)]
+    assert [s["preset"] for s in sidecars] == [opened[f"rl-video-episode-{e}"] for e in range(7)]
+    # Every rung writes the same stream headers: the options that make it so.
+    assert {e.spec.codec.options["x264-params"] for e in fake.made} == {
+        "cabac=1:8x8dct=1:ref=1:bframes=0:weightp=1"
+    }
+
+
+def test_a_long_video_changes_preset_at_keyframes(tmp_path: Path) -> None:
+    fake = FakeEncoders(real=True)
+    fake.gate.clear()
+    rec = Recorder(
+        tmp_path, fps=4, episode_trigger=always, max_queue_bytes=80 * painted(0).nbytes,
+        on_full="block", encoder_factory=fake,
+    )  # fmt: skip
+    with rec, rec.episode(0) as ep:
+        ep.append(painted(0))  # opens at an empty queue: veryfast
+        assert fake.started.wait(10)
+        for k in range(1, 60):  # 59 more frames while the encoder waits: 74% of the budget
+            ep.append(painted(k))
+        fake.gate.set()
+        rec.flush()  # the backlog drains: back up, one preset per short queue
+        for k in range(60, 76, 4):
+            for j in range(k, k + 4):
+                ep.append(painted(j))
+            rec.flush()
+    info = ep.handles[0].result()
+    (encoder,) = fake.made
+    # Asked at batch starts: the fastest at once (74% full), then one slower per short queue.
+    assert [preset for _, preset in encoder.retunes] == ["ultrafast", "superfast", "veryfast"]
+    # The rush at once (frame 1); then, at the current encoder's keyframes (every 8 frames from
+    # frame 1, 2 s at 4 fps), superfast at frame 57 and veryfast at 65.
+    changes = ((1, "ultrafast"), (57, "superfast"), (65, "veryfast"))
+    assert (info.preset, info.preset_changes) == ("veryfast", changes)
+    # One stream: every frame decodes, in order, across the changes.
+    assert [read_index(f) for f in decode(info.path).frames] == list(range(76))
+    # Each preset's encoder left its options in the stream where it began (x264's SEI).
+    assert x264_subme(info.path) == [SUBME[p] for p in ("veryfast", "ultrafast", "superfast",
+                                                        "veryfast")]  # fmt: skip
+    side = json.loads(info.path.with_suffix(".json").read_text())
+    assert side["preset_changes"] == [list(c) for c in changes]
+
+
+def test_a_video_that_opens_in_a_rush_is_plain_ultrafast_all_along(tmp_path: Path) -> None:
+    fake = gated()
+    rec = Recorder(
+        tmp_path, fps=4, episode_trigger=always, max_queue_bytes=40 * FRAME, on_full="block",
+        encoder_factory=fake,
+    )  # fmt: skip
+    with rec:
+        rec.submit([flat(0)], episode_index=0)
+        assert fake.started.wait(10)
+        (rushed,) = rec.submit([flat(1)] * 30, episode_index=1)  # 30 of 40: >= RUSH at its open
+        fake.gate.set()
+    first, second = fake.made
+    assert (first.spec.codec.preset, second.spec.codec.preset) == ("veryfast", "ultrafast")
+    # Without the options the rungs share (plain x264 ultrafast), so it cannot change: it
+    # stays, however short the queue gets as it drains.
+    assert second.spec.codec.options == {}
+    assert second.retunes == []
+    assert (rushed.result().preset, rushed.result().preset_changes) == ("ultrafast", ())
+
+
+#: x264's subpel refinement, by preset: what tells the rungs apart in a stream's x264 SEI.
+SUBME = {"veryfast": 2, "superfast": 1, "ultrafast": 0}
+
+
+def x264_subme(path: Path) -> list[int]:
+    """The subme= of each x264 options SEI in *path*'s packets, in order."""
+    with av.open(str(path)) as container:
+        data = b"".join(bytes(p) for p in container.demux(video=0) if p.size)
+    return [int(m) for m in re.findall(rb"x264 - core .*? subme=(\d+)", data)]
+
+
+@pytest.mark.parametrize("how", ["preset", "codec"])
+def test_a_preset_given_never_moves(tmp_path: Path, how: str) -> None:
+    fake = gated()
+    pinned: dict[str, Any] = (
+        {"preset": "superfast"} if how == "preset" else {"codec": Codec(preset="superfast")}
+    )
+    rec = Recorder(
+        tmp_path, fps=4, episode_trigger=always, max_queue_bytes=20 * FRAME, on_full="block",
+        encoder_factory=fake, **pinned,
+    )  # fmt: skip
+    with rec:
+        rec.submit([flat(0)], episode_index=0)
+        assert fake.started.wait(10)
+        for e in (1, 2, 3):
+            rec.submit([flat(e)] * 5, episode_index=e)
+        fake.gate.set()
+        rec.flush()
+        handles = [h for e in (4, 5) for h in rec.submit([flat(e)] * 20, episode_index=e)]
+    assert {e.spec.codec.preset for e in fake.made} == {"superfast"}
+    assert all(e.retunes == [] for e in fake.made)
+    assert {h.result().preset for h in handles} == {"superfast"}
+    assert {h.result().preset_changes for h in handles} == {()}
+
+
+@pytest.mark.parametrize("encode_in", ["process", "thread"])
+def test_the_encoder_changes_within_a_video(tmp_path: Path, encode_in: str) -> None:
+    # The backlog the rule reads, scripted: low at the open, then high, then low again.
+    fills = itertools.chain([0.0] * 3, [0.9] * 3, itertools.repeat(0.0))
+    with Recorder(
+        tmp_path, fps=4, episode_trigger=always, encode_in=encode_in,  # type: ignore[arg-type]
+        on_full="block",
+    ) as rec:  # fmt: skip
+        quality_of(rec)._fill = lambda: next(fills)  # type: ignore[attr-defined]
+        (handle,) = rec.submit([painted(k) for k in range(64)])
+    info = handle.result()
+    assert info.preset == "veryfast"
+    assert info.preset_changes
+    assert [read_index(f) for f in decode(info.path).frames] == list(range(64))
+    assert x264_subme(info.path) == [SUBME["veryfast"]] + [SUBME[p] for _, p in info.preset_changes]
+
+
+def test_av1_decodes_back_and_adapts_per_video(tmp_path: Path) -> None:
+    with Recorder(tmp_path, fps=10, episode_trigger=always, codec="av1") as rec:
+        (handle,) = rec.submit([painted(k) for k in range(20)])
+    info = handle.result()
+    assert info.path.name == "rl-video-episode-0.mp4"
+    assert (info.codec, info.preset, info.preset_changes) == ("av1", "8", ())
+    with av.open(str(info.path)) as container:
+        assert container.streams.video[0].codec_context.codec.name in ("libdav1d", "av1")
+    assert [read_index(f) for f in decode(info.path).frames] == list(range(20))
+    side = json.loads(info.path.with_suffix(".json").read_text())
+    assert (side["encoder"], side["crf"], side["preset"]) == ("libsvtav1", 30, "8")
+
+
+@pytest.mark.parametrize("encode_in", ["process", "thread"])
+def test_svt_av1_prints_nothing_on_the_terminal(tmp_path: Path, encode_in: str) -> None:
+    # A fresh process: SVT-AV1 reads SVT_LOG once, at a process's first AV1 encoder.
+    code = (
+        "import pathlib, sys, numpy as np, recorder\n"
+        "frames = [np.full((32, 48, 3), k, np.uint8) for k in range(5)]\n"
+        f"with recorder.Recorder(sys.argv[1], episode_trigger=lambda e: True, codec='av1', "
+        f"encode_in={encode_in!r}) as rec:\n"
+        "    for e in range(2):\n"
+        "        rec.submit(frames, episode_index=e)\n"
+        "print(len(list(pathlib.Path(sys.argv[1]).glob('*.mp4'))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}
+    root = str(Path(recorder.__file__).parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
+    assert done.stderr == ""
