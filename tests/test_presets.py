@@ -39,31 +39,30 @@ def test_a_backlog_that_grows_and_shrinks_moves_the_preset_down_and_back_up(
 ) -> None:
     fake = gated()
     rec = Recorder(
-        tmp_path, episode_trigger=always, max_queue_bytes=20 * FRAME, on_full="block",
+        tmp_path, episode_trigger=always, max_queue_bytes=40 * FRAME, on_full="block",
         encoder_factory=fake,
     )  # fmt: skip
     with rec:
         rec.submit([flat(0)], episode_index=0)  # opens at an empty queue: the slowest preset
         assert fake.started.wait(10)
-        for e, n in ((1, 1), (2, 1), (3, 2)):  # 4 frames queued behind it
-            rec.submit([flat(e)] * n, episode_index=e)
-        fake.gate.set()
-        rec.flush()
-        for e in (4, 5, 6):  # one at a time, the queue empty: one preset slower each
+        for e in range(1, 8):  # 7 videos of a frame queued behind it
             rec.submit([flat(e)], episode_index=e)
-            rec.flush()
+        fake.gate.set()
     opened = {e.name: e.spec.codec.preset for e in fake.made}
-    assert [opened[f"rl-video-episode-{e}"] for e in range(7)] == [
+    # Each opens with the frames of the others still queued behind it (its own are work in
+    # hand): 6, 5, 4, ... of a budget of 40 frames.
+    assert [opened[f"rl-video-episode-{e}"] for e in range(8)] == [
         "veryfast",
-        "superfast",  # 4 of 20 frames queued: >= FASTER, one faster
-        "ultrafast",  # 3 of 20: one faster again
-        "ultrafast",  # 2 of 20: in between, no change
-        "superfast",  # back up one at a time
+        "superfast",  # 6 of 40 frames: >= FASTER, one faster
+        "ultrafast",  # 5 of 40: one faster again
+        "ultrafast",  # 4 of 40: in between, no change
+        "ultrafast",  # 3 of 40
+        "superfast",  # 2 of 40: <= SLOWER, back up one at a time
         "veryfast",
         "veryfast",
     ]
-    sidecars = [json.loads((tmp_path / f"rl-video-episode-{e}.json").read_text()) for e in range(7)]
-    assert [s["preset"] for s in sidecars] == [opened[f"rl-video-episode-{e}"] for e in range(7)]
+    sidecars = [json.loads((tmp_path / f"rl-video-episode-{e}.json").read_text()) for e in range(8)]
+    assert [s["preset"] for s in sidecars] == [opened[f"rl-video-episode-{e}"] for e in range(8)]
     # Every rung writes the same stream headers: the options that make it so.
     assert {e.spec.codec.options["x264-params"] for e in fake.made} == {
         "cabac=1:8x8dct=1:ref=1:bframes=0:weightp=1"
@@ -114,15 +113,32 @@ def test_a_video_that_opens_in_a_rush_is_plain_ultrafast_all_along(tmp_path: Pat
     with rec:
         rec.submit([flat(0)], episode_index=0)
         assert fake.started.wait(10)
-        (rushed,) = rec.submit([flat(1)] * 30, episode_index=1)  # 30 of 40: >= RUSH at its open
+        (rushed,) = rec.submit([flat(1)] * 12, episode_index=1)
+        rec.submit([flat(2)] * 20, episode_index=2)  # 20 of 40 behind 1: >= RUSH at its open
         fake.gate.set()
-    first, second = fake.made
+    first, second, third = fake.made
     assert (first.spec.codec.preset, second.spec.codec.preset) == ("veryfast", "ultrafast")
     # Without the options the rungs share (plain x264 ultrafast), so it cannot change: it
     # stays, however short the queue gets as it drains.
     assert second.spec.codec.options == {}
     assert second.retunes == []
     assert (rushed.result().preset, rushed.result().preset_changes) == ("ultrafast", ())
+    assert third.spec.codec.preset == "superfast"  # nothing behind it: one slower
+
+
+def test_a_video_given_whole_is_not_a_backlog_of_its_own(tmp_path: Path) -> None:
+    # save_video's way: a whole episode at once, most of the budget. Its frames are work in
+    # hand; with nothing else queued it opens at the size-efficient preset and keeps it.
+    fake = FakeEncoders(real=True)
+    rec = Recorder(
+        tmp_path, fps=4, episode_trigger=always, max_queue_bytes=40 * painted(0).nbytes,
+        on_full="block", encoder_factory=fake,
+    )  # fmt: skip
+    with rec:
+        (handle,) = rec.submit([painted(k) for k in range(36)])
+    assert (handle.result().preset, handle.result().preset_changes) == ("veryfast", ())
+    (encoder,) = fake.made
+    assert encoder.retunes == []
 
 
 #: x264's subpel refinement, by preset: what tells the rungs apart in a stream's x264 SEI.
@@ -195,7 +211,8 @@ def test_svt_av1_prints_nothing_on_the_terminal(tmp_path: Path, encode_in: str) 
     # A fresh process: SVT-AV1 reads SVT_LOG once, at a process's first AV1 encoder.
     code = (
         "import pathlib, sys, numpy as np, recorder\n"
-        "frames = [np.full((32, 48, 3), k, np.uint8) for k in range(5)]\n"
+        "rng = np.random.default_rng(0)\n"  # a picture (flat frames would be called blank)
+        "frames = [rng.integers(0, 256, (32, 48, 3), np.uint8) for k in range(5)]\n"
         f"with recorder.Recorder(sys.argv[1], episode_trigger=lambda e: True, codec='av1', "
         f"encode_in={encode_in!r}) as rec:\n"
         "    for e in range(2):\n"

@@ -482,7 +482,9 @@ def test_a_killed_producers_spool_is_recovered_under_its_name(tmp_path: Path) ->
     doomed = Producer.remote(sink, str(spool), fps=10)  # a fragment every 20 frames
     ray.get(doomed.submit.remote(1))
     ray.get(doomed.results.remote(60))
-    ray.get(doomed.stream_and_flush.remote(1, 45))
+    # 55 frames: the keyframe at 40 has left x264 veryfast's 10-frame lookahead (adaptive
+    # quality), so the fragment of frames 20-39 is complete; Ray kills the encoders too.
+    ray.get(doomed.stream_and_flush.remote(1, 55))
     ray.kill(doomed)
     wait_for_writers(spool)
     (producer,) = sink.stats().producers

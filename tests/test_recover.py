@@ -39,7 +39,7 @@ CRASH = r"""
     rec.submit([painted(i) for i in range(12)], episode_index=0)
     rec.flush()
     ep = rec.episode(1)
-    for i in range(45):
+    for i in range(55):  # keyframe 40 leaves x264 veryfast's 10-frame lookahead
         ep.append(painted(i))
     rec.flush()  # every frame given so far is encoded
     print("ready", flush=True)
@@ -128,7 +128,8 @@ def test_sigkill_mid_clip_then_recover(tmp_path: Path, mode: str) -> None:
     (fragment,) = [n for n in os.listdir(folder) if n.endswith(".rec-frag")]
     assert fragment.startswith(".rl-video-episode-1.")
     survived = complete_fragment_frames(folder / fragment)
-    # Frames 0-39 are 2 whole fragments once keyframe 40 is muxed. The encoder process that
+    # Frames 0-39 are 2 whole fragments once keyframe 40 is muxed (out of the encoder's
+    # lookahead: docs/reliability.md). The encoder process that
     # outlived the training process also flushed the frames after it that it had been given
     # (a worker announces them in batches: the last may not have left the ring).
     assert survived >= 40

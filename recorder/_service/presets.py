@@ -6,7 +6,9 @@ afford a size-efficient preset; as frames pile up it needs a faster one, or the 
 codec with a :class:`~recorder._base.codec.Ladder`), each video starts at the rung the backlog
 allows when its encoder opens, and an h264 video moves between rungs at its keyframes as the
 backlog changes (every rung writes the same SPS and PPS). The rule reads one number, the queue
-fill (queued bytes / budget), and one state, the Recorder's current rung:
+fill (queued bytes / budget; for a video given whole, as ``submit()`` does, less its own
+frames: they are work in hand, not a backlog building up), and one state, the Recorder's
+current rung:
 
 * fill >= :data:`RUSH`: the fastest rung at once (a video opening then gets plain x264
   ultrafast, without the shared options, and keeps it; one under way changes at the next frame);
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field, replace
 
 from recorder._base.codec import LADDERS, Codec
 from recorder._encode.encoder import keyframe_interval
-from recorder._queue.clip import Clip
+from recorder._queue.clip import Clip, State
 from recorder._queue.queue import ClipQueue
 
 #: queue fill at or above which videos go straight to the fastest preset.
@@ -101,9 +103,10 @@ class Adaptive(Pinned):
     Args:
         codec: an adaptive codec (``codec.adaptive``).
         fill: the queue's fill now, queued bytes / budget (read without its lock: a hint).
+        budget: the budget's bytes.
     """
 
-    def __init__(self, codec: Codec, fill: Callable[[], float]) -> None:
+    def __init__(self, codec: Codec, fill: Callable[[], float], budget: int) -> None:
         super().__init__(codec)
         ladder = LADDERS[codec.name]
         self.presets = ladder.presets
@@ -115,19 +118,28 @@ class Adaptive(Pinned):
         # Options of the user's own could change the stream's headers between rungs.
         self.within_video = ladder.within_video and not codec.options
         self._fill = fill
+        self._budget = budget
         self._lock = threading.Lock()
         self._rung = 0  # the Recorder's current rung: where the next video starts
         self._videos: dict[Clip, _Tuning] = {}  # each touched by its clip's owning worker only
 
-    def _step(self) -> tuple[int, bool]:
+    def _step(self, clip: Clip) -> tuple[int, bool]:
         """The current rung after the rule, and whether the backlog is a rush."""
         fill = self._fill()
+        fmt = clip.frame_format
+        if clip.state is not State.OPEN and fmt is not None:
+            # A clip given whole (submit(), save_video, an episode ended before its encoder
+            # opened) is work in hand, not a backlog building up: only the others' frames
+            # are. Its frames still in the budget: enqueued, less those its owner (this
+            # thread) released.
+            own = (clip.frames - clip.written) * fmt.nbytes
+            fill = max(fill - own / self._budget, 0.0)
         with self._lock:
             self._rung = rung = next_rung(self._rung, fill, self._fastest)
         return rung, fill >= RUSH
 
     def open(self, clip: Clip, frames: int) -> Codec:
-        rung, rush = self._step()
+        rung, rush = self._step(clip)
         tuning = _Tuning(rung, keyframe_interval(clip.fps), rung, passed=frames, fixed=rush)
         self._videos[clip] = tuning
         return self._rushed if rush else self._codecs[rung]
@@ -140,7 +152,7 @@ class Adaptive(Pinned):
         # Not every frame a keyframe, and an encoder that can change (the tests' may not).
         if tuning.fixed or not self.within_video or tuning.keyint < 2 or retune is None:
             return
-        rung, rush = self._step()
+        rung, rush = self._step(clip)
         if rung == tuning.rung:
             return
         changes = tuning.changes
@@ -172,6 +184,6 @@ def fill_of(queue: ClipQueue) -> Callable[[], float]:
     return lambda: memory.queued_bytes / budget
 
 
-def quality_of(codec: Codec, fill: Callable[[], float]) -> Pinned:
+def quality_of(codec: Codec, fill: Callable[[], float], budget: int) -> Pinned:
     """How a Recorder's videos get their settings: adaptive, or pinned to *codec*."""
-    return Adaptive(codec, fill) if codec.adaptive else Pinned(codec)
+    return Adaptive(codec, fill, budget) if codec.adaptive else Pinned(codec)

@@ -61,7 +61,7 @@ class ClipWriter:
         #: whether the frames' info is kept for the videos' timelines (written as sidecars).
         self.timelines = sidecars and deliveries is None
         #: each video's preset: adaptive (from the queue's fill), or the one given
-        self.quality = quality_of(codec, fill_of(queue))
+        self.quality = quality_of(codec, fill_of(queue), queue.max_bytes)
 
     def write(self, clip: Clip, frames: list[Item]) -> tuple[list[Item], int]:
         """Encode *frames* (a batch of one clip's), opening its encoder at the first.
