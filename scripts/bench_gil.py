@@ -59,7 +59,8 @@ def measure_calls(
     def work(folder: str) -> None:
         for v in range(videos):
             path = os.path.join(folder, f"{v}.mp4")
-            spec = recorder.VideoSpec(path, 30, recorder.Codec(), format_of(image))
+            codec = recorder.Codec(preset="ultrafast")
+            spec = recorder.VideoSpec(path, 30, codec, format_of(image))
             enc = timed(create, factory, spec)
             for i in range(frames):
                 timed(other if i else first, enc.write, image)

@@ -164,7 +164,7 @@ def encode_run(variant: str, size: tuple[int, int], data: Path, stack: contextli
     images = bu.resized(list(np.load(data / "frames.npy"))[:frames], *size)
     folder = bu.scratch(stack, data, variant)
     texts = [f"step {i} · reward 1.0 · return {i + 1}.0" for i in range(len(images))]
-    spec_of = partial(recorder.VideoSpec, fps=30.0, codec=recorder.Codec(),
+    spec_of = partial(recorder.VideoSpec, fps=30.0, codec=recorder.Codec(preset="ultrafast"),
                       frame_format=format_of(images[0]))  # fmt: skip
     videos = itertools.count()
 
