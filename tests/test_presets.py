@@ -141,6 +141,23 @@ def test_a_video_given_whole_is_not_a_backlog_of_its_own(tmp_path: Path) -> None
     assert encoder.retunes == []
 
 
+def test_a_video_given_whole_that_outgrows_the_budget_is_still_work_in_hand(
+    tmp_path: Path,
+) -> None:
+    # 30 frames through a budget of 10: submit() waits for the encoder, which opens while the
+    # clip is still being given (open, the budget full of its frames). They are not a backlog.
+    fake = FakeEncoders()
+    rec = Recorder(
+        tmp_path, episode_trigger=always, max_queue_bytes=10 * FRAME, on_full="block",
+        encoder_factory=fake,
+    )  # fmt: skip
+    with rec:
+        (handle,) = rec.submit([flat(k % 200) for k in range(30)])
+    (encoder,) = fake.made
+    assert encoder.spec.codec.preset == "veryfast"
+    assert handle.result().frames == 30
+
+
 #: x264's subpel refinement, by preset: what tells the rungs apart in a stream's x264 SEI.
 SUBME = {"veryfast": 2, "superfast": 1, "ultrafast": 0}
 

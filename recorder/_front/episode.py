@@ -74,6 +74,7 @@ class Episode:
         self._starts: dict[Clip, int] = {}  # with a frame stride: each clip's first frame
         self._format: FrameFormat | None = None
         self._closed = False
+        self._whole = False  # the frames are all given at once (submit)
 
     @property
     def handles(self) -> list[ClipHandle]:
@@ -164,6 +165,7 @@ class Episode:
     ) -> list[ClipHandle]:
         """Record a whole episode's validated frames (and their checked infos), and close
         the episode."""
+        self._whole = True
         try:
             for i, image in enumerate(images):
                 if self._wants():
@@ -258,6 +260,7 @@ class Episode:
             episode_index=self.episode_index,
             first_step=self.step_starting_index + max(self._k - 1, 0),
             metadata=self._stored,
+            whole=self._whole,
         )
         self._open.append(clip)
         self._clips.append(clip)

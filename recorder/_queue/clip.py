@@ -108,6 +108,7 @@ class Clip:
     metadata: dict[str, Any] | None = None
     episode_index: int | None = None
     first_step: int | None = None
+    whole: bool = False  # all its frames are given at once (submit): work in hand, no backlog
     started: float = field(default_factory=time.time)
     state: State = State.OPEN
     drop_reason: str = ""  # why, once DROPPED

@@ -127,7 +127,7 @@ class Adaptive(Pinned):
         """The current rung after the rule, and whether the backlog is a rush."""
         fill = self._fill()
         fmt = clip.frame_format
-        if clip.state is not State.OPEN and fmt is not None:
+        if (clip.whole or clip.state is not State.OPEN) and fmt is not None:
             # A clip given whole (submit(), save_video, an episode ended before its encoder
             # opened) is work in hand, not a backlog building up: only the others' frames
             # are. Its frames still in the budget: enqueued, less those its owner (this

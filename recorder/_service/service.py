@@ -219,11 +219,13 @@ class ClipService:
         episode_index: int | None = None,
         first_step: int | None = None,
         metadata: dict[str, Any] | None = None,
+        whole: bool = False,
     ) -> Clip:
         """Open a clip named *name* (no extension) in *folder* (default: video_folder).
 
-        It takes at most *length* frames (None: no limit). A live clip of the same path is
-        dropped: the last one wins, as when gymnasium overwrites a file.
+        It takes at most *length* frames (None: no limit); *whole*: they are all given at
+        once (``submit``). A live clip of the same path is dropped: the last one wins, as when
+        gymnasium overwrites a file.
         """
         file = name
         if self._deliveries is not None:  # a spool: the producer's name survives recover
@@ -240,6 +242,7 @@ class ClipService:
             metadata=metadata,
             episode_index=episode_index,
             first_step=first_step,
+            whole=whole,
         )
         self._queue.open_clip(clip)
         return clip
