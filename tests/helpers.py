@@ -4,6 +4,7 @@ files as the oracle, a fake env, child processes (the fake encoders are in ``fak
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import queue
@@ -512,3 +513,14 @@ def require_processes() -> None:
     if os.environ.get("RECORDER_REQUIRE_PROCESSES"):
         pytest.fail(f"RECORDER_REQUIRE_PROCESSES is set but {reason}")
     pytest.skip(reason)
+
+
+def wait_for_writers(folder: Path) -> None:
+    """Block until no process holds the lock of a leftover (an encoder process finishing)."""
+    for name in os.listdir(folder):
+        if name.endswith((".rec-tmp", ".rec-frag")):
+            fd = os.open(folder / name, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # blocks while the writer lives
+            finally:
+                os.close(fd)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import dataclasses
-import fcntl
 import importlib
 import json
 import os
@@ -22,7 +21,7 @@ import helpers
 import numpy as np
 import pytest
 import ray
-from helpers import TinyEnv, always, decode, painted, play_episodes, run_child
+from helpers import TinyEnv, always, decode, painted, play_episodes, run_child, wait_for_writers
 from test_readme import python_blocks
 
 import recorder
@@ -463,17 +462,6 @@ def test_producers_without_a_name_are_named_after_their_actor(tmp_path: Path) ->
     assert len(names) == 2
     assert all(re.fullmatch(r"actor-[0-9a-f]{8}-\d+", n) for n in names), names
     sink.shutdown()
-
-
-def wait_for_writers(folder: Path) -> None:
-    """Block until no process holds the lock of a leftover (an encoder process finishing)."""
-    for name in os.listdir(folder):
-        if name.endswith((".rec-tmp", ".rec-frag")):
-            fd = os.open(folder / name, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # blocks while the writer lives
-            finally:
-                os.close(fd)
 
 
 def test_a_killed_producers_spool_is_recovered_under_its_name(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import av
 import pytest
-from helpers import Child, decode, hidden_names, painted
+from helpers import Child, decode, hidden_names, painted, wait_for_writers
 
 import recorder
 from recorder import Codec, Recorder, VideoSpec
@@ -55,17 +55,6 @@ def crash(tmp_path: Path, mode: str) -> Path:
         child.send_signal(signal.SIGKILL)
         assert child.wait() == -signal.SIGKILL
     return folder
-
-
-def wait_for_writers(folder: Path) -> None:
-    """Block until no process holds the lock of a leftover (an encoder process finishing)."""
-    for name in os.listdir(folder):
-        if name.endswith((".rec-tmp", ".rec-frag")):
-            fd = os.open(folder / name, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # blocks while the writer lives
-            finally:
-                os.close(fd)
 
 
 def complete_fragment_frames(path: Path) -> int:
