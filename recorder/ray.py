@@ -31,7 +31,7 @@ from typing import Any
 
 from recorder._base.metadata import dumps
 from recorder._base.modes import share
-from recorder._encode.sidecars import append_manifest, read_manifest
+from recorder._encode.sidecars import append_manifest, read_manifest, write_atomic
 
 try:
     import fcntl
@@ -195,11 +195,7 @@ class SinkServer:
             "created": time.time(),
         }
         sidecar = final.with_suffix(".json")
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=TMP_SUFFIX, dir=self.folder)
-        with os.fdopen(fd, "wb") as f:
-            share(f.fileno())
-            f.write(dumps(record, indent=2) + b"\n")
-        os.replace(tmp, sidecar)
+        write_atomic(sidecar, dumps(record, indent=2) + b"\n", final.stem)
         append_manifest(self.folder, record)
         return final
 

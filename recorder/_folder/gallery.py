@@ -11,15 +11,13 @@ import contextlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import av
 
-from recorder._base.modes import share
-from recorder._encode.sidecars import MANIFEST, read_manifest
+from recorder._encode.sidecars import MANIFEST, read_manifest, write_atomic
 from recorder._folder.entry import NAME_INDEX, VIDEO_SUFFIXES, GalleryEntry
 from recorder._folder.html import render
 from recorder._folder.strip import read_timeline
@@ -182,16 +180,7 @@ def write_gallery(
     root = Path(folder)
     page = render(entries, title or root.resolve().name or str(root))
     target = root / INDEX
-    fd, tmp = tempfile.mkstemp(prefix=f".{INDEX}.", suffix=".rec-tmp", dir=root)
-    try:
-        share(fd)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(target, page.encode("utf-8"), INDEX)
     return target
 
 
