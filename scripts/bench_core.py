@@ -299,16 +299,24 @@ def arena_run(
             return time.perf_counter() - start
 
         return copy
+    return timed_appends(rec, frame)
+
+
+def timed_appends(
+    rec: recorder.Recorder, frame: np.ndarray, info: dict[str, Any] | None = None
+) -> Callable[[int], float]:
+    """*loops* calls of ``Episode.append(frame, info=info)`` on *rec* (its encoder
+    :class:`Parked`), in episodes of :data:`CHUNK` frames; their seconds."""
     episodes = itertools.count()
 
-    def admit(loops: int) -> float:
+    def append(loops: int) -> float:
         seconds = 0.0
         for first in range(0, loops, CHUNK):
             Parked.gate.clear()
             with rec.episode(next(episodes)) as ep:
                 start = time.perf_counter()
                 for _ in range(min(CHUNK, loops - first)):
-                    ep.append(frame)
+                    ep.append(frame, info=info)
                 seconds += time.perf_counter() - start
             Parked.gate.set()
             rec.flush()  # untimed: the blocks are free again for the next chunk
@@ -316,7 +324,7 @@ def arena_run(
             raise RuntimeError("frames dropped: the budget must hold a chunk")
         return seconds
 
-    return admit
+    return append
 
 
 # -- 2. encode throughput (pyperf) --------------------------------------------------------------

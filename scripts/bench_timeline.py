@@ -30,7 +30,11 @@ from typing import Any
 import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import gymnasium as gym
 import numpy as np
-from bench_core import CHUNK, Parked  # its parked encoder: appends timed without a worker
+from bench_core import (  # its parked encoder: appends timed without a worker
+    CHUNK,
+    Parked,
+    timed_appends,
+)
 
 import recorder
 import recorder.wrappers
@@ -198,25 +202,7 @@ def append_run(
         max_queue_bytes=(CHUNK + 2) * (frame.nbytes + 1024), sidecars=False,
     ))  # fmt: skip
     stack.callback(Parked.gate.set)  # before the Recorder closes, even after an error
-    info = INFO if variant == "append-info" else None
-    episodes = itertools.count()
-
-    def append(loops: int) -> float:
-        seconds = 0.0
-        for first in range(0, loops, CHUNK):
-            Parked.gate.clear()
-            with rec.episode(next(episodes)) as ep:
-                start = time.perf_counter()
-                for _ in range(min(CHUNK, loops - first)):
-                    ep.append(frame, info=info)
-                seconds += time.perf_counter() - start
-            Parked.gate.set()
-            rec.flush()  # untimed: the blocks are free again for the next chunk
-        if rec.stats().frames_dropped:
-            raise RuntimeError("frames dropped: the budget must hold a chunk")
-        return seconds
-
-    return append
+    return timed_appends(rec, frame, INFO if variant == "append-info" else None)
 
 
 def time_perf(loops: int, make: Callable[[], Any], key: str, timer: bool) -> float:
