@@ -34,7 +34,14 @@ from recorder._encode.encoder import (
     keyframe_interval,
     remux,
 )
-from recorder._encode.health import FROZEN_MIN, MAX_ROWS, MIN_ROWS, ROW_STEP, Probe
+from recorder._encode.health import (
+    FROZEN_MIN,
+    MAX_ROWS,
+    MIN_ROWS,
+    ROW_STEP,
+    WHOLE_BYTES,
+    Probe,
+)
 from recorder._encode.overlay import TextBand
 from recorder._encode.overlay import font_size as overlay_font_size
 from recorder._encode.process import EncoderProcessError, EncoderProcesses, ProcessEncoder
@@ -88,6 +95,7 @@ __all__ = [
     "RUSH",
     "SLOWER",
     "TMP_SUFFIX",
+    "WHOLE_BYTES",
     "Arena",
     "Clip",
     "ClipHandle",

@@ -23,7 +23,15 @@ import _benchutil as bu  # scripts/ is sys.path[0] when a script here runs
 import numpy as np
 
 import recorder
-from recorder._testing import MAX_ROWS, MIN_ROWS, ROW_STEP, Probe, PyAVEncoder, format_of
+from recorder._testing import (
+    MAX_ROWS,
+    MIN_ROWS,
+    ROW_STEP,
+    WHOLE_BYTES,
+    Probe,
+    PyAVEncoder,
+    format_of,
+)
 
 TITLE = "Health check: encode throughput with and without it"
 FPS = 30
@@ -165,7 +173,12 @@ def measure(bench: bu.Bench) -> dict[str, Any]:
         for key in ("on", "off")
         for r in row[key]["rounds"]
     )
-    looked = {"row_step": ROW_STEP, "min_rows": MIN_ROWS, "max_rows": MAX_ROWS}
+    looked = {
+        "row_step": ROW_STEP,
+        "min_rows": MIN_ROWS,
+        "max_rows": MAX_ROWS,
+        "whole_kib": WHOLE_BYTES // 1024,
+    }
     return {"cfg": asdict(cfg), "looked": looked, "sizes": results, "ok": ok}
 
 

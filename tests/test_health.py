@@ -19,7 +19,7 @@ from helpers import always, decode, play_episodes, require_processes
 
 import recorder
 from recorder import Recorder, VideoHealth, VideoInfo
-from recorder._testing import FROZEN_MIN, read_manifest
+from recorder._testing import FROZEN_MIN, WHOLE_BYTES, Probe, read_manifest
 from recorder.wrappers import RecordVideo
 
 CLASSIC = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1")
@@ -305,6 +305,33 @@ def test_what_makes_a_video_suspect(tmp_path: Path) -> None:
     assert gray_why is not None
     assert gray_why.why is not None
     assert gray_why.why.startswith(f"all {FROZEN_MIN} frames are blank (flat black)")
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 3), (400, 600, 3), (84, 84)])
+def test_a_probe_sees_every_pixel_of_a_small_frame_and_every_row_it_reads_of_a_large_one(
+    shape: tuple[int, ...],
+) -> None:
+    whole = np.prod(shape) <= WHOLE_BYTES
+    base = np.full(shape, 255, np.uint8)
+    probe = Probe(shape)
+    # Rows the probe reads: all of a small frame's; of CartPole's, every 8th from the 4th.
+    rows = range(shape[0]) if whole else range(4, shape[0], 8)
+    moved = []
+    for row in (0, shape[0] // 2 + 1, shape[0] - 1):
+        frame = base.copy()
+        frame[row, -1] = 0  # one pixel, at the end of the row
+        moved.append((row in rows, frame))
+    for frame in [base, base] + [f for _, f in moved]:
+        probe.see(frame)
+    seen = probe.seen()
+    assert seen.frames == 5
+    assert seen.blank_frames == 2 + sum(not looked for looked, _ in moved)
+    runs, run = [], 2  # the blank frame twice, then each moved frame: new unless not looked at
+    for looked, _ in moved:
+        run = 1 if looked else run + 1
+        runs.append(run)
+    assert seen.longest_frozen == max(2, *runs)
+    assert whole == all(looked for looked, _ in moved)
 
 
 def test_the_previous_episode_is_compared_only_when_it_is_the_one_before(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ class VideoHealth:
     """What the recorder saw of a saved video's frames (``Recorder(health=True)``, the default).
 
     Looked at in the encoder, off the training thread: rows of pixels of each frame, evenly
-    spaced (every 8th row, but at least 32 and at most 64 rows).
+    spaced (every 8th row, but at least 32 and at most 64 rows; a frame of at most 32 KiB whole).
 
     Attributes:
         suspect: the video likely does not show what was meant: every frame is blank, or one
