@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from recorder._base.codec import Codec, EncoderFactory, VideoSpec
+from recorder._base.codec import LADDERS, Codec, EncoderFactory, VideoSpec
 from recorder._base.frames import as_image, format_of
 from recorder._base.info import MAX_INFO_BYTES, check_info
 from recorder._base.results import ClipHandle
@@ -42,6 +42,7 @@ from recorder._encode.health import (
     WHOLE_BYTES,
     Probe,
 )
+from recorder._encode.overlay import PLANES_FROM as overlay_planes_from
 from recorder._encode.overlay import TextBand
 from recorder._encode.overlay import font_size as overlay_font_size
 from recorder._encode.process import EncoderProcessError, EncoderProcesses, ProcessEncoder
@@ -63,7 +64,14 @@ from recorder._queue.queue import QUANTUM, ClipQueue
 from recorder._service import service as recorder_module
 from recorder._service import writer as writer_module
 from recorder._service.keep import Keep, Keeper, Ranking
-from recorder._service.presets import FASTER, RUSH, SLOWER, Pinned, next_rung
+from recorder._service.presets import (
+    FASTER,
+    FASTEST_INTERPOLATION,
+    RUSH,
+    SLOWER,
+    Pinned,
+    next_rung,
+)
 from recorder._service.service import ClipService
 from recorder._service.worker import GRACE_SECONDS, Worker
 from recorder._service.writer import ClipWriter
@@ -77,10 +85,12 @@ __all__ = [
     "ALIGN",
     "ENCODER_HOOK",
     "FASTER",
+    "FASTEST_INTERPOLATION",
     "FRAGMENT_SUFFIX",
     "FROZEN_MIN",
     "GRACE_SECONDS",
     "INDEX",
+    "LADDERS",
     "MANIFEST",
     "MAX_ERRORS",
     "MAX_INFO_BYTES",
@@ -156,6 +166,7 @@ __all__ = [
     "overlay_band",
     "overlay_font_size",
     "overlay_module",
+    "overlay_planes_from",
     "patch_close_abandoned",
     "patch_private_send",
     "patch_wait_stoppable",

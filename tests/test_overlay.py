@@ -15,7 +15,7 @@ from helpers import TinyEnv, always
 
 import recorder
 from recorder import Codec, Recorder
-from recorder._testing import overlay_band, overlay_font_size
+from recorder._testing import overlay_band, overlay_font_size, overlay_planes_from
 from recorder.wrappers import RecordVideo
 
 LOSSLESS = Codec("h264", crf=0)  # x264's lossless mode: the planes decode as encoded
@@ -83,6 +83,30 @@ def test_overlay_pixels_differ_from_the_original_only_in_the_text_band(
         # Light text on a darkened band: the band is darker than the scene, its text bright.
         assert b[0][band].mean() < a[0][band].mean()
         assert b[0][band].max() > 200
+
+
+@pytest.mark.parametrize("shape", [(120, 200, 3), (400, 600, 3), (300, 300)])
+def test_text_on_the_converted_planes_looks_as_text_on_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: tuple[int, ...]
+) -> None:
+    # Large frames get the text on their yuv420p planes, small ones on an RGB (or gray) copy:
+    # the two ways give the same band, within rounding.
+    assert np.prod(shape) >= overlay_planes_from  # the default way for these: the planes
+    frames = frames_of(3, shape)
+    drawn = {}
+    for way, least in (("planes", overlay_planes_from), ("copy", 1 << 40)):
+        monkeypatch.setattr("recorder._encode.encoder.PLANES_FROM", least)
+        path = record(tmp_path / way, frames, encode_in="thread", overlay=("step", "reward"))
+        drawn[way] = planes(path)
+    for i, (on_planes, on_copy) in enumerate(zip(drawn["planes"], drawn["copy"], strict=True)):
+        height, width = overlay_band(shape, f"step {i} · reward {0.5 * i}")
+        y, y_copy = (p[0][:height, :width].astype(int) for p in (on_planes, on_copy))
+        assert np.abs(y - y_copy).mean() < 1.5, f"frame {i}: luma of the band"
+        assert (y[y_copy > 200] > 190).all(), f"frame {i}: the text's pixels"
+        # Below the band, the scene itself (chroma: one row per two of luma).
+        assert (on_planes[0][height:] == on_copy[0][height:]).all()
+        for p, q in zip(on_planes[1:], on_copy[1:], strict=True):
+            assert (p[height // 2 :] == q[height // 2 :]).all()
 
 
 def test_frames_shared_by_overlapping_clips_get_the_text_once(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import pytest
 from fakes import FakeEncoders, gated
 from helpers import FRAME, always, decode, flat, painted, read_index
@@ -19,8 +21,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import recorder
-from recorder import Codec, Recorder
-from recorder._testing import FASTER, RUSH, SLOWER, next_rung, quality_of
+from recorder import Codec, Recorder, VideoSpec
+from recorder._testing import (
+    FASTER,
+    FASTEST_INTERPOLATION,
+    LADDERS,
+    RUSH,
+    SLOWER,
+    PyAVEncoder,
+    format_of,
+    next_rung,
+    quality_of,
+)
 
 LADDER = ("veryfast", "superfast", "ultrafast")
 
@@ -118,6 +130,8 @@ def test_a_video_that_opens_in_a_rush_is_plain_ultrafast_all_along(tmp_path: Pat
         fake.gate.set()
     first, second, third = fake.made
     assert (first.spec.codec.preset, second.spec.codec.preset) == ("veryfast", "ultrafast")
+    # The fastest rung's conversion too: point chroma, the faster one.
+    assert (first.spec.codec.interpolation, second.spec.codec.interpolation) == ("area", "point")
     # Without the options the rungs share (plain x264 ultrafast), so it cannot change: it
     # stays, however short the queue gets as it drains.
     assert second.spec.codec.options == {}
@@ -208,6 +222,33 @@ def test_the_encoder_changes_within_a_video(tmp_path: Path, encode_in: str) -> N
     assert info.preset_changes
     assert [read_index(f) for f in decode(info.path).frames] == list(range(64))
     assert x264_subme(info.path) == [SUBME["veryfast"]] + [SUBME[p] for _, p in info.preset_changes]
+
+
+def test_the_fastest_rung_converts_with_point_chroma_from_its_switch_on(tmp_path: Path) -> None:
+    # Lossless, so the decoded planes are the conversion's: before the switch "area" chroma
+    # (each 2x2 block's mean), after it "point" (one pixel's), as videos at either all along.
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (32, 48, 3), np.uint8) for _ in range(6)]
+    slow = Codec("h264", crf=0, preset="veryfast", options=dict(LADDERS["h264"].options))
+    fast = dataclasses.replace(slow, preset="ultrafast", interpolation=FASTEST_INTERPOLATION)
+    assert (slow.interpolation, fast.interpolation) == ("area", "point")
+
+    def chroma(codec: Codec, name: str, switch_at: int | None = None) -> list[np.ndarray]:
+        spec = VideoSpec(str(tmp_path / f"{name}.mp4"), 4, codec, format_of(frames[0]))
+        encoder = PyAVEncoder(spec)
+        for i, frame in enumerate(frames):
+            if i == switch_at:
+                encoder.retune(fast, at_once=True)
+            encoder.write(frame)
+        encoder.close()
+        with av.open(spec.path) as container:
+            return [f.to_ndarray(format="yuv420p")[32:] for f in container.decode(video=0)]
+
+    area, point = chroma(slow, "area"), chroma(fast, "point")
+    switched = chroma(slow, "switched", switch_at=3)
+    assert not any((a == p).all() for a, p in zip(area, point, strict=True))
+    assert all((s == a).all() for s, a in zip(switched[:3], area[:3], strict=True))
+    assert all((s == p).all() for s, p in zip(switched[3:], point[3:], strict=True))
 
 
 def test_av1_decodes_back_and_adapts_per_video(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ class Codec:
             and ``"bicubic"`` average each 2x2 block's colour, at the same cost; ``"point"``
             takes it from one pixel: a faster conversion (which at 600x400 costs about as much
             as x264 ultrafast itself), but on images with colour noise a PSNR about 1 dB
-            below gymnasium's writer.
+            below gymnasium's writer. Adaptive quality's fastest rung, which only a backlog
+            gets, always converts with ``"point"``.
 
     Figures (PSNR, kB per second of video, encode frames/s, against gymnasium's writer):
     ``docs/benchmarks.md``, from ``scripts/bench_quality.py`` and ``scripts/bench_encode.py``.

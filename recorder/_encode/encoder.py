@@ -17,7 +17,7 @@ from recorder._base.frames import Image
 from recorder._base.validate import frame_rate
 from recorder._encode.health import Probe, Seen
 from recorder._encode.mp4 import scan_fragments
-from recorder._encode.overlay import TextBand
+from recorder._encode.overlay import PLANES_FROM, TextBand
 
 try:
     import fcntl
@@ -220,19 +220,13 @@ class PyAVEncoder:
         self._keyint = stream.codec_context.gop_size
         self._start = 0  # the frame the current encoder began at: its keyframes follow
         self._src_format = fmt.pix_fmt
-        # One persistent reformatter per stream, its arguments bound once (see docs/design.md).
-        self._reformat = partial(
-            VideoReformatter().reformat,
-            format=pix_fmt,
-            width=width,
-            height=height,
-            # swscale's default (0) is one thread per CPU: keep the conversion on the codec's.
-            threads=spec.codec.threads,
-            interpolation=_INTERPOLATIONS[spec.codec.interpolation],
-        )
+        self._pix_fmt, self._size = pix_fmt, (width, height)
+        self._reformat = self._reformatter(spec.codec)
         self._pts = 0
         self._probe = Probe(fmt.shape) if spec.health else None
         self._band: TextBand | None = None  # the overlay's, made at its first text
+        # The text goes onto the converted frame (no copy) for a large frame to yuv420p.
+        self._on_planes = pix_fmt == "yuv420p" and fmt.nbytes >= PLANES_FROM
 
     def write(self, image: Image, text: str | None = None) -> None:
         """Encode one frame, with *text* drawn onto a copy of it (an overlay)."""
@@ -242,13 +236,21 @@ class PyAVEncoder:
             self._switch()
         if self._probe is not None:
             self._probe.see(image)  # the frame as rendered: an overlay's text is not the scene
+        planes: TextBand | None = None  # the band to draw onto the converted frame
         if text:
-            if self._band is None:
-                self._band = TextBand(image.shape)
-            # The copy is reused: the reformatter below makes a frame of its own from it.
-            image = self._band.draw(image, text)
+            band = self._band
+            if band is None:
+                band = self._band = TextBand(image.shape)
+            if self._on_planes:
+                planes = band
+            else:
+                # The copy is reused: the reformatter below makes a frame of its own from it.
+                image = band.draw(image, text)
         frame = av.VideoFrame.from_numpy_buffer(image, format=self._src_format)
         out = self._reformat(frame)
+        if planes is not None and text:
+            # rgb24 or gray converted: a buffer of the reformatter's, never the queue's frame
+            planes.draw_planes(out, text)
         out.pts = self._pts
         self._pts += 1
         try:
@@ -291,9 +293,24 @@ class PyAVEncoder:
         self._next = None if codec == self._codec else codec
         self._at_once = at_once
 
+    def _reformatter(self, codec: Codec) -> Callable[[Any], Any]:
+        """The conversion of this stream's frames at *codec*'s settings: one persistent
+        reformatter, its arguments bound once (see docs/design.md)."""
+        return partial(
+            VideoReformatter().reformat,
+            format=self._pix_fmt,
+            width=self._size[0],
+            height=self._size[1],
+            # swscale's default (0) is one thread per CPU: keep the conversion on the codec's.
+            threads=codec.threads,
+            interpolation=_INTERPOLATIONS[codec.interpolation],
+        )
+
     def _switch(self) -> None:
         codec, self._next = self._next, None
         assert codec is not None
+        if codec.interpolation != self._codec.interpolation:  # adaptive quality's fastest rung
+            self._reformat = self._reformatter(codec)
         encoder, _, _, options = codec.ffmpeg_settings()
         try:
             self._container.mux(self._encode(None))  # every frame so far, in the old settings

@@ -1,14 +1,16 @@
 """Text drawn onto frames (``Recorder(overlay=...)``), off the training thread: in the encoder
 process, or in the worker thread that encodes. The frame in the queue is never changed (other
-clips may share it): the text goes onto a copy.
+clips may share it): the text goes onto a copy, or onto the frame converted for the encoder.
 
 Light text on a darkened band in the frame's top-left corner, as small as the text: the scene
-shows around it, and at a quarter of its brightness behind it. Drawn with Pillow (the
-``overlay`` extra) in its default font (Aileron, rendered by FreeType), at about a 28th of the
-frame's shorter side (8 pixels at least: a 64x64 frame shows ``step 12`` on a line). Pillow
-takes tens of microseconds per character per call, so each character is rendered once (ASCII's
-once per process and font size, the rest once per video) and a frame's lines are composed from
-those cells with numpy.
+shows around it, and at a quarter of its brightness behind it. A large frame encoded as yuv420p
+gets the text on its converted planes (the encoder's own buffer: :meth:`TextBand.draw_planes`),
+no copy of the frame at all; a small one on a copy (:meth:`TextBand.draw`), cheaper there.
+Drawn with Pillow (the ``overlay`` extra) in its default font (Aileron, rendered by FreeType),
+at about a 28th of the frame's shorter side (8 pixels at least: a 64x64 frame shows ``step 12``
+on a line). Pillow takes tens of microseconds per character per call, so each character is
+rendered once (ASCII's once per process and font size, the rest once per video) and a frame's
+lines are composed from those cells with numpy.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ INSTALL_HINT = "pip install 'recorder[overlay]'"
 MIN_FONT, MAX_FONT = 8, 40
 #: characters rendered and kept per video (ASCII's are rendered once per process).
 MAX_GLYPHS = 512
+#: frames of at least this many bytes get the text on their converted yuv420p planes: the
+#: copy of the frame :meth:`TextBand.draw` makes (about 50 µs at 600x400, and as much memory
+#: traffic beside the training loop) costs more than viewing the planes (a few µs).
+PLANES_FROM = 64 * 1024
 
 
 def require_pillow() -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -110,13 +116,31 @@ class TextBand:
         # in C (map, set comparisons): the face's, and those this video's texts added.
         self._glyphs = dict(face.glyphs)
         self._widths = dict(face.widths)
-        self._last: tuple[str | None, Image] = (None, np.zeros((0, 0), np.uint8))
+        none = np.zeros((0, 0), np.uint8)
+        self._last: tuple[str | None, Image] = (None, none)
+        self._last_luma: tuple[str | None, Image] = (None, none)
 
     def mask(self, text: str) -> Image:
         """The band of *text*: how much of each of its pixels the text covers (0..255), with
         the frame's channels (HxW, or HxWx3 with equal channels)."""
         if text == self._last[0]:
             return self._last[1]  # a run of frames with the same text
+        mask = self._ink(text)
+        if self._channels:  # numpy's maximum() is many times slower broadcasting one
+            mask = np.repeat(mask[:, :, None], self._channels, axis=2)
+        self._last = (text, mask)
+        return mask
+
+    def luma(self, text: str) -> Image:
+        """The band of *text* as limited-range luma (16 where no ink, 235 under full ink)."""
+        if text == self._last_luma[0]:
+            return self._last_luma[1]
+        luma = (self._ink(text).astype(np.uint16) * 219 // 255 + 16).astype(np.uint8)
+        self._last_luma = (text, luma)
+        return luma
+
+    def _ink(self, text: str) -> Image:
+        """The band of *text*, HxW: how much of each pixel the text covers (0..255)."""
         pad, line = self._pad, self._line
         lines = self._lines(text)
         width = max(map(self._measure, lines), default=0)
@@ -128,9 +152,6 @@ class TextBand:
                 row = np.concatenate(list(map(self._glyphs.__getitem__, chars)), axis=1)
                 row = row[: height - top, : mask.shape[1] - pad]
                 mask[top : top + row.shape[0], pad : pad + row.shape[1]] = row
-        if self._channels:  # numpy's maximum() is many times slower broadcasting one
-            mask = np.repeat(mask[:, :, None], self._channels, axis=2)
-        self._last = (text, mask)
         return mask
 
     def draw(self, image: Image, text: str) -> Image:
@@ -142,6 +163,24 @@ class TextBand:
         np.right_shift(band, 2, out=band)  # a quarter of the scene's brightness
         np.maximum(band, mask, out=band)
         return out
+
+    def draw_planes(self, frame: Any, text: str) -> None:
+        """Draw *text* onto *frame*, a yuv420p ``av.VideoFrame`` of this video's frames
+        converted (a buffer of the encoder's own, never the queue's), as :meth:`draw` would
+        onto the frame before conversion: in limited-range YUV, a quarter of the scene's luma
+        and chroma (``16 + (y - 16) / 4``, ``128 + (c - 128) / 4``), and the text's luma over
+        it (its chroma stays the darkened scene's: a tint of at most a quarter)."""
+        luma = self.luma(text)
+        height, width = luma.shape
+        y_plane, u_plane, v_plane = frame.planes
+        band = _plane(y_plane, height, width)
+        np.right_shift(band, 2, out=band)
+        np.add(band, 12, out=band)
+        np.maximum(band, luma, out=band)
+        for plane in (u_plane, v_plane):  # one sample per 2x2 block: the band's sides are even
+            band = _plane(plane, height // 2, width // 2)
+            np.right_shift(band, 2, out=band)
+            np.add(band, 96, out=band)
 
     def _lines(self, text: str) -> list[str]:
         """*text* broken into lines that fit the frame's width (each of its characters
@@ -181,6 +220,12 @@ class TextBand:
             self._widths = dict(self._face.widths)
         for char in set(text) - glyphs.keys():
             glyphs[char], self._widths[char] = self._face.render(char)
+
+
+def _plane(plane: Any, height: int, width: int) -> Image:
+    """The top-left *height* x *width* of a frame's *plane* (an ``av.VideoPlane``), writable."""
+    rows = np.frombuffer(plane, np.uint8, count=height * plane.line_size)
+    return rows.reshape(height, plane.line_size)[:, :width]
 
 
 def _printable(text: str) -> str:

@@ -12,6 +12,8 @@ current rung:
 
 * fill >= :data:`RUSH`: the fastest rung at once (a video opening then gets plain x264
   ultrafast, without the shared options, and keeps it; one under way changes at the next frame);
+  the fastest rung converts frames with :data:`FASTEST_INTERPOLATION` chroma, whatever the
+  codec's ``interpolation``;
 * fill >= :data:`FASTER`: one rung faster;
 * fill <= :data:`SLOWER`: one rung slower (more size-efficient);
 * in between: no change.
@@ -39,6 +41,10 @@ FASTER = 1 / 8
 #: ... at or below which they step one preset slower (the backlog is short). Low: a backlog
 #: made at a slow preset must still be worked off at the fast one, which may barely keep up.
 SLOWER = 1 / 16
+#: the RGB to YUV conversion of the fastest rung: swscale's "area" chroma costs about as much
+#: as x264 ultrafast itself, "point" a third less (600x400: 590 vs 410 µs a frame); quality
+#: stays above the floor (docs/benchmarks.md, "Quality").
+FASTEST_INTERPOLATION = "point"
 
 
 def next_rung(rung: int, fill: float, fastest: int) -> int:
@@ -110,11 +116,15 @@ class Adaptive(Pinned):
         super().__init__(codec)
         ladder = LADDERS[codec.name]
         self.presets = ladder.presets
-        self._codecs = tuple(codec.at(preset) for preset in ladder.presets)
+        # The fastest rung also converts with FASTEST_INTERPOLATION.
+        *slower, fastest = (codec.at(preset) for preset in ladder.presets)
+        self._codecs = (*slower, replace(fastest, interpolation=FASTEST_INTERPOLATION))
         self._fastest = len(ladder.presets) - 1
         # A video that opens in a rush gets the fastest preset as it is, without the options
         # the rungs share (plain x264 ultrafast is a few percent faster): it stays there.
-        self._rushed = replace(codec, preset=ladder.presets[-1])
+        self._rushed = replace(
+            codec, preset=ladder.presets[-1], interpolation=FASTEST_INTERPOLATION
+        )
         # Options of the user's own could change the stream's headers between rungs.
         self.within_video = ladder.within_video and not codec.options
         self._fill = fill
