@@ -15,7 +15,12 @@ from helpers import TinyEnv, always
 
 import recorder
 from recorder import Codec, Recorder
-from recorder._testing import overlay_band, overlay_font_size, overlay_planes_from
+from recorder._testing import (
+    encoder_module,
+    overlay_band,
+    overlay_font_size,
+    overlay_planes_from,
+)
 from recorder.wrappers import RecordVideo
 
 LOSSLESS = Codec("h264", crf=0)  # x264's lossless mode: the planes decode as encoded
@@ -95,7 +100,7 @@ def test_text_on_the_converted_planes_looks_as_text_on_a_copy(
     frames = frames_of(3, shape)
     drawn = {}
     for way, least in (("planes", overlay_planes_from), ("copy", 1 << 40)):
-        monkeypatch.setattr("recorder._encode.encoder.PLANES_FROM", least)
+        monkeypatch.setattr(encoder_module, "PLANES_FROM", least)
         path = record(tmp_path / way, frames, encode_in="thread", overlay=("step", "reward"))
         drawn[way] = planes(path)
     for i, (on_planes, on_copy) in enumerate(zip(drawn["planes"], drawn["copy"], strict=True)):
