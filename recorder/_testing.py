@@ -69,6 +69,7 @@ from recorder._service.presets import (
     FASTEST_INTERPOLATION,
     RUSH,
     SLOWER,
+    Adaptive,
     Pinned,
     next_rung,
 )
@@ -128,6 +129,7 @@ __all__ = [
     "VideoSpec",
     "Worker",
     "abandon",
+    "adaptive_rungs",
     "append_manifest",
     "arena_of",
     "arena_size",
@@ -392,6 +394,12 @@ def quality_of(rec: Recorder) -> Pinned:
     """How the Recorder's videos get their preset (adaptive or pinned); its ``_fill`` (when
     adaptive) is the queue fill it reads."""
     return service_of(rec)._workers.writer.quality
+
+
+def adaptive_rungs(codec: Codec) -> tuple[Codec, ...]:
+    """The settings adaptive quality writes *codec*'s videos at, its most size-efficient rung
+    first (the fastest rung's conversion included)."""
+    return Adaptive(codec, lambda: 0.0, 1)._codecs
 
 
 # -- per-frame info and overlays (issue 31) ----------------------------------------------------

@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 import recorder
-from recorder._testing import PyAVEncoder, format_of
+from recorder._testing import PyAVEncoder, adaptive_rungs, format_of
 
 TITLE = "Quality at the default settings: recorder vs gymnasium's writer"
 FPS = 30
@@ -39,14 +39,15 @@ FULL = Config(cartpole_frames=300, rounds=5)
 QUICK = Config(cartpole_frames=30, rounds=1)
 
 
+RUNGS = adaptive_rungs(recorder.Codec())
 #: (key, label, codec) of each way to write a video; codec None: gymnasium's save_video. The
 #: adaptive default writes at its first rung here (the queue has room); its other rungs are
 #: what it writes as a backlog grows.
 WRITERS = (
     ("defaults", "recorder, defaults (adaptive: veryfast while the queue has room)",
      recorder.Codec()),
-    ("superfast", "recorder, adaptive's middle rung (superfast)", recorder.Codec().at("superfast")),
-    ("fastest", "recorder, adaptive's fastest rung (ultrafast)", recorder.Codec().at("ultrafast")),
+    ("superfast", "recorder, adaptive's middle rung (superfast)", RUNGS[1]),
+    ("fastest", 'recorder, adaptive\'s fastest rung (ultrafast, `"point"` chroma)', RUNGS[2]),
     ("ultrafast", 'recorder, `preset="ultrafast"` (the default before)',
      recorder.Codec(preset="ultrafast")),
     ("point", 'recorder, `preset="ultrafast", interpolation="point"` (the default before that)',
