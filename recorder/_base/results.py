@@ -92,7 +92,8 @@ class VideoInfo:
         preset: the encoder preset the video starts with (None for gif); with adaptive
             quality (no preset given), the one the backlog allowed.
         preset_changes: ``(frame, preset)`` for each change of preset within the video
-            (adaptive h264: at a keyframe, as the backlog grew or shrank); usually none.
+            (adaptive h264: at a keyframe, as the backlog grew or shrank); usually none. The
+            fastest rung (``"ultrafast"``) converts with ``"point"`` chroma from its change on.
     """
 
     path: Path
