@@ -229,7 +229,8 @@ class PyAVEncoder:
         self._on_planes = pix_fmt == "yuv420p" and fmt.nbytes >= PLANES_FROM
 
     def write(self, image: Image, text: str | None = None) -> None:
-        """Encode one frame, with *text* drawn onto a copy of it (an overlay)."""
+        """Encode one frame, with *text* drawn onto it (an overlay: onto the converted frame, or
+        a copy of a small one; never onto *image*)."""
         if self._next is not None and (
             self._at_once or (self._pts - self._start) % self._keyint == 0
         ):
