@@ -261,7 +261,7 @@ def test_bench_quality_quick_compares_with_gymnasium(bench_dir: Path) -> None:
     assert [r[1] for r in rows[:8]] == [
         "recorder, defaults (adaptive: veryfast while the queue has room)",
         "recorder, adaptive's middle rung (superfast)",
-        "recorder, adaptive's fastest rung (ultrafast)",
+        'recorder, adaptive\'s fastest rung (ultrafast, `"point"` chroma)',
         'recorder, `preset="ultrafast"` (the default before)',
         'recorder, `preset="ultrafast", interpolation="point"` (the default before that)',
         'recorder, `preset="veryfast"` (plain x264 veryfast)',
