@@ -1,14 +1,14 @@
 """Quality at the default settings: never worse than gymnasium's own writer minus 1 dB.
 
 Real encode and decode of the same frames by ``recorder.Recorder`` (every codec setting left at
-its default) and by ``gymnasium.utils.save_video.save_video`` (moviepy, libx264 preset medium,
-crf 23, yuv420p); PSNR on RGB, per frame, against the frame of the same index the encoder was
-given: the source frame for recorder, for gymnasium the frame moviepy handed to ffmpeg (moviepy
-looks frames up by a float time and sometimes repeats the one before instead: a timing fault,
-not a coding one, kept out of the comparison so that it does not flatter recorder). x264's
-output is a function of its settings and input (also with threads), so this is deterministic,
-and no timing test. ``scripts/bench_quality.py`` reports the same comparison with
-sizes and speeds.
+its default, and at adaptive quality's fastest rung) and by
+``gymnasium.utils.save_video.save_video`` (moviepy, libx264 preset medium, crf 23, yuv420p);
+PSNR on RGB, per frame, against the frame of the same index the encoder was given: the source
+frame for recorder, for gymnasium the frame moviepy handed to ffmpeg (moviepy looks frames up by
+a float time and sometimes repeats the one before instead: a timing fault, not a coding one,
+kept out of the comparison so that it does not flatter recorder). x264's output is a function
+of its settings and input (also with threads), so this is deterministic, and no timing test.
+``scripts/bench_quality.py`` reports the same comparison with sizes and speeds.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 from helpers import always, decode, psnr
 
 import recorder
+from recorder._testing import adaptive_rungs
 
 # The benchmarks' frame makers, so that the test and bench_quality measure the same frames.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -65,16 +66,23 @@ def moviepy_frames(frames: list[np.ndarray]) -> list[np.ndarray]:
         clip.close()
 
 
+# The defaults (the first rung, while the queue has room), and the settings of adaptive
+# quality's fastest rung (ultrafast, "point" chroma), which a backlog gets.
+SETTINGS = {"defaults": None, "fastest rung": adaptive_rungs(recorder.Codec())[-1]}
+
+
+@pytest.mark.parametrize("codec", SETTINGS.values(), ids=SETTINGS)
 @pytest.mark.parametrize("make_frames", [cartpole_frames, noisy_ramp_frames])
 def test_default_quality_is_at_least_gymnasiums_minus_1_db(
-    tmp_path: Path, make_frames: Callable[[int], list[np.ndarray]]
+    tmp_path: Path, make_frames: Callable[[int], list[np.ndarray]], codec: recorder.Codec | None
 ) -> None:
     from gymnasium.utils.save_video import save_video
 
     frames = make_frames(FRAMES)
     height, width = frames[0].shape[:2]
 
-    with recorder.Recorder(tmp_path / "recorder", fps=FPS, episode_trigger=always) as rec:
+    kwargs = {} if codec is None else {"codec": codec}
+    with recorder.Recorder(tmp_path / "recorder", fps=FPS, episode_trigger=always, **kwargs) as rec:
         (handle,) = rec.submit(frames, episode_index=0)
         rec.flush()
     ours = unpadded(handle.result().path, height, width)
