@@ -19,6 +19,7 @@ from recorder._testing import (
     encoder_module,
     overlay_band,
     overlay_font_size,
+    overlay_module,
     overlay_planes_from,
 )
 from recorder.wrappers import RecordVideo
@@ -192,6 +193,24 @@ def test_overlay_without_pillow_says_how_to_install_it(
         Recorder(tmp_path, overlay=True)
     with Recorder(tmp_path) as rec:  # without an overlay Pillow is not needed
         rec.submit([frames_of(1, (8, 8, 3))[0]], infos=[{"i": 0}])
+
+
+@pytest.mark.parametrize("shape", [(120, 200, 3), (84, 84)])
+def test_a_video_of_many_characters_draws_each_text_as_a_new_band_would(
+    shape: tuple[int, ...],
+) -> None:
+    # More distinct characters than a band keeps (MAX_GLYPHS): it starts again on the way,
+    # its cells in every form with it.
+    chars = [c for c in map(chr, range(0x100, 0x500)) if c.isprintable()]
+    assert len(chars) > overlay_module.MAX_GLYPHS
+    band = overlay_module.TextBand(shape)
+    for i in range(0, len(chars), 9):
+        text = f"{''.join(chars[i : i + 9])} · {i}"
+        fresh = overlay_module.TextBand(shape)
+        assert (band.mask(text) == fresh.mask(text)).all(), text
+        assert (band.luma(text) == fresh.luma(text)).all(), text
+    assert band.luma(text).min() == 16  # limited range: no ink is luma 16
+    assert band.luma(text).max() > 200
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import string
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -116,6 +117,7 @@ class TextBand:
         # in C (map, set comparisons): the face's, and those this video's texts added.
         self._glyphs = dict(face.glyphs)
         self._widths = dict(face.widths)
+        self._forms()
         none = np.zeros((0, 0), np.uint8)
         self._last: tuple[str | None, Image] = (None, none)
         self._last_luma: tuple[str | None, Image] = (None, none)
@@ -125,9 +127,7 @@ class TextBand:
         the frame's channels (HxW, or HxWx3 with equal channels)."""
         if text == self._last[0]:
             return self._last[1]  # a run of frames with the same text
-        mask = self._ink(text)
-        if self._channels:  # numpy's maximum() is many times slower broadcasting one
-            mask = np.repeat(mask[:, :, None], self._channels, axis=2)
+        mask = self._compose(text, luma=False)
         self._last = (text, mask)
         return mask
 
@@ -135,24 +135,36 @@ class TextBand:
         """The band of *text* as limited-range luma (16 where no ink, 235 under full ink)."""
         if text == self._last_luma[0]:
             return self._last_luma[1]
-        luma = (self._ink(text).astype(np.uint16) * 219 // 255 + 16).astype(np.uint8)
+        luma = self._compose(text, luma=True)
         self._last_luma = (text, luma)
         return luma
 
-    def _ink(self, text: str) -> Image:
-        """The band of *text*, HxW: how much of each pixel the text covers (0..255)."""
+    def _forms(self) -> None:
+        """The cells in the forms the bands are composed of, each made at its first use: with
+        the frame's channels (numpy's maximum() is many times slower broadcasting one), and
+        as luma."""
+        channels = self._channels
+        with_channels = (lambda cell: np.repeat(cell[:, :, None], channels, axis=2)) if channels \
+            else (lambda cell: cell)  # fmt: skip
+        self._mask_cells = _Cells(self._glyphs, with_channels)
+        self._luma_cells = _Cells(self._glyphs, _LUMA.__getitem__)
+
+    def _compose(self, text: str, luma: bool) -> Image:
+        """The band of *text*: made of the cells with the frame's channels, or of luma."""
         pad, line = self._pad, self._line
-        lines = self._lines(text)
+        lines = self._lines(text)  # (its characters rendered: the forms may start again)
+        cells, background = (self._luma_cells, _LUMA[0]) if luma else (self._mask_cells, 0)
         width = max(map(self._measure, lines), default=0)
         height = _even(2 * pad + line * len(lines), self._height)
-        mask = np.zeros((height, _even(2 * pad + width, self._width)), np.uint8)
+        shape = (height, _even(2 * pad + width, self._width))
+        band = np.full(shape + cells[" "].shape[2:], background, np.uint8)
         for i, chars in enumerate(lines):
             top = pad + i * line
             if chars and top < height:
-                row = np.concatenate(list(map(self._glyphs.__getitem__, chars)), axis=1)
-                row = row[: height - top, : mask.shape[1] - pad]
-                mask[top : top + row.shape[0], pad : pad + row.shape[1]] = row
-        return mask
+                row = np.concatenate(list(map(cells.__getitem__, chars)), axis=1)
+                row = row[: height - top, : shape[1] - pad]
+                band[top : top + row.shape[0], pad : pad + row.shape[1]] = row
+        return band
 
     def draw(self, image: Image, text: str) -> Image:
         """A copy of *image* with *text* drawn on it (valid until the next call)."""
@@ -218,8 +230,25 @@ class TextBand:
         if len(glyphs) + len(text) > MAX_GLYPHS:  # texts of many characters: start again
             glyphs = self._glyphs = dict(self._face.glyphs)
             self._widths = dict(self._face.widths)
+            self._forms()
         for char in set(text) - glyphs.keys():
             glyphs[char], self._widths[char] = self._face.render(char)
+
+
+#: limited-range luma of each coverage 0..255: 16 (none) .. 235 (full).
+_LUMA = (np.arange(256, dtype=np.uint16) * 219 // 255 + 16).astype(np.uint8)
+
+
+class _Cells(dict[str, Image]):
+    """The characters' cells in one form, each made from its ink cell at its first use."""
+
+    def __init__(self, ink: dict[str, Image], form: Callable[[Image], Image]) -> None:
+        super().__init__()
+        self._ink, self._form = ink, form
+
+    def __missing__(self, char: str) -> Image:
+        cell = self[char] = self._form(self._ink[char])
+        return cell
 
 
 def _plane(plane: Any, height: int, width: int) -> Image:
