@@ -62,7 +62,7 @@ class Config:
     append_perf: bu.PerfPlan  # 3
 
 
-FULL = Config(2000, 10, 100, 120, bu.PerfPlan(3, 3, 1, loops=1), bu.PerfPlan(4, 3, 1))
+FULL = Config(2000, 20, 100, 120, bu.PerfPlan(3, 3, 1, loops=1), bu.PerfPlan(4, 3, 1))
 QUICK = Config(60, 1, 10, 12, bu.PerfPlan(1, 2, 1, loops=1), bu.PerfPlan(1, 2, 1, loops=64))
 
 
