@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import string
 from collections.abc import Callable
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -143,10 +144,7 @@ class TextBand:
         """The cells in the forms the bands are composed of, each made at its first use: with
         the frame's channels (numpy's maximum() is many times slower broadcasting one), and
         as luma."""
-        channels = self._channels
-        with_channels = (lambda cell: np.repeat(cell[:, :, None], channels, axis=2)) if channels \
-            else (lambda cell: cell)  # fmt: skip
-        self._mask_cells = _Cells(self._glyphs, with_channels)
+        self._mask_cells = _Cells(self._glyphs, partial(_in_channels, self._channels))
         self._luma_cells = _Cells(self._glyphs, _LUMA.__getitem__)
 
     def _compose(self, text: str, luma: bool) -> Image:
@@ -157,7 +155,8 @@ class TextBand:
         width = max(map(self._measure, lines), default=0)
         height = _even(2 * pad + line * len(lines), self._height)
         shape = (height, _even(2 * pad + width, self._width))
-        band = np.full(shape + cells[" "].shape[2:], background, np.uint8)
+        depth = (self._channels,) if self._channels and not luma else ()
+        band = np.full(shape + depth, background, np.uint8)
         for i, chars in enumerate(lines):
             top = pad + i * line
             if chars and top < height:
@@ -237,6 +236,11 @@ class TextBand:
 
 #: limited-range luma of each coverage 0..255: 16 (none) .. 235 (full).
 _LUMA = (np.arange(256, dtype=np.uint16) * 219 // 255 + 16).astype(np.uint8)
+
+
+def _in_channels(channels: int, cell: Image) -> Image:
+    """*cell* (HxW) with *channels* equal channels (HxWxC), or as it is for 0 (gray)."""
+    return np.repeat(cell[:, :, None], channels, axis=2) if channels else cell
 
 
 class _Cells(dict[str, Image]):
