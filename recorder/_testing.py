@@ -76,6 +76,7 @@ from recorder._service.presets import (
 from recorder._service.service import ClipService
 from recorder._service.worker import GRACE_SECONDS, Worker
 from recorder._service.writer import ClipWriter
+from recorder.wrappers._info import step_info
 
 if TYPE_CHECKING:
     from recorder._front.aio import AsyncRecorder
@@ -188,6 +189,7 @@ __all__ = [
     "set_finish_seam",
     "set_prefault",
     "spare_blocks",
+    "step_info",
     "stop_idle_encoders",
     "take_arena_blocks",
     "threads_of",

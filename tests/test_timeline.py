@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 from fakes import gated
 from helpers import FRAME, always, decode, flat, gymnasium_clips, painted
+from hypothesis import given
+from hypothesis import strategies as st
 
 import recorder
 from recorder import QueueFullError, Recorder
-from recorder._testing import MAX_INFO_BYTES, check_info
+from recorder._testing import MAX_INFO_BYTES, check_info, step_info
 from recorder.wrappers import RecordVideo
 from recorder.wrappers import vector as vector_wrappers
 
@@ -137,6 +139,32 @@ def test_info_is_stored_as_plain_json_values_and_copied_at_the_call(tmp_path: Pa
         "s": ["hi"],
         "none": [None],
     }
+
+
+_floats = st.floats() | st.sampled_from([float("nan"), float("inf"), -float("inf")])
+_actions = st.one_of(
+    st.none(),
+    st.integers(-(2**40), 2**40),
+    _floats,
+    st.booleans(),
+    st.integers(0, 5).map(np.int64),
+    st.floats(width=32).map(np.float32),
+    st.lists(_floats, max_size=40).map(np.array),
+    st.lists(st.integers(-9, 9), max_size=40).map(tuple),
+    st.just({"not": "a number"}),
+    st.just("left"),
+    st.just(np.zeros((2, 2))),
+)
+
+
+@given(st.none() | st.integers(0, 2**40), st.none() | _floats, _floats, _actions)
+def test_the_wrappers_info_is_what_check_info_makes_of_it(
+    step: int | None, reward: float | None, ret: float, action: Any
+) -> None:
+    # The wrappers skip check_info on the training thread: their info must need none.
+    info, size = step_info(step, reward, ret, action)
+    assert check_info(info) == (info, size)
+    assert set(info) == {"step", "reward", "return", "action"}
 
 
 def test_info_bytes_count_against_the_budget(tmp_path: Path) -> None:

@@ -95,6 +95,12 @@ def check_info(info: object, where: str = "info") -> Checked | None:
     return items, size
 
 
+def item_bytes(keys: Iterable[str]) -> int:
+    """What :func:`check_info` charges an info of *keys* besides its values' own characters
+    and vector numbers."""
+    return _INFO_BYTES + sum(_ITEM_BYTES + len(key) for key in keys)
+
+
 def check_infos(infos: object, count: int, where: str = "infos") -> list[Checked | None] | None:
     """*infos* (one info or None per frame of *count* frames) checked; None for None.
 

@@ -40,7 +40,8 @@ def umask() -> int:
     return _AT_IMPORT if now is None else now
 
 
-def share(fd: int) -> None:
-    """Give the new file *fd* the mode ``open()`` would have: ``0o666`` less the umask."""
+def share(fd: int, mask: int | None = None) -> None:
+    """Give the new file *fd* the mode ``open()`` would have: ``0o666`` less the umask (*mask*
+    if given: the umask as read before)."""
     if os.chmod in os.supports_fd:  # not on Windows, whose files have no such bits
-        os.chmod(fd, 0o666 & ~umask())
+        os.chmod(fd, 0o666 & ~(umask() if mask is None else mask))

@@ -21,7 +21,7 @@ from typing import Any
 
 from recorder._base.codec import Codec, EncoderFactory
 from recorder._base.frames import FrameFormat, Image, check_size, image_and_format
-from recorder._base.info import Checked, TextOf, check_info
+from recorder._base.info import Checked, TextOf
 from recorder._base.results import (
     ClipHandle,
     ClipKind,
@@ -254,20 +254,17 @@ class ClipService:
         the clips still accepting."""
         return self._queue.admit(image, fmt, clips, info)
 
-    def append_frame(
-        self, clips: Sequence[Clip], frame: Any, info: Mapping[str, Any] | None = None
-    ) -> None:
-        """Validate *frame* and *info* and queue them once for every clip in *clips* still
-        accepting."""
+    def append_frame(self, clips: Sequence[Clip], frame: Any, info: Checked | None = None) -> None:
+        """Validate *frame* and queue it, with its checked *info*, once for every clip in
+        *clips* still accepting."""
         image, fmt = image_and_format(frame)
-        checked = check_info(info)
         for clip in clips:
             known = clip.frame_format
             if known is None:
                 check_size(fmt, self.codec.name)
             elif known is not fmt and known != fmt:
                 raise shape_changed(clip.name, known, fmt)
-        self._queue.admit(image, fmt, clips, checked)
+        self._queue.admit(image, fmt, clips, info)
 
     def end_clip(self, clip: Clip) -> None:
         """No more frames for *clip*; it is finished in the background.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from recorder._base.codec import Codec, EncoderFactory, VideoSpec
 from recorder._base.info import TextOf
-from recorder._base.modes import share
+from recorder._base.modes import share, umask
 from recorder._base.results import ClipDroppedError, VideoHealth, VideoInfo
 from recorder._encode.encoder import TMP_SUFFIX, fragment_path, lock_file
 from recorder._encode.health import Judge
@@ -58,6 +58,8 @@ class ClipWriter:
         self.judge = judge  # the videos' health (None: not looked at)
         self.cut = cut  # the clips cut short: VideoInfo.partial
         self.overlay = overlay  # a frame's overlay text from its info
+        # Read once: on Linux a read of /proc per video, on the workers' (the GIL's) time.
+        self.umask = umask()
         #: whether the frames' info is kept for the videos' timelines (written as sidecars).
         self.timelines = sidecars and deliveries is None
         #: each video's preset: adaptive (from the queue's fill), or the one given
@@ -73,7 +75,7 @@ class ClipWriter:
         start = time.perf_counter()
         if clip.encoder is None:
             assert clip.frame_format is not None
-            clip.tmp_fd, clip.tmp_path = locked_tmp(clip.path)
+            clip.tmp_fd, clip.tmp_path = locked_tmp(clip.path, self.umask)
             codec = self.quality.open(clip, len(frames))
             clip.encoder = self.encoder_factory(
                 VideoSpec(
@@ -335,18 +337,19 @@ def info_of(
     )
 
 
-def locked_tmp(path: Path) -> tuple[int, str]:
+def locked_tmp(path: Path, mask: int | None = None) -> tuple[int, str]:
     """Create the temporary file of the video *path*, under ``flock`` (its writer is alive).
 
     Beside the final file (os.replace cannot cross file systems). mkstemp creates it
     exclusively (O_EXCL): nothing already there is followed. ``recorder recover`` may take
     the lock of a file just created and delete it as a dead writer's: then a new one. Its mode
-    is the one ``open()`` gives (mkstemp's is private), kept by the rename.
+    is the one ``open()`` gives (mkstemp's is private) under the umask *mask* (None: now),
+    kept by the rename.
     """
     for attempt in range(3):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TMP_SUFFIX, dir=path.parent)
         try:
-            share(fd)
+            share(fd, mask)
             lock_file(fd)
             os.lstat(tmp)
         except FileNotFoundError:

@@ -10,7 +10,7 @@ from typing import Any
 
 from gymnasium import logger as gym_logger
 
-from recorder._base.info import Overlay
+from recorder._base.info import Checked, Overlay
 from recorder._base.results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
 from recorder._base.stride import check_frame_stride
 from recorder._base.validate import check_callable, check_fps, check_name_prefix, make_folder
@@ -303,8 +303,9 @@ class Track:
         """Whether a clip with frames is open."""
         return self._clip is not None
 
-    def add(self, frame: Any, info: Mapping[str, Any] | None = None) -> None:
-        """Capture *frame* and its *info* into the current clip (validated and copied now)."""
+    def add(self, frame: Any, info: Checked | None = None) -> None:
+        """Capture *frame* (validated and copied now) and its *info* (as ``check_info`` returns
+        it) into the current clip."""
         assert self.recording, "Cannot capture a frame, recording wasn't started."
         if (self._clip is not None and self.sink.stale) or self.frames % self.sink.stride:
             self.frames += 1  # the parent's clip (see wants_frame), or one a stride passes
@@ -325,7 +326,7 @@ class Track:
     def offer(
         self,
         render: Callable[[], Any],
-        info: Callable[[], Mapping[str, Any] | None] | None = None,
+        info: Callable[[], Checked | None] | None = None,
     ) -> bool:
         """Capture ``render()`` (with the info ``info()``) if the clip wants a frame, else
         :meth:`skip`; True if rendered."""

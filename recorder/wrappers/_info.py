@@ -9,12 +9,27 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from recorder._base.info import plain_action
+from recorder._base.info import Checked, item_bytes, plain_action
+
+_BYTES = item_bytes(("step", "reward", "return", "action"))
 
 
-def step_info(step: int | None, reward: float | None, ret: float, action: Any) -> dict[str, Any]:
-    """The info of a frame after step *step* (None: a reset frame, without reward or action)."""
-    return {"step": step, "reward": reward, "return": ret, "action": plain_action(action)}
+def step_info(step: int | None, reward: float | None, ret: float, action: Any) -> Checked:
+    """The info of a frame after step *step* (None: a reset frame, without reward or action),
+    as :func:`~recorder._base.info.check_info` returns it.
+
+    Its values are plain by construction, so the training thread skips the general check.
+    """
+    plain = plain_action(action)
+    size = _BYTES + 8 * len(plain) if type(plain) is list else _BYTES
+    if reward is not None and reward - reward != 0.0:  # NaN, or an infinity: JSON has none
+        reward = None
+    return {
+        "step": step,
+        "reward": reward,
+        "return": ret if ret - ret == 0.0 else None,
+        "action": plain,
+    }, size
 
 
 class VectorReturns:
@@ -64,7 +79,7 @@ class VectorReturns:
         self._no_reward = no_reward
         self._step, self._rewards, self._actions = step, rewards, actions
 
-    def info(self, j: int) -> dict[str, Any]:
+    def info(self, j: int) -> Checked:
         """The info of sub-environment *j*'s frame now."""
         ret = float(self._returns[j])
         if self._step is None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from recorder._base.info import Checked
 from recorder.wrappers._clips import ClipSink, Track
 
 
@@ -53,7 +54,7 @@ class EnvTracks:
         render_all: Callable[[], Sequence[Any]],
         video_length: float,
         stop: Callable[[int], None],
-        info_of: Callable[[int], Mapping[str, Any] | None] | None = None,
+        info_of: Callable[[int], Checked | None] | None = None,
     ) -> None:
         """Capture a frame for each of *envs* that is recording (one render for all), with
         its info ``info_of(j)``.

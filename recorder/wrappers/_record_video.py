@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 
-from recorder._base.info import Overlay
+from recorder._base.info import Checked, Overlay
 from recorder._base.results import VideoInfo
 from recorder._front.recorder import Recorder
 from recorder.wrappers._common import RecordingWrapper, record_constructor_args
@@ -230,7 +230,7 @@ class RecordVideo(
                 self.stop_recording()
             self._sink.close()
 
-    def _frame_info(self) -> dict[str, Any] | None:
+    def _frame_info(self) -> Checked | None:
         """The info of the frame captured now, if frames get one."""
         if not self._infos_wanted:
             return None

@@ -11,7 +11,7 @@ from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
-from recorder._base.info import Overlay
+from recorder._base.info import Checked, Overlay
 from recorder._base.results import VideoInfo
 from recorder._front.recorder import Recorder
 from recorder.wrappers._clips import Track
@@ -324,10 +324,10 @@ class RecordVideo(
         if track.frames > self.video_length:
             self.stop_recording()
 
-    def _info_of_first(self) -> dict[str, Any] | None:
+    def _info_of_first(self) -> Checked | None:
         return self._info_of(0)
 
-    def _info_of(self, j: int) -> dict[str, Any] | None:
+    def _info_of(self, j: int) -> Checked | None:
         """The info of sub-environment *j*'s frame now, if frames get one."""
         return self._returns.info(j) if self._infos_wanted else None
 
