@@ -341,7 +341,7 @@ def test_the_quota_deletes_what_the_oracle_deletes(
     events, best, worst, max_bytes = run
     folder = tmp_path_factory.mktemp("quota")
     lines: list[dict[str, Any]] = []
-    keeper = Keeper(Keep(best, worst, max_bytes=max_bytes), lines.append)
+    keeper = Keeper(Keep(best, worst, max_bytes=max_bytes), lambda line, folder: lines.append(line))
     for kind, a, b in events:
         if kind == "save":
             keeper.saved(video_info(folder, a))
@@ -438,3 +438,74 @@ def test_cli_keep_max_mb(tmp_path: Path) -> None:
     assert files(out) == {f"{n}.mp4" for n in left}
     assert "rl-video-episode-8.mp4" in files(out)
     assert sum(e.get("event") == "deleted" for e in lines) == 9 - len(left) > 0
+
+
+class Scored(TinyEnv):
+    """Episodes of 3 steps whose returns are *returns*, one per episode in turn."""
+
+    def __init__(self, returns: list[float]) -> None:
+        super().__init__()
+        self.returns = returns
+        self.episodes = -1
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        self.episodes += 1
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        obs, _, _, truncated, info = super().step(action)
+        return obs, self.returns[self.episodes] / 3, self.t >= 3, truncated, info
+
+
+def test_wrappers_sharing_a_recorder_rank_their_own_episodes(tmp_path: Path) -> None:
+    from recorder.wrappers import RecordVideo
+
+    # Each wrapper numbers its episodes from 0: A's episode 0 is not B's.
+    rec = recorder.Recorder(tmp_path / "shared", keep=Keep(best=1))
+    a = RecordVideo(Scored([10.0, 50.0]), str(tmp_path / "a"), name_prefix="a", recorder=rec)
+    b = RecordVideo(Scored([100.0]), str(tmp_path / "b"), name_prefix="b", recorder=rec)
+    play_episodes(a, range(2))
+    a.close()  # a's episode 1 ends (ranked) as its wrapper closes
+    play_episodes(b, range(1))
+    b.close()
+    rec.close()
+    assert files(tmp_path / "a") == set()
+    assert files(tmp_path / "b") == {"b-episode-0.mp4"}  # the best of the three
+    assert rec.stats().videos_deleted == 2
+    # Each deletion is said in the manifest of the video's folder: its gallery drops the card.
+    lines = [json.loads(x) for x in (tmp_path / "a" / "manifest.jsonl").read_text().splitlines()]
+    deleted = sorted(e["file"] for e in lines if e.get("event") == "deleted")
+    assert deleted == ["a-episode-0.mp4", "a-episode-1.mp4"]
+
+
+def test_a_video_saved_again_under_its_name_replaces_it_for_the_quota(tmp_path: Path) -> None:
+    with recorder.Recorder(
+        tmp_path, episode_trigger=lambda e: True, keep={"max_bytes": 2500}
+    ) as rec:
+        first = rec.submit(FRAMES[:4], episode_index=0)[0].result()
+        second = rec.submit(FRAMES[:4], episode_index=0)[0].result()  # the same file name
+    # Over the quota only if the first still counted: the newest (the only one) stays.
+    assert first.size_bytes + second.size_bytes > 2500 >= second.size_bytes
+    assert files(tmp_path) == {"rl-video-episode-0.mp4"}
+    assert rec.stats().videos_deleted == 0
+
+
+def test_an_index_ranked_again_is_a_new_episode(tmp_path: Path) -> None:
+    # submit()'s default episode_index is 0: a second episode 0 is not the first one's fate.
+    with recorder.Recorder(tmp_path, keep={"best": 1}) as rec:
+        rec.submit(FRAMES[:2], metadata={"return": 1.0})
+        rec.submit(FRAMES[:2], episode_index=1, metadata={"return": 5.0})  # 0 is out
+        rec.flush()
+        assert files(tmp_path) == {"rl-video-episode-1.mp4"}
+        (again,) = rec.submit(FRAMES[:3], metadata={"return": 9.0})  # the best now
+    assert files(tmp_path) == {"rl-video-episode-0.mp4"}
+    assert again.result().frames == 3
+
+
+def test_a_score_beyond_a_floats_range_is_kept_unranked(tmp_path: Path) -> None:
+    lines: list[dict[str, Any]] = []
+    keeper = Keeper(Keep(best=1), lambda line, folder: lines.append(line))
+    keeper.episode_ended(0, {"return": 10**400})
+    keeper.episode_ended(1, {"return": 1.0})
+    assert [line["episode_index"] for line in lines if line["event"] == "keep"] == [1]
+    assert Keep(max_bytes=5).describe() == "max_bytes 5"

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from fakes import gated
-from helpers import FRAME, always, decode, flat, gymnasium_clips, painted
+from helpers import FRAME, TinyEnv, always, decode, flat, gymnasium_clips, painted
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -518,3 +518,79 @@ def test_vector_same_step_autoreset_starts_episodes_without_a_reward(tmp_path: P
     assert columns["step"][0] == 2
     assert (columns["reward"][0], columns["return"][0]) == (None, 0.0)
     assert columns["return"][1:] == pytest.approx(np.cumsum(columns["reward"][1:]))
+
+
+class Rewarding(TinyEnv):
+    """TinyEnv whose rewards are whatever *reward* makes of the step (a vector: multi-objective)."""
+
+    def __init__(self, reward: Callable[[int], Any]) -> None:
+        super().__init__()
+        self.reward = reward
+
+    def step(self, action: int) -> tuple[int, Any, bool, bool, dict[str, Any]]:
+        obs, _, terminated, truncated, info = super().step(action)
+        return obs, self.reward(self.t), terminated, truncated, info
+
+
+@pytest.mark.parametrize("record_info", [True, False])
+def test_a_reward_that_is_not_one_number_passes_through_and_is_recorded_as_null(
+    tmp_path: Path, record_info: bool
+) -> None:
+    # mo-gymnasium's rewards are vectors: gymnasium's RecordVideo passes them through.
+    env = RecordVideo(
+        Rewarding(lambda t: np.array([t, -t], dtype=np.float32)), str(tmp_path / "v"),
+        episode_trigger=always, record_info=record_info, recorder_kwargs={"sidecars": True},
+    )  # fmt: skip
+    env.reset(seed=0)
+    _, reward, *_ = env.step(0)
+    assert reward.tolist() == [1.0, -1.0]  # the env's own, untouched
+    for _ in range(4):
+        env.step(0)
+    env.close()
+    assert sidecar(tmp_path / "v", "rl-video-episode-0")["metadata"]["return"] is None
+    if record_info:
+        columns = timeline(tmp_path / "v", "rl-video-episode-0")["columns"]
+        assert columns["reward"] == [None] * 6
+        assert columns["return"] == [0.0] + [None] * 5  # from the first vector reward on
+        assert columns["step"] == [None, 0, 1, 2, 3, 4]
+
+
+def test_a_reward_of_one_number_in_an_array_counts(tmp_path: Path) -> None:
+    # numpy 2.4 refuses float() of a 1-element vector: the wrapper takes its one number.
+    env = RecordVideo(
+        Rewarding(lambda t: np.array([float(t)])), str(tmp_path / "v"), episode_trigger=always,
+        recorder_kwargs={"sidecars": True},
+    )  # fmt: skip
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(0)
+    env.close()
+    columns = timeline(tmp_path / "v", "rl-video-episode-0")["columns"]
+    assert columns["reward"] == [None, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert columns["return"] == [0.0, 1.0, 3.0, 6.0, 10.0, 15.0]
+    assert sidecar(tmp_path / "v", "rl-video-episode-0")["metadata"]["return"] == 15.0
+
+
+@pytest.mark.parametrize("per_env", [True, False])
+def test_vector_rewards_that_are_not_one_number_each_are_recorded_as_null(
+    tmp_path: Path, per_env: bool
+) -> None:
+    class TwoObjectives(gym.vector.VectorWrapper):
+        def step(self, actions: Any) -> Any:
+            obs, rewards, terminations, truncations, info = self.env.step(actions)
+            return obs, np.stack([rewards, -rewards], axis=1), terminations, truncations, info
+
+    envs = gym.vector.SyncVectorEnv([lambda: Counting(3), lambda: Counting(4)])
+    wrapped = vector_wrappers.RecordVideo(
+        TwoObjectives(envs), str(tmp_path / "v"), episode_trigger=always, per_env=per_env,
+        recorder_kwargs={"sidecars": True},
+    )  # fmt: skip
+    wrapped.reset(seed=0)
+    for step in range(3):
+        _, rewards, *_ = wrapped.step(np.array([step % 3, step % 3]))
+        assert rewards.shape == (2, 2)
+    wrapped.close()
+    name = "rl-video-env-0-episode-0" if per_env else "rl-video-episode-0"
+    columns = timeline(tmp_path / "v", name)["columns"]
+    assert columns["reward"][1:] == [None] * 3
+    assert columns["return"][1:] == [None] * 3

@@ -109,6 +109,7 @@ class Clip:
     episode_index: int | None = None
     first_step: int | None = None
     whole: bool = False  # all its frames are given at once (submit): work in hand, no backlog
+    source: object = None  # who numbers its episode: None (the Recorder's calls), a wrapper's
     started: float = field(default_factory=time.time)
     state: State = State.OPEN
     drop_reason: str = ""  # why, once DROPPED

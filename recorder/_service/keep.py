@@ -94,12 +94,22 @@ class Keep:
             f"best {self.best}" if self.best else "",
             f"worst {self.worst}" if self.worst else "",
         ]
+        if not self.ranks:
+            return f"max_bytes {self.max_bytes}"
         return f"{' and '.join(p for p in parts if p)} by {self.by}"
+
+
+#: an episode as the policy knows it: who numbers its episodes (None: the Recorder's own calls;
+#: a wrapper's recording slot) and its index.
+EpisodeKey = tuple[object, int]
+#: appends a manifest line, to the manifest of a folder (None: the Recorder's).
+Record = Callable[[dict[str, Any], "Path | None"], None]
 
 
 @dataclass
 class _Episode:
     seq: int  # arrival order: ties keep the earlier episode
+    key: EpisodeKey
     score: float | None = None
     videos: list[Held] = field(default_factory=list)
 
@@ -154,51 +164,63 @@ class Ranking:
 class Keeper:
     """Applies a :class:`Keep` to a Recorder's saved videos (any thread).
 
-    Holds a few dozen bytes per recorded episode (the indices of those deleted) and, with a
-    quota, per video on disk; never frames. Episode indices name files, so they are taken as
-    unique per recorder. Decisions are made under one lock; files are deleted, and manifest
-    lines written, after it.
+    Holds a few dozen bytes per recorded episode (the keys of those deleted) and, with a
+    quota, per video on disk; never frames. An episode is known by its key: who numbers it
+    and its index (wrappers sharing a Recorder each count from 0). A video saved under the
+    name of one held replaces it (the file is the new one). Decisions are made under one lock;
+    files are deleted, and manifest lines written, after it.
 
     Args:
         keep: the policy.
-        record: appends a line to the folder's manifest (what was deleted and why).
+        record: appends a line to a folder's manifest (what was deleted and why).
     """
 
-    def __init__(self, keep: Keep, record: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, keep: Keep, record: Record) -> None:
         self.keep = keep
         self._record = record
         self._ranking = Ranking(keep.best, keep.worst) if keep.ranks else None
         self._quota = None if keep.max_bytes is None else Quota(keep.max_bytes)
         self._lock = threading.Lock()
         self._seq = itertools.count()
-        self._open: dict[int, _Episode] = {}  # by index: not ended yet, or ranked and kept
+        self._open: dict[EpisodeKey, _Episode] = {}  # not ended yet, or ranked and kept
         self._by_seq: dict[int, _Episode] = {}
-        self._out: set[int] = set()  # indices of episodes deleted
-        self._unscored: set[int] = set()  # ended without a score: kept
+        self._out: set[EpisodeKey] = set()  # episodes deleted
+        self._unscored: set[EpisodeKey] = set()  # ended without a score: kept
         self._unscored_logged = False
+        self._held_at: dict[Path, Held] = {}  # the held videos (ranked or under the quota)
         self.deleted = 0
 
-    def _episode(self, index: int) -> _Episode:
-        episode = self._open.get(index)
+    def _episode(self, key: EpisodeKey) -> _Episode:
+        episode = self._open.get(key)
         if episode is None:
-            episode = self._open[index] = _Episode(next(self._seq))
+            episode = self._open[key] = _Episode(next(self._seq), key)
             self._by_seq[episode.seq] = episode
         return episode
 
-    def episode_ended(self, index: int, metadata: Mapping[str, Any]) -> None:
-        """Episode *index*, which made clips, ended with *metadata* (its score)."""
+    def episode_ended(self, index: int, metadata: Mapping[str, Any], source: object = None) -> None:
+        """Episode *index* of *source*, which made clips, ended with *metadata* (its score)."""
         if self._ranking is None:
             return  # a quota alone: episodes are not ranked
+        key = (source, index)
         score = _score(metadata.get(self.keep.by))
         effects: list[Callable[[], None]] = []
         with self._lock:
-            episode = self._episode(index)
+            # An index ended again (submit's default 0, a Recorder used twice): a new episode,
+            # whose videos replace the files of the earlier one.
+            self._out.discard(key)
+            self._unscored.discard(key)
+            earlier = self._open.get(key)
+            if earlier is not None and earlier.score is not None:
+                del self._open[key]
+            episode = self._episode(key)
             episode.score = score
             if score is None:
-                self._unscored.add(index)
-                del self._open[index], self._by_seq[episode.seq]
+                self._unscored.add(key)
+                del self._open[key], self._by_seq[episode.seq]
                 for held in episode.videos:  # kept, unranked: by age under a quota
                     held.episode = None
+                    if self._quota is None:
+                        self._forget(held)
                 if not self._unscored_logged:
                     self._unscored_logged = True
                     effects.append(lambda: self._warn_unscored(index))
@@ -207,39 +229,57 @@ class Keeper:
                 why = self._ranking.why(episode.seq) or f"not among the {self.keep.describe()}"
                 line = {"event": "keep", "episode_index": index, "score": score}
                 line |= {"kept": episode.seq not in gone, "why": why}
-                effects.append(lambda: self._record(line))
+                folder = episode.videos[0].info.path.parent if episode.videos else None
+                effects.append(lambda: self._record(line, folder))
                 reason = f"not among the {self.keep.describe()}"
                 for seq in gone:
                     victim = self._by_seq.pop(seq)
-                    index_of = next(i for i, e in self._open.items() if e is victim)
-                    del self._open[index_of]
-                    self._out.add(index_of)
-                    effects += [self._deletion(held, reason) for held in victim.videos]
+                    if self._open.get(victim.key) is victim:
+                        del self._open[victim.key]
+                        self._out.add(victim.key)
+                    effects += [self._deletion(held, reason) for held in list(victim.videos)]
             effects += self._over_quota()
         for effect in effects:
             effect()
 
-    def saved(self, info: VideoInfo) -> bool:
-        """*info* is on disk; deleted at once if its episode is already out (returns False)."""
+    def saved(self, info: VideoInfo, source: object = None) -> bool:
+        """*info* (of *source*'s episode) is on disk; deleted at once if its episode is
+        already out (returns False)."""
         index = info.episode_index
+        key = None if index is None else (source, index)
         with self._lock:
-            kept = index is None or index not in self._out
+            earlier = self._held_at.get(info.path)
+            if earlier is not None:  # its file was replaced by this one: not to delete now
+                self._forget(earlier)
+            kept = key is None or key not in self._out
             if not kept:
                 effects = [self._deletion(Held(info, -1), f"not among the {self.keep.describe()}")]
             else:
                 # Ranked with its episode; by age under a quota when there is no ranking, no
                 # episode (a clip named freely) or no score.
                 episode = None
-                if self._ranking is not None and index is not None and index not in self._unscored:
-                    episode = self._episode(index)
+                if self._ranking is not None and key is not None and key not in self._unscored:
+                    episode = self._episode(key)
                 quota = self._quota
                 held = Held(info, -1) if quota is None else quota.add(info, episode)
                 if episode is not None:
                     episode.videos.append(held)
+                if episode is not None or quota is not None:
+                    self._held_at[info.path] = held
                 effects = self._over_quota()
         for effect in effects:
             effect()
         return kept
+
+    def _forget(self, held: Held) -> None:
+        """No longer hold *held* (lock held): deleted, replaced, or kept for good."""
+        if self._held_at.get(held.info.path) is held:
+            del self._held_at[held.info.path]
+        if self._quota is not None:
+            self._quota.remove(held)
+        episode = held.episode
+        if isinstance(episode, _Episode) and held in episode.videos:
+            episode.videos.remove(held)
 
     def _over_quota(self) -> list[Callable[[], None]]:
         """Decide what the quota deletes now (lock held); the deletions, to run after it."""
@@ -266,16 +306,11 @@ class Keeper:
             else ("the videos of no ranked episode go first, oldest first, then the lowest-ranked")
         )
         reason = f"over the byte quota: {total} bytes of videos > max_bytes {quota.max_bytes}; "
-        for held in gone:
-            episode = held.episode
-            if isinstance(episode, _Episode):
-                episode.videos.remove(held)
         return [self._deletion(held, reason + why) for held in gone]
 
     def _deletion(self, held: Held, reason: str) -> Callable[[], None]:
         """Delete *held* (lock held: no longer counted); returns the deletion, to run after."""
-        if self._quota is not None:
-            self._quota.remove(held)
+        self._forget(held)
         self.deleted += 1
         return lambda: self._delete(held.info, reason)
 
@@ -292,7 +327,8 @@ class Keeper:
                 "file": info.path.name,
                 "episode_index": info.episode_index,
                 "reason": reason,
-            }
+            },
+            info.path.parent,  # where its card is: that folder's gallery removes it
         )
 
     def _warn_unscored(self, index: int) -> None:
@@ -309,7 +345,10 @@ def _score(value: Any) -> float | None:
     # What the sidecar stores (recorder._encode.sidecars.json_ready): NaN and infinities are null.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    score = float(value)
+    try:
+        score = float(value)
+    except OverflowError:  # an int beyond a float's range
+        return None
     return score if math.isfinite(score) else None
 
 

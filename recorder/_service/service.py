@@ -220,12 +220,14 @@ class ClipService:
         first_step: int | None = None,
         metadata: dict[str, Any] | None = None,
         whole: bool = False,
+        source: object = None,
     ) -> Clip:
         """Open a clip named *name* (no extension) in *folder* (default: video_folder).
 
         It takes at most *length* frames (None: no limit); *whole*: they are all given at
         once (``submit``). A live clip of the same path is dropped: the last one wins, as when
-        gymnasium overwrites a file.
+        gymnasium overwrites a file. *source*: who numbers its episode (None: the Recorder's
+        own calls; a wrapper's recording slot), for the keep policy.
         """
         file = name
         if self._deliveries is not None:  # a spool: the producer's name survives recover
@@ -243,6 +245,7 @@ class ClipService:
             episode_index=episode_index,
             first_step=first_step,
             whole=whole,
+            source=source,
         )
         self._queue.open_clip(clip)
         return clip
@@ -279,11 +282,16 @@ class ClipService:
         """Drop *clip* whole: its file is discarded, its handle raises ClipDroppedError."""
         self._queue.drop(clip, reason)
 
-    def episode_ended(self, episode_index: int, metadata: Mapping[str, Any]) -> None:
-        """An episode that made clips ended: the keep policy scores it (may delete videos)."""
+    def episode_ended(
+        self, episode_index: int, metadata: Mapping[str, Any], source: object = None
+    ) -> None:
+        """An episode that made clips ended: the keep policy scores it (may delete videos).
+
+        *source*: who numbers the episode (None: the Recorder's own calls), as its clips say.
+        """
         if self._keeper is not None:
             try:
-                self._keeper.episode_ended(episode_index, metadata)
+                self._keeper.episode_ended(episode_index, metadata, source)
             except OSError as e:
                 e.add_note(f"deleting the videos of episode {episode_index} (keep)")
                 logger.error("keep: %s", e)
@@ -422,8 +430,8 @@ class ClipService:
         if self._deliveries is not None:
             self._deliveries.stop(reason)
 
-    def _record(self, record: dict[str, Any]) -> None:
-        append_manifest(self.video_folder, record)
+    def _record(self, record: dict[str, Any], folder: Path | None = None) -> None:
+        append_manifest(self.video_folder if folder is None else folder, record)
 
     # The workers' per-clip finish: tests replace it to make a worker die.
 

@@ -195,7 +195,7 @@ class ClipWriter:
         kept = True
         if self.keeper is not None:
             try:
-                kept = self.keeper.saved(info)
+                kept = self.keeper.saved(info, clip.source)
             except OSError as e:
                 e.add_note(f"deleting {clip.path} (keep)")
                 errors.append(e)

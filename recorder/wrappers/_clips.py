@@ -143,8 +143,10 @@ class ClipSink:
         episode_index: int | None,
         first_step: int | None,
         metadata: dict[str, Any] | None = None,
+        source: object = None,
     ) -> Clip:
-        """Start a clip of unlimited length (the wrapper ends it)."""
+        """Start a clip of unlimited length (the wrapper ends it); *source* numbers its
+        episode (see :meth:`ClipService.new_clip`)."""
         if self.owned and self.stale:
             # Used again after env.close(), as gymnasium allows, or in a forked child (whose
             # parent's workers are gone): a private Recorder of the same settings takes over.
@@ -160,6 +162,7 @@ class ClipSink:
             episode_index=episode_index,
             first_step=first_step,
             metadata=metadata,
+            source=source,
         )
         # Only pending or failed handles matter to close(): forget the rest as we go, so that
         # a long run does not accumulate one future per video.
@@ -313,7 +316,13 @@ class Track:
         if self._clip is None:
             assert self.name is not None
             self._clip = self.sink.open(
-                self.name, self._kind, self._index, self._episode, self._first_step, self._metadata
+                self.name,
+                self._kind,
+                self._index,
+                self._episode,
+                self._first_step,
+                self._metadata,
+                source=self,  # the slot numbers its episodes: the keep policy's key
             )
         self.sink.recorder._service.append_frame([self._clip], frame, info)
         self.frames += 1

@@ -14,7 +14,7 @@ from recorder._base.info import Checked, Overlay
 from recorder._base.results import VideoInfo
 from recorder._front.recorder import Recorder
 from recorder.wrappers._common import RecordingWrapper, record_constructor_args
-from recorder.wrappers._info import step_info
+from recorder.wrappers._info import reward_of, step_info
 
 
 class RecordVideo(
@@ -185,7 +185,7 @@ class RecordVideo(
         """Step the environment; capture a frame if a clip is recording."""
         obs, rew, terminated, truncated, info = self.env.step(action)
         self.step_id += 1
-        reward = float(rew)
+        reward = reward_of(rew)  # NaN for a vector reward: the return is not a number then
         self._return += reward
         self._last_step = (self.step_id, reward, action)
         if self.step_trigger and self.step_trigger(self.step_id):
@@ -243,7 +243,9 @@ class RecordVideo(
         clip = self._track.clip
         dropped = clip is not None and clip.dropped  # no video: not ranked
         if self._episode_recorded and not self._sink.stale and not dropped:
-            self._sink.recorder._service.episode_ended(self.episode_id, {"return": self._return})
+            self._sink.recorder._service.episode_ended(
+                self.episode_id, {"return": self._return}, self._track
+            )
         self._episode_recorded = False
         self._return = 0.0
 
