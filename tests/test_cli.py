@@ -525,6 +525,9 @@ PORT_RANGE = "argument --port: must be in 0..65535, got"
         (["gallery", ".", "--serve", "--port", "99999"], "gallery", f"{PORT_RANGE} 99999"),
         (["gallery", ".", "--port", "-1"], "gallery", f"{PORT_RANGE} -1"),
         (["gallery", ".", "--port", "http"], "gallery", "argument --port: not an integer"),
+        # Finite MiB, but not as bytes.
+        (["record", "CartPole-v1", "--keep-max-mb", "1e308"], "record", "must be a finite number"),
+        (["record", "CartPole-v1", "--max-queue-mb", "1e303"], "record", "must be a finite number"),
     ],
 )
 def test_out_of_range_values_are_usage_errors(

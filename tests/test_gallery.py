@@ -317,6 +317,32 @@ def test_a_torn_manifest_line_loses_only_its_own_video(tmp_path: Path) -> None:
     assert page.count("no sidecar: probed") == 1
 
 
+def test_files_no_reader_expects_still_make_a_page(tmp_path: Path) -> None:
+    with Recorder(tmp_path, fps=10, episode_trigger=lambda e: True) as rec:
+        for i in range(3):
+            rec.submit([painted(i)] * 3, episode_index=i, metadata={"return": float(i)})
+    deep = b"[" * 100_000 + b"]" * 100_000  # json's recursion limit
+    (tmp_path / "rl-video-episode-0.json").write_bytes(deep)
+    with (tmp_path / "manifest.jsonl").open("ab") as f:
+        f.write(deep + b"\n")
+    # An int no float holds (written by hand: the recorder refuses it at the call).
+    sidecar = json.loads((tmp_path / "rl-video-episode-1.json").read_text())
+    sidecar["frames"] = sidecar["metadata"]["return"] = 10**400
+    (tmp_path / "rl-video-episode-1.json").write_text(json.dumps(sidecar))
+    timeline = tmp_path / "rl-video-episode-1.timeline.json"
+    timeline.write_text(json.dumps({"fps": 10, "frames": 3, "columns": {"big": [1, 10**400, 2]}}))
+    # A name that is not UTF-8 (a copy of a video, as a tool with another locale may write).
+    odd = os.fsencode(tmp_path) + b"/odd-\xff-episode-3.mp4"
+    shutil.copyfile(tmp_path / "rl-video-episode-2.mp4", odd)
+    page = build_gallery(tmp_path).read_text(encoding="utf-8")
+    cards = cards_of(page)
+    assert len(cards) == 4
+    assert 'href="odd-%FF-episode-3.mp4"' in cards["odd-\\udcff-episode-3.mp4"]  # its bytes
+    sources = {e.file: e.source for e in scan(tmp_path)}
+    assert sources["rl-video-episode-0.mp4"] == "manifest"  # its nested sidecar is skipped
+    assert sources["rl-video-episode-1.mp4"] == "sidecar"
+
+
 def test_build_gallery_needs_a_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         build_gallery(tmp_path / "missing")

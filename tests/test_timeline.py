@@ -67,6 +67,9 @@ BAD = {
     "a nested mapping": ({"d": {"a": 1}}, TypeError, r"info\['d'\] is \{'a': 1\} \(dict\)"),
     "an image": ({"img": np.zeros((2, 2))}, TypeError, r"info\['img'\] is ndarray of shape"),
     "a vector of strings": ({"v": ["a"]}, TypeError, r"info\['v'\] holds 'a' \(str\)"),
+    # JSON would write it, but neither the gallery's plot nor a float could read it back.
+    "an int beyond a float": ({"n": 10**400}, ValueError, r"info\['n'\] is an int of 1329 bits"),
+    "such an int in a vector": ({"v": [1, -(2**1024)]}, ValueError, r"info\['v'\] is an int of"),
     "too many bytes": (
         {f"k{i}": "x" * 60 for i in range(16)},
         ValueError,

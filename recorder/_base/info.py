@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from recorder._base.validate import describe
+from recorder._base.validate import MAX_INT, describe, huge_int
 
 #: the most a frame's info may hold, in bytes as :func:`check_info` counts them.
 MAX_INFO_BYTES = 1024
@@ -81,7 +81,10 @@ def check_info(info: object, where: str = "info") -> Checked | None:
             if len(value) > MAX_TEXT:
                 raise _long_text(where, key, value)
             size += len(value)
-        elif not (kind is int or kind is bool or value is None):
+        elif kind is int:
+            if not -MAX_INT <= value <= MAX_INT:
+                raise huge_int(f"{where}[{key!r}]", value)
+        elif not (kind is bool or value is None):
             plain = _plain(where, key, value)
             items[key] = plain
             if isinstance(plain, list | str):
@@ -166,6 +169,8 @@ def _number(where: str, key: str, value: object) -> bool | int | float | None:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
+        if not -MAX_INT <= value <= MAX_INT:
+            raise huge_int(f"{where}[{key!r}]", value)
         return int(value)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from recorder._base.validate import describe
+from recorder._base.validate import MAX_INT, describe, huge_int
 
 T = TypeVar("T")
 
@@ -46,6 +46,8 @@ def _plain(value: Any, where: str, inside: set[int]) -> Any:
     if value is None or isinstance(value, str | bool):
         return value
     if isinstance(value, int):
+        if not -MAX_INT <= value <= MAX_INT:
+            raise huge_int(where, value)
         return int(value)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None

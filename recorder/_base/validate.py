@@ -17,6 +17,19 @@ from recorder._base.frames import FrameFormat, Image, as_image, format_of
 Trigger = Callable[[int], bool]
 
 
+#: the largest int stored in sidecars and timelines: one a float holds (their readers, the
+#: gallery and keep's ranking, take numbers as floats).
+MAX_INT = 2**1023
+
+
+def huge_int(where: str, value: int) -> ValueError:
+    """The error for an int beyond :data:`MAX_INT` at *where*."""
+    return ValueError(
+        f"{where} is an int of {value.bit_length()} bits: numbers are stored as JSON that "
+        f"floats can read, ints from -2**1023 to 2**1023"
+    )
+
+
 def is_int(value: object) -> bool:
     """Whether *value* is an int (numpy's too), and not a bool."""
     return isinstance(value, int | np.integer) and not isinstance(value, bool)

@@ -120,7 +120,7 @@ def _add_record(sub: _Subparsers) -> None:
     _add_count(trig, "--keep-worst", "keep the videos of the N lowest-return episodes too")
     trig.add_argument(
         "--keep-max-mb",
-        type=_positive_float,
+        type=_mebibytes,
         metavar="MB",
         help="keep at most MB MiB of videos: the least valuable go first (the lowest-ranked "
         "under --keep-best/--keep-worst, else the oldest), never the newest of each kind",
@@ -164,8 +164,8 @@ def _add_record(sub: _Subparsers) -> None:
     enc.add_argument("--workers", type=_positive_int, default=1, help="encoder threads")
     enc.add_argument(
         "--max-queue-mb",
-        type=_positive_float,
-        default=256.0,
+        type=_mebibytes,
+        default=256 * 2**20,
         metavar="MB",
         help="memory for frames waiting to be encoded (default: 256)",
     )
@@ -326,6 +326,14 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
+
+
+def _mebibytes(text: str) -> int:
+    """MiB (a float > 0) as bytes, at least 1."""
+    size = _positive_float(text) * 2**20
+    if size == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return max(1, int(size))
 
 
 def _step_list(text: str) -> frozenset[int]:

@@ -107,7 +107,7 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
             video_length=args.video_length,
             name_prefix=args.name_prefix,
             workers=args.workers,
-            max_queue_bytes=max(1, int(args.max_queue_mb * 2**20)),
+            max_queue_bytes=args.max_queue_mb,  # in bytes (see _mebibytes)
             on_full=args.on_full,
             codec=args.codec,
             crf=args.crf,
@@ -120,7 +120,7 @@ def _make_recorder(args: argparse.Namespace, folder: Path, fps: float) -> Record
 
 
 def _keep_of(args: argparse.Namespace) -> Keep | None:
-    quota = None if args.keep_max_mb is None else max(1, int(args.keep_max_mb * 2**20))
+    quota = args.keep_max_mb  # in bytes, or None
     if args.keep_best or args.keep_worst or quota:
         best, worst = args.keep_best or 0, args.keep_worst or 0
         return Keep(best=best, worst=worst, by="return", max_bytes=quota)

@@ -115,7 +115,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
             for line in f:
                 try:
                     record = json.loads(line.decode("utf-8"))
-                except ValueError:  # UnicodeDecodeError, JSONDecodeError (a blank line too)
+                except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
                     continue
                 if isinstance(record, dict):
                     records.append(record)

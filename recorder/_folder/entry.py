@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from recorder._base.validate import MAX_INT
+
 #: files shown in a <video> element (a gif is shown as an image).
 VIDEO_SUFFIXES = (".mp4", ".webm")
 
@@ -117,7 +119,10 @@ class GalleryEntry:
 
 
 def finite(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """Whether *value* is a number a float holds (not a bool, NaN, an infinity or an int beyond)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT
 
 
 def as_int(value: Any) -> int | None:

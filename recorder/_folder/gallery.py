@@ -19,7 +19,7 @@ import av
 
 from recorder._encode.sidecars import MANIFEST, read_manifest, write_atomic
 from recorder._folder.entry import NAME_INDEX, VIDEO_SUFFIXES, GalleryEntry
-from recorder._folder.html import render
+from recorder._folder.html import ENCODING_ERRORS, render
 from recorder._folder.strip import read_timeline
 
 __all__ = [
@@ -51,7 +51,7 @@ def scan(
     """
     root = Path(folder)
     manifest: dict[str, dict[str, Any]] = {}
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, RecursionError):
         for record in read_manifest(root):
             if isinstance(record, dict) and isinstance(record.get("path"), str):
                 manifest[record["path"]] = record
@@ -180,7 +180,7 @@ def write_gallery(
     root = Path(folder)
     page = render(entries, title or root.resolve().name or str(root))
     target = root / INDEX
-    write_atomic(target, page.encode("utf-8"), INDEX)
+    write_atomic(target, page.encode("utf-8", ENCODING_ERRORS), INDEX)
     return target
 
 
@@ -234,6 +234,6 @@ def _read_sidecar(video: Path) -> dict[str, Any] | None:
     try:
         with open(sidecar, encoding="utf-8") as f:
             record = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep
         return None  # missing or not ours: probing still describes the video
     return record if isinstance(record, dict) else None

@@ -12,6 +12,7 @@ import hashlib
 import html
 import importlib.resources
 import json
+import os
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,9 @@ from typing import Any
 
 from recorder._folder.entry import GalleryEntry, as_int, finite
 from recorder._folder.strip import pack_captions
+
+#: how a page is encoded: a file name that is not UTF-8 (its lone surrogates) shows escaped.
+ENCODING_ERRORS = "backslashreplace"
 
 # Fields of the sidecar listed under "all metadata", in order (the card's key fields, the
 # episode, return, length and health, are above it).
@@ -76,7 +80,7 @@ def card(entry: GalleryEntry) -> str:
     then every metadata field under "all metadata"; every string escaped."""
     esc = html.escape
     info = entry.info
-    src = esc(urllib.parse.quote(entry.file))
+    src = esc(urllib.parse.quote(os.fsencode(entry.file)))  # the name's bytes, UTF-8 or not
     width, height = as_int(info.get("width")), as_int(info.get("height"))
     size_attrs = f' width="{width}" height="{height}"' if width and height else ""
     poster = ""

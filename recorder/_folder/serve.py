@@ -14,6 +14,7 @@ import urllib.parse
 from typing import Any
 
 from recorder._folder.gallery import INDEX, inside
+from recorder._folder.html import ENCODING_ERRORS
 from recorder._folder.live import LiveFolder
 
 UPDATES = "_recorder/updates"
@@ -144,7 +145,7 @@ class GalleryRequestHandler(RangeRequestHandler):
         except (FileNotFoundError, NotADirectoryError):  # the folder went away
             self.send_error(http.HTTPStatus.NOT_FOUND, "The folder is gone")
             return None
-        return self._answer(page.encode(), "text/html; charset=utf-8")
+        return self._answer(page.encode("utf-8", ENCODING_ERRORS), "text/html; charset=utf-8")
 
     def _host_allowed(self) -> bool:
         """Whether ``Host`` names this server: one of :attr:`hosts` (or any IP address when

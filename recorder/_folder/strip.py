@@ -122,8 +122,8 @@ def _number(value: Any) -> Number | None:
     integral one as an int: shorter JSON); None for anything else."""
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, int):
-        return value if abs(value) < 2**53 else float(value)
+    if isinstance(value, int) and abs(value) < 2**53:
+        return value
     if not finite(value):
         return None
     rounded = float(f"{value:.6g}")
