@@ -181,6 +181,7 @@ __all__ = [
     "queue_of",
     "read_manifest",
     "recorder_module",
+    "recorder_of",
     "releasing",
     "remux",
     "scan",
@@ -206,6 +207,11 @@ def service_of(rec: Recorder | ClipService) -> ClipService:
 def queue_of(rec: Recorder | ClipService) -> ClipQueue:
     """The Recorder's queue."""
     return service_of(rec)._queue
+
+
+def recorder_of(rec: AsyncRecorder) -> Recorder:
+    """The Recorder behind an AsyncRecorder."""
+    return rec._rec
 
 
 def threads_of(rec: Recorder) -> list[threading.Thread]:

@@ -500,6 +500,40 @@ async def test_fast_close_from_another_task_drops_quickly(tmp_path: Path) -> Non
     assert not (tmp_path / "rl-video-episode-0.mp4").exists()
 
 
+async def test_a_second_aclose_waits_for_the_first_at_most_its_own_timeout(tmp_path: Path) -> None:
+    fake = gated()
+    leaving = anyio.Event()
+    handles: list[AsyncClipHandle] = []
+    rec = AsyncRecorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+
+    async def leave() -> None:
+        async with rec:  # its close waits for the video, without a timeout
+            handles.extend(await rec.submit([flat(i) for i in range(10)]))
+            leaving.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(leave)
+        await leaving.wait()
+        await wait_thread_event(fake.started)
+        await until(lambda: rec.closed, "the first aclose began")
+        with pytest.raises(TimeoutError, match=r"aclose\(\) timed out after 0.2 s"):
+            await rec.aclose(timeout=0.2)
+        fake.gate.set()  # the worker goes on, finds its clip dropped, and the first close ends
+    (handle,) = handles
+    with pytest.raises(ClipDroppedError, match=r"aclose\(\) timed out after 0.2 s"):
+        await handle
+    assert not (tmp_path / "rl-video-episode-0.mp4").exists()
+
+
+async def test_aclose_refuses_a_cancel_that_is_not_a_bool(tmp_path: Path) -> None:
+    async with AsyncRecorder(tmp_path, episode_trigger=always) as rec:
+        (handle,) = await rec.submit([flat(i) for i in range(3)])
+        with pytest.raises(TypeError, match="cancel must be a bool"):
+            await rec.aclose(cancel="no")  # type: ignore[arg-type]
+        assert not rec.closed
+    assert (await handle).frames == 3
+
+
 async def test_aclose_timeout_drops_the_rest(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -719,3 +720,44 @@ def test_the_blocks_exception_goes_first_and_close_s_is_kept(
     notes = getattr(raised.value, "__notes__", [])
     assert any("while closing the recorder" in n and "No space left" in n for n in notes)
     assert "closing the recorder after an error in its block failed" in caplog.text
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait (bounded) until another thread's *condition* holds: a state, not a duration."""
+    tick = threading.Event()
+    for _ in range(10_000):
+        if condition():
+            return
+        tick.wait(0.001)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_a_second_close_waits_for_the_first_at_most_its_own_timeout(tmp_path: Path) -> None:
+    fake = gated()
+    rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+    (handle,) = rec.submit([flat(i) for i in range(5)])
+    assert fake.started.wait(10)  # the worker is inside the video; the gate is shut
+    first = threading.Thread(target=rec.close)  # no timeout: waits for the video
+    first.start()
+    try:
+        _until(lambda: rec.closed, "the first close began")
+        with pytest.raises(TimeoutError, match=r"close\(\) timed out after 0.2 s"):
+            rec.close(timeout=0.2)
+    finally:
+        fake.gate.set()
+        first.join(30)
+    assert not first.is_alive()
+    # As its own timeout does: the rest was dropped, so the first close could finish.
+    with pytest.raises(ClipDroppedError, match=r"close\(\) timed out after 0.2 s"):
+        handle.result()
+    assert not (tmp_path / "rl-video-episode-0.mp4").exists()
+
+
+@pytest.mark.parametrize("cancel", ["no", 1, None])
+def test_close_refuses_a_cancel_that_is_not_a_bool(tmp_path: Path, cancel: object) -> None:
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        (handle,) = rec.submit([flat(i) for i in range(3)])
+        with pytest.raises(TypeError, match="cancel must be a bool"):
+            rec.close(cancel=cancel)  # type: ignore[arg-type]
+        assert not rec.closed  # nothing was closed, or dropped
+    assert handle.result().frames == 3

@@ -17,9 +17,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 import pytest
 from fakes import HeldWrites
@@ -42,6 +44,7 @@ from recorder._testing import (
     idle_encoder_pids,
     process_module,
     process_of,
+    recorder_of,
     stop_idle_encoders,
     threads_of,
 )
@@ -248,6 +251,41 @@ def test_children_that_stop_answering_are_killed_by_close_with_a_timeout(
             if not wait_exit(pid, 0):
                 os.kill(pid, signal.SIGKILL)
         rec.close()
+    assert not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("how", ["close(cancel=True)", "aclose(cancel=True)", "aclose(timeout=1)"])
+def test_closes_that_drop_kill_an_encoder_process_that_stopped_answering(
+    tmp_path: Path, fresh: None, how: str
+) -> None:
+    # Once what is left is dropped there is nothing to wait for: a worker stuck on a hung
+    # encoder process gets its grace, then the process is killed (close never hangs).
+    rec = recorder.AsyncRecorder(tmp_path, episode_trigger=always) if "aclose" in how else None
+    sync = Recorder(tmp_path, episode_trigger=always) if rec is None else recorder_of(rec)
+    pid = None
+    try:
+        (first,) = sync.submit([painted(i) for i in range(3)])
+        assert first.result(timeout=60).frames == 3
+        (pid,) = encoder_pids(sync)
+        os.kill(pid, signal.SIGSTOP)
+        (handle,) = sync.submit([painted(i) for i in range(40)], episode_index=1)
+        start = time.monotonic()
+        if rec is None:
+            sync.close(cancel=True)
+        elif how == "aclose(cancel=True)":
+            anyio.run(partial(rec.aclose, cancel=True))
+        else:
+            with pytest.raises(TimeoutError, match="aclose\\(\\) timed out after 1 s"):
+                anyio.run(partial(rec.aclose, timeout=1))
+        elapsed = time.monotonic() - start
+        assert wait_exit(pid, 0)  # killed by the time close returned
+        assert all(not t.is_alive() for t in threads_of(sync))
+        assert isinstance(handle.exception(timeout=0), recorder.ClipDroppedError)
+    finally:
+        if pid is not None and not wait_exit(pid, 0):
+            os.kill(pid, signal.SIGKILL)  # frees a close that hangs
+        sync.close()
+    assert elapsed < (1.0 if "timeout" in how else 0.0) + GRACE_SECONDS + 2.0
     assert not list(tmp_path.glob(".*"))
 
 

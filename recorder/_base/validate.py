@@ -62,6 +62,13 @@ def check_timeout(timeout: object) -> float | None:
     return None if math.isinf(value) else cast(float, timeout)
 
 
+def check_cancel(cancel: object) -> bool:
+    """``close()``'s *cancel*: a bool (a truthy string would drop every video)."""
+    if not isinstance(cancel, bool | np.bool_):
+        raise TypeError(f"cancel must be a bool, got {describe(cancel)}")
+    return bool(cancel)
+
+
 def make_folder(folder: object, name: str = "video_folder") -> Path:
     """Create the folder *folder* (a str or path) if missing; its absolute path.
 

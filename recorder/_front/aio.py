@@ -30,7 +30,7 @@ from recorder._base.results import (
     RecorderStats,
     VideoInfo,
 )
-from recorder._base.validate import check_timeout, describe, validate_frames
+from recorder._base.validate import check_cancel, check_timeout, describe, validate_frames
 from recorder._front.episode import Episode
 from recorder._front.recorder import Recorder
 from recorder._service.service import Clip, OnFull, note_close_error
@@ -456,19 +456,27 @@ class AsyncRecorder:
         await anyio.lowlevel.checkpoint()
 
     async def _aclose(self, timeout: float | None, cancel: bool, *, cancelled: bool) -> None:
+        cancel = check_cancel(cancel)
         if cancel:
             self._rec._service.drop_all("the recorder was closed with cancel=True")
         if self._closing is not None:
-            # Another task closes (and reports the errors); wait for it, like Recorder.close().
-            await self._closing.wait()
+            # Another task closes (and reports the errors); wait for it, like Recorder.close(),
+            # at most this call's own timeout.
+            with anyio.move_on_after(math.inf if timeout is None else timeout) as timer:
+                await self._closing.wait()
+            if timer.cancelled_caught:
+                self._rec._service.drop_all(f"aclose() timed out after {timeout} s")
+                raise TimeoutError(
+                    f"aclose() timed out after {timeout} s; the videos left were dropped"
+                )
             return
         self._closing = anyio.Event()
         try:
-            await self._shutdown(timeout, cancelled)
+            await self._shutdown(timeout, cancelled, cancel)
         finally:
             self._closing.set()
 
-    async def _shutdown(self, timeout: float | None, cancelled: bool) -> None:
+    async def _shutdown(self, timeout: float | None, cancelled: bool, cancel: bool) -> None:
         rec = self._rec
         rec._service.end_all()
         interruption: BaseException | None = None
@@ -477,8 +485,12 @@ class AsyncRecorder:
         defer_cancel = not cancelled
         deadline = math.inf if timeout is None else anyio.current_time() + timeout
         timed_out = False
+        # Once the rest is dropped (cancel=True, a timeout, an interruption) nothing is waited
+        # for here: the close below gives the workers their grace, then kills an encoder
+        # process that does not let go (a hung one would never let the clips retire).
+        dropped = cancel
         with anyio.CancelScope(shield=True):
-            while True:
+            while not dropped:
                 try:
                     with anyio.CancelScope(deadline=deadline) as timer:
                         await _run_stoppable(
@@ -486,19 +498,21 @@ class AsyncRecorder:
                         )
                     if not timer.cancelled_caught:
                         break
-                    timed_out, deadline = True, math.inf
+                    timed_out = dropped = True
                     rec._service.drop_all(f"aclose() timed out after {timeout} s")
                 except BaseException as e:
                     interruption = e
                     if defer_cancel and isinstance(e, anyio.get_cancelled_exc_class()):
                         defer_cancel = False
                         continue
-                    defer_cancel = False
+                    dropped = True
                     rec._service.drop_all("aclose() was interrupted")
-            # Every clip is finished: joining the idle workers takes a moment, off the loop.
+            # Every clip is finished or dropped: the workers' exit takes a moment, off the loop.
             error: Exception | None = None
             try:
-                await anyio.to_thread.run_sync(self._rec.close, limiter=self._wait_limiter)
+                await anyio.to_thread.run_sync(
+                    partial(self._rec.close, cancel=dropped), limiter=self._wait_limiter
+                )
             except Exception as e:
                 error = e
         if interruption is not None:

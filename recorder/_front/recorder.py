@@ -274,7 +274,9 @@ class Recorder:
         """Finish every clip, stop the workers and report errors. Idempotent, any thread.
 
         Open episodes are ended where they are. Then waits until every video is on disk, or,
-        with ``cancel=True``, drops what is queued (no file is left half-written).
+        with ``cancel=True``, drops what is queued (no file is left half-written): the workers
+        get a second to let go, then an encoder process that does not answer is killed. While
+        another thread closes, waits for it (at most *timeout*).
 
         Args:
             timeout: after this many seconds, what is left is dropped and TimeoutError raised.
@@ -282,8 +284,8 @@ class Recorder:
 
         Raises:
             TimeoutError: *timeout* passed (the rest was dropped).
-            TypeError, ValueError: *timeout* is not a number >= 0 (None, inf: no limit);
-                nothing is closed then.
+            TypeError, ValueError: *timeout* is not a number >= 0 (None, inf: no limit), or
+                *cancel* not a bool; nothing is closed then.
             Exception: errors of failed videos not yet raised by flush(), one as itself,
                 several as an :class:`ExceptionGroup`.
         """

@@ -29,7 +29,7 @@ from recorder._base.results import (
     RecorderStats,
     VideoInfo,
 )
-from recorder._base.validate import Trigger, check_fps, check_timeout, shape_changed
+from recorder._base.validate import Trigger, check_cancel, check_fps, check_timeout, shape_changed
 from recorder._encode.encoder import PyAVEncoder
 from recorder._encode.health import Judge
 from recorder._encode.overlay import require_pillow
@@ -376,13 +376,22 @@ class ClipService:
         """:meth:`Recorder.close <recorder.Recorder.close>`."""
         self._not_from_own_thread("close")
         timeout = check_timeout(timeout)
-        with self._close_lock:
+        cancel = check_cancel(cancel)
+        # Another thread may be closing: this call waits for it at most its own timeout.
+        if not self._close_lock.acquire(timeout=-1 if timeout is None else timeout):
+            # As when this call's own wait times out: what is left is dropped (which also
+            # lets the other close finish soon).
+            self.drop_all(f"close() timed out after {timeout} s")
+            raise TimeoutError(f"close() timed out after {timeout} s; the videos left were dropped")
+        try:
             if self._closed:
                 return
             self._closed = True
             if os.getpid() != self._pid:
                 return  # the workers live in the parent; nothing here to flush
             self._shutdown(timeout, cancel)
+        finally:
+            self._close_lock.release()
         self.raise_errors()
 
     def _shutdown(self, timeout: float | None, cancel: bool) -> None:
@@ -397,7 +406,10 @@ class ClipService:
             if cancel:
                 queue.drop_all("the recorder was closed with cancel=True")
                 self._stop_deliveries("the recorder was closed with cancel=True")
-            if not queue.wait(deadline, everything=True):
+                # Nothing left to wait for: the workers get a grace to delete what they had
+                # half-written, then an encoder process that does not let go is killed.
+                deadline = time.monotonic()
+            elif not queue.wait(deadline, everything=True):
                 queue.drop_all(f"close() timed out after {timeout} s")
                 raise TimeoutError(
                     f"close() timed out after {timeout} s; the videos left were dropped"
