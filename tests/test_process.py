@@ -84,6 +84,27 @@ CHILD = r"""
         del options["encoder_factory"]
     if mode == "sigterm-bare":
         record(recorder.Recorder(folder, **options))  # never closed: the at-exit close flushes
+    elif mode == "sigterm-async":
+        import asyncio
+        from recorder._testing import async_module
+
+        original_stoppable = async_module._wait_stoppable
+
+        def stoppable(rec, targets, stop):
+            if targets is None:
+                say("waiting")  # aclose() is flushing
+            return original_stoppable(rec, targets, stop)
+
+        async_module._wait_stoppable = stoppable
+
+        async def main():
+            async with recorder.AsyncRecorder(folder, **options) as rec:
+                for e in range(3):
+                    await rec.submit([painted(i) for i in range(20)], episode_index=e)
+                say("queued", rec.stats().frames_encoded)
+                await asyncio.Event().wait()  # until a signal
+
+        asyncio.run(main())
     else:
         with recorder.Recorder(folder, **options) as rec:
             if mode == "hung":
@@ -212,6 +233,29 @@ def test_second_sigint_aborts_the_flush_quickly(tmp_path: Path) -> None:
     assert [n for n in os.listdir(tmp_path / "videos") if n.endswith(".mp4")] == []
     assert hidden_names(tmp_path / "videos") == []
     assert "KeyboardInterrupt" in child.stderr
+
+
+def test_a_second_sigterm_under_asyncio_drops_the_rest_and_the_program_exits(
+    tmp_path: Path,
+) -> None:
+    # The first SIGTERM unwinds asyncio.run, whose cancelled main task flushes in aclose();
+    # the second drops what is left, and the first one's exit completes (no thread is left
+    # to hold the interpreter's exit).
+    with child_process(tmp_path, "sigterm-async") as (child, gate):
+        child.expect("queued")
+        assert gate.reached()  # the worker is inside the first frame of episode 0
+        child.send_signal(signal.SIGTERM)
+        child.expect("waiting")
+        start = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        child.expect("log dropped video")
+        gate.open()  # lets the worker leave the frame it is in
+        assert child.wait(timeout=30) == 128 + signal.SIGTERM, child.stderr
+        elapsed = time.monotonic() - start
+    assert elapsed < 10
+    assert not [line for line in child.seen if line.startswith("saved")]
+    assert [n for n in os.listdir(tmp_path / "videos") if n.endswith(".mp4")] == []
+    assert hidden_names(tmp_path / "videos") == []
 
 
 def test_second_sigint_ends_a_flush_stuck_on_a_hung_encoder_process(tmp_path: Path) -> None:

@@ -130,6 +130,7 @@ class ClipService:
             self._pid = os.getpid()
             self._close_lock = threading.Lock()
             self._closed = False
+            self._dropped_all = False  # drop_all() was called: what is left is being dropped
             # Clips cut short (see VideoInfo.partial): their sidecars say so.
             self._cut: weakref.WeakSet[Clip] = weakref.WeakSet()
             factory = encoder_factory or self._processes or PyAVEncoder
@@ -339,6 +340,7 @@ class ClipService:
 
     def drop_all(self, reason: str) -> None:
         """Refuse new clips and frames, and drop every live clip (fast close)."""
+        self._dropped_all = True  # a close from now on has nothing to wait for
         self._queue.close()
         self._queue.drop_all(reason)
 
@@ -403,7 +405,7 @@ class ClipService:
                 if clip.accepting:  # its episode never ended: cut short
                     self._cut.add(clip)
                 queue.end(clip)
-            if cancel:
+            if cancel or self._dropped_all:
                 queue.drop_all("the recorder was closed with cancel=True")
                 self._stop_deliveries("the recorder was closed with cancel=True")
                 # Nothing left to wait for: the workers get a grace to delete what they had
@@ -481,6 +483,15 @@ def _close_all_at_exit() -> None:
             service.close()
         except Exception:
             logger.exception("closing a Recorder at interpreter exit")
+
+
+def drop_all_live(why: str) -> None:
+    """Drop what every live Recorder has left (a second signal: *why*); their closes then
+    wait only for the workers' grace."""
+    with _live_lock:
+        services = list(_live)
+    for service in services:
+        service.drop_all(f"{why}: what was left is dropped")
 
 
 def _forget_all_in_child() -> None:
