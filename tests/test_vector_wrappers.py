@@ -144,6 +144,24 @@ def compare(
     return mine
 
 
+def test_start_and_stop_recording_see_every_clip_as_in_gymnasium(tmp_path: Path) -> None:
+    from test_wrappers import logged
+
+    seen = {}
+    for name, base in (("gymnasium", Oracle), ("ours", RecordVideo)):
+        collected: list[int] = []
+        cls = logged(base)
+        env = cls(
+            make_vec(2, AutoresetMode.NEXT_STEP), str(tmp_path / name),
+            episode_trigger=lambda e: True, step_trigger=lambda s: s == 2, video_length=20,
+            gc_trigger=collected.append,  # None: no gc.collect()
+        )  # fmt: skip
+        run(env, 30)
+        seen[name] = (cls.calls, collected)
+    assert seen["ours"] == seen["gymnasium"]
+    assert ("stop", 0) in seen["ours"][0]  # the step trigger ended episode 0's clip
+
+
 # -- gymnasium's behaviour ---------------------------------------------------------------------
 
 

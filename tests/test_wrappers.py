@@ -333,8 +333,15 @@ def test_argument_errors(tmp_path: Path) -> None:
     folder = str(tmp_path / "v")
     with pytest.raises(ValueError, match="video_length"):
         RecordVideo(cartpole(), folder, video_length=-1)
+    with pytest.raises(TypeError, match="video_length must be an int"):
+        RecordVideo(cartpole(), folder, video_length=100.5)
     with pytest.raises(ValueError, match="name_prefix"):
         RecordVideo(cartpole(), folder, name_prefix="../up")
+    with pytest.raises(ValueError, match=r"name_prefix must not start with '\.'"):
+        RecordVideo(cartpole(), folder, name_prefix=".eval")  # the recorder's temporary names
+    env = RecordVideo(cartpole(), folder, video_length=100.0)  # gymnasium takes it too
+    assert env.video_length == 100
+    env.close()
     with (
         recorder.Recorder(tmp_path / "shared") as rec,
         pytest.raises(TypeError, match="not both"),
@@ -389,6 +396,47 @@ def test_gc_trigger_is_honoured(tmp_path: Path) -> None:
     )
     run(env, 12)
     assert calls == [1, 2, 2]  # episode_id after each clip ended: two resets, then close()
+
+
+def logged(base: type) -> Any:
+    """*base* with its start_recording / stop_recording calls noted (a class's own list)."""
+
+    class Logged(base):  # type: ignore[misc, valid-type]
+        calls: list[tuple[str, object]] = []  # noqa: RUF012 - one list per made class
+
+        def start_recording(self, video_name: str, *args: Any) -> None:
+            self.calls.append(("start", video_name))
+            super().start_recording(video_name, *args)
+
+        def stop_recording(self, *args: Any) -> None:
+            self.calls.append(("stop", self.episode_id))
+            super().stop_recording(*args)
+
+    return Logged
+
+
+def test_start_and_stop_recording_see_every_clip_as_in_gymnasium(tmp_path: Path) -> None:
+    # An override of them (to upload each finished video, say) and gc_trigger see the clips a
+    # trigger starts and the ones it ends, as gymnasium's own wrapper has them called.
+    seen = {}
+    for name, base in (("gymnasium", gym.wrappers.RecordVideo), ("ours", RecordVideo)):
+        collected: list[int] = []
+        cls = logged(base)
+        env = cls(
+            TinyEnv(), str(tmp_path / name), episode_trigger=lambda e: True,
+            step_trigger=lambda s: s == 2, video_length=20,
+            gc_trigger=collected.append,  # None: no gc.collect()
+        )  # fmt: skip
+        for _ in range(3):
+            env.reset()
+            for _ in range(5):
+                env.step(0)
+        env.close()
+        seen[name] = (cls.calls, collected)
+    calls, collected = seen["ours"]
+    assert seen["ours"] == seen["gymnasium"]
+    assert calls[:3] == [("start", "rl-video-episode-0"), ("start", "rl-video-step-2"), ("stop", 0)]
+    assert collected == [0, 1, 2, 2]  # after each clip that ended, close() included
 
 
 def test_close_raises_when_a_video_failed(tmp_path: Path) -> None:

@@ -45,8 +45,11 @@ def resolve_fps(fps: float | None, metadata: Mapping[str, Any]) -> float:
 def resolve_video_length(video_length: int) -> float:
     """gymnasium's ``video_length``: 0 means whole episodes (``inf``), n > 0 clips of n + 1 frames.
 
-    gymnasium stops a clip once it holds *more* than video_length frames; so do we.
+    gymnasium stops a clip once it holds *more* than video_length frames; so do we. A float
+    that is a whole number (``100.0``, which gymnasium takes too) counts as that int.
     """
+    if isinstance(video_length, float | np.floating) and float(video_length).is_integer():
+        video_length = int(video_length)
     if isinstance(video_length, bool) or not isinstance(video_length, int | np.integer):
         raise TypeError(f"video_length must be an int (0: whole episodes), got {video_length!r}")
     if video_length < 0:
@@ -113,6 +116,11 @@ class RecordingWrapper:
     episode_id: int
     _sink: ClipSink
     _track: Track
+    _starting: dict[str, Any] | None = None  # a trigger's clip starting (see _trigger_starts)
+
+    def start_recording(self, video_name: str) -> None:
+        """Start recording the clip *video_name* (each wrapper's own)."""
+        raise NotImplementedError
 
     def _init_triggers(
         self,
@@ -220,28 +228,42 @@ class RecordingWrapper:
         episode: int,
         stop: Callable[[], None],
         metadata: dict[str, Any] | None = None,
+        env_index: int | None = None,
     ) -> None:
         """A new episode: a whole-episode clip ends (*stop*), the trigger may start one."""
         if track.recording and self.video_length == math.inf:
             stop()
         if self.episode_trigger and self.episode_trigger(episode):
-            track.start(
-                f"{prefix}-episode-{episode}",
-                "episode",
-                episode,
-                episode=episode,
-                metadata=metadata,
-            )
+            how = {"kind": "episode", "index": episode, "episode": episode, "metadata": metadata}
+            self._trigger_starts(f"{prefix}-episode-{episode}", env_index, how)
 
-    def _step_begins(self, track: Track, prefix: str, episode: int) -> None:
+    def _step_begins(
+        self, track: Track, prefix: str, episode: int, env_index: int | None = None
+    ) -> None:
         """The step trigger fired: *track* starts a clip named after this step."""
-        track.start(
-            f"{prefix}-step-{self.step_id}",
-            "step",
-            self.step_id,
-            episode=max(episode, 0),
-            first_step=self.step_id,
+        how = {"kind": "step", "index": self.step_id, "episode": max(episode, 0)}
+        self._trigger_starts(
+            f"{prefix}-step-{self.step_id}", env_index, how | {"first_step": self.step_id}
         )
+
+    def _trigger_starts(self, name: str, env_index: int | None, how: dict[str, Any]) -> None:
+        """A trigger starts the clip *name*: through ``start_recording``, as gymnasium's
+        triggers do, so a subclass's ``start_recording`` (and ``stop_recording``, for the clip
+        it ends) sees every clip; *how* (kind, index...) rides along for it."""
+        self._starting = how
+        try:
+            if env_index is None:
+                self.start_recording(name)
+            else:
+                self.start_recording(name, env_index=env_index)  # type: ignore[call-arg]
+        finally:
+            self._starting = None
+
+    def _start_track(self, track: Track, video_name: str) -> None:
+        """``start_recording``'s own part: *track* starts *video_name* (as a trigger's clip
+        when a trigger started it, else a clip named freely)."""
+        how, self._starting = self._starting or {}, None
+        track.start(video_name, **how)
 
     def _collect_garbage(self) -> None:
         """After a clip ends: ``gc.collect()`` if gc_trigger says so."""

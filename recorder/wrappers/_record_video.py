@@ -251,7 +251,9 @@ class RecordVideo(
 
     def start_recording(self, video_name: str) -> None:
         """Start recording the clip *video_name* (no extension), ending the current one."""
-        self._track.start(video_name)
+        if self.recording:  # as gymnasium does: a subclass's stop_recording sees it end
+            self.stop_recording()
+        self._start_track(self._track, video_name)
 
     def stop_recording(self) -> None:
         """End the current clip: it is finished in the background."""

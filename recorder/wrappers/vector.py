@@ -230,7 +230,7 @@ class RecordVideo(
             if step_fires:
                 for j, track in self._envs.tracks.items():
                     episode = int(self._envs.episodes[j])
-                    self._step_begins(track, f"{self.name_prefix}-env-{j}", episode)
+                    self._step_begins(track, f"{self.name_prefix}-env-{j}", episode, j)
             self._capture_envs(self._envs.tracks)
         return obs, rewards, terminations, truncations, info
 
@@ -264,7 +264,13 @@ class RecordVideo(
             video_name: the file name without extension.
             env_index: with per_env, the sub-environment to record (required then).
         """
-        self._track_of(env_index).start(video_name)
+        track = self._track_of(env_index)
+        if track.recording:  # as gymnasium does: a subclass's stop_recording sees it end
+            if env_index is None:
+                self.stop_recording()  # gymnasium's signature, which an override may keep
+            else:
+                self.stop_recording(env_index=env_index)
+        self._start_track(track, video_name)
 
     def stop_recording(self, env_index: int | None = None) -> None:
         """End the current clip (with per_env: *env_index*'s, or every one when None)."""
@@ -309,6 +315,7 @@ class RecordVideo(
             f"{self.name_prefix}-env-{j}",
             int(self._envs.episodes[j]),
             lambda: self.stop_recording(env_index=j),
+            env_index=j,
         )
 
     def _render_all(self) -> Sequence[Any]:
