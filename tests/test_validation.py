@@ -189,6 +189,9 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"codec": "mjpeg"}, ValueError, "codec"),
     ({"fps": 1e-4}, ValueError, "at least 1/1001"),  # mp4's rate would round to 0
     ({"codec": "gif", "fps": 120}, ValueError, "hundredths"),
+    ({"fps": 1e9}, ValueError, "fps must be at most 100,000"),  # past the encoders' time bases
+    ({"codec": "av1", "fps": 240.5}, ValueError, "SVT-AV1 takes at most 240 fps"),
+    ({"fps": 0.003, "frame_stride": 10}, ValueError, "at least 1/1001"),  # the videos' fps
     ({"crf": 99}, ValueError, "crf for codec h264 must lie in 0..51, got 99"),
     ({"crf": 20.5}, TypeError, "crf must be an int"),
     ({"preset": "turbo"}, ValueError, "preset 'turbo' is not an x264/x265 preset"),
@@ -274,6 +277,36 @@ def test_fps_a_gif_cannot_store_is_refused_at_the_call(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="hundredths"):  # its private Recorder is closed again
         RecordVideo(TinyEnv(), str(tmp_path / "p"), fps=144, recorder_kwargs={"codec": "gif"})
     assert handle.result().fps == 100
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265", "vp9"])
+def test_the_highest_fps_taken_is_one_every_encoder_writes(tmp_path: Path, codec: str) -> None:
+    # Refused past it at the call (above); at it, with the widest frame-rate fraction (a
+    # denominator of 1001), the encoder opens and the file decodes.
+    fps = 99_999.9991
+    with Recorder(tmp_path, codec=codec, fps=fps, encode_in="thread", health=False) as rec:
+        (handle,) = rec.submit([painted(i) for i in range(3)])
+    assert decode(handle.result().path).indices == [0, 1, 2]
+
+
+def test_an_episodes_own_fps_is_checked_as_its_videos_get_it(tmp_path: Path) -> None:
+    # With frame_stride=10 the videos play at fps / 10: that is the rate an mp4 must store.
+    with Recorder(tmp_path, frame_stride=10, episode_trigger=lambda e: True) as rec:
+        with pytest.raises(ValueError, match="at least 1/1001"):
+            rec.episode(0, fps=0.003)
+        with pytest.raises(ValueError, match="at least 1/1001"):
+            rec.submit([GOOD], fps=0.003)
+        with pytest.raises(ValueError, match="fps must be at most 100,000"):
+            rec.submit([GOOD], fps=1e19)
+        (handle,) = rec.submit([GOOD] * 10, fps=0.01)  # 0.001 fps: the slowest taken
+    assert handle.result().frames == 1
+    assert rec.stats().videos_failed == 0
+    from helpers import TinyEnv
+
+    from recorder.wrappers import RecordVideo
+
+    with pytest.raises(ValueError, match="at least 1/1001"):
+        RecordVideo(TinyEnv(), str(tmp_path / "w"), fps=0.003, frame_stride=10)
 
 
 def test_files_never_outside_the_folder(tmp_path: Path) -> None:

@@ -105,6 +105,14 @@ def check_triggers(episode_trigger: object, step_trigger: object) -> None:
 
 #: a gif stores each frame's delay in hundredths of a second.
 MAX_GIF_FPS = 100
+#: the highest fps: the frame rate (a fraction of denominator up to 1001) must fit libx265's
+#: and libvpx's time bases (measured: 99,999.9991 works with every codec, 999,999.9991 not).
+MAX_FPS = 100_000
+#: codecs that take less: (the most, why).
+_CODEC_MAX_FPS = {
+    "gif": (MAX_GIF_FPS, "a gif stores frame delays in hundredths of a second"),
+    "av1": (240, "SVT-AV1 takes at most 240 fps"),
+}
 
 
 def frame_rate(fps: float) -> Fraction:
@@ -120,13 +128,13 @@ def check_fps(fps: object, codec: str | None = None) -> float:
     value = float(fps)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    if value > MAX_FPS:
+        raise ValueError(f"fps must be at most {MAX_FPS:,}, got {fps!r}")
     if frame_rate(value) == 0:
         raise ValueError(f"fps must be at least 1/1001 (a frame every 1001 s), got {fps!r}")
-    if codec == "gif" and value > MAX_GIF_FPS:
-        raise ValueError(
-            f"a gif stores frame delays in hundredths of a second: fps must be at most "
-            f"{MAX_GIF_FPS}, got {fps!r}"
-        )
+    most, why = _CODEC_MAX_FPS.get(codec or "", (MAX_FPS, ""))
+    if value > most:
+        raise ValueError(f"{why}: fps must be at most {most}, got {fps!r}")
     return value
 
 

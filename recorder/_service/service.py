@@ -204,7 +204,11 @@ class ClipService:
 
     def plan_for(self, fps: float | None) -> ClipPlan:
         """The clip plan of an episode with its own *fps* (None: the Recorder's)."""
-        return self.plan if fps is None else replace(self.plan, fps=check_fps(fps, self.codec.name))
+        if fps is None:
+            return self.plan
+        value = check_fps(fps)
+        check_fps(value / self.plan.frame_stride, self.codec.name)  # what the videos get
+        return replace(self.plan, fps=value)
 
     # -- clips and frames ----------------------------------------------------------------------
 

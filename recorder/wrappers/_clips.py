@@ -117,7 +117,8 @@ class ClipSink:
 
     @fps.setter
     def fps(self, fps: float) -> None:
-        check_fps(fps, self.recorder.codec.name)  # here, not in a worker; a gif's limit too
+        check_fps(fps)  # here, not in a worker
+        check_fps(float(fps) / self.stride, self.recorder.codec.name)  # the videos': a gif's limit
         self._fps = fps
 
     @property
