@@ -157,6 +157,29 @@ def test_encoder_error_is_raised_by_flush_once_and_recording_goes_on(
     assert_complete(tmp_path, ["rl-video-episode-1"])
 
 
+def test_an_encoder_error_in_an_episode_still_open_is_raised_by_flush(
+    tmp_path: Path, inject: Inject
+) -> None:
+    # The episode goes on (or its close was forgotten): its video's failure must not wait for
+    # frames that may never come. An encoder process answers it later than a thread raises it.
+    _, where = inject(video="rl-video-episode-0", fail_at=2)
+    with Recorder(tmp_path, episode_trigger=always, **where) as rec:
+        with rec.episode(0) as ep:
+            for i in range(FRAMES):
+                ep.append(painted(i))
+            with pytest.raises(OSError, match="No space left"):
+                rec.flush(timeout=30)
+            stats = rec.stats()
+            assert (stats.videos_failed, stats.videos_in_progress) == (1, 0)
+            assert isinstance(ep.handles[0].exception(timeout=0), OSError)
+            ep.append(painted(0))  # the episode goes on; its failed video takes no more
+        rec.flush(timeout=30)  # reported once
+    stats = rec.stats()
+    # The failed video's frames are dropped, none counted as encoded into a saved video.
+    assert (stats.videos_saved, stats.frames_dropped) == (0, stats.frames_submitted)
+    assert temporaries(tmp_path) == []
+
+
 # -- a full disk, for real: RLIMIT_FSIZE in a subprocess ----------------------------------------
 
 EFBIG_CHILD = """

@@ -110,8 +110,13 @@ class Worker:
         self.done, self.written = [], 0
         first = batch[0]
         if first is YIELD:
-            self.done = writer.drain(current)
-            self.written = len(self.done)
+            try:
+                self.done = writer.drain(current)
+            except BaseException as e:
+                writer.fail(current, e)
+                self.current = None
+            else:
+                self.written = len(self.done)
         elif first is END:
             self._workers.finish(current)
             self.current = None

@@ -122,11 +122,20 @@ class ClipWriter:
 
     @staticmethod
     def drain(clip: Clip) -> list[Item]:
-        """Wait until *clip*'s encoder no longer reads any frame; return them (all encoded)."""
+        """Wait until *clip*'s encoder no longer reads any frame; return them (all encoded).
+
+        Raises:
+            Exception: the error an encoder process answered meanwhile (the frames stay held:
+                :meth:`fail` takes them); a clip going idle must not keep it until its next
+                frames, which may never come.
+        """
         assert clip.encoder is not None
         drain = getattr(clip.encoder, "drain", None)
         if drain is not None:
             drain()
+        error = getattr(clip.encoder, "error", None)
+        if error is not None:
+            raise error
         held = list(clip.held)
         clip.held.clear()
         clip.freed += len(held)
