@@ -8,6 +8,7 @@ ended by its episode's end or its video_length is whole, even if Ctrl-C comes la
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import gymnasium as gym
@@ -73,6 +74,34 @@ def test_a_recorder_closed_with_an_episode_open_marks_its_clip(tmp_path: Path) -
     rec.close()  # no Ctrl-C: the episode never ended all the same
     assert ep.handles[0].result().partial is True
     assert sidecar(tmp_path, "rl-video-episode-0")["partial"] is True
+
+
+def test_an_episode_collected_unclosed_ends_its_clips_at_the_next_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A loop that forgets close(): each clip would stay open (a file, an encoder) until the
+    # Recorder closes. The next episode's first clip (or a flush) ends it where it was.
+    caplog.set_level(logging.DEBUG, logger="recorder")
+    with recorder.Recorder(tmp_path, episode_trigger=always) as rec:
+        handles = []
+        for e in range(4):
+            ep = rec.episode(e)  # the previous episode is collected here, unclosed
+            for k in range(3):
+                ep.append(painted(k))
+            handles += ep.handles
+        rec.flush()
+        assert [h.done() for h in handles] == [True, True, True, False]  # the last is held
+        del ep
+        rec.flush()  # it was collected: flush ends it, then waits for it
+        assert all(h.done() for h in handles)
+        assert rec.stats().videos_in_progress == 0
+    for e, handle in enumerate(handles):
+        info = handle.result()
+        assert (info.frames, info.partial) == (3, True)
+        assert decode(info.path).indices == [0, 1, 2]
+        assert sidecar(tmp_path, f"rl-video-episode-{e}")["partial"] is True
+    warned = [r for r in caplog.records if "garbage-collected without close()" in r.getMessage()]
+    assert [r.levelname for r in warned] == ["WARNING", "DEBUG", "DEBUG", "DEBUG"]
 
 
 def play_then_ctrl_c(env: RecordVideo) -> None:

@@ -5,6 +5,7 @@ gymnasium.utils.save_video's rules, applied frame by frame on the caller's threa
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Self
 
@@ -75,6 +76,10 @@ class Episode:
         self._format: FrameFormat | None = None
         self._closed = False
         self._whole = False  # the frames are all given at once (submit)
+        # Collected unclosed (a forgotten close()), its clips must not stay open until the
+        # Recorder closes (each holds a file and an encoder): the service ends them.
+        self._finalizer = weakref.finalize(self, service.orphan, self.episode_index, self._clips)
+        self._finalizer.atexit = False  # at exit the Recorder's own close ends them
 
     @property
     def handles(self) -> list[ClipHandle]:
@@ -281,6 +286,7 @@ class Episode:
     def _abort(self, reason: str) -> None:
         """Drop every clip this episode started (the files are discarded)."""
         self._closed = True
+        self._finalizer.detach()
         for clip in self._clips:
             self._service.drop_clip(clip, reason)
         self._open = []
@@ -309,6 +315,7 @@ class Episode:
         if self._closed:
             return None
         self._closed = True
+        self._finalizer.detach()
         errors = self._store_metadata()
         for clip in self._open:
             self._service.end_clip(clip)

@@ -8,6 +8,7 @@ none of them touches the queue, so each side can change alone.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import sys
@@ -131,6 +132,9 @@ class ClipService:
             self._close_lock = threading.Lock()
             self._closed = False
             self._dropped_all = False  # drop_all() was called: what is left is being dropped
+            # The clips of episodes collected unclosed (see orphan()), and their warning.
+            self._orphans: collections.deque[tuple[int, list[Clip]]] = collections.deque()
+            self._orphaned = WarnOnce("further ones are logged at DEBUG")
             # Clips cut short (see VideoInfo.partial): their sidecars say so.
             self._cut: weakref.WeakSet[Clip] = weakref.WeakSet()
             factory = encoder_factory or self._processes or PyAVEncoder
@@ -234,6 +238,7 @@ class ClipService:
         gymnasium overwrites a file. *source*: who numbers its episode (None: the Recorder's
         own calls; a wrapper's recording slot), for the keep policy.
         """
+        self._end_orphans()
         file = name
         if self._deliveries is not None:  # a spool: the producer's name survives recover
             file = f"{self._deliveries.session.producer}-{name}"
@@ -282,6 +287,29 @@ class ClipService:
         if clip.accepting and isinstance(sys.exc_info()[1], KeyboardInterrupt | SystemExit):
             self._cut.add(clip)
         self._queue.end(clip)
+
+    def orphan(self, index: int, clips: list[Clip]) -> None:
+        """Episode *index* was garbage-collected unclosed: its *clips* end at the next clip,
+        flush or close. Takes no lock: the collector may run inside a call that holds one."""
+        self._orphans.append((index, clips))  # atomic: no lock
+
+    def _end_orphans(self) -> None:
+        """End the clips of the episodes collected unclosed, where they are (cut short)."""
+        while self._orphans:
+            try:
+                index, clips = self._orphans.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            ended = [clip for clip in clips if clip.accepting]
+            for clip in ended:
+                self._cut.add(clip)  # its episode never ended: partial
+                self._queue.end(clip)
+            if ended:
+                self._orphaned(
+                    "episode %d was garbage-collected without close() (use `with "
+                    "rec.episode(...)`): its videos are ended where they are, marked partial",
+                    index,
+                )
 
     def drop_clip(self, clip: Clip, reason: str) -> None:
         """Drop *clip* whole: its file is discarded, its handle raises ClipDroppedError."""
@@ -360,6 +388,7 @@ class ClipService:
             raise RecorderClosedError("a Recorder cannot be used in a forked child process")
         self._not_from_own_thread("flush")
         timeout = check_timeout(timeout)
+        self._end_orphans()  # their frames are given: wait for them too
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._queue.wait(deadline):
             pending = len(self._queue.live_clips())
