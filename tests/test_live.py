@@ -285,7 +285,24 @@ def test_a_folder_deleted_while_served_is_a_404(
         assert json.loads(get(base, "/_recorder/updates?offset=10")[1])["reset"]
         folder.write_text("now a file")
         assert get(base, "/")[0] == 404
+        assert json.loads(get(base, "/_recorder/updates?offset=10")[1])["reset"]
+        folder.unlink()
+        (folder / MANIFEST).mkdir(parents=True)  # its manifest's name now a folder
+        assert json.loads(get(base, "/_recorder/updates?offset=10")[1])["reset"]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_manifest_line_about_a_video_already_shown_updates_it(tmp_path: Path) -> None:
+    # No sidecar: the manifest is the video's only record, and may come after a page showed it.
+    name = record(tmp_path, 0)
+    (tmp_path / name.replace(".mp4", ".json")).unlink()
+    (tmp_path / MANIFEST).unlink()
+    live = LiveFolder(tmp_path)
+    assert embedded(live.page())["points"][0]["episode"] == 0  # from the name, probed
+    append_manifest(tmp_path, {"path": name, "episode_index": 7, "metadata": {"return": 4.5}})
+    [event] = live.updates(0)["events"]
+    assert (event["add"]["point"]["episode"], event["add"]["point"]["values"]["return"]) == (7, 4.5)
+    assert embedded(live.page())["points"][0]["episode"] == 7  # a reload of the same server
 
 
 def test_the_server_binds_this_machine_only_by_default(tmp_path: Path) -> None:

@@ -79,8 +79,10 @@ def describe(
         return None
     if not stat.S_ISREG(st.st_mode) or not inside(path, path.parent):
         return None
-    # The sidecar and the timeline land after the video: a change of them changes the entry.
-    key = (st.st_mtime_ns, st.st_size, st.st_ino, *(_mtime(path, s) for s in _BESIDE))
+    # The sidecar and the timeline land after the video: a change of them changes the entry;
+    # so does a manifest line about it (its only record when it has no sidecar).
+    line = None if recorded is None else json.dumps(recorded, sort_keys=True, default=repr)
+    key = (st.st_mtime_ns, st.st_size, st.st_ino, line, *(_mtime(path, s) for s in _BESIDE))
     if cache is not None and (hit := cache.get(path.name)) is not None and hit[0] == key:
         return hit[1]
     entry = GalleryEntry(path.name, mtime=st.st_mtime)

@@ -68,7 +68,8 @@ class LiveFolder:
                 data = f.read(MAX_READ)
                 while b"\n" not in data and (chunk := f.read(MAX_READ)):
                     data += chunk  # one line longer than MAX_READ: read it whole
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            # Gone, or the folder (or the manifest's name) is no longer what it was.
             return {"offset": 0, "more": False, "events": [], "reset": offset > 0}
         complete = data[: data.rfind(b"\n") + 1]  # a line being written waits for next time
         events = [e for line in complete.splitlines() if (e := self._event(line)) is not None]
@@ -78,7 +79,7 @@ class LiveFolder:
     def _event(self, line: bytes) -> dict[str, Any] | None:
         try:
             record = json.loads(line.decode("utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):
             return None  # torn or not ours: read_manifest skips it too
         if not isinstance(record, dict):
             return None
@@ -101,6 +102,6 @@ class LiveFolder:
         try:
             with open(self.root / MANIFEST, "rb") as f:
                 data = f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return 0
         return data.rfind(b"\n") + 1
