@@ -192,8 +192,13 @@ def _encode(label: str, codec: str, encoder: str) -> Finding:
     frames = [np.full((32, 32, 3), 60 * k, np.uint8) for k in range(4)]
     with tempfile.TemporaryDirectory(prefix="recorder-doctor-") as folder:
         try:
+            # Flat test frames: the health check would call them blank (they are meant to be).
             with Recorder(
-                folder, codec=codec, encode_in="thread", episode_trigger=lambda e: True
+                folder,
+                codec=codec,
+                encode_in="thread",
+                episode_trigger=lambda e: True,
+                health=False,
             ) as rec:
                 (handle,) = rec.submit(frames)
             decoded = len(decoded_frames(str(handle.result().path)))
