@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -301,6 +302,14 @@ class CtrlCInStep(ResetFailsFromSeed1):
         raise KeyboardInterrupt
 
 
+class CtrlCInRender(RenderFailsLater):
+    def render(self) -> np.ndarray:
+        self.renders += 1
+        if self.renders == 2:  # the reset frame of episode 0 (after the check's render)
+            raise KeyboardInterrupt
+        return striped((8, 8, 3))
+
+
 def needs_fake_physics(**kwargs: Any) -> gym.Env[int, int]:
     raise gym.error.DependencyNotInstalled(
         'fakephysics is not installed, run `pip install "gymnasium[fakephysics]"`'
@@ -318,6 +327,7 @@ FAKE_ENVS = {
     "RecorderTestRenderFailsLater-v0": RenderFailsLater,
     "RecorderTestResetFailsAlways-v0": ResetFailsAlways,
     "RecorderTestCtrlCInStep-v0": CtrlCInStep,
+    "RecorderTestCtrlCInRender-v0": CtrlCInRender,
 }
 
 
@@ -409,6 +419,35 @@ def test_ctrl_c_in_the_env_still_flushes_and_exits_130(
     assert len(decode(tmp_path / "rl-video-episode-0.mp4").frames) == 1
     # Cut by Ctrl-C mid-episode: not a normal-looking video.
     assert json.loads((tmp_path / "rl-video-episode-0.json").read_text())["partial"] is True
+
+
+@pytest.mark.parametrize(
+    ("on_full", "interrupted", "why"),
+    [
+        ("drop", False, "(the frame queue was full): use --on-full block"),
+        ("drop", True, "(see above)"),  # Ctrl-C drops a clip begun without a frame as well
+        ("block", True, "(see above)"),  # block never drops for a full queue
+    ],
+)
+def test_the_hint_for_dropped_videos_names_the_queue_only_when_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], on_full: str, interrupted: bool, why: str
+) -> None:
+    with Recorder(tmp_path, encode_in="thread") as rec:
+        stats = dataclasses.replace(rec.stats(), videos_dropped=2)
+    assert cli_record_module._report_problems(stats, on_full, interrupted) == 0
+    assert capsys.readouterr().err.startswith(f"recorder: warning: 2 videos dropped {why}")
+
+
+@pytest.mark.usefixtures("fake_envs")
+def test_ctrl_c_before_the_first_frame_is_no_stall_and_no_full_queue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C while the reset frame renders: the episode recorded nothing, and says only that
+    # the run was interrupted (not "episode 0 recorded nothing", nor a queue to enlarge).
+    code, stdout, stderr = record(capsys, tmp_path, "--no-progress", "RecorderTestCtrlCInRender-v0")
+    assert code == 130
+    assert stderr == "recorder: interrupted\n"
+    assert summary(stdout)["videos saved"] == "0"
 
 
 def test_unwritable_folder_is_one_line_error(

@@ -135,6 +135,26 @@ def plain_action(action: object) -> Value:
     return None if isinstance(value, str) else value
 
 
+NUMBER_KINDS = frozenset("biuf")  # numpy dtype kinds a reward may be: bool, ints, floats
+
+
+def reward_of(reward: Any) -> float:
+    """*reward* as one float; NaN when it is not one number (a multi-objective env's vector).
+
+    Never raises: the wrapper's ``step()`` passes gymnasium's reward through whatever it is,
+    and NaN makes the episode's return "not a number" (recorded as null).
+    """
+    if type(reward) is float:
+        return reward
+    try:
+        value = np.asarray(reward)
+        if value.size != 1 or value.dtype.kind not in NUMBER_KINDS:
+            return math.nan
+        return float(value.reshape(()))
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+
+
 def _plain(where: str, key: str, value: object) -> Value:
     """A value of a type other than float, int, bool, str and None, converted."""
     if isinstance(value, np.ndarray):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from recorder._base.info import reward_of
 from recorder._base.results import QueueFullError, RecorderStats
 from recorder._base.schedule import capped_cubic_video_schedule
 from recorder._cli.console import (
@@ -64,7 +65,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         finally:
             env.close()
     _print_summary(result, rec.stats(), _keep_of(args), folder, sys.stdout)
-    status = _report_problems(rec.stats())
+    status = _report_problems(rec.stats(), rec.on_full, result.interrupted)
     if args.gallery:
         gallery_after_record(folder, args.out)
     if result.interrupted:
@@ -218,7 +219,7 @@ def _episode(
             except Exception as e:
                 raise env_failed(result.env_id, "env.step()", e) from None
             _, reward, terminated, truncated, _ = step
-            ret += float(reward)
+            ret += reward_of(reward)  # NaN (the return unknown) for a vector reward
             length += 1
             result.steps += 1
             if max_steps is not None:
@@ -233,7 +234,8 @@ def _episode(
         )
     finally:
         t = clock()
-        ep.close()
+        # As leaving a `with` block: an episode cut by Ctrl-C is not a stall to report.
+        ep.__exit__(*sys.exc_info())
         result.recorder_seconds += clock() - t
     return ret
 
@@ -304,15 +306,18 @@ def _print_summary(
         print(f"{key:<{width}}  {value}", file=out)
 
 
-def _report_problems(stats: RecorderStats) -> int:
-    # Each failure was logged (one line each, by _LineHandler) when it happened.
+def _report_problems(stats: RecorderStats, on_full: str, interrupted: bool) -> int:
+    # Each failure (and the first drop) was logged (one line each, by _LineHandler) when it
+    # happened.
     if stats.videos_failed or stats.errors:
         what = f"{stats.videos_failed} videos failed" if stats.videos_failed else "errors"
         print(f"recorder: error: {what} (see above)", file=sys.stderr)
     if stats.videos_dropped:
-        print(
-            f"recorder: warning: {stats.videos_dropped} videos dropped (the frame queue was "
-            "full): use --on-full block or a larger --max-queue-mb",
-            file=sys.stderr,
+        # Only "drop" drops for a full queue; else a Ctrl-C did (a clip begun, no frame yet).
+        why = (
+            "the frame queue was full): use --on-full block or a larger --max-queue-mb"
+            if on_full == "drop" and not interrupted
+            else "see above)"
         )
+        print(f"recorder: warning: {stats.videos_dropped} videos dropped ({why}", file=sys.stderr)
     return EXIT_ERROR if stats.videos_failed or stats.errors else 0

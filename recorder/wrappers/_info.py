@@ -10,34 +10,16 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from recorder._base.info import Checked, item_bytes, plain_action
+from recorder._base.info import NUMBER_KINDS, Checked, item_bytes, plain_action
 
 _BYTES = item_bytes(("step", "reward", "return", "action"))
-_NUMBER_KINDS = frozenset("biuf")  # numpy dtype kinds a reward may be: bool, ints, floats
-
-
-def reward_of(reward: Any) -> float:
-    """*reward* as one float; NaN when it is not one number (a multi-objective env's vector).
-
-    Never raises: the wrapper's ``step()`` passes gymnasium's reward through whatever it is,
-    and NaN makes the episode's return "not a number" (recorded as null).
-    """
-    if type(reward) is float:
-        return reward
-    try:
-        value = np.asarray(reward)
-        if value.size != 1 or value.dtype.kind not in _NUMBER_KINDS:
-            return math.nan
-        return float(value.reshape(()))
-    except (TypeError, ValueError, OverflowError):
-        return math.nan
 
 
 def rewards_of(rewards: Any, num_envs: int) -> np.ndarray:
     """A vector step's *rewards*, one float per sub-environment (NaN where not one number)."""
     try:
         value = np.asarray(rewards)
-        if value.size == num_envs and value.dtype.kind in _NUMBER_KINDS:
+        if value.size == num_envs and value.dtype.kind in NUMBER_KINDS:
             return value.astype(np.float64).reshape(num_envs)
     except (TypeError, ValueError, OverflowError):
         pass

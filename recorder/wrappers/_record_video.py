@@ -10,11 +10,11 @@ import numpy as np
 from gymnasium import logger as gym_logger
 from gymnasium.core import ActType, ObsType, RenderFrame
 
-from recorder._base.info import Checked, Overlay
+from recorder._base.info import Checked, Overlay, reward_of
 from recorder._base.results import VideoInfo
 from recorder._front.recorder import Recorder
 from recorder.wrappers._common import RecordingWrapper, record_constructor_args
-from recorder.wrappers._info import reward_of, step_info
+from recorder.wrappers._info import step_info
 
 
 class RecordVideo(
