@@ -204,7 +204,7 @@ class SinkServer:
         file, so a name taken by anyone (another producer, a file put there) is kept."""
         for n in itertools.count(1):
             final = self.folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
-            if n > 1 and final.with_suffix(".json").exists():
+            if final.with_suffix(".json").exists():  # taken by a video of another suffix
                 continue
             try:
                 os.link(tmp, final)

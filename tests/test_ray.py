@@ -225,6 +225,31 @@ def test_same_producer_name_twice_is_disambiguated_never_overwritten(tmp_path: P
     sink.shutdown()
 
 
+def test_one_name_in_two_codecs_keeps_each_videos_own_sidecar(tmp_path: Path) -> None:
+    # twin-...-episode-0.mp4 and .webm would share twin-...-episode-0.json: the second is renamed.
+    out = tmp_path / "videos"
+    sink = start_sink(out).producer("twin")
+    producers = [
+        Producer.remote(sink, str(tmp_path / f"spool-{codec}"), codec=codec)
+        for codec in ("h264", "vp9")
+    ]
+    for p in producers:  # one after the other: the h264 video takes the name first
+        ray.get(p.submit.remote(1))
+        assert ray.get(p.results.remote(60))[0].startswith(str(out))
+    ray.get([p.close.remote() for p in producers])
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["path"] for r in lines) == [
+        "twin-rl-video-episode-0-2.webm",
+        "twin-rl-video-episode-0.mp4",
+    ]
+    for record in lines:
+        assert len(decode(out / record["path"]).frames) == len(FRAMES)
+    assert json.loads((out / "twin-rl-video-episode-0.json").read_text())["codec"] == "h264"
+    assert json.loads((out / "twin-rl-video-episode-0-2.json").read_text())["codec"] == "vp9"
+    assert sink.stats().renamed == 1
+    sink.shutdown()
+
+
 def test_driver_recorder_handles_resolve_to_the_sinks_path(tmp_path: Path) -> None:
     sink = start_sink(tmp_path / "videos")
     saved: list[recorder.VideoInfo] = []
