@@ -193,6 +193,63 @@ def test_a_frozen_render_recorded_through_record_video_is_suspect(
     assert str(info.path) in message
 
 
+class StillStart(gym.Env[int, int]):
+    """Episodes of 6 steps whose first frames do not change (as many Atari games begin)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}  # noqa: RUF012
+    action_space = gym.spaces.Discrete(2)
+    observation_space = gym.spaces.Discrete(10)
+
+    def __init__(self, render_mode: str | None = "rgb_array") -> None:
+        self.render_mode = render_mode
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.t = 0
+        return 0, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        self.t += 1
+        return self.t, 0.0, self.t >= 6, False, {}
+
+    def render(self) -> np.ndarray:
+        image = np.indices((48, 64)).sum(axis=0).astype(np.uint8)[..., None].repeat(3, -1)
+        image[:4, :4] = 40 * max(self.t - 3, 0)  # the scene moves from step 4 on
+        return image
+
+
+@pytest.mark.parametrize("per_env", [None, False, True])
+def test_a_wrappers_clip_cut_by_video_length_is_not_taken_for_its_episodes_end(
+    tmp_path: Path, per_env: bool | None
+) -> None:
+    # Cut after 3 steps, the clip's last frame is mid-episode: that the next episode starts
+    # with the same image says nothing of a render before reset().
+    folder = tmp_path / "videos"
+    with Recorder(folder) as rec:
+        if per_env is None:
+            env: Any = RecordVideo(
+                StillStart(), str(folder), episode_trigger=always, video_length=3, recorder=rec
+            )
+            play_episodes(env, [0, 1, 2])
+        else:
+            from recorder.wrappers.vector import RecordVideo as VectorRecordVideo
+
+            env = VectorRecordVideo(
+                gym.vector.SyncVectorEnv([StillStart]), str(folder), episode_trigger=always,
+                video_length=3, recorder=rec, per_env=per_env,
+            )  # fmt: skip
+            env.reset(seed=0)
+            for _ in range(20):
+                env.step(np.zeros(1, np.int64))
+        env.close()
+    names = sorted(p.stem for p in folder.glob("*episode-*.mp4"))
+    assert len(names) >= 3
+    stale = [json.loads((folder / f"{n}.json").read_text())["health"] for n in names]
+    assert [h["stale_first_frame"] for h in stale] == [None] * len(names)
+    assert rec.stats().videos_stale_first_frame == 0
+
+
 def test_a_first_frame_rendered_before_reset_took_effect_is_noted(
     tmp_path: Path, encode_in: str, caplog: pytest.LogCaptureFixture
 ) -> None:

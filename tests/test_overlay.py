@@ -162,10 +162,44 @@ def test_a_callable_overlay_runs_on_a_worker_with_a_read_only_info(tmp_path: Pat
         return "never"
 
     with Recorder(tmp_path / "bad", episode_trigger=always, overlay=mutates) as rec:
-        rec.submit(frames, infos=infos)
+        (handle,) = rec.submit(frames, infos=infos)
         with pytest.raises(TypeError, match="does not support item assignment"):
             rec.flush()
-    assert not (tmp_path / "bad" / "rl-video-episode-0.mp4").exists()
+    assert handle.result().frames == 4  # saved, without the text it could not make
+
+
+def test_an_overlay_that_raises_for_a_frame_leaves_that_frame_bare_and_says_so(
+    tmp_path: Path,
+) -> None:
+    # The wrappers' reset frames have no reward: a formatter that assumes one raises there.
+    frames = frames_of(6, (64, 96, 3))
+    infos: list[dict[str, Any] | None] = [{"step": None}]
+    infos += [{"step": i, "reward": 1.0} for i in range(5)]
+
+    def text(info: Any) -> str:
+        return f"{info['step']} / {info['reward']:.2f}"
+
+    with Recorder(tmp_path, episode_trigger=always, codec=LOSSLESS, overlay=text) as rec:
+        (handle,) = rec.submit(frames, infos=infos)
+        (bare,) = rec.submit(frames, infos=infos, episode_index=1)  # a second video: said again
+        with pytest.raises(ExceptionGroup) as raised:
+            rec.flush()
+        rec.flush()  # reported once
+        (later,) = rec.submit(frames[:2], infos=infos[1:3], episode_index=2)
+    errors = raised.value.exceptions
+    assert [type(e) for e in errors] == [KeyError, KeyError]
+    said = [note for e in errors for note in e.__notes__ if note.startswith("in overlay=")]
+    assert sorted(n.split(" (")[0] for n in said) == [
+        f"in overlay=, for a frame of rl-video-episode-{e}.mp4" for e in (0, 1)
+    ]
+    assert (handle.result().frames, bare.result().frames, later.result().frames) == (6, 6, 2)
+    assert rec.stats().videos_failed == 0
+    with Recorder(tmp_path / "plain", episode_trigger=always, codec=LOSSLESS) as rec:
+        rec.submit(frames)
+    drawn = planes(tmp_path / "rl-video-episode-0.mp4")
+    plain = planes(tmp_path / "plain" / "rl-video-episode-0.mp4")
+    assert all((p == q).all() for p, q in zip(drawn[0], plain[0], strict=True))  # no text
+    assert not all((p == q).all() for p, q in zip(drawn[1], plain[1], strict=True))  # text
 
 
 BAD_OVERLAYS = {

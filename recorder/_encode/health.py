@@ -190,7 +190,8 @@ class Judge:
             assert clip.index is not None
             with self._lock:
                 before = self._last.get(series)
-                if seen.frames < clip.limit and (before is None or before[0] < clip.index):
+                ended_with_episode = seen.frames < clip.limit and not clip.cut_by_length
+                if ended_with_episode and (before is None or before[0] < clip.index):
                     self._last[series] = (clip.index, seen.last)
             if before is not None and before[0] == clip.index - 1:
                 stale = before[1] == seen.first

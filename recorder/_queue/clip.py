@@ -110,6 +110,9 @@ class Clip:
     first_step: int | None = None
     whole: bool = False  # all its frames are given at once (submit): work in hand, no backlog
     source: object = None  # who numbers its episode: None (the Recorder's calls), a wrapper's
+    # Ended by its length before its episode did (a wrapper's video_length, which it counts
+    # itself: the clip's limit is inf), set before its END is queued: the health check's.
+    cut_by_length: bool = False
     started: float = field(default_factory=time.time)
     state: State = State.OPEN
     drop_reason: str = ""  # why, once DROPPED
@@ -128,6 +131,7 @@ class Clip:
     # released; the encoder's count of frames it is done with, and how many were released.
     held: collections.deque[Item] = field(default_factory=collections.deque)
     released: Callable[[], int] | None = None
+    overlay_failed: bool = False  # the overlay raised for one of its frames (reported once)
     freed: int = 0
     written: int = 0
     encode_seconds: float = 0.0

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from recorder._base.codec import Codec, EncoderFactory, VideoSpec
-from recorder._base.info import TextOf
+from recorder._base.info import Info, TextOf
 from recorder._base.modes import share, umask
 from recorder._base.results import ClipDroppedError, VideoHealth, VideoInfo
 from recorder._encode.encoder import TMP_SUFFIX, fragment_path, lock_file
@@ -101,7 +101,7 @@ class ClipWriter:
                 if overlay is None:
                     write(item.buffer)
                 else:
-                    write(item.buffer, overlay(item.info))
+                    write(item.buffer, self._overlay_text(clip, item.info))
                 n += 1
         finally:
             if released is not None:
@@ -119,6 +119,24 @@ class ClipWriter:
             done += frames[n:]
         clip.encode_seconds += time.perf_counter() - start
         return done, written
+
+    def _overlay_text(self, clip: Clip, info: Info | None) -> str | None:
+        """The overlay text of a frame of *clip*; None (no text) when the user's overlay
+        raises: the video is saved all the same, and the first error per video reported (as
+        an on_saved error is: flush() and close() raise it)."""
+        assert self.overlay is not None
+        try:
+            return self.overlay(info)
+        except Exception as e:
+            if not clip.overlay_failed:
+                clip.overlay_failed = True
+                e.add_note(
+                    f"in overlay=, for a frame of {clip.path.name} (its info: {info!r}); that "
+                    "frame, and any other it fails on, has no text: the video is saved"
+                )
+                logger.error("the overlay failed for %s", clip.path, exc_info=True)
+                self.queue.report(e)
+            return None
 
     @staticmethod
     def drain(clip: Clip) -> list[Item]:

@@ -274,6 +274,11 @@ class Track:
         self._first_step = first_step
         self._metadata = metadata
 
+    def cut_by_length(self) -> None:
+        """The clip ends now because of video_length, not with its episode (see Clip)."""
+        if self._clip is not None:
+            self._clip.cut_by_length = True
+
     def stop(self) -> None:
         """End the current recording; its video is finished in the background."""
         assert self.recording, "stop_recording was called, but no recording was started"

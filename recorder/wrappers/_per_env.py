@@ -73,6 +73,7 @@ class EnvTracks:
             else:
                 track.skip()
             if track.frames > video_length:
+                track.cut_by_length()
                 stop(j)
 
 

@@ -178,6 +178,7 @@ class RecordVideo(
         if self.recording:
             self._capture_frame()
             if self.recorded_frames > self.video_length:
+                self._track.cut_by_length()
                 self.stop_recording()
         return obs, info
 
@@ -194,6 +195,7 @@ class RecordVideo(
         if self.recording:
             self._capture_frame()
             if self.recorded_frames > self.video_length:
+                self._track.cut_by_length()
                 self.stop_recording()
         return obs, rew, terminated, truncated, info
 

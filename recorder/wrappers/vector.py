@@ -329,6 +329,7 @@ class RecordVideo(
         assert track.recording, "Cannot capture a frame, recording wasn't started."
         track.offer(self._render_tiled, self._info_of_first)
         if track.frames > self.video_length:
+            track.cut_by_length()
             self.stop_recording()
 
     def _info_of_first(self) -> Checked | None:
