@@ -28,7 +28,13 @@ from recorder import (
     Recorder,
     RecorderClosedError,
 )
-from recorder._testing import patch_wait_stoppable, waiting_for_room
+from recorder._testing import (
+    GRACE_SECONDS,
+    patch_wait_stoppable,
+    recorder_of,
+    threads_of,
+    waiting_for_room,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -506,10 +512,13 @@ async def test_a_second_aclose_waits_for_the_first_at_most_its_own_timeout(tmp_p
     handles: list[AsyncClipHandle] = []
     rec = AsyncRecorder(tmp_path, episode_trigger=always, encoder_factory=fake)
 
+    left = anyio.Event()
+
     async def leave() -> None:
         async with rec:  # its close waits for the video, without a timeout
             handles.extend(await rec.submit([flat(i) for i in range(10)]))
             leaving.set()
+        left.set()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(leave)
@@ -518,7 +527,13 @@ async def test_a_second_aclose_waits_for_the_first_at_most_its_own_timeout(tmp_p
         await until(lambda: rec.closed, "the first aclose began")
         with pytest.raises(TimeoutError, match=r"aclose\(\) timed out after 0.2 s"):
             await rec.aclose(timeout=0.2)
-        fake.gate.set()  # the worker goes on, finds its clip dropped, and the first close ends
+        # The rest dropped, the first close waits no more than the workers' grace, even with
+        # its worker stuck inside a frame (the gate still shut).
+        with anyio.fail_after(GRACE_SECONDS + 2):  # the fake gives up on its gate after 5 s
+            await left.wait()
+        fake.gate.set()  # the worker leaves the frame it was in
+    for thread in threads_of(recorder_of(rec)):
+        await anyio.to_thread.run_sync(thread.join, 30)
     (handle,) = handles
     with pytest.raises(ClipDroppedError, match=r"aclose\(\) timed out after 0.2 s"):
         await handle

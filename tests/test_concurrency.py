@@ -19,6 +19,7 @@ from recorder import (
     RecorderClosedError,
 )
 from recorder._testing import (
+    GRACE_SECONDS,
     abandon,
     patch_close_abandoned,
     queue_locked,
@@ -743,10 +744,15 @@ def test_a_second_close_waits_for_the_first_at_most_its_own_timeout(tmp_path: Pa
         _until(lambda: rec.closed, "the first close began")
         with pytest.raises(TimeoutError, match=r"close\(\) timed out after 0.2 s"):
             rec.close(timeout=0.2)
+        # The rest dropped, the first close waits for nothing more than the workers' grace,
+        # even with its worker stuck inside a frame (the gate still shut).
+        first.join(GRACE_SECONDS + 2)  # the fake encoder gives up on its gate after 5 s
+        assert not first.is_alive()
     finally:
         fake.gate.set()
         first.join(30)
-    assert not first.is_alive()
+        for thread in threads_of(rec):
+            thread.join(30)
     # As its own timeout does: the rest was dropped, so the first close could finish.
     with pytest.raises(ClipDroppedError, match=r"close\(\) timed out after 0.2 s"):
         handle.result()

@@ -497,6 +497,7 @@ class AsyncRecorder:
                             rec, partial(_wait_stoppable, rec, None), self._wait_limiter
                         )
                     if not timer.cancelled_caught:
+                        dropped = rec._service.dropping.is_set()  # by another call meanwhile
                         break
                     timed_out = dropped = True
                     rec._service.drop_all(f"aclose() timed out after {timeout} s")

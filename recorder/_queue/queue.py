@@ -334,11 +334,12 @@ class ClipQueue:
         targets: list[tuple[Clip, int]] | None = None,
         everything: bool = False,
         stop: threading.Event | None = None,
+        dropping: threading.Event | None = None,
     ) -> bool:
         """Wait until *targets* (default: the work enqueued so far) is done.
 
         With ``everything``, until no clip is live. Returns False on timeout, or when *stop*
-        is set (then :meth:`wake` makes it notice at once).
+        or *dropping* is set (then :meth:`wake` makes it notice at once).
         """
         with self._lock:
             if targets is None:
@@ -359,7 +360,9 @@ class ClipQueue:
                         c.wake_at = min(c.wake_at, n)
                 if not pending or self.broken is not None:
                     return True
-                if stop is not None and stop.is_set():
+                if (stop is not None and stop.is_set()) or (
+                    dropping is not None and dropping.is_set()
+                ):
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

@@ -131,7 +131,9 @@ class ClipService:
             self._pid = os.getpid()
             self._close_lock = threading.Lock()
             self._closed = False
-            self._dropped_all = False  # drop_all() was called: what is left is being dropped
+            #: set by drop_all(): what is left is being dropped, so a close (or an aclose()
+            #: waiting meanwhile) has nothing more to wait for than the workers' grace
+            self.dropping = threading.Event()
             # The clips of episodes collected unclosed (see orphan()), and their warning.
             self._orphans: collections.deque[tuple[int, list[Clip]]] = collections.deque()
             self._orphaned = WarnOnce("further ones are logged at DEBUG")
@@ -356,8 +358,12 @@ class ClipService:
         return self._queue.snapshot()
 
     def wait_until(self, targets: list[tuple[Clip, int]] | None, stop: threading.Event) -> None:
-        """Wait until *targets* (from :meth:`pending`; None: every clip) are done, or *stop*."""
-        self._queue.wait(None, targets=targets, everything=targets is None, stop=stop)
+        """Wait until *targets* (from :meth:`pending`; None: every clip) are done, or *stop*;
+        for every clip, also until what is left is dropped (:attr:`dropping`)."""
+        dropping = self.dropping if targets is None else None
+        self._queue.wait(
+            None, targets=targets, everything=targets is None, stop=stop, dropping=dropping
+        )
 
     def wake(self) -> None:
         """Make the threads in :meth:`wait_for_room` / :meth:`wait_until` look at *stop*."""
@@ -372,9 +378,10 @@ class ClipService:
 
     def drop_all(self, reason: str) -> None:
         """Refuse new clips and frames, and drop every live clip (fast close)."""
-        self._dropped_all = True  # a close from now on has nothing to wait for
+        self.dropping.set()  # before the drop: a close that sees none live waits no more
         self._queue.close()
         self._queue.drop_all(reason)
+        self._queue.wake()  # a close waiting (without a timeout) sees it now
 
     def raise_errors(self) -> None:
         """Raise the errors of background work not yet raised (one, or an ExceptionGroup)."""
@@ -438,17 +445,19 @@ class ClipService:
                 if clip.accepting:  # its episode never ended: cut short
                     self._cut.add(clip)
                 queue.end(clip)
-            if cancel or self._dropped_all:
+            if cancel:
                 queue.drop_all("the recorder was closed with cancel=True")
                 self._stop_deliveries("the recorder was closed with cancel=True")
-                # Nothing left to wait for: the workers get a grace to delete what they had
-                # half-written, then an encoder process that does not let go is killed.
+            if cancel or not queue.wait(deadline, everything=True, dropping=self.dropping):
+                if not (cancel or self.dropping.is_set()):
+                    queue.drop_all(f"close() timed out after {timeout} s")
+                    raise TimeoutError(
+                        f"close() timed out after {timeout} s; the videos left were dropped"
+                    )
+                # Dropped (cancel=True, or by another call meanwhile): nothing left to wait for.
+                # The workers get a grace to delete what they had half-written, then an
+                # encoder process that does not let go is killed.
                 deadline = time.monotonic()
-            elif not queue.wait(deadline, everything=True):
-                queue.drop_all(f"close() timed out after {timeout} s")
-                raise TimeoutError(
-                    f"close() timed out after {timeout} s; the videos left were dropped"
-                )
         except BaseException:
             # KeyboardInterrupt (a second Ctrl-C), a timeout: drop the rest quickly; workers
             # delete what they had half-written, and the interruption propagates.
