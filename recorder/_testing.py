@@ -133,6 +133,7 @@ __all__ = [
     "adaptive_rungs",
     "append_manifest",
     "arena_of",
+    "arena_released",
     "arena_size",
     "as_image",
     "async_module",
@@ -207,6 +208,11 @@ def service_of(rec: Recorder | ClipService) -> ClipService:
 def queue_of(rec: Recorder | ClipService) -> ClipQueue:
     """The Recorder's queue."""
     return service_of(rec)._queue
+
+
+def arena_released(rec: Recorder) -> bool:
+    """Whether the Recorder's frame memory (its arena's mapping) was released."""
+    return bool(queue_of(rec).memory.arena._map.closed)
 
 
 def recorder_of(rec: AsyncRecorder) -> Recorder:

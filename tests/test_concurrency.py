@@ -471,7 +471,9 @@ def test_a_recorder_from_before_fork_fails_clearly_in_the_child(tmp_path: Path) 
     assert fake.started.wait(timeout=30)
 
     def child() -> None:
-        for call in (lambda: ep.append(flat(1)), lambda: rec.submit([flat(0)]), rec.flush):
+        # stats() too: a parent's thread may have held the queue's lock at fork (never taken).
+        calls = (lambda: ep.append(flat(1)), lambda: rec.submit([flat(0)]), rec.flush, rec.stats)
+        for call in calls:
             try:
                 call()
             except RecorderClosedError as e:

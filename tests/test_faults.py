@@ -33,6 +33,7 @@ from recorder import Recorder, VideoSpec
 from recorder._testing import (
     ENCODER_HOOK,
     MAX_ERRORS,
+    arena_released,
     finish_seam,
     set_finish_seam,
     stop_idle_encoders,
@@ -371,6 +372,23 @@ def test_permission_denied_writing_the_sidecar(
     assert not (tmp_path / "rl-video-episode-0.json").exists()
     assert rec.stats().errors == (info.value,)
     assert temporaries(tmp_path) == []
+
+
+def test_a_failed_videos_error_kept_does_not_keep_the_frame_memory(
+    tmp_path: Path, encode_in: str
+) -> None:
+    # A user keeps the handles (or the error close() raised): their traceback must not hold a
+    # view of the arena, which would keep up to max_queue_bytes mapped after close().
+    folder = tmp_path / "videos"
+    rec = Recorder(folder, episode_trigger=always, encode_in=encode_in)
+    rec.submit([painted(i) for i in range(FRAMES)], episode_index=0)
+    rec.flush(timeout=30)
+    shutil.rmtree(folder)  # the next video cannot be created
+    (handle,) = rec.submit([painted(i) for i in range(FRAMES)], episode_index=1)
+    with pytest.raises(FileNotFoundError) as info:
+        rec.close(timeout=30)
+    assert handle.exception() is info.value  # both kept
+    assert arena_released(rec)
 
 
 # -- video_folder removed mid-run -------------------------------------------------------------

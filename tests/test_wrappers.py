@@ -24,6 +24,7 @@ from helpers import (
     frame_rates,
     moviepy_frames,
     play_episodes,
+    run_child,
     unraisable,
 )
 
@@ -595,6 +596,30 @@ def test_wrapper_built_before_fork_records_in_the_child(tmp_path: Path) -> None:
         "rl-video-episode-0.mp4": 4,
         "rl-video-episode-1.mp4": 6,
     }
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+# The child's clip (its reset frame refused) has no frame: gymnasium's warning, as its own.
+@pytest.mark.filterwarnings("ignore:.*Ignored saving a video as there were zero frames")
+def test_a_wrapper_sharing_a_recorder_closes_at_once_in_a_forked_child(tmp_path: Path) -> None:
+    # Its handles are the parent's videos: no thread in the child would ever finish them.
+    with recorder.Recorder(tmp_path / "v") as rec:
+        env = RecordVideo(
+            cartpole(), str(tmp_path / "v"), episode_trigger=lambda e: True, recorder=rec
+        )
+        env.reset(seed=1)
+        env.step(0)
+
+        def child() -> None:
+            with pytest.raises(recorder.RecorderClosedError, match="forked child"):
+                env.reset(seed=2)  # a shared Recorder is the parent's: it says so
+            env.close()  # returns (the parent's clip is the parent's)
+
+        done = run_child(child, timeout=30)
+        assert done.returncode == 0, done.stderr
+        env.close()
+    assert frame_counts(tmp_path / "v") == {"rl-video-episode-0.mp4": 2}
 
 
 def test_on_saved_is_called_off_the_training_thread_for_each_video(tmp_path: Path) -> None:

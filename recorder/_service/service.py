@@ -404,6 +404,9 @@ class ClipService:
 
     def stats(self) -> RecorderStats:
         """:meth:`Recorder.stats <recorder.Recorder.stats>`."""
+        if os.getpid() != self._pid:
+            # The queue's lock may have been held by a parent's thread at fork: never taken.
+            raise RecorderClosedError("a Recorder cannot be used in a forked child process")
         suspect, stale = (0, 0) if self._judge is None else self._judge.counts()
         deleted = 0 if self._keeper is None else self._keeper.deleted
         return replace(

@@ -129,6 +129,9 @@ class Worker:
             except BaseException as e:
                 writer.fail(current, e, batch)
                 self.current = None
+                # The error is kept (a handle, stats()) with its traceback, which holds this
+                # frame: its locals must not keep the frames' memory (the arena) alive.
+                del got, batch, first
         self.batch = []
         return True
 

@@ -187,6 +187,8 @@ class ClipSink:
                 self.recorder.close()
             return
         handles, self._handles = self._handles, []
+        if self.recorder._service.forked:
+            return  # the parent's videos: no thread here would ever finish them
         concurrent.futures.wait(handles)
         errors = [e for h in handles if (e := _failed(h)) is not None]
         if len(errors) == 1:
