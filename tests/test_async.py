@@ -540,6 +540,19 @@ async def test_a_second_aclose_waits_for_the_first_at_most_its_own_timeout(tmp_p
     assert not (tmp_path / "rl-video-episode-0.mp4").exists()
 
 
+async def test_flush_ends_the_clips_of_an_episode_collected_unclosed(tmp_path: Path) -> None:
+    async with AsyncRecorder(tmp_path, episode_trigger=always) as rec:
+        ep = rec.episode(0)  # its close forgotten
+        for k in range(3):
+            await ep.append(painted(k))
+        (handle,) = ep.handles
+        del ep  # collected: the flush ends its clip where it is, then waits for it
+        await rec.flush()
+        assert handle.done()
+    info = await handle
+    assert (info.frames, info.partial) == (3, True)
+
+
 async def test_aclose_refuses_a_cancel_that_is_not_a_bool(tmp_path: Path) -> None:
     async with AsyncRecorder(tmp_path, episode_trigger=always) as rec:
         (handle,) = await rec.submit([flat(i) for i in range(3)])

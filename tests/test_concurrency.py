@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import FakeEncoders, budget, gated
@@ -21,6 +22,7 @@ from recorder import (
 from recorder._testing import (
     GRACE_SECONDS,
     abandon,
+    arena_released,
     patch_close_abandoned,
     queue_locked,
     queue_module,
@@ -759,6 +761,41 @@ def test_a_second_close_waits_for_the_first_at_most_its_own_timeout(tmp_path: Pa
     with pytest.raises(ClipDroppedError, match=r"close\(\) timed out after 0.2 s"):
         handle.result()
     assert not (tmp_path / "rl-video-episode-0.mp4").exists()
+
+
+def test_close_with_cancel_still_waits_for_a_video_being_finished(tmp_path: Path) -> None:
+    # Dropping stops what is queued; a video whose file is in place and whose on_saved runs is
+    # finished, and its error raised by the close, as without cancel.
+    entered, release = threading.Event(), threading.Event()
+
+    def on_saved(info: Any) -> None:
+        entered.set()
+        assert release.wait(30)
+        raise RuntimeError("on_saved failed")
+
+    rec = Recorder(tmp_path, episode_trigger=always, on_saved=on_saved, encode_in="thread")
+    (handle,) = rec.submit([flat(i) for i in range(3)])
+    assert entered.wait(30)
+    outcome: list[BaseException | None] = []
+
+    def close() -> None:
+        try:
+            rec.close(cancel=True)
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    closer.join(GRACE_SECONDS + 1)  # past the grace the dropped ones get: still waiting
+    assert closer.is_alive()
+    release.set()
+    closer.join(30)
+    (error,) = outcome
+    assert isinstance(error, RuntimeError)
+    assert "on_saved failed" in str(error)
+    assert handle.result().frames == 3
+    assert arena_released(rec)
 
 
 @pytest.mark.parametrize("cancel", ["no", 1, None])

@@ -16,6 +16,7 @@ from helpers import TinyEnv, always
 import recorder
 from recorder import Codec, Recorder
 from recorder._testing import (
+    arena_released,
     encoder_module,
     overlay_band,
     overlay_font_size,
@@ -194,6 +195,7 @@ def test_an_overlay_that_raises_for_a_frame_leaves_that_frame_bare_and_says_so(
     ]
     assert (handle.result().frames, bare.result().frames, later.result().frames) == (6, 6, 2)
     assert rec.stats().videos_failed == 0
+    assert arena_released(rec)  # the errors kept hold no view of the frame memory
     with Recorder(tmp_path / "plain", episode_trigger=always, codec=LOSSLESS) as rec:
         rec.submit(frames)
     drawn = planes(tmp_path / "rl-video-episode-0.mp4")

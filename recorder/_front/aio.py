@@ -436,6 +436,7 @@ class AsyncRecorder:
                 :class:`ExceptionGroup` of them.
         """
         rec = self._rec
+        rec._service.end_orphans()  # episodes collected unclosed: their frames are given
         targets = rec._service.pending()
         if targets:
             await _run_stoppable(rec, partial(_wait_stoppable, rec, targets), self._wait_limiter)

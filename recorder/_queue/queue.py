@@ -338,15 +338,20 @@ class ClipQueue:
     ) -> bool:
         """Wait until *targets* (default: the work enqueued so far) is done.
 
-        With ``everything``, until no clip is live. Returns False on timeout, or when *stop*
-        or *dropping* is set (then :meth:`wake` makes it notice at once).
+        With ``everything``, until no clip is live; once *dropping* is set, until no clip is
+        live that was not dropped (a clip being finished still counts: its file is in place,
+        its sidecars and on_saved to come). Returns False on timeout, or when *stop* is set
+        (then :meth:`wake` makes it notice at once).
         """
         with self._lock:
             if targets is None:
                 targets = [(c, c.enqueued) for c in self._live]
             while True:
                 if everything:
-                    pending = bool(self._live)
+                    if dropping is not None and dropping.is_set():
+                        pending = any(c.state is not State.DROPPED for c in self._live)
+                    else:
+                        pending = bool(self._live)
                 else:
                     # A clip counts until it retires (its handle resolved), even when the
                     # worker has been through all its frames.
@@ -360,9 +365,7 @@ class ClipQueue:
                         c.wake_at = min(c.wake_at, n)
                 if not pending or self.broken is not None:
                     return True
-                if (stop is not None and stop.is_set()) or (
-                    dropping is not None and dropping.is_set()
-                ):
+                if stop is not None and stop.is_set():
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

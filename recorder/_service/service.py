@@ -240,7 +240,7 @@ class ClipService:
         gymnasium overwrites a file. *source*: who numbers its episode (None: the Recorder's
         own calls; a wrapper's recording slot), for the keep policy.
         """
-        self._end_orphans()
+        self.end_orphans()
         file = name
         if self._deliveries is not None:  # a spool: the producer's name survives recover
             file = f"{self._deliveries.session.producer}-{name}"
@@ -295,7 +295,7 @@ class ClipService:
         flush or close. Takes no lock: the collector may run inside a call that holds one."""
         self._orphans.append((index, clips))  # atomic: no lock
 
-    def _end_orphans(self) -> None:
+    def end_orphans(self) -> None:
         """End the clips of the episodes collected unclosed, where they are (cut short)."""
         while self._orphans:
             try:
@@ -358,8 +358,8 @@ class ClipService:
         return self._queue.snapshot()
 
     def wait_until(self, targets: list[tuple[Clip, int]] | None, stop: threading.Event) -> None:
-        """Wait until *targets* (from :meth:`pending`; None: every clip) are done, or *stop*;
-        for every clip, also until what is left is dropped (:attr:`dropping`)."""
+        """Wait until *targets* (from :meth:`pending`; None: every clip, or once what is left
+        is dropped (:attr:`dropping`), every clip not dropped) are done, or *stop*."""
         dropping = self.dropping if targets is None else None
         self._queue.wait(
             None, targets=targets, everything=targets is None, stop=stop, dropping=dropping
@@ -395,7 +395,7 @@ class ClipService:
             raise RecorderClosedError("a Recorder cannot be used in a forked child process")
         self._not_from_own_thread("flush")
         timeout = check_timeout(timeout)
-        self._end_orphans()  # their frames are given: wait for them too
+        self.end_orphans()  # their frames are given: wait for them too
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._queue.wait(deadline):
             pending = len(self._queue.live_clips())
@@ -449,15 +449,18 @@ class ClipService:
                     self._cut.add(clip)
                 queue.end(clip)
             if cancel:
+                self.dropping.set()
                 queue.drop_all("the recorder was closed with cancel=True")
                 self._stop_deliveries("the recorder was closed with cancel=True")
-            if cancel or not queue.wait(deadline, everything=True, dropping=self.dropping):
-                if not (cancel or self.dropping.is_set()):
+            # Once dropped (cancel=True, or by another call meanwhile), the videos a worker is
+            # finishing are still waited for (their files are in place), the dropped ones not.
+            if not queue.wait(deadline, everything=True, dropping=self.dropping):
+                if not self.dropping.is_set():
                     queue.drop_all(f"close() timed out after {timeout} s")
-                    raise TimeoutError(
-                        f"close() timed out after {timeout} s; the videos left were dropped"
-                    )
-                # Dropped (cancel=True, or by another call meanwhile): nothing left to wait for.
+                raise TimeoutError(
+                    f"close() timed out after {timeout} s; the videos left were dropped"
+                )
+            if self.dropping.is_set():
                 # The workers get a grace to delete what they had half-written, then an
                 # encoder process that does not let go is killed.
                 deadline = time.monotonic()

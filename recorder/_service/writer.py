@@ -134,8 +134,11 @@ class ClipWriter:
                     f"in overlay=, for a frame of {clip.path.name} (its info: {info!r}); that "
                     "frame, and any other it fails on, has no text: the video is saved"
                 )
-                logger.error("the overlay failed for %s", clip.path, exc_info=True)
-                self.queue.report(e)
+                # Logged as text and kept without its traceback: its frames (this call's and
+                # its callers') hold the batch's views of the arena, which would outlive close().
+                trace = "".join(traceback.format_exception(e)).rstrip()
+                logger.error("the overlay failed for %s:\n%s", clip.path, trace)
+                self.queue.report(e.with_traceback(None))
             return None
 
     @staticmethod
