@@ -422,6 +422,8 @@ class ClipService:
         self._not_from_own_thread("close")
         timeout = check_timeout(timeout)
         cancel = check_cancel(cancel)
+        # One timeout for the whole call: waiting for another close, then its own.
+        deadline = None if timeout is None else time.monotonic() + timeout
         # Another thread may be closing: this call waits for it at most its own timeout.
         if not self._close_lock.acquire(timeout=-1 if timeout is None else timeout):
             # As when this call's own wait times out: what is left is dropped (which also
@@ -434,15 +436,14 @@ class ClipService:
             self._closed = True
             if os.getpid() != self._pid:
                 return  # the workers live in the parent; nothing here to flush
-            self._shutdown(timeout, cancel)
+            self._shutdown(timeout, deadline, cancel)
         finally:
             self._close_lock.release()
         self.raise_errors()
 
-    def _shutdown(self, timeout: float | None, cancel: bool) -> None:
+    def _shutdown(self, timeout: float | None, deadline: float | None, cancel: bool) -> None:
         queue = self._queue
         queue.close()
-        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for clip in queue.live_clips():
                 if clip.accepting:  # its episode never ended: cut short
