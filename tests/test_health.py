@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from fakes import FakeEncoders
-from helpers import always, decode, play_episodes, require_processes
+from helpers import TinyEnv, always, decode, play_episodes, require_processes
 
 import recorder
 from recorder import Recorder, VideoHealth, VideoInfo
@@ -193,25 +193,10 @@ def test_a_frozen_render_recorded_through_record_video_is_suspect(
     assert str(info.path) in message
 
 
-class StillStart(gym.Env[int, int]):
+class StillStart(TinyEnv):
     """Episodes of 6 steps whose first frames do not change (as many Atari games begin)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}  # noqa: RUF012
-    action_space = gym.spaces.Discrete(2)
-    observation_space = gym.spaces.Discrete(10)
-
-    def __init__(self, render_mode: str | None = "rgb_array") -> None:
-        self.render_mode = render_mode
-        self.t = 0
-
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
-        super().reset(seed=seed)
-        self.t = 0
-        return 0, {}
-
-    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
-        self.t += 1
-        return self.t, 0.0, self.t >= 6, False, {}
+    length = 6
 
     def render(self) -> np.ndarray:
         image = np.indices((48, 64)).sum(axis=0).astype(np.uint8)[..., None].repeat(3, -1)

@@ -144,9 +144,13 @@ def reward_of(reward: Any) -> float:
     Never raises: the wrapper's ``step()`` passes gymnasium's reward through whatever it is,
     and NaN makes the episode's return "not a number" (recorded as null).
     """
-    if type(reward) is float:
-        return reward
+    # The training thread's path (every step): Python's float and numpy's float64 (a
+    # subclass), and ints, without building an array.
+    if isinstance(reward, float):
+        return float(reward)
     try:
+        if type(reward) is int:
+            return float(reward)
         value = np.asarray(reward)
         if value.size != 1 or value.dtype.kind not in NUMBER_KINDS:
             return math.nan
