@@ -8,6 +8,7 @@ would put another frame's pixels in the video, which the decode-back catches.
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,19 @@ def test_memory_outside_the_arena_is_not_in_it() -> None:
     assert arena.offset(np.zeros((2, ALIGN), np.uint8)) is None
     assert arena.offset(x[:, ::2]) is None  # not contiguous: not one block
     assert arena.offset(x) == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="madvise(MADV_REMOVE) is Linux's")
+def test_a_view_kept_after_close_keeps_the_mapping_not_the_memory() -> None:
+    # A frame view that outlives the Recorder (an error kept with its traceback, say) cannot
+    # keep up to max_queue_bytes resident: close() gives the pages back (they read as zeros).
+    mem = memory(4 * ALIGN)
+    kept = block(mem, (2, ALIGN))
+    kept[:] = 7
+    mem.arena.close()
+    assert not kept.any()
+    kept[:] = 1  # still mapped: a stray write does no harm
+    del kept
 
 
 def test_the_arena_is_the_budget_with_room_for_alignment() -> None:

@@ -8,7 +8,6 @@ Which bytes hold which frame is :class:`~recorder._queue.memory.FrameMemory`'s b
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import itertools
@@ -28,6 +27,7 @@ ALIGN = 64
 _PAGE = mmap.PAGESIZE
 _ids = itertools.count(1)
 _MADV_POPULATE_WRITE = 23  # Linux >= 5.14: fault pages in, writable, contents unchanged
+_MADV_REMOVE = 9  # Linux: free the pages of a shared mapping (they read as zeros after)
 logger = logging.getLogger("recorder")
 
 
@@ -102,15 +102,21 @@ class Arena:
         return None
 
     def close(self) -> None:
-        """Release the memory (once no frame view of it is left; else when they are gone)."""
+        """Release the memory (called once nobody reads a frame in it any more).
+
+        A frame view still alive somewhere (an error kept with its traceback, say) keeps the
+        mapping until it goes; its pages are given back now all the same (they read as zeros).
+        """
         with self._close_lock:
             if self.fd is not None:
                 os.close(self.fd)
                 self.fd = None
             self.memory = np.empty(0, np.uint8)
-            # A view still alive somewhere: the map goes with the last of them.
-            with contextlib.suppress(BufferError):
+            try:
                 self._map.close()
+            except BufferError:
+                if _madvise is not None and not self._map.closed:
+                    _madvise(ctypes.c_void_p(self.base), self.size, _MADV_REMOVE)
 
 
 def _libc_madvise() -> Any:
