@@ -237,14 +237,11 @@ class RecordingWrapper:
             how = {"kind": "episode", "index": episode, "episode": episode, "metadata": metadata}
             self._trigger_starts(f"{prefix}-episode-{episode}", env_index, how)
 
-    def _step_begins(
-        self, track: Track, prefix: str, episode: int, env_index: int | None = None
-    ) -> None:
-        """The step trigger fired: *track* starts a clip named after this step."""
-        how = {"kind": "step", "index": self.step_id, "episode": max(episode, 0)}
-        self._trigger_starts(
-            f"{prefix}-step-{self.step_id}", env_index, how | {"first_step": self.step_id}
-        )
+    def _step_begins(self, prefix: str, episode: int, env_index: int | None = None) -> None:
+        """The step trigger fired: a clip named after this step starts (*env_index*'s)."""
+        step = self.step_id
+        how = {"kind": "step", "index": step, "episode": max(episode, 0), "first_step": step}
+        self._trigger_starts(f"{prefix}-step-{step}", env_index, how)
 
     def _trigger_starts(self, name: str, env_index: int | None, how: dict[str, Any]) -> None:
         """A trigger starts the clip *name*: through ``start_recording``, as gymnasium's

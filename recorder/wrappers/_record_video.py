@@ -190,7 +190,7 @@ class RecordVideo(
         self._return += reward
         self._last_step = (self.step_id, reward, action)
         if self.step_trigger and self.step_trigger(self.step_id):
-            self._step_begins(self._track, self.name_prefix, self.episode_id)
+            self._step_begins(self.name_prefix, self.episode_id)
             self._episode_recorded = True
         if self.recording:
             self._capture_frame()

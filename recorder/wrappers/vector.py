@@ -221,16 +221,16 @@ class RecordVideo(
                     self._track, self.name_prefix, self.episode_id, self.stop_recording
                 )
             if step_fires:
-                self._step_begins(self._track, self.name_prefix, self.episode_id)
+                self._step_begins(self.name_prefix, self.episode_id)
             if self.recording:
                 self._capture_tiled()
         else:
             for j in self._envs.stepped(terminations, truncations, self.autoreset_mode):
                 self._new_episode(j)
             if step_fires:
-                for j, track in self._envs.tracks.items():
+                for j in self._envs.tracks:
                     episode = int(self._envs.episodes[j])
-                    self._step_begins(track, f"{self.name_prefix}-env-{j}", episode, j)
+                    self._step_begins(f"{self.name_prefix}-env-{j}", episode, j)
             self._capture_envs(self._envs.tracks)
         return obs, rewards, terminations, truncations, info
 
