@@ -7,6 +7,8 @@ below, so that moving a module changes this file and no test. Not part of the pu
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from recorder._encode import encoder as encoder_module
 from recorder._encode import health as health_module
 from recorder._encode import overlay as overlay_module
 from recorder._encode import process as process_module
+from recorder._encode import sidecars as sidecars_module
 from recorder._encode.child import ENCODER_HOOK
 from recorder._encode.child import _error_reply as error_reply
 from recorder._encode.encoder import (
@@ -61,6 +64,7 @@ from recorder._queue.clip import Clip, Item, State
 from recorder._queue.counters import MAX_ERRORS
 from recorder._queue.memory import MAX_SPARE_SHAPES, FrameMemory
 from recorder._queue.queue import QUANTUM, ClipQueue
+from recorder._service import keep as keep_module
 from recorder._service import service as recorder_module
 from recorder._service import writer as writer_module
 from recorder._service.keep import Keep, Keeper, Ranking
@@ -157,12 +161,14 @@ __all__ = [
     "error_reply",
     "every_encoder_process",
     "finish_seam",
+    "folder_locked",
     "format_of",
     "free_blocks",
     "give_back_arena_blocks",
     "health_module",
     "idle_encoder_max",
     "idle_encoder_pids",
+    "keep_module",
     "keyframe_interval",
     "live_module",
     "merge_spares",
@@ -330,6 +336,22 @@ def patch_private_send(monkeypatch: Any, send: Callable[..., None]) -> Any:
     original = ProcessEncoder._send_private
     monkeypatch.setattr(ProcessEncoder, "_send_private", send)
     return original
+
+
+def folder_locked(folder: Any) -> tuple[bool, bool]:
+    """Whether *folder*'s publish lock is held: (by a thread of this process, by an open file
+    of the folder: what another process sees)."""
+    threads = not sidecars_module._PUBLISHING.acquire(blocking=False)
+    if not threads:
+        sidecars_module._PUBLISHING.release()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # its own open file: flock sees another
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return threads, True
+    finally:
+        os.close(fd)
+    return threads, False
 
 
 def free_blocks(memory: FrameMemory) -> list[tuple[int, int]]:

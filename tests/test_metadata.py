@@ -14,8 +14,15 @@ import numpy as np
 import pytest
 from helpers import Child, always, painted
 
-from recorder import AsyncRecorder, Recorder
-from recorder._testing import build_gallery, read_manifest
+from recorder import AsyncRecorder, Keep, Recorder
+from recorder._testing import (
+    build_gallery,
+    folder_locked,
+    keep_module,
+    read_manifest,
+    scan,
+    writer_module,
+)
 from recorder.ray import SinkServer
 
 
@@ -282,6 +289,73 @@ def test_sidecars_can_be_turned_off(tmp_path: Path) -> None:
     with Recorder(tmp_path, episode_trigger=lambda e: True, sidecars=False) as rec:
         rec.submit([painted(0)])
     assert [p.name for p in tmp_path.iterdir()] == ["rl-video-episode-0.mp4"]
+
+
+def test_a_video_and_its_sidecar_are_one_step_for_other_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two writers of one name (Recorders, processes) could leave one's sidecar beside the
+    # other's video: the folder is locked from the video's rename to its manifest line.
+    seen = []
+    write, append = writer_module.write_sidecar, writer_module.append_manifest
+
+    def write_sidecar(info: Any, record: dict[str, Any]) -> str:
+        seen.append(("sidecar", info.path.exists(), folder_locked(tmp_path)))
+        return write(info, record)
+
+    def append_manifest(folder: Any, record: dict[str, Any]) -> None:
+        seen.append(("manifest", True, folder_locked(tmp_path)))
+        append(folder, record)
+
+    monkeypatch.setattr(writer_module, "write_sidecar", write_sidecar)
+    monkeypatch.setattr(writer_module, "append_manifest", append_manifest)
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        rec.submit([painted(0)] * 2)
+    assert seen == [("sidecar", True, (True, True)), ("manifest", True, (True, True))]
+    assert folder_locked(tmp_path) == (False, False)
+
+
+def test_keep_deletes_a_video_and_its_sidecars_in_one_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+    companions = keep_module.companions
+
+    def watched(video: Path) -> list[Path]:
+        seen.append(folder_locked(tmp_path))
+        return companions(video)
+
+    monkeypatch.setattr(keep_module, "companions", watched)
+    with Recorder(tmp_path, episode_trigger=always, keep=Keep(best=1, by="return")) as rec:
+        for e in range(2):
+            rec.submit([painted(e)] * 2, episode_index=e, metadata={"return": float(e)})
+    assert seen == [(True, True)]
+    assert sorted(p.name for p in tmp_path.glob("*.mp4")) == ["rl-video-episode-1.mp4"]
+
+
+def test_a_new_video_takes_away_what_described_the_earlier_one_of_its_name(
+    tmp_path: Path,
+) -> None:
+    # A second run into the same folder: its video without per-frame info must not show the
+    # first run's timeline; one without sidecars must not keep the first run's sidecar.
+    beside = ("rl-video-episode-0.json", "rl-video-episode-0.timeline.json",
+              "rl-video-episode-0.vtt")  # fmt: skip
+    with Recorder(tmp_path, episode_trigger=always) as rec, rec.episode(0) as ep:
+        for i in range(5):
+            ep.append(painted(i), info={"reward": float(i)})
+    assert all((tmp_path / name).exists() for name in beside)
+    with Recorder(tmp_path, episode_trigger=always) as rec, rec.episode(0) as ep:
+        for i in range(3):
+            ep.append(painted(i))
+    assert [(tmp_path / name).exists() for name in beside] == [True, False, False]
+    (entry,) = scan(tmp_path)
+    assert (entry.timeline, entry.captions, entry.info["frames"]) == (None, None, 3)
+    with Recorder(tmp_path, episode_trigger=always) as rec, rec.episode(0) as ep:
+        ep.append(painted(0), info={"reward": 1.0})
+    assert all((tmp_path / name).exists() for name in beside)
+    with Recorder(tmp_path, episode_trigger=always, sidecars=False) as rec:
+        rec.submit([painted(0)], episode_index=0)
+    assert not any((tmp_path / name).exists() for name in beside)
 
 
 @pytest.mark.parametrize("mask", [0o027, 0o002])

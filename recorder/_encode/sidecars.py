@@ -9,6 +9,8 @@ import json
 import os
 import stat
 import tempfile
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,44 @@ from recorder._base.modes import share
 from recorder._base.results import VideoInfo
 
 MANIFEST = "manifest.jsonl"
+SIDECAR_SUFFIX = ".json"
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
+
+
+# Where flock is emulated with fcntl's per-process locks (NFS), threads need their own.
+_PUBLISHING = threading.Lock()
+if hasattr(os, "register_at_fork"):  # a fork while a worker held it: the child's is free
+    os.register_at_fork(after_in_child=lambda: globals().update(_PUBLISHING=threading.Lock()))
+
+
+@contextlib.contextmanager
+def publishing(folder: Path) -> Iterator[None]:
+    """Hold *folder*'s publish lock: a video's rename and its sidecars' writing are one step
+    for every other writer of the folder (threads, Recorders, processes).
+
+    Without it, two writers of one name could leave one's sidecar beside the other's video.
+    """
+    with _PUBLISHING, contextlib.ExitStack() as stack:
+        # No folder, or no flock on its file system: the threads' lock only (the rename or
+        # deletion that follows says what is wrong, if anything).
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            stack.callback(os.close, fd)  # closing releases the flock
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+
+
+def remove_beside(video: Path, suffixes: Sequence[str]) -> None:
+    """Delete ``{stem}{suffix}`` beside *video* for each of *suffixes*, where there is one: an
+    earlier video's of the same name, which would describe the wrong video."""
+    for suffix in suffixes:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(video.with_suffix(suffix))
 
 
 def record_of(info: VideoInfo, codec: Codec | None = None) -> dict[str, Any]:
@@ -52,7 +87,7 @@ def record_of(info: VideoInfo, codec: Codec | None = None) -> dict[str, Any]:
 
 def write_sidecar(info: VideoInfo, record: dict[str, Any]) -> str:
     """Write ``{name}.json`` beside the video, atomically; returns its path."""
-    path = info.path.with_suffix(".json")
+    path = info.path.with_suffix(SIDECAR_SUFFIX)
     write_atomic(path, dumps(record, indent=2) + b"\n", info.name)
     return str(path)
 

@@ -21,6 +21,7 @@ from recorder._encode.sidecars import write_atomic
 VERSION = 1
 TIMELINE_SUFFIX = ".timeline.json"
 CAPTIONS_SUFFIX = ".vtt"
+TIMELINE_SUFFIXES = (TIMELINE_SUFFIX, CAPTIONS_SUFFIX)  # the files write_timeline writes
 
 
 def timeline_paths(video: Path) -> tuple[Path, Path]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from recorder._base.results import VideoInfo
 from recorder._base.validate import describe, is_int
+from recorder._encode.sidecars import SIDECAR_SUFFIX, publishing
 from recorder._encode.timeline import timeline_paths
 from recorder._service.quota import BY_AGE, Held, Quota
 
@@ -317,9 +318,10 @@ class Keeper:
     def _delete(self, info: VideoInfo, reason: str) -> None:
         """Delete *info*'s video, then its sidecar and companions, then say so in the manifest:
         the live gallery removes its card at that line."""
-        for path in companions(info.path):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        with publishing(info.path.parent):  # not between another writer's video and sidecar
+            for path in companions(info.path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
         logger.debug("keep: deleted %s (%s)", info.path, reason)
         self._record(
             {
@@ -354,4 +356,4 @@ def _score(value: Any) -> float | None:
 
 def companions(video: Path) -> list[Path]:
     """*video* and the files that go with it: its sidecar, timeline and captions."""
-    return [video, video.with_suffix(".json"), *timeline_paths(video)]
+    return [video, video.with_suffix(SIDECAR_SUFFIX), *timeline_paths(video)]

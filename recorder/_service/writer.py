@@ -21,8 +21,15 @@ from recorder._base.modes import share, umask
 from recorder._base.results import ClipDroppedError, VideoHealth, VideoInfo
 from recorder._encode.encoder import TMP_SUFFIX, fragment_path, lock_file
 from recorder._encode.health import Judge
-from recorder._encode.sidecars import append_manifest, record_of, write_sidecar
-from recorder._encode.timeline import write_timeline
+from recorder._encode.sidecars import (
+    SIDECAR_SUFFIX,
+    append_manifest,
+    publishing,
+    record_of,
+    remove_beside,
+    write_sidecar,
+)
+from recorder._encode.timeline import TIMELINE_SUFFIXES, write_timeline
 from recorder._queue.clip import Clip, Item, State, Work
 from recorder._queue.queue import ClipQueue
 from recorder._service.keep import Keeper
@@ -191,36 +198,49 @@ class ClipWriter:
                         f"{tmp} was replaced by another file while the video was written"
                     )
                 os.replace(tmp, clip.path)
+                if not self.sidecars:  # an earlier video's of this name would describe this one
+                    remove_beside(clip.path, (SIDECAR_SUFFIX, *TIMELINE_SUFFIXES))
 
-            if not self.queue.publish(clip, rename):
-                self.discard(clip)
-                return
-            clip.tmp_path = None
-            clip.tmp_fd = None
-            os.close(fd)
+            # The rename and the sidecars in one step for other writers of the folder.
+            with publishing(clip.path.parent):
+                if not self.queue.publish(clip, rename):
+                    published = None
+                else:
+                    clip.tmp_path = None
+                    clip.tmp_fd = None
+                    os.close(fd)
+                    clip.encode_seconds += time.perf_counter() - start
+                    info = info_of(clip, settings, size, health, partial=clip in self.cut)
+                    published = info, self._record(clip, info) if self.sidecars else []
         except BaseException as e:
             self.fail(clip, e)
             return
-        clip.encode_seconds += time.perf_counter() - start
-        info = info_of(clip, settings, size, health, partial=clip in self.cut)
-        self._saved(clip, info, sidecars=self.sidecars)
+        if published is None:
+            self.discard(clip)
+            return
+        self._saved(clip, *published)
 
-    def _saved(self, clip: Clip, info: VideoInfo, *, sidecars: bool) -> None:
-        """*clip* is saved as *info*: count it, write its metadata, resolve its handle."""
+    def _record(self, clip: Clip, info: VideoInfo) -> list[BaseException]:
+        """Write *clip*'s sidecars (saved as *info*) and its manifest line; the errors."""
+        try:
+            record = record_of(info, self.codec)
+            timeline = write_timeline(info.path, info.name, info.fps, clip.infos)
+            if not timeline:
+                remove_beside(info.path, TIMELINE_SUFFIXES)
+            write_sidecar(info, record | timeline)
+            append_manifest(clip.path.parent, record | timeline)
+        except BaseException as e:  # even SystemExit: the video is saved, count it once
+            e.add_note(f"writing the sidecar or manifest of {clip.path}")
+            logger.error("could not write the metadata of %s", clip.path, exc_info=True)
+            return [e]
+        return []
+
+    def _saved(self, clip: Clip, info: VideoInfo, errors: list[BaseException]) -> None:
+        """*clip* is saved as *info* (its metadata written with *errors*): count it, keep it or
+        not, resolve its handle."""
         self.queue.saved(clip, info.size_bytes)
         if self.judge is not None:
             self.judge.saved(info)
-        errors: list[BaseException] = []
-        if sidecars:
-            try:
-                record = record_of(info, self.codec)
-                record |= write_timeline(info.path, info.name, info.fps, clip.infos)
-                write_sidecar(info, record)
-                append_manifest(clip.path.parent, record)
-            except BaseException as e:  # even SystemExit: the video is saved, count it once
-                e.add_note(f"writing the sidecar or manifest of {clip.path}")
-                logger.error("could not write the metadata of %s", clip.path, exc_info=True)
-                errors.append(e)
         clip.infos = []
         kept = True
         if self.keeper is not None:
@@ -277,7 +297,7 @@ class ClipWriter:
             return
         now = time.time()
         info = replace(delivery.info, path=Path(path), created=now, wall_seconds=now - clip.started)
-        self._saved(clip, info, sidecars=False)  # the sink writes them, with its paths
+        self._saved(clip, info, [])  # the sink writes the sidecars, with its paths
 
     def discard(self, clip: Clip) -> None:
         """Delete the file of the dropped *clip* and resolve its handle."""
