@@ -505,7 +505,45 @@ def test_an_index_ranked_again_is_a_new_episode(tmp_path: Path) -> None:
 def test_a_score_beyond_a_floats_range_is_kept_unranked(tmp_path: Path) -> None:
     lines: list[dict[str, Any]] = []
     keeper = Keeper(Keep(best=1), lambda line, folder: lines.append(line))
-    keeper.episode_ended(0, {"return": 10**400})
-    keeper.episode_ended(1, {"return": 1.0})
+    for index, score in enumerate([10**400, 1.0]):
+        keeper.episode_ended(index, {"return": score})
+        keeper.saved(video_info(tmp_path, Vid(f"e{index}", 1, "episode", index)))
     assert [line["episode_index"] for line in lines if line["event"] == "keep"] == [1]
     assert Keep(max_bytes=5).describe() == "max_bytes 5"
+
+
+@pytest.mark.parametrize("end", ["cancel=True", "timeout", "handle.cancel()", "failed"])
+def test_an_episode_whose_clips_end_without_a_video_takes_no_keep_slot(
+    tmp_path: Path, end: str
+) -> None:
+    # Its clip still queued when it ends, the episode is ranked only once a video is saved:
+    # dropped at the close, cancelled or failed, it must not push out the video kept so far.
+    fake = gated(fail_when=lambda spec: end == "failed" and "episode-1" in str(spec.path))
+    fake.gate.set()
+    rec = recorder.Recorder(tmp_path, keep=Keep(best=1), **budget(64, fake, "block"))
+    with rec.episode(0, metadata={"return": 5.0}) as ep:
+        ep.append(flat(0))
+    rec.flush()
+    fake.gate.clear()
+    fake.fail_at = 0
+    with rec.episode(1, metadata={"return": 10.0}) as ep:
+        for k in range(3):
+            ep.append(flat(k))
+    [handle] = ep.handles
+    try:
+        if end == "cancel=True":
+            rec.close(cancel=True)
+        elif end == "timeout":
+            with pytest.raises(TimeoutError):
+                rec.close(timeout=0.01)
+        elif end == "handle.cancel()":
+            assert handle.cancel() or handle.dropped
+    finally:
+        fake.gate.set()
+        if end == "failed":
+            with pytest.raises(OSError, match="No space left"):
+                rec.close()
+        rec.close()
+    assert handle.cancelled() or handle.exception(timeout=10) is not None
+    assert files(tmp_path) == {"rl-video-episode-0.mp4"}
+    assert rec.stats().videos_deleted == 0

@@ -113,6 +113,7 @@ class _Episode:
     key: EpisodeKey
     score: float | None = None
     videos: list[Held] = field(default_factory=list)
+    pending: int | None = None  # scored, not ranked until a video is saved: its index
 
 
 class Ranking:
@@ -213,6 +214,8 @@ class Keeper:
             earlier = self._open.get(key)
             if earlier is not None and earlier.score is not None:
                 del self._open[key]
+                if earlier.pending is not None:  # never ranked: nothing refers to it
+                    del self._by_seq[earlier.seq]
             episode = self._episode(key)
             episode.score = score
             if score is None:
@@ -225,20 +228,12 @@ class Keeper:
                 if not self._unscored_logged:
                     self._unscored_logged = True
                     effects.append(lambda: self._warn_unscored(index))
+            elif episode.videos:
+                effects += self._rank(episode, index, episode.videos[0].info.path.parent)
             else:
-                gone = self._ranking.add(episode.seq, score)
-                why = self._ranking.why(episode.seq) or f"not among the {self.keep.describe()}"
-                line = {"event": "keep", "episode_index": index, "score": score}
-                line |= {"kept": episode.seq not in gone, "why": why}
-                folder = episode.videos[0].info.path.parent if episode.videos else None
-                effects.append(lambda: self._record(line, folder))
-                reason = f"not among the {self.keep.describe()}"
-                for seq in gone:
-                    victim = self._by_seq.pop(seq)
-                    if self._open.get(victim.key) is victim:
-                        del self._open[victim.key]
-                        self._out.add(victim.key)
-                    effects += [self._deletion(held, reason) for held in list(victim.videos)]
+                # Ranked at its first video saved: one whose clips all end without a video
+                # (dropped at a close, cancelled, failed) must not push out one that has.
+                episode.pending = index
             effects += self._over_quota()
         for effect in effects:
             effect()
@@ -253,8 +248,16 @@ class Keeper:
             if earlier is not None:  # its file was replaced by this one: not to delete now
                 self._forget(earlier)
             kept = key is None or key not in self._out
+            effects: list[Callable[[], None]] = []
+            pending = None if key is None or not kept else self._open.get(key)
+            if pending is not None and pending.pending is not None:
+                # Its episode ended before any of its videos was saved: ranked now, as if it
+                # had been then (this video is deleted at once if it is not kept).
+                effects += self._rank(pending, pending.pending, info.path.parent)
+                kept = key not in self._out
             if not kept:
-                effects = [self._deletion(Held(info, -1), f"not among the {self.keep.describe()}")]
+                reason = f"not among the {self.keep.describe()}"
+                effects.append(self._deletion(Held(info, -1), reason))
             else:
                 # Ranked with its episode; by age under a quota when there is no ranking, no
                 # episode (a clip named freely) or no score.
@@ -267,10 +270,30 @@ class Keeper:
                     episode.videos.append(held)
                 if episode is not None or quota is not None:
                     self._held_at[info.path] = held
-                effects = self._over_quota()
+                effects += self._over_quota()
         for effect in effects:
             effect()
         return kept
+
+    def _rank(self, episode: _Episode, index: int, folder: Path) -> list[Callable[[], None]]:
+        """Rank *episode* (index *index*, scored, its videos in *folder*; lock held): the
+        manifest line and the deletions of the episodes it pushes out, to run after it."""
+        assert self._ranking is not None
+        assert episode.score is not None
+        episode.pending = None
+        gone = self._ranking.add(episode.seq, episode.score)
+        why = self._ranking.why(episode.seq) or f"not among the {self.keep.describe()}"
+        line = {"event": "keep", "episode_index": index, "score": episode.score}
+        line |= {"kept": episode.seq not in gone, "why": why}
+        effects: list[Callable[[], None]] = [lambda: self._record(line, folder)]
+        reason = f"not among the {self.keep.describe()}"
+        for seq in gone:
+            victim = self._by_seq.pop(seq)
+            if self._open.get(victim.key) is victim:
+                del self._open[victim.key]
+                self._out.add(victim.key)
+            effects += [self._deletion(held, reason) for held in list(victim.videos)]
+        return effects
 
     def _forget(self, held: Held) -> None:
         """No longer hold *held* (lock held): deleted, replaced, or kept for good."""
