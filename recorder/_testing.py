@@ -202,6 +202,8 @@ __all__ = [
     "take_arena_blocks",
     "threads_of",
     "waiting_for_room",
+    "waiting_tasks",
+    "watch_close_waiters",
     "writer_module",
 ]
 
@@ -279,6 +281,27 @@ def abandon(rec: Recorder) -> None:
 def waiting_for_room(rec: AsyncRecorder) -> int:
     """Tasks of an AsyncRecorder waiting for room in its budget."""
     return rec._waiting
+
+
+def watch_close_waiters(rec: AsyncRecorder) -> threading.Event:
+    """An Event set when an aclose() call starts waiting for the one closing *rec*."""
+    event = threading.Event()
+
+    class Watched(list[Any]):
+        def append(self, item: Any) -> None:
+            super().append(item)
+            event.set()
+
+    assert rec._close_waiters == []
+    rec._close_waiters = Watched()
+    return event
+
+
+def waiting_tasks(future: Any) -> tuple[int, int]:
+    """(tasks awaiting a clip's *future*, done callbacks the future holds)."""
+    with async_module._waiting_lock:
+        tasks = len(async_module._waiting.get(future, ()))
+    return tasks, len(future._done_callbacks)
 
 
 def set_prefault(enabled: bool) -> None:

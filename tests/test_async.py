@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import sys
 import threading
@@ -34,6 +35,8 @@ from recorder._testing import (
     recorder_of,
     threads_of,
     waiting_for_room,
+    waiting_tasks,
+    watch_close_waiters,
 )
 
 pytestmark = pytest.mark.anyio
@@ -538,6 +541,90 @@ async def test_a_second_aclose_waits_for_the_first_at_most_its_own_timeout(tmp_p
     with pytest.raises(ClipDroppedError, match=r"aclose\(\) timed out after 0.2 s"):
         await handle
     assert not (tmp_path / "rl-video-episode-0.mp4").exists()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_aclose_on_another_event_loop_waits_for_the_first_and_returns(
+    tmp_path: Path,
+) -> None:
+    # One AsyncRecorder per loop is the rule; a close from another loop must still not hang.
+    fake = gated()
+    rec = AsyncRecorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+    [handle] = await rec.submit([flat(i) for i in range(3)])
+    waiting = watch_close_waiters(rec)
+    outcome: list[BaseException | None] = []
+
+    def other_loop() -> None:
+        try:
+            asyncio.run(rec.aclose())
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    other = threading.Thread(target=other_loop)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rec.aclose)
+        await until(lambda: rec.closed, "the first aclose began")
+        other.start()
+        await wait_thread_event(waiting)  # the second aclose waits for the first
+        fake.gate.set()
+    await anyio.to_thread.run_sync(other.join, 10)
+    assert not other.is_alive()
+    assert outcome == [None]
+    assert (await handle).frames == 3
+
+
+async def test_polling_a_handle_with_a_timeout_leaves_nothing_behind(tmp_path: Path) -> None:
+    fake = gated()
+    async with AsyncRecorder(tmp_path, episode_trigger=always, encoder_factory=fake) as rec:
+        [handle] = await rec.submit([flat(0)])
+        for _ in range(200):
+            with anyio.move_on_after(0):
+                await handle
+        assert waiting_tasks(handle.future) == (0, 1)  # one callback for every waiter
+        fake.gate.set()
+        assert (await handle).frames == 1
+    assert waiting_tasks(handle.future)[0] == 0
+
+
+@pytest.mark.parametrize("how", ["aclose", "async with", "cancelled"])
+async def test_a_clip_its_episode_left_open_is_marked_partial(tmp_path: Path, how: str) -> None:
+    rec = AsyncRecorder(tmp_path, episode_trigger=always)
+    if how == "cancelled":  # asyncio.run's first Ctrl-C is a cancellation too
+        with anyio.CancelScope() as scope:
+            async with rec.episode(0) as ep:
+                await ep.append(flat(0))
+                scope.cancel()
+                await anyio.lowlevel.checkpoint()
+        assert scope.cancelled_caught
+        await rec.aclose()
+    elif how == "async with":
+        async with rec:
+            ep = rec.episode(0)
+            await ep.append(flat(0))
+    else:
+        ep = rec.episode(0)
+        await ep.append(flat(0))
+        await rec.aclose()
+    info = await ep.handles[0]
+    assert (info.frames, info.partial) == (1, True)
+    assert json.loads(info.path.with_suffix(".json").read_text())["partial"] is True
+
+
+async def test_an_episode_refuses_frames_once_an_aclose_began(tmp_path: Path) -> None:
+    fake = gated()
+    rec = AsyncRecorder(tmp_path, episode_trigger=always, encoder_factory=fake)
+    ep = rec.episode(0)
+    await ep.append(flat(0))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rec.aclose)
+        await until(lambda: rec.closed, "the aclose began")
+        with pytest.raises(RecorderClosedError):
+            await ep.offer(lambda: flat(1))
+        with pytest.raises(RecorderClosedError):
+            await ep.append(flat(1))
+        fake.gate.set()
+    assert (await ep.handles[0]).frames == 1
 
 
 async def test_flush_ends_the_clips_of_an_episode_collected_unclosed(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import math
 import threading
+import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future
 from functools import partial
@@ -285,8 +286,9 @@ class AsyncEpisode:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, *_: object
     ) -> None:
         # As the sync Episode: an exception (a cancellation too) ends it early, not a stall;
-        # metadata that cannot be stored is raised here, or noted on the exception.
-        self._ep.__exit__(exc_type, exc)
+        # metadata that cannot be stored is raised here, or noted on the exception. A
+        # cancellation (asyncio.run's first Ctrl-C is one) cuts its open clips short.
+        self._ep._exit(exc_type, exc, cut=isinstance(exc, anyio.get_cancelled_exc_class()))
 
 
 class AsyncRecorder:
@@ -324,7 +326,11 @@ class AsyncRecorder:
         # Threads waiting in flush() and aclose().
         self._wait_limiter = anyio.CapacityLimiter(2)
         self._waiting = 0  # tasks between "no room" and "frame admitted"
-        self._closing: anyio.Event | None = None
+        # The first aclose() closes; the others wait for it, maybe on other event loops: each
+        # is woken on its own loop (its token) when it is done. None once it is done.
+        self._close_lock = threading.Lock()
+        self._closing = False
+        self._close_waiters: list[tuple[Any, anyio.Event]] | None = []
 
     # -- the sync recorder's read-only face ---------------------------------------------------
 
@@ -334,7 +340,7 @@ class AsyncRecorder:
     @property
     def closed(self) -> bool:
         """Whether :meth:`aclose` has begun."""
-        return self._closing is not None or self._rec.closed
+        return self._closing or self._rec.closed
 
     def stats(self) -> RecorderStats:
         """A snapshot of the counters (see :meth:`Recorder.stats`)."""
@@ -460,22 +466,32 @@ class AsyncRecorder:
         cancel = check_cancel(cancel)
         if cancel:
             self._rec._service.drop_all("the recorder was closed with cancel=True")
-        if self._closing is not None:
+        with self._close_lock:
+            first = not self._closing
+            self._closing = True
+            done = anyio.Event()
+            if not first and self._close_waiters is not None:
+                self._close_waiters.append((anyio.lowlevel.current_token(), done))
+            else:
+                done.set()
+        if not first:
             # Another task closes (and reports the errors); wait for it, like Recorder.close(),
             # at most this call's own timeout.
             with anyio.move_on_after(math.inf if timeout is None else timeout) as timer:
-                await self._closing.wait()
+                await done.wait()
             if timer.cancelled_caught:
                 self._rec._service.drop_all(f"aclose() timed out after {timeout} s")
                 raise TimeoutError(
                     f"aclose() timed out after {timeout} s; the videos left were dropped"
                 )
             return
-        self._closing = anyio.Event()
         try:
             await self._shutdown(timeout, cancelled, cancel)
         finally:
-            self._closing.set()
+            with self._close_lock:
+                waiters, self._close_waiters = self._close_waiters or [], None
+            for token, event in waiters:
+                _call_soon(token, event.set)
 
     async def _shutdown(self, timeout: float | None, cancelled: bool, cancel: bool) -> None:
         rec = self._rec
@@ -597,14 +613,39 @@ def _call_soon(token: anyio.lowlevel.EventLoopToken, func: Callable[[], object])
         token.backend_class.run_sync_soon(func, (), token.native_token)
 
 
+# The tasks waiting for each clip's future, woken by one done callback per future: a task
+# that stops waiting (a timeout around `await handle`, polled in a loop) leaves nothing behind.
+_waiting_lock = threading.Lock()
+_waiting: weakref.WeakKeyDictionary[Future[Any], list[tuple[Any, anyio.Event]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _wake_waiting(future: Future[Any]) -> None:
+    """*future* is done: wake the tasks waiting for it (on the thread that resolved it)."""
+    with _waiting_lock:
+        waiters = _waiting.pop(future, [])
+    for token, event in waiters:
+        _call_soon(token, event.set)
+
+
 async def _wait_future(future: Future[Any]) -> None:
     """Wait until *future* is done without occupying a thread (asyncio and trio)."""
     if future.done():
         await anyio.lowlevel.checkpoint()
         return
-    event = anyio.Event()
-    token = anyio.lowlevel.current_token()
-
-    # Runs on the thread that resolves the future: it schedules, never waits for the loop.
-    future.add_done_callback(lambda _: _call_soon(token, event.set))
-    await event.wait()
+    waiter = (anyio.lowlevel.current_token(), anyio.Event())
+    with _waiting_lock:
+        waiters = _waiting.get(future)
+        first = waiters is None
+        if waiters is None:
+            waiters = _waiting[future] = []
+        waiters.append(waiter)
+    if first:  # runs at once if the future is done meanwhile
+        future.add_done_callback(_wake_waiting)
+    try:
+        await waiter[1].wait()
+    finally:
+        with _waiting_lock:
+            if waiter in waiters:
+                waiters.remove(waiter)

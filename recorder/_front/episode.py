@@ -294,7 +294,8 @@ class Episode:
     def _check_open(self) -> None:
         if self._closed:
             raise RecorderClosedError(f"episode {self.episode_index} is closed")
-        if self._service.closed:
+        if not self._service.usable:  # also while an aclose() has begun
+            self._service.check_usable()  # says why: closed, or a forked child
             raise RecorderClosedError("this Recorder is closed")
 
     def close(self) -> None:
@@ -310,15 +311,16 @@ class Episode:
         if error is not None:
             raise error
 
-    def _close(self, *, check_stalled: bool) -> TypeError | ValueError | None:
-        """End the episode; the error of the metadata that cannot be stored, if any."""
+    def _close(self, *, check_stalled: bool, cut: bool = False) -> TypeError | ValueError | None:
+        """End the episode (*cut*: its open clips cut short); the error of the metadata that
+        cannot be stored, if any."""
         if self._closed:
             return None
         self._closed = True
         self._finalizer.detach()
         errors = self._store_metadata()
         for clip in self._open:
-            self._service.end_clip(clip)
+            self._service.end_clip(clip, cut=cut)
         self._open = []
         # An episode whose every clip was dropped has no video: ranked, it would take a keep
         # slot from one that has (its drop is counted and logged already).
@@ -350,8 +352,14 @@ class Episode:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None = None, *_: object
     ) -> None:
+        self._exit(exc_type, exc)
+
+    def _exit(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, *, cut: bool = False
+    ) -> None:
+        """Leave the ``with`` block; *cut*: its open clips were cut short (a cancellation)."""
         # An exception ends the episode early on purpose: that is not a stall to report.
-        error = self._close(check_stalled=exc_type is None)
+        error = self._close(check_stalled=exc_type is None, cut=cut)
         if error is None:
             return
         if exc is None:

@@ -281,12 +281,14 @@ class ClipService:
                 raise shape_changed(clip.name, known, fmt)
         self._queue.admit(image, fmt, clips, info)
 
-    def end_clip(self, clip: Clip) -> None:
+    def end_clip(self, clip: Clip, *, cut: bool = False) -> None:
         """No more frames for *clip*; it is finished in the background.
 
-        Ended while Ctrl-C (or SystemExit) unwinds or is handled, an open clip was cut short.
+        Ended while Ctrl-C (or SystemExit) unwinds or is handled, or with *cut* (a cancelled
+        task), an open clip was cut short.
         """
-        if clip.accepting and isinstance(sys.exc_info()[1], KeyboardInterrupt | SystemExit):
+        interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt | SystemExit)
+        if clip.accepting and (cut or interrupted):
             self._cut.add(clip)
         self._queue.end(clip)
 
@@ -370,10 +372,13 @@ class ClipService:
         self._queue.wake()
 
     def end_all(self) -> None:
-        """Refuse new clips and frames, and end every live clip where it is."""
+        """Refuse new clips and frames, and end every live clip where it is (an open one is
+        cut short, as at :meth:`close`)."""
         queue = self._queue
         queue.close()
         for clip in queue.live_clips():
+            if clip.accepting:  # its episode never ended
+                self._cut.add(clip)
             queue.end(clip)
 
     def drop_all(self, reason: str) -> None:
