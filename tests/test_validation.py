@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import pytest
 from helpers import decode, painted, run_child
@@ -192,6 +193,11 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"fps": 1e9}, ValueError, "fps must be at most 100,000"),  # past the encoders' time bases
     ({"codec": "av1", "fps": 240.5}, ValueError, "SVT-AV1 takes at most 240 fps"),
     ({"fps": 0.003, "frame_stride": 10}, ValueError, "at least 1/1001"),  # the videos' fps
+    ({"fps": 0.5, "frame_stride": 1000}, ValueError, "at least 1/1001"),  # rounds up to 1/1001
+    ({"codec": "vp9", "fps": 1000.5}, ValueError, "WebM stores timestamps in milliseconds"),
+    ({"codec": "gif", "fps": 0.0015}, ValueError, "frame delays up to 655.35 s"),  # wraps
+    ({"codec": "gif", "fps": 1, "frame_stride": 1000}, ValueError, "up to 655.35 s"),
+    ({"codec": "vp9", "preset": "\u0663"}, ValueError, "cpu-used level"),  # int() reads it
     ({"crf": 99}, ValueError, "crf for codec h264 must lie in 0..51, got 99"),
     ({"crf": 20.5}, TypeError, "crf must be an int"),
     ({"preset": "turbo"}, ValueError, "preset 'turbo' is not an x264/x265 preset"),
@@ -279,14 +285,25 @@ def test_fps_a_gif_cannot_store_is_refused_at_the_call(tmp_path: Path) -> None:
     assert handle.result().fps == 100
 
 
-@pytest.mark.parametrize("codec", ["h264", "h265", "vp9"])
-def test_the_highest_fps_taken_is_one_every_encoder_writes(tmp_path: Path, codec: str) -> None:
-    # Refused past it at the call (above); at it, with the widest frame-rate fraction (a
-    # denominator of 1001), the encoder opens and the file decodes.
-    fps = 99_999.9991
+EXTREME_FPS = [("h264", 99_999.9991), ("h265", 99_999.9991), ("vp9", 999.9991),
+               ("gif", 100 / 65535 + 1e-9)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("codec", "fps"), EXTREME_FPS)
+def test_the_extreme_fps_taken_are_ones_every_encoder_writes(
+    tmp_path: Path, codec: str, fps: float
+) -> None:
+    # Refused past them at the call (above); at them, with the widest frame-rate fraction (a
+    # denominator of 1001), the encoder opens, the file decodes and every frame has its time.
     with Recorder(tmp_path, codec=codec, fps=fps, encode_in="thread", health=False) as rec:
         (handle,) = rec.submit([painted(i) for i in range(3)])
-    assert decode(handle.result().path).indices == [0, 1, 2]
+    path = handle.result().path
+    if codec != "gif":  # its colours are coarse; its times are what is checked here
+        assert decode(path).indices == [0, 1, 2]
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times = [float(frame.time) for frame in container.decode(stream)]
+    assert times == pytest.approx([i / fps for i in range(3)], rel=0.02, abs=1e-3)
 
 
 def test_an_episodes_own_fps_is_checked_as_its_videos_get_it(tmp_path: Path) -> None:
@@ -373,6 +390,8 @@ def test_async_offer_given_a_frame_names_its_type(tmp_path: Path) -> None:
         ("h264", (16385, 16, 3), "padded to 16x16386"),
         ("h265", (8, 8, 3), "at least 16 pixels a side"),
         ("h265", (16, 4100, 3), "at most 4096 pixels a side when a side is under 32"),
+        ("h265", (32, 48, 3), "no width from 33 to 48 pixels"),  # libx265 would corrupt memory
+        ("h265", (200, 33, 3), r"33x200 .*, padded to 34x200, .* no width from 33 to 48"),
         ("gif", (2, 65535), "padded to 65536x2"),
         ("av1", (2, 2, 3), "at least 4 pixels a side"),
         ("av1", (8706, 8, 3), "at most 8704 pixels high"),

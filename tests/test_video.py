@@ -45,8 +45,9 @@ def test_streamed_episode_round_trip(tmp_path: Path) -> None:
         (lambda i: painted(i, channels=1)[..., None], (48, 112)),
         (lambda i: np.ascontiguousarray(painted(i)[::-1, ::-1])[::-1, ::-1], (48, 112)),
         (lambda i: painted(i).tolist(), (48, 112)),
+        (lambda i: np.ma.masked_array(painted(i), mask=False), (48, 112)),  # its data
     ],
-    ids=["rgba", "gray", "gray-hwx1", "non-contiguous", "nested-lists"],
+    ids=["rgba", "gray", "gray-hwx1", "non-contiguous", "nested-lists", "masked"],
 )
 def test_accepted_frame_kinds(tmp_path: Path, make, expected_shape) -> None:  # type: ignore[no-untyped-def]
     with Recorder(tmp_path, episode_trigger=always) as rec:

@@ -200,7 +200,8 @@ def check_codec_settings(codec: object, crf: object, preset: object, flag: str =
         raise TypeError(f"{flag}preset must be a str, got {describe(preset)}")
     if codec == "vp9":
         try:
-            ok = -8 <= int(preset) <= 8  # libvpx-vp9 refuses the rest of FFmpeg's -16..16
+            # ASCII only: int() reads other scripts' digits ("٣"), FFmpeg does not.
+            ok = preset.isascii() and -8 <= int(preset) <= 8  # libvpx-vp9 refuses the rest
         except ValueError:
             ok = False
         if not ok:

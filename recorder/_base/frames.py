@@ -50,9 +50,9 @@ def as_image(frame: Any) -> Image:
         ValueError: wrong number of dimensions or channels, an empty image, values outside
             0..255, or floats in 0..1 (gymnasium's writer would save them black).
     """
-    if isinstance(frame, np.ndarray):
+    if type(frame) is np.ndarray:
         arr: np.ndarray[Any, Any] = frame
-    else:
+    else:  # subclasses too (a masked array, a matrix): their plain ndarray view
         if frame is None or isinstance(frame, str | bytes | dict):
             raise TypeError(f"a frame must be an array, got {type(frame).__name__}")
         try:
@@ -113,6 +113,9 @@ _SVT_MIN, _SVT_MAX_HEIGHT = 4, 8704
 #: for the levels above 4.1, which longer sides need (measured: 4208 x 16 opens, 4210 x 16
 #: does not; 4096 kept as the rule); at most level 7.2's 142,606,336 pixels.
 _X265_MIN, _X265_NARROW, _X265_NARROW_MAX, _X265_MAX_AREA = 16, 32, 4096, 142_606_336
+#: libx265 corrupts its heap (abort, or a segfault) on frames 34..48 pixels wide, at every
+#: height (measured with PyAV 18.1, FFmpeg 8.1: 32 and 50 are fine).
+_X265_BAD_WIDTHS = range(33, 49)
 #: FFmpeg opens no picture with ``(w + 128) * (h + 128) * 8 >= 2**31 - 1``
 #: (``av_image_check_size``).
 _FFMPEG_MAX_AREA = (2**31 - 1) // 8
@@ -140,6 +143,11 @@ def check_size(fmt: FrameFormat, codec: str) -> None:
         problem = f"at least {_X265_MIN} pixels a side"
     elif codec == "h265" and min(w, h) < _X265_NARROW and max(w, h) > _X265_NARROW_MAX:
         problem = f"at most {_X265_NARROW_MAX} pixels a side when a side is under {_X265_NARROW}"
+    elif codec == "h265" and w in _X265_BAD_WIDTHS:
+        problem = (
+            f"no width from {_X265_BAD_WIDTHS.start} to {_X265_BAD_WIDTHS.stop - 1} pixels "
+            "(libx265 corrupts its memory there: pad or resize the frames, or use h264)"
+        )
     elif codec == "h265" and w * h > _X265_MAX_AREA:
         problem = f"at most {_X265_MAX_AREA} pixels"
     else:

@@ -112,7 +112,11 @@ MAX_FPS = 100_000
 _CODEC_MAX_FPS = {
     "gif": (MAX_GIF_FPS, "a gif stores frame delays in hundredths of a second"),
     "av1": (240, "SVT-AV1 takes at most 240 fps"),
+    "vp9": (1000, "WebM stores timestamps in milliseconds"),  # more: frames share one
 }
+#: ... and that take more: a gif's frame delay is 16 bits of hundredths of a second (a longer
+#: one wraps around, silently).
+_CODEC_MIN_FPS = {"gif": (100 / 65535, "a gif stores frame delays up to 655.35 s")}
 
 
 def frame_rate(fps: float) -> Fraction:
@@ -130,11 +134,15 @@ def check_fps(fps: object, codec: str | None = None) -> float:
         raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
     if value > MAX_FPS:
         raise ValueError(f"fps must be at most {MAX_FPS:,}, got {fps!r}")
-    if frame_rate(value) == 0:
+    # 1/1001 itself, as a float, is a hair under the fraction: not refused.
+    if frame_rate(value) == 0 or value * 1001 < 1 - 1e-9:
         raise ValueError(f"fps must be at least 1/1001 (a frame every 1001 s), got {fps!r}")
     most, why = _CODEC_MAX_FPS.get(codec or "", (MAX_FPS, ""))
     if value > most:
         raise ValueError(f"{why}: fps must be at most {most}, got {fps!r}")
+    least, why = _CODEC_MIN_FPS.get(codec or "", (0.0, ""))
+    if value < least:
+        raise ValueError(f"{why}: fps must be at least {least:.6f}, got {fps!r}")
     return value
 
 
