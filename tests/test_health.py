@@ -19,7 +19,7 @@ from helpers import TinyEnv, always, decode, play_episodes, require_processes
 
 import recorder
 from recorder import Recorder, VideoHealth, VideoInfo
-from recorder._testing import FROZEN_MIN, WHOLE_BYTES, Probe, read_manifest
+from recorder._testing import FROZEN_MIN, Probe, read_manifest
 from recorder.wrappers import RecordVideo
 
 CLASSIC = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1")
@@ -349,31 +349,47 @@ def test_what_makes_a_video_suspect(tmp_path: Path) -> None:
     assert gray_why.why.startswith(f"all {FROZEN_MIN} frames are blank (flat black)")
 
 
-@pytest.mark.parametrize("shape", [(64, 64, 3), (400, 600, 3), (84, 84)])
-def test_a_probe_sees_every_pixel_of_a_small_frame_and_every_row_it_reads_of_a_large_one(
+@pytest.mark.parametrize("shape", [(64, 64, 3), (400, 600, 3), (84, 84), (1080, 1920, 3)])
+def test_a_probe_sees_every_pixel_of_a_frame_that_looks_blank_or_unchanged(
     shape: tuple[int, ...],
 ) -> None:
-    whole = np.prod(shape) <= WHOLE_BYTES
+    # A large frame is read by rows; one pixel off them (a thin ball, a pole) still counts.
     base = np.full(shape, 255, np.uint8)
     probe = Probe(shape)
-    # Rows the probe reads: all of a small frame's; of CartPole's, every 8th from the 4th.
-    rows = range(shape[0]) if whole else range(4, shape[0], 8)
-    moved = []
-    for row in (0, shape[0] // 2 + 1, shape[0] - 1):
+    frames = [base, base]
+    for row in (0, shape[0] // 2 + 1, shape[0] - 1, 1):
         frame = base.copy()
         frame[row, -1] = 0  # one pixel, at the end of the row
-        moved.append((row in rows, frame))
-    for frame in [base, base] + [f for _, f in moved]:
+        frames.append(frame)
+    for frame in frames:
         probe.see(frame)
     seen = probe.seen()
-    assert seen.frames == 5
-    assert seen.blank_frames == 2 + sum(not looked for looked, _ in moved)
-    runs, run = [], 2  # the blank frame twice, then each moved frame: new unless not looked at
-    for looked, _ in moved:
-        run = 1 if looked else run + 1
-        runs.append(run)
-    assert seen.longest_frozen == max(2, *runs)
-    assert whole == all(looked for looked, _ in moved)
+    assert seen.frames == 6
+    assert seen.blank_frames == 2  # the flat ones only
+    assert seen.longest_frozen == 2  # each frame with its pixel differs from the one before
+
+
+def test_a_thin_thing_moving_is_neither_blank_nor_frozen(tmp_path: Path) -> None:
+    # A 2-pixel ball (Atari-sized frame) and a 3-pixel box (CartPole-sized), between the rows
+    # the probe reads: on a flat background, then on a still picture.
+    rng = np.random.default_rng(0)
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        handles = []
+        for height, width, y, tall in [(210, 160, 100, 2), (400, 600, 5, 3)]:
+            for background in (np.zeros((height, width, 3), np.uint8),
+                               rng.integers(0, 256, (height, width, 3), np.uint8)):  # fmt: skip
+                frames = []
+                for i in range(2 * FROZEN_MIN):
+                    frame = background.copy()
+                    frame[y : y + tall, 4 * i : 4 * i + 6] = 255
+                    frames.append(frame)
+                handles += rec.submit(frames, episode_index=len(handles))
+    for handle in handles:
+        health = handle.result().health
+        assert health is not None
+        assert (health.suspect, health.blank_frames) == (False, 0)
+        # The first pair of a run is judged by its rows (the earlier frame was not read whole).
+        assert health.longest_frozen <= 2
 
 
 def test_the_previous_episode_is_compared_only_when_it_is_the_one_before(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ The encoder looks at each frame it encodes, off the training thread (in the enco
 or the worker thread with ``encode_in="thread"``): a :class:`Probe` copies every
 :data:`ROW_STEP`-th row of pixels (:data:`MIN_ROWS` to :data:`MAX_ROWS` rows; a frame of at
 most :data:`WHOLE_BYTES` whole) once and compares the copy whole with the previous frame's and
-with pixels of one colour (two ``memcmp``), a few microseconds a frame. At close it gives what
+with pixels of one colour (two ``memcmp``), a few microseconds a frame. Only a frame whose rows
+look blank or unchanged is read whole, to be sure. At close it gives what
 it saw (:class:`Seen`, small enough for the encoder process's reply); the Recorder's
 :class:`Judge` turns that into the video's :class:`~recorder.VideoHealth`, comparing its first
 frame with the last frame of the previous episode's video, counts the suspect videos and logs
@@ -79,10 +80,12 @@ class Probe:
         "_colour",
         "_first",
         "_flat",
+        "_flat_whole",
         "_frames",
         "_longest",
         "_pixel",
         "_previous",
+        "_previous_whole",
         "_rows",
         "_run",
         "_whole",
@@ -95,19 +98,35 @@ class Probe:
         self._whole = math.prod(shape) <= WHOLE_BYTES
         self._channels = shape[2] if len(shape) == 3 else 1
         self._frames = self._blank = self._run = self._longest = 0
-        self._previous = self._pixel = self._flat = self._first = b""
+        self._previous = self._pixel = self._flat = self._flat_whole = self._first = b""
+        self._previous_whole: bytes | None = None
         self._colour: bytes | None = None
 
     def see(self, image: Image) -> None:
         """Look at the next frame (the training thread never calls this)."""
         rows = image.tobytes() if self._whole else image[self._rows].tobytes()
+        # Every pixel, read only when the rows say blank or unchanged: a thing thinner than
+        # the rows' spacing (a ball, a thin pole) must not make a scene look empty or frozen.
+        whole = rows if self._whole else None
         pixel = rows[: self._channels]
         if pixel != self._pixel:  # rows of the first pixel's colour, kept while it stays
             self._pixel, self._flat = pixel, pixel * (len(rows) // self._channels)
+            self._flat_whole = b""
         if rows == self._flat:
-            self._blank += 1
-            self._colour = pixel
-        if rows == self._previous:
+            if whole is None:
+                whole = image.tobytes()
+                if len(self._flat_whole) != len(whole):
+                    self._flat_whole = pixel * (len(whole) // self._channels)
+            if whole is rows or whole == self._flat_whole:
+                self._blank += 1
+                self._colour = pixel
+        same = rows == self._previous
+        if same and not self._whole:
+            whole = image.tobytes() if whole is None else whole
+            # The previous frame's pixels unknown (its rows differed from its own previous):
+            # its rows say; from the second frame of a run on, every pixel does.
+            same = self._previous_whole is None or whole == self._previous_whole
+        if same:
             self._run += 1
             self._longest = max(self._longest, self._run)
         else:
@@ -115,6 +134,7 @@ class Probe:
             if not self._frames:
                 self._first, self._longest = _digest(rows), 1
         self._previous = rows
+        self._previous_whole = None if self._whole else whole
         self._frames += 1
 
     def seen(self) -> Seen:
