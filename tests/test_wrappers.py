@@ -160,6 +160,35 @@ def test_video_length_recording_attribute(tmp_path: Path) -> None:
     assert frame_counts(tmp_path / "v") == {"rl-video-step-0.mp4": 11}
 
 
+def test_a_subclass_reads_the_video_name_in_stop_recording_as_with_gymnasium(
+    tmp_path: Path,
+) -> None:
+    # A common pattern: a stop_recording override that names the file it will upload.
+    import gymnasium
+
+    def named(base: type) -> list[str | None]:
+        seen: list[str | None] = []
+
+        class Named(base):  # type: ignore[misc, valid-type]
+            def stop_recording(self) -> None:
+                seen.append(self._video_name)
+                super().stop_recording()
+                seen.append(self._video_name)
+
+        env = Named(cartpole(), str(tmp_path / base.__module__), episode_trigger=lambda e: e < 2)
+        assert env._video_name is None
+        env.reset(seed=1)
+        assert env._video_name == "rl-video-episode-0"
+        for _ in range(3):
+            env.reset()
+        env.close()
+        return seen
+
+    theirs = named(gymnasium.wrappers.RecordVideo)
+    assert named(RecordVideo) == theirs
+    assert theirs == ["rl-video-episode-0", None, "rl-video-episode-1", None]
+
+
 def test_long_clip_spans_episodes(tmp_path: Path) -> None:
     _, _, counts = compare(tmp_path, 80, episode_trigger=lambda e: e == 0, video_length=60)
     assert counts == {"rl-video-episode-0.mp4": 61}

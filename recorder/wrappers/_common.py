@@ -217,6 +217,12 @@ class RecordingWrapper:
         """Frames captured into the current clip so far (vector with per_env: summed)."""
         return sum(track.frames for track in self._tracks())
 
+    @property
+    def _video_name(self) -> str | None:
+        """The current clip's file name without extension, None when not recording (as
+        gymnasium's, which subclasses read in ``stop_recording``)."""
+        return next((track.name for track in self._tracks() if track.recording), None)
+
     def _tracks(self) -> Iterable[Track]:
         """The tracks that ``recording`` and ``recorded_frames`` speak of."""
         return (self._track,)
