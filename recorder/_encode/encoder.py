@@ -96,6 +96,22 @@ def lock_file(fd: int, *, block: bool = True) -> bool:
     return True
 
 
+#: frames a packet's decoding may come before its presentation (x265 reorders at most 16).
+MAX_REORDER = 64
+
+
+def _sane_dts(packet: Any) -> None:
+    """Give *packet* ``dts = pts`` when its dts cannot be right (after pts, or too far before).
+
+    libx265, flushed with a clip of 1 or 2 frames, leaves their dts uninitialised (measured:
+    about half such clips, any value); the mp4 muxer then refuses them and the video fails.
+    So short a clip is not reordered: its packets decode in presentation order.
+    """
+    pts, dts = packet.pts, packet.dts
+    if pts is not None and dts is not None and not pts - MAX_REORDER <= dts <= pts:
+        packet.dts = pts
+
+
 class Readable(Protocol):
     """A binary file object PyAV can read from and seek in."""
 
@@ -269,7 +285,7 @@ class PyAVEncoder:
         """Flush the encoder and write the trailer; an mp4 is then remuxed with +faststart."""
         try:
             try:
-                self._container.mux(self._encode(None))
+                self._container.mux(self._flushed())
             finally:
                 self._container.close()
             if self._fragment_fd is not None and self._fragment is not None:
@@ -281,6 +297,13 @@ class PyAVEncoder:
             raise
         finally:
             self._drop_fragment()
+
+    def _flushed(self) -> list[Any]:
+        """The packets the encoder still holds (it is drained), their dts made sane."""
+        packets = self._encode(None)
+        for packet in packets:
+            _sane_dts(packet)
+        return packets
 
     def retune(self, codec: Codec, at_once: bool = False) -> None:
         """Encode at *codec*'s settings from the current encoder's next keyframe on (maybe the
@@ -314,7 +337,7 @@ class PyAVEncoder:
             self._reformat = self._reformatter(codec)
         encoder, _, _, options = codec.ffmpeg_settings()
         try:
-            self._container.mux(self._encode(None))  # every frame so far, in the old settings
+            self._container.mux(self._flushed())  # every frame so far, in the old settings
         except OSError as e:
             self._name_file(e)
             raise
