@@ -36,8 +36,8 @@ def raise_errors(errors: Sequence[BaseException], more: int) -> None:
         group = BaseExceptionGroup(f"{len(errors) + more} videos failed", errors)
         if more:
             group.add_note(
-                f"the first {len(errors)} errors are attached; {more} more are "
-                "counted in stats().videos_failed"
+                f"the first {len(errors)} errors are attached; {more} more were not kept "
+                "(stats().videos_failed counts every failed video; an on_saved error is not one)"
             )
         raise group
 
