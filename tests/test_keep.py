@@ -255,6 +255,17 @@ def quota_oracle(events: list[Event], best: int, worst: int, max_bytes: int) -> 
     newest: dict[str, int] = {}  # kind -> save order of its last video put on disk
     out: set[int] = set()
     saves = 0
+    # Scored episodes that ended before any video of theirs was saved: ranked at the first
+    # (one whose clips all end without a video is never ranked).
+    pending: dict[int, float] = {}
+    has_video: set[int] = set()
+
+    def rank(episode: int, score: float | None) -> None:
+        nonlocal disk, out
+        scores[episode] = score
+        if score is not None:
+            out |= {e for e, s in scores.items() if s is not None} - set(places())
+            disk = [(s, v) for s, v in disk if v.episode not in out]
 
     def places() -> dict[int, int]:
         scored = [e for e, s in scores.items() if s is not None]
@@ -268,16 +279,19 @@ def quota_oracle(events: list[Event], best: int, worst: int, max_bytes: int) -> 
 
     for kind, a, b in events:
         if kind == "save":
+            if ranks and a.episode in pending:
+                rank(a.episode, pending.pop(a.episode))
             if ranks and a.episode in out:
                 continue  # deleted at once
             disk.append((saves, a))
             newest[a.kind] = saves
             saves += 1
+            has_video.add(a.episode)
         elif ranks:
-            scores[a] = b
-            if b is not None:
-                out |= {e for e, s in scores.items() if s is not None} - set(places())
-                disk = [(s, v) for s, v in disk if v.episode not in out]
+            if b is None or a in has_video:
+                rank(a, b)
+            else:
+                pending[a] = b
         total = sum(v.size for _, v in disk)
         if total <= max_bytes:
             continue
@@ -315,22 +329,30 @@ def video_info(folder: Path, v: Vid) -> recorder.VideoInfo:
 def quota_runs(draw: st.DrawFn) -> tuple[list[Event], int, int, int]:
     best, worst = draw(st.integers(0, 3)), draw(st.integers(0, 3))
     events: list[Event] = []
+    late: list[Event] = []
     free = 0
     for e in range(draw(st.integers(1, 9))):
-        videos = [
+        videos = [  # none: its clips were dropped, cancelled or failed
             ("episode" if j == 0 else "step", draw(st.integers(1, 900)))
-            for j in range(draw(st.integers(1, 3)))
+            for j in range(draw(st.integers(0, 3)))
         ]
         saves: list[Event] = [("save", Vid(f"e{e}-{j}", size, k, e), None)
                               for j, (k, size) in enumerate(videos)]  # fmt: skip
         end: Event = ("end", e, draw(st.none() | st.integers(-3, 3).map(float)))
-        events += [end, *saves] if draw(st.booleans()) else [*saves, end]
+        events += late
+        late = []
+        order = draw(st.sampled_from(["end first", "saves first", "saves after the next"]))
+        if order == "saves after the next":  # still encoding when the next episode ends
+            events.append(end)
+            late = saves
+        else:
+            events += [end, *saves] if order == "end first" else [*saves, end]
         if draw(st.booleans()):  # a clip named freely (a wrapper's start_recording)
             events.append(
                 ("save", Vid(f"clip-{free}", draw(st.integers(1, 900)), "clip", None), None)
             )
             free += 1
-    return events, best, worst, draw(st.integers(1, 3000))
+    return events + late, best, worst, draw(st.integers(1, 3000))
 
 
 @settings(deadline=None, max_examples=200)
