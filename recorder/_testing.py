@@ -49,7 +49,7 @@ from recorder._encode.overlay import PLANES_FROM as overlay_planes_from
 from recorder._encode.overlay import TextBand
 from recorder._encode.overlay import font_size as overlay_font_size
 from recorder._encode.process import EncoderProcessError, EncoderProcesses, ProcessEncoder
-from recorder._encode.sidecars import MANIFEST, append_manifest, read_manifest
+from recorder._encode.sidecars import MANIFEST, append_manifest, publishing, read_manifest
 from recorder._folder import live as live_module
 from recorder._folder.gallery import INDEX, build_gallery, scan
 from recorder._folder.live import LiveFolder
@@ -182,6 +182,7 @@ __all__ = [
     "patch_wait_stoppable",
     "process_module",
     "process_of",
+    "publishing",
     "quality_of",
     "queue_locked",
     "queue_module",
@@ -364,9 +365,10 @@ def patch_private_send(monkeypatch: Any, send: Callable[..., None]) -> Any:
 def folder_locked(folder: Any) -> tuple[bool, bool]:
     """Whether *folder*'s publish lock is held: (by a thread of this process, by an open file
     of the folder: what another process sees)."""
-    threads = not sidecars_module._PUBLISHING.acquire(blocking=False)
-    if not threads:
-        sidecars_module._PUBLISHING.release()
+    lock = sidecars_module._folder_locks.get(os.path.abspath(folder))
+    threads = lock is not None and not lock.acquire(blocking=False)
+    if lock is not None and not threads:
+        lock.release()
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # its own open file: flock sees another
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

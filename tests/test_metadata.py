@@ -19,6 +19,7 @@ from recorder._testing import (
     build_gallery,
     folder_locked,
     keep_module,
+    publishing,
     read_manifest,
     scan,
     writer_module,
@@ -313,6 +314,45 @@ def test_a_video_and_its_sidecar_are_one_step_for_other_writers(
         rec.submit([painted(0)] * 2)
     assert seen == [("sidecar", True, (True, True)), ("manifest", True, (True, True))]
     assert folder_locked(tmp_path) == (False, False)
+
+
+def test_a_child_forked_while_the_folder_was_locked_does_not_keep_it_locked(
+    tmp_path: Path,
+) -> None:
+    # The flock is the open file's, which a child shares: it closes its copy at the fork.
+    read_end, write_end = os.pipe()
+    started_read, started_write = os.pipe()
+    with publishing(tmp_path):
+        pid = os.fork()
+        if pid == 0:  # the child (its fork hooks run) says so, waits for the parent's word
+            os.close(write_end)
+            os.write(started_write, b"1")
+            os.read(read_end, 1)
+            os._exit(0)
+    os.close(read_end)
+    os.close(started_write)
+    try:
+        assert os.read(started_read, 1) == b"1"
+        os.close(started_read)
+        assert folder_locked(tmp_path) == (False, False)  # the child still alive
+        with Recorder(tmp_path, episode_trigger=always) as rec:
+            (handle,) = rec.submit([painted(0)] * 2)
+        assert handle.result(timeout=10).frames == 2
+    finally:
+        os.close(write_end)
+        os.waitpid(pid, 0)
+
+
+def test_an_earlier_sidecar_that_cannot_be_deleted_is_an_error_not_a_failed_video(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "rl-video-episode-0.json").mkdir()  # not deletable as a file
+    rec = Recorder(tmp_path, episode_trigger=always, sidecars=False)
+    (handle,) = rec.submit([painted(0)] * 2)
+    assert handle.result(timeout=10).frames == 2
+    with pytest.raises(IsADirectoryError):
+        rec.close()
+    assert (rec.stats().videos_saved, rec.stats().videos_failed) == (1, 0)
 
 
 def test_keep_deletes_a_video_and_its_sidecars_in_one_step(

@@ -189,6 +189,30 @@ def test_a_subclass_reads_the_video_name_in_stop_recording_as_with_gymnasium(
     assert theirs == ["rl-video-episode-0", None, "rl-video-episode-1", None]
 
 
+def test_a_subclass_names_its_clip_by_setting_the_video_name_as_with_gymnasium(
+    tmp_path: Path,
+) -> None:
+    import gymnasium
+
+    def files(base: type) -> set[str]:
+        class Named(base):  # type: ignore[misc, valid-type]
+            def start_recording(self, video_name: str) -> None:
+                super().start_recording(video_name)
+                self._video_name = f"{video_name}-run42"
+
+        folder = tmp_path / base.__module__
+        env = Named(cartpole(), str(folder), episode_trigger=lambda e: e == 0)
+        env.reset(seed=1)
+        env.step(0)
+        env.reset()
+        env.close()
+        return {p.name for p in folder.glob("*.mp4")}
+
+    ours = files(RecordVideo)
+    assert ours == files(gymnasium.wrappers.RecordVideo)
+    assert ours == {"rl-video-episode-0-run42.mp4"}
+
+
 def test_long_clip_spans_episodes(tmp_path: Path) -> None:
     _, _, counts = compare(tmp_path, 80, episode_trigger=lambda e: e == 0, video_length=60)
     assert counts == {"rl-video-episode-0.mp4": 61}

@@ -113,8 +113,8 @@ _SVT_MIN, _SVT_MAX_HEIGHT = 4, 8704
 #: for the levels above 4.1, which longer sides need (measured: 4208 x 16 opens, 4210 x 16
 #: does not; 4096 kept as the rule); at most level 7.2's 142,606,336 pixels.
 _X265_MIN, _X265_NARROW, _X265_NARROW_MAX, _X265_MAX_AREA = 16, 32, 4096, 142_606_336
-#: libx265 corrupts its heap (abort, or a segfault) on frames 34..48 pixels wide, at every
-#: height (measured with PyAV 18.1, FFmpeg 8.1: 32 and 50 are fine).
+#: libx265 corrupts its heap (abort, or a segfault) on frames 34..48 pixels wide (33 is padded
+#: to 34), at every height (measured with PyAV 18.1, FFmpeg 8.1: 32 and 50 are fine).
 _X265_BAD_WIDTHS = range(33, 49)
 #: FFmpeg opens no picture with ``(w + 128) * (h + 128) * 8 >= 2**31 - 1``
 #: (``av_image_check_size``).

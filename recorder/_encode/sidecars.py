@@ -28,10 +28,49 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 
-# Where flock is emulated with fcntl's per-process locks (NFS), threads need their own.
-_PUBLISHING = threading.Lock()
-if hasattr(os, "register_at_fork"):  # a fork while a worker held it: the child's is free
-    os.register_at_fork(after_in_child=lambda: globals().update(_PUBLISHING=threading.Lock()))
+# Each folder's publish lock for this process's threads (where flock is emulated with fcntl's
+# per-process locks, NFS, threads need their own; one per folder: a keep deletion on the
+# training thread waits for its own folder's publishing only).
+_folder_locks: dict[str, threading.Lock] = {}
+# The files this process holds a flock on (the publish lock, the manifest's). A child forked
+# meanwhile closes its copies: the lock belongs to the open file, shared with the child, and
+# would otherwise stay taken while the child lives. Opened and closed under _held_lock, which
+# a fork waits for, so no fork falls between an open and its note.
+_held: set[int] = set()
+_held_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _held_lock
+    _folder_locks.clear()  # any of them may have been held by a thread of the parent
+    for fd in _held:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+    _held_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(  # lambdas: the child rebinds _held_lock
+        before=lambda: _held_lock.acquire(),  # noqa: PLW0108
+        after_in_parent=lambda: _held_lock.release(),  # noqa: PLW0108
+        after_in_child=_after_fork_in_child,
+    )
+
+
+def _open_held(path: str | os.PathLike[str], flags: int, mode: int = 0o777) -> int:
+    """``os.open``, the descriptor noted as one a forked child must close (see _held)."""
+    with _held_lock:
+        fd = os.open(path, flags, mode)
+        _held.add(fd)
+    return fd
+
+
+def _close_held(fd: int) -> None:
+    """Close a descriptor of :func:`_open_held` (releasing its flock)."""
+    with _held_lock:
+        _held.discard(fd)
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -41,12 +80,16 @@ def publishing(folder: Path) -> Iterator[None]:
 
     Without it, two writers of one name could leave one's sidecar beside the other's video.
     """
-    with _PUBLISHING, contextlib.ExitStack() as stack:
+    key = os.path.abspath(folder)
+    lock = _folder_locks.get(key)
+    if lock is None:  # setdefault: atomic, two threads get the same lock
+        lock = _folder_locks.setdefault(key, threading.Lock())
+    with lock, contextlib.ExitStack() as stack:
         # No folder, or no flock on its file system: the threads' lock only (the rename or
         # deletion that follows says what is wrong, if anything).
         with contextlib.suppress(OSError):
-            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            stack.callback(os.close, fd)  # closing releases the flock
+            fd = _open_held(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            stack.callback(_close_held, fd)
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -119,7 +162,7 @@ def append_manifest(folder: str | os.PathLike[str], record: dict[str, Any]) -> N
     # worker in open() or write() for good. O_RDWR: the last byte is read (a torn line?).
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
     path = os.path.join(folder, MANIFEST)
-    fd = os.open(path, flags, 0o666)  # less the umask, as open() does
+    fd = _open_held(path, flags, 0o666)  # less the umask, as open() does
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, f"{MANIFEST} is not a regular file", path)
@@ -133,7 +176,7 @@ def append_manifest(folder: str | os.PathLike[str], record: dict[str, Any]) -> N
         if written != len(line):
             raise OSError(f"short write to {MANIFEST}: {written} of {len(line)} bytes")
     finally:
-        os.close(fd)  # closing releases the lock
+        _close_held(fd)  # closing releases the lock
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:

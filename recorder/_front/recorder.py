@@ -52,8 +52,8 @@ class Recorder:
     Args:
         video_folder: where videos go; created if missing.
         fps: frames per second of the episodes; the videos play at ``fps / frame_stride``,
-            which must be at least 1/1001 (gif 0.0016) and at most 100,000 (av1 240, vp9 1000,
-            gif 100).
+            which must be at least 1/1001 (gif 100/65535) and at most 100,000 (av1 240,
+            vp9 1000, gif 100).
         episode_trigger: ``episode_index -> bool``: record this episode. With neither trigger,
             :func:`capped_cubic_video_schedule`.
         step_trigger: ``step_index -> bool``: start a clip at this step.

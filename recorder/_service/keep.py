@@ -166,8 +166,9 @@ class Ranking:
 class Keeper:
     """Applies a :class:`Keep` to a Recorder's saved videos (any thread).
 
-    Holds a few dozen bytes per recorded episode (the keys of those deleted) and, with a
-    quota, per video on disk; never frames. An episode is known by its key: who numbers it
+    Holds a few dozen bytes per recorded episode (the keys of those deleted; an episode that
+    ended with no video saved yet, a few hundred, until one is) and, with a quota, per video on
+    disk; never frames. An episode is known by its key: who numbers it
     and its index (wrappers sharing a Recorder each count from 0). A video saved under the
     name of one held replaces it (the file is the new one). Decisions are made under one lock;
     files are deleted, and manifest lines written, after it.

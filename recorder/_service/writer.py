@@ -198,8 +198,6 @@ class ClipWriter:
                         f"{tmp} was replaced by another file while the video was written"
                     )
                 os.replace(tmp, clip.path)
-                if not self.sidecars:  # an earlier video's of this name would describe this one
-                    remove_beside(clip.path, (SIDECAR_SUFFIX, *TIMELINE_SUFFIXES))
 
             # The rename and the sidecars in one step for other writers of the folder.
             with publishing(clip.path.parent):
@@ -211,7 +209,7 @@ class ClipWriter:
                     os.close(fd)
                     clip.encode_seconds += time.perf_counter() - start
                     info = info_of(clip, settings, size, health, partial=clip in self.cut)
-                    published = info, self._record(clip, info) if self.sidecars else []
+                    published = info, self._record(clip, info)
         except BaseException as e:
             self.fail(clip, e)
             return
@@ -221,8 +219,12 @@ class ClipWriter:
         self._saved(clip, *published)
 
     def _record(self, clip: Clip, info: VideoInfo) -> list[BaseException]:
-        """Write *clip*'s sidecars (saved as *info*) and its manifest line; the errors."""
+        """Write *clip*'s sidecars (saved as *info*) and its manifest line, or with sidecars
+        off delete those of an earlier video of its name; the errors (the video is saved)."""
         try:
+            if not self.sidecars:  # an earlier video's would describe this one
+                remove_beside(info.path, (SIDECAR_SUFFIX, *TIMELINE_SUFFIXES))
+                return []
             record = record_of(info, self.codec)
             timeline = write_timeline(info.path, info.name, info.fps, clip.infos)
             if not timeline:

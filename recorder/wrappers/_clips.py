@@ -276,6 +276,18 @@ class Track:
         self._first_step = first_step
         self._metadata = metadata
 
+    def rename(self, name: str) -> None:
+        """Name the current recording *name* instead (gymnasium's ``_video_name`` assigned),
+        if no frame of it is queued yet; else it keeps its name, with a warning."""
+        check_name_prefix(name)
+        if self._clip is not None:
+            gym_logger.warn(
+                f"_video_name set to {name!r} once the clip {self.name!r} had frames: its file "
+                "keeps its name (set it in start_recording, before the first frame)"
+            )
+            return
+        self.name = name
+
     def cut_by_length(self) -> None:
         """The clip ends now because of video_length, not with its episode (see Clip)."""
         if self._clip is not None:

@@ -220,8 +220,15 @@ class RecordingWrapper:
     @property
     def _video_name(self) -> str | None:
         """The current clip's file name without extension, None when not recording (as
-        gymnasium's, which subclasses read in ``stop_recording``)."""
+        gymnasium's, which subclasses read in ``stop_recording``, or set in
+        ``start_recording`` to name the clip)."""
         return next((track.name for track in self._tracks() if track.recording), None)
+
+    @_video_name.setter
+    def _video_name(self, name: str | None) -> None:
+        track = next((track for track in self._tracks() if track.recording), None)
+        if name is not None and track is not None:  # None: gymnasium's own reset at a stop
+            track.rename(name)
 
     def _tracks(self) -> Iterable[Track]:
         """The tracks that ``recording`` and ``recorded_frames`` speak of."""
