@@ -67,7 +67,7 @@ from recorder._queue.queue import QUANTUM, ClipQueue
 from recorder._service import keep as keep_module
 from recorder._service import service as recorder_module
 from recorder._service import writer as writer_module
-from recorder._service.keep import Keep, Keeper, Ranking
+from recorder._service.keep import MAX_PENDING, Keep, Keeper, Ranking
 from recorder._service.presets import (
     FASTER,
     FASTEST_INTERPOLATION,
@@ -100,6 +100,7 @@ __all__ = [
     "MANIFEST",
     "MAX_ERRORS",
     "MAX_INFO_BYTES",
+    "MAX_PENDING",
     "MAX_PREFIX_BYTES",
     "MAX_ROWS",
     "MAX_SPARE_SHAPES",
@@ -169,6 +170,7 @@ __all__ = [
     "idle_encoder_max",
     "idle_encoder_pids",
     "keep_module",
+    "keeper_held",
     "keyframe_interval",
     "live_module",
     "merge_spares",
@@ -303,6 +305,11 @@ def waiting_tasks(future: Any) -> tuple[int, int]:
     with async_module._waiting_lock:
         tasks = len(async_module._waiting.get(future, ()))
     return tasks, len(future._done_callbacks)
+
+
+def keeper_held(keeper: Keeper) -> tuple[int, int, int]:
+    """What a Keeper holds per episode: (open episodes, episodes by seq, pending episodes)."""
+    return len(keeper._open), len(keeper._by_seq), len(keeper._pending)
 
 
 def set_prefault(enabled: bool) -> None:

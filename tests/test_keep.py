@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recorder
-from recorder._testing import Keep, Keeper, LiveFolder, Ranking
+from recorder._testing import MAX_PENDING, Keep, Keeper, LiveFolder, Ranking, keeper_held
 
 
 def oracle(scores: list[float], best: int, worst: int) -> set[int]:
@@ -569,3 +569,16 @@ def test_an_episode_whose_clips_end_without_a_video_takes_no_keep_slot(
     assert handle.cancelled() or handle.exception(timeout=10) is not None
     assert files(tmp_path) == {"rl-video-episode-0.mp4"}
     assert rec.stats().videos_deleted == 0
+
+
+def test_episodes_that_never_get_a_video_are_not_held_for_ever(tmp_path: Path) -> None:
+    # Every clip failed (a broken encoder, a full disk): the episodes wait for a video that
+    # never comes; the keeper forgets the oldest past MAX_PENDING.
+    lines: list[dict[str, Any]] = []
+    keeper = Keeper(Keep(best=1), lambda line, folder: lines.append(line))
+    for index in range(MAX_PENDING + 50):
+        keeper.episode_ended(index, {"return": float(index)})
+    assert keeper_held(keeper) == (MAX_PENDING, MAX_PENDING, MAX_PENDING)
+    keeper.saved(video_info(tmp_path, Vid("late", 1, "episode", MAX_PENDING + 49)))
+    assert keeper_held(keeper)[2] == MAX_PENDING - 1  # ranked at its video
+    assert [line["kept"] for line in lines if line["event"] == "keep"] == [True]

@@ -100,6 +100,11 @@ class Keep:
         return f"{' and '.join(p for p in parts if p)} by {self.by}"
 
 
+#: episodes ended with no video saved yet that the keeper waits for (the oldest is forgotten,
+#: as one whose clips all ended without a video, past it; its video, if one came after all,
+#: would be kept unranked).
+MAX_PENDING = 1024
+
 #: an episode as the policy knows it: who numbers its episodes (None: the Recorder's own calls;
 #: a wrapper's recording slot) and its index.
 EpisodeKey = tuple[object, int]
@@ -166,8 +171,8 @@ class Ranking:
 class Keeper:
     """Applies a :class:`Keep` to a Recorder's saved videos (any thread).
 
-    Holds a few dozen bytes per recorded episode (the keys of those deleted; an episode that
-    ended with no video saved yet, a few hundred, until one is) and, with a quota, per video on
+    Holds a few dozen bytes per recorded episode (the keys of those deleted; and up to
+    MAX_PENDING episodes that ended with no video saved yet) and, with a quota, per video on
     disk; never frames. An episode is known by its key: who numbers it
     and its index (wrappers sharing a Recorder each count from 0). A video saved under the
     name of one held replaces it (the file is the new one). Decisions are made under one lock;
@@ -191,6 +196,9 @@ class Keeper:
         self._unscored: set[EpisodeKey] = set()  # ended without a score: kept
         self._unscored_logged = False
         self._held_at: dict[Path, Held] = {}  # the held videos (ranked or under the quota)
+        # The episodes ended with no video saved yet (pending), oldest first: at most
+        # MAX_PENDING, so that episodes whose clips all failed do not add up for ever.
+        self._pending: dict[EpisodeKey, None] = {}
         self.deleted = 0
 
     def _episode(self, key: EpisodeKey) -> _Episode:
@@ -217,6 +225,7 @@ class Keeper:
                 del self._open[key]
                 if earlier.pending is not None:  # never ranked: nothing refers to it
                     del self._by_seq[earlier.seq]
+                    self._pending.pop(key, None)
             episode = self._episode(key)
             episode.score = score
             if score is None:
@@ -235,6 +244,12 @@ class Keeper:
                 # Ranked at its first video saved: one whose clips all end without a video
                 # (dropped at a close, cancelled, failed) must not push out one that has.
                 episode.pending = index
+                self._pending[key] = None
+                if len(self._pending) > MAX_PENDING:  # its clips surely all ended: forget it
+                    stale = self._open.get(next(iter(self._pending)))
+                    if stale is not None and stale.pending is not None:
+                        del self._open[stale.key], self._by_seq[stale.seq]
+                    del self._pending[next(iter(self._pending))]
             effects += self._over_quota()
         for effect in effects:
             effect()
@@ -282,6 +297,7 @@ class Keeper:
         assert self._ranking is not None
         assert episode.score is not None
         episode.pending = None
+        self._pending.pop(episode.key, None)
         gone = self._ranking.add(episode.seq, episode.score)
         why = self._ranking.why(episode.seq) or f"not among the {self.keep.describe()}"
         line = {"event": "keep", "episode_index": index, "score": episode.score}
