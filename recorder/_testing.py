@@ -51,6 +51,7 @@ from recorder._encode.overlay import font_size as overlay_font_size
 from recorder._encode.process import EncoderProcessError, EncoderProcesses, ProcessEncoder
 from recorder._encode.sidecars import MANIFEST, append_manifest, publishing, read_manifest
 from recorder._folder import live as live_module
+from recorder._folder import recover as recover_module
 from recorder._folder.gallery import INDEX, build_gallery, scan
 from recorder._folder.live import LiveFolder
 from recorder._folder.recover import RECOVER_SUFFIX
@@ -192,6 +193,7 @@ __all__ = [
     "read_manifest",
     "recorder_module",
     "recorder_of",
+    "recover_module",
     "releasing",
     "remux",
     "scan",

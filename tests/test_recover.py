@@ -16,16 +16,18 @@ import os
 import signal
 import stat
 import struct
+import time
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
-from helpers import Child, decode, hidden_names, painted, wait_for_writers
+from helpers import Child, always, decode, hidden_names, painted, wait_for_writers
 
 import recorder
 from recorder import Codec, Recorder, VideoSpec
 from recorder.__main__ import main
-from recorder._testing import PyAVEncoder, drop_episode, format_of
+from recorder._testing import PyAVEncoder, drop_episode, format_of, recover_module
 
 FPS = 10  # a keyframe, so a fragment, every 20 frames (KEYFRAME_SECONDS)
 
@@ -159,6 +161,12 @@ def test_sigkill_mid_clip_then_recover(tmp_path: Path, mode: str) -> None:
 # -- live writers, names, the CLI ---------------------------------------------------------------
 
 
+def age(path: Path, seconds: float = 60) -> None:
+    """Make *path* look *seconds* old (a leftover of a writer that died a while ago)."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
 def open_encoder(folder: Path, name: str) -> PyAVEncoder:
     """A video being written in this process, as a recorder would (its tmp file first)."""
     tmp = folder / f".{name}.abcd1234.rec-tmp"
@@ -197,10 +205,16 @@ def test_a_live_writer_is_never_touched(tmp_path: Path) -> None:
         ("rl-video-episode-3-partial.mp4", 25)
     ]
     assert decode(tmp_path / "rl-video-episode-3-partial.mp4").indices == list(range(25))
-    assert sorted((r.name, r.reason) for r in report.removed) == [
+    assert [(r.name, r.reason) for r in report.removed] == [
         (".rl-video-episode-3.abcd1234.rec-tmp", "its video was in the fragment file"),
-        (".rl-video-step-7.efgh5678.rec-tmp", "empty"),
     ]
+    # Empty and just made, unlocked: a writer's that may be about to lock it; left alone.
+    assert [(r.name, r.reason) for r in report.skipped] == [
+        (held.name, "just created: its writer may be starting")
+    ]
+    age(held)  # its writer died a while ago
+    report = recorder.recover(tmp_path)
+    assert [(r.name, r.reason) for r in report.removed] == [(held.name, "empty")]
     assert hidden_names(tmp_path) == []
     assert recorder.recover(tmp_path).nothing_done
 
@@ -246,6 +260,7 @@ def test_a_fragment_file_without_a_whole_fragment_is_removed(tmp_path: Path) -> 
     encoder.abort()
     (tmp_path / ".rl-video-episode-0.abcd1234.rec-tmp").unlink()  # as the recorder does
     assert complete_fragment_frames(copy) == 0
+    age(copy)  # its writer died a while ago (an empty one just made is left alone)
     report = recorder.recover(tmp_path)
     assert not report.recovered
     assert [(r.name, r.reason) for r in report.removed] == [
@@ -273,8 +288,8 @@ def test_a_corrupt_fragment_file_is_reported_and_the_others_recovered(
     assert main(["recover", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert (
-        f"skipped {garbage.name}: cannot be read: not an mp4: it does not start with an ftyp box\n"
-        in out
+        f"skipped {garbage.name}: cannot be recovered: not an mp4: it does not start with an "
+        "ftyp box\n" in out
     )
     assert out.endswith(f"2 recovered, 1 skipped, 1 removed in {tmp_path}\n")
     assert garbage.exists()  # left as it is, for whoever put it there
@@ -357,3 +372,61 @@ def test_no_fragment_file_after_a_drop_or_cancel(tmp_path: Path, encode_in: str)
     rec.close(cancel=True)
     assert ep.handles[0].dropped
     assert os.listdir(tmp_path) == []
+
+
+def finished_video(folder: Path, frames: int = 6) -> bytes:
+    """The bytes of a whole mp4 of *frames* frames, made by a Recorder in *folder*."""
+    with recorder.Recorder(folder, episode_trigger=always, sidecars=False) as rec:
+        (handle,) = rec.submit([painted(i) for i in range(frames)])
+    return handle.result().path.read_bytes()
+
+
+def test_a_leftover_its_writer_renamed_meanwhile_is_not_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # recover opens a leftover by name, then locks it: by then its writer may have finished
+    # and given the file its final name (the descriptor is the saved video's).
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    leftover = folder / ".rl-video-episode-3.abcd1234.rec-tmp"
+    leftover.write_bytes(finished_video(tmp_path / "made"))
+    age(leftover)
+    final = folder / "rl-video-episode-3.mp4"
+    lock = recover_module.lock_file
+
+    def writer_finishes_first(fd: int, *, block: bool = True) -> bool:
+        if leftover.exists():
+            os.replace(leftover, final)
+        return lock(fd, block=block)
+
+    monkeypatch.setattr(recover_module, "lock_file", writer_finishes_first)
+    assert recorder.recover(folder).nothing_done
+    assert sorted(os.listdir(folder)) == ["rl-video-episode-3.mp4"]
+    assert decode(final).indices == list(range(6))
+
+
+def test_a_partial_whose_sidecar_cannot_be_written_is_not_left_half_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk after the copy: nothing is said recovered, nothing left to duplicate later.
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    leftover = folder / ".rl-video-episode-3.abcd1234.rec-tmp"
+    leftover.write_bytes(finished_video(tmp_path / "made"))
+    age(leftover)
+    write_sidecar = recover_module.write_sidecar
+
+    def full(*args: Any) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recover_module, "write_sidecar", full)
+    report = recorder.recover(folder)
+    assert not report.recovered
+    assert [s.reason for s in report.skipped] == [
+        "cannot be recovered: [Errno 28] No space left on device"
+    ]
+    assert sorted(os.listdir(folder)) == [leftover.name]
+    monkeypatch.setattr(recover_module, "write_sidecar", write_sidecar)
+    (video,) = recorder.recover(folder).recovered
+    assert video.path.name == "rl-video-episode-3-partial.mp4"
+    assert decode(video.path).indices == list(range(6))

@@ -35,6 +35,8 @@ from recorder._folder.entry import NAME_INDEX
 
 #: recover's own temporary file, while it writes a partial video.
 RECOVER_SUFFIX = ".rec-recover"
+#: an empty leftover younger than this is left alone: its writer may not have locked it yet.
+JUST_CREATED_SECONDS = 10.0
 _TOKEN = r"(?P<token>[a-z0-9_]{8})"  # tempfile.mkstemp's random part
 _TMP = re.compile(rf"^\.(?P<stem>.+)\.{_TOKEN}{re.escape(TMP_SUFFIX)}$")
 _FRAGMENT = re.compile(rf"^\.(?P<stem>.+)\.{_TOKEN}(?P<ext>\.mp4){re.escape(FRAGMENT_SUFFIX)}$")
@@ -77,7 +79,8 @@ class RecoveryReport:
     Attributes:
         folder: the folder.
         recovered: the partial videos written, their leftovers deleted.
-        skipped: leftovers left alone: their writer is alive, or they cannot be read.
+        skipped: leftovers left alone: their writer is alive (or starting), or they cannot be
+            recovered.
         removed: leftovers deleted: they held no frame (or one that was recovered).
     """
 
@@ -165,29 +168,21 @@ def _recover_one(
             if not lock_file(fd, block=False):
                 skipped.extend(Leftover(n, "its writer is alive") for n in files.values())
                 return
+            if not _names(root / name, fd):
+                continue  # its writer finished meanwhile: that file has its final name now
             fds[role] = fd
+        if fds and all(_just_created(fd) for fd in fds.values()):
+            # A writer creates its file, then locks it: it may be between the two.
+            skipped.extend(Leftover(n, "just created: its writer may be starting")
+                           for n in files.values())  # fmt: skip
+            return
         if "fragment" in fds:
-            name = files["fragment"]
-            try:
-                end, frames = scan_fragments(fds["fragment"])
-                reader = _Prefix(fds["fragment"], end)
-                video = _write_partial(root, stem, name, reader, ".mp4", "mp4") if frames else None
-            except (OSError, ValueError, av.FFmpegError) as e:
-                # Reported and left alone: one bad file does not stop the others.
-                skipped.append(Leftover(name, f"cannot be read: {e}"))
-                return
-            if video is not None:
-                recovered.append(video)
-                _unlink_if_same(root / name, fds["fragment"])
-            elif _unlink_if_same(root / name, fds["fragment"]):
-                removed.append(Leftover(name, "no complete fragment: no frame"))
-            if "tmp" in fds and _unlink_if_same(root / files["tmp"], fds["tmp"]):
-                removed.append(Leftover(files["tmp"], "its video was in the fragment file"))
+            _recover_fragment(root, stem, files, fds, recovered, skipped, removed)
             return
         if "tmp" not in fds:
             return
         name, fd = files["tmp"], fds["tmp"]
-        if os.fstat(fd).st_size == 0:
+        if os.fstat(fd).st_size == 0:  # older than JUST_CREATED_SECONDS: its writer is dead
             if _unlink_if_same(root / name, fd):
                 removed.append(Leftover(name, "empty"))
             return
@@ -196,10 +191,38 @@ def _recover_one(
             video = _write_partial(root, stem, name, _Prefix(fd, os.fstat(fd).st_size), ext, fmt)
         except (OSError, ValueError, av.FFmpegError) as e:
             # An mp4 cut before its moov atom (written by a recorder without fragment files).
-            skipped.append(Leftover(name, f"cannot be read: {e}"))
+            skipped.append(Leftover(name, f"cannot be recovered: {e}"))
             return
         recovered.append(video)
         _unlink_if_same(root / name, fd)
+
+
+def _recover_fragment(
+    root: Path,
+    stem: str,
+    files: dict[str, str],
+    fds: dict[str, int],
+    recovered: list[RecoveredVideo],
+    skipped: list[Leftover],
+    removed: list[Leftover],
+) -> None:
+    """Recover one video from its fragment file (*fds*: the leftovers open and locked)."""
+    name = files["fragment"]
+    try:
+        end, frames = scan_fragments(fds["fragment"])
+        reader = _Prefix(fds["fragment"], end)
+        video = _write_partial(root, stem, name, reader, ".mp4", "mp4") if frames else None
+    except (OSError, ValueError, av.FFmpegError) as e:
+        # Reported and left alone: one bad file does not stop the others.
+        skipped.append(Leftover(name, f"cannot be recovered: {e}"))
+        return
+    if video is not None:
+        recovered.append(video)
+        _unlink_if_same(root / name, fds["fragment"])
+    elif _unlink_if_same(root / name, fds["fragment"]):
+        removed.append(Leftover(name, "no complete fragment: no frame"))
+    if "tmp" in fds and _unlink_if_same(root / files["tmp"], fds["tmp"]):
+        removed.append(Leftover(files["tmp"], "its video was in the fragment file"))
 
 
 class _Prefix:
@@ -252,11 +275,19 @@ def _write_partial(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         os.close(fd)
-    info = _info_of(path, stem, frames)
-    record = record_of(info)
-    record.update(partial=True, recovered_from=source, dropped_frames=None)
-    sidecar = Path(write_sidecar(info, record))
-    append_manifest(root, record)
+    try:
+        info = _info_of(path, stem, frames)
+        record = record_of(info)
+        record.update(partial=True, recovered_from=source, dropped_frames=None)
+        sidecar = Path(write_sidecar(info, record))
+        append_manifest(root, record)
+    except BaseException:
+        # Not recovered after all (a full disk): the leftover stays for a later run, which
+        # must not find a copy of it already there. The sidecar's name was free: it is ours.
+        for made in (path, path.with_suffix(".json")):
+            with contextlib.suppress(OSError):
+                os.unlink(made)
+        raise
     return RecoveredVideo(source, path, sidecar, frames)
 
 
@@ -324,6 +355,20 @@ def _opened(path: Path) -> Iterator[int | None]:
         yield fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
     finally:
         os.close(fd)
+
+
+def _just_created(fd: int) -> bool:
+    """Whether the file of *fd* is empty and younger than :data:`JUST_CREATED_SECONDS`."""
+    st = os.fstat(fd)
+    return st.st_size == 0 and time.time() - st.st_mtime < JUST_CREATED_SECONDS
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether *path* still names the file of *fd*."""
+    try:
+        return os.path.samestat(os.lstat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
 
 
 def _unlink_if_same(path: Path, fd: int) -> bool:

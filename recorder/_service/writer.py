@@ -389,6 +389,9 @@ def info_of(
     )
 
 
+_TMP_ATTEMPTS = 5  # recover leaves a file just created alone: a retry is rare already
+
+
 def locked_tmp(path: Path, mask: int | None = None) -> tuple[int, str]:
     """Create the temporary file of the video *path*, under ``flock`` (its writer is alive).
 
@@ -398,16 +401,18 @@ def locked_tmp(path: Path, mask: int | None = None) -> tuple[int, str]:
     is the one ``open()`` gives (mkstemp's is private) under the umask *mask* (None: now),
     kept by the rename.
     """
-    for attempt in range(3):
+    for attempt in range(_TMP_ATTEMPTS):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TMP_SUFFIX, dir=path.parent)
         try:
             share(fd, mask)
             lock_file(fd)
             os.lstat(tmp)
-        except FileNotFoundError:
-            if attempt < 2:
-                os.close(fd)
+        except FileNotFoundError as e:
+            os.close(fd)
+            if attempt < _TMP_ATTEMPTS - 1:
                 continue
+            e.add_note(f"{_TMP_ATTEMPTS} temporary files for {path} deleted as soon as made")
+            raise
         except BaseException:
             # Not locked (ENOLCK on some network file systems, Ctrl-C): nobody else would
             # delete it (if the name is still ours).
