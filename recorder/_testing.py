@@ -48,7 +48,12 @@ from recorder._encode.health import (
 from recorder._encode.overlay import PLANES_FROM as overlay_planes_from
 from recorder._encode.overlay import TextBand
 from recorder._encode.overlay import font_size as overlay_font_size
-from recorder._encode.process import EncoderProcessError, EncoderProcesses, ProcessEncoder
+from recorder._encode.process import (
+    MAX_FAILED_STARTS,
+    EncoderProcessError,
+    EncoderProcesses,
+    ProcessEncoder,
+)
 from recorder._encode.sidecars import MANIFEST, append_manifest, publishing, read_manifest
 from recorder._folder import live as live_module
 from recorder._folder import recover as recover_module
@@ -100,6 +105,7 @@ __all__ = [
     "LADDERS",
     "MANIFEST",
     "MAX_ERRORS",
+    "MAX_FAILED_STARTS",
     "MAX_INFO_BYTES",
     "MAX_PENDING",
     "MAX_PREFIX_BYTES",

@@ -31,6 +31,7 @@ import recorder
 from recorder import Recorder, VideoSpec
 from recorder._testing import (
     GRACE_SECONDS,
+    MAX_FAILED_STARTS,
     Arena,
     EncoderProcessError,
     EncoderProcesses,
@@ -124,16 +125,46 @@ def test_when_no_encoder_process_can_start_videos_are_encoded_in_threads(
 
     monkeypatch.setattr(subprocess, "Popen", failing)
     with Recorder(tmp_path, episode_trigger=always) as rec:
-        handles = [rec.submit([painted(i) for i in range(3)], episode_index=e)[0] for e in (0, 1)]
-    assert [h.result().frames for h in handles] == [3, 3]
-    assert decode(tmp_path / "rl-video-episode-1.mp4").indices == [0, 1, 2]
-    assert len(starts) == 1  # tried once, not per video
+        handles = [rec.submit([painted(i) for i in range(3)], episode_index=e)[0] for e in range(5)]
+        for handle in handles:  # one at a time: each video asks for a process
+            handle.result()
+    assert [h.result().frames for h in handles] == [3] * 5
+    assert decode(tmp_path / "rl-video-episode-4.mp4").indices == [0, 1, 2]
+    assert len(starts) == MAX_FAILED_STARTS  # tried again after a failure, not for ever
     processes = encoder_processes(rec)
     assert processes is not None
     assert isinstance(processes.fallback, EncoderProcessError)
     assert "exit code 3" in str(processes.fallback)
     warnings = [r for r in caplog.records if "could not start an encoder process" in r.message]
-    assert len(warnings) == 1
+    assert len(warnings) == MAX_FAILED_STARTS
+    assert warnings[-1].message.endswith("encoding in the worker threads from now on")
+
+
+def test_an_encoder_process_that_fails_to_start_once_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh: None
+) -> None:
+    # Killed while starting (the OOM killer, say): that video is encoded in its worker
+    # thread, the next one in a new encoder process.
+    starts = []
+    popen = subprocess.Popen
+
+    def failing_once(args: Any, **kwargs: Any) -> Any:
+        starts.append(args)
+        if len(starts) == 1:
+            return popen([sys.executable, "-c", "raise SystemExit(3)"], **kwargs)
+        return popen(args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", failing_once)
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        first = rec.submit([painted(i) for i in range(3)], episode_index=0)[0]
+        assert first.result().frames == 3
+        second = rec.submit([painted(i) for i in range(3)], episode_index=1)[0]
+        assert second.result().frames == 3
+        processes = encoder_processes(rec)
+        assert processes is not None
+        assert processes.fallback is None
+        assert len(processes.pids()) == 1
+    assert len(starts) == 2
 
 
 def test_a_huge_child_error_comes_back_shortened_within_one_message() -> None:

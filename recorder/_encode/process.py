@@ -59,6 +59,9 @@ AHEAD = 16
 #: between the worker thread and the training thread.
 BATCH = 4
 _IN_FLIGHT = 64  # unanswered messages per child
+#: encoder processes that fail to start in a row before a Recorder encodes in its worker
+#: threads for good (one killed while starting, by the OOM killer say, is tried again).
+MAX_FAILED_STARTS = 3
 _START_TIMEOUT = 120.0  # seconds for a new encoder process to import PyAV (a loaded machine)
 #: seconds an idle encoder process has to answer (to unmap an arena, or to exit when asked);
 #: one that does not is killed: it holds no video, so nothing is lost.
@@ -500,6 +503,7 @@ class EncoderProcesses:
         # Set by close() before it takes the lock, which a worker starting a process holds.
         self._stopping = threading.Event()
         self.fallback: BaseException | None = None  # why videos are encoded in threads
+        self._failed_starts = 0  # in a row: a process killed while starting is not the rule
 
     def __call__(self, spec: VideoSpec) -> Encoder:
         with self._lock:
@@ -515,15 +519,20 @@ class EncoderProcesses:
                     child = _take_idle(self._nice) or _Child(self._nice, self._stopping)
                 except (OSError, subprocess.SubprocessError, EncoderProcessError) as e:
                     if child is None:
-                        self.fallback = e
+                        self._failed_starts += 1
+                        if self._failed_starts >= MAX_FAILED_STARTS:
+                            self.fallback = e
                         logger.warning(
-                            "could not start an encoder process (%s); encoding in the "
-                            "worker threads instead",
+                            "could not start an encoder process (%s); %s",
                             e,
+                            "encoding in the worker threads from now on"
+                            if self.fallback is not None
+                            else "this video is encoded in its worker thread",
                         )
                         return PyAVEncoder(spec)
                     # else: share a running one rather than give up on it
                 else:
+                    self._failed_starts = 0
                     self._children.append(child)
         return ProcessEncoder(child, spec, self._arena)
 
