@@ -42,6 +42,7 @@ from recorder._encode.health import (
     MAX_ROWS,
     MIN_ROWS,
     ROW_STEP,
+    VERIFY_RUN,
     WHOLE_BYTES,
     Probe,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "RUSH",
     "SLOWER",
     "TMP_SUFFIX",
+    "VERIFY_RUN",
     "WHOLE_BYTES",
     "Arena",
     "Clip",

@@ -355,6 +355,26 @@ def test_an_earlier_sidecar_that_cannot_be_deleted_is_an_error_not_a_failed_vide
     assert (rec.stats().videos_saved, rec.stats().videos_failed) == (1, 0)
 
 
+def test_a_sidecar_that_cannot_be_written_leaves_none_rather_than_an_earlier_videos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Recorder(tmp_path, episode_trigger=always) as rec:
+        rec.submit([painted(0)] * 5)
+    sidecar = tmp_path / "rl-video-episode-0.json"
+    assert json.loads(sidecar.read_text())["frames"] == 5
+
+    def full(info: Any, record: dict[str, Any]) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer_module, "write_sidecar", full)
+    rec = Recorder(tmp_path, episode_trigger=always)
+    (handle,) = rec.submit([painted(0)] * 2)
+    with pytest.raises(OSError, match="No space left"):
+        rec.close()
+    assert handle.result().frames == 2  # the video is saved; its sidecar is not there
+    assert not sidecar.exists()
+
+
 def test_keep_deletes_a_video_and_its_sidecars_in_one_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

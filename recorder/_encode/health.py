@@ -5,8 +5,8 @@ or the worker thread with ``encode_in="thread"``): a :class:`Probe` copies every
 :data:`ROW_STEP`-th row of pixels (:data:`MIN_ROWS` to :data:`MAX_ROWS` rows; a frame of at
 most :data:`WHOLE_BYTES` whole) once and compares the copy whole with the previous frame's and
 with pixels of one colour (two ``memcmp``), a few microseconds a frame. Only a frame whose rows
-look blank or unchanged is read whole, to be sure. At close it gives what
-it saw (:class:`Seen`, small enough for the encoder process's reply); the Recorder's
+look blank, or unchanged for :data:`VERIFY_RUN` frames, is read whole, to be sure. At close it
+gives what it saw (:class:`Seen`, small enough for the encoder process's reply); the Recorder's
 :class:`Judge` turns that into the video's :class:`~recorder.VideoHealth`, comparing its first
 frame with the last frame of the previous episode's video, counts the suspect videos and logs
 them. A suspect video is saved all the same.
@@ -39,6 +39,10 @@ MAX_ROWS = 64
 #: a run of identical frames makes a video suspect from this many frames on, when it also
 #: covers more than half of the video: a short clip of a still scene is not a frozen render.
 FROZEN_MIN = 10
+#: a run of frames whose rows repeat is judged by its rows up to this many frames, then
+#: checked pixel by pixel (a still scene repeats a frame or two, CartPole 14% of its frames:
+#: those are not read whole; a thin thing moving between the rows is caught there).
+VERIFY_RUN = 3
 #: a frame of at most this many bytes (64x64 RGB: 12 KiB) is copied whole: one contiguous copy
 #: costs less than picking its rows (numpy's strided copy, about 3 µs more a frame in an encode
 #: loop), and every pixel is looked at.
@@ -105,8 +109,8 @@ class Probe:
     def see(self, image: Image) -> None:
         """Look at the next frame (the training thread never calls this)."""
         rows = image.tobytes() if self._whole else image[self._rows].tobytes()
-        # Every pixel, read only when the rows say blank or unchanged: a thing thinner than
-        # the rows' spacing (a ball, a thin pole) must not make a scene look empty or frozen.
+        # Every pixel, read only when the rows say blank, or unchanged for VERIFY_RUN frames: a
+        # thing thinner than the rows' spacing (a ball, a pole) must not look empty or frozen.
         whole = rows if self._whole else None
         pixel = rows[: self._channels]
         if pixel != self._pixel:  # rows of the first pixel's colour, kept while it stays
@@ -122,10 +126,11 @@ class Probe:
                 self._colour = pixel
         same = rows == self._previous
         if same and not self._whole:
-            whole = image.tobytes() if whole is None else whole
-            # The previous frame's pixels unknown (its rows differed from its own previous):
-            # its rows say; from the second frame of a run on, every pixel does.
-            same = self._previous_whole is None or whole == self._previous_whole
+            if self._previous_whole is not None:
+                whole = image.tobytes() if whole is None else whole
+                same = whole == self._previous_whole
+            elif self._run + 1 >= VERIFY_RUN:  # long enough to matter: pixels from now on
+                whole = image.tobytes() if whole is None else whole
         if same:
             self._run += 1
             self._longest = max(self._longest, self._run)

@@ -221,6 +221,7 @@ class ClipWriter:
     def _record(self, clip: Clip, info: VideoInfo) -> list[BaseException]:
         """Write *clip*'s sidecars (saved as *info*) and its manifest line, or with sidecars
         off delete those of an earlier video of its name; the errors (the video is saved)."""
+        written = False
         try:
             if not self.sidecars:  # an earlier video's would describe this one
                 remove_beside(info.path, (SIDECAR_SUFFIX, *TIMELINE_SUFFIXES))
@@ -230,16 +231,21 @@ class ClipWriter:
             if not timeline:
                 remove_beside(info.path, TIMELINE_SUFFIXES)
             write_sidecar(info, record | timeline)
+            written = True
             append_manifest(clip.path.parent, record | timeline)
         except BaseException as e:  # even SystemExit: the video is saved, count it once
+            if self.sidecars and not written:  # no sidecar rather than an earlier video's
+                with contextlib.suppress(OSError):
+                    remove_beside(info.path, (SIDECAR_SUFFIX,))
             e.add_note(f"writing the sidecar or manifest of {clip.path}")
-            logger.error("could not write the metadata of %s", clip.path, exc_info=True)
             return [e]
         return []
 
     def _saved(self, clip: Clip, info: VideoInfo, errors: list[BaseException]) -> None:
         """*clip* is saved as *info* (its metadata written with *errors*): count it, keep it or
         not, resolve its handle."""
+        for error in errors:  # logged here, after the folder's lock
+            logger.error("could not write the metadata of %s", clip.path, exc_info=error)
         self.queue.saved(clip, info.size_bytes)
         if self.judge is not None:
             self.judge.saved(info)
