@@ -374,11 +374,17 @@ def test_no_fragment_file_after_a_drop_or_cancel(tmp_path: Path, encode_in: str)
     assert os.listdir(tmp_path) == []
 
 
-def finished_video(folder: Path, frames: int = 6) -> bytes:
-    """The bytes of a whole mp4 of *frames* frames, made by a Recorder in *folder*."""
-    with recorder.Recorder(folder, episode_trigger=always, sidecars=False) as rec:
-        (handle,) = rec.submit([painted(i) for i in range(frames)])
-    return handle.result().path.read_bytes()
+def old_leftover(tmp_path: Path) -> Path:
+    """A dead writer's temporary file, a minute old, in ``tmp_path/videos``: a whole mp4 of 6
+    frames (as left by a writer killed between its remux and its rename)."""
+    with recorder.Recorder(tmp_path / "made", episode_trigger=always, sidecars=False) as rec:
+        (handle,) = rec.submit([painted(i) for i in range(6)])
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    leftover = folder / ".rl-video-episode-3.abcd1234.rec-tmp"
+    leftover.write_bytes(handle.result().path.read_bytes())
+    age(leftover)
+    return leftover
 
 
 def test_a_leftover_its_writer_renamed_meanwhile_is_not_copied(
@@ -386,11 +392,8 @@ def test_a_leftover_its_writer_renamed_meanwhile_is_not_copied(
 ) -> None:
     # recover opens a leftover by name, then locks it: by then its writer may have finished
     # and given the file its final name (the descriptor is the saved video's).
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    leftover = folder / ".rl-video-episode-3.abcd1234.rec-tmp"
-    leftover.write_bytes(finished_video(tmp_path / "made"))
-    age(leftover)
+    leftover = old_leftover(tmp_path)
+    folder = leftover.parent
     final = folder / "rl-video-episode-3.mp4"
     lock = recover_module.lock_file
 
@@ -409,11 +412,8 @@ def test_a_partial_whose_sidecar_cannot_be_written_is_not_left_half_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A full disk after the copy: nothing is said recovered, nothing left to duplicate later.
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    leftover = folder / ".rl-video-episode-3.abcd1234.rec-tmp"
-    leftover.write_bytes(finished_video(tmp_path / "made"))
-    age(leftover)
+    leftover = old_leftover(tmp_path)
+    folder = leftover.parent
     write_sidecar = recover_module.write_sidecar
 
     def full(*args: Any) -> str:
