@@ -448,12 +448,8 @@ class ClipService:
 
     def _shutdown(self, timeout: float | None, deadline: float | None, cancel: bool) -> None:
         queue = self._queue
-        queue.close()
         try:
-            for clip in queue.live_clips():
-                if clip.accepting:  # its episode never ended: cut short
-                    self._cut.add(clip)
-                queue.end(clip)
+            self.end_all()
             if cancel:
                 self.dropping.set()
                 queue.drop_all("the recorder was closed with cancel=True")

@@ -222,13 +222,18 @@ class RecordingWrapper:
         """The current clip's file name without extension, None when not recording (as
         gymnasium's, which subclasses read in ``stop_recording``, or set in
         ``start_recording`` to name the clip)."""
-        return next((track.name for track in self._tracks() if track.recording), None)
+        track = self._recording_track()
+        return None if track is None else track.name
 
     @_video_name.setter
     def _video_name(self, name: str | None) -> None:
-        track = next((track for track in self._tracks() if track.recording), None)
+        track = self._recording_track()
         if name is not None and track is not None:  # None: gymnasium's own reset at a stop
             track.rename(name)
+
+    def _recording_track(self) -> Track | None:
+        """The first of :meth:`_tracks` recording now, if any."""
+        return next((track for track in self._tracks() if track.recording), None)
 
     def _tracks(self) -> Iterable[Track]:
         """The tracks that ``recording`` and ``recorded_frames`` speak of."""
