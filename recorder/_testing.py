@@ -182,6 +182,7 @@ __all__ = [
     "keeper_held",
     "keyframe_interval",
     "live_module",
+    "live_services",
     "merge_spares",
     "next_rung",
     "overlay_band",
@@ -239,6 +240,12 @@ def arena_released(rec: Recorder) -> bool:
 def recorder_of(rec: AsyncRecorder) -> Recorder:
     """The Recorder behind an AsyncRecorder."""
     return rec._rec
+
+
+def live_services() -> set[ClipService]:
+    """The services of the Recorders not yet closed (closed at exit)."""
+    with recorder_module._live_lock:
+        return set(recorder_module._live)
 
 
 def threads_of(rec: Recorder) -> list[threading.Thread]:

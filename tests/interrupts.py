@@ -58,10 +58,12 @@ class Interrupts:
 
     Args:
         at: the point to raise at (0-based); None only counts.
+        skip: files (path endings) whose points are left out.
     """
 
-    def __init__(self, at: int | None = None) -> None:
+    def __init__(self, at: int | None = None, skip: tuple[str, ...] = ()) -> None:
         self.at = at
+        self.skip = skip
         self.count = 0
         self.raised = False
         self.where = ""  # the function and line it raised at
@@ -78,6 +80,8 @@ class Interrupts:
             gc.enable()
 
     def _point(self, frame: FrameType) -> None:
+        if self.skip and frame.f_code.co_filename.endswith(self.skip):
+            return
         k = self.count
         self.count += 1
         if k == self.at:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from helpers import always, decode, painted, psnr
@@ -127,6 +128,40 @@ def test_other_codecs(tmp_path: Path, codec: str, ext: str) -> None:
     assert info.codec == codec
     video = decode(info.path)
     assert video.indices == list(range(15))
+
+
+@pytest.mark.parametrize("channels", [3, 1, 4])
+def test_a_gif_keeps_thin_black_lines_black_and_flat_colours_right_on_average(
+    tmp_path: Path, channels: int
+) -> None:
+    # CartPole's look: a white background, a 2-pixel black track, a 1-pixel line, a pole of
+    # an off-palette colour. swscale's error diffusion turned the lines yellow (252, 252, 0).
+    rgb = np.full((120, 160, 3), 255, np.uint8)
+    rgb[80:82] = 0
+    rgb[40] = 0
+    rgb[10:30, 20:60] = (202, 152, 101)
+    frame = {3: rgb, 1: rgb[..., 0], 4: np.dstack([rgb, np.full((120, 160), 255, np.uint8)])}
+    with Recorder(tmp_path, episode_trigger=always, codec="gif", health=False) as rec:
+        (handle,) = rec.submit([frame[channels]] * 3)
+    video = decode(handle.result().path)
+    out = video.frames[1].astype(int)
+    assert (out[80:82] == 0).all()
+    assert (out[40] == 0).all()
+    assert (np.abs(out[100:, :] - (252, 252, 255)) <= 3).all()  # rgb8's nearest to white
+    want = (202, 152, 101) if channels != 1 else (202, 202, 202)
+    mean = out[10:30, 20:60].reshape(-1, 3).mean(0)
+    assert np.abs(mean - want).max() <= 4, mean
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265", "vp9", "av1"])
+def test_yuv_videos_say_how_their_colours_were_converted(tmp_path: Path, codec: str) -> None:
+    # Untagged, Chromium took 720-line h264 for BT.709: pure green showed as (0, 216, 2).
+    with Recorder(tmp_path, episode_trigger=always, codec=codec, health=False) as rec:
+        (handle,) = rec.submit([painted(i, 64, 64) for i in range(3)])
+    with av.open(str(handle.result().path)) as container:
+        context = container.streams.video[0].codec_context
+        tags = (context.colorspace, context.color_range, context.color_primaries, context.color_trc)
+    assert tags == (6, 1, 1, 1)  # BT.601 (smpte170m) matrix, limited range, BT.709 primaries
 
 
 def test_crf_changes_quality_and_size(tmp_path: Path) -> None:

@@ -360,7 +360,7 @@ def test_bad_fps_or_folder_assigned_fail_at_the_assignment(tmp_path: Path) -> No
         env.frames_per_sec = 0
     with pytest.raises(TypeError, match="fps must be a number, got '10'"):
         env.frames_per_sec = "10"  # type: ignore[assignment]
-    with pytest.raises(ValueError, match=r"a gif .* at most 100, got 200"):
+    with pytest.raises(ValueError, match=r"a gif .* at most 50, got 200"):
         env.frames_per_sec = 200
     with pytest.raises(TypeError, match=r"video_folder must be a str or os\.PathLike, got 3"):
         env.video_folder = 3  # type: ignore[assignment]

@@ -103,14 +103,21 @@ def check_triggers(episode_trigger: object, step_trigger: object) -> None:
     check_callable("step_trigger", step_trigger)
 
 
-#: a gif stores each frame's delay in hundredths of a second.
-MAX_GIF_FPS = 100
+#: a gif stores each frame's delay in hundredths of a second, and browsers play a delay of
+#: 0 or 1 as 10 (Chromium, Firefox): above 50 fps a gif would play several times too slowly.
+MAX_GIF_FPS = 50
 #: the highest fps: the frame rate (a fraction of denominator up to 1001) must fit libx265's
 #: and libvpx's time bases (measured: 99,999.9991 works with every codec, 999,999.9991 not).
 MAX_FPS = 100_000
 #: codecs that take less: (the most, why).
 _CODEC_MAX_FPS = {
-    "gif": (MAX_GIF_FPS, "a gif stores frame delays in hundredths of a second"),
+    "gif": (
+        MAX_GIF_FPS,
+        (
+            "a gif stores frame delays in hundredths of a second, and browsers play delays under "
+            "2 as 10"
+        ),
+    ),
     "av1": (240, "SVT-AV1 takes at most 240 fps"),
     "vp9": (1000, "WebM stores timestamps in milliseconds"),  # more: frames share one
 }

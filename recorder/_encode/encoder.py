@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import av
+import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from recorder._base.codec import Codec, VideoSpec
@@ -100,6 +101,53 @@ def lock_file(fd: int, *, block: bool = True) -> bool:
 MAX_REORDER = 64
 
 
+# Ordered (Bayer 4x4) dithering into rgb8, a gif's palette: 3 bits of red and green, 2 of
+# blue. Each pixel is rounded up or down by its place's threshold, never by its neighbours'
+# errors: swscale's error diffusion turned black lines on white yellow, flat colours to noise.
+_BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]])
+
+
+def _dither_table(bits: int, shift: int) -> Image:
+    """Per Bayer cell (16) and 8-bit value, its rgb8 bits: exact levels (0, 255) stay exact."""
+    top = (1 << bits) - 1
+    threshold = (np.arange(16)[:, None] + 0.5) / 16
+    level = np.floor(np.arange(256)[None, :] * top / 255 + threshold)
+    return (np.minimum(level, top).astype(np.uint8) << shift).astype(np.uint8)
+
+
+_RED, _GREEN, _BLUE = _dither_table(3, 5), _dither_table(3, 2), _dither_table(2, 0)
+_cells: dict[tuple[int, int], Image] = {}
+
+
+def _bayer_cells(height: int, width: int) -> Image:
+    """Each pixel's Bayer cell (0..15), for frames of this size (cached)."""
+    cells = _cells.get((height, width))
+    if cells is None:
+        tiled = np.tile(_BAYER, (height // 4 + 1, width // 4 + 1))
+        cells = _cells[height, width] = np.ascontiguousarray(tiled[:height, :width], np.intp)
+    return cells
+
+
+def _nearest_rgb8(convert: Callable[[Any], Any] | None, frame: Any) -> Any:
+    """*frame* in rgb8, dithered by :data:`_BAYER` (after *convert* to rgb24, if given)."""
+    rgb = (frame if convert is None else convert(frame)).to_ndarray()
+    cells = _bayer_cells(rgb.shape[0], rgb.shape[1])
+    out = _RED[cells, rgb[..., 0]]
+    out |= _GREEN[cells, rgb[..., 1]]
+    out |= _BLUE[cells, rgb[..., 2]]
+    return av.VideoFrame.from_ndarray(out, format="rgb8")
+
+
+def _tag_colors(context: Any) -> None:
+    """Say how the YUV frames were made from RGB: swscale's default, BT.601 coefficients in
+    limited range, from sRGB (BT.709) primaries. Untagged, players guess from the size:
+    Chromium takes 720-line and larger videos for BT.709 (greens 39 units off)."""
+    if context.pix_fmt.startswith("yuv"):
+        context.colorspace = _SMPTE170M
+        context.color_range = _MPEG_RANGE
+        context.color_primaries = context.color_trc = _BT709
+
+
 def _sane_dts(packet: Any) -> None:
     """Give *packet* ``dts = pts`` when its dts cannot be right (after pts, or too far before).
 
@@ -161,6 +209,8 @@ def remux(
     return copied
 
 
+# FFmpeg's AVColorSpace, AVColorRange and AVColorPrimaries/AVColorTransferCharacteristic.
+_SMPTE170M, _MPEG_RANGE, _BT709 = 6, 1, 1
 _INTERPOLATIONS = {
     "point": Interpolation.POINT,
     "bilinear": Interpolation.BILINEAR,
@@ -218,6 +268,7 @@ class PyAVEncoder:
             rate = frame_rate(spec.fps)
             stream: Any = self._container.add_stream(encoder, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            _tag_colors(stream.codec_context)
             # Before the codec opens: PyAV's default is sliced threading with an auto count.
             stream.codec_context.thread_count = spec.codec.threads
             stream.codec_context.time_base = 1 / rate
@@ -320,15 +371,19 @@ class PyAVEncoder:
     def _reformatter(self, codec: Codec) -> Callable[[Any], Any]:
         """The conversion of this stream's frames at *codec*'s settings: one persistent
         reformatter, its arguments bound once (see docs/design.md)."""
-        return partial(
+        rgb8 = self._pix_fmt == "rgb8"
+        convert = partial(
             VideoReformatter().reformat,
-            format=self._pix_fmt,
+            format="rgb24" if rgb8 else self._pix_fmt,
             width=self._size[0],
             height=self._size[1],
             # swscale's default (0) is one thread per CPU: keep the conversion on the codec's.
             threads=codec.threads,
             interpolation=_INTERPOLATIONS[codec.interpolation],
         )
+        if not rgb8:
+            return convert
+        return partial(_nearest_rgb8, None if self._src_format == "rgb24" else convert)
 
     def _switch(self) -> None:
         codec, self._next = self._next, None
@@ -344,6 +399,7 @@ class PyAVEncoder:
         old = self._stream.codec_context
         context: Any = av.CodecContext.create(encoder, "w")
         context.width, context.height, context.pix_fmt = old.width, old.height, old.pix_fmt
+        _tag_colors(context)
         context.time_base, context.framerate = old.time_base, old.framerate
         context.gop_size, context.thread_count, context.flags = (
             old.gop_size,

@@ -181,23 +181,30 @@ class Recorder:
             self.fps,
             self.frame_stride,
         )
-        self._service = ClipService(
-            plan,
-            self.codec,
-            workers=workers,
-            max_queue_bytes=max_queue_bytes,
-            on_full=on_full,
-            worker_nice=worker_nice,
-            encode_in=encode_in,
-            encoder_factory=encoder_factory,
-            on_saved=on_saved,
-            sidecars=self.sidecars,
-            sink=sink,
-            keep=keep,
-            health=health,
-            overlay=text_of,
-        )
-        self.encode_in: EncodeIn = self._service.encode_in
+        made: list[ClipService] = []
+        try:
+            self._service = ClipService(
+                plan,
+                self.codec,
+                workers=workers,
+                max_queue_bytes=max_queue_bytes,
+                on_full=on_full,
+                worker_nice=worker_nice,
+                encode_in=encode_in,
+                encoder_factory=encoder_factory,
+                on_saved=on_saved,
+                sidecars=self.sidecars,
+                sink=sink,
+                keep=keep,
+                health=health,
+                overlay=text_of,
+                made=made,
+            )
+            self.encode_in: EncodeIn = self._service.encode_in
+        except BaseException:  # a Ctrl-C as the service was made: nobody else could close it
+            for service in made:
+                service.close(cancel=True)
+            raise
 
     # -- the training thread's API ------------------------------------------------------------
 

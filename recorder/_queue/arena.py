@@ -108,9 +108,9 @@ class Arena:
         mapping until it goes; its pages are given back now all the same (they read as zeros).
         """
         with self._close_lock:
-            if self.fd is not None:
-                os.close(self.fd)
-                self.fd = None
+            fd, self.fd = self.fd, None  # forgotten first: a Ctrl-C must not close it twice
+            if fd is not None:
+                os.close(fd)
             self.memory = np.empty(0, np.uint8)
             try:
                 self._map.close()

@@ -60,6 +60,8 @@ __all__ = [
 # Services not yet closed, closed by the interpreter before it joins non-daemon threads.
 _live: set[ClipService] = set()
 _live_lock = threading.Lock()
+#: how often a close() waiting for another one checks whether that one is done.
+_CLOSE_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ class ClipService:
             sidecars, sink, keep, health: as :class:`~recorder.Recorder` takes them.
         overlay: a frame's overlay text from its info (checked by
             :func:`~recorder._base.info.check_overlay`); None: no overlay.
+        made: gets the service once it runs (a caller interrupted before it has the service
+            closes it from there).
 
     Raises:
         ModuleNotFoundError: an overlay without Pillow (with the install hint).
@@ -108,6 +112,7 @@ class ClipService:
         keep: Keep | None,
         health: bool,
         overlay: TextOf | None = None,
+        made: list[ClipService] | None = None,
     ) -> None:
         if overlay is not None:
             require_pillow()  # here, at the Recorder's call, not in an encoder
@@ -129,8 +134,13 @@ class ClipService:
                 "further stalled episodes are counted in stats().episodes_stalled, logged at DEBUG"
             )
             self._pid = os.getpid()
+            # The close() in progress, as a weak reference to a local of that call: no lock
+            # is held across a close, so a Ctrl-C at any point of one cannot leave the next
+            # waiting for ever (see _take_turn). The lock guards it, for a few lines at a time.
             self._close_lock = threading.Lock()
-            self._closed = False
+            self._closer: weakref.ref[_Turn] | None = None
+            self._closed = False  # close() has begun: no new clips or frames
+            self._shut_down = False  # ... and has stopped the workers
             #: set by drop_all(): what is left is being dropped, so a close (or an aclose()
             #: waiting meanwhile) has nothing more to wait for than the workers' grace
             self.dropping = threading.Event()
@@ -165,9 +175,17 @@ class ClipService:
         self.keeps_info = overlay is not None or writer.timelines
         self._threads = self._workers.threads
         self._queue.on_abandoned = lambda: _close_abandoned(self)
-        with _live_lock:
-            _live.add(self)
-        self._workers.start()
+        try:
+            with _live_lock:
+                _live.add(self)
+            self._workers.start()
+            if made is not None:
+                made.append(self)  # the caller's to close if it is interrupted before it has it
+        except BaseException:  # a Ctrl-C: the threads started so far go, as at a close
+            self._closed = True
+            self._queue.close()
+            self._shutdown(None, time.monotonic(), cancel=True)
+            raise
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -427,24 +445,51 @@ class ClipService:
         self._not_from_own_thread("close")
         timeout = check_timeout(timeout)
         cancel = check_cancel(cancel)
+        if os.getpid() != self._pid:
+            self._closed = True  # the workers live in the parent; nothing here to flush
+            return
         # One timeout for the whole call: waiting for another close, then its own.
         deadline = None if timeout is None else time.monotonic() + timeout
-        # Another thread may be closing: this call waits for it at most its own timeout.
-        if not self._close_lock.acquire(timeout=-1 if timeout is None else timeout):
+        turn = _Turn()
+        mine = self._take_turn(turn, deadline)
+        if mine is None:
+            return  # closed already
+        if not mine:
             # As when this call's own wait times out: what is left is dropped (which also
             # lets the other close finish soon).
             self.drop_all(f"close() timed out after {timeout} s")
             raise TimeoutError(f"close() timed out after {timeout} s; the videos left were dropped")
         try:
-            if self._closed:
-                return
             self._closed = True
-            if os.getpid() != self._pid:
-                return  # the workers live in the parent; nothing here to flush
             self._shutdown(timeout, deadline, cancel)
         finally:
-            self._close_lock.release()
+            with self._close_lock:
+                if self._closer is not None and self._closer() is turn:
+                    self._closer = None
         self.raise_errors()
+
+    def _take_turn(self, turn: _Turn, deadline: float | None) -> bool | None:
+        """Wait until no other close is in progress, then make *turn* the one (True); None
+        when the workers are stopped already, False when *deadline* passed.
+
+        A close whose *turn* is gone has left its call (a Ctrl-C, say) whatever it got to:
+        the next close finishes the job. So does one in the same thread, which can only be
+        the main thread's own after a Ctrl-C (or a close nested in a signal handler).
+        """
+        while True:
+            with self._close_lock:
+                if self._shut_down:
+                    return None
+                other = None if self._closer is None else self._closer()
+                if other is None or other.thread == turn.thread:
+                    self._closer = weakref.ref(turn)
+                    return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            # Polled, not notified: a Condition's Python-level code could be interrupted
+            # holding its lock (two closes at once are rare; 50 ms is nothing at a close).
+            time.sleep(min(left or _CLOSE_POLL_SECONDS, _CLOSE_POLL_SECONDS))
 
     def _shutdown(self, timeout: float | None, deadline: float | None, cancel: bool) -> None:
         queue = self._queue
@@ -477,6 +522,7 @@ class ClipService:
             self._stop_deliveries("the recorder closed before the sink acknowledged the video")
             with _live_lock:
                 _live.discard(self)
+            self._shut_down = True
 
     def _not_from_own_thread(self, call: str) -> None:
         # on_saved and a handle's done-callbacks run there: the call would wait for itself.
@@ -507,6 +553,15 @@ class ClipService:
     @finish.setter
     def finish(self, finish: Callable[[Clip], None]) -> None:
         self._workers.finish = finish
+
+
+class _Turn:
+    """A close() in progress (see ClipService._take_turn): alive as long as its call."""
+
+    __slots__ = ("__weakref__", "thread")
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
 
 
 def _close_abandoned(service: ClipService) -> None:

@@ -148,6 +148,8 @@ class Worker:
 def _join(threads: list[threading.Thread], deadline: float | None) -> None:
     """Join *threads*, all by *deadline* (``time.monotonic()``), or without a limit."""
     for thread in threads:
+        if thread.ident is None:
+            continue  # never started (a Ctrl-C in Recorder())
         thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
