@@ -218,6 +218,7 @@ __all__ = [
     "waiting_for_room",
     "waiting_tasks",
     "watch_close_waiters",
+    "wrapper_held",
     "writer_module",
 ]
 
@@ -240,6 +241,12 @@ def arena_released(rec: Recorder) -> bool:
 def recorder_of(rec: AsyncRecorder) -> Recorder:
     """The Recorder behind an AsyncRecorder."""
     return rec._rec
+
+
+def wrapper_held(env: Any) -> int:
+    """Handles and errors a wrapper keeps for its close() (a shared Recorder's videos)."""
+    sink = env._sink
+    return len(sink._pending) + len(sink._errors)
 
 
 def live_services() -> set[ClipService]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +39,7 @@ from recorder._testing import (
     ProcessEncoder,
     child_module,
     encoder_pids,
+    encoder_process_code,
     encoder_processes,
     error_reply,
     format_of,
@@ -45,6 +47,7 @@ from recorder._testing import (
     idle_encoder_pids,
     process_module,
     process_of,
+    recorder_module,
     recorder_of,
     stop_idle_encoders,
     threads_of,
@@ -516,3 +519,37 @@ def test_where_processes_cannot_run_their_tests_skip_but_fail_in_ci(
     monkeypatch.setenv("RECORDER_REQUIRE_PROCESSES", "1")
     with pytest.raises(pytest.fail.Exception, match="RECORDER_REQUIRE_PROCESSES is set"):
         require_processes()
+
+
+def test_where_processes_cannot_run_the_recorder_says_it_encodes_in_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No memfd, no fd passing: the videos are saved, and the user is told once (it was silent).
+    monkeypatch.setattr(recorder_module, "processes_available", lambda: False)
+    monkeypatch.setattr(recorder_module, "_no_processes_said", False)
+    for i in range(2):
+        with Recorder(tmp_path / str(i), episode_trigger=always) as rec:
+            assert rec.encode_in == "thread"
+            (handle,) = rec.submit([painted(0), painted(1)])
+        assert handle.result().frames == 2
+    said = [r for r in caplog.records if "encoder processes are not available" in r.message]
+    assert len(said) == 1
+    assert said[0].levelname == "WARNING"
+
+
+def test_an_encoder_process_whose_recorder_died_as_it_started_exits_quietly() -> None:
+    # The training process killed while its encoder process imported PyAV: the "ready" it
+    # then sent met a closed socket, and a BrokenPipeError traceback reached the terminal.
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent.close()
+    with child:
+        done = subprocess.run(
+            [sys.executable, "-c", encoder_process_code(), str(child.fileno()), "0", *sys.path],
+            pass_fds=[child.fileno()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr

@@ -6,6 +6,7 @@ import gc
 import json
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from helpers import (
 
 import recorder
 from recorder import VideoSpec
-from recorder._testing import threads_of
+from recorder._testing import MAX_ERRORS, threads_of, wrapper_held
 from recorder.wrappers import RecordVideo
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -585,6 +586,46 @@ def test_a_wrapper_dropped_unclosed_closes_its_private_recorder_once_idle(
     assert rec.closed
     assert frame_counts(tmp_path / "v") == {"rl-video-episode-0.mp4": 3}  # its open clip, saved
     assert not [t for t in threads_of(rec) if t.is_alive()]
+
+
+def test_a_wrapper_on_a_failing_shared_recorder_keeps_a_bounded_record(tmp_path: Path) -> None:
+    # A full disk for a long run: every video fails. The wrapper kept every failed handle and
+    # scanned them all at each new clip (18 ms a clip after 10,000 episodes).
+    episodes = MAX_ERRORS + 30
+    fake = FakeEncoders(fail_at=0)
+    with recorder.Recorder(tmp_path, encoder_factory=fake) as rec:
+        env = RecordVideo(TinyEnv(), str(tmp_path), episode_trigger=lambda e: True, recorder=rec)
+        env.reset()
+        for _ in range(episodes):
+            for _ in range(TinyEnv.length):
+                env.step(0)
+            env.reset()
+            with pytest.raises((OSError, ExceptionGroup)):
+                rec.flush()  # (the Recorder reports each failure once, the wrapper too)
+            assert wrapper_held(env) <= MAX_ERRORS + 1
+        with pytest.raises(BaseExceptionGroup) as group:
+            env.close()
+    assert len(group.value.exceptions) == MAX_ERRORS
+    assert f"{episodes + 1} videos failed (the first {MAX_ERRORS} here)" in str(group.value)
+
+
+def test_an_unclosed_wrapper_still_closes_its_recorder_when_its_warning_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # -W error (pytest's filterwarnings = error): the warning in __del__ raised before the
+    # private Recorder was told to close itself, which then lived until the interpreter exited.
+    closes = abandoned(monkeypatch)
+    env = RecordVideo(TinyEnv(), str(tmp_path / "v"), episode_trigger=lambda e: True)
+    rec = env.recorder
+    env.reset()
+    env.step(0)
+    with warnings.catch_warnings(), unraisable() as ignored:
+        warnings.simplefilter("error")
+        del env
+    assert "was not closed" in str(ignored[0].exc_value)
+    assert closes.wait()
+    assert rec.closed
+    assert frame_counts(tmp_path / "v") == {"rl-video-episode-0.mp4": 2}
 
 
 def test_folder_holds_gymnasiums_files_only_and_infos_say_where_clips_start(

@@ -140,7 +140,10 @@ def main(fd: int, nice: int) -> None:
     arenas: dict[int, _Arena] = {}
     orphaned = True  # until told to exit: the recorder died, its videos are left to recover
     make = _encoder_maker()
-    sock.send(pickle.dumps(("ready", 0, None)))  # PyAV is imported: videos can come
+    try:
+        sock.send(pickle.dumps(("ready", 0, None)))  # PyAV is imported: videos can come
+    except ConnectionError:
+        return  # the recorder's process died while this one started: nothing to do
     try:
         while True:
             try:

@@ -126,8 +126,11 @@ class ClipService:
         self._deliveries: Deliveries | None = None
         try:
             self._processes: EncoderProcesses | None = None
-            if encoder_factory is None and encode_in == "process" and processes_available():
-                self._processes = EncoderProcesses(workers, worker_nice, self._queue.arena)
+            if encoder_factory is None and encode_in == "process":
+                if processes_available():
+                    self._processes = EncoderProcesses(workers, worker_nice, self._queue.arena)
+                else:
+                    _warn_no_processes()
             self.encode_in: EncodeIn = "process" if self._processes is not None else "thread"
             # Episodes closed before they could start a clip (see Episode); any thread closes one.
             self._stalls = WarnOnce(
@@ -553,6 +556,20 @@ class ClipService:
     @finish.setter
     def finish(self, finish: Callable[[Clip], None]) -> None:
         self._workers.finish = finish
+
+
+_no_processes_said = False
+
+
+def _warn_no_processes() -> None:
+    """Say once per process that videos are encoded in worker threads, not processes."""
+    global _no_processes_said
+    if not _no_processes_said:
+        _no_processes_said = True
+        logger.warning(
+            "encoder processes are not available here (they need memfd_create, fd passing "
+            "and sys.executable): videos are encoded in the recorder's worker threads"
+        )
 
 
 class _Turn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import os
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ from recorder._base.results import ClipDroppedError, ClipHandle, ClipKind, Video
 from recorder._base.stride import check_frame_stride
 from recorder._base.validate import check_callable, check_fps, check_name_prefix, make_folder
 from recorder._front.recorder import Recorder
+from recorder._queue.queue import MAX_ERRORS
 from recorder._service.service import Clip
 
 #: Recorder arguments that the wrapper decides itself (clips are named and cut by the wrapper).
@@ -61,7 +63,12 @@ class ClipSink:
         overlay: Overlay = None,
         frame_stride: int | None = None,
     ) -> None:
-        self._handles: list[ClipHandle] = []
+        # A shared Recorder's videos of this wrapper not known done, oldest first, and the
+        # errors of those that failed (the first MAX_ERRORS; the rest counted): close() raises
+        # them. Pruned from the front as clips start: O(1) a clip, however long the run.
+        self._pending: collections.deque[ClipHandle] = collections.deque()
+        self._errors: list[BaseException] = []
+        self._more_errors = 0
         if frame_stride is not None:
             frame_stride = check_frame_stride(frame_stride)
         check_callable("on_saved", on_saved)
@@ -152,7 +159,6 @@ class ClipSink:
             # Used again after env.close(), as gymnasium allows, or in a forked child (whose
             # parent's workers are gone): a private Recorder of the same settings takes over.
             self.recorder = Recorder(self._folder, **self._kwargs)
-            self._handles = []
         clip = self.recorder._service.new_clip(
             name,
             kind,
@@ -165,11 +171,22 @@ class ClipSink:
             metadata=metadata,
             source=source,
         )
-        # Only pending or failed handles matter to close(): forget the rest as we go, so that
-        # a long run does not accumulate one future per video.
-        self._handles = [h for h in self._handles if not h.done() or _failed(h)]
-        self._handles.append(clip.handle)
+        if not self.owned:  # (a private Recorder's close() raises the errors itself)
+            pending = self._pending
+            while pending and pending[0].done():
+                self._note(pending.popleft())
+            pending.append(clip.handle)
         return clip
+
+    def _note(self, handle: ClipHandle) -> None:
+        """Keep the error of *handle*, done, for close() if it failed."""
+        error = _failed(handle)
+        if error is None:
+            return
+        if len(self._errors) < MAX_ERRORS:
+            self._errors.append(error)
+        else:
+            self._more_errors += 1
 
     def abandon(self) -> None:
         """The wrapper went away without close(): a private Recorder closes itself once idle
@@ -186,15 +203,20 @@ class ClipSink:
             if not self.recorder._service.forked:  # the parent's to close
                 self.recorder.close()
             return
-        handles, self._handles = self._handles, []
+        handles, self._pending = list(self._pending), collections.deque()
         if self.recorder._service.forked:
             return  # the parent's videos: no thread here would ever finish them
         concurrent.futures.wait(handles)
-        errors = [e for h in handles if (e := _failed(h)) is not None]
+        for handle in handles:
+            self._note(handle)
+        errors, more, self._errors, self._more_errors = self._errors, self._more_errors, [], 0
         if len(errors) == 1:
             raise errors[0]
         if errors:
-            raise BaseExceptionGroup(f"{len(errors)} videos failed", errors)
+            failed = f"{len(errors) + more} videos failed"
+            raise BaseExceptionGroup(
+                failed + (f" (the first {len(errors)} here)" if more else ""), errors
+            )
 
 
 def _warn_existing(video_folder: str) -> None:

@@ -285,18 +285,19 @@ class RecordVideo(
     def __del__(self) -> None:
         """Warn when the wrapper goes away with a clip open (close() was not called)."""
         # Runs on half-built wrappers too: read attributes defensively, take no lock.
-        envs = getattr(self, "_envs", None)
-        tracks = [getattr(self, "_track", None), *(envs.tracks.values() if envs else ())]
-        names = [t.name for t in tracks if t is not None and t.open]
-        if names:
-            gym_logger.warn(
-                "RecordVideo was not closed: its last videos %s are finished in the background "
-                "(a shared Recorder's: when it closes). Did you call close()?",
-                names,
-            )
-        sink = getattr(self, "_sink", None)
-        if sink is not None:
-            sink.abandon()
+        envs, sink = getattr(self, "_envs", None), getattr(self, "_sink", None)
+        try:
+            tracks = [getattr(self, "_track", None), *(envs.tracks.values() if envs else ())]
+            names = [t.name for t in tracks if t is not None and t.open]
+            if names:
+                gym_logger.warn(
+                    "RecordVideo was not closed: its last videos %s are finished in the "
+                    "background (a shared Recorder's: when it closes). Did you call close()?",
+                    names,
+                )
+        finally:  # the warning raises under -W error (pytest's filterwarnings = error)
+            if sink is not None:
+                sink.abandon()
 
     # -- internals ------------------------------------------------------------------------------
 
