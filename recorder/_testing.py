@@ -181,6 +181,7 @@ __all__ = [
     "keep_module",
     "keeper_held",
     "keyframe_interval",
+    "live_cached",
     "live_module",
     "live_services",
     "merge_spares",
@@ -241,6 +242,11 @@ def arena_released(rec: Recorder) -> bool:
 def recorder_of(rec: AsyncRecorder) -> Recorder:
     """The Recorder behind an AsyncRecorder."""
     return rec._rec
+
+
+def live_cached(live: LiveFolder) -> set[str]:
+    """The files a live folder keeps probed."""
+    return set(live._cache)
 
 
 def wrapper_held(env: Any) -> int:

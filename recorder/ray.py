@@ -137,6 +137,7 @@ class SinkServer:
         self._bytes = 0
         self._producers: dict[str, ProducerStats] = {}
         self._renamed = 0
+        self._numbered: dict[tuple[str, str], int] = {}  # the next number to try, by stem
         self._repeated = 0
         self._failures = 0
         self._busy = 0.0
@@ -200,9 +201,11 @@ class SinkServer:
         return final
 
     def _link_free(self, tmp: Path, stem: str, suffix: str) -> Path:
-        """Give *tmp* the first free name of ``stem``, ``stem-2``...: link() never replaces a
-        file, so a name taken by anyone (another producer, a file put there) is kept."""
-        for n in itertools.count(1):
+        """Give *tmp* the first free name of ``stem``, ``stem-2``... (from the last number
+        this sink gave the stem: a name delivered again and again is not probed from 1 each
+        time): link() never replaces a file, so a name taken by anyone is kept."""
+        key = (stem, suffix)
+        for n in itertools.count(self._numbered.get(key, 1)):
             final = self.folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
             if final.with_suffix(".json").exists():  # taken by a video of another suffix
                 continue
@@ -212,6 +215,7 @@ class SinkServer:
                 continue
             if n > 1:
                 self._renamed += 1
+                self._numbered[key] = n + 1  # (stems never repeated take no entry)
             return final
         raise AssertionError("unreachable")
 

@@ -673,3 +673,30 @@ def test_a_sink_used_where_ray_is_not_initialized_fails_at_the_recorder(tmp_path
     assert "RuntimeError: a recorder.ray sink is used from a process where Ray is not" in (
         result.stderr
     )
+
+
+def test_a_name_delivered_again_and_again_is_not_probed_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each evaluation's wrapper counts episodes from 0: the sink tried stem, stem-2, ...
+    # stem-n for the n-th copy (46 ms a video after 5000). The server alone, without Ray.
+    server = SinkServer(str(tmp_path / "out"))
+    probes: list[str] = []  # names tried: a sidecar looked for, a link made or refused
+    real_link, real_exists = os.link, Path.exists
+
+    def link(src: Any, dst: Any) -> None:
+        probes.append(str(dst))
+        real_link(src, dst)
+
+    def exists(path: Path) -> bool:
+        probes.append(str(path))
+        return real_exists(path)
+
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(Path, "exists", exists)
+    record = {"frames": 1, "fps": 30.0}
+    paths = [server.deliver("p", f"d{i}", "ep.mp4", b"not a video", record) for i in range(30)]
+    monkeypatch.undo()
+    assert [Path(p).name for p in paths] == ["p-ep.mp4"] + [f"p-ep-{n}.mp4" for n in range(2, 31)]
+    assert len(probes) <= 4 * len(paths)  # each copy tries its own number (and maybe one more)
+    assert server.stats().renamed == 29

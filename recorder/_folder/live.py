@@ -47,6 +47,9 @@ class LiveFolder:
         offset = self._end_of_lines()
         with self._lock:
             entries = scan(self.root, self._cache)
+            shown = {entry.file for entry in entries}
+            for name in [name for name in self._cache if name not in shown]:
+                del self._cache[name]  # deleted (keep), renamed: a long run must not keep it
         live = {"offset": offset, "updates": "_recorder/updates", "poll_ms": self.poll_ms}
         return render(entries, self.title, live=live)
 
@@ -84,19 +87,26 @@ class LiveFolder:
         if not isinstance(record, dict):
             return None
         if record.get("event") == "deleted":
-            file = record.get("file")
-            return {"remove": file} if isinstance(file, str) else None
+            return self._deleted(record.get("file"))
         name = record.get("path")
         if record.get("event") is not None or not plain_name(name):
             return None
         with self._lock:
             entry = describe(self.root / name, record, self._cache)
-        if entry is None:  # deleted since (keep), or not a video
-            return None
+            if entry is None:  # deleted since (keep), or not a video
+                self._cache.pop(name, None)
+                return None
         html, point = card(entry), entry.point()
         return {
             "add": {"file": entry.file, "html": html, "point": point, "timeline": entry.timeline}
         }
+
+    def _deleted(self, file: object) -> dict[str, Any] | None:
+        if not isinstance(file, str):
+            return None
+        with self._lock:
+            self._cache.pop(file, None)
+        return {"remove": file}
 
     def _end_of_lines(self) -> int:
         try:
