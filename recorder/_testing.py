@@ -74,7 +74,7 @@ from recorder._queue.queue import QUANTUM, ClipQueue
 from recorder._service import keep as keep_module
 from recorder._service import service as recorder_module
 from recorder._service import writer as writer_module
-from recorder._service.keep import MAX_PENDING, Keep, Keeper, Ranking
+from recorder._service.keep import MAX_PENDING, MAX_REMEMBERED, Keep, Keeper, Ranking
 from recorder._service.presets import (
     FASTER,
     FASTEST_INTERPOLATION,
@@ -110,6 +110,7 @@ __all__ = [
     "MAX_INFO_BYTES",
     "MAX_PENDING",
     "MAX_PREFIX_BYTES",
+    "MAX_REMEMBERED",
     "MAX_ROWS",
     "MAX_SPARE_SHAPES",
     "MIN_ROWS",
@@ -180,6 +181,7 @@ __all__ = [
     "idle_encoder_pids",
     "keep_module",
     "keeper_held",
+    "keeper_remembered",
     "keyframe_interval",
     "live_cached",
     "live_module",
@@ -335,6 +337,11 @@ def waiting_tasks(future: Any) -> tuple[int, int]:
     with async_module._waiting_lock:
         tasks = len(async_module._waiting.get(future, ()))
     return tasks, len(future._done_callbacks)
+
+
+def keeper_remembered(keeper: Keeper) -> tuple[int, int]:
+    """Episodes a Keeper remembers: (deleted, unscored)."""
+    return len(keeper._out), len(keeper._unscored)
 
 
 def keeper_held(keeper: Keeper) -> tuple[int, int, int]:

@@ -15,7 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recorder
-from recorder._testing import MAX_PENDING, Keep, Keeper, LiveFolder, Ranking, keeper_held
+from recorder._testing import (
+    MAX_PENDING,
+    Keep,
+    Keeper,
+    LiveFolder,
+    Ranking,
+    keep_module,
+    keeper_held,
+    keeper_remembered,
+)
 
 
 def oracle(scores: list[float], best: int, worst: int) -> set[int]:
@@ -582,3 +591,22 @@ def test_episodes_that_never_get_a_video_are_not_held_for_ever(tmp_path: Path) -
     keeper.saved(video_info(tmp_path, Vid("late", 1, "episode", MAX_PENDING + 49)))
     assert keeper_held(keeper)[2] == MAX_PENDING - 1  # ranked at its video
     assert [line["kept"] for line in lines if line["event"] == "keep"] == [True]
+
+
+def test_a_long_run_remembers_a_bounded_number_of_deleted_and_unscored_episodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every episode pushed out (or ended without a score) was remembered for good: about
+    # 120 bytes per episode, 120 MB per million, for a folder that keeps one video.
+    monkeypatch.setattr(keep_module, "MAX_REMEMBERED", 16)
+    keeper = Keeper(Keep(best=1), lambda line, folder: None)
+    for index in range(100):  # each better than the last: the one before is pushed out
+        keeper.saved(video_info(tmp_path, Vid(f"e{index}", 1, "episode", index)))
+        keeper.episode_ended(index, {"return": float(index)})
+    assert keeper_remembered(keeper)[0] == 16
+    assert keeper.deleted == 99
+    # The newest pushed out is still known: a late video of it is deleted as it comes.
+    assert not keeper.saved(video_info(tmp_path, Vid("late", 1, "episode", 98)))
+    for index in range(100, 200):
+        keeper.episode_ended(index, {})
+    assert keeper_remembered(keeper)[1] == 16

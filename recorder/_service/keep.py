@@ -104,6 +104,10 @@ class Keep:
 #: as one whose clips all ended without a video, past it; its video, if one came after all,
 #: would be kept unranked).
 MAX_PENDING = 1024
+#: episodes pushed out (whose late videos are deleted as they come), and episodes ended with
+#: no score (whose videos are kept unranked), remembered: past it the oldest is forgotten (a
+#: video of it saved so late would be kept, unranked).
+MAX_REMEMBERED = 65536
 
 #: an episode as the policy knows it: who numbers its episodes (None: the Recorder's own calls;
 #: a wrapper's recording slot) and its index.
@@ -168,12 +172,19 @@ class Ranking:
         return " and ".join(reasons)
 
 
+def _remember(keys: dict[EpisodeKey, None], key: EpisodeKey) -> None:
+    """Add *key* to *keys*, forgetting the oldest past :data:`MAX_REMEMBERED`."""
+    keys[key] = None
+    if len(keys) > MAX_REMEMBERED:
+        del keys[next(iter(keys))]
+
+
 class Keeper:
     """Applies a :class:`Keep` to a Recorder's saved videos (any thread).
 
-    Holds a few dozen bytes per recorded episode (the keys of those deleted; and up to
-    MAX_PENDING episodes that ended with no video saved yet) and, with a quota, per video on
-    disk; never frames. An episode is known by its key: who numbers it
+    Holds a few dozen bytes per episode it remembers (at most MAX_REMEMBERED deleted and as
+    many unscored; up to MAX_PENDING that ended with no video saved yet) and, with a quota, per
+    video on disk; never frames. An episode is known by its key: who numbers it
     and its index (wrappers sharing a Recorder each count from 0). A video saved under the
     name of one held replaces it (the file is the new one). Decisions are made under one lock;
     files are deleted, and manifest lines written, after it.
@@ -192,8 +203,9 @@ class Keeper:
         self._seq = itertools.count()
         self._open: dict[EpisodeKey, _Episode] = {}  # not ended yet, or ranked and kept
         self._by_seq: dict[int, _Episode] = {}
-        self._out: set[EpisodeKey] = set()  # episodes deleted
-        self._unscored: set[EpisodeKey] = set()  # ended without a score: kept
+        # (Insertion-ordered: the oldest first, at most MAX_REMEMBERED each.)
+        self._out: dict[EpisodeKey, None] = {}  # episodes deleted
+        self._unscored: dict[EpisodeKey, None] = {}  # ended without a score: kept
         self._unscored_logged = False
         self._held_at: dict[Path, Held] = {}  # the held videos (ranked or under the quota)
         # The episodes ended with no video saved yet (pending), oldest first: at most
@@ -218,8 +230,8 @@ class Keeper:
         with self._lock:
             # An index ended again (submit's default 0, a Recorder used twice): a new episode,
             # whose videos replace the files of the earlier one.
-            self._out.discard(key)
-            self._unscored.discard(key)
+            self._out.pop(key, None)
+            self._unscored.pop(key, None)
             earlier = self._open.get(key)
             if earlier is not None and earlier.score is not None:
                 del self._open[key]
@@ -229,7 +241,7 @@ class Keeper:
             episode = self._episode(key)
             episode.score = score
             if score is None:
-                self._unscored.add(key)
+                _remember(self._unscored, key)
                 del self._open[key], self._by_seq[episode.seq]
                 for held in episode.videos:  # kept, unranked: by age under a quota
                     held.episode = None
@@ -308,7 +320,7 @@ class Keeper:
             victim = self._by_seq.pop(seq)
             if self._open.get(victim.key) is victim:
                 del self._open[victim.key]
-                self._out.add(victim.key)
+                _remember(self._out, victim.key)
             effects += [self._deletion(held, reason) for held in list(victim.videos)]
         return effects
 
