@@ -38,7 +38,7 @@ from recorder._encode.process import EncodeIn, EncoderProcesses
 from recorder._encode.process import available as processes_available
 from recorder._encode.sidecars import append_manifest
 from recorder._queue.clip import Clip
-from recorder._queue.queue import ClipQueue, OnFull
+from recorder._queue.queue import MAX_ERRORS, ClipQueue, OnFull
 from recorder._service.keep import Keep, Keeper
 from recorder._service.reporting import WarnOnce, logger, note_close_error, raise_errors
 from recorder._service.sink import Deliveries, Sink
@@ -47,6 +47,7 @@ from recorder._service.writer import ClipWriter
 
 # What the front ends need of the core comes from here, the port.
 __all__ = [
+    "MAX_ERRORS",
     "Clip",
     "ClipPlan",
     "ClipService",

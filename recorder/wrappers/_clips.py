@@ -16,8 +16,7 @@ from recorder._base.results import ClipDroppedError, ClipHandle, ClipKind, Video
 from recorder._base.stride import check_frame_stride
 from recorder._base.validate import check_callable, check_fps, check_name_prefix, make_folder
 from recorder._front.recorder import Recorder
-from recorder._queue.queue import MAX_ERRORS
-from recorder._service.service import Clip
+from recorder._service.service import MAX_ERRORS, Clip
 
 #: Recorder arguments that the wrapper decides itself (clips are named and cut by the wrapper).
 WRAPPER_OWNED = (
