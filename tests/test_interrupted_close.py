@@ -79,9 +79,12 @@ def test_a_ctrl_c_anywhere_in_close_leaves_a_close_that_finishes(tmp_path: Path)
             interrupts.run(rec.close)
         except KeyboardInterrupt:
             raised += 1
-        # A second close (another thread: the at-exit one is the main thread's) finishes
-        # the job, whatever the first got to.
-        _close_in_thread(rec, interrupts.where)
+            # A second close, from another thread (the at-exit one is the main thread's),
+            # finishes the job whatever the first got to, even while its KeyboardInterrupt
+            # (and so the interrupted call's frame) is still alive, as in an except block.
+            _close_in_thread(rec, interrupts.where)
+        else:
+            _close_in_thread(rec, interrupts.where)
         assert rec.closed
         assert not (_recorder_threads() - before), f"threads left after a Ctrl-C at {at}"
         assert service_of(rec) not in live_services()

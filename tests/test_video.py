@@ -150,7 +150,7 @@ def test_a_gif_keeps_thin_black_lines_black_and_flat_colours_right_on_average(
     assert (np.abs(out[100:, :] - (252, 252, 255)) <= 3).all()  # rgb8's nearest to white
     want = (202, 152, 101) if channels != 1 else (202, 202, 202)
     mean = out[10:30, 20:60].reshape(-1, 3).mean(0)
-    assert np.abs(mean - want).max() <= 4, mean
+    assert np.abs(mean - want).max() <= 2, mean  # (the palette's levels, not 255 / 7 apart)
 
 
 @pytest.mark.parametrize("codec", ["h264", "h265", "vp9", "av1"])

@@ -107,15 +107,17 @@ MAX_REORDER = 64
 _BAYER = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]])
 
 
-def _dither_table(bits: int, shift: int) -> Image:
-    """Per Bayer cell (16) and 8-bit value, its rgb8 bits: exact levels (0, 255) stay exact."""
+def _dither_table(bits: int, shift: int, step: int) -> Image:
+    """Per Bayer cell (16) and 8-bit value, its rgb8 bits, between palette levels *step*
+    apart: a level's own value stays exact, others average right (to the top level)."""
     top = (1 << bits) - 1
     threshold = (np.arange(16)[:, None] + 0.5) / 16
-    level = np.floor(np.arange(256)[None, :] * top / 255 + threshold)
+    level = np.floor(np.arange(256)[None, :] / step + threshold)
     return (np.minimum(level, top).astype(np.uint8) << shift).astype(np.uint8)
 
 
-_RED, _GREEN, _BLUE = _dither_table(3, 5), _dither_table(3, 2), _dither_table(2, 0)
+# FFmpeg's rgb8 palette: red and green 0, 36 ... 252; blue 0, 85, 170, 255.
+_RED, _GREEN, _BLUE = _dither_table(3, 5, 36), _dither_table(3, 2, 36), _dither_table(2, 0, 85)
 _cells: dict[tuple[int, int], Image] = {}
 
 

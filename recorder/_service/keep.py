@@ -106,7 +106,7 @@ class Keep:
 MAX_PENDING = 1024
 #: episodes pushed out (whose late videos are deleted as they come), and episodes ended with
 #: no score (whose videos are kept unranked), remembered: past it the oldest is forgotten (a
-#: video of it saved so late would be kept, unranked).
+#: video of it saved so late would be taken for a new episode's, never ended: kept for good).
 MAX_REMEMBERED = 65536
 
 #: an episode as the policy knows it: who numbers its episodes (None: the Recorder's own calls;

@@ -138,11 +138,11 @@ class ClipService:
                 "further stalled episodes are counted in stats().episodes_stalled, logged at DEBUG"
             )
             self._pid = os.getpid()
-            # The close() in progress, as a weak reference to a local of that call: no lock
-            # is held across a close, so a Ctrl-C at any point of one cannot leave the next
-            # waiting for ever (see _take_turn). The lock guards it, for a few lines at a time.
+            # The close() in progress: no lock is held across a close, so a Ctrl-C at any
+            # point of one cannot leave the next waiting for ever (see _take_turn). The lock
+            # guards it, for a few lines at a time.
             self._close_lock = threading.Lock()
-            self._closer: weakref.ref[_Turn] | None = None
+            self._closer: _Turn | None = None
             self._closed = False  # close() has begun: no new clips or frames
             self._shut_down = False  # ... and has stopped the workers
             #: set by drop_all(): what is left is being dropped, so a close (or an aclose()
@@ -455,20 +455,25 @@ class ClipService:
         # One timeout for the whole call: waiting for another close, then its own.
         deadline = None if timeout is None else time.monotonic() + timeout
         turn = _Turn()
-        mine = self._take_turn(turn, deadline)
-        if mine is None:
-            return  # closed already
-        if not mine:
-            # As when this call's own wait times out: what is left is dropped (which also
-            # lets the other close finish soon).
-            self.drop_all(f"close() timed out after {timeout} s")
-            raise TimeoutError(f"close() timed out after {timeout} s; the videos left were dropped")
         try:
+            mine = self._take_turn(turn, deadline)
+            if mine is None:
+                return  # closed already
+            if not mine:
+                # As when this call's own wait times out: what is left is dropped (which also
+                # lets the other close finish soon).
+                self.drop_all(f"close() timed out after {timeout} s")
+                raise TimeoutError(
+                    f"close() timed out after {timeout} s; the videos left were dropped"
+                )
             self._closed = True
             self._shutdown(timeout, deadline, cancel)
         finally:
+            # First, with no call before it: however this call is left (a Ctrl-C included),
+            # the next close no longer waits for it.
+            turn.left = True
             with self._close_lock:
-                if self._closer is not None and self._closer() is turn:
+                if self._closer is turn:
                     self._closer = None
         self.raise_errors()
 
@@ -476,17 +481,17 @@ class ClipService:
         """Wait until no other close is in progress, then make *turn* the one (True); None
         when the workers are stopped already, False when *deadline* passed.
 
-        A close whose *turn* is gone has left its call (a Ctrl-C, say) whatever it got to:
-        the next close finishes the job. So does one in the same thread, which can only be
-        the main thread's own after a Ctrl-C (or a close nested in a signal handler).
+        A close that has left its call (a Ctrl-C, say), whatever it got to, leaves the job
+        to the next close. So does one in the same thread: a close nested in a signal handler
+        would otherwise wait for the one it interrupted.
         """
         while True:
             with self._close_lock:
                 if self._shut_down:
                     return None
-                other = None if self._closer is None else self._closer()
-                if other is None or other.thread == turn.thread:
-                    self._closer = weakref.ref(turn)
+                other = self._closer
+                if other is None or other.left or other.thread == turn.thread:
+                    self._closer = turn
                     return True
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
@@ -574,12 +579,13 @@ def _warn_no_processes() -> None:
 
 
 class _Turn:
-    """A close() in progress (see ClipService._take_turn): alive as long as its call."""
+    """A close() call (see ClipService._take_turn): its thread, and whether it has left."""
 
-    __slots__ = ("__weakref__", "thread")
+    __slots__ = ("left", "thread")
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
+        self.left = False
 
 
 def _close_abandoned(service: ClipService) -> None:
