@@ -130,7 +130,7 @@ def _bayer_cells(height: int, width: int) -> Image:
     return cells
 
 
-def _nearest_rgb8(convert: Callable[[Any], Any] | None, frame: Any) -> Any:
+def _dithered_rgb8(convert: Callable[[Any], Any] | None, frame: Any) -> Any:
     """*frame* in rgb8, dithered by :data:`_BAYER` (after *convert* to rgb24, if given)."""
     rgb = (frame if convert is None else convert(frame)).to_ndarray()
     cells = _bayer_cells(rgb.shape[0], rgb.shape[1])
@@ -385,7 +385,7 @@ class PyAVEncoder:
         )
         if not rgb8:
             return convert
-        return partial(_nearest_rgb8, None if self._src_format == "rgb24" else convert)
+        return partial(_dithered_rgb8, None if self._src_format == "rgb24" else convert)
 
     def _switch(self) -> None:
         codec, self._next = self._next, None
