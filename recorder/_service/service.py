@@ -187,8 +187,7 @@ class ClipService:
                 made.append(self)  # the caller's to close if it is interrupted before it has it
         except BaseException:  # a Ctrl-C: the threads started so far go, as at a close
             self._closed = True
-            self._queue.close()
-            self._shutdown(None, time.monotonic(), cancel=True)
+            self._shutdown(None, time.monotonic(), cancel=True)  # (its end_all closes the queue)
             raise
 
     # -- state ---------------------------------------------------------------------------------
