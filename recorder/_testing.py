@@ -73,6 +73,7 @@ from recorder._queue.memory import MAX_SPARE_SHAPES, FrameMemory
 from recorder._queue.queue import QUANTUM, ClipQueue
 from recorder._service import keep as keep_module
 from recorder._service import service as recorder_module
+from recorder._service import worker as worker_module
 from recorder._service import writer as writer_module
 from recorder._service.keep import MAX_PENDING, MAX_REMEMBERED, Keep, Keeper, Ranking
 from recorder._service.presets import (
@@ -221,6 +222,7 @@ __all__ = [
     "waiting_for_room",
     "waiting_tasks",
     "watch_close_waiters",
+    "worker_module",
     "wrapper_held",
     "writer_module",
 ]

@@ -72,6 +72,7 @@ def tensorboard(
     file_writer = getattr(writer, "_get_file_writer", None)
     if not callable(file_writer):
         raise TypeError(f"writer must be a tensorboardX or torch SummaryWriter, got {writer!r}")
+    _pil_image()  # here, not in the worker at each video
     if type(writer).__module__.startswith("torch"):
         summary_pb2 = importlib.import_module("tensorboard.compat.proto.summary_pb2")
     else:
@@ -94,12 +95,16 @@ def tensorboard(
     return log
 
 
-def gif_bytes(frames: np.ndarray[Any, Any], fps: float) -> bytes:
-    """An animated GIF of *frames* (T, H, W, 3), looping, one GIF frame per frame."""
+def _pil_image() -> Any:
     try:
-        pil_image = importlib.import_module("PIL.Image")
+        return importlib.import_module("PIL.Image")
     except ImportError as e:
         raise ImportError("TensorBoard video summaries need Pillow: pip install pillow") from e
+
+
+def gif_bytes(frames: np.ndarray[Any, Any], fps: float) -> bytes:
+    """An animated GIF of *frames* (T, H, W, 3), looping, one GIF frame per frame."""
+    pil_image = _pil_image()
     images = [pil_image.fromarray(f).quantize(colors=256) for f in frames]
     buffer = io.BytesIO()
     images[0].save(

@@ -408,7 +408,11 @@ def test_an_idle_child_kept_for_the_next_recorder_unmaps_the_closed_ones_memory(
     assert decode(tmp_path / "rl-video-episode-1.mp4").indices == [0, 1, 2]
 
 
-def test_the_child_ignores_ctrl_c_and_lowers_its_priority(tmp_path: Path, fresh: None) -> None:
+def test_the_child_ignores_ctrl_c_and_termination_signals_and_lowers_its_priority(
+    tmp_path: Path, fresh: None
+) -> None:
+    # SIGINT, SIGTERM and SIGHUP reach the whole process group (a terminal, timeout, systemd,
+    # Slurm, a Jupyter kernel's shutdown): the recorder decides what happens to its videos.
     with Recorder(tmp_path, episode_trigger=always, worker_nice=7) as rec:
         rec.submit([painted(i) for i in range(2)])
         rec.flush()
@@ -417,11 +421,17 @@ def test_the_child_ignores_ctrl_c_and_lowers_its_priority(tmp_path: Path, fresh:
         ignored = int(
             next(ln for ln in status.splitlines() if ln.startswith("SigIgn:")).split()[1], 16
         )
-        assert ignored & (1 << (signal.SIGINT - 1))
+        signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        assert all(ignored & (1 << (sig - 1)) for sig in signals)
         nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
         assert nice == min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + 7)
-        os.kill(pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the process group
-        (h,) = rec.submit([painted(i) for i in range(3)], episode_index=1)
+        with rec.episode(1) as ep:
+            ep.append(painted(0))
+            for sig in signals:
+                os.kill(pid, sig)  # mid-video, as when sent to the process group
+            for i in (1, 2):
+                ep.append(painted(i))
+        (h,) = ep.handles
         assert h.result(timeout=60).frames == 3
         assert encoder_pids(rec) == [pid]
 

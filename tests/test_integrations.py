@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,21 @@ def test_tensorboard_bad_arguments_fail_at_the_call() -> None:
         integrations.tensorboard(object())
     with pytest.raises(ValueError, match="step"):
         integrations.tensorboard(SummaryWriter, step="time")
+
+
+def test_tensorboard_without_pillow_fails_at_the_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not later, in the worker, for every video saved.
+    from tensorboardX import SummaryWriter
+
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    writer = SummaryWriter(str(tmp_path))
+    try:
+        with pytest.raises(ImportError, match="pip install pillow"):
+            integrations.tensorboard(writer)
+    finally:
+        writer.close()
 
 
 def test_wandb_offline_run_holds_each_mp4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

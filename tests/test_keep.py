@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from recorder._testing import (
     keep_module,
     keeper_held,
     keeper_remembered,
+    writer_module,
 )
 
 
@@ -531,6 +533,65 @@ def test_an_index_ranked_again_is_a_new_episode(tmp_path: Path) -> None:
         (again,) = rec.submit(FRAMES[:3], metadata={"return": 9.0})  # the best now
     assert files(tmp_path) == {"rl-video-episode-0.mp4"}
     assert again.result().frames == 3
+
+
+def test_an_episode_pushed_out_by_its_own_index_does_not_delete_the_newer_video(
+    tmp_path: Path,
+) -> None:
+    # The second episode 0 replaced the first one's file and pushed it out of the best 1: the
+    # first one's deletion deleted the path, which held the best video by then.
+    with recorder.Recorder(tmp_path, keep={"best": 1}) as rec:
+        rec.submit(FRAMES[:2], metadata={"return": 0.0})
+        rec.flush()
+        (best,) = rec.submit(FRAMES[:3], metadata={"return": 10.0})
+    assert files(tmp_path) == {"rl-video-episode-0.mp4"}
+    assert best.result().path.exists()
+    assert rec.stats().videos_deleted == 0
+
+
+@pytest.mark.parametrize("max_bytes", [None, 10**9])
+def test_a_deletion_decided_while_a_newer_video_takes_the_name_spares_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_bytes: int | None
+) -> None:
+    # Episode 1 pushes episode 0 out while a newer episode 0's video is renamed in and its
+    # sidecar not yet written (its Keeper.saved() still to come): the path is the newer's.
+    ranked = threading.Event()  # episode 1 ranked: a deletion decided, or none to make
+    deletion = Keeper._deletion
+
+    def noted(keeper: Keeper, held: Any, reason: str) -> Any:
+        ranked.set()
+        return deletion(keeper, held, reason)
+
+    def close_episode_1() -> None:
+        ep.close()
+        ranked.set()
+
+    def sidecar_then_rank(info: Any, record: Any) -> None:
+        if info.metadata.get("return") == 10.0:  # under the folder's publish lock
+            closer.start()  # a deletion it decides waits for the lock
+            assert ranked.wait(10)
+        write_sidecar(info, record)
+
+    write_sidecar = writer_module.write_sidecar
+    monkeypatch.setattr(Keeper, "_deletion", noted)
+    monkeypatch.setattr(writer_module, "write_sidecar", sidecar_then_rank)
+    keep = Keep(best=1, max_bytes=max_bytes)
+    with recorder.Recorder(tmp_path, keep=keep, video_length=2, workers=2) as rec:
+        rec.submit(FRAMES[:2], metadata={"return": 0.0})
+        rec.flush()
+        ep = rec.episode(1, metadata={"return": 5.0})
+        ep.append(FRAMES[0])
+        ep.append(FRAMES[1])  # its 2-frame clip is saved before the episode ends
+        rec.flush()
+        closer = threading.Thread(target=close_episode_1)
+        (newer,) = rec.submit(FRAMES[:2], metadata={"return": 10.0})
+        assert newer.result(timeout=30).path.exists()
+        closer.join(30)
+    assert files(tmp_path) == {"rl-video-episode-0.mp4"}
+    assert decode(tmp_path / "rl-video-episode-0.mp4").indices == [0, 1]
+    assert json.loads((tmp_path / "rl-video-episode-0.json").read_text())["metadata"] == {
+        "return": 10.0
+    }
 
 
 def test_a_score_beyond_a_floats_range_is_kept_unranked(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ encoder process or worker thread, in a top-left band; decoded back, only the ban
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from pathlib import Path
@@ -168,6 +169,18 @@ def test_a_callable_overlay_runs_on_a_worker_with_a_read_only_info(tmp_path: Pat
             rec.flush()
     assert handle.result().frames == 4  # saved, without the text it could not make
 
+    def appends(info: Any) -> str:
+        info["action"].append(9)  # a vector: written to the timeline after the overlay
+        return "never"
+
+    vectors = [{"action": [i, i]} for i in range(4)]
+    with Recorder(tmp_path / "nested", episode_trigger=always, overlay=appends) as rec:
+        (handle,) = rec.submit(frames, infos=vectors)
+        with pytest.raises(AttributeError, match="append"):
+            rec.flush()
+    timeline = json.loads(handle.result().path.with_suffix(".timeline.json").read_text())
+    assert timeline["columns"]["action"] == [[i, i] for i in range(4)]
+
 
 def test_an_overlay_that_raises_for_a_frame_leaves_that_frame_bare_and_says_so(
     tmp_path: Path,
@@ -229,6 +242,16 @@ def test_overlay_without_pillow_says_how_to_install_it(
         Recorder(tmp_path, overlay=True)
     with Recorder(tmp_path) as rec:  # without an overlay Pillow is not needed
         rec.submit([frames_of(1, (8, 8, 3))[0]], infos=[{"i": 0}])
+
+
+def test_overlay_with_a_pillow_too_old_says_so_at_the_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import PIL
+
+    monkeypatch.setattr(PIL, "__version__", "10.0.1")  # its default font takes no size
+    with pytest.raises(ImportError, match=r"Pillow 10.1 or later .* found 10.0.1"):
+        Recorder(tmp_path, overlay=True)
 
 
 @pytest.mark.parametrize("shape", [(120, 200, 3), (84, 84)])

@@ -17,6 +17,7 @@ from helpers import always, decode, flat, painted
 
 import recorder
 from recorder import Recorder
+from recorder._testing import service_of
 
 # -- the loop of DESIGN.md, without an else branch -------------------------------------------
 
@@ -126,6 +127,46 @@ def test_offer_refuses_a_non_callable(tmp_path: Path) -> None:
             ep.offer(flat(0))  # type: ignore[arg-type]
         assert ep.frames_seen == 0
         assert ep.offer(lambda: flat(0))
+
+
+def test_offer_whose_render_closes_the_episode_appends_nothing(tmp_path: Path) -> None:
+    # It appended the frame anyway, starting a clip on the closed episode that stayed open
+    # (flush() returned with it pending) until the Recorder closed.
+    rec = Recorder(tmp_path, episode_trigger=always, encoder_factory=FakeEncoders())
+    ep = rec.episode(0)
+
+    def render_and_close() -> Any:
+        ep.close()
+        return flat(1)
+
+    with pytest.raises(recorder.RecorderClosedError, match="episode 0 is closed"):
+        ep.offer(render_and_close)
+    rec.flush()
+    assert rec.stats().videos_in_progress == 0
+    rec.close()
+
+
+def test_a_clip_started_as_another_thread_closes_the_episode_ends_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The close came between append's check and the clip's start: the clip was not among the
+    # episode's open ones, and no one ever ended it.
+    rec = Recorder(tmp_path, step_trigger=always, video_length=3, encoder_factory=FakeEncoders())
+    service = service_of(rec)
+    new_clip = service.new_clip
+    ep = rec.episode(0)
+    ep.append(flat(0))  # step clip 0 is open
+
+    def closed_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        ep.close()  # as another thread would, right now
+        return new_clip(*args, **kwargs)
+
+    monkeypatch.setattr(service, "new_clip", closed_meanwhile)
+    ep.append(flat(1))  # step 1 fires: a new clip
+    rec.flush()
+    assert all(handle.done() for handle in ep.handles)
+    assert rec.stats().videos_in_progress == 0
+    rec.close()
 
 
 def test_offer_whose_render_raises_stays_on_the_frame(tmp_path: Path) -> None:

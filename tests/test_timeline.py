@@ -274,6 +274,18 @@ def test_captions_merge_runs_of_the_same_text_and_stay_text(tmp_path: Path) -> N
     )
 
 
+def test_above_1000_fps_captions_shorter_than_a_millisecond_are_left_out(
+    tmp_path: Path,
+) -> None:
+    # WebVTT counts milliseconds: a cue from 00:00:00.000 to 00:00:00.000 is not a cue.
+    with Recorder(tmp_path, episode_trigger=always, fps=5000) as rec:
+        rec.submit([painted(i) for i in range(12)], infos=[{"i": i} for i in range(12)])
+    lines = (tmp_path / "rl-video-episode-0.vtt").read_text(encoding="utf-8").splitlines()
+    cues = [line.split(" --> ") for line in lines if " --> " in line]
+    assert cues
+    assert all(start < end for start, end in cues)
+
+
 def test_no_info_no_timeline_and_sidecars_false_writes_none(tmp_path: Path) -> None:
     with Recorder(tmp_path / "a", episode_trigger=always) as rec:
         rec.submit([painted(0), painted(1)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,7 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"fps": 1e-4}, ValueError, "at least 1/1001"),  # mp4's rate would round to 0
     ({"codec": "gif", "fps": 120}, ValueError, "hundredths"),
     ({"fps": 1e9}, ValueError, "fps must be at most 100,000"),  # past the encoders' time bases
+    ({"fps": 10**400}, ValueError, "fps must be at most 100,000"),  # no float holds it
     ({"codec": "av1", "fps": 240.5}, ValueError, "SVT-AV1 takes at most 240 fps"),
     ({"fps": 0.003, "frame_stride": 10}, ValueError, "at least 1/1001"),  # the videos' fps
     ({"fps": 0.5, "frame_stride": 1000}, ValueError, "at least 1/1001"),  # rounds up to 1/1001
@@ -257,6 +259,14 @@ def test_codec_settings_its_encoder_takes_pass(tmp_path: Path) -> None:
         with Recorder(tmp_path / str(i), codec=codec, episode_trigger=lambda e: True) as rec:
             (handle,) = rec.submit([painted(k) for k in range(8)])
         assert decode(handle.result().path).indices == list(range(8))
+
+
+def test_a_fraction_is_an_fps_as_for_gymnasiums_save_video(tmp_path: Path) -> None:
+    with Recorder(tmp_path, fps=Fraction(30000, 1001), episode_trigger=lambda _: True) as rec:
+        (own,) = rec.submit([GOOD, GOOD], episode_index=0)
+        (given,) = rec.submit([GOOD, GOOD], episode_index=1, fps=Fraction(15))
+    assert own.result().fps == pytest.approx(29.97, abs=0.001)
+    assert given.result().fps == 15.0
 
 
 def test_bad_fps_per_episode(rec: Recorder) -> None:

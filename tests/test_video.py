@@ -182,6 +182,24 @@ def test_non_integer_fps(tmp_path: Path) -> None:
     assert video.duration == pytest.approx(2.0, abs=0.1)
 
 
+@pytest.mark.parametrize(
+    "codec",
+    [recorder.Codec("h264", preset="veryfast"), recorder.Codec("h264", preset="medium"), "h265"],
+    ids=["h264-veryfast", "h264-medium", "h265"],
+)
+def test_b_frames_do_not_delay_the_picture(tmp_path: Path, codec: recorder.Codec | str) -> None:
+    # Encoders with B-frames hold frames back; the fragment file has no edit list for it, so
+    # the picture started 1-2 frames late and the timeline's captions ran ahead of it.
+    with Recorder(tmp_path, fps=1, episode_trigger=always, codec=codec, health=False) as rec:
+        (handle,) = rec.submit([painted(i) for i in range(10)])
+    with av.open(str(handle.result().path)) as container:
+        stream = container.streams.video[0]
+        times = [float(f.pts * stream.time_base) for f in container.decode(stream)]
+        assert container.start_time == 0
+        assert container.duration == pytest.approx(10 * av.time_base, rel=0.001)
+    assert times == pytest.approx([float(i) for i in range(10)])
+
+
 def test_mp4_has_faststart_moov_before_mdat(tmp_path: Path) -> None:
     with Recorder(tmp_path, episode_trigger=always) as rec:
         (handle,) = rec.submit([painted(i) for i in range(10)])

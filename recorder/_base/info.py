@@ -282,5 +282,11 @@ def _keys_text(keys: tuple[str, ...] | None, info: Info | None) -> str | None:
 
 
 def _called(overlay: Callable[[Mapping[str, Value]], Any], info: Info | None) -> str | None:
-    text = overlay(_NO_INFO if info is None else MappingProxyType(info))
+    if info is None:
+        view: Mapping[str, Any] = _NO_INFO
+    else:  # vectors as tuples: the timeline writes the same values after the overlay
+        view = MappingProxyType(
+            {k: tuple(v) if isinstance(v, list) else v for k, v in info.items()}
+        )
+    text = overlay(view)
     return None if text is None else str(text)[:MAX_OVERLAY_TEXT] or None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 ClipKind = Literal["episode", "step", "clip"]
 
@@ -125,22 +126,79 @@ class VideoInfo:
         return self.frames / self.fps
 
 
+class HandleOwner(Protocol):
+    """What a :class:`ClipHandle` asks of the recorder that made it."""
+
+    def own_thread(self) -> bool:
+        """Whether the calling thread is one of the recorder's (where callbacks run)."""
+
+    def callback_failed(self, error: BaseException, handle: ClipHandle) -> bool:
+        """A done-callback of *handle* raised *error*: True if it was reported (to flush()
+        and close()), False if it must go on (a Ctrl-C in the caller's thread)."""
+
+
 class ClipHandle(concurrent.futures.Future[VideoInfo]):
     """The future of one clip: ``result()`` is its :class:`VideoInfo`.
 
     ``result()`` raises :class:`ClipDroppedError` when the clip was dropped and the encoding
     error when it failed. As with any :class:`~concurrent.futures.Future`, ``cancel()``
     succeeds only before a worker has begun the clip: the clip is then dropped (counted in
-    ``stats().videos_dropped``, no error) and ``result()`` raises ``CancelledError``.
+    ``stats().videos_dropped``, no error) and ``result()`` raises ``CancelledError``. An error
+    a done-callback raises reaches the recorder's ``flush()`` and ``close()``.
     """
 
-    def __init__(self, name: str, path: Path, kind: ClipKind, index: int | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        kind: ClipKind,
+        index: int | None,
+        owner: HandleOwner | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self.path = path
         self.kind: ClipKind = kind
         self.index = index
         self._began: bool | None = None  # set once, by the clip's owner (_begin)
+        self._owner = owner
+
+    def add_done_callback(
+        self, fn: Callable[[concurrent.futures.Future[VideoInfo]], object]
+    ) -> None:
+        """As :meth:`Future.add_done_callback <concurrent.futures.Future.add_done_callback>`;
+        what *fn* raises is reported by the recorder's ``flush()`` and ``close()`` (a Future
+        would only log it, and a ``SystemExit`` would stop the recorder's thread).
+
+        Raises:
+            TypeError: *fn* is not callable.
+        """
+        if not callable(fn):
+            raise TypeError(f"add_done_callback() takes a callable, got {type(fn).__name__}")
+        super().add_done_callback(functools.partial(_call_back, fn))
+
+    def result(self, timeout: float | None = None) -> VideoInfo:
+        """The clip's :class:`VideoInfo`, waiting at most *timeout* seconds.
+
+        Raises:
+            RuntimeError: waited for without a timeout on the recorder's own thread (an
+                ``on_saved`` or done-callback), which would wait for itself for ever.
+        """
+        self._not_from_owner("result", timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """As :meth:`result`, the clip's error (None when it was saved)."""
+        self._not_from_owner("exception", timeout)
+        return super().exception(timeout)
+
+    def _not_from_owner(self, call: str, timeout: float | None) -> None:
+        owner = self._owner
+        if timeout is None and owner is not None and not self.done() and owner.own_thread():
+            raise RuntimeError(
+                f"{call}() of a pending clip cannot be waited for on the recorder's own thread "
+                "(an on_saved callback or a handle's done-callback): it would wait for itself"
+            )
 
     @property
     def dropped(self) -> bool:
@@ -175,6 +233,19 @@ class ClipHandle(concurrent.futures.Future[VideoInfo]):
             self.set_exception(outcome)
         else:
             self.set_result(outcome)
+
+
+def _call_back(
+    fn: Callable[[concurrent.futures.Future[VideoInfo]], object],
+    handle: concurrent.futures.Future[VideoInfo],
+) -> None:
+    try:
+        fn(handle)
+    except BaseException as e:
+        assert isinstance(handle, ClipHandle)
+        owner = handle._owner
+        if owner is None or not owner.callback_failed(e, handle):
+            raise
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import reprlib
 from collections.abc import Callable, Sequence
@@ -134,9 +135,12 @@ def frame_rate(fps: float) -> Fraction:
 def check_fps(fps: object, codec: str | None = None) -> float:
     """Return fps as a float, or raise for a non-number, NaN, inf, fps <= 0, an fps the
     encoder's frame rate rounds to 0, or one that *codec* (its name) cannot store."""
-    if isinstance(fps, bool) or not isinstance(fps, int | float | np.integer | np.floating):
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real):  # a Fraction too
         raise TypeError(f"fps must be a number, got {fps!r}")
-    value = float(fps)
+    try:
+        value = float(fps)
+    except OverflowError:  # an int beyond a float's range
+        raise ValueError(f"fps must be at most {MAX_FPS:,}, got {fps!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
     if value > MAX_FPS:

@@ -1,8 +1,9 @@
 """The encoder process: runs :class:`PyAVEncoder` for the videos a recorder sends it.
 
 Started by :mod:`recorder._encode.process` as ``python -c ...``; see there for the protocol. It
-ignores SIGINT (a Ctrl-C in the terminal reaches the whole process group; the recorder decides
-what happens to its videos) and exits when asked, aborting any video still open, or when the
+ignores SIGINT, SIGTERM and SIGHUP (sent to the whole process group by a terminal, timeout,
+systemd, Slurm or a Jupyter kernel; the recorder decides what happens to its videos) and exits
+when asked, aborting any video still open, or when the
 recorder's end of the socket closes (the training process died): then it finishes the fragment
 file of each open video and leaves it for ``recorder recover``.
 """

@@ -180,6 +180,9 @@ def remux(
 ) -> int:
     """Copy the video packets of *source* into a new file *target* (no re-encoding).
 
+    The timestamps are shifted so that the first frame shows at 0: a fragment file has no
+    edit list, so frames an encoder reordered (B-frames) start 1-2 frames late there.
+
     Args:
         source: a file name, or a binary file object (read from its current position).
         target: the file to write (created or truncated).
@@ -193,6 +196,28 @@ def remux(
         av.FFmpegError, OSError: *source* cannot be read or *target* written.
         ValueError: *source* has no video stream.
     """
+    start = None if isinstance(source, str) else source.tell()
+    copied, shifted = _copy_packets(source, target, options, format, shift=True)
+    if shifted and not _dts_increase(target):
+        # The mp4 muxer mangles a shifted stream at some time bases (measured: 1/10000 with
+        # B-frames, every dts 0): copied as it was then, late but whole.
+        if start is not None:
+            assert not isinstance(source, str)
+            source.seek(start)
+        copied, _ = _copy_packets(source, target, options, format, shift=False)
+    return copied
+
+
+def _copy_packets(
+    source: str | Readable,
+    target: str,
+    options: dict[str, str] | None,
+    format: str,
+    *,
+    shift: bool,
+) -> tuple[int, bool]:
+    """:func:`remux`'s copy, its timestamps shifted (*shift*) or not; the packets copied, and
+    whether they were moved."""
     with av.open(source, "r") as src:
         if not src.streams.video:
             raise ValueError("no video stream")
@@ -202,13 +227,33 @@ def remux(
             # opaque: the template's own codec (a decoder, libdav1d for av1: no encoder named so)
             out_stream = dst.add_stream_from_template(in_stream, opaque=True)
             copied = 0
+            by: int | None = None
             for packet in src.demux(in_stream):
                 if packet.dts is None:  # the demuxer's end-of-stream packet
                     continue
+                if by is None:
+                    by = (packet.pts or 0) if shift else 0
+                if by:
+                    assert packet.pts is not None
+                    packet.pts -= by
+                    packet.dts -= by
                 packet.stream = out_stream
                 dst.mux(packet)
                 copied += 1
-    return copied
+    return copied, bool(by)
+
+
+def _dts_increase(path: str) -> bool:
+    """Whether the decoding timestamps of *path*'s video rise packet by packet."""
+    with av.open(path, "r") as container:
+        last = None
+        for packet in container.demux(container.streams.video[0]):
+            if packet.dts is None:
+                continue
+            if last is not None and packet.dts <= last:
+                return False
+            last = packet.dts
+    return True
 
 
 # FFmpeg's AVColorSpace, AVColorRange and AVColorPrimaries/AVColorTransferCharacteristic.

@@ -16,6 +16,7 @@ lines are composed from those cells with numpy.
 from __future__ import annotations
 
 import importlib
+import re
 import string
 from collections.abc import Callable
 from functools import partial
@@ -43,9 +44,10 @@ def require_pillow() -> tuple[ModuleType, ModuleType, ModuleType]:
 
     Raises:
         ModuleNotFoundError: Pillow is not installed (the message says how to install it).
+        ImportError: it is older than 10.1 (its default font takes no size).
     """
     try:
-        return tuple(  # type: ignore[return-value]
+        modules = tuple(
             importlib.import_module(f"PIL.{name}") for name in ("Image", "ImageDraw", "ImageFont")
         )
     except ImportError as e:
@@ -53,6 +55,13 @@ def require_pillow() -> tuple[ModuleType, ModuleType, ModuleType]:
             f"overlay= draws its text with Pillow, which is not installed: {INSTALL_HINT}",
             name="PIL",
         ) from e
+    version = importlib.import_module("PIL").__version__
+    if tuple(int(part) for part in re.findall(r"\d+", version)[:2]) < (10, 1):
+        raise ImportError(
+            f"overlay= needs Pillow 10.1 or later (its default font at any size), found "
+            f"{version}: pip install -U 'recorder[overlay]'"
+        )
+    return modules  # type: ignore[return-value]
 
 
 def font_size(height: int, width: int) -> int:

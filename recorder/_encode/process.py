@@ -71,8 +71,11 @@ _START_POLL = 0.1
 #: the largest message either way (the child keeps error replies below it).
 MAX_MESSAGE = 1 << 16
 
+# The signals a process group gets (a terminal's Ctrl-C or hang-up, timeout, systemd, Slurm,
+# a Jupyter kernel's shutdown) are the recorder's to act on: the child exits with its socket.
 _CHILD_CODE = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "import signal, sys; "
+    "[signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]; "
     "sys.path[:0] = sys.argv[3:]; "
     "from recorder._encode.child import main; main(int(sys.argv[1]), int(sys.argv[2]))"
 )
@@ -543,9 +546,10 @@ class EncoderProcesses:
 
     def close(
         self, timeout: float = 10.0, *, hung: bool = False, until: float | None = None
-    ) -> None:
+    ) -> bool:
         """Give idle processes back for the next recorder, having them unmap its arena; stop
-        the others.
+        the others. Returns whether a busy process was killed for a hung worker (which then
+        needs a moment to see it).
 
         A process still busy (its worker died) is asked to exit and killed after *timeout*
         seconds; with *hung* (close() gave up on a worker stuck waiting for one), killed at
@@ -557,6 +561,7 @@ class EncoderProcesses:
         with self._lock:
             self._closed = True
             children, self._children = self._children, []
+        killed = False
         for child in children:
             idle = child.dead is None and not child.videos and not child.unanswered
             patience = IDLE_ANSWER_SECONDS
@@ -566,8 +571,10 @@ class EncoderProcesses:
                 _give_back(child)
             elif hung or idle:  # idle: it did not answer
                 child.kill("it is not answering")
+                killed = killed or not idle
             else:
                 child.stop(timeout)
+        return killed
 
 
 # Encoder processes of closed recorders, kept for the next one (starting one takes ~0.2 s);

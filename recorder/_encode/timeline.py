@@ -64,8 +64,9 @@ def webvtt(rows: Sequence[Info | None], fps: float, keys: list[str]) -> str:
         now = "" if row is None else row_text(row, keys)
         if now == text:
             continue
-        if text:
-            out += [f"{_stamp(start / rate)} --> {_stamp(i / rate)}", _cue_text(text), ""]
+        begin, end = _stamp(start / rate), _stamp(i / rate)
+        if text and begin != end:  # (above 1,000 fps a frame can be shown for under 1 ms)
+            out += [f"{begin} --> {end}", _cue_text(text), ""]
         text, start = now, i
     return "\n".join(out)
 

@@ -288,7 +288,7 @@ class AsyncEpisode:
         # As the sync Episode: an exception (a cancellation too) ends it early, not a stall;
         # metadata that cannot be stored is raised here, or noted on the exception. A
         # cancellation (asyncio.run's first Ctrl-C is one) cuts its open clips short.
-        self._ep._exit(exc_type, exc, cut=isinstance(exc, anyio.get_cancelled_exc_class()))
+        self._ep._exit(exc_type, exc, cut=_cancellation(exc))
 
 
 class AsyncRecorder:
@@ -526,13 +526,15 @@ class AsyncRecorder:
                     dropped = True
                     rec._service.drop_all("aclose() was interrupted")
             # Every clip is finished or dropped: the workers' exit takes a moment, off the loop.
-            error: Exception | None = None
+            error: BaseException | None = None
             try:
                 await anyio.to_thread.run_sync(
                     partial(self._rec.close, cancel=dropped), limiter=self._wait_limiter
                 )
-            except Exception as e:
-                error = e
+            except BaseException as e:
+                if not isinstance(e, Exception) and not rec._service.raised_stored(e):
+                    raise
+                error = e  # (a SystemExit an on_saved callback raised, say)
         if interruption is not None:
             raise interruption
         if timed_out:
@@ -552,17 +554,26 @@ class AsyncRecorder:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self._aclose(
-                None, False, cancelled=isinstance(exc, anyio.get_cancelled_exc_class())
-            )
-        except Exception as e:
-            if exc is None:
+            await self._aclose(None, False, cancelled=_cancellation(exc))
+        except BaseException as e:
+            if exc is None or (
+                not isinstance(e, Exception) and not self._rec._service.raised_stored(e)
+            ):
                 raise
             note_close_error(exc, e)  # the block's own exception goes first
             return
         if exc is None:
             # A cancellation held off by the shield is delivered here.
             await anyio.lowlevel.checkpoint()
+
+
+def _cancellation(exc: BaseException | None) -> bool:
+    """Whether *exc* is the event loop's cancellation (False outside any loop: a coroutine
+    closed after its loop was abandoned, by a SIGTERM under trio say)."""
+    try:
+        return isinstance(exc, anyio.get_cancelled_exc_class())
+    except RuntimeError:  # anyio.NoEventLoopError
+        return False
 
 
 def _wait_stoppable(

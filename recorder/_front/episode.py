@@ -133,7 +133,9 @@ class Episode:
             self._skip()
             return False
         checked = check_info(info)  # before render(): a bad info leaves the episode as it was
-        self._append_image(*image_and_format(render()), checked)
+        frame = render()
+        self._check_open()  # render() may have closed it (or the recorder)
+        self._append_image(*image_and_format(frame), checked)
         return True
 
     def append(self, frame: Any, info: Mapping[str, Any] | None = None) -> None:
@@ -271,6 +273,8 @@ class Episode:
         self._clips.append(clip)
         if self._stride > 1:
             self._starts[clip] = self._k
+        if self._closed:  # by another thread meanwhile: its close() did not see this clip
+            self._service.end_clip(clip)
 
     def _store_metadata(self) -> list[TypeError | ValueError]:
         """Update what the open clips store to :attr:`metadata`'s storable items; the errors

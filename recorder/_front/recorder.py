@@ -161,6 +161,7 @@ class Recorder:
         self.codec = _codec_of(codec, crf, preset)
         check_fps(fps / self.frame_stride, self.codec.name)
         check_callable("on_saved", on_saved)
+        check_callable("encoder_factory", encoder_factory)
         self.on_saved = on_saved
         text_of = check_overlay(overlay)
         self.overlay = overlay
@@ -314,7 +315,9 @@ class Recorder:
             return
         try:
             self.close()
-        except Exception as e:  # the block's exception goes first
+        except BaseException as e:  # the block's exception goes first
+            if not isinstance(e, Exception) and not self._service.raised_stored(e):
+                raise  # a Ctrl-C while closing
             note_close_error(exc, e)
 
     @property

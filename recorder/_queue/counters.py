@@ -26,7 +26,7 @@ class Counters:
         "bytes_written",
         "encode_seconds",
     )
-    __slots__ = (*TOTALS, "errors", "unreported", "unreported_more")
+    __slots__ = (*TOTALS, "errors", "unreported", "unreported_more", "unreported_other")
 
     def __init__(self) -> None:
         self.queued_frames = self.frames_submitted = self.frames_encoded = 0
@@ -38,20 +38,26 @@ class Counters:
         self.errors: collections.deque[BaseException] = collections.deque(maxlen=MAX_ERRORS)
         self.unreported: list[BaseException] = []
         self.unreported_more = 0
+        self.unreported_other = 0  # of those (kept or not), errors that are no video's own
 
-    def keep(self, error: BaseException) -> None:
-        """Keep *error* for stats() and for the next flush()/close() to raise."""
+    def keep(self, error: BaseException, *, video: bool = True) -> None:
+        """Keep *error* (a failed video's, or not: a callback's, a sidecar's) for stats() and
+        for the next flush()/close() to raise."""
         self.errors.append(error)
         if len(self.unreported) < MAX_ERRORS:
             self.unreported.append(error)
         else:
             self.unreported_more += 1
+        if not video:
+            self.unreported_other += 1
 
-    def take_unreported(self) -> tuple[list[BaseException], int]:
-        """The errors not yet raised, now reported, and how many more there were."""
+    def take_unreported(self) -> tuple[list[BaseException], int, int]:
+        """The errors not yet raised, now reported; how many more there were; and how many
+        of all those were no video's own."""
         errors, self.unreported = self.unreported, []
         more, self.unreported_more = self.unreported_more, 0
-        return errors, more
+        other, self.unreported_other = self.unreported_other, 0
+        return errors, more, other
 
     def snapshot(
         self, queued_bytes: int, peak_queued_bytes: int, max_queue_bytes: int, pooled_bytes: int

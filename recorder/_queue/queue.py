@@ -99,6 +99,9 @@ class ClipQueue:
         # on_abandoned (run after the lock is released) closes it once it is idle.
         self.abandoned = False
         self.on_abandoned: Callable[[], object] | None = None
+        #: whether the calling thread is one of the recorder's own (set by it): a producer
+        #: there (an on_saved callback) must not wait for room only that thread can free.
+        self.own_thread: Callable[[], bool] = lambda: False
 
     # -- producers -----------------------------------------------------------------------------
 
@@ -237,7 +240,8 @@ class ClipQueue:
             if block is not None:
                 self.memory.prefault_ahead(fmt.nbytes)
                 return block
-            if self.on_full == "block":
+            own = self.on_full == "block" and self.own_thread()
+            if self.on_full == "block" and not own:
                 self._wait_for(self._not_full, None)
                 self._check_usable()
                 targets[:] = [c for c in targets if c.state is State.OPEN]
@@ -248,10 +252,15 @@ class ClipQueue:
                 f"max_queue_bytes={self.max_bytes} full "
                 f"({self.memory.queued_bytes} bytes waiting, frame of {fmt.nbytes + extra})"
             )
+            if own:
+                reason += (
+                    "; on_full='block' cannot wait on the recorder's own thread (an on_saved "
+                    "or done-callback): it would wait for itself"
+                )
             for clip in targets:
                 self._drop(clip, reason, effects)
                 self.counts.frames_dropped += 1  # the frame that did not fit
-            if self.on_full == "raise":
+            if self.on_full == "raise" or own:
                 names = ", ".join(c.name for c in targets)
                 raise QueueFullError(f"{reason}; dropped {names}")
             return None
@@ -536,7 +545,7 @@ class ClipQueue:
     def report(self, error: BaseException) -> None:
         """An error of background work that is not a video's own (an on_saved callback)."""
         with self._lock:
-            self.counts.keep(error)
+            self.counts.keep(error, video=False)
 
     def retire(self, clip: Clip) -> None:
         """After its handle is resolved: *clip* no longer counts as pending for flush()."""
@@ -583,9 +592,9 @@ class ClipQueue:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def take_unreported(self) -> tuple[list[BaseException], int]:
-        """The errors not yet raised from flush()/close(), now reported, and how many more
-        there were beyond the :data:`MAX_ERRORS` kept."""
+    def take_unreported(self) -> tuple[list[BaseException], int, int]:
+        """The errors not yet raised from flush()/close(), now reported; how many more there
+        were beyond the :data:`MAX_ERRORS` kept; and how many of all were no video's own."""
         with self._lock:
             return self.counts.take_unreported()
 

@@ -179,6 +179,15 @@ def _remember(keys: dict[EpisodeKey, None], key: EpisodeKey) -> None:
         del keys[next(iter(keys))]
 
 
+class _Doomed:
+    """A deletion decided and not yet run; void once a newer video took its file's name."""
+
+    __slots__ = ("void",)
+
+    def __init__(self) -> None:
+        self.void = False
+
+
 class Keeper:
     """Applies a :class:`Keep` to a Recorder's saved videos (any thread).
 
@@ -208,6 +217,8 @@ class Keeper:
         self._unscored: dict[EpisodeKey, None] = {}  # ended without a score: kept
         self._unscored_logged = False
         self._held_at: dict[Path, Held] = {}  # the held videos (ranked or under the quota)
+        # Deletions decided (under the lock) and not yet run (after it), by path.
+        self._doomed: dict[Path, list[_Doomed]] = {}
         # The episodes ended with no video saved yet (pending), oldest first: at most
         # MAX_PENDING, so that episodes whose clips all failed do not add up for ever.
         self._pending: dict[EpisodeKey, None] = {}
@@ -293,7 +304,7 @@ class Keeper:
                 if self._ranking is not None and key is not None and key not in self._unscored:
                     episode = self._episode(key)
                 quota = self._quota
-                held = Held(info, -1) if quota is None else quota.add(info, episode)
+                held = Held(info, -1, episode) if quota is None else quota.add(info, episode)
                 if episode is not None:
                     episode.videos.append(held)
                 if episode is not None or quota is not None:
@@ -365,12 +376,35 @@ class Keeper:
         """Delete *held* (lock held: no longer counted); returns the deletion, to run after."""
         self._forget(held)
         self.deleted += 1
-        return lambda: self._delete(held.info, reason)
+        doomed = _Doomed()
+        self._doomed.setdefault(held.info.path, []).append(doomed)
+        return lambda: self._delete(held.info, reason, doomed)
 
-    def _delete(self, info: VideoInfo, reason: str) -> None:
+    def replacing(self, path: Path) -> None:
+        """A new video was just renamed to *path* (under the folder's publish lock): the one
+        it replaced is no longer held, and its deletions decided but not yet run must not
+        delete the new one (its :meth:`saved` comes later, after its sidecars)."""
+        with self._lock:
+            earlier = self._held_at.get(path)
+            if earlier is not None:
+                self._forget(earlier)
+            for doomed in self._doomed.pop(path, ()):
+                doomed.void = True
+                self.deleted -= 1
+
+    def _delete(self, info: VideoInfo, reason: str, doomed: _Doomed) -> None:
         """Delete *info*'s video, then its sidecar and companions, then say so in the manifest:
         the live gallery removes its card at that line."""
         with publishing(info.path.parent):  # not between another writer's video and sidecar
+            with self._lock:
+                void = doomed.void
+                waiting = self._doomed.get(info.path, [])
+                if doomed in waiting:
+                    waiting.remove(doomed)
+                    if not waiting:
+                        del self._doomed[info.path]
+            if void:
+                return  # its file now holds a newer video (see replacing)
             for path in companions(info.path):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)

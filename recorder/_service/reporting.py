@@ -28,12 +28,17 @@ class WarnOnce:
             logger.debug(message, *args)
 
 
-def raise_errors(errors: Sequence[BaseException], more: int) -> None:
-    """Raise the one error of *errors*, or an ExceptionGroup of them (*more* were not kept)."""
+def raise_errors(errors: Sequence[BaseException], more: int, other: int = 0) -> None:
+    """Raise the one error of *errors*, or an ExceptionGroup of them (*more* were not kept;
+    *other* of all were no failed video's: an on_saved callback's, a sidecar's)."""
     if len(errors) == 1:
         raise errors[0]
     if errors:
-        group = BaseExceptionGroup(f"{len(errors) + more} videos failed", errors)
+        total = len(errors) + more
+        title = f"{total} videos failed"
+        if other:
+            title = f"{total} errors in the background ({total - other} videos failed)"
+        group = BaseExceptionGroup(title, errors)
         if more:
             group.add_note(
                 f"the first {len(errors)} errors are attached; {more} more were not kept "
@@ -42,7 +47,7 @@ def raise_errors(errors: Sequence[BaseException], more: int) -> None:
         raise group
 
 
-def note_close_error(block_error: BaseException, close_error: Exception) -> None:
+def note_close_error(block_error: BaseException, close_error: BaseException) -> None:
     """A ``with`` block raised *block_error* and closing the recorder then raised
     *close_error*: the block's propagates, with the other noted on it and logged."""
     logger.error("closing the recorder after an error in its block failed", exc_info=close_error)

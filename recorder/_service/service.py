@@ -178,6 +178,10 @@ class ClipService:
         #: drawn (overlay). The wrappers make none when it is not.
         self.keeps_info = overlay is not None or writer.timelines
         self._threads = self._workers.threads
+        self._raised: list[BaseException] = []  # the errors raise_errors() raised last
+        # The exit's close first waits for it, if it still runs (see _close_all_at_exit).
+        self._creator = threading.current_thread()
+        self._queue.own_thread = self.own_thread
         self._queue.on_abandoned = lambda: _close_abandoned(self)
         try:
             with _live_lock:
@@ -272,7 +276,7 @@ class ClipService:
             kind=kind,
             index=index,
             fps=self.fps if fps is None else fps,
-            handle=ClipHandle(name, path, kind, index),
+            handle=ClipHandle(name, path, kind, index, self),
             limit=math.inf if length is None else length,
             metadata=metadata,
             episode_index=episode_index,
@@ -411,7 +415,16 @@ class ClipService:
 
     def raise_errors(self) -> None:
         """Raise the errors of background work not yet raised (one, or an ExceptionGroup)."""
-        raise_errors(*self._queue.take_unreported())
+        errors, more, other = self._queue.take_unreported()
+        self._raised = errors
+        raise_errors(errors, more, other)
+
+    def raised_stored(self, error: BaseException) -> bool:
+        """Whether *error* (or each of a group) is a background error :meth:`raise_errors`
+        raised last: a SystemExit an on_saved callback raised, not a Ctrl-C in close()."""
+        if isinstance(error, BaseExceptionGroup):
+            return all(self.raised_stored(e) for e in error.exceptions)
+        return any(error is e for e in self._raised)
 
     # -- flush, stats, close -------------------------------------------------------------------
 
@@ -532,10 +545,30 @@ class ClipService:
                 _live.discard(self)
             self._shut_down = True
 
+    def own_threads(self) -> list[threading.Thread]:
+        """The recorder's threads: its workers (and prefault thread), its delivery thread."""
+        return [*self._threads, *([] if self._deliveries is None else [self._deliveries.thread])]
+
+    def own_thread(self) -> bool:
+        """Whether the calling thread is one of the recorder's (a worker, the delivery
+        thread): on_saved and the handles' done-callbacks run there."""
+        own = self._deliveries.thread if self._deliveries is not None else None
+        return threading.current_thread() in (*self._threads, own)
+
+    def callback_failed(self, error: BaseException, handle: ClipHandle) -> bool:
+        """A done-callback of *handle* raised *error*: reported as an on_saved error is
+        (flush() and close() raise it). A KeyboardInterrupt or SystemExit in the caller's own
+        thread (a ``cancel()``, a callback added to a done handle) goes on instead."""
+        if not isinstance(error, Exception) and not self.own_thread():
+            return False
+        error.add_note(f"in a done-callback of the handle of {handle.name}")
+        logger.error("a done-callback of %s failed", handle.name, exc_info=error)
+        self._queue.report(error)
+        return True
+
     def _not_from_own_thread(self, call: str) -> None:
         # on_saved and a handle's done-callbacks run there: the call would wait for itself.
-        own = self._deliveries.thread if self._deliveries is not None else None
-        if threading.current_thread() in (*self._threads, own):
+        if self.own_thread():
             raise RuntimeError(
                 f"{call}() cannot be called from the recorder's own worker thread (an on_saved "
                 "callback or a handle's done-callback): it would wait for itself"
@@ -606,11 +639,35 @@ def _close_abandoned(service: ClipService) -> None:
 def _close_all_at_exit() -> None:
     with _live_lock:
         services = list(_live)
+    interrupted: BaseException | None = None
+    try:
+        # A Recorder made by a thread that still runs (the main thread is done, the training
+        # thread is not: Python waits for it after this anyway) is that thread's to use and
+        # close. Not a daemon thread (never waited for), nor a recorder's own thread or an
+        # idle pool thread (they wait for what only a later step of the exit brings).
+        ours = {thread for service in services for thread in service.own_threads()}
+        for service in services:
+            thread = service._creator
+            if _waited_for(thread) and thread not in ours:
+                while thread.is_alive() and not service.closed:
+                    thread.join(0.1)
+    except BaseException as e:  # a Ctrl-C: wait no more, close them all
+        interrupted = e
     for service in services:
         try:
             service.close()
-        except Exception:
+        except BaseException:
             logger.exception("closing a Recorder at interpreter exit")
+    if interrupted is not None:
+        raise interrupted
+
+
+def _waited_for(thread: threading.Thread) -> bool:
+    """Whether Python waits at exit for *thread*, a user's thread still running its task."""
+    if thread is threading.current_thread() or thread.daemon or not thread.is_alive():
+        return False
+    target = getattr(thread, "_target", None)  # (CPython's; None once run() returned)
+    return getattr(target, "__module__", None) != "concurrent.futures.thread"
 
 
 def drop_all_live(why: str) -> None:

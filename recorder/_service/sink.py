@@ -99,12 +99,17 @@ class Deliveries:
             self._pending.add(delivery)
         try:
             future = self.session.send(name, data, record)
+            if not isinstance(future, concurrent.futures.Future):
+                raise TypeError(
+                    "a sink's send() must return a concurrent.futures.Future of the path, got "
+                    f"{type(future).__name__}"
+                )
+            delivery.future = future
+            future.add_done_callback(lambda _f: self._answers.put(delivery))
         except BaseException:
             with self._lock:
                 self._pending.discard(delivery)
             raise
-        delivery.future = future
-        future.add_done_callback(lambda _f: self._answers.put(delivery))
 
     def _run(self) -> None:
         while True:

@@ -58,8 +58,9 @@ class Workers:
             _join(self.threads, until)
         finally:
             hung = any(t.is_alive() for t in self.threads)
-            if processes is not None:
-                processes.close(hung=hung, until=until)
+            if processes is not None and processes.close(hung=hung, until=until):
+                # A worker waiting for a process killed now leaves; one stuck elsewhere (a slow
+                # on_saved) had its grace already.
                 _join(self.threads, time.monotonic() + GRACE_SECONDS)
             stuck = [t.name for t in self.threads if t.is_alive()]
             if stuck:

@@ -134,7 +134,7 @@ class ClipWriter:
         assert self.overlay is not None
         try:
             return self.overlay(info)
-        except Exception as e:
+        except BaseException as e:  # sys.exit() in the callable must not lose the video
             if not clip.overlay_failed:
                 clip.overlay_failed = True
                 e.add_note(
@@ -204,6 +204,8 @@ class ClipWriter:
                 if not self.queue.publish(clip, rename):
                     published = None
                 else:
+                    if self.keeper is not None:  # a deletion of the video it replaced is void
+                        self.keeper.replacing(clip.path)
                     clip.tmp_path = None
                     clip.tmp_fd = None
                     os.close(fd)

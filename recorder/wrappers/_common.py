@@ -16,7 +16,7 @@ from gymnasium.core import RenderFrame
 from recorder._base.info import Overlay
 from recorder._base.results import VideoInfo
 from recorder._base.schedule import capped_cubic_video_schedule
-from recorder._base.validate import check_fps, check_name_prefix
+from recorder._base.validate import check_callable, check_fps, check_name_prefix
 from recorder._front.recorder import Recorder
 from recorder._service.service import Keep
 from recorder.wrappers._clips import ClipSink, Track
@@ -136,6 +136,7 @@ class RecordingWrapper:
     ) -> None:
         """Check the render mode; set the triggers (gymnasium's default schedule)."""
         check_render_mode(render_mode)
+        check_callable("gc_trigger", gc_trigger)  # else it fails at the first clip's end
         if episode_trigger is None and step_trigger is None:
             # With a keep policy every episode is a candidate, as for a Recorder.
             keep = keeps(recorder, recorder_kwargs)

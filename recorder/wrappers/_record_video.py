@@ -227,10 +227,12 @@ class RecordVideo(
         try:
             super().close()
         finally:
-            self._episode_over()  # first, as at a reset: the open clip tells if it was dropped
-            if self.recording:
-                self.stop_recording()
-            self._sink.close()
+            try:
+                self._episode_over()  # first, as at a reset: the open clip tells if dropped
+                if self.recording:
+                    self.stop_recording()  # (its gc_trigger may raise)
+            finally:
+                self._sink.close()
 
     def _frame_info(self) -> Checked | None:
         """The info of the frame captured now, if frames get one."""

@@ -248,14 +248,16 @@ class RecordVideo(
         try:
             super().close(**kwargs)
         finally:
-            if self.per_env is None:
-                if self._track.recording:
-                    self.stop_recording()
-            else:
-                for j, track in self._envs.tracks.items():
-                    if track.recording:
-                        self.stop_recording(env_index=j)
-            self._sink.close()
+            try:
+                if self.per_env is None:
+                    if self._track.recording:
+                        self.stop_recording()  # (its gc_trigger may raise)
+                else:
+                    for j, track in self._envs.tracks.items():
+                        if track.recording:
+                            self.stop_recording(env_index=j)
+            finally:
+                self._sink.close()
 
     def start_recording(self, video_name: str, env_index: int | None = None) -> None:
         """Start recording *video_name* (no extension), ending the current clip.
