@@ -298,42 +298,6 @@ def test_sigterm_is_not_taken_over_without_opting_in(tmp_path: Path) -> None:
     assert [n for n in os.listdir(tmp_path / "videos") if n.endswith(".mp4")] == []
 
 
-_THREAD_OUTLIVES_MAIN = """
-import threading
-import recorder
-from helpers import painted
-
-folder = __import__("sys").argv[1]
-made, exiting = threading.Event(), threading.Event()
-# Registered after recorder's own: runs just before its at-exit close, as the main thread ends.
-threading._register_atexit(exiting.set)
-
-def train():
-    with recorder.Recorder(folder, episode_trigger=lambda e: True) as rec:
-        made.set()
-        exiting.wait()  # the main thread is done: the at-exit close comes now
-        for e in range(3):
-            with rec.episode(e) as ep:
-                for i in range(5):
-                    ep.append(painted(i))
-    print("trained", flush=True)
-
-threading.Thread(target=train).start()
-made.wait()
-"""
-
-
-def test_a_thread_recording_into_its_own_recorder_when_the_main_thread_ends_goes_on(
-    tmp_path: Path,
-) -> None:
-    # The at-exit close closed it as the main thread ended, inside the training thread's
-    # `with` block: its next call raised RecorderClosedError.
-    with Child(_THREAD_OUTLIVES_MAIN, tmp_path) as child:
-        assert child.wait(60) == 0, child.stderr
-    assert child.stdout.split() == ["trained"]
-    assert_saved_whole(tmp_path, {f"rl-video-episode-{e}": 5 for e in range(3)})
-
-
 _NEVER_CLOSED_BY_THREADS_THAT_WAIT = """
 import concurrent.futures, sys
 import recorder
@@ -357,10 +321,38 @@ print("done", flush=True)
 def test_recorders_made_by_threads_that_wait_for_the_exit_are_still_closed_by_it(
     tmp_path: Path,
 ) -> None:
-    # Waiting at exit for the thread that made a Recorder must not wait for an idle pool
-    # thread or a recorder's worker: they end only after the exit's close.
+    # The exit's close must not wait for the thread that made a Recorder when it is an idle
+    # pool thread or another recorder's worker: they end only after that close.
     with Child(_NEVER_CLOSED_BY_THREADS_THAT_WAIT, tmp_path) as child:
         assert child.wait(60) == 0, child.stderr
     assert child.stdout.split() == ["done"]
     for folder in ("pool", "nested", "outer"):
+        assert (tmp_path / folder / "rl-video-episode-0.mp4").exists(), folder
+
+
+_TWO_LEFT_OPEN = """
+import sys
+import recorder
+from helpers import painted
+
+folder = sys.argv[1]
+
+def on_saved(info):
+    sys.exit(3)  # kept, and raised by the exit's close of this Recorder
+
+first = recorder.Recorder(folder + "/first", on_saved=on_saved)
+second = recorder.Recorder(folder + "/second")
+first.submit([painted(0)])
+ep = second.episode(0)
+ep.append(painted(0))  # open: only a close saves it
+"""
+
+
+def test_a_callbacks_sys_exit_raised_by_the_exits_close_does_not_skip_the_next_recorder(
+    tmp_path: Path,
+) -> None:
+    with Child(_TWO_LEFT_OPEN, tmp_path) as child:
+        assert child.wait(60) == 0, child.stderr
+    assert "SystemExit: 3" in child.stderr  # logged
+    for folder in ("first", "second"):
         assert (tmp_path / folder / "rl-video-episode-0.mp4").exists(), folder

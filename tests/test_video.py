@@ -200,6 +200,15 @@ def test_b_frames_do_not_delay_the_picture(tmp_path: Path, codec: recorder.Codec
     assert times == pytest.approx([float(i) for i in range(10)])
 
 
+@pytest.mark.parametrize("fps", [2000, 4000])
+def test_a_b_frame_video_at_thousands_of_fps_keeps_every_frame(tmp_path: Path, fps: int) -> None:
+    # The edit list that starts it at 0 is in the movie's time scale (1000 by default): a
+    # 1.5 ms shift cut to 1 ms left a frame outside it.
+    with Recorder(tmp_path, fps=fps, episode_trigger=always, codec="h265", health=False) as rec:
+        (handle,) = rec.submit([painted(i) for i in range(3)])
+    assert decode(handle.result().path).indices == [0, 1, 2]
+
+
 def test_mp4_has_faststart_moov_before_mdat(tmp_path: Path) -> None:
     with Recorder(tmp_path, episode_trigger=always) as rec:
         (handle,) = rec.submit([painted(i) for i in range(10)])

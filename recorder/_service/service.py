@@ -179,8 +179,6 @@ class ClipService:
         self.keeps_info = overlay is not None or writer.timelines
         self._threads = self._workers.threads
         self._raised: list[BaseException] = []  # the errors raise_errors() raised last
-        # The exit's close first waits for it, if it still runs (see _close_all_at_exit).
-        self._creator = threading.current_thread()
         self._queue.own_thread = self.own_thread
         self._queue.on_abandoned = lambda: _close_abandoned(self)
         try:
@@ -545,10 +543,6 @@ class ClipService:
                 _live.discard(self)
             self._shut_down = True
 
-    def own_threads(self) -> list[threading.Thread]:
-        """The recorder's threads: its workers (and prefault thread), its delivery thread."""
-        return [*self._threads, *([] if self._deliveries is None else [self._deliveries.thread])]
-
     def own_thread(self) -> bool:
         """Whether the calling thread is one of the recorder's (a worker, the delivery
         thread): on_saved and the handles' done-callbacks run there."""
@@ -639,35 +633,13 @@ def _close_abandoned(service: ClipService) -> None:
 def _close_all_at_exit() -> None:
     with _live_lock:
         services = list(_live)
-    interrupted: BaseException | None = None
-    try:
-        # A Recorder made by a thread that still runs (the main thread is done, the training
-        # thread is not: Python waits for it after this anyway) is that thread's to use and
-        # close. Not a daemon thread (never waited for), nor a recorder's own thread or an
-        # idle pool thread (they wait for what only a later step of the exit brings).
-        ours = {thread for service in services for thread in service.own_threads()}
-        for service in services:
-            thread = service._creator
-            if _waited_for(thread) and thread not in ours:
-                while thread.is_alive() and not service.closed:
-                    thread.join(0.1)
-    except BaseException as e:  # a Ctrl-C: wait no more, close them all
-        interrupted = e
     for service in services:
         try:
             service.close()
-        except BaseException:
+        except BaseException as e:  # a callback's SystemExit too: the next ones still close
+            if not isinstance(e, Exception) and not service.raised_stored(e):
+                raise  # a Ctrl-C
             logger.exception("closing a Recorder at interpreter exit")
-    if interrupted is not None:
-        raise interrupted
-
-
-def _waited_for(thread: threading.Thread) -> bool:
-    """Whether Python waits at exit for *thread*, a user's thread still running its task."""
-    if thread is threading.current_thread() or thread.daemon or not thread.is_alive():
-        return False
-    target = getattr(thread, "_target", None)  # (CPython's; None once run() returned)
-    return getattr(target, "__module__", None) != "concurrent.futures.thread"
 
 
 def drop_all_live(why: str) -> None:
