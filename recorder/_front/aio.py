@@ -532,7 +532,7 @@ class AsyncRecorder:
                     partial(self._rec.close, cancel=dropped), limiter=self._wait_limiter
                 )
             except BaseException as e:
-                if not isinstance(e, Exception) and not rec._service.raised_stored(e):
+                if not rec._service.close_error(e):
                     raise
                 error = e  # (a SystemExit an on_saved callback raised, say)
         if interruption is not None:
@@ -556,9 +556,7 @@ class AsyncRecorder:
         try:
             await self._aclose(None, False, cancelled=_cancellation(exc))
         except BaseException as e:
-            if exc is None or (
-                not isinstance(e, Exception) and not self._rec._service.raised_stored(e)
-            ):
+            if exc is None or not self._rec._service.close_error(e):
                 raise
             note_close_error(exc, e)  # the block's own exception goes first
             return

@@ -316,7 +316,7 @@ class Recorder:
         try:
             self.close()
         except BaseException as e:  # the block's exception goes first
-            if not isinstance(e, Exception) and not self._service.raised_stored(e):
+            if not self._service.close_error(e):
                 raise  # a Ctrl-C while closing
             note_close_error(exc, e)
 

@@ -417,11 +417,14 @@ class ClipService:
         self._raised = errors
         raise_errors(errors, more, other)
 
-    def raised_stored(self, error: BaseException) -> bool:
-        """Whether *error* (or each of a group) is a background error :meth:`raise_errors`
-        raised last: a SystemExit an on_saved callback raised, not a Ctrl-C in close()."""
+    def close_error(self, error: BaseException) -> bool:
+        """Whether *error*, raised by :meth:`close`, is one to report (an Exception, or a
+        background error :meth:`raise_errors` raised: an on_saved callback's SystemExit) rather
+        than an interruption of the call itself (a Ctrl-C), which must go on."""
+        if isinstance(error, Exception):
+            return True
         if isinstance(error, BaseExceptionGroup):
-            return all(self.raised_stored(e) for e in error.exceptions)
+            return all(self.close_error(e) for e in error.exceptions)
         return any(error is e for e in self._raised)
 
     # -- flush, stats, close -------------------------------------------------------------------
@@ -637,7 +640,7 @@ def _close_all_at_exit() -> None:
         try:
             service.close()
         except BaseException as e:  # a callback's SystemExit too: the next ones still close
-            if not isinstance(e, Exception) and not service.raised_stored(e):
+            if not service.close_error(e):
                 raise  # a Ctrl-C
             logger.exception("closing a Recorder at interpreter exit")
 
