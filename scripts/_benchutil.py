@@ -9,10 +9,11 @@ line (``--quick``, ``--out``, ``--json``); ``bench_all.py measure`` runs each in
 and keeps the JSON, ``bench_all.py render`` turns the JSON into the report (:func:`render`).
 
 The machines are shared and noisy. Whole-loop scenarios run their variants interleaved
-(:func:`interleave`, order rotated each round), repeated; medians with their spread; ratios per
-round, then medianed. Throughput microbenchmarks run on pyperf (:meth:`Bench.perf`: calibrated
-loops, worker processes), one variant's benchmarks after another; their ratios are of mean
-times, with ``pyperf compare_to``'s verdict on their significance (:func:`perf_compare`).
+(:func:`interleave`, the order rotated or balanced each round), repeated; medians with their
+spread; ratios per round, then medianed. Throughput microbenchmarks run on pyperf
+(:meth:`Bench.perf`: calibrated loops, worker processes), one variant's benchmarks after
+another; their ratios are of mean times, with ``pyperf compare_to``'s verdict on their
+significance (:func:`perf_compare`).
 """
 
 from __future__ import annotations
@@ -187,14 +188,39 @@ class Variant:
         return [v for r in self.results if (v := getattr(r, name, None)) is not None]
 
 
-def interleave(rounds: int, variants: Sequence[Variant]) -> None:
+def interleave(rounds: int, variants: Sequence[Variant], *, balanced: bool = False) -> None:
     """Run every variant once per round, the order rotated each round: no variant always runs
-    first (cold) or last (after the others heated the machine)."""
+    first (cold) or last (after the others heated the machine).
+
+    Rotation keeps the cyclic order, so each variant always follows the same one. Where that
+    matters, *balanced* orders the rounds by :func:`balanced_orders` instead: each variant
+    follows each other one equally often (over ``len(variants)`` rounds, twice that for an
+    odd count).
+    """
+    orders = balanced_orders(len(variants), rounds) if balanced else None
     for r in range(rounds):
         k = r % len(variants)
-        for variant in [*variants[k:], *variants[:k]]:
+        order = [variants[i] for i in orders[r]] if orders else [*variants[k:], *variants[:k]]
+        for variant in order:
             variant()
         log(f"  round {r + 1}/{rounds} done")
+
+
+def balanced_orders(n: int, rounds: int) -> list[list[int]]:
+    """*rounds* orders of ``range(n)`` from a Williams design: over each block of *n* orders
+    (2n for an odd *n*), every index runs first once and directly follows every other index
+    once, so what a run leaves behind (an idle CPU, cold memory) lands on each variant alike.
+
+    A variant measured right after the render-only baseline ran measurably slower (on this
+    machine, about 0.06 of the loop ratio): with rotation that was always the same variant.
+    """
+    first = [0]
+    for j in range(1, n):
+        first.append((j + 1) // 2 if j % 2 else n - j // 2)
+    block = [[(i + r) % n for i in first] for r in range(n)]
+    if n % 2:
+        block += [order[::-1] for order in block]
+    return [block[r % len(block)] for r in range(rounds)]
 
 
 # -- time and memory ---------------------------------------------------------------------------

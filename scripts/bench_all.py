@@ -511,7 +511,8 @@ def render(args: argparse.Namespace) -> int:
          f"{run['seconds'] / 60:.1f} min{bu.QUICK_NOTE if run['quick'] else ''}.\n"),
         (f"Machine: {run['machine']}. Load average before / after: {run['load_before']} → "
          f"{run['load_after']}. The machine is shared and noisy: the whole-loop scenarios compare "
-         "variants measured in the same run, interleaved (order rotated each round), repeated; "
+         "variants measured in the same run, interleaved (the order rotated, or balanced, each "
+         "round), repeated; "
          "medians with the spread (min-max); ratios are computed per round, then medianed. The "
          "throughput microbenchmarks (encode frames/s, the append against a copy into the "
          "arena) run on pyperf (calibrated loops, worker processes): their ratios are of mean "

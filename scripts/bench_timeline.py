@@ -123,7 +123,7 @@ def scenario_loop(cfg: Config, tmp: Path) -> dict[str, Any]:
     for kw in LOOPS.values():
         loop(tmp, actions[: cfg.warmup_steps], kw)
     bu.log(f"loop: {len(variants)} variants x {cfg.rounds} interleaved rounds")
-    bu.interleave(cfg.rounds, variants)
+    bu.interleave(cfg.rounds, variants, balanced=True)
     by = {x.label: x for x in variants}
     base, off = by[RENDER_ONLY], by[OFF]
 

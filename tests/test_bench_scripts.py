@@ -105,6 +105,29 @@ def left_behind(tmp_path: Path) -> list[Path]:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_balanced_orders_put_each_variant_first_and_after_each_other_equally_often(n: int) -> None:
+    block = n if n % 2 == 0 else 2 * n
+    orders = bu.balanced_orders(n, 3 * block)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    assert orders[:block] == orders[block : 2 * block]  # blocks repeat
+    firsts = [order[0] for order in orders[:block]]
+    follows = [(o[i], o[i + 1]) for o in orders[:block] for i in range(n - 1)]
+    times = block // n
+    assert all(firsts.count(i) == times for i in range(n))
+    pairs = [(a, b) for a in range(n) for b in range(n) if a != b]
+    assert sorted(follows) == sorted(pairs * times)
+
+
+def test_interleave_balanced_runs_each_variant_once_per_round() -> None:
+    runs: list[str] = []
+    variants = [bu.Variant(name, lambda name=name: runs.append(name)) for name in "abcd"]
+    bu.interleave(8, variants, balanced=True)
+    rounds = [runs[i : i + 4] for i in range(0, 32, 4)]
+    assert all(sorted(r) == list("abcd") for r in rounds)
+    assert sum(r[r.index("a") + 1] == "b" for r in rounds if r.index("a") < 3) == 2
+
+
 def test_bench_cartpole_quick(bench_dir: Path) -> None:
     m = measured(bench_dir, "bench_cartpole", "CartPole benchmark")
     text, data = m.text, m.data
