@@ -26,7 +26,10 @@ from recorder._front.recorder import Recorder
 from recorder._front.signals import handle_sigterm
 from recorder._service.keep import Keep
 
-if _typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:  # what __getattr__ loads, for type checkers and IDEs
+    from recorder import integrations as integrations
+    from recorder import ray as ray
+    from recorder import wrappers as wrappers
     from recorder._front.aio import AsyncClipHandle, AsyncEpisode, AsyncRecorder
 
 __all__ = [
@@ -59,12 +62,17 @@ __all__ = [
 
 
 _ASYNC = frozenset({"AsyncClipHandle", "AsyncEpisode", "AsyncRecorder"})
+_SUBMODULES = ("integrations", "ray", "wrappers")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ASYNC, *_SUBMODULES})
 
 
 def __getattr__(name: str) -> object:
     # Loaded on first use only: ``recorder.wrappers`` imports gymnasium's wrappers, the async
     # facade anyio (and every encoder process imports this package).
-    if name in ("wrappers", "ray", "integrations"):
+    if name in _SUBMODULES:
         return _importlib.import_module(f"recorder.{name}")
     if name in _ASYNC:
         value = getattr(_importlib.import_module("recorder._front.aio"), name)

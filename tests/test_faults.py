@@ -280,6 +280,44 @@ EACCES_CHILD = """
 """
 
 
+READ_ONLY_CHILD = """
+    import json, os, sys
+    folder, writable = sys.argv[1], sys.argv[2]
+    from helpers import painted
+    import recorder
+    if os.geteuid() == 0:
+        os.setgid(65534)
+        os.setuid(65534)  # nobody: file modes apply now
+    try:
+        recorder.Recorder(folder)
+        raised = None
+    except OSError as e:
+        raised = [type(e).__name__, e.errno, str(e)]
+    with recorder.Recorder(writable) as rec:  # the next Recorder works
+        (handle,) = rec.submit([painted(i) for i in range(3)])
+    print(json.dumps({"raised": raised, "frames": handle.result().frames}), flush=True)
+"""
+
+
+def test_a_read_only_folder_is_an_error_when_the_recorder_is_made() -> None:
+    base = Path(tempfile.mkdtemp(prefix="recorder-eacces-"))
+    try:
+        base.chmod(0o755)
+        (base / "videos").mkdir(mode=0o555)
+        (base / "videos").chmod(0o555)
+        (base / "other").mkdir()
+        (base / "other").chmod(0o777)
+        with Child(READ_ONLY_CHILD, base / "videos", base / "other", cwd=base) as child:
+            assert child.wait(timeout=90) == 0, child.stderr
+        report = json.loads(child.seen[-1])
+        kind, number, message = report["raised"]
+        assert (kind, number) == ("PermissionError", errno.EACCES)
+        assert "cannot write into video_folder" in message
+        assert report["frames"] == 3
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_permission_denied_for_real_when_the_folder_turns_read_only(encode_in: str) -> None:
     # Under a world-traversable root: pytest's own tmp folder is private to root.
     base = Path(tempfile.mkdtemp(prefix="recorder-eacces-"))

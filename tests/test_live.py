@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import socket
 import urllib.parse
@@ -252,6 +253,20 @@ def test_the_server_serves_only_files_inside_the_folder(tmp_path: Path) -> None:
             assert get(base, "/_recorder/updates" + bad)[0] == 400, bad
         status, body = get(base, "/_recorder/updates?offset=" + "9" * 5000)
         assert (status, json.loads(body)["reset"]) == (200, True)  # past the end: reload
+
+
+def test_the_server_serves_a_video_and_captions_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    prefix = os.fsdecode(b"caf\xe9")  # a Latin-1 name, as os.listdir gives it
+    with Recorder(tmp_path, name_prefix=prefix) as rec:
+        rec.submit([painted(i) for i in range(3)], infos=[{"reward": 1.0}] * 3)
+    with serving(tmp_path) as base:
+        status, page = get(base, "/")
+        assert status == 200
+        assert b'src="caf%E9-episode-0.vtt"' in page
+        for suffix in (".mp4", ".vtt"):
+            path = tmp_path / f"{prefix}-episode-0{suffix}"
+            assert get(base, "/caf%E9-episode-0" + suffix) == (200, path.read_bytes())
+        assert get(base, "/caf%C3%A9-episode-0.mp4")[0] == 404  # the UTF-8 name: not this one
 
 
 def test_only_requests_naming_this_server_are_answered(tmp_path: Path) -> None:

@@ -46,19 +46,35 @@ def as_image(frame: Any) -> Image:
     0..255, floats truncated (converted here, a copy).
 
     Raises:
-        TypeError: not array-like, or not numbers (bool, object...).
+        TypeError: not array-like (or its conversion failed), not numbers (bool, object...),
+            or a PIL image that is not RGB or gray (palette, CMYK...).
         ValueError: wrong number of dimensions or channels, an empty image, values outside
-            0..255, or floats in 0..1 (gymnasium's writer would save them black).
+            0..255, or floats with fractions all below 2 (an image in 0..1: gymnasium's
+            writer would save it black).
     """
     if type(frame) is np.ndarray:
         arr: np.ndarray[Any, Any] = frame
     else:  # subclasses too (a masked array, a matrix): their plain ndarray view
         if frame is None or isinstance(frame, str | bytes | dict):
             raise TypeError(f"a frame must be an array, got {type(frame).__name__}")
+        mode = getattr(frame, "mode", None)
+        if type(frame).__module__.startswith("PIL.") and mode not in _PIL_MODES:
+            # np.asarray gives palette indices (P) or other channels (CMYK, YCbCr): wrong colours
+            raise TypeError(
+                f"a PIL image in mode {mode!r} is not RGB or gray: pass image.convert('RGB')"
+            )
         try:
-            arr = np.asarray(frame)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"a frame must be an array, got {type(frame).__name__}: {e}") from e
+            if hasattr(frame, "__dlpack__") and not hasattr(frame, "__array__"):
+                arr = np.from_dlpack(frame)
+            else:
+                arr = np.asarray(frame)
+        except MemoryError:
+            raise
+        except Exception as e:  # a torch tensor that requires grad raises RuntimeError
+            hint = " (a torch tensor: frame.detach().cpu())" if hasattr(frame, "detach") else ""
+            raise TypeError(
+                f"a frame must be an array, got {type(frame).__name__}: {e}{hint}"
+            ) from e
     convert = arr.dtype != np.uint8
     if convert and arr.dtype.kind not in "uif":
         if arr.dtype.kind == "b":
@@ -83,6 +99,12 @@ def as_image(frame: Any) -> Image:
     return _to_uint8(arr) if convert else arr
 
 
+#: PIL image modes whose array is gray or RGB(A) pixels (np.asarray of the others is not).
+_PIL_MODES = frozenset({"RGB", "RGBA", "RGBX", "L", "I", "I;16", "F"})
+#: float frames with fractions and every value below this are taken for images in 0..1.
+_UNIT_SCALE_BELOW = 2.0
+
+
 def _to_uint8(arr: np.ndarray[Any, Any]) -> Image:
     """Integer or float pixel values in 0..255 as uint8, as gymnasium's writer converts them."""
     lo, hi = arr.min(), arr.max()
@@ -94,11 +116,12 @@ def _to_uint8(arr: np.ndarray[Any, Any]) -> Image:
             f"float frames must have values in 0..255, got {lo:g}..{hi:g}; "
             "e.g. np.clip(frame, 0, 255)"
         )
-    elif hi <= 1 and np.any(arr % 1):
-        # gymnasium's writer truncates these to 0 and 1: a black video.
+    elif hi < _UNIT_SCALE_BELOW and np.any(arr % 1):
+        # gymnasium's writer truncates these to 0 and 1: a black video. A little above 1 too
+        # (an image in 0..1 with some jitter): a 0..255 frame that dark is black anyway.
         raise ValueError(
-            "float frames must have values in 0..255, got fractions in 0..1: scale them, "
-            "e.g. (frame * 255).astype(np.uint8)"
+            f"float frames must have values in 0..255, got fractions in 0..{hi:g} (an image "
+            "in 0..1?): scale them, e.g. (frame * 255).astype(np.uint8)"
         )
     # astype truncates floats, as moviepy (gymnasium's writer) does.
     return arr.astype(np.uint8)

@@ -32,6 +32,11 @@ class ClipDroppedError(Exception):
         self.name = name
         self.reason = reason
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from both arguments (args holds the message only): pickled by process
+        # pools and Ray, copied by copy.copy.
+        return type(self), (self.name, self.reason), self.__dict__
+
 
 @dataclass(frozen=True, slots=True)
 class VideoHealth:

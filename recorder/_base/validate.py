@@ -6,10 +6,11 @@ import math
 import numbers
 import os
 import reprlib
+import tempfile
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -76,7 +77,8 @@ def make_folder(folder: object, name: str = "video_folder") -> Path:
     Raises:
         TypeError: not a str or ``os.PathLike``.
         ValueError: something other than a folder is there.
-        OSError: the folder cannot be created.
+        OSError: the folder cannot be created, or no file can be made in it (read-only, say:
+            else every video would fail later, in a worker).
     """
     if not isinstance(folder, str | os.PathLike):
         raise TypeError(f"{name} must be a str or os.PathLike, got {describe(folder)}")
@@ -85,6 +87,12 @@ def make_folder(folder: object, name: str = "video_folder") -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # only when it is not a folder (exist_ok)
         raise ValueError(f"{name} {str(path)!r} exists and is not a folder") from None
+    try:
+        # Creating a file is the only sure test (read-only mounts, ACLs, root's permissions).
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise type(e)(e.errno, f"cannot write into {name} {str(path)!r}: {e.strerror}") from e
     return path
 
 
@@ -181,6 +189,8 @@ _LONGEST_WRAPPING = len(".-partial.mp4..rec-recover") + 8
 NAME_MAX = 255
 #: the longest name_prefix (UTF-8 bytes) whose every file name fits NAME_MAX.
 MAX_PREFIX_BYTES = NAME_MAX - _LONGEST_INDEXES - _LONGEST_WRAPPING
+#: the longest whole video name (a wrapper's clip name, indices included) that fits NAME_MAX.
+MAX_NAME_BYTES = NAME_MAX - _LONGEST_WRAPPING
 
 
 def check_index(name: str, value: object) -> int:
@@ -198,39 +208,67 @@ def check_index(name: str, value: object) -> int:
     return int(value)
 
 
-def check_name_prefix(prefix: object) -> str:
-    """A prefix that keeps every file inside video_folder, with names the file system takes."""
+def check_name_prefix(
+    prefix: object, most: int = MAX_PREFIX_BYTES, what: str = "name_prefix"
+) -> str:
+    """A prefix that keeps every file inside video_folder, with names the file system takes
+    (*most* bytes at most: a whole video's name, *what*, has no indices to add)."""
     if not isinstance(prefix, str):
-        raise TypeError(f"name_prefix must be a str, got {describe(prefix)}")
+        raise TypeError(f"{what} must be a str, got {describe(prefix)}")
     bad = [s for s in ("/", "\\", os.sep, os.altsep or "/", "\0", "..") if s in prefix]
     if bad:
         raise ValueError(
-            f"name_prefix must not contain {bad[0]!r}: files stay inside video_folder "
-            f"(got {prefix!r})"
+            f"{what} must not contain {bad[0]!r}: files stay inside video_folder (got {prefix!r})"
         )
     if prefix.startswith("."):
         raise ValueError(
-            f"name_prefix must not start with '.' (got {prefix!r}): hidden names are the "
+            f"{what} must not start with '.' (got {prefix!r}): hidden names are the "
             "recorder's temporary files, which recover, the gallery and serve leave alone"
         )
     size = len(os.fsencode(prefix))
-    if size > MAX_PREFIX_BYTES:
+    if size > most:
         raise ValueError(
-            f"name_prefix must be at most {MAX_PREFIX_BYTES} bytes, got {size} "
+            f"{what} must be at most {most} bytes, got {size} "
             f"({reprlib.repr(prefix)}): a file name holds {NAME_MAX} bytes, and the recorder "
-            f"adds up to {NAME_MAX - MAX_PREFIX_BYTES} (indices of {INDEX_DIGITS} digits, "
-            "its temporary names)"
+            f"adds up to {NAME_MAX - most} ("
+            + (f"indices of {INDEX_DIGITS} digits, " if most == MAX_PREFIX_BYTES else "")
+            + "its temporary names)"
         )
     return prefix
 
 
+def as_frames_array(frames: Any) -> np.ndarray[Any, Any]:
+    """*frames*, an array-like that is no sequence (a torch tensor), as an ndarray.
+
+    Raises:
+        TypeError: it does not convert (a tensor that requires grad, on a GPU...).
+    """
+    try:
+        if not hasattr(frames, "__array__"):
+            return np.from_dlpack(frames)
+        return np.asarray(frames)
+    except MemoryError:
+        raise
+    except Exception as e:
+        hint = " (a torch tensor: frames.detach().cpu())" if hasattr(frames, "detach") else ""
+        raise TypeError(f"frames must be array-like, got {type(frames).__name__}: {e}{hint}") from e
+
+
 def validate_frames(frames: object) -> list[Image]:
     """Validate a whole episode's frames; they must share one shape."""
+    if not isinstance(frames, np.ndarray | Sequence) and (
+        hasattr(frames, "__array__") or hasattr(frames, "__dlpack__")
+    ):
+        frames = as_frames_array(frames)  # an NxHxWxC tensor, say
     if isinstance(frames, np.ndarray):
         if frames.ndim != 4:
+            hint = (
+                "this looks like one HxWxC frame: pass [frame]"
+                if frames.ndim == 3 and frames.shape[-1] in (1, 3, 4)
+                else "pass a list for gray HxW frames"
+            )
             raise ValueError(
-                "an array of frames must be NxHxWxC; "
-                f"got shape {frames.shape} (pass a list for gray HxW frames)"
+                f"an array of frames must be NxHxWxC; got shape {frames.shape} ({hint})"
             )
     elif not isinstance(frames, Sequence) or isinstance(frames, str | bytes):
         raise TypeError(f"frames must be a list of frames, got {type(frames).__name__}")

@@ -91,7 +91,7 @@ def card(entry: GalleryEntry) -> str:
         poster_attr = f' poster="{esc(poster)}"' if poster else ""
         track = ""
         if entry.captions is not None:  # no "default": captions are off until asked for
-            vtt = esc(urllib.parse.quote(entry.captions.name))
+            vtt = esc(urllib.parse.quote(os.fsencode(entry.captions.name)))
             track = f'<track kind="captions" src="{vtt}" srclang="en" label="timeline">'
         media = (
             f'<video src="{src}"{poster_attr}{size_attrs} controls muted loop playsinline '

@@ -158,6 +158,14 @@ class GalleryRequestHandler(RangeRequestHandler):
             return False
         return name in self.hosts or (self.any_address and _is_address(name))
 
+    def translate_path(self, path: str) -> str:
+        """The local file of *path*, whose escapes are bytes of a file name as the gallery's
+        links quote them (``os.fsencode``): a name that is not UTF-8 maps back to itself."""
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        name = os.fsdecode(urllib.parse.unquote_to_bytes(path))
+        # Quoted again so that the stdlib's unquote (UTF-8, surrogatepass) gives *name* back.
+        return str(super().translate_path(urllib.parse.quote(name, errors="surrogatepass")))
+
     def _servable(self, path: str) -> bool:
         parts = [p for p in path.split("/") if p]
         if not parts or any(p.startswith(".") or "\\" in p or "\0" in p for p in parts):

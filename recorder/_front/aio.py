@@ -52,7 +52,10 @@ def _takes_arguments_of(
     """Give the decorated method *source*'s parameters, for type checkers and inspect."""
 
     def decorate(method: Callable[..., R]) -> Callable[Concatenate[Any, P], R]:
-        method.__wrapped__ = source  # type: ignore[attr-defined]  # inspect.signature follows it
+        # Its parameters, with its own return type (not __wrapped__: get_type_hints would
+        # read the method's annotations in the source's module).
+        own = inspect.signature(method).return_annotation
+        method.__signature__ = inspect.signature(source).replace(return_annotation=own)  # type: ignore[attr-defined]
         return method
 
     return decorate
@@ -185,6 +188,10 @@ class AsyncEpisode:
             self._appending = True
             try:
                 nbytes = format_of(image).nbytes + (0 if info is None else info[1])
+                if self._owner._would_wait(nbytes):
+                    # Copied now, as documented: while this task waits for room, others run
+                    # and may render into the caller's buffer.
+                    image = image.copy()
                 await self._owner._admit(nbytes, partial(ep._append_checked, image, info))
             finally:
                 self._appending = False
@@ -367,7 +374,8 @@ class AsyncRecorder:
         """Record a whole episode's frames; returns once they are queued, one handle per clip.
 
         The clips are those :meth:`Recorder.submit` makes (same arguments). The frames are
-        copied one at a time, with a checkpoint in between; with ``on_full="block"`` the task
+        copied one at a time, with a checkpoint in between (so they must not change until this
+        returns); with ``on_full="block"`` the task
         waits for room as needed. If the task is cancelled on the way, the episode's clips are
         dropped whole, as :meth:`Recorder.submit` does when interrupted: a cut clip would pass
         for a shorter episode.

@@ -301,6 +301,18 @@ class Recorder:
         """
         self._service.close(timeout, cancel=cancel)
 
+    def __copy__(self) -> Self:
+        return self  # a handle to this process's workers: a copy is the same Recorder
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self  # (e.g. gymnasium deep-copies a wrapper's spec, which names it)
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a Recorder cannot be pickled: it is a handle to this process's worker threads "
+            "and encoder processes (make one in each process, or use a sink=)"
+        )
+
     def __enter__(self) -> Self:
         return self
 

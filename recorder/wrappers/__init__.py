@@ -5,10 +5,18 @@
 """
 
 import importlib as _importlib
+import typing as _typing
 
 from recorder.wrappers._record_video import RecordVideo
 
+if _typing.TYPE_CHECKING:  # what __getattr__ loads, for type checkers and IDEs
+    from recorder.wrappers import vector as vector
+
 __all__ = ["RecordVideo"]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "vector"})
 
 
 def __getattr__(name: str) -> object:

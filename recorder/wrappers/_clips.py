@@ -14,7 +14,13 @@ from gymnasium import logger as gym_logger
 from recorder._base.info import Checked, Overlay
 from recorder._base.results import ClipDroppedError, ClipHandle, ClipKind, VideoInfo
 from recorder._base.stride import check_frame_stride
-from recorder._base.validate import check_callable, check_fps, check_name_prefix, make_folder
+from recorder._base.validate import (
+    MAX_NAME_BYTES,
+    check_callable,
+    check_fps,
+    check_name_prefix,
+    make_folder,
+)
 from recorder._front.recorder import Recorder
 from recorder._service.service import MAX_ERRORS, Clip
 
@@ -288,7 +294,7 @@ class Track:
         """
         if self.recording:
             self.stop()
-        check_name_prefix(name)
+        check_name_prefix(name, MAX_NAME_BYTES, "a clip name")
         self.recording = True
         self.name = name
         self._kind = kind
@@ -300,7 +306,7 @@ class Track:
     def rename(self, name: str) -> None:
         """Name the current recording *name* instead (gymnasium's ``_video_name`` assigned),
         if no frame of it is queued yet; else it keeps its name, with a warning."""
-        check_name_prefix(name)
+        check_name_prefix(name, MAX_NAME_BYTES, "a clip name")
         if self._clip is not None:
             gym_logger.warn(
                 f"_video_name set to {name!r} once the clip {self.name!r} had frames: its file "

@@ -6,6 +6,7 @@ import copy
 import gc
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -87,12 +88,26 @@ def record_constructor_args(wrapper: Any, arguments: Mapping[str, Any]) -> dict[
     # A shared Recorder is saved by reference (it holds locks and threads), last; the rest is
     # deep-copied, as gymnasium does.
     recorder = given.pop("recorder")
-    saved = copy.deepcopy(given)
+    saved = {}
+    for key, value in given.items():
+        try:
+            saved[key] = copy.deepcopy(value)
+        except Exception:  # on_saved=trainer.log, a trainer holding a lock: kept as given
+            saved[key] = value
     gym.utils.RecordConstructorArgs.__init__(
         wrapper, _disable_deepcopy=True, **saved, recorder=recorder
     )
     given["recorder"] = recorder
     return given
+
+
+def _rebuilt(cls: Any, env: Any, kwargs: dict[str, Any], episode_id: int, step_id: int) -> Any:
+    """A RecordVideo wrapper of *cls* rebuilt around *env* (a copy, or unpickled)."""
+    with warnings.catch_warnings():  # the wrapper it copies warned already
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
+        wrapper = cls(env, **kwargs)
+    wrapper.episode_id, wrapper.step_id = episode_id, step_id
+    return wrapper
 
 
 class RecordingWrapper:
@@ -117,6 +132,18 @@ class RecordingWrapper:
     _sink: ClipSink
     _track: Track
     _starting: dict[str, Any] | None = None  # a trigger's clip starting (see _trigger_starts)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """A new wrapper of the same arguments around a copy of the env, at the same episode
+        and step, with no clip open (a private Recorder of its own, or the same shared one)."""
+        return _rebuilt(type(self), copy.deepcopy(self.env, memo), *self._state())  # type: ignore[attr-defined]
+
+    def __reduce__(self) -> Any:
+        """Pickled as :meth:`__deepcopy__` copies: a shared Recorder cannot be pickled."""
+        return _rebuilt, (type(self), self.env, *self._state())  # type: ignore[attr-defined]
+
+    def _state(self) -> tuple[dict[str, Any], int, int]:
+        return dict(self._saved_kwargs), self.episode_id, self.step_id  # type: ignore[attr-defined]
 
     def start_recording(self, video_name: str) -> None:
         """Start recording the clip *video_name* (each wrapper's own)."""
