@@ -313,3 +313,44 @@ def test_the_lazily_loaded_modules_type_check_in_user_code(tmp_path: Path) -> No
         check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+class _LongSession:
+    producer = "p" * 64  # the longest name recorder.ray takes
+    timeout = 30.0
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, name: str, data: bytes, record: dict[str, Any]) -> Any:
+        import concurrent.futures
+
+        (self.folder / name).write_bytes(data)
+        future: concurrent.futures.Future[str] = concurrent.futures.Future()
+        future.set_result(str(self.folder / name))
+        return future
+
+
+class _LongSink:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def open(self) -> _LongSession:
+        return _LongSession(self.folder)
+
+
+def test_a_sinks_producer_and_prefix_too_long_together_are_an_error_at_the_call(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "sink").mkdir()
+    rec = Recorder(
+        tmp_path / "spool", name_prefix="x" * recorder._testing.MAX_PREFIX_BYTES,
+        episode_trigger=lambda e: True, sink=_LongSink(tmp_path / "sink"),  # type: ignore[arg-type]
+    )  # fmt: skip
+    try:
+        with pytest.raises(ValueError, match="over 221 bytes"):
+            rec.submit([frame(0)])
+        rec.flush(timeout=30)  # nothing failed in the background
+        assert rec.stats().videos_started == 0
+    finally:
+        rec.close()

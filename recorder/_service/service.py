@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import math
 import os
+import reprlib
 import sys
 import threading
 import time
@@ -30,7 +31,14 @@ from recorder._base.results import (
     RecorderStats,
     VideoInfo,
 )
-from recorder._base.validate import Trigger, check_cancel, check_fps, check_timeout, shape_changed
+from recorder._base.validate import (
+    MAX_NAME_BYTES,
+    Trigger,
+    check_cancel,
+    check_fps,
+    check_timeout,
+    shape_changed,
+)
 from recorder._encode.encoder import PyAVEncoder
 from recorder._encode.health import Judge
 from recorder._encode.overlay import require_pillow
@@ -263,10 +271,16 @@ class ClipService:
         gymnasium overwrites a file. *source*: who numbers its episode (None: the Recorder's
         own calls; a wrapper's recording slot), for the keep policy.
         """
-        self.end_orphans()
         file = name
         if self._deliveries is not None:  # a spool: the producer's name survives recover
             file = f"{self._deliveries.session.producer}-{name}"
+            if len(os.fsencode(file)) > MAX_NAME_BYTES:  # else ENAMETOOLONG in the worker
+                raise ValueError(
+                    f"the video name {reprlib.repr(file)} (the sink's producer name, '-', "
+                    f"the clip's name) is over {MAX_NAME_BYTES} bytes: use a shorter "
+                    "name_prefix or producer name"
+                )
+        self.end_orphans()
         path = (folder or self.video_folder) / f"{file}{self.codec.extension}"
         clip = Clip(
             name=name,
