@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import os
 import pickle
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -28,13 +27,18 @@ def frame(value: int, size: int = 32) -> np.ndarray:
     return np.full((size, size, 3), value, np.uint8)
 
 
-def test_floats_of_an_image_in_0_to_1_with_jitter_above_1_are_refused(tmp_path: Path) -> None:
+def test_float_frames_with_fractions_below_1_are_refused_below_2_taken_with_a_warning(
+    tmp_path: Path,
+) -> None:
     image = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
-    with Recorder(tmp_path, episode_trigger=lambda e: True) as rec:
-        for scale in (1.0, 1.01, 1.9):
-            with pytest.raises(ValueError, match=r"in 0\.\.1"):
-                rec.submit([image * scale] * 2)
-        (h,) = rec.submit([image * 255] * 2)  # the same image in 0..255 is taken
+    with Recorder(tmp_path, episode_trigger=lambda e: True, health=False) as rec:
+        with pytest.raises(ValueError, match=r"fractions in 0\.\.1"):
+            rec.submit([image] * 2)
+        for index, scale in enumerate((1.01, 1.9)):  # jitter above 1, or a dark fade in 0..255
+            with pytest.warns(UserWarning, match=r"taken as 0\.\.255 \(nearly black\)"):
+                (h,) = rec.submit([image * scale] * 2, index)
+            assert h.result().frames == 2
+        (h,) = rec.submit([image * 255] * 2, 5)  # the same image in 0..255: no warning
     assert abs(decode(h.result().path).frames[0].mean() - image.mean() * 255) < 8
 
 
@@ -194,20 +198,27 @@ class _Painter(gym.Env[np.ndarray, int]):
 
 
 def test_a_copied_or_unpickled_wrapper_records_on_its_own(tmp_path: Path) -> None:
-    env = RecordVideo(_Painter(), tmp_path / "a", episode_trigger=lambda e: True)
+    env = RecordVideo(_Painter(), tmp_path / "x", episode_trigger=lambda e: True)
+    env.video_folder = str(tmp_path / "a")  # gymnasium's attributes, assigned: the copy's too
+    env.name_prefix = "eval"
+    env.frames_per_sec = 5
     env.reset(seed=0)
     env.step(0)  # a clip open: the copy has none, and its own Recorder
     twin = copy.deepcopy(env)
     assert twin._sink.recorder is not env._sink.recorder
     assert twin.episode_id == env.episode_id == 0
+    assert (twin.video_folder, twin.name_prefix, twin.frames_per_sec) == (
+        env.video_folder, "eval", 5,
+    )  # fmt: skip
     twin.reset(seed=1)
     twin.step(0)
     twin.close()
     env.close()
     assert sorted(p.name for p in (tmp_path / "a").glob("*.mp4")) == [
-        "rl-video-episode-0.mp4",
-        "rl-video-episode-1.mp4",
+        "eval-episode-0.mp4",
+        "eval-episode-1.mp4",
     ]
+    assert decode(tmp_path / "a" / "eval-episode-1.mp4").fps == 5
     plain = RecordVideo(_Painter(), tmp_path / "b")  # default triggers: they pickle
     again = pickle.loads(pickle.dumps(plain))
     again.reset(seed=0)
@@ -233,6 +244,8 @@ def test_every_clip_of_a_wrapper_with_the_longest_prefix_is_recorded(tmp_path: P
     for episode in range(12):  # episode 10 has a longer name than episode 9
         env.reset(seed=episode)
         env.step(0)
+    with pytest.raises(ValueError, match="a clip name must be at most 220 bytes"):
+        env.start_recording("x" * 221)
     env.close()
     assert len(list((tmp_path / "v").glob("*.mp4"))) == 12
 
@@ -240,10 +253,11 @@ def test_every_clip_of_a_wrapper_with_the_longest_prefix_is_recorded(tmp_path: P
 def test_a_folder_no_file_can_be_made_in_is_an_error_at_the_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def read_only(*args: Any, **kwargs: Any) -> Any:
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    real = os.access
+    folders = {tmp_path / "v", tmp_path / "w"}
+    monkeypatch.setattr(
+        os, "access", lambda path, *a, **k: Path(path) not in folders and real(path, *a, **k)
+    )
     with pytest.raises(PermissionError, match="cannot write into video_folder"):
         Recorder(tmp_path / "v")
     with pytest.raises(PermissionError, match="cannot write into"):
@@ -348,7 +362,7 @@ def test_a_sinks_producer_and_prefix_too_long_together_are_an_error_at_the_call(
         episode_trigger=lambda e: True, sink=_LongSink(tmp_path / "sink"),  # type: ignore[arg-type]
     )  # fmt: skip
     try:
-        with pytest.raises(ValueError, match="over 221 bytes"):
+        with pytest.raises(ValueError, match="over 220 bytes"):
             rec.submit([frame(0)])
         rec.flush(timeout=30)  # nothing failed in the background
         assert rec.stats().videos_started == 0

@@ -215,7 +215,7 @@ BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"codec": "gif", "crf": 10}, ValueError, "crf does not apply to codec gif"),
     ({"codec": "gif", "preset": "fast"}, ValueError, "preset does not apply to codec gif"),
     ({"on_saved": 5}, TypeError, "on_saved must be callable or None, got 5"),
-    ({"name_prefix": "x" * 300}, ValueError, "name_prefix must be at most 167 bytes, got 300"),
+    ({"name_prefix": "x" * 300}, ValueError, "name_prefix must be at most 166 bytes, got 300"),
     ({"name_prefix": "é" * 84}, ValueError, "got 168"),  # bytes, not characters
     ({"name_prefix": ".run"}, ValueError, "must not start with '.'"),
     ({"video_folder": 3}, TypeError, "video_folder must be a str or os.PathLike"),
@@ -454,13 +454,14 @@ def test_the_longest_prefix_and_index_make_names_that_fit(tmp_path: Path) -> Non
     index = 10**20 - 1
     stem = f"{prefix}-env-{index}-episode-{index}"  # the vector wrappers' longest
     random = "x" * 8  # tempfile's names
-    for name in (
-        f".{stem}.{random}{TMP_SUFFIX}",
-        f".{stem}.{random}.mp4{FRAGMENT_SUFFIX}",
-        f".{stem}.{random}.json{TMP_SUFFIX}",
-        f".{stem}-partial.mp4.{random}{RECOVER_SUFFIX}",
-        f"{stem}-partial-99.json",
-    ):
+    names = [f".{stem}.{random}{TMP_SUFFIX}", f".{stem}.{random}.json{TMP_SUFFIX}"]
+    for ext in (".mp4", ".webm", ".gif"):  # every codec's container (webm: vp9)
+        names += [
+            f".{stem}.{random}{ext}{FRAGMENT_SUFFIX}",
+            f".{stem}-partial{ext}.{random}{RECOVER_SUFFIX}",
+            f"{stem}-partial-99{ext}",
+        ]
+    for name in names:
         assert len(os.fsencode(name)) <= NAME_MAX, name
     with Recorder(tmp_path, name_prefix=prefix, episode_trigger=lambda e: True) as r:
         (handle,) = r.submit([GOOD], episode_index=index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,8 +50,8 @@ def as_image(frame: Any) -> Image:
         TypeError: not array-like (or its conversion failed), not numbers (bool, object...),
             or a PIL image that is not RGB or gray (palette, CMYK...).
         ValueError: wrong number of dimensions or channels, an empty image, values outside
-            0..255, or floats with fractions all below 2 (an image in 0..1: gymnasium's
-            writer would save it black).
+            0..255, or floats with fractions all in 0..1 (gymnasium's writer would save them
+            black; all below 2: taken, with a warning).
     """
     if type(frame) is np.ndarray:
         arr: np.ndarray[Any, Any] = frame
@@ -101,7 +102,8 @@ def as_image(frame: Any) -> Image:
 
 #: PIL image modes whose array is gray or RGB(A) pixels (np.asarray of the others is not).
 _PIL_MODES = frozenset({"RGB", "RGBA", "RGBX", "L", "I", "I;16", "F"})
-#: float frames with fractions and every value below this are taken for images in 0..1.
+#: float frames with fractions and every value below this may be images in 0..1: refused up
+#: to 1, taken with a warning above.
 _UNIT_SCALE_BELOW = 2.0
 
 
@@ -117,11 +119,18 @@ def _to_uint8(arr: np.ndarray[Any, Any]) -> Image:
             "e.g. np.clip(frame, 0, 255)"
         )
     elif hi < _UNIT_SCALE_BELOW and np.any(arr % 1):
-        # gymnasium's writer truncates these to 0 and 1: a black video. A little above 1 too
-        # (an image in 0..1 with some jitter): a 0..255 frame that dark is black anyway.
-        raise ValueError(
-            f"float frames must have values in 0..255, got fractions in 0..{hi:g} (an image "
-            "in 0..1?): scale them, e.g. (frame * 255).astype(np.uint8)"
+        if hi <= 1:  # gymnasium's writer truncates these to 0 and 1: a black video
+            raise ValueError(
+                "float frames must have values in 0..255, got fractions in 0..1: scale them, "
+                "e.g. (frame * 255).astype(np.uint8)"
+            )
+        # An image in 0..1 with a little jitter above 1, or a dark 0..255 frame (a fade from
+        # black): taken, and said once (the warnings module shows it once per place).
+        warnings.warn(
+            f"a float frame with fractions all in 0..{hi:g} is taken as 0..255 (nearly black); "
+            "if it is an image in 0..1, scale it: (frame * 255).astype(np.uint8)",
+            UserWarning,
+            stacklevel=2,
         )
     # astype truncates floats, as moviepy (gymnasium's writer) does.
     return arr.astype(np.uint8)

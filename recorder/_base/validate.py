@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 import os
 import reprlib
-import tempfile
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -87,12 +87,13 @@ def make_folder(folder: object, name: str = "video_folder") -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # only when it is not a folder (exist_ok)
         raise ValueError(f"{name} {str(path)!r} exists and is not a folder") from None
-    try:
-        # Creating a file is the only sure test (read-only mounts, ACLs, root's permissions).
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise type(e)(e.errno, f"cannot write into {name} {str(path)!r}: {e.strerror}") from e
+    # access() tells read-only mounts, modes and ACLs apart without a file made (a folder
+    # watcher, a synced bucket would see one per call).
+    effective = os.access in os.supports_effective_ids
+    if not os.access(path, os.W_OK | os.X_OK, effective_ids=effective):
+        raise PermissionError(
+            errno.EACCES, f"cannot write into {name} {str(path)!r}: it is not writable"
+        )
     return path
 
 
@@ -182,9 +183,9 @@ INDEX_DIGITS = 20
 #: what the longest name adds to a prefix: ``-env-{j}-episode-{i}`` (vector wrappers).
 _LONGEST_INDEXES = len("-env--episode-") + 2 * INDEX_DIGITS
 #: what the longest file made from a video's name adds to it: ``recorder recover``'s
-#: temporary ``.{name}-partial.mp4.{8 random}.rec-recover`` (the recorder's own temporary
+#: temporary ``.{name}-partial.webm.{8 random}.rec-recover`` (the recorder's own temporary
 #: and fragment files, ``.{name}.{8 random}.mp4.rec-frag``, add 23).
-_LONGEST_WRAPPING = len(".-partial.mp4..rec-recover") + 8
+_LONGEST_WRAPPING = len(".-partial.webm..rec-recover") + 8
 #: the longest name a file system takes (NAME_MAX, in bytes, on Linux and macOS).
 NAME_MAX = 255
 #: the longest name_prefix (UTF-8 bytes) whose every file name fits NAME_MAX.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextvars
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -224,8 +225,12 @@ class ClipSink:
             )
 
 
+#: set while a wrapper is rebuilt as a copy: the wrapper it copies warned already.
+copying: contextvars.ContextVar[bool] = contextvars.ContextVar("copying", default=False)
+
+
 def _warn_existing(video_folder: str) -> None:
-    if os.path.isdir(video_folder):
+    if os.path.isdir(video_folder) and not copying.get():
         gym_logger.warn(
             "Overwriting existing videos at %s folder (try specifying a different "
             "`video_folder` for the `RecordVideo` wrapper if this is not desired)",

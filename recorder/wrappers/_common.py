@@ -6,7 +6,6 @@ import copy
 import gc
 import math
 import os
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -20,7 +19,7 @@ from recorder._base.schedule import capped_cubic_video_schedule
 from recorder._base.validate import check_callable, check_fps, check_name_prefix
 from recorder._front.recorder import Recorder
 from recorder._service.service import Keep
-from recorder.wrappers._clips import ClipSink, Track
+from recorder.wrappers._clips import ClipSink, Track, copying
 
 
 def check_render_mode(render_mode: str | None) -> None:
@@ -88,12 +87,7 @@ def record_constructor_args(wrapper: Any, arguments: Mapping[str, Any]) -> dict[
     # A shared Recorder is saved by reference (it holds locks and threads), last; the rest is
     # deep-copied, as gymnasium does.
     recorder = given.pop("recorder")
-    saved = {}
-    for key, value in given.items():
-        try:
-            saved[key] = copy.deepcopy(value)
-        except Exception:  # on_saved=trainer.log, a trainer holding a lock: kept as given
-            saved[key] = value
+    saved = _copied(given, {})  # (on_saved=trainer.log, a trainer holding a lock: as given)
     gym.utils.RecordConstructorArgs.__init__(
         wrapper, _disable_deepcopy=True, **saved, recorder=recorder
     )
@@ -103,11 +97,25 @@ def record_constructor_args(wrapper: Any, arguments: Mapping[str, Any]) -> dict[
 
 def _rebuilt(cls: Any, env: Any, kwargs: dict[str, Any], episode_id: int, step_id: int) -> Any:
     """A RecordVideo wrapper of *cls* rebuilt around *env* (a copy, or unpickled)."""
-    with warnings.catch_warnings():  # the wrapper it copies warned already
-        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
+    token = copying.set(True)  # per thread: no global warnings filter to change
+    try:
         wrapper = cls(env, **kwargs)
+    finally:
+        copying.reset(token)
     wrapper.episode_id, wrapper.step_id = episode_id, step_id
     return wrapper
+
+
+def _copied(kwargs: dict[str, Any], memo: dict[int, Any]) -> dict[str, Any]:
+    """*kwargs* deep-copied value by value; one that cannot be (an object holding a lock) is
+    kept as it is, as the constructor keeps it."""
+    copied = {}
+    for key, value in kwargs.items():
+        try:
+            copied[key] = copy.deepcopy(value, memo)
+        except Exception:
+            copied[key] = value
+    return copied
 
 
 class RecordingWrapper:
@@ -136,14 +144,30 @@ class RecordingWrapper:
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         """A new wrapper of the same arguments around a copy of the env, at the same episode
         and step, with no clip open (a private Recorder of its own, or the same shared one)."""
-        return _rebuilt(type(self), copy.deepcopy(self.env, memo), *self._state())  # type: ignore[attr-defined]
+        kwargs, episode_id, step_id = self._state()
+        env = copy.deepcopy(self.env, memo)  # type: ignore[attr-defined]
+        return _rebuilt(type(self), env, _copied(kwargs, memo), episode_id, step_id)
 
     def __reduce__(self) -> Any:
         """Pickled as :meth:`__deepcopy__` copies: a shared Recorder cannot be pickled."""
         return _rebuilt, (type(self), self.env, *self._state())  # type: ignore[attr-defined]
 
     def _state(self) -> tuple[dict[str, Any], int, int]:
-        return dict(self._saved_kwargs), self.episode_id, self.step_id  # type: ignore[attr-defined]
+        """The constructor's arguments as the wrapper stands now (gymnasium's attributes may
+        be assigned after it was made), its episode and its step."""
+        kwargs = dict(self._saved_kwargs)  # type: ignore[attr-defined]
+        kwargs.update(
+            video_folder=self.video_folder,
+            episode_trigger=self.episode_trigger,
+            step_trigger=self.step_trigger,
+            video_length=0 if math.isinf(self.video_length) else int(self.video_length),
+            name_prefix=self.name_prefix,
+            fps=self.frames_per_sec,
+            disable_logger=self.disable_logger,
+            gc_trigger=self.gc_trigger,
+            record_info=self.record_info,
+        )
+        return kwargs, self.episode_id, self.step_id
 
     def start_recording(self, video_name: str) -> None:
         """Start recording the clip *video_name* (each wrapper's own)."""
