@@ -671,3 +671,18 @@ def test_a_long_run_remembers_a_bounded_number_of_deleted_and_unscored_episodes(
     for index in range(100, 200):
         keeper.episode_ended(index, {})
     assert keeper_remembered(keeper)[1] == 16
+
+
+def test_keep_never_deletes_another_recorders_video_of_the_same_name(tmp_path: Path) -> None:
+    # Rollout workers sharing a folder and counting episodes from 0: B's video took the name
+    # of A's episode 0 (B has no keep policy); A's ranking then drops its own episode 0.
+    frames = [painted(i) for i in range(4)]
+    with recorder.Recorder(tmp_path, episode_trigger=lambda e: True, keep=Keep(best=1)) as a:
+        a.submit(frames, 0, metadata={"by": "A", "return": 1.0})[0].result()
+        with recorder.Recorder(tmp_path, episode_trigger=lambda e: True) as b:
+            b.submit(frames, 0, metadata={"by": "B"})[0].result()
+        a.submit(frames, 1, metadata={"by": "A", "return": 5.0})[0].result()
+    assert (tmp_path / "rl-video-episode-0.mp4").exists()
+    sidecar = json.loads((tmp_path / "rl-video-episode-0.json").read_text())
+    assert sidecar["metadata"]["by"] == "B"
+    assert decode(tmp_path / "rl-video-episode-0.mp4").indices == [0, 1, 2, 3]

@@ -72,17 +72,29 @@ CHILD = r"""
             for i in range(5):
                 ep.append(painted(i))
         say("queued", rec.stats().frames_encoded)
-        threading.Event().wait()  # until a signal
+        if mode != "sigterm-exiting":
+            threading.Event().wait()  # until a signal
 
     if mode.startswith("sigterm"):
         recorder.handle_sigterm()
+    if mode == "sigterm-exiting":
+        import signal
+        handler = signal.getsignal(signal.SIGTERM)
+
+        def told(*args):
+            try:
+                handler(*args)
+            finally:
+                say("sigterm handled")
+
+        signal.signal(signal.SIGTERM, told)
     workers = 2 if mode == "kill" else 1
     # One video waits at the parent's gate at one of its frames (real PyAV encoders).
     options = dict(episode_trigger=lambda e: True, workers=workers,
                    encoder_factory=Faults(**faults), on_saved=saved)
     if mode == "hung":  # encoding in an encoder process, which the parent stops (SIGSTOP)
         del options["encoder_factory"]
-    if mode == "sigterm-bare":
+    if mode in ("sigterm-bare", "sigterm-exiting"):
         record(recorder.Recorder(folder, **options))  # never closed: the at-exit close flushes
     elif mode == "sigterm-async":
         import asyncio
@@ -213,6 +225,21 @@ def test_signal_flushes_what_was_queued(
     assert hidden_names(tmp_path / "videos") == []
     if sig == signal.SIGINT:
         assert "KeyboardInterrupt" in child.stderr
+
+
+def test_a_sigterm_that_finds_the_exit_flushing_lets_it_finish(tmp_path: Path) -> None:
+    # multiprocessing's Pool.terminate() signals workers that may be leaving already.
+    with child_process(tmp_path, "sigterm-exiting") as (child, gate):
+        assert child.expect("queued") == "queued 0"
+        child.expect("waiting")  # the program ended: the exit's close is flushing
+        child.send_signal(signal.SIGTERM)
+        child.expect("sigterm handled")
+        go(gate)
+        assert child.wait() == 0, child.stderr  # the program's own status
+    assert {line.split()[1] for line in child.seen if line.startswith("saved")} == set(
+        QUEUED_AND_OPEN
+    )
+    assert_all_final_files_whole(tmp_path / "videos", QUEUED_AND_OPEN)
 
 
 def test_second_sigint_aborts_the_flush_quickly(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import sys
 import threading
 from types import FrameType
 
-from recorder._service.service import drop_all_live
+from recorder._service.service import closing_at_exit, drop_all_live
 
 _signals = 0  # SIGTERMs received since handle_sigterm()
 
@@ -15,6 +15,11 @@ _signals = 0  # SIGTERMs received since handle_sigterm()
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _signals
     _signals += 1
+    if _signals == 1 and closing_at_exit():
+        # The process is leaving already, flushing at exit: what SIGTERM asks for is under
+        # way (multiprocessing's Pool.terminate() signals workers that are leaving). Raised,
+        # it would drop the flush, as a second signal does; the next one still does.
+        return
     if _signals == 2 and _asyncio_loop_runs():
         # The first SystemExit is unwinding the event loop (asyncio.run cancels the main task,
         # whose shielded close flushes). Raised again inside that cleanup, it would destroy

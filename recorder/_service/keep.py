@@ -180,12 +180,28 @@ def _remember(keys: dict[EpisodeKey, None], key: EpisodeKey) -> None:
 
 
 class _Doomed:
-    """A deletion decided and not yet run; void once a newer video took its file's name."""
+    """A deletion decided and not yet run; void once a newer video took its file's name.
 
-    __slots__ = ("void",)
+    *file*: the video's (st_dev, st_ino) when it was published, if known: a file of that name
+    that is another (another process's or Recorder's video of the same name) is not deleted.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("file", "void")
+
+    def __init__(self, file: tuple[int, int] | None) -> None:
         self.void = False
+        self.file = file
+
+
+def _same_file(path: Path, file: tuple[int, int] | None) -> bool:
+    """Whether *path* is still the file *file* (or gone, or *file* unknown: nothing to tell)."""
+    if file is None:
+        return True
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    return (st.st_dev, st.st_ino) == file
 
 
 class Keeper:
@@ -219,6 +235,8 @@ class Keeper:
         self._held_at: dict[Path, Held] = {}  # the held videos (ranked or under the quota)
         # Deletions decided (under the lock) and not yet run (after it), by path.
         self._doomed: dict[Path, list[_Doomed]] = {}
+        # (st_dev, st_ino) of the files this Recorder published, by path (see replacing)
+        self._files: dict[Path, tuple[int, int]] = {}
         # The episodes ended with no video saved yet (pending), oldest first: at most
         # MAX_PENDING, so that episodes whose clips all failed do not add up for ever.
         self._pending: dict[EpisodeKey, None] = {}
@@ -376,15 +394,18 @@ class Keeper:
         """Delete *held* (lock held: no longer counted); returns the deletion, to run after."""
         self._forget(held)
         self.deleted += 1
-        doomed = _Doomed()
+        doomed = _Doomed(self._files.get(held.info.path))
         self._doomed.setdefault(held.info.path, []).append(doomed)
         return lambda: self._delete(held.info, reason, doomed)
 
-    def replacing(self, path: Path) -> None:
-        """A new video was just renamed to *path* (under the folder's publish lock): the one
-        it replaced is no longer held, and its deletions decided but not yet run must not
-        delete the new one (its :meth:`saved` comes later, after its sidecars)."""
+    def replacing(self, path: Path, file: tuple[int, int] | None = None) -> None:
+        """A new video was just renamed to *path* (under the folder's publish lock), the file
+        *file* (st_dev, st_ino): the one it replaced is no longer held, and its deletions
+        decided but not yet run must not delete the new one (its :meth:`saved` comes later,
+        after its sidecars)."""
         with self._lock:
+            if file is not None:
+                self._files[path] = file
             earlier = self._held_at.get(path)
             if earlier is not None:
                 self._forget(earlier)
@@ -403,8 +424,11 @@ class Keeper:
                     waiting.remove(doomed)
                     if not waiting:
                         del self._doomed[info.path]
-            if void:
-                return  # its file now holds a newer video (see replacing)
+            if void or not _same_file(info.path, doomed.file):
+                return  # its file now holds a newer video (see replacing), or another's
+            with self._lock:
+                if self._files.get(info.path) == doomed.file:
+                    del self._files[info.path]
             for path in companions(info.path):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)

@@ -647,7 +647,17 @@ def _close_abandoned(service: ClipService) -> None:
 # -- process-wide plumbing ---------------------------------------------------------------------
 
 
+_closing_at_exit = False  # the interpreter's exit is closing the live Recorders
+
+
+def closing_at_exit() -> bool:
+    """Whether the interpreter's exit is closing (flushing) the live Recorders now."""
+    return _closing_at_exit
+
+
 def _close_all_at_exit() -> None:
+    global _closing_at_exit
+    _closing_at_exit = True
     with _live_lock:
         services = list(_live)
     for service in services:

@@ -205,7 +205,8 @@ class ClipWriter:
                     published = None
                 else:
                     if self.keeper is not None:  # a deletion of the video it replaced is void
-                        self.keeper.replacing(clip.path)
+                        st = os.fstat(fd)
+                        self.keeper.replacing(clip.path, (st.st_dev, st.st_ino))
                     clip.tmp_path = None
                     clip.tmp_fd = None
                     os.close(fd)
