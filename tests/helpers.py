@@ -136,8 +136,9 @@ def moviepy_frames(frames: int, fps: float) -> int:
     """Frames moviepy 2 writes for an ImageSequenceClip of *frames* images at *fps*.
 
     moviepy iterates ``range(int(clip.duration * fps))`` with ``duration = sum([1 / fps] *
-    frames)``: float rounding truncates to ``frames - 1`` for many lengths (at 15 or 30 fps:
-    6, 7, 12-15, 24-31, ...), so gymnasium's videos lose their last frame. recorder keeps it.
+    frames)``: on Python 3.11 float rounding truncates to ``frames - 1`` for many lengths (at
+    15 or 30 fps: 6, 7, 12-15, 24-31, ...), so gymnasium's videos lose their last frame
+    (3.12's sum() is compensated: far fewer). recorder keeps it.
     """
     return int(sum([1.0 / fps] * frames) * fps)
 
@@ -462,6 +463,7 @@ def play_episodes(env: gym.Env[Any, Any], seeds: Iterable[int]) -> list[float]:
     returns = []
     for seed in seeds:
         env.reset(seed=seed)
+        env.action_space.seed(seed)  # the same episodes every run (a short one can fail a test)
         total, done = 0.0, False
         while not done:
             _, reward, terminated, truncated, _ = env.step(env.action_space.sample())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -171,11 +172,13 @@ def test_moviepy_drops_a_last_frame_that_recorder_keeps(tmp_path: Path) -> None:
     from gymnasium.utils.save_video import save_video as gym_save_video
 
     frames = episode(15)
-    assert moviepy_frames(15, FPS) == 14
+    # 14 on Python 3.11; 15 from 3.12 on, whose sum() of floats is compensated.
+    expected = 14 if sys.version_info < (3, 12) else 15
+    assert moviepy_frames(15, FPS) == expected
     gym_save_video(frames, str(tmp_path / "gym"), episode_trigger=always, fps=FPS)
     save_video(frames, tmp_path / "rec", episode_trigger=always, fps=FPS)
     flush()
-    assert decode(tmp_path / "gym" / "rl-video-episode-0.mp4").indices == list(range(14))
+    assert decode(tmp_path / "gym" / "rl-video-episode-0.mp4").indices == list(range(expected))
     assert decode(tmp_path / "rec" / "rl-video-episode-0.mp4").indices == list(range(15))
 
 

@@ -368,3 +368,23 @@ def test_a_sinks_producer_and_prefix_too_long_together_are_an_error_at_the_call(
         assert rec.stats().videos_started == 0
     finally:
         rec.close()
+
+
+def test_threads_refused_at_shutdown_are_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What Python 3.12.0-3.12.2 do once the main thread has ended (gh-113964).
+    real = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name.startswith("recorder-"):
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(RuntimeError, match=r"3\.12\.3 or later"):
+        Recorder(tmp_path)
+    monkeypatch.undo()
+    with Recorder(tmp_path) as rec:
+        (handle,) = rec.submit([frame(0)])
+    assert handle.result().frames == 1

@@ -44,6 +44,7 @@ import numpy as np
 
 from recorder._base.codec import Codec, Encoder, VideoSpec
 from recorder._base.frames import Image
+from recorder._base.kept import kept
 from recorder._encode.encoder import PyAVEncoder
 from recorder._encode.health import Seen
 from recorder._queue.arena import Arena
@@ -114,7 +115,7 @@ class _Child:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             fd, level = str(child.fileno()), str(target_nice(nice))
-            paths = [p for p in sys.path if p]
+            paths = kept(sys.path, bool)
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _CHILD_CODE, fd, level, *paths],
                 pass_fds=[child.fileno()],
@@ -514,8 +515,8 @@ class EncoderProcesses:
                 raise RuntimeError("the recorder's encoder processes were stopped")
             if self.fallback is not None:
                 return PyAVEncoder(spec)
-            self._children = [c for c in self._children if c.dead is None or c.videos]
-            live = [c for c in self._children if c.dead is None and c.proc.poll() is None]
+            self._children = kept(self._children, lambda c: c.dead is None or c.videos)
+            live = kept(self._children, lambda c: c.dead is None and c.proc.poll() is None)
             child = min(live, key=lambda c: len(c.videos), default=None)
             if child is None or (child.videos and len(self._children) < self._size):
                 try:
@@ -542,7 +543,7 @@ class EncoderProcesses:
     def pids(self) -> list[int]:
         """Process ids of this recorder's encoder processes running now (for tests)."""
         with self._lock:
-            return [c.proc.pid for c in self._children if c.dead is None]
+            return [c.proc.pid for c in kept(self._children, lambda c: c.dead is None)]
 
     def close(
         self, timeout: float = 10.0, *, hung: bool = False, until: float | None = None

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from recorder._base.kept import kept
 from recorder._encode.sidecars import MANIFEST
 from recorder._folder.gallery import GalleryEntry, describe, plain_name, scan
 from recorder._folder.html import card, render
@@ -48,7 +49,7 @@ class LiveFolder:
         with self._lock:
             entries = scan(self.root, self._cache)
             shown = {entry.file for entry in entries}
-            for name in [name for name in self._cache if name not in shown]:
+            for name in kept(self._cache, lambda name: name not in shown):
                 del self._cache[name]  # deleted (keep), renamed: a long run must not keep it
         live = {"offset": offset, "updates": "_recorder/updates", "poll_ms": self.poll_ms}
         return render(entries, self.title, live=live)

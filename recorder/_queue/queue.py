@@ -34,6 +34,7 @@ from typing import Literal
 
 from recorder._base.frames import FrameFormat, Image, copy_into
 from recorder._base.info import Checked
+from recorder._base.kept import kept
 from recorder._base.results import QueueFullError, RecorderClosedError, RecorderStats
 from recorder._queue.clip import DROP, END, YIELD, Clip, Custody, Item, State, Work, moved
 from recorder._queue.counters import MAX_ERRORS, Counters
@@ -53,6 +54,10 @@ OnFull = Literal["drop", "block", "raise"]
 Effect = Callable[[], object]
 #: what the Recorder is told of a clip dropped: the clip, why, and whether to warn about it.
 OnDrop = Callable[[Clip, str], None]
+
+
+def _is_open(clip: Clip) -> bool:
+    return clip.state is State.OPEN
 
 
 def run(effects: list[Effect]) -> None:
@@ -155,10 +160,10 @@ class ClipQueue:
         try:
             with self._lock:
                 self._check_usable()
-                targets = [c for c in clips if c.state is State.OPEN]
+                targets = kept(clips, _is_open)
                 if targets:
                     self._admit(image, fmt, targets, effects, info)
-                return [c for c in targets if c.state is State.OPEN]
+                return kept(targets, _is_open)
         finally:
             run(effects)
 
@@ -364,11 +369,13 @@ class ClipQueue:
                 else:
                     # A clip counts until it retires (its handle resolved), even when the
                     # worker has been through all its frames.
-                    targets = [
-                        (c, n)
-                        for c, n in targets
-                        if c in self._live and (c.processed < n or c.state is not State.OPEN)
-                    ]
+                    targets = kept(
+                        targets,
+                        lambda t: (
+                            t[0] in self._live
+                            and (t[0].processed < t[1] or t[0].state is not State.OPEN)
+                        ),
+                    )
                     pending = bool(targets)
                     for c, n in targets:
                         c.wake_at = min(c.wake_at, n)
@@ -564,7 +571,7 @@ class ClipQueue:
             orphans = [clip] if clip is not None and clip in self._live else []
             if alive == 0:
                 self.broken = error
-                orphans += [c for c in self._live if c not in orphans]
+                orphans += kept(self._live, lambda c: c not in orphans)
                 self._ready.clear()
             for c in orphans:
                 c.custody = Custody.OWNED  # nobody else may touch them now

@@ -427,7 +427,7 @@ class Keeper:
             if void or not _same_file(info.path, doomed.file):
                 return  # its file now holds a newer video (see replacing), or another's
             with self._lock:
-                if self._files.get(info.path) == doomed.file:
+                if doomed.file is not None and self._files.get(info.path) == doomed.file:
                     del self._files[info.path]
             for path in companions(info.path):
                 with contextlib.suppress(FileNotFoundError):

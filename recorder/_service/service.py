@@ -195,9 +195,16 @@ class ClipService:
             self._workers.start()
             if made is not None:
                 made.append(self)  # the caller's to close if it is interrupted before it has it
-        except BaseException:  # a Ctrl-C: the threads started so far go, as at a close
+        except BaseException as e:  # a Ctrl-C: the threads started so far go, as at a close
             self._closed = True
             self._shutdown(None, time.monotonic(), cancel=True)  # (its end_all closes the queue)
+            if isinstance(e, RuntimeError) and "shutdown" in str(e):
+                raise RuntimeError(
+                    "the Recorder cannot start its worker threads: the interpreter is shutting "
+                    "down (Python 3.12.0-3.12.2 start no thread once the main thread has ended; "
+                    "3.11 and 3.12.3 or later do): record before the main thread ends, or use "
+                    "a newer Python"
+                ) from e
             raise
 
     # -- state ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+from recorder._base.kept import kept
 from recorder._encode.process import EncoderProcesses
 from recorder._queue.clip import DROP, END, YIELD, Clip, Item, Work
 from recorder._queue.queue import ClipQueue
@@ -62,7 +63,7 @@ class Workers:
                 # A worker waiting for a process killed now leaves; one stuck elsewhere (a slow
                 # on_saved) had its grace already.
                 _join(self.threads, time.monotonic() + GRACE_SECONDS)
-            stuck = [t.name for t in self.threads if t.is_alive()]
+            stuck = [t.name for t in kept(self.threads, threading.Thread.is_alive)]
             if stuck:
                 logger.warning("close(): worker threads still busy: %s", ", ".join(stuck))
             else:

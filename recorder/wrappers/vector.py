@@ -12,6 +12,7 @@ from gymnasium.core import ActType, ObsType, RenderFrame
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
 from recorder._base.info import Checked, Overlay
+from recorder._base.kept import kept
 from recorder._base.results import VideoInfo
 from recorder._front.recorder import Recorder
 from recorder.wrappers._clips import Track
@@ -290,7 +291,7 @@ class RecordVideo(
         envs, sink = getattr(self, "_envs", None), getattr(self, "_sink", None)
         try:
             tracks = [getattr(self, "_track", None), *(envs.tracks.values() if envs else ())]
-            names = [t.name for t in tracks if t is not None and t.open]
+            names = [t.name for t in kept(tracks, lambda t: t is not None and t.open)]
             if names:
                 gym_logger.warn(
                     "RecordVideo was not closed: its last videos %s are finished in the "
