@@ -26,6 +26,7 @@ from fakes import Faults, Gate
 from helpers import Child, assert_saved_whole, children_of, hidden_names, painted, wait_exit
 
 from recorder import Recorder
+from recorder._testing import recorder_module
 
 CHILD = r"""
     import json, logging, signal, sys, threading
@@ -240,6 +241,42 @@ def test_a_sigterm_that_finds_the_exit_flushing_lets_it_finish(tmp_path: Path) -
         QUEUED_AND_OPEN
     )
     assert_all_final_files_whole(tmp_path / "videos", QUEUED_AND_OPEN)
+
+
+HUNG_AFTER_THE_EXIT = """
+    import sys, threading
+    import numpy as np
+    # Registered before recorder's: threading's exit hooks run last-in first-out, so this one
+    # runs once the recorder's close at exit is over, before the threads are joined.
+    threading._register_atexit(lambda: print("closed at exit", flush=True))
+    import recorder
+    recorder.handle_sigterm()
+    rec = recorder.Recorder(sys.argv[1])  # never closed: the exit closes it
+    with rec.episode(0) as ep:
+        ep.append(np.zeros((16, 16, 3), np.uint8))
+    threading.Thread(target=threading.Event().wait).start()  # a hung thread the exit joins
+"""
+
+
+def test_a_sigterm_after_the_exits_close_ends_the_process(tmp_path: Path) -> None:
+    with Child(HUNG_AFTER_THE_EXIT, tmp_path / "videos") as child:
+        child.expect("closed at exit")
+        child.send_signal(signal.SIGTERM)  # one: nothing is being flushed any more
+        assert child.wait(timeout=30) is not None, child.stderr
+    assert (tmp_path / "videos" / "rl-video-episode-0.mp4").exists()
+
+
+def test_a_child_forked_while_the_exit_closes_is_not_exiting() -> None:
+    service = recorder_module
+    closing = service._closing_at_exit
+    service._closing_at_exit = True  # as if a callback of the exit's close forked
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(1 if service.closing_at_exit() else 0)
+        assert os.waitpid(pid, 0)[1] == 0
+    finally:
+        service._closing_at_exit = closing
 
 
 def test_second_sigint_aborts_the_flush_quickly(tmp_path: Path) -> None:

@@ -388,3 +388,11 @@ def test_threads_refused_at_shutdown_are_a_clear_error(
     with Recorder(tmp_path) as rec:
         (handle,) = rec.submit([frame(0)])
     assert handle.result().frames == 1
+
+
+def test_a_wrapper_with_a_keep_policy_and_no_trigger_pickles(tmp_path: Path) -> None:
+    env = RecordVideo(_Painter(), tmp_path / "v", recorder_kwargs={"keep": recorder.Keep(best=3)})
+    again = pickle.loads(pickle.dumps(env))
+    assert again.episode_trigger(7)  # every episode is a candidate, as in the original
+    again.close()
+    env.close()

@@ -182,18 +182,19 @@ def _remember(keys: dict[EpisodeKey, None], key: EpisodeKey) -> None:
 class _Doomed:
     """A deletion decided and not yet run; void once a newer video took its file's name.
 
-    *file*: the video's (st_dev, st_ino) when it was published, if known: a file of that name
-    that is another (another process's or Recorder's video of the same name) is not deleted.
+    *file*: the video's (st_dev, st_ino, st_ctime_ns) when it was published, if known: a file
+    of that name that is another (another process's or Recorder's video of the same name) is
+    not deleted. The ctime because ext4 hands a freed inode number straight to the next file.
     """
 
     __slots__ = ("file", "void")
 
-    def __init__(self, file: tuple[int, int] | None) -> None:
+    def __init__(self, file: tuple[int, int, int] | None) -> None:
         self.void = False
         self.file = file
 
 
-def _same_file(path: Path, file: tuple[int, int] | None) -> bool:
+def _same_file(path: Path, file: tuple[int, int, int] | None) -> bool:
     """Whether *path* is still the file *file* (or gone, or *file* unknown: nothing to tell)."""
     if file is None:
         return True
@@ -201,7 +202,7 @@ def _same_file(path: Path, file: tuple[int, int] | None) -> bool:
         st = os.stat(path)
     except OSError:
         return True
-    return (st.st_dev, st.st_ino) == file
+    return (st.st_dev, st.st_ino, st.st_ctime_ns) == file
 
 
 class Keeper:
@@ -235,8 +236,8 @@ class Keeper:
         self._held_at: dict[Path, Held] = {}  # the held videos (ranked or under the quota)
         # Deletions decided (under the lock) and not yet run (after it), by path.
         self._doomed: dict[Path, list[_Doomed]] = {}
-        # (st_dev, st_ino) of the files this Recorder published, by path (see replacing)
-        self._files: dict[Path, tuple[int, int]] = {}
+        # (st_dev, st_ino, st_ctime_ns) of the files this Recorder published, by path
+        self._files: dict[Path, tuple[int, int, int]] = {}
         # The episodes ended with no video saved yet (pending), oldest first: at most
         # MAX_PENDING, so that episodes whose clips all failed do not add up for ever.
         self._pending: dict[EpisodeKey, None] = {}
@@ -398,11 +399,11 @@ class Keeper:
         self._doomed.setdefault(held.info.path, []).append(doomed)
         return lambda: self._delete(held.info, reason, doomed)
 
-    def replacing(self, path: Path, file: tuple[int, int] | None = None) -> None:
+    def replacing(self, path: Path, file: tuple[int, int, int] | None = None) -> None:
         """A new video was just renamed to *path* (under the folder's publish lock), the file
-        *file* (st_dev, st_ino): the one it replaced is no longer held, and its deletions
-        decided but not yet run must not delete the new one (its :meth:`saved` comes later,
-        after its sidecars)."""
+        *file* (st_dev, st_ino, st_ctime_ns): the one it replaced is no longer held, and its
+        deletions decided but not yet run must not delete the new one (its :meth:`saved`
+        comes later, after its sidecars)."""
         with self._lock:
             if file is not None:
                 self._files[path] = file

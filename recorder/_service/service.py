@@ -665,15 +665,18 @@ def closing_at_exit() -> bool:
 def _close_all_at_exit() -> None:
     global _closing_at_exit
     _closing_at_exit = True
-    with _live_lock:
-        services = list(_live)
-    for service in services:
-        try:
-            service.close()
-        except BaseException as e:  # a callback's SystemExit too: the next ones still close
-            if not service.close_error(e):
-                raise  # a Ctrl-C
-            logger.exception("closing a Recorder at interpreter exit")
+    try:
+        with _live_lock:
+            services = list(_live)
+        for service in services:
+            try:
+                service.close()
+            except BaseException as e:  # a callback's SystemExit too: the next ones close
+                if not service.close_error(e):
+                    raise  # a Ctrl-C
+                logger.exception("closing a Recorder at interpreter exit")
+    finally:
+        _closing_at_exit = False  # a SIGTERM after it (a hung thread joined) ends the process
 
 
 def drop_all_live(why: str) -> None:
@@ -688,8 +691,9 @@ def drop_all_live(why: str) -> None:
 def _forget_all_in_child() -> None:
     # The workers did not survive fork(); the parent's recorders are its business. Using one
     # here must fail clearly rather than queue frames no worker will ever take.
-    global _live_lock
+    global _live_lock, _closing_at_exit
     _live_lock = threading.Lock()
+    _closing_at_exit = False  # forked by a callback of the parent's exit: the child is not leaving
     for service in _live:
         service._queue.mark_forked()
     _live.clear()

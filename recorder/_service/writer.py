@@ -206,7 +206,7 @@ class ClipWriter:
                 else:
                     if self.keeper is not None:  # a deletion of the video it replaced is void
                         st = os.fstat(fd)
-                        self.keeper.replacing(clip.path, (st.st_dev, st.st_ino))
+                        self.keeper.replacing(clip.path, (st.st_dev, st.st_ino, st.st_ctime_ns))
                     clip.tmp_path = None
                     clip.tmp_fd = None
                     os.close(fd)

@@ -95,6 +95,11 @@ def record_constructor_args(wrapper: Any, arguments: Mapping[str, Any]) -> dict[
     return given
 
 
+def _every_episode(_episode: int) -> bool:
+    """The trigger under a keep policy: every episode is a candidate (a function, to pickle)."""
+    return True
+
+
 def _rebuilt(cls: Any, env: Any, kwargs: dict[str, Any], episode_id: int, step_id: int) -> Any:
     """A RecordVideo wrapper of *cls* rebuilt around *env* (a copy, or unpickled)."""
     token = copying.set(True)  # per thread: no global warnings filter to change
@@ -191,7 +196,7 @@ class RecordingWrapper:
         if episode_trigger is None and step_trigger is None:
             # With a keep policy every episode is a candidate, as for a Recorder.
             keep = keeps(recorder, recorder_kwargs)
-            episode_trigger = (lambda _e: True) if keep else capped_cubic_video_schedule
+            episode_trigger = _every_episode if keep else capped_cubic_video_schedule
         self.episode_trigger = episode_trigger
         self.step_trigger = step_trigger
         self.disable_logger = disable_logger
