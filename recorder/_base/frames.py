@@ -64,18 +64,7 @@ def as_image(frame: Any) -> Image:
             raise TypeError(
                 f"a PIL image in mode {mode!r} is not RGB or gray: pass image.convert('RGB')"
             )
-        try:
-            if hasattr(frame, "__dlpack__") and not hasattr(frame, "__array__"):
-                arr = np.from_dlpack(frame)
-            else:
-                arr = np.asarray(frame)
-        except MemoryError:
-            raise
-        except Exception as e:  # a torch tensor that requires grad raises RuntimeError
-            hint = " (a torch tensor: frame.detach().cpu())" if hasattr(frame, "detach") else ""
-            raise TypeError(
-                f"a frame must be an array, got {type(frame).__name__}: {e}{hint}"
-            ) from e
+        arr = as_array(frame, "a frame")
     convert = arr.dtype != np.uint8
     if convert and arr.dtype.kind not in "uif":
         if arr.dtype.kind == "b":
@@ -105,6 +94,24 @@ _PIL_MODES = frozenset({"RGB", "RGBA", "RGBX", "L", "I", "I;16", "F"})
 #: float frames with fractions and every value below this may be images in 0..1: refused up
 #: to 1, taken with a warning above.
 _UNIT_SCALE_BELOW = 2.0
+
+
+def as_array(obj: Any, what: str) -> np.ndarray[Any, Any]:
+    """*obj* (array-like: ``__array__``, ``__dlpack__`` or nested lists) as an ndarray.
+
+    Raises:
+        TypeError: it does not convert (a torch tensor that requires grad, or on a GPU...);
+            *what* names it in the message.
+    """
+    try:
+        if hasattr(obj, "__dlpack__") and not hasattr(obj, "__array__"):
+            return np.from_dlpack(obj)
+        return np.asarray(obj)
+    except MemoryError:
+        raise
+    except Exception as e:  # a torch tensor that requires grad raises RuntimeError
+        hint = " (a torch tensor: .detach().cpu())" if hasattr(obj, "detach") else ""
+        raise TypeError(f"{what} must be array-like, got {type(obj).__name__}: {e}{hint}") from e
 
 
 def _to_uint8(arr: np.ndarray[Any, Any]) -> Image:

@@ -10,11 +10,11 @@ import reprlib
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
-from recorder._base.frames import FrameFormat, Image, as_image, format_of
+from recorder._base.frames import FrameFormat, Image, as_array, as_image, format_of
 
 Trigger = Callable[[int], bool]
 
@@ -77,8 +77,8 @@ def make_folder(folder: object, name: str = "video_folder") -> Path:
     Raises:
         TypeError: not a str or ``os.PathLike``.
         ValueError: something other than a folder is there.
-        OSError: the folder cannot be created, or no file can be made in it (read-only, say:
-            else every video would fail later, in a worker).
+        OSError: the folder cannot be created; PermissionError: it is not writable
+            (read-only, another user's: else every video would fail later, in a worker).
     """
     if not isinstance(folder, str | os.PathLike):
         raise TypeError(f"{name} must be a str or os.PathLike, got {describe(folder)}")
@@ -238,29 +238,12 @@ def check_name_prefix(
     return prefix
 
 
-def as_frames_array(frames: Any) -> np.ndarray[Any, Any]:
-    """*frames*, an array-like that is no sequence (a torch tensor), as an ndarray.
-
-    Raises:
-        TypeError: it does not convert (a tensor that requires grad, on a GPU...).
-    """
-    try:
-        if not hasattr(frames, "__array__"):
-            return np.from_dlpack(frames)
-        return np.asarray(frames)
-    except MemoryError:
-        raise
-    except Exception as e:
-        hint = " (a torch tensor: frames.detach().cpu())" if hasattr(frames, "detach") else ""
-        raise TypeError(f"frames must be array-like, got {type(frames).__name__}: {e}{hint}") from e
-
-
 def validate_frames(frames: object) -> list[Image]:
     """Validate a whole episode's frames; they must share one shape."""
     if not isinstance(frames, np.ndarray | Sequence) and (
         hasattr(frames, "__array__") or hasattr(frames, "__dlpack__")
     ):
-        frames = as_frames_array(frames)  # an NxHxWxC tensor, say
+        frames = as_array(frames, "frames")  # an NxHxWxC tensor, say
     if isinstance(frames, np.ndarray):
         if frames.ndim != 4:
             hint = (

@@ -375,10 +375,9 @@ class AsyncRecorder:
 
         The clips are those :meth:`Recorder.submit` makes (same arguments). The frames are
         copied one at a time, with a checkpoint in between (so they must not change until this
-        returns); with ``on_full="block"`` the task
-        waits for room as needed. If the task is cancelled on the way, the episode's clips are
-        dropped whole, as :meth:`Recorder.submit` does when interrupted: a cut clip would pass
-        for a shorter episode.
+        returns); with ``on_full="block"`` the task waits for room as needed. If the task is
+        cancelled on the way, the episode's clips are dropped whole, as :meth:`Recorder.submit`
+        does when interrupted: a cut clip would pass for a shorter episode.
 
         Raises:
             TypeError, ValueError: bad frames or indices, before anything is queued.
