@@ -79,14 +79,14 @@ CHILD = r"""
     if mode.startswith("sigterm"):
         recorder.handle_sigterm()
     if mode == "sigterm-exiting":
-        import signal
+        import os
         handler = signal.getsignal(signal.SIGTERM)
 
         def told(*args):
             try:
                 handler(*args)
-            finally:
-                say("sigterm handled")
+            finally:  # not say(): the signal may come while this thread holds its lock
+                os.write(sys.stdout.fileno(), b"sigterm handled\n")
 
         signal.signal(signal.SIGTERM, told)
     workers = 2 if mode == "kill" else 1
@@ -96,7 +96,12 @@ CHILD = r"""
     if mode == "hung":  # encoding in an encoder process, which the parent stops (SIGSTOP)
         del options["encoder_factory"]
     if mode in ("sigterm-bare", "sigterm-exiting"):
-        record(recorder.Recorder(folder, **options))  # never closed: the at-exit close flushes
+        # SIGTERM for the main thread alone (threads inherit the block), so that its handler
+        # runs where the exit's close waits, not when a worker's wait ends.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        rec = recorder.Recorder(folder, **options)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        record(rec)  # never closed: the at-exit close flushes
     elif mode == "sigterm-async":
         import asyncio
         from recorder._testing import async_module
@@ -244,17 +249,21 @@ def test_a_sigterm_that_finds_the_exit_flushing_lets_it_finish(tmp_path: Path) -
 
 
 HUNG_AFTER_THE_EXIT = """
-    import sys, threading
+    import signal, sys, threading
     import numpy as np
     # Registered before recorder's: threading's exit hooks run last-in first-out, so this one
     # runs once the recorder's close at exit is over, before the threads are joined.
     threading._register_atexit(lambda: print("closed at exit", flush=True))
     import recorder
     recorder.handle_sigterm()
+    # SIGTERM for the main thread alone (threads inherit the block): its handler then runs in
+    # the exit's join, not whenever another thread's wait ends.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     rec = recorder.Recorder(sys.argv[1])  # never closed: the exit closes it
     with rec.episode(0) as ep:
         ep.append(np.zeros((16, 16, 3), np.uint8))
     threading.Thread(target=threading.Event().wait).start()  # a hung thread the exit joins
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 """
 
 
