@@ -425,11 +425,11 @@ class Keeper:
                     waiting.remove(doomed)
                     if not waiting:
                         del self._doomed[info.path]
-            if void or not _same_file(info.path, doomed.file):
-                return  # its file now holds a newer video (see replacing), or another's
-            with self._lock:
+                # Its file is deleted now, or was replaced (by this Recorder: noted anew).
                 if doomed.file is not None and self._files.get(info.path) == doomed.file:
                     del self._files[info.path]
+            if void or not _same_file(info.path, doomed.file):
+                return  # its file now holds a newer video (see replacing), or another's
             for path in companions(info.path):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)

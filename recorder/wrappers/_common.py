@@ -147,8 +147,9 @@ class RecordingWrapper:
     _starting: dict[str, Any] | None = None  # a trigger's clip starting (see _trigger_starts)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        """A new wrapper of the same arguments around a copy of the env, at the same episode
-        and step, with no clip open (a private Recorder of its own, or the same shared one)."""
+        """A new wrapper around a copy of the env, of its arguments as they stand (see
+        :meth:`_state`), with no clip open (a private Recorder of its own, or the same shared
+        one)."""
         kwargs, episode_id, step_id = self._state()
         env = copy.deepcopy(self.env, memo)  # type: ignore[attr-defined]
         return _rebuilt(type(self), env, _copied(kwargs, memo), episode_id, step_id)
